@@ -1,0 +1,522 @@
+// Package localcluster runs a real Kubernetes control plane on loopback with
+// simulated edge nodes: etcd, kube-apiserver, kube-controller-manager,
+// kube-scheduler and kwok, from the binaries that hack/build-controlplane.sh
+// builds. The API server, scheduler and DaemonSet controller are the real ones;
+// kwok plays the kubelets, so DaemonSets create real Pods that become Ready on
+// nodes that exist only as API objects.
+//
+// The same package backs `make cluster-up` (processes detached, state in
+// .cluster/) and the e2e tests (processes tied to the test, state in a temporary
+// folder), so both can run side by side on free ports.
+package localcluster
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
+)
+
+// Options says where the cluster lives and what it looks like.
+type Options struct {
+	// Dir holds the cluster's state: certificates, kubeconfig, logs, pids, etcd data.
+	Dir string
+	// BinDir holds etcd, kube-apiserver, kube-controller-manager, kube-scheduler,
+	// kwok and kwok-stages-crd.yaml (bin/k8s after hack/build-controlplane.sh).
+	BinDir string
+	// Nodes is how many simulated edge nodes the cluster has.
+	Nodes int
+	// Sites is how many sites (topology.kubernetes.io/zone values) the nodes are spread over.
+	Sites int
+	// Detach starts the processes in their own session so that they outlive the
+	// caller; Down stops them. Without it they are killed when the caller exits.
+	Detach bool
+	// Progress receives one line per step; nil discards it.
+	Progress io.Writer
+}
+
+// Cluster is a running local control plane.
+type Cluster struct {
+	// Dir is the state folder.
+	Dir string
+	// Kubeconfig is the path of an admin kubeconfig (client certificate in system:masters).
+	Kubeconfig string
+	// Config is the admin REST config, with QPS raised for tests that create many objects.
+	Config *rest.Config
+	// Clientset is a typed client for Config.
+	Clientset kubernetes.Interface
+
+	opts  Options
+	state state
+}
+
+// state is what Down needs to stop a cluster started by another process.
+type state struct {
+	APIServer  string      `json:"apiServer"`
+	Components []component `json:"components"`
+}
+
+type component struct {
+	Name   string `json:"name"`
+	PID    int    `json:"pid"`
+	Binary string `json:"binary"`
+}
+
+// Component names in start order; Down stops them in reverse.
+const (
+	etcdName       = "etcd"
+	apiServerName  = "kube-apiserver"
+	controllerName = "kube-controller-manager"
+	schedulerName  = "kube-scheduler"
+	kwokName       = "kwok"
+)
+
+func (o *Options) progress(format string, args ...any) {
+	if o.Progress != nil {
+		fmt.Fprintf(o.Progress, format+"\n", args...)
+	}
+}
+
+// Up starts the control plane in opts.Dir, or reuses the one that already runs
+// there, and makes sure it has exactly opts.Nodes simulated nodes, all Ready. When
+// a step fails, whatever Up started is stopped again.
+func Up(ctx context.Context, opts Options) (c *Cluster, err error) {
+	if opts.Sites <= 0 {
+		opts.Sites = 1
+	}
+	dir, err := filepath.Abs(opts.Dir)
+	if err != nil {
+		return nil, err
+	}
+	opts.Dir = dir
+	// Resolved, so that the recorded binary paths match /proc/<pid>/exe.
+	if opts.BinDir, err = filepath.EvalSymlinks(opts.BinDir); err != nil {
+		return nil, fmt.Errorf("control plane binaries (run hack/build-controlplane.sh): %w", err)
+	}
+	if opts.BinDir, err = filepath.Abs(opts.BinDir); err != nil {
+		return nil, err
+	}
+	for _, b := range []string{etcdName, apiServerName, controllerName, schedulerName, kwokName, "kwok-stages-crd.yaml"} {
+		if _, err := os.Stat(filepath.Join(opts.BinDir, b)); err != nil {
+			return nil, fmt.Errorf("control plane binaries missing in %s (run hack/build-controlplane.sh): %w", opts.BinDir, err)
+		}
+	}
+
+	if c, err := reuse(ctx, opts); err == nil {
+		opts.progress("==> Reusing the control plane in %s (%s)", dir, c.state.APIServer)
+		if err := c.EnsureNodes(ctx, opts.Nodes, opts.Sites); err != nil {
+			return nil, err
+		}
+		return c, nil
+	} else if !errors.Is(err, errNotRunning) {
+		opts.progress("==> The control plane in %s is not healthy (%v): starting it anew", dir, err)
+	}
+	if err := Down(dir, opts.Progress); err != nil {
+		return nil, fmt.Errorf("clean up %s: %w", dir, err)
+	}
+
+	c = &Cluster{Dir: dir, Kubeconfig: filepath.Join(dir, "kubeconfig"), opts: opts}
+	defer func() {
+		if err != nil {
+			opts.progress("==> Start failed: stopping what was started (logs were in %s)", filepath.Join(dir, "logs"))
+			if derr := c.Down(); derr != nil {
+				opts.progress("    stop: %v", derr)
+			}
+		}
+	}()
+	if err := c.start(ctx); err != nil {
+		return c, err
+	}
+	if err := c.EnsureNodes(ctx, opts.Nodes, opts.Sites); err != nil {
+		return c, err
+	}
+	return c, nil
+}
+
+var errNotRunning = errors.New("no control plane is running")
+
+// reuse returns the cluster that runs in opts.Dir when every process is alive
+// and the API server is ready.
+func reuse(ctx context.Context, opts Options) (*Cluster, error) {
+	st, err := readState(opts.Dir)
+	if err != nil {
+		return nil, errNotRunning
+	}
+	for _, comp := range st.Components {
+		if !comp.alive() {
+			return nil, fmt.Errorf("%s (pid %d) is not running", comp.Name, comp.PID)
+		}
+	}
+	c := &Cluster{Dir: opts.Dir, Kubeconfig: filepath.Join(opts.Dir, "kubeconfig"), opts: opts, state: st}
+	if err := c.connect(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if _, err := c.Clientset.Discovery().RESTClient().Get().AbsPath("/readyz").DoRaw(ctx); err != nil {
+		return nil, fmt.Errorf("API server not ready: %w", err)
+	}
+	return c, nil
+}
+
+func (c *Cluster) start(ctx context.Context) error {
+	o := &c.opts
+	for _, sub := range []string{"pki", "logs", "etcd", "run"} {
+		if err := os.MkdirAll(filepath.Join(c.Dir, sub), 0o700); err != nil {
+			return err
+		}
+	}
+	began := time.Now()
+	o.progress("==> Starting a local control plane in %s", c.Dir)
+	p, err := newPKI(filepath.Join(c.Dir, "pki"))
+	if err != nil {
+		return err
+	}
+	ports, err := freePorts(7)
+	if err != nil {
+		return fmt.Errorf("pick free ports: %w", err)
+	}
+	etcdClient, etcdPeer, apiPort, cmPort, schedPort, kwokPort, etcdMetrics := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6]
+	c.state.APIServer = fmt.Sprintf("https://127.0.0.1:%d", apiPort)
+	if err := writeKubeconfig(c.Kubeconfig, c.state.APIServer, p); err != nil {
+		return fmt.Errorf("write kubeconfig: %w", err)
+	}
+	verified, err := tlsClient(p.CACert)
+	if err != nil {
+		return err
+	}
+	plain := &http.Client{Timeout: 2 * time.Second}
+
+	// etcd: data on disk without fsync; the cluster is disposable and fsync on a
+	// shared disk makes a 1,000-node cluster crawl.
+	etcdURL := fmt.Sprintf("http://127.0.0.1:%d", etcdClient)
+	peerURL := fmt.Sprintf("http://127.0.0.1:%d", etcdPeer)
+	if err := c.run(ctx, etcdName, fmt.Sprintf("http://127.0.0.1:%d/health", etcdMetrics), plain,
+		"--name=local",
+		"--data-dir="+filepath.Join(c.Dir, "etcd"),
+		"--listen-client-urls="+etcdURL,
+		"--advertise-client-urls="+etcdURL,
+		"--listen-peer-urls="+peerURL,
+		"--initial-advertise-peer-urls="+peerURL,
+		"--initial-cluster=local="+peerURL,
+		fmt.Sprintf("--listen-metrics-urls=http://127.0.0.1:%d", etcdMetrics),
+		"--unsafe-no-fsync=true",
+		"--quota-backend-bytes=8589934592",
+		"--log-level=warn",
+	); err != nil {
+		return err
+	}
+
+	if err := c.run(ctx, apiServerName, c.state.APIServer+"/readyz", verified,
+		"--etcd-servers="+etcdURL,
+		"--bind-address=127.0.0.1",
+		"--advertise-address=127.0.0.1",
+		fmt.Sprintf("--secure-port=%d", apiPort),
+		"--cert-dir="+filepath.Join(c.Dir, "pki"),
+		"--tls-cert-file="+p.ServingCert,
+		"--tls-private-key-file="+p.ServingKey,
+		"--client-ca-file="+p.CACert,
+		"--service-account-key-file="+p.ServiceAccountPub,
+		"--service-account-signing-key-file="+p.ServiceAccountKey,
+		"--service-account-issuer=https://kubernetes.default.svc.cluster.local",
+		"--authorization-mode=RBAC,Node",
+		"--service-cluster-ip-range=10.96.0.0/16",
+		// A loopback advertise address cannot be a Service endpoint; nothing in
+		// the simulated cluster dials the in-cluster "kubernetes" Service.
+		"--endpoint-reconciler-type=none",
+		"--allow-privileged=true",
+		"--profiling=false",
+		// Room for 1,000 simulated kubelets and the controllers at once.
+		"--max-requests-inflight=1000",
+		"--max-mutating-requests-inflight=500",
+	); err != nil {
+		return err
+	}
+	if err := c.connect(); err != nil {
+		return err
+	}
+
+	// Every component uses the admin kubeconfig: system:masters is exempt from
+	// API priority and fairness, and that is what the QPS settings below need.
+	if err := c.run(ctx, controllerName, fmt.Sprintf("https://127.0.0.1:%d/healthz", cmPort), verified,
+		"--kubeconfig="+c.Kubeconfig,
+		"--authentication-kubeconfig="+c.Kubeconfig,
+		"--authorization-kubeconfig="+c.Kubeconfig,
+		"--bind-address=127.0.0.1",
+		fmt.Sprintf("--secure-port=%d", cmPort),
+		"--tls-cert-file="+p.ServingCert,
+		"--tls-private-key-file="+p.ServingKey,
+		"--leader-elect=false",
+		"--service-account-private-key-file="+p.ServiceAccountKey,
+		"--root-ca-file="+p.CACert,
+		"--cluster-name=slmops-local",
+		// The default client QPS makes a DaemonSet on 1,000 nodes take 89 s
+		// instead of 21 s on 2 cores.
+		"--kube-api-qps=500",
+		"--kube-api-burst=1000",
+		"--concurrent-daemonset-syncs=4",
+	); err != nil {
+		return err
+	}
+
+	schedConfig := filepath.Join(c.Dir, "run", "scheduler.yaml")
+	if err := os.WriteFile(schedConfig, fmt.Appendf(nil, `apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+clientConnection:
+  kubeconfig: %q
+  qps: 500
+  burst: 1000
+leaderElection:
+  leaderElect: false
+`, c.Kubeconfig), 0o600); err != nil {
+		return err
+	}
+	if err := c.run(ctx, schedulerName, fmt.Sprintf("https://127.0.0.1:%d/healthz", schedPort), verified,
+		"--config="+schedConfig,
+		"--authentication-kubeconfig="+c.Kubeconfig,
+		"--authorization-kubeconfig="+c.Kubeconfig,
+		"--bind-address=127.0.0.1",
+		fmt.Sprintf("--secure-port=%d", schedPort),
+		"--tls-cert-file="+p.ServingCert,
+		"--tls-private-key-file="+p.ServingKey,
+	); err != nil {
+		return err
+	}
+
+	// kwok reads its Stages from the API server, so tests can add a Stage that
+	// injects a fault while the cluster runs.
+	if err := c.installStages(ctx); err != nil {
+		return err
+	}
+	if err := c.run(ctx, kwokName, fmt.Sprintf("http://127.0.0.1:%d/healthz", kwokPort), plain,
+		"--kubeconfig="+c.Kubeconfig,
+		"--manage-all-nodes=false",
+		"--manage-nodes-with-annotation-selector="+kwokNodeAnnotation+"=fake",
+		"--enable-crds=Stage",
+		fmt.Sprintf("--server-address=127.0.0.1:%d", kwokPort),
+		"--cidr=10.128.0.0/10",
+		"--node-ip=10.127.0.1",
+		"--node-lease-duration-seconds=40",
+	); err != nil {
+		return err
+	}
+	o.progress("==> Control plane ready in %.1fs: %s (kubeconfig %s)", time.Since(began).Seconds(), c.state.APIServer, c.Kubeconfig)
+	return nil
+}
+
+// connect builds the REST config and clientset from the kubeconfig.
+func (c *Cluster) connect() error {
+	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
+	if err != nil {
+		return fmt.Errorf("load kubeconfig %s: %w", c.Kubeconfig, err)
+	}
+	cfg.QPS, cfg.Burst = 200, 400
+	cs, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		return err
+	}
+	c.Config, c.Clientset = cfg, cs
+	if c.state.APIServer == "" {
+		c.state.APIServer = cfg.Host
+	}
+	return nil
+}
+
+// run starts one component, records its pid, and waits until healthURL answers 200.
+func (c *Cluster) run(ctx context.Context, name, healthURL string, hc *http.Client, args ...string) error {
+	began := time.Now()
+	binary := filepath.Join(c.opts.BinDir, name)
+	logPath := filepath.Join(c.Dir, "logs", name+".log")
+	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer logFile.Close()
+	// Not exec.CommandContext: the process must outlive ctx when detached.
+	cmd := exec.Command(binary, args...)
+	cmd.Stdout, cmd.Stderr = logFile, logFile
+	cmd.Dir = c.Dir
+	if c.opts.Detach {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	} else {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	}
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("start %s: %w", name, err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	c.state.Components = append(c.state.Components, component{Name: name, PID: cmd.Process.Pid, Binary: binary})
+	if err := writeState(c.Dir, c.state); err != nil {
+		return err
+	}
+
+	ctx, cancel := context.WithTimeout(ctx, 90*time.Second)
+	defer cancel()
+	tick := time.NewTicker(100 * time.Millisecond)
+	defer tick.Stop()
+	var last error
+	for {
+		select {
+		case err := <-exited:
+			return fmt.Errorf("%s exited (%v); the end of %s:\n%s", name, err, logPath, tail(logPath, 15))
+		case <-ctx.Done():
+			return fmt.Errorf("%s not healthy at %s after %s (%v); the end of %s:\n%s",
+				name, healthURL, time.Since(began).Round(time.Second), last, logPath, tail(logPath, 15))
+		case <-tick.C:
+			if last = probe(ctx, hc, healthURL); last == nil {
+				c.opts.progress("    %-24s pid %-7d ready in %.1fs", name, cmd.Process.Pid, time.Since(began).Seconds())
+				return nil
+			}
+		}
+	}
+}
+
+func probe(ctx context.Context, hc *http.Client, url string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<16))
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return nil
+}
+
+// tlsClient verifies servers against the cluster CA and presents no client
+// certificate: health endpoints are open to anonymous requests.
+func tlsClient(caFile string) (*http.Client, error) {
+	cfg, err := rest.TLSConfigFor(&rest.Config{TLSClientConfig: rest.TLSClientConfig{CAFile: caFile}})
+	if err != nil {
+		return nil, err
+	}
+	if cfg == nil {
+		cfg = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	return &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}, nil
+}
+
+// freePorts reserves n distinct free ports on 127.0.0.1. They are released
+// before the components bind them; a clash with another process in between is
+// possible but rare, and shows as a component that fails to start.
+func freePorts(n int) ([]int, error) {
+	ports := make([]int, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, err
+		}
+		defer l.Close()
+		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
+	}
+	return ports, nil
+}
+
+func tail(path string, lines int) string {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return err.Error()
+	}
+	all := strings.Split(strings.TrimRight(string(data), "\n"), "\n")
+	if len(all) > lines {
+		all = all[len(all)-lines:]
+	}
+	return "    " + strings.Join(all, "\n    ")
+}
+
+func statePath(dir string) string { return filepath.Join(dir, "run", "state.json") }
+
+func readState(dir string) (state, error) {
+	var st state
+	data, err := os.ReadFile(statePath(dir))
+	if err != nil {
+		return st, err
+	}
+	return st, json.Unmarshal(data, &st)
+}
+
+func writeState(dir string, st state) error {
+	data, err := json.MarshalIndent(st, "", "  ")
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(statePath(dir), data, 0o600)
+}
+
+// alive reports whether the pid still runs the recorded binary, so that Down
+// never signals an unrelated process that reused the pid.
+func (comp component) alive() bool {
+	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(comp.PID), "stat"))
+	if err != nil {
+		return false
+	}
+	// The state follows the parenthesised command name: "pid (comm) S ...".
+	if i := strings.LastIndexByte(string(stat), ')'); i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' {
+		return false
+	}
+	exe, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(comp.PID), "exe"))
+	if err != nil {
+		return false
+	}
+	return strings.TrimSuffix(exe, " (deleted)") == comp.Binary
+}
+
+// Down stops the cluster.
+func (c *Cluster) Down() error { return Down(c.Dir, c.opts.Progress) }
+
+// Down stops every process of the cluster in dir, newest first (SIGTERM, then
+// SIGKILL after a grace period), and removes dir. It is a no-op when nothing runs
+// there and dir does not exist.
+func Down(dir string, progress io.Writer) error {
+	o := &Options{Progress: progress}
+	st, err := readState(dir)
+	if err == nil {
+		for i := len(st.Components) - 1; i >= 0; i-- {
+			comp := st.Components[i]
+			if !comp.alive() {
+				continue
+			}
+			// Each component leads its own process group.
+			_ = syscall.Kill(-comp.PID, syscall.SIGTERM)
+			deadline := time.Now().Add(10 * time.Second)
+			for comp.alive() && time.Now().Before(deadline) {
+				time.Sleep(50 * time.Millisecond)
+			}
+			if comp.alive() {
+				_ = syscall.Kill(-comp.PID, syscall.SIGKILL)
+				for comp.alive() {
+					time.Sleep(20 * time.Millisecond)
+				}
+			}
+			o.progress("    stopped %s (pid %d)", comp.Name, comp.PID)
+		}
+	}
+	if _, err := os.Stat(dir); err == nil {
+		if err := os.RemoveAll(dir); err != nil {
+			return err
+		}
+		o.progress("==> Removed %s", dir)
+	}
+	return nil
+}
