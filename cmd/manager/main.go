@@ -38,6 +38,7 @@ func run() error {
 	var (
 		metricsAddr          string
 		metricsSecure        bool
+		metricsCertDir       string
 		probeAddr            string
 		leaderElect          bool
 		leaderElectNamespace string
@@ -47,6 +48,8 @@ func run() error {
 		"Address of the Prometheus metrics endpoint; 0 turns it off.")
 	flag.BoolVar(&metricsSecure, "metrics-secure", true,
 		"Serve metrics over HTTPS, and only to clients that the API server authenticates and authorizes for GET /metrics.")
+	flag.StringVar(&metricsCertDir, "metrics-cert-dir", "",
+		"Folder with tls.crt and tls.key for the metrics endpoint; empty means a self-signed certificate made at start.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
 	flag.BoolVar(&leaderElect, "leader-elect", true,
 		"Elect a leader through a Lease, so that only one replica reconciles at a time.")
@@ -68,6 +71,7 @@ func run() error {
 	metricsOpts := metricsserver.Options{
 		BindAddress:   metricsAddr,
 		SecureServing: metricsSecure,
+		CertDir:       metricsCertDir,
 		// HTTP/2 is off: it exposed the Rapid Reset and Stream Cancellation
 		// vulnerabilities (CVE-2023-44487, CVE-2023-39325), and Prometheus
 		// scrapes fine over HTTP/1.1.

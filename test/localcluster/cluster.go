@@ -60,6 +60,10 @@ type Cluster struct {
 	Config *rest.Config
 	// Clientset is a typed client for Config.
 	Clientset kubernetes.Interface
+	// CACert is the path of the cluster's CA certificate; ServingCert and
+	// ServingKey are a serving certificate for 127.0.0.1 that it signed, which
+	// tests can give to servers they start (the manager's metrics endpoint).
+	CACert, ServingCert, ServingKey string
 
 	opts  Options
 	state state
@@ -104,10 +108,6 @@ func Up(ctx context.Context, opts Options) (c *Cluster, err error) {
 		return nil, err
 	}
 	opts.Dir = dir
-	// Resolved, so that the recorded binary paths match /proc/<pid>/exe.
-	if opts.BinDir, err = filepath.EvalSymlinks(opts.BinDir); err != nil {
-		return nil, fmt.Errorf("control plane binaries (run hack/build-controlplane.sh): %w", err)
-	}
 	if opts.BinDir, err = filepath.Abs(opts.BinDir); err != nil {
 		return nil, err
 	}
@@ -130,7 +130,7 @@ func Up(ctx context.Context, opts Options) (c *Cluster, err error) {
 		return nil, fmt.Errorf("clean up %s: %w", dir, err)
 	}
 
-	c = &Cluster{Dir: dir, Kubeconfig: filepath.Join(dir, "kubeconfig"), opts: opts}
+	c = newCluster(opts)
 	defer func() {
 		if err != nil {
 			opts.progress("==> Start failed: stopping what was started (logs were in %s)", filepath.Join(dir, "logs"))
@@ -150,6 +150,18 @@ func Up(ctx context.Context, opts Options) (c *Cluster, err error) {
 
 var errNotRunning = errors.New("no control plane is running")
 
+func newCluster(opts Options) *Cluster {
+	p := pkiFiles(filepath.Join(opts.Dir, "pki"))
+	return &Cluster{
+		Dir:         opts.Dir,
+		Kubeconfig:  filepath.Join(opts.Dir, "kubeconfig"),
+		CACert:      p.CACert,
+		ServingCert: p.ServingCert,
+		ServingKey:  p.ServingKey,
+		opts:        opts,
+	}
+}
+
 // reuse returns the cluster that runs in opts.Dir when every process is alive
 // and the API server is ready.
 func reuse(ctx context.Context, opts Options) (*Cluster, error) {
@@ -162,7 +174,8 @@ func reuse(ctx context.Context, opts Options) (*Cluster, error) {
 			return nil, fmt.Errorf("%s (pid %d) is not running", comp.Name, comp.PID)
 		}
 	}
-	c := &Cluster{Dir: opts.Dir, Kubeconfig: filepath.Join(opts.Dir, "kubeconfig"), opts: opts, state: st}
+	c := newCluster(opts)
+	c.state = st
 	if err := c.connect(); err != nil {
 		return nil, err
 	}
@@ -340,7 +353,11 @@ func (c *Cluster) connect() error {
 // run starts one component, records its pid, and waits until healthURL answers 200.
 func (c *Cluster) run(ctx context.Context, name, healthURL string, hc *http.Client, args ...string) error {
 	began := time.Now()
-	binary := filepath.Join(c.opts.BinDir, name)
+	// Resolved, so that alive() can match it against /proc/<pid>/exe.
+	binary, err := filepath.EvalSymlinks(filepath.Join(c.opts.BinDir, name))
+	if err != nil {
+		return err
+	}
 	logPath := filepath.Join(c.Dir, "logs", name+".log")
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o600)
 	if err != nil {

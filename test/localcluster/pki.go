@@ -36,11 +36,9 @@ type pki struct {
 // reminder that these certificates are for development only.
 const certValidity = 365 * 24 * time.Hour
 
-// newPKI writes a fresh certificate authority, one serving certificate for every
-// component (all listen on 127.0.0.1), an admin client certificate in
-// system:masters, and the service-account signing key pair into dir.
-func newPKI(dir string) (*pki, error) {
-	p := &pki{
+// pkiFiles returns the paths of the PKI files in dir.
+func pkiFiles(dir string) *pki {
+	return &pki{
 		CACert:            filepath.Join(dir, "ca.crt"),
 		CAKey:             filepath.Join(dir, "ca.key"),
 		ServingCert:       filepath.Join(dir, "serving.crt"),
@@ -50,6 +48,13 @@ func newPKI(dir string) (*pki, error) {
 		ServiceAccountKey: filepath.Join(dir, "sa.key"),
 		ServiceAccountPub: filepath.Join(dir, "sa.pub"),
 	}
+}
+
+// newPKI writes a fresh certificate authority, one serving certificate for every
+// component (all listen on 127.0.0.1), an admin client certificate in
+// system:masters, and the service-account signing key pair into dir.
+func newPKI(dir string) (*pki, error) {
+	p := pkiFiles(dir)
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}

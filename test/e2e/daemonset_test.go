@@ -1,0 +1,93 @@
+package e2e
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/slmops/slmops/test/localcluster"
+)
+
+// TestSimulatedEdgeNodesLookLikeK3sAgents checks what the rollout controller will
+// select and spread on: every node is Ready, a K3s agent, and the fleet mixes
+// architectures and sites.
+func TestSimulatedEdgeNodesLookLikeK3sAgents(t *testing.T) {
+	g := NewWithT(t)
+	nodes, err := cluster.Clientset.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(nodes.Items).To(HaveLen(suiteNodes))
+
+	arches, sites := map[string]int{}, map[string]int{}
+	for i := range nodes.Items {
+		n := &nodes.Items[i]
+		g.Expect(localcluster.NodeReady(n)).To(BeTrue(), "node %s is not Ready", n.Name)
+		g.Expect(n.Labels).To(HaveKeyWithValue("node.kubernetes.io/instance-type", "k3s"), n.Name)
+		g.Expect(n.Status.NodeInfo.Architecture).To(Equal(n.Labels["kubernetes.io/arch"]), n.Name)
+		mem := n.Status.Allocatable[corev1.ResourceMemory]
+		g.Expect(mem.Value()).To(BeNumerically("<=", int64(16)<<30), "%s is not a small device", n.Name)
+		arches[n.Labels["kubernetes.io/arch"]]++
+		sites[n.Labels[localcluster.ZoneLabel]]++
+	}
+	g.Expect(arches).To(HaveKey("arm64"))
+	g.Expect(arches).To(HaveKey("amd64"))
+	g.Expect(sites).To(HaveLen(suiteSites))
+	for site, count := range sites {
+		g.Expect(count).To(BeNumerically(">=", suiteNodes/suiteSites), "site %s", site)
+	}
+}
+
+// TestDaemonSetBecomesReadyOnEverySimulatedNode proves that the real DaemonSet
+// controller, the real scheduler and kwok's simulated kubelets work together:
+// a plain DaemonSet reports one ready pod per node.
+func TestDaemonSetBecomesReadyOnEverySimulatedNode(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "e2e-daemonset-"}}
+	ns, err := cluster.Clientset.CoreV1().Namespaces().Create(ctx, ns, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() {
+		_ = cluster.Clientset.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{})
+	})
+
+	labels := map[string]string{"app": "edge-probe"}
+	ds := &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "edge-probe", Namespace: ns.Name},
+		Spec: appsv1.DaemonSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					Containers: []corev1.Container{{Name: "probe", Image: "registry.invalid/edge-probe:1"}},
+				},
+			},
+		},
+	}
+	_, err = cluster.Clientset.AppsV1().DaemonSets(ns.Name).Create(ctx, ds, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	g.Eventually(func(g Gomega) {
+		got, err := cluster.Clientset.AppsV1().DaemonSets(ns.Name).Get(ctx, ds.Name, metav1.GetOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(got.Status.DesiredNumberScheduled).To(BeEquivalentTo(suiteNodes))
+		g.Expect(got.Status.NumberReady).To(BeEquivalentTo(suiteNodes))
+	}).WithTimeout(2 * time.Minute).WithPolling(500 * time.Millisecond).Should(Succeed())
+
+	// One Running, Ready pod on each node: the scheduler placed them, kwok ran them.
+	pods, err := cluster.Clientset.CoreV1().Pods(ns.Name).List(ctx, metav1.ListOptions{LabelSelector: "app=edge-probe"})
+	g.Expect(err).NotTo(HaveOccurred())
+	perNode := map[string]int{}
+	for _, p := range pods.Items {
+		g.Expect(p.Status.Phase).To(Equal(corev1.PodRunning), p.Name)
+		g.Expect(p.Spec.NodeName).NotTo(BeEmpty(), p.Name)
+		perNode[p.Spec.NodeName]++
+	}
+	g.Expect(perNode).To(HaveLen(suiteNodes))
+	for node, n := range perNode {
+		g.Expect(n).To(Equal(1), "pods on %s", node)
+	}
+}
