@@ -79,6 +79,14 @@ test-unit: ## Run the tests that need no control plane.
 test-e2e: controlplane ## Run the e2e suites on a fresh local control plane with simulated nodes.
 	go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) -v ./test/...
 
+##@ Benchmarks
+
+BENCH_NODES ?= 1000
+
+.PHONY: bench-cluster
+bench-cluster: controlplane ## Time the local control plane with BENCH_NODES nodes and a DaemonSet on all; print memory.
+	go run ./hack/bench-cluster --nodes $(BENCH_NODES)
+
 ##@ Local cluster
 
 .PHONY: cluster-up

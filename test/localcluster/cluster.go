@@ -11,6 +11,7 @@
 package localcluster
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -503,30 +504,18 @@ func (comp component) alive() bool {
 func (c *Cluster) Down() error { return Down(c.Dir, c.opts.Progress) }
 
 // Down stops every process of the cluster in dir, newest first (SIGTERM, then
-// SIGKILL after a grace period), and removes dir. It is a no-op when nothing runs
-// there and dir does not exist.
+// SIGKILL after a grace period), and removes dir. Besides the recorded pids it
+// looks for stragglers: processes of a component binary whose command line
+// names a file in dir, which a lost or stale state file would otherwise leak.
+// It is a no-op when nothing runs there and dir does not exist.
 func Down(dir string, progress io.Writer) error {
 	o := &Options{Progress: progress}
-	st, err := readState(dir)
-	if err == nil {
-		for i := len(st.Components) - 1; i >= 0; i-- {
-			comp := st.Components[i]
-			if !comp.alive() {
-				continue
-			}
-			// Each component leads its own process group.
-			_ = syscall.Kill(-comp.PID, syscall.SIGTERM)
-			deadline := time.Now().Add(10 * time.Second)
-			for comp.alive() && time.Now().Before(deadline) {
-				time.Sleep(50 * time.Millisecond)
-			}
-			if comp.alive() {
-				_ = syscall.Kill(-comp.PID, syscall.SIGKILL)
-				for comp.alive() {
-					time.Sleep(20 * time.Millisecond)
-				}
-			}
-			o.progress("    stopped %s (pid %d)", comp.Name, comp.PID)
+	st, _ := readState(dir)
+	comps := append(st.Components, stragglers(dir, st.Components)...)
+	for i := len(comps) - 1; i >= 0; i-- {
+		if comps[i].alive() {
+			comps[i].stop()
+			o.progress("    stopped %s (pid %d)", comps[i].Name, comps[i].PID)
 		}
 	}
 	if _, err := os.Stat(dir); err == nil {
@@ -536,4 +525,70 @@ func Down(dir string, progress io.Writer) error {
 		o.progress("==> Removed %s", dir)
 	}
 	return nil
+}
+
+// stop sends SIGTERM to the component's process group, and SIGKILL when it is
+// still alive after a grace period.
+func (comp component) stop() {
+	// Each component leads its own process group.
+	_ = syscall.Kill(-comp.PID, syscall.SIGTERM)
+	deadline := time.Now().Add(10 * time.Second)
+	for comp.alive() && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if comp.alive() {
+		_ = syscall.Kill(-comp.PID, syscall.SIGKILL)
+		_ = syscall.Kill(comp.PID, syscall.SIGKILL)
+		for comp.alive() {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+}
+
+// stragglers finds running component processes of the cluster in dir that are
+// not in known, in start order.
+func stragglers(dir string, known []component) []component {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	recorded := map[int]bool{}
+	for _, comp := range known {
+		recorded[comp.PID] = true
+	}
+	marker := []byte(filepath.Clean(dir) + "/")
+	var found []component
+	for _, name := range []string{etcdName, apiServerName, controllerName, schedulerName, kwokName} {
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil || recorded[pid] || pid == os.Getpid() {
+				continue
+			}
+			exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe"))
+			if err != nil || filepath.Base(strings.TrimSuffix(exe, " (deleted)")) != name {
+				continue
+			}
+			cmdline, err := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+			if err != nil || !bytes.Contains(cmdline, marker) {
+				continue
+			}
+			found = append(found, component{Name: name, PID: pid, Binary: strings.TrimSuffix(exe, " (deleted)")})
+		}
+	}
+	return found
+}
+
+// Process is one running component of the cluster.
+type Process struct {
+	Name string
+	PID  int
+}
+
+// Processes lists the components of the cluster in start order.
+func (c *Cluster) Processes() []Process {
+	out := make([]Process, 0, len(c.state.Components))
+	for _, comp := range c.state.Components {
+		out = append(out, Process{Name: comp.Name, PID: comp.PID})
+	}
+	return out
 }

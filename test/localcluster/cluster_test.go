@@ -58,7 +58,10 @@ func TestUpIsIdempotentAndDownStopsEverything(t *testing.T) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(nodes.Items).To(HaveLen(3))
 
-	g.Expect(again.Down()).To(Succeed())
+	// Down finds the processes even when the state file is lost: a stale or
+	// missing pid record must not leak a control plane.
+	g.Expect(os.Remove(statePath(opts.Dir))).To(Succeed())
+	g.Expect(Down(opts.Dir, nil)).To(Succeed())
 	for _, comp := range c.state.Components {
 		g.Expect(comp.alive()).To(BeFalse(), "%s still runs after Down", comp.Name)
 	}
