@@ -54,12 +54,8 @@ vet: ## Run go vet.
 	go vet ./...
 
 .PHONY: verify
-verify: generate manifests ## Regenerate everything and fail if it differs from what is committed.
-	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt would change:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
-	@if [ -n "$$(git status --porcelain -- api config)" ]; then \
-		echo "Generated files differ from the committed ones; run 'make generate manifests' and commit:"; \
-		git status --porcelain -- api config; git --no-pager diff --stat -- api config; exit 1; fi
-	@echo "verify: generated files are up to date"
+verify: $(CONTROLLER_GEN) ## Fail if a generator would change a generated file, or gofmt a Go file.
+	hack/verify-generated.sh
 
 ##@ Test
 

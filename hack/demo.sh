@@ -57,7 +57,7 @@ echo "leader: ${holder:-none yet}"
 
 say "Applying the sample model and rollout"
 kubectl apply -k config/samples
-kubectl get slm,er
+kubectl get slm,er -o wide
 
 say "What runs today"
 cat <<'MSG'

@@ -2,13 +2,18 @@ package v1alpha1_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"sigs.k8s.io/yaml"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/test/testenv"
 )
 
 func TestCRDsAreServed(t *testing.T) {
@@ -19,33 +24,278 @@ func TestCRDsAreServed(t *testing.T) {
 	}
 }
 
-func TestSLMModelDigestIsCheckedAtAdmission(t *testing.T) {
-	const good = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+const (
+	digestA = "sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	digestB = "sha256:fedcba9876543210fedcba9876543210fedcba9876543210fedcba9876543210"
+)
+
+// validModel is the smallest SLMModel the API server accepts; the cases below
+// change one thing in it.
+const validModel = `
+apiVersion: slmops.dev/v1alpha1
+kind: SLMModel
+metadata: {generateName: model-}
+spec:
+  source:
+    http: {url: "https://models.example.com/tinyllama-q4_0.gguf"}
+  digest: ` + digestA + `
+  quantization: Q4_0
+`
+
+// validRollout is the smallest EdgeRollout the API server accepts.
+const validRollout = `
+apiVersion: slmops.dev/v1alpha1
+kind: EdgeRollout
+metadata: {generateName: rollout-}
+spec:
+  modelRef: {name: tinyllama}
+`
+
+// object parses base, then sets each path (dot-separated, under spec) to the
+// YAML value given; a nil value deletes the field.
+func object(t *testing.T, base string, set map[string]any) *unstructured.Unstructured {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal([]byte(base), &u.Object); err != nil {
+		t.Fatal(err)
+	}
+	for path, value := range set {
+		fields := append([]string{"spec"}, strings.Split(path, ".")...)
+		if value == nil {
+			unstructured.RemoveNestedField(u.Object, fields...)
+			continue
+		}
+		if s, ok := value.(string); ok {
+			var parsed any
+			if err := yaml.Unmarshal([]byte(s), &parsed); err != nil {
+				t.Fatalf("value of %s: %v", path, err)
+			}
+			value = parsed
+		}
+		if err := unstructured.SetNestedField(u.Object, value, fields...); err != nil {
+			t.Fatalf("set %s: %v", path, err)
+		}
+	}
+	u.SetNamespace("default")
+	return u
+}
+
+// TestInvalidObjectsAreRejectedAtAdmission: every case is one mistake a user
+// could make, and the API server's answer must say what to fix. No webhook is
+// involved: this is the CRD's OpenAPI schema and CEL rules.
+func TestInvalidObjectsAreRejectedAtAdmission(t *testing.T) {
+	longURL := "https://models.example.com/" + strings.Repeat("a", 2048)
+	twentyOneSteps := "[" + strings.Repeat("{nodes: 1},", 20) + `{nodes: "100%"}]`
 	tests := map[string]struct {
-		digest  string
-		wantErr string
+		base string
+		set  map[string]any
+		want string
 	}{
-		"a sha256 digest is accepted":           {digest: good},
-		"a digest without algorithm is refused": {digest: strings.TrimPrefix(good, "sha256:"), wantErr: `spec.digest: Invalid value`},
-		"upper-case hex is refused":             {digest: strings.ToUpper(good), wantErr: `should match '^sha256:[a-f0-9]{64}$'`},
-		"a short digest is refused":             {digest: good[:40], wantErr: `spec.digest: Invalid value`},
+		// SLMModel: source.
+		"a model needs a source": {validModel, map[string]any{"source": nil}, `spec.source: Required value`},
+		"an empty source names no artifact": {validModel, map[string]any{"source": "{}"},
+			"set exactly one of source.http or source.oci"},
+		"a source with both http and oci is ambiguous": {validModel, map[string]any{"source.oci": "{reference: registry.example.com/models/tinyllama:q4}"},
+			"set exactly one of source.http or source.oci"},
+		"plain http needs an explicit opt-out": {validModel, map[string]any{"source.http.url": "http://models.example.com/m.gguf"},
+			"source.http.url must start with https:// (or with http:// when allowInsecureHTTP is true)"},
+		"other URL schemes are refused": {validModel, map[string]any{"source.http.url": "ftp://models.example.com/m.gguf"},
+			"source.http.url must start with https://"},
+		"a URL needs a host": {validModel, map[string]any{"source.http.url": "https:///m.gguf"},
+			"source.http.url must be an absolute URL with a host"},
+		"a URL has a length limit": {validModel, map[string]any{"source.http.url": longURL},
+			"spec.source.http.url: Too long: may not be more than 2048"},
+		"a CA bundle with plain http makes no sense": {validModel, map[string]any{"source.http": "{url: 'http://models.example.com/m.gguf', allowInsecureHTTP: true, caBundle: 'PEM'}"},
+			"source.http.caBundle only applies to an https:// url"},
+		"an OCI reference needs a tag or digest": {validModel, map[string]any{"source": "{oci: {reference: registry.example.com/models/tinyllama}}"},
+			`spec.source.oci.reference: Invalid value`},
+		"an OCI repository is lower case": {validModel, map[string]any{"source": "{oci: {reference: registry.example.com/Models/TinyLlama:q4}}"},
+			`spec.source.oci.reference: Invalid value`},
+		// SLMModel: the artifact.
+		"a model needs a digest":              {validModel, map[string]any{"digest": nil}, `spec.digest: Required value`},
+		"a digest names its algorithm":        {validModel, map[string]any{"digest": strings.TrimPrefix(digestA, "sha256:")}, `spec.digest: Invalid value`},
+		"a digest is lower-case hex":          {validModel, map[string]any{"digest": strings.ToUpper(digestA)}, "should match '^sha256:[a-f0-9]{64}$'"},
+		"a digest is sha256":                  {validModel, map[string]any{"digest": "sha512:" + digestA[7:]}, `spec.digest: Invalid value`},
+		"a quantization is required":          {validModel, map[string]any{"quantization": nil}, `spec.quantization: Required value`},
+		"an unknown quantization":             {validModel, map[string]any{"quantization": "Q4_X"}, `spec.quantization: Unsupported value: "Q4_X"`},
+		"an unknown format":                   {validModel, map[string]any{"format": "ONNX"}, `spec.format: Unsupported value: "ONNX"`},
+		"a size is positive":                  {validModel, map[string]any{"sizeBytes": "0"}, `spec.sizeBytes: Invalid value: 0: spec.sizeBytes in body should be greater than or equal to 1`},
+		"an architecture is a GGUF name":      {validModel, map[string]any{"architecture": "Llama 3"}, `spec.architecture: Invalid value`},
+		"a context window has a floor":        {validModel, map[string]any{"runtime": "{contextLength: 64}"}, `spec.runtime.contextLength: Invalid value: 64: spec.runtime.contextLength in body should be greater than or equal to 128`},
+		"threads are at least one":            {validModel, map[string]any{"runtime": "{threads: 0}"}, `spec.runtime.threads in body should be greater than or equal to 1`},
+		"concurrency is at least one":         {validModel, map[string]any{"runtime": "{maxConcurrentRequests: 0}"}, `spec.runtime.maxConcurrentRequests in body should be greater than or equal to 1`},
+		"a self-test has prompts":             {validModel, map[string]any{"selfTest": "{prompts: []}"}, `spec.selfTest.prompts: Invalid value: 0: spec.selfTest.prompts in body should have at least 1 items`},
+		"a golden prompt is not empty":        {validModel, map[string]any{"selfTest": "{prompts: [{prompt: ''}]}"}, `spec.selfTest.prompts[0].prompt: Invalid value: "": spec.selfTest.prompts[0].prompt in body should be at least 1 chars long`},
+		"a golden prompt is short":            {validModel, map[string]any{"selfTest": "{prompts: [{prompt: hi, maxTokens: 1000}]}"}, `spec.selfTest.prompts[0].maxTokens in body should be less than or equal to 512`},
+		"a time to first token is positive":   {validModel, map[string]any{"selfTest": "{prompts: [{prompt: hi}], maxTimeToFirstToken: '-1s'}"}, "selfTest.maxTimeToFirstToken must be a positive duration such as 2s"},
+		"a time to first token is a duration": {validModel, map[string]any{"selfTest": "{prompts: [{prompt: hi}], maxTimeToFirstToken: soon}"}, "selfTest.maxTimeToFirstToken must be a positive duration such as 2s"},
+		"a self-test timeout is bounded":      {validModel, map[string]any{"selfTest": "{prompts: [{prompt: hi}], timeout: 2h}"}, "selfTest.timeout must be between 1s and 1h"},
+		// SLMModel: variants.
+		"variant names are unique": {validModel, map[string]any{"variants": fmt.Sprintf(`[
+			{name: arm, nodeSelector: {matchLabels: {kubernetes.io/arch: arm64}}, source: {http: {url: "https://m.example.com/a.gguf"}}, digest: %[1]s, quantization: Q4_0},
+			{name: arm, nodeSelector: {matchLabels: {kubernetes.io/arch: arm64}}, source: {http: {url: "https://m.example.com/b.gguf"}}, digest: %[1]s, quantization: Q8_0}]`, digestB)},
+			`spec.variants[1]: Duplicate value`},
+		"a variant has a digest": {validModel, map[string]any{"variants": `[{name: arm, nodeSelector: {}, source: {http: {url: "https://m.example.com/a.gguf"}}, quantization: Q4_0}]`},
+			`spec.variants[0].digest: Required value`},
+		"a variant is another file": {validModel, map[string]any{"variants": fmt.Sprintf(`[{name: arm, nodeSelector: {}, source: {http: {url: "https://m.example.com/a.gguf"}}, digest: %s, quantization: Q4_0}]`, digestA)},
+			"a variant's digest must differ from spec.digest"},
+		"a variant name is a DNS label": {validModel, map[string]any{"variants": fmt.Sprintf(`[{name: ARM_64, nodeSelector: {}, source: {http: {url: "https://m.example.com/a.gguf"}}, digest: %s, quantization: Q4_0}]`, digestB)},
+			`spec.variants[0].name: Invalid value`},
+		"a variant's node selector is checked too": {validModel, map[string]any{"variants": fmt.Sprintf(`[{name: arm, nodeSelector: {matchExpressions: [{key: a, operator: Like}]}, source: {http: {url: "https://m.example.com/a.gguf"}}, digest: %s, quantization: Q4_0}]`, digestB)},
+			`spec.variants[0].nodeSelector.matchExpressions[0].operator: Unsupported value: "Like"`},
+		"a variant's source is checked too": {validModel, map[string]any{"variants": fmt.Sprintf(`[{name: arm, nodeSelector: {}, source: {http: {url: "http://m.example.com/a.gguf"}}, digest: %s, quantization: Q4_0}]`, digestB)},
+			"source.http.url must start with https://"},
+
+		// EdgeRollout: what and where.
+		"a rollout names its model":           {validRollout, map[string]any{"modelRef": nil}, `spec.modelRef: Required value`},
+		"a model name is not empty":           {validRollout, map[string]any{"modelRef": "{name: ''}"}, `spec.modelRef.name: Invalid value: "": spec.modelRef.name in body should be at least 1 chars long`},
+		"a node selector is a label selector": {validRollout, map[string]any{"nodeSelector": "{matchExpressions: [{key: zone, operator: Near}]}"}, `spec.nodeSelector.matchExpressions[0].operator: Unsupported value: "Near": supported values: "In", "NotIn", "Exists", "DoesNotExist"`},
+		"In needs values":                     {validRollout, map[string]any{"nodeSelector": "{matchExpressions: [{key: zone, operator: In}]}"}, "values must be non-empty for In and NotIn, and empty for Exists and DoesNotExist"},
+		// EdgeRollout: canary steps.
+		"a canary has steps":               {validRollout, map[string]any{"strategy": "{canary: {steps: []}}"}, `spec.strategy.canary.steps: Invalid value: 0: spec.strategy.canary.steps in body should have at least 1 items`},
+		"the last step reaches every node": {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: "5%"}, {nodes: "50%"}]}}`}, `the last canary step must be nodes: "100%"`},
+		"a step of zero percent":           {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: "0%"}, {nodes: "100%"}]}}`}, "nodes must be a node count of at least 1 or a percentage from 1% to 100%"},
+		"a step of zero nodes":             {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: 0}, {nodes: "100%"}]}}`}, "nodes must be a node count of at least 1 or a percentage from 1% to 100%"},
+		"a step above one hundred percent": {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: "150%"}, {nodes: "100%"}]}}`}, "nodes must be a node count of at least 1 or a percentage from 1% to 100%"},
+		"a step that is not a number":      {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: "some"}, {nodes: "100%"}]}}`}, "nodes must be a node count of at least 1 or a percentage from 1% to 100%"},
+		"percentages that shrink":          {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: "50%"}, {nodes: "10%"}, {nodes: "100%"}]}}`}, "percentage steps must strictly increase"},
+		"percentages that repeat":          {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: "10%"}, {nodes: "10%"}, {nodes: "100%"}]}}`}, "percentage steps must strictly increase"},
+		"node counts that shrink":          {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: 10}, {nodes: 5}, {nodes: "100%"}]}}`}, "node-count steps must strictly increase"},
+		"at most twenty steps":             {validRollout, map[string]any{"strategy": "{canary: {steps: " + twentyOneSteps + "}}"}, `spec.strategy.canary.steps: Too many: 21: must have at most 20 items`},
+		"a pause is not negative":          {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: 1, pause: {duration: "-5m"}}, {nodes: "100%"}]}}`}, "pause.duration must be between 0s and 720h"},
+		// EdgeRollout: pace and policy.
+		"maxUnavailable is at least one node":    {validRollout, map[string]any{"strategy": `{canary: {maxUnavailable: "0%"}}`}, "maxUnavailable must be a node count of at least 1 or a percentage from 1% to 100%"},
+		"minReadySeconds is not negative":        {validRollout, map[string]any{"strategy": `{canary: {minReadySeconds: -1}}`}, `spec.strategy.canary.minReadySeconds in body should be greater than or equal to 0`},
+		"a progress deadline has a floor":        {validRollout, map[string]any{"strategy": `{canary: {progressDeadlineSeconds: 10}}`}, `spec.strategy.canary.progressDeadlineSeconds in body should be greater than or equal to 30`},
+		"an unknown unreachable-node policy":     {validRollout, map[string]any{"strategy": `{canary: {unreachableNodes: {policy: Ignore}}}`}, `spec.strategy.canary.unreachableNodes.policy: Unsupported value: "Ignore": supported values: "Skip", "Wait"`},
+		"a topology key is a label key":          {validRollout, map[string]any{"strategy": `{canary: {topologyKey: "bad key!"}}`}, `spec.strategy.canary.topologyKey: Invalid value`},
+		"site by site needs sites":               {validRollout, map[string]any{"strategy": `{canary: {topologyOrder: SiteBySite}}`}, "strategy.canary.topologyOrder SiteBySite needs strategy.canary.topologyKey"},
+		"a success ratio is at most one":         {validRollout, map[string]any{"analysis": `{successRatio: "1.5"}`}, `spec.analysis.successRatio: Invalid value: "1.5"`},
+		"failed nodes are not negative":          {validRollout, map[string]any{"analysis": `{maxFailedNodes: -1}`}, "maxFailedNodes must be a node count of at least 0 or a percentage from 0% to 100%"},
+		"an unknown rollback policy":             {validRollout, map[string]any{"rollbackPolicy": "Sometimes"}, `spec.rollbackPolicy: Unsupported value: "Sometimes": supported values: "Automatic", "Manual"`},
+		"inferd listens on an unprivileged port": {validRollout, map[string]any{"template": "{port: 80}"}, `spec.template.port: Invalid value: 80: spec.template.port in body should be greater than or equal to 1024`},
+		"an unknown pull policy":                 {validRollout, map[string]any{"template": "{imagePullPolicy: Sometimes}"}, `spec.template.imagePullPolicy: Unsupported value: "Sometimes"`},
+	}
+	if len(tests) < 30 {
+		t.Fatalf("only %d invalid objects; the API promises at least 30 checked mistakes", len(tests))
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			m := &slmopsv1alpha1.SLMModel{
-				ObjectMeta: metav1.ObjectMeta{GenerateName: "digest-", Namespace: "default"},
-				Spec:       slmopsv1alpha1.SLMModelSpec{Digest: tc.digest},
+			obj := object(t, tc.base, tc.set)
+			err := env.Client.Create(context.Background(), obj)
+			if err == nil {
+				t.Fatalf("the API server accepted it; want an error containing %q", tc.want)
 			}
-			err := env.Client.Create(context.Background(), m)
-			if tc.wantErr == "" {
-				if err != nil {
-					t.Fatalf("create: %v", err)
-				}
-				return
-			}
-			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.wantErr) {
-				t.Fatalf("create: got error %v, want Invalid containing %q", err, tc.wantErr)
+			if !apierrors.IsInvalid(err) || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("got %v\nwant an Invalid error containing %q", err, tc.want)
 			}
 		})
+	}
+}
+
+// TestValidObjectsAreAcceptedWithDefaults: the base objects are accepted, and the
+// schema fills in the documented defaults.
+func TestValidObjectsAreAcceptedWithDefaults(t *testing.T) {
+	ctx := context.Background()
+	model := object(t, validModel, nil)
+	if err := env.Client.Create(ctx, model); err != nil {
+		t.Fatalf("create the smallest model: %v", err)
+	}
+	for path, want := range map[string]any{
+		"spec.format":                        "GGUF",
+		"spec.source.http.allowInsecureHTTP": false,
+	} {
+		got, _, _ := unstructured.NestedFieldNoCopy(model.Object, strings.Split(path, ".")...)
+		if got != want {
+			t.Errorf("%s = %v, want the default %v", path, got, want)
+		}
+	}
+
+	rollout := object(t, validRollout, nil)
+	if err := env.Client.Create(ctx, rollout); err != nil {
+		t.Fatalf("create the smallest rollout: %v", err)
+	}
+	for path, want := range map[string]any{
+		"spec.rollbackPolicy":                            "Automatic",
+		"spec.template.port":                             int64(8080),
+		"spec.template.imagePullPolicy":                  "IfNotPresent",
+		"spec.strategy.canary.maxUnavailable":            "10%",
+		"spec.strategy.canary.minReadySeconds":           int64(10),
+		"spec.strategy.canary.progressDeadlineSeconds":   int64(600),
+		"spec.strategy.canary.unreachableNodes.policy":   "Skip",
+		"spec.strategy.canary.unreachableNodes.deadline": "10m",
+		"spec.strategy.canary.topologyOrder":             "Spread",
+		"spec.analysis.successRatio":                     "1",
+		"spec.analysis.maxFailedNodes":                   int64(0),
+	} {
+		got, _, _ := unstructured.NestedFieldNoCopy(rollout.Object, strings.Split(path, ".")...)
+		if got != want {
+			t.Errorf("%s = %#v, want the default %#v", path, got, want)
+		}
+	}
+	steps, _, _ := unstructured.NestedSlice(rollout.Object, "spec", "strategy", "canary", "steps")
+	if got := fmt.Sprint(steps); got != "[map[nodes:10%] map[nodes:50%] map[nodes:100%]]" {
+		t.Errorf("default steps = %s, want 10%%, 50%%, 100%%", got)
+	}
+}
+
+// TestFileFactsChangeOnlyWithTheDigest: quantization, architecture and size
+// describe the file that the digest names, so an update may change them only
+// together with the digest (which makes a new revision).
+func TestFileFactsChangeOnlyWithTheDigest(t *testing.T) {
+	ctx := context.Background()
+	model := object(t, validModel, map[string]any{"architecture": "llama"})
+	if err := env.Client.Create(ctx, model); err != nil {
+		t.Fatal(err)
+	}
+	for field, value := range map[string]any{"quantization": "Q8_0", "architecture": "qwen2", "sizeBytes": int64(1000)} {
+		changed := model.DeepCopy()
+		if err := unstructured.SetNestedField(changed.Object, value, "spec", field); err != nil {
+			t.Fatal(err)
+		}
+		err := env.Client.Update(ctx, changed)
+		if err == nil || !strings.Contains(err.Error(), "change them only together with spec.digest") {
+			t.Errorf("changing spec.%s alone: got %v, want it refused", field, err)
+		}
+	}
+	if err := unstructured.SetNestedField(model.Object, digestB, "spec", "digest"); err != nil {
+		t.Fatal(err)
+	}
+	if err := unstructured.SetNestedField(model.Object, "Q8_0", "spec", "quantization"); err != nil {
+		t.Fatal(err)
+	}
+	if err := env.Client.Update(ctx, model); err != nil {
+		t.Fatalf("a new digest with a new quantization must be accepted: %v", err)
+	}
+}
+
+// TestSamplesAreAccepted: every file in config/samples works as it is.
+func TestSamplesAreAccepted(t *testing.T) {
+	files, err := filepath.Glob(filepath.Join(testenv.RepoRoot(), "config", "samples", "slmops_*.yaml"))
+	if err != nil || len(files) < 2 {
+		t.Fatalf("samples: %v, %v", files, err)
+	}
+	ns := "samples"
+	if err := env.CreateNamespace(ns); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, doc := range strings.Split(string(data), "\n---\n") {
+			u := &unstructured.Unstructured{}
+			if err := yaml.Unmarshal([]byte(doc), &u.Object); err != nil {
+				t.Fatalf("%s document %d: %v", f, i, err)
+			}
+			if len(u.Object) == 0 {
+				continue
+			}
+			u.SetNamespace(ns)
+			if err := env.Client.Create(context.Background(), u); err != nil {
+				t.Errorf("%s: %s %s refused: %v", filepath.Base(f), u.GetKind(), u.GetName(), err)
+			}
+		}
 	}
 }

@@ -1,20 +1,10 @@
 package v1alpha1
 
 import (
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
-
-// EdgeRolloutSpec says which model goes to which edge nodes, and how.
-type EdgeRolloutSpec struct {
-	// modelRef names the SLMModel, in the same namespace, to roll out.
-	// +required
-	ModelRef LocalObjectReference `json:"modelRef"`
-
-	// nodeSelector selects the target nodes by label. An empty selector selects
-	// every node.
-	// +optional
-	NodeSelector *metav1.LabelSelector `json:"nodeSelector,omitempty"`
-}
 
 // LocalObjectReference names an object in the same namespace.
 type LocalObjectReference struct {
@@ -25,17 +15,482 @@ type LocalObjectReference struct {
 	Name string `json:"name"`
 }
 
+// NodeSelector selects nodes by their labels. It is a metav1.LabelSelector
+// with bounds, so that the API server checks it at admission.
+type NodeSelector struct {
+	// matchLabels selects nodes that have every one of these labels.
+	// +optional
+	// +kubebuilder:validation:MaxProperties=16
+	MatchLabels map[string]string `json:"matchLabels,omitempty"`
+
+	// matchExpressions selects nodes that match every one of these requirements.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=atomic
+	MatchExpressions []NodeSelectorRequirement `json:"matchExpressions,omitempty"`
+}
+
+// NodeSelectorRequirement is one requirement on a node label.
+// +kubebuilder:validation:XValidation:rule="self.operator in ['In', 'NotIn'] ? has(self.values) && size(self.values) > 0 : !has(self.values) || size(self.values) == 0",message="values must be non-empty for In and NotIn, and empty for Exists and DoesNotExist"
+type NodeSelectorRequirement struct {
+	// key is the label key.
+	// +required
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=317
+	Key string `json:"key"`
+
+	// operator is In, NotIn, Exists or DoesNotExist.
+	// +required
+	// +kubebuilder:validation:Enum=In;NotIn;Exists;DoesNotExist
+	Operator metav1.LabelSelectorOperator `json:"operator"`
+
+	// values for In and NotIn.
+	// +optional
+	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:items:MaxLength=63
+	// +listType=atomic
+	Values []string `json:"values,omitempty"`
+}
+
+// InferdTemplate is the inferd container that runs the model on each node. The
+// operator adds the secure defaults that are not negotiable: non-root user,
+// read-only root filesystem, no privilege escalation, all capabilities
+// dropped, the RuntimeDefault seccomp profile.
+type InferdTemplate struct {
+	// image of inferd.
+	// +optional
+	// +kubebuilder:default="ghcr.io/slmops/inferd:v0.1.0"
+	// +kubebuilder:validation:MinLength=1
+	// +kubebuilder:validation:MaxLength=512
+	Image string `json:"image,omitempty"`
+
+	// imagePullPolicy of the inferd image.
+	// +optional
+	// +kubebuilder:default=IfNotPresent
+	// +kubebuilder:validation:Enum=Always;IfNotPresent;Never
+	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
+
+	// imagePullSecrets to pull the inferd image with.
+	// +optional
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=atomic
+	ImagePullSecrets []corev1.LocalObjectReference `json:"imagePullSecrets,omitempty"`
+
+	// port inferd serves its OpenAI-compatible API and probes on. A port of 1024
+	// or more needs no privilege.
+	// +optional
+	// +kubebuilder:default=8080
+	// +kubebuilder:validation:Minimum=1024
+	// +kubebuilder:validation:Maximum=65535
+	Port int32 `json:"port,omitempty"`
+
+	// resources of the inferd container; unset fields come from the SLMModel's
+	// spec.runtime.resources.
+	// +optional
+	Resources *corev1.ResourceRequirements `json:"resources,omitempty"`
+
+	// env adds or overrides environment variables of the inferd container.
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=map
+	// +listMapKey=name
+	Env []corev1.EnvVar `json:"env,omitempty"`
+
+	// priorityClassName of the inferd pods.
+	// +optional
+	// +kubebuilder:validation:MaxLength=253
+	PriorityClassName string `json:"priorityClassName,omitempty"`
+}
+
+// CanaryPause holds a step after its cohort is healthy: for a duration, or
+// until promoted by hand when duration is unset.
+type CanaryPause struct {
+	// duration of the pause, such as "10m"; unset waits until promoted.
+	// +optional
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('720h')",message="pause.duration must be between 0s and 720h"
+	Duration *metav1.Duration `json:"duration,omitempty"`
+}
+
+// CanaryStep is one step of a canary: how many target nodes run the canary
+// revision once the step is reached.
+type CanaryStep struct {
+	// nodes is the size of the cohort at this step: a count of nodes (1 or more)
+	// or a percentage of the target nodes ("1%" to "100%"), rounded up.
+	// +required
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:MaxLength=4
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 1 : self.matches('^(100|[1-9][0-9]?)%$')",message="nodes must be a node count of at least 1 or a percentage from 1% to 100%"
+	Nodes intstr.IntOrString `json:"nodes"`
+
+	// pause, when set, holds the step after its cohort is healthy: for
+	// pause.duration, or until promoted by hand when it is {}.
+	// +optional
+	Pause *CanaryPause `json:"pause,omitempty"`
+}
+
+// UnreachableNodesPolicy says what a rollout does about target nodes that are
+// NotReady or unreachable.
+// +kubebuilder:validation:Enum=Skip;Wait
+type UnreachableNodesPolicy string
+
+const (
+	// UnreachableNodesSkip goes on without them; they get the right revision
+	// when they return.
+	UnreachableNodesSkip UnreachableNodesPolicy = "Skip"
+	// UnreachableNodesWait holds the step until they return, up to the deadline,
+	// then goes on as Skip does.
+	UnreachableNodesWait UnreachableNodesPolicy = "Wait"
+)
+
+// UnreachableNodes is the policy for target nodes that are NotReady or unreachable.
+type UnreachableNodes struct {
+	// policy is Skip or Wait.
+	// +optional
+	// +kubebuilder:default=Skip
+	Policy UnreachableNodesPolicy `json:"policy,omitempty"`
+
+	// deadline is how long a step waits for unreachable nodes under Wait.
+	// +optional
+	// +kubebuilder:default="10m"
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('168h')",message="unreachableNodes.deadline must be between 1s and 168h"
+	Deadline *metav1.Duration `json:"deadline,omitempty"`
+}
+
+// TopologyOrder says how cohorts follow the topologyKey.
+// +kubebuilder:validation:Enum=Spread;SiteBySite
+type TopologyOrder string
+
+const (
+	// TopologySpread takes each cohort evenly from every site, so that an early
+	// canary sees every kind of site.
+	TopologySpread TopologyOrder = "Spread"
+	// TopologySiteBySite fills one site before the next, so that a bad model
+	// touches as few sites as possible.
+	TopologySiteBySite TopologyOrder = "SiteBySite"
+)
+
+// CanaryStrategy grows a cohort of canary nodes step by step.
+// +kubebuilder:validation:XValidation:rule="!has(self.steps) || self.steps[size(self.steps) - 1].nodes == '100%'",message="the last canary step must be nodes: \"100%\", so that the rollout reaches every target node"
+// +kubebuilder:validation:XValidation:rule="!has(self.steps) || self.steps.all(i, s, i == 0 || type(s.nodes) != string || type(self.steps[i-1].nodes) != string || self.steps[i-1].nodes.size() < s.nodes.size() || (self.steps[i-1].nodes.size() == s.nodes.size() && self.steps[i-1].nodes < s.nodes))",message="percentage steps must strictly increase, such as 5%, 25%, 100%"
+// +kubebuilder:validation:XValidation:rule="!has(self.steps) || self.steps.all(i, s, i == 0 || type(s.nodes) != int || type(self.steps[i-1].nodes) != int || self.steps[i-1].nodes < s.nodes)",message="node-count steps must strictly increase, such as 1, 10, 50"
+type CanaryStrategy struct {
+	// steps of the canary, in order; the last one must be "100%".
+	// +optional
+	// +kubebuilder:default={{nodes: "10%"}, {nodes: "50%"}, {nodes: "100%"}}
+	// +kubebuilder:validation:MinItems=1
+	// +kubebuilder:validation:MaxItems=20
+	// +listType=atomic
+	Steps []CanaryStep `json:"steps,omitempty"`
+
+	// maxUnavailable is how many target nodes may be without a ready inferd pod
+	// at once while nodes switch revision: a count or a percentage of the target
+	// nodes.
+	// +optional
+	// +kubebuilder:default="10%"
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:MaxLength=4
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 1 : self.matches('^(100|[1-9][0-9]?)%$')",message="maxUnavailable must be a node count of at least 1 or a percentage from 1% to 100%"
+	MaxUnavailable *intstr.IntOrString `json:"maxUnavailable,omitempty"`
+
+	// minReadySeconds is how long a canary pod must be Ready to count as healthy.
+	// +optional
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=3600
+	MinReadySeconds int32 `json:"minReadySeconds,omitempty"`
+
+	// progressDeadlineSeconds is how long a canary node may take to become ready
+	// before it counts as failed.
+	// +optional
+	// +kubebuilder:default=600
+	// +kubebuilder:validation:Minimum=30
+	// +kubebuilder:validation:Maximum=86400
+	ProgressDeadlineSeconds int32 `json:"progressDeadlineSeconds,omitempty"`
+
+	// unreachableNodes is the policy for target nodes that are NotReady or
+	// unreachable during the rollout.
+	// +optional
+	// +kubebuilder:default={policy: Skip, deadline: "10m"}
+	UnreachableNodes UnreachableNodes `json:"unreachableNodes,omitempty"`
+
+	// topologyKey is a node label, such as topology.kubernetes.io/zone, whose
+	// values are sites; cohorts are chosen across sites as topologyOrder says.
+	// +optional
+	// +kubebuilder:validation:MaxLength=317
+	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`
+	TopologyKey string `json:"topologyKey,omitempty"`
+
+	// topologyOrder is Spread (every cohort from every site) or SiteBySite (one
+	// site after another). It needs topologyKey.
+	// +optional
+	// +kubebuilder:default=Spread
+	TopologyOrder TopologyOrder `json:"topologyOrder,omitempty"`
+}
+
+// RolloutStrategy says how a new revision reaches the target nodes.
+type RolloutStrategy struct {
+	// canary grows a cohort of nodes step by step.
+	// +optional
+	// +kubebuilder:default={}
+	Canary CanaryStrategy `json:"canary,omitempty"`
+}
+
+// RolloutAnalysis decides from the canary nodes' readiness whether a step is
+// healthy and whether the rollout failed.
+type RolloutAnalysis struct {
+	// successRatio is the share of a step's cohort, from "0" to "1", that must
+	// have a Ready inferd pod of the canary revision before the step is promoted.
+	// +optional
+	// +kubebuilder:default="1"
+	// +kubebuilder:validation:Pattern=`^(0(\.[0-9]{1,4})?|1(\.0{1,4})?)$`
+	SuccessRatio string `json:"successRatio,omitempty"`
+
+	// maxFailedNodes is how many canary nodes may fail (not ready past
+	// progressDeadlineSeconds, or crash-looping) before the rollout fails: a
+	// count or a percentage of the target nodes. 0 fails on the first.
+	// +optional
+	// +kubebuilder:default=0
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:MaxLength=4
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^(100|[1-9]?[0-9])%$')",message="maxFailedNodes must be a node count of at least 0 or a percentage from 0% to 100%"
+	MaxFailedNodes *intstr.IntOrString `json:"maxFailedNodes,omitempty"`
+}
+
+// RollbackPolicy says what a failed rollout does.
+// +kubebuilder:validation:Enum=Automatic;Manual
+type RollbackPolicy string
+
+const (
+	// RollbackAutomatic moves the canary cohort back to the stable revision.
+	RollbackAutomatic RollbackPolicy = "Automatic"
+	// RollbackManual leaves the cohort as it is, Degraded, until aborted or retried.
+	RollbackManual RollbackPolicy = "Manual"
+)
+
+// Annotations that act on a rollout once per new value, so that they work from
+// kubectl (kubectl annotate --overwrite, or the kubectl-slm plugin) and from Git
+// alike. The operator records the last value it acted on in status.actions and
+// never removes the annotation, so a GitOps tool sees no drift.
+const (
+	// PromoteAnnotation promotes the current step now, skipping its pause and analysis.
+	PromoteAnnotation = "slmops.dev/promote"
+	// PromoteFullAnnotation promotes the canary to every target node at once.
+	PromoteFullAnnotation = "slmops.dev/promote-full"
+	// AbortAnnotation moves the cohort back to the stable revision and stops.
+	AbortAnnotation = "slmops.dev/abort"
+	// RetryAnnotation starts an aborted, rolled-back or degraded canary again at step 0.
+	RetryAnnotation = "slmops.dev/retry"
+)
+
+// EdgeRolloutSpec says which model goes to which edge nodes, and how.
+// +kubebuilder:validation:XValidation:rule="!has(self.strategy) || !has(self.strategy.canary) || !has(self.strategy.canary.topologyOrder) || self.strategy.canary.topologyOrder != 'SiteBySite' || has(self.strategy.canary.topologyKey)",message="strategy.canary.topologyOrder SiteBySite needs strategy.canary.topologyKey"
+type EdgeRolloutSpec struct {
+	// modelRef names the SLMModel, in the same namespace, to roll out.
+	// +required
+	ModelRef LocalObjectReference `json:"modelRef"`
+
+	// nodeSelector selects the target nodes by label; empty selects every node.
+	// +optional
+	NodeSelector *NodeSelector `json:"nodeSelector,omitempty"`
+
+	// tolerations of the inferd pods, for target nodes with taints.
+	// +optional
+	// +kubebuilder:validation:MaxItems=32
+	// +listType=atomic
+	Tolerations []corev1.Toleration `json:"tolerations,omitempty"`
+
+	// template is the inferd container.
+	// +optional
+	// +kubebuilder:default={}
+	Template InferdTemplate `json:"template,omitempty"`
+
+	// strategy says how a new revision reaches the target nodes.
+	// +optional
+	// +kubebuilder:default={}
+	Strategy RolloutStrategy `json:"strategy,omitempty"`
+
+	// analysis decides when a step is healthy and when the rollout failed.
+	// +optional
+	// +kubebuilder:default={}
+	Analysis RolloutAnalysis `json:"analysis,omitempty"`
+
+	// rollbackPolicy is Automatic (a failed canary goes back to the stable
+	// revision) or Manual (it stays Degraded until aborted or retried).
+	// +optional
+	// +kubebuilder:default=Automatic
+	RollbackPolicy RollbackPolicy `json:"rollbackPolicy,omitempty"`
+
+	// paused holds the rollout where it is: no node switches revision until it
+	// is false again. Nodes already switched keep running.
+	// +optional
+	Paused bool `json:"paused,omitempty"`
+}
+
+// RolloutPhase is where a rollout is.
+// +kubebuilder:validation:Enum=Pending;Progressing;Paused;Completed;Degraded;RolledBack;Aborted
+type RolloutPhase string
+
+// The phases of a rollout.
+const (
+	// PhasePending: the model or the target nodes are not resolved yet.
+	PhasePending RolloutPhase = "Pending"
+	// PhaseProgressing: the canary grows step by step.
+	PhaseProgressing RolloutPhase = "Progressing"
+	// PhasePaused: held by spec.paused or a step's pause.
+	PhasePaused RolloutPhase = "Paused"
+	// PhaseCompleted: every target node runs the current revision, which is stable.
+	PhaseCompleted RolloutPhase = "Completed"
+	// PhaseDegraded: more canary nodes failed than analysis.maxFailedNodes
+	// allows, and rollbackPolicy is Manual.
+	PhaseDegraded RolloutPhase = "Degraded"
+	// PhaseRolledBack: the canary failed and the cohort is back on the stable revision.
+	PhaseRolledBack RolloutPhase = "RolledBack"
+	// PhaseAborted: aborted by hand; the cohort is back on the stable revision.
+	PhaseAborted RolloutPhase = "Aborted"
+)
+
+// Condition types of an EdgeRollout. Ready, Reconciling and Stalled follow
+// kstatus, so that Flux, Argo CD and kubectl wait read health without plugins:
+// Completed is Ready=True; Progressing and Paused are Reconciling=True;
+// RolledBack, Degraded and Aborted are Stalled=True.
+const (
+	// ConditionReady is True when the rollout is Completed.
+	ConditionReady = "Ready"
+	// ConditionProgressing is True while the canary grows.
+	ConditionProgressing = "Progressing"
+	// ConditionDegraded is True when canary nodes failed beyond maxFailedNodes.
+	ConditionDegraded = "Degraded"
+	// ConditionPaused is True while the rollout is held.
+	ConditionPaused = "Paused"
+	// ConditionReconciling is kstatus's "in progress" condition.
+	ConditionReconciling = "Reconciling"
+	// ConditionStalled is kstatus's "failed" condition.
+	ConditionStalled = "Stalled"
+	// ConditionResolved is True on an SLMModel whose artifacts are resolved.
+	ConditionResolved = "Resolved"
+)
+
+// FailingNode is a target node whose inferd pod of the canary revision is not healthy.
+type FailingNode struct {
+	// node name.
+	// +required
+	Node string `json:"node"`
+	// reason in CamelCase, such as NotReady, CrashLoopBackOff, SelfTestFailed, Unreachable.
+	// +required
+	Reason string `json:"reason"`
+	// message for people.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+	// since when the node has been failing.
+	// +optional
+	Since *metav1.Time `json:"since,omitempty"`
+}
+
+// RevisionHistory is one revision that the rollout ran.
+type RevisionHistory struct {
+	// revision hash.
+	// +required
+	Revision string `json:"revision"`
+	// digest of the model's default artifact in that revision.
+	// +optional
+	Digest string `json:"digest,omitempty"`
+	// phase the revision ended in, or is in.
+	// +optional
+	Phase RolloutPhase `json:"phase,omitempty"`
+	// startedAt is when its canary started.
+	// +optional
+	StartedAt *metav1.Time `json:"startedAt,omitempty"`
+	// finishedAt is when it was completed, rolled back or aborted.
+	// +optional
+	FinishedAt *metav1.Time `json:"finishedAt,omitempty"`
+}
+
+// RolloutActions records the last annotation values the operator acted on.
+type RolloutActions struct {
+	// promote is the last slmops.dev/promote value acted on.
+	// +optional
+	Promote string `json:"promote,omitempty"`
+	// promoteFull is the last slmops.dev/promote-full value acted on.
+	// +optional
+	PromoteFull string `json:"promoteFull,omitempty"`
+	// abort is the last slmops.dev/abort value acted on.
+	// +optional
+	Abort string `json:"abort,omitempty"`
+	// retry is the last slmops.dev/retry value acted on.
+	// +optional
+	Retry string `json:"retry,omitempty"`
+}
+
 // EdgeRolloutStatus is the observed state of an EdgeRollout.
 type EdgeRolloutStatus struct {
 	// observedGeneration is the generation of the spec that this status describes.
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
-	// conditions describe the state of the rollout.
+	// phase is where the rollout is.
+	// +optional
+	Phase RolloutPhase `json:"phase,omitempty"`
+
+	// currentStep is the index of the canary step being rolled out.
+	// +optional
+	CurrentStep int32 `json:"currentStep,omitempty"`
+
+	// stepStartedAt is when the current step started, for pauses and deadlines.
+	// +optional
+	StepStartedAt *metav1.Time `json:"stepStartedAt,omitempty"`
+
+	// stableRevision is the revision that nodes outside the cohort run.
+	// +optional
+	StableRevision string `json:"stableRevision,omitempty"`
+
+	// canaryRevision is the revision that the cohort runs.
+	// +optional
+	CanaryRevision string `json:"canaryRevision,omitempty"`
+
+	// targetNodes is how many nodes the nodeSelector selects.
+	// +optional
+	TargetNodes int32 `json:"targetNodes,omitempty"`
+	// canaryNodes is how many target nodes are in the canary cohort.
+	// +optional
+	CanaryNodes int32 `json:"canaryNodes,omitempty"`
+	// readyNodes is how many target nodes have a Ready inferd pod of their revision.
+	// +optional
+	ReadyNodes int32 `json:"readyNodes,omitempty"`
+	// updatedNodes is how many target nodes run the canary revision.
+	// +optional
+	UpdatedNodes int32 `json:"updatedNodes,omitempty"`
+	// unavailableNodes is how many target nodes have no Ready inferd pod.
+	// +optional
+	UnavailableNodes int32 `json:"unavailableNodes,omitempty"`
+	// unreachableNodes is how many target nodes are NotReady or unreachable.
+	// +optional
+	UnreachableNodes int32 `json:"unreachableNodes,omitempty"`
+
+	// failingNodes lists up to 20 canary nodes that are not healthy, with why.
+	// +optional
+	// +kubebuilder:validation:MaxItems=20
+	// +listType=atomic
+	FailingNodes []FailingNode `json:"failingNodes,omitempty"`
+
+	// conditions: Ready, Progressing, Degraded, Paused, and kstatus's
+	// Reconciling and Stalled.
 	// +optional
 	// +listType=map
 	// +listMapKey=type
 	Conditions []metav1.Condition `json:"conditions,omitempty"`
+
+	// history lists the latest revisions, newest first, at most 10.
+	// +optional
+	// +kubebuilder:validation:MaxItems=10
+	// +listType=atomic
+	History []RevisionHistory `json:"history,omitempty"`
+
+	// actions records the last annotation values acted on.
+	// +optional
+	Actions RolloutActions `json:"actions,omitempty"`
 }
 
 // EdgeRollout ships an SLMModel to a set of edge nodes progressively: a canary
@@ -45,6 +500,12 @@ type EdgeRolloutStatus struct {
 // +kubebuilder:subresource:status
 // +kubebuilder:resource:shortName=er,categories=slmops
 // +kubebuilder:printcolumn:name="Model",type=string,JSONPath=`.spec.modelRef.name`
+// +kubebuilder:printcolumn:name="Phase",type=string,JSONPath=`.status.phase`
+// +kubebuilder:printcolumn:name="Step",type=integer,JSONPath=`.status.currentStep`
+// +kubebuilder:printcolumn:name="Canary",type=integer,JSONPath=`.status.canaryNodes`
+// +kubebuilder:printcolumn:name="Ready",type=integer,JSONPath=`.status.readyNodes`
+// +kubebuilder:printcolumn:name="Target",type=integer,JSONPath=`.status.targetNodes`
+// +kubebuilder:printcolumn:name="Revision",type=string,JSONPath=`.status.canaryRevision`,priority=1
 // +kubebuilder:printcolumn:name="Age",type=date,JSONPath=`.metadata.creationTimestamp`
 type EdgeRollout struct {
 	metav1.TypeMeta   `json:",inline"`

@@ -4,11 +4,16 @@
 package testenv
 
 import (
+	"context"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -68,4 +73,33 @@ func Start() (*Env, error) {
 func (e *Env) Served(gvk schema.GroupVersionKind) bool {
 	_, err := e.Client.RESTMapper().RESTMapping(gvk.GroupKind(), gvk.Version)
 	return err == nil
+}
+
+// CreateNamespace creates a namespace; one that already exists is fine.
+func (e *Env) CreateNamespace(name string) error {
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}
+	if err := e.Client.Create(context.Background(), ns); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("create namespace %s: %w", name, err)
+	}
+	return nil
+}
+
+// Kubectl runs the kubectl of KUBEBUILDER_ASSETS against the API server as an
+// admin and returns its standard output; a failure includes standard error.
+func (e *Env) Kubectl(args ...string) (string, error) {
+	admin, err := e.AddUser(envtest.User{Name: "envtest-admin", Groups: []string{"system:masters"}}, nil)
+	if err != nil {
+		return "", err
+	}
+	k, err := admin.Kubectl()
+	if err != nil {
+		return "", err
+	}
+	stdout, stderr, err := k.Run(args...)
+	out, _ := io.ReadAll(stdout)
+	if err != nil {
+		errOut, _ := io.ReadAll(stderr)
+		return string(out), fmt.Errorf("kubectl %v: %w: %s", args, err, errOut)
+	}
+	return string(out), nil
 }
