@@ -442,6 +442,11 @@ type EdgeRolloutStatus struct {
 	// +optional
 	StepStartedAt *metav1.Time `json:"stepStartedAt,omitempty"`
 
+	// pauseStartedAt is when the current step's pause started, once its cohort
+	// was healthy.
+	// +optional
+	PauseStartedAt *metav1.Time `json:"pauseStartedAt,omitempty"`
+
 	// stableRevision is the revision that nodes outside the cohort run.
 	// +optional
 	StableRevision string `json:"stableRevision,omitempty"`

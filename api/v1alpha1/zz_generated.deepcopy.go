@@ -177,6 +177,10 @@ func (in *EdgeRolloutStatus) DeepCopyInto(out *EdgeRolloutStatus) {
 		in, out := &in.StepStartedAt, &out.StepStartedAt
 		*out = (*in).DeepCopy()
 	}
+	if in.PauseStartedAt != nil {
+		in, out := &in.PauseStartedAt, &out.PauseStartedAt
+		*out = (*in).DeepCopy()
+	}
 	if in.FailingNodes != nil {
 		in, out := &in.FailingNodes, &out.FailingNodes
 		*out = make([]FailingNode, len(*in))

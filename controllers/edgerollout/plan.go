@@ -1,0 +1,701 @@
+package edgerollout
+
+import (
+	"fmt"
+	"hash/fnv"
+	"math"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+)
+
+// nodeState is what the controller observed of one node that the rollout
+// targets or once targeted.
+type nodeState struct {
+	Name string
+	// Site is the node's value of spec.strategy.canary.topologyKey.
+	Site string
+	// Target: spec.nodeSelector selects the node.
+	Target bool
+	// Reachable: the node is Ready.
+	Reachable bool
+	// Revision is the value of the rollout's cohort label on the node: the
+	// revision the node is assigned to run; empty when it has none.
+	Revision string
+	// Pod is the inferd pod of Revision on the node.
+	Pod podState
+}
+
+// podState is what matters of an inferd pod for the analysis.
+type podState struct {
+	Exists bool
+	Ready  bool
+	// Since is when the pod last changed readiness (or was created).
+	Since time.Time
+	// Failure is a CamelCase reason when the pod cannot become ready by waiting
+	// (CrashLoopBackOff, ImagePullBackOff, ...), empty otherwise.
+	Failure string
+	Message string
+}
+
+// planInput is everything a decision depends on. It is built by the controller
+// from the cluster; the plan is a pure function of it.
+type planInput struct {
+	Generation  int64
+	Spec        slmopsv1alpha1.EdgeRolloutSpec
+	Annotations map[string]string
+	Status      slmopsv1alpha1.EdgeRolloutStatus
+	// Revision is the revision the current spec and model describe.
+	Revision string
+	// Digest is the model digest of Revision, for the history.
+	Digest string
+	Nodes  []nodeState
+	Now    time.Time
+}
+
+// event is one Kubernetes Event the plan asks for.
+type event struct {
+	Type, Reason, Message string
+}
+
+// rolloutPlan is what the controller should do now.
+type rolloutPlan struct {
+	Status slmopsv1alpha1.EdgeRolloutStatus
+	// Labels maps a node to the revision its cohort label should name; an
+	// empty revision removes the label.
+	Labels map[string]string
+	// Revisions are the revisions whose DaemonSets must exist; the others go.
+	Revisions []string
+	Events    []event
+	// RequeueAfter is when time alone changes the decision (a pause or
+	// minReadySeconds ends, a deadline passes); zero when only a change in the
+	// cluster can.
+	RequeueAfter time.Duration
+}
+
+// maxFailingNodes bounds status.failingNodes.
+const maxFailingNodes = 20
+
+// computePlan decides the phase, step, cohort and node assignments of a rollout.
+func computePlan(in planInput) rolloutPlan {
+	st := *in.Status.DeepCopy()
+	p := rolloutPlan{Labels: map[string]string{}}
+	now := metav1.NewTime(in.Now)
+	canary := &in.Spec.Strategy.Canary
+	d := decider{in: in, st: &st, p: &p, now: now, canary: canary}
+
+	targets := make([]nodeState, 0, len(in.Nodes))
+	for _, n := range in.Nodes {
+		if n.Target {
+			targets = append(targets, n)
+		} else if n.Revision != "" {
+			p.Labels[n.Name] = "" // the node left the selector: its pod goes
+		}
+	}
+	d.targets = targets
+
+	d.actOnAnnotations()
+	d.followRevision()
+
+	var reason, message string
+	switch {
+	case in.Spec.Paused:
+		// Hold everything: no node switches revision.
+		st.Phase = slmopsv1alpha1.PhasePaused
+		reason, message = "SpecPaused", "spec.paused is true; no node switches revision until it is false"
+	case st.CanaryRevision == "":
+		reason, message = d.steady()
+		d.assign()
+	default:
+		reason, message = d.progress()
+		d.assign()
+	}
+	d.count()
+	setPhase(&st, in.Generation, st.Phase, reason, message, now)
+
+	p.Revisions = d.revisionsInUse()
+	p.Status = st
+	return p
+}
+
+type decider struct {
+	in      planInput
+	st      *slmopsv1alpha1.EdgeRolloutStatus
+	p       *rolloutPlan
+	now     metav1.Time
+	canary  *slmopsv1alpha1.CanaryStrategy
+	targets []nodeState
+	// cohort are the target nodes that should run the canary revision now.
+	cohort map[string]bool
+}
+
+func (d *decider) event(typ, reason, format string, args ...any) {
+	d.p.Events = append(d.p.Events, event{Type: typ, Reason: reason, Message: fmt.Sprintf(format, args...)})
+}
+
+// wake asks to be reconciled again at t, if t is in the future.
+func (d *decider) wake(t time.Time) {
+	after := t.Sub(d.in.Now)
+	if after <= 0 {
+		return
+	}
+	if d.p.RequeueAfter == 0 || after < d.p.RequeueAfter {
+		d.p.RequeueAfter = after
+	}
+}
+
+// action reports whether annotation carries a value not acted on yet, and
+// records it as acted on.
+func (d *decider) action(annotation string, recorded *string) bool {
+	v := d.in.Annotations[annotation]
+	if v == "" || v == *recorded {
+		return false
+	}
+	*recorded = v
+	return true
+}
+
+// actOnAnnotations applies abort and retry; promote is applied by progress.
+func (d *decider) actOnAnnotations() {
+	st := d.st
+	if d.action(slmopsv1alpha1.AbortAnnotation, &st.Actions.Abort) && st.CanaryRevision != "" && active(st.Phase) {
+		d.finishCanary(slmopsv1alpha1.PhaseAborted)
+		d.event(corev1.EventTypeWarning, "Aborted", "Rollout of revision %s aborted by %s; the cohort goes back to %s",
+			st.CanaryRevision, slmopsv1alpha1.AbortAnnotation, stableName(st.StableRevision))
+	}
+	if d.action(slmopsv1alpha1.RetryAnnotation, &st.Actions.Retry) && st.CanaryRevision != "" && !active(st.Phase) {
+		d.startCanary(st.CanaryRevision)
+		d.event(corev1.EventTypeNormal, "Retried", "Canary of revision %s started again at step 1 by %s", st.CanaryRevision, slmopsv1alpha1.RetryAnnotation)
+	}
+}
+
+// active reports whether a phase is one in which the canary moves or may move.
+func active(phase slmopsv1alpha1.RolloutPhase) bool {
+	switch phase {
+	case slmopsv1alpha1.PhaseRolledBack, slmopsv1alpha1.PhaseAborted, slmopsv1alpha1.PhaseDegraded, slmopsv1alpha1.PhaseCompleted:
+		return false
+	}
+	return true
+}
+
+func stableName(rev string) string {
+	if rev == "" {
+		return "no revision (there is no stable one yet)"
+	}
+	return "stable revision " + rev
+}
+
+// followRevision starts a canary when the spec or the model describes a new
+// revision, and cancels it when they went back to the stable one.
+func (d *decider) followRevision() {
+	st, rev := d.st, d.in.Revision
+	switch {
+	case rev == st.StableRevision && st.CanaryRevision != "":
+		d.event(corev1.EventTypeNormal, "CanaryCancelled", "The spec went back to stable revision %s; canary %s is cancelled", rev, st.CanaryRevision)
+		d.setHistoryPhase(st.CanaryRevision, slmopsv1alpha1.PhaseAborted)
+		st.CanaryRevision, st.PauseStartedAt = "", nil
+		st.Phase = slmopsv1alpha1.PhaseProgressing
+	case rev != st.StableRevision && rev != st.CanaryRevision:
+		if st.CanaryRevision != "" && active(st.Phase) {
+			d.setHistoryPhase(st.CanaryRevision, slmopsv1alpha1.PhaseAborted)
+			d.event(corev1.EventTypeNormal, "CanarySuperseded", "Revision %s supersedes canary %s", rev, st.CanaryRevision)
+		}
+		d.startCanary(rev)
+		st.History = append([]slmopsv1alpha1.RevisionHistory{{
+			Revision: rev, Digest: d.in.Digest, Phase: slmopsv1alpha1.PhaseProgressing, StartedAt: &d.now,
+		}}, st.History...)
+		if len(st.History) > 10 {
+			st.History = st.History[:10]
+		}
+		d.event(corev1.EventTypeNormal, "CanaryStarted", "Rolling out revision %s (model %s) in %d steps over %d target nodes, replacing %s",
+			rev, d.in.Digest, len(d.canary.Steps), len(d.targets), stableName(st.StableRevision))
+	}
+}
+
+func (d *decider) startCanary(rev string) {
+	st := d.st
+	st.CanaryRevision = rev
+	st.CurrentStep = 0
+	st.StepStartedAt = &d.now
+	st.PauseStartedAt = nil
+	st.FailingNodes = nil
+	st.Phase = slmopsv1alpha1.PhaseProgressing
+	d.setHistoryPhase(rev, slmopsv1alpha1.PhaseProgressing)
+}
+
+// finishCanary ends the canary in phase: Completed makes it stable; RolledBack
+// and Aborted send the cohort back to the stable revision.
+func (d *decider) finishCanary(phase slmopsv1alpha1.RolloutPhase) {
+	st := d.st
+	d.setHistoryPhase(st.CanaryRevision, phase)
+	for i := range st.History {
+		if st.History[i].Revision == st.CanaryRevision && st.History[i].FinishedAt == nil && phase != slmopsv1alpha1.PhaseDegraded {
+			st.History[i].FinishedAt = &d.now
+		}
+	}
+	st.Phase = phase
+	st.PauseStartedAt = nil
+	if phase == slmopsv1alpha1.PhaseCompleted {
+		st.StableRevision, st.CanaryRevision = st.CanaryRevision, ""
+		st.FailingNodes = nil
+	}
+}
+
+func (d *decider) setHistoryPhase(rev string, phase slmopsv1alpha1.RolloutPhase) {
+	for i := range d.st.History {
+		if d.st.History[i].Revision == rev {
+			d.st.History[i].Phase = phase
+			return
+		}
+	}
+}
+
+// steady keeps every target node on the stable revision.
+func (d *decider) steady() (reason, message string) {
+	st := d.st
+	d.cohort = map[string]bool{}
+	switched := 0
+	for _, n := range d.targets {
+		if n.Revision == st.StableRevision {
+			switched++
+		}
+	}
+	if st.StableRevision == "" {
+		st.Phase = slmopsv1alpha1.PhasePending
+		return "NoRevision", "no revision to roll out yet"
+	}
+	if switched < len(d.targets) {
+		st.Phase = slmopsv1alpha1.PhaseProgressing
+		return "NodesJoining", fmt.Sprintf("%d of %d target nodes run stable revision %s", switched, len(d.targets), st.StableRevision)
+	}
+	st.Phase = slmopsv1alpha1.PhaseCompleted
+	return "Completed", fmt.Sprintf("all %d target nodes run revision %s", len(d.targets), st.StableRevision)
+}
+
+// progress moves the canary: pick the cohort of the current step, judge it,
+// and promote, pause, or fail.
+func (d *decider) progress() (reason, message string) {
+	st, canary := d.st, d.canary
+	steps := canary.Steps
+	if len(steps) == 0 {
+		steps = []slmopsv1alpha1.CanaryStep{{Nodes: intstr.FromString("100%")}}
+	}
+	if int(st.CurrentStep) >= len(steps) {
+		st.CurrentStep = int32(len(steps) - 1)
+	}
+
+	switch st.Phase {
+	case slmopsv1alpha1.PhaseRolledBack, slmopsv1alpha1.PhaseAborted:
+		d.cohort = map[string]bool{}
+		return string(st.Phase), fmt.Sprintf("revision %s is not rolled out (%s); the cohort runs %s; annotate %s to try again",
+			st.CanaryRevision, strings.ToLower(string(st.Phase)), stableName(st.StableRevision), slmopsv1alpha1.RetryAnnotation)
+	}
+
+	if d.action(slmopsv1alpha1.PromoteFullAnnotation, &st.Actions.PromoteFull) && active(st.Phase) {
+		st.CurrentStep = int32(len(steps) - 1)
+		st.StepStartedAt, st.PauseStartedAt = &d.now, nil
+		d.event(corev1.EventTypeNormal, "PromotedFull", "Revision %s promoted to every target node by %s", st.CanaryRevision, slmopsv1alpha1.PromoteFullAnnotation)
+	}
+	promote := d.action(slmopsv1alpha1.PromoteAnnotation, &st.Actions.Promote) && active(st.Phase)
+
+	total := len(d.targets)
+	size := stepSize(steps, int(st.CurrentStep), total)
+	waitDeadline := d.waitDeadline()
+	d.cohort = selectCohort(d.targets, st.CanaryRevision, size, canary, waitDeadline.After(d.in.Now))
+
+	// Judge the cohort.
+	minReady := time.Duration(canary.MinReadySeconds) * time.Second
+	deadline := time.Duration(canary.ProgressDeadlineSeconds) * time.Second
+	var healthy, counted, pendingSwitch, unreachable int
+	var failing []slmopsv1alpha1.FailingNode
+	for _, n := range d.targets {
+		if !d.cohort[n.Name] {
+			continue
+		}
+		if n.Revision != st.CanaryRevision {
+			pendingSwitch++
+		}
+		if !n.Reachable {
+			unreachable++
+			if waitDeadline.After(d.in.Now) {
+				counted++ // Wait: an unreachable cohort node holds the step
+			}
+			continue
+		}
+		counted++
+		if n.Revision != st.CanaryRevision {
+			continue
+		}
+		switch {
+		case n.Pod.Ready && !n.Pod.Since.Add(minReady).After(d.in.Now):
+			healthy++
+		case n.Pod.Ready:
+			d.wake(n.Pod.Since.Add(minReady))
+		case n.Pod.Failure != "":
+			failing = append(failing, failingNode(n, n.Pod.Failure, n.Pod.Message))
+		default:
+			since := n.Pod.Since
+			if !n.Pod.Exists && st.StepStartedAt != nil {
+				since = st.StepStartedAt.Time
+			}
+			if since.IsZero() || since.Add(deadline).After(d.in.Now) {
+				d.wake(since.Add(deadline))
+				continue
+			}
+			failing = append(failing, failingNode(n, "ProgressDeadlineExceeded",
+				fmt.Sprintf("inferd pod of revision %s not ready %ds after it started", st.CanaryRevision, canary.ProgressDeadlineSeconds)))
+		}
+	}
+	sort.Slice(failing, func(i, j int) bool { return failing[i].Node < failing[j].Node })
+	st.FailingNodes = mergeFailing(st.FailingNodes, failing)
+
+	maxFailed := scaled(d.in.Spec.Analysis.MaxFailedNodes, total, false, 0)
+	if len(failing) > maxFailed && st.Phase != slmopsv1alpha1.PhaseDegraded {
+		names := make([]string, 0, 3)
+		for i := 0; i < len(failing) && i < 3; i++ {
+			names = append(names, failing[i].Node+" ("+failing[i].Reason+")")
+		}
+		summary := fmt.Sprintf("%d canary nodes failed, more than maxFailedNodes %d: %s", len(failing), maxFailed, strings.Join(names, ", "))
+		if d.in.Spec.RollbackPolicy == slmopsv1alpha1.RollbackManual {
+			st.Phase = slmopsv1alpha1.PhaseDegraded
+			d.setHistoryPhase(st.CanaryRevision, slmopsv1alpha1.PhaseDegraded)
+			d.event(corev1.EventTypeWarning, "Degraded", "Revision %s degraded: %s; rollbackPolicy is Manual", st.CanaryRevision, summary)
+			d.freeze()
+			return "CanaryFailed", summary + "; annotate " + slmopsv1alpha1.AbortAnnotation + " or " + slmopsv1alpha1.RetryAnnotation
+		}
+		d.finishCanary(slmopsv1alpha1.PhaseRolledBack)
+		d.cohort = map[string]bool{}
+		d.event(corev1.EventTypeWarning, "RolledBack", "Revision %s rolled back to %s: %s", st.CanaryRevision, stableName(st.StableRevision), summary)
+		return "CanaryFailed", summary + "; rolled back"
+	}
+	if st.Phase == slmopsv1alpha1.PhaseDegraded {
+		d.freeze()
+		return "CanaryFailed", fmt.Sprintf("%d canary nodes failed; annotate %s or %s", len(failing), slmopsv1alpha1.AbortAnnotation, slmopsv1alpha1.RetryAnnotation)
+	}
+
+	step := steps[st.CurrentStep]
+	stepName := fmt.Sprintf("step %d of %d (%d of %d target nodes)", st.CurrentStep+1, len(steps), size, total)
+	ratio := successRatio(d.in.Spec.Analysis.SuccessRatio)
+	needed := int(math.Ceil(ratio*float64(counted) - 1e-9))
+	done := pendingSwitch == 0 || (pendingSwitch == unreachable && !waitDeadline.After(d.in.Now))
+	if !promote && (!done || healthy < needed) {
+		st.Phase = slmopsv1alpha1.PhaseProgressing
+		if waitDeadline.After(d.in.Now) && unreachable > 0 {
+			d.wake(waitDeadline)
+			return "WaitingForUnreachableNodes", fmt.Sprintf("%s: %d cohort nodes are unreachable; waiting until %s", stepName, unreachable, waitDeadline.UTC().Format(time.RFC3339))
+		}
+		return "StepProgressing", fmt.Sprintf("%s: %d healthy, %d needed, %d to switch", stepName, healthy, needed, pendingSwitch)
+	}
+
+	if !promote && step.Pause != nil {
+		if st.PauseStartedAt == nil {
+			st.PauseStartedAt = &d.now
+			d.event(corev1.EventTypeNormal, "StepPaused", "%s healthy; paused", stepName)
+		}
+		if step.Pause.Duration == nil {
+			st.Phase = slmopsv1alpha1.PhasePaused
+			return "StepPaused", fmt.Sprintf("%s healthy; paused until promoted (annotate %s)", stepName, slmopsv1alpha1.PromoteAnnotation)
+		}
+		end := st.PauseStartedAt.Add(step.Pause.Duration.Duration)
+		if end.After(d.in.Now) {
+			st.Phase = slmopsv1alpha1.PhasePaused
+			d.wake(end)
+			return "StepPaused", fmt.Sprintf("%s healthy; paused until %s", stepName, end.UTC().Format(time.RFC3339))
+		}
+	}
+
+	if promote {
+		d.event(corev1.EventTypeNormal, "StepPromoted", "%s promoted by %s", stepName, slmopsv1alpha1.PromoteAnnotation)
+	} else {
+		d.event(corev1.EventTypeNormal, "StepPromoted", "%s healthy: %d of %d ready", stepName, healthy, counted)
+	}
+	if int(st.CurrentStep) == len(steps)-1 {
+		rev := st.CanaryRevision
+		d.finishCanary(slmopsv1alpha1.PhaseCompleted)
+		d.cohort = map[string]bool{}
+		d.event(corev1.EventTypeNormal, "Completed", "Revision %s is stable on the target nodes", rev)
+		return "Completed", fmt.Sprintf("revision %s is stable on %d target nodes", rev, total)
+	}
+	st.CurrentStep++
+	st.StepStartedAt, st.PauseStartedAt = &d.now, nil
+	st.Phase = slmopsv1alpha1.PhaseProgressing
+	size = stepSize(steps, int(st.CurrentStep), total)
+	d.cohort = selectCohort(d.targets, st.CanaryRevision, size, canary, d.waitDeadline().After(d.in.Now))
+	return "StepStarted", fmt.Sprintf("step %d of %d (%d of %d target nodes) started", st.CurrentStep+1, len(steps), size, total)
+}
+
+// freeze keeps the cohort as it is: a Degraded rollout waits for a person.
+func (d *decider) freeze() {
+	d.cohort = map[string]bool{}
+	for _, n := range d.targets {
+		if n.Revision == d.st.CanaryRevision {
+			d.cohort[n.Name] = true
+		}
+	}
+}
+
+// waitDeadline is when a step stops waiting for unreachable nodes under the
+// Wait policy; the zero time under Skip.
+func (d *decider) waitDeadline() time.Time {
+	u := d.canary.UnreachableNodes
+	if u.Policy != slmopsv1alpha1.UnreachableNodesWait || d.st.StepStartedAt == nil {
+		return time.Time{}
+	}
+	wait := 10 * time.Minute
+	if u.Deadline != nil {
+		wait = u.Deadline.Duration
+	}
+	return d.st.StepStartedAt.Add(wait)
+}
+
+func failingNode(n nodeState, reason, message string) slmopsv1alpha1.FailingNode {
+	since := metav1.NewTime(n.Pod.Since)
+	fn := slmopsv1alpha1.FailingNode{Node: n.Name, Reason: reason, Message: message}
+	if !n.Pod.Since.IsZero() {
+		fn.Since = &since
+	}
+	return fn
+}
+
+// mergeFailing keeps the first-seen time of nodes that keep failing and
+// bounds the list.
+func mergeFailing(old, now []slmopsv1alpha1.FailingNode) []slmopsv1alpha1.FailingNode {
+	prev := map[string]slmopsv1alpha1.FailingNode{}
+	for _, f := range old {
+		prev[f.Node] = f
+	}
+	out := make([]slmopsv1alpha1.FailingNode, 0, min(len(now), maxFailingNodes))
+	for _, f := range now {
+		if len(out) == maxFailingNodes {
+			break
+		}
+		if p, ok := prev[f.Node]; ok && p.Reason == f.Reason && p.Since != nil {
+			f.Since = p.Since
+		}
+		out = append(out, f)
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
+
+// assign decides each target node's revision and which nodes switch now,
+// within maxUnavailable. A node that has no ready pod already (or is
+// unreachable, where nothing is served anyway) switches freely; every other
+// switch takes one unit of the budget, in cohort order.
+func (d *decider) assign() {
+	st := d.st
+	budget := scaled(d.canary.MaxUnavailable, len(d.targets), true, 1)
+	type change struct{ node, want string }
+	var costly []change
+	for _, n := range cohortOrder(d.targets, d.canary) {
+		want := st.StableRevision
+		if d.cohort[n.Name] && st.CanaryRevision != "" {
+			want = st.CanaryRevision
+		}
+		unavailable := n.Revision != "" && n.Reachable && !n.Pod.Ready
+		if unavailable {
+			budget--
+		}
+		switch {
+		case n.Revision == want:
+		case unavailable || !n.Reachable:
+			d.p.Labels[n.Name] = want
+		default:
+			costly = append(costly, change{n.Name, want})
+		}
+	}
+	for _, c := range costly {
+		if budget <= 0 {
+			break
+		}
+		d.p.Labels[c.node] = c.want
+		budget--
+	}
+}
+
+// count fills the node counts of the status.
+func (d *decider) count() {
+	st := d.st
+	var canaryN, ready, updated, unreachable int32
+	for _, n := range d.targets {
+		if st.CanaryRevision != "" && n.Revision == st.CanaryRevision {
+			canaryN++
+		}
+		if n.Revision != "" && n.Revision == d.in.Revision {
+			updated++
+		}
+		if n.Revision != "" && n.Pod.Ready {
+			ready++
+		}
+		if !n.Reachable {
+			unreachable++
+		}
+	}
+	total := int32(len(d.targets))
+	st.TargetNodes, st.CanaryNodes, st.ReadyNodes, st.UpdatedNodes = total, canaryN, ready, updated
+	st.UnavailableNodes, st.UnreachableNodes = total-ready, unreachable
+}
+
+// revisionsInUse are the revisions whose DaemonSets must exist: stable,
+// canary, and any that a node still carries until it switched away.
+func (d *decider) revisionsInUse() []string {
+	set := map[string]bool{}
+	if d.st.StableRevision != "" {
+		set[d.st.StableRevision] = true
+	}
+	if d.st.CanaryRevision != "" && active(d.st.Phase) {
+		set[d.st.CanaryRevision] = true
+	}
+	for _, n := range d.in.Nodes {
+		rev := n.Revision
+		if want, ok := d.p.Labels[n.Name]; ok {
+			rev = want
+		}
+		if rev != "" {
+			set[rev] = true
+		}
+		// A node switching away keeps its old pod until the label changes.
+		if n.Revision != "" {
+			set[n.Revision] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for rev := range set {
+		out = append(out, rev)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// stepSize is the cohort size of step i of total target nodes: a count, or a
+// percentage rounded up, never smaller than an earlier step's.
+func stepSize(steps []slmopsv1alpha1.CanaryStep, i, total int) int {
+	size := 0
+	for j := 0; j <= i && j < len(steps); j++ {
+		size = max(size, scaled(&steps[j].Nodes, total, true, 1))
+	}
+	return min(size, total)
+}
+
+// scaled resolves a count or percentage of total. roundUp picks ceil over
+// floor for percentages; atLeast is the floor of the result (and the value
+// when v is nil).
+func scaled(v *intstr.IntOrString, total int, roundUp bool, atLeast int) int {
+	if v == nil {
+		return atLeast
+	}
+	n := v.IntValue()
+	if v.Type == intstr.String {
+		pct, err := strconv.Atoi(strings.TrimSuffix(v.StrVal, "%"))
+		if err != nil {
+			return atLeast
+		}
+		f := float64(total) * float64(pct) / 100
+		if roundUp {
+			n = int(math.Ceil(f - 1e-9))
+		} else {
+			n = int(math.Floor(f + 1e-9))
+		}
+	}
+	return max(n, atLeast)
+}
+
+// successRatio parses analysis.successRatio; the schema guarantees 0..1.
+func successRatio(s string) float64 {
+	if s == "" {
+		return 1
+	}
+	f, err := strconv.ParseFloat(s, 64)
+	if err != nil || f < 0 || f > 1 {
+		return 1
+	}
+	return f
+}
+
+// selectCohort picks the size target nodes that run the canary at this step.
+// Nodes that already run it stay (no churn); the rest come in a fixed order
+// that follows the topology: Spread takes nodes from every site in turn,
+// SiteBySite fills one site after another. Unreachable nodes are picked only
+// when includeUnreachable (the Wait policy before its deadline) or when they
+// already run the canary.
+func selectCohort(targets []nodeState, canaryRev string, size int, canary *slmopsv1alpha1.CanaryStrategy, includeUnreachable bool) map[string]bool {
+	cohort := make(map[string]bool, size)
+	ordered := cohortOrder(targets, canary)
+	for _, n := range ordered {
+		if len(cohort) == size {
+			return cohort
+		}
+		if canaryRev != "" && n.Revision == canaryRev {
+			cohort[n.Name] = true
+		}
+	}
+	for _, n := range ordered {
+		if len(cohort) == size {
+			break
+		}
+		if !cohort[n.Name] && (n.Reachable || includeUnreachable) {
+			cohort[n.Name] = true
+		}
+	}
+	return cohort
+}
+
+// cohortOrder orders the target nodes for cohort selection.
+func cohortOrder(targets []nodeState, canary *slmopsv1alpha1.CanaryStrategy) []nodeState {
+	ordered := slices.Clone(targets)
+	// A hash of the name, mixed so that similar names scatter: cohorts are
+	// a fixed pseudo-random sample rather than the alphabetically first nodes.
+	key := func(n nodeState) uint64 {
+		h := fnv.New64a()
+		_, _ = h.Write([]byte(n.Name))
+		x := h.Sum64()
+		x ^= x >> 33
+		x *= 0xff51afd7ed558ccd
+		x ^= x >> 33
+		return x
+	}
+	sort.SliceStable(ordered, func(i, j int) bool {
+		ki, kj := key(ordered[i]), key(ordered[j])
+		if ki != kj {
+			return ki < kj
+		}
+		return ordered[i].Name < ordered[j].Name
+	})
+	if canary.TopologyKey == "" {
+		return ordered
+	}
+	bySite := map[string][]nodeState{}
+	var sites []string
+	for _, n := range ordered {
+		if _, ok := bySite[n.Site]; !ok {
+			sites = append(sites, n.Site)
+		}
+		bySite[n.Site] = append(bySite[n.Site], n)
+	}
+	slices.Sort(sites)
+	out := make([]nodeState, 0, len(ordered))
+	if canary.TopologyOrder == slmopsv1alpha1.TopologySiteBySite {
+		for _, s := range sites {
+			out = append(out, bySite[s]...)
+		}
+		return out
+	}
+	for i := 0; len(out) < len(ordered); i++ {
+		for _, s := range sites {
+			if i < len(bySite[s]) {
+				out = append(out, bySite[s][i])
+			}
+		}
+	}
+	return out
+}
