@@ -434,9 +434,9 @@ type EdgeRolloutStatus struct {
 	// +optional
 	Phase RolloutPhase `json:"phase,omitempty"`
 
-	// currentStep is the index of the canary step being rolled out.
+	// currentStep is the index of the canary step being rolled out, from 0.
 	// +optional
-	CurrentStep int32 `json:"currentStep,omitempty"`
+	CurrentStep int32 `json:"currentStep"`
 
 	// stepStartedAt is when the current step started, for pauses and deadlines.
 	// +optional

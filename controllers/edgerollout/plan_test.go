@@ -10,6 +10,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 )
@@ -37,9 +38,9 @@ func spec(steps ...string) slmopsv1alpha1.EdgeRolloutSpec {
 	s := slmopsv1alpha1.EdgeRolloutSpec{
 		ModelRef:       slmopsv1alpha1.LocalObjectReference{Name: "m"},
 		RollbackPolicy: slmopsv1alpha1.RollbackAutomatic,
-		Analysis:       slmopsv1alpha1.RolloutAnalysis{SuccessRatio: "1", MaxFailedNodes: ptr(intstr.FromInt32(0))},
+		Analysis:       slmopsv1alpha1.RolloutAnalysis{SuccessRatio: "1", MaxFailedNodes: ptr.To(intstr.FromInt32(0))},
 		Strategy: slmopsv1alpha1.RolloutStrategy{Canary: slmopsv1alpha1.CanaryStrategy{
-			MaxUnavailable:          ptr(intstr.FromString("10%")),
+			MaxUnavailable:          ptr.To(intstr.FromString("10%")),
 			MinReadySeconds:         10,
 			ProgressDeadlineSeconds: 600,
 			UnreachableNodes:        slmopsv1alpha1.UnreachableNodes{Policy: slmopsv1alpha1.UnreachableNodesSkip, Deadline: &metav1.Duration{Duration: 10 * time.Minute}},
@@ -51,8 +52,6 @@ func spec(steps ...string) slmopsv1alpha1.EdgeRolloutSpec {
 	}
 	return s
 }
-
-func ptr[T any](v T) *T { return &v }
 
 // progressing is the status of a canary of "new" over stable "old" at step.
 func progressing(step int32, startedAgo time.Duration) slmopsv1alpha1.EdgeRolloutStatus {
@@ -78,7 +77,7 @@ func onCanary(nodes []nodeState, readyAgo time.Duration, names ...int) []nodeSta
 	return nodes
 }
 
-func labels(p rolloutPlan) map[string]string {
+func labelChanges(p rolloutPlan) map[string]string {
 	if len(p.Labels) == 0 {
 		return nil
 	}
@@ -206,7 +205,7 @@ func TestComputePlan(t *testing.T) {
 			}(),
 			status: func() slmopsv1alpha1.EdgeRolloutStatus {
 				st := progressing(0, 10*time.Minute)
-				st.Phase, st.PauseStartedAt = slmopsv1alpha1.PhasePaused, ptr(metav1.NewTime(t0.Add(-6*time.Minute)))
+				st.Phase, st.PauseStartedAt = slmopsv1alpha1.PhasePaused, ptr.To(metav1.NewTime(t0.Add(-6*time.Minute)))
 				return st
 			}(),
 			nodes:    onCanary(fleet(20, 1, "old"), 7*time.Minute, i[0], i[1]),
@@ -234,7 +233,7 @@ func TestComputePlan(t *testing.T) {
 			annotations: map[string]string{slmopsv1alpha1.PromoteAnnotation: "1"},
 			status: func() slmopsv1alpha1.EdgeRolloutStatus {
 				st := progressing(0, time.Hour)
-				st.Phase, st.PauseStartedAt = slmopsv1alpha1.PhasePaused, ptr(metav1.NewTime(t0.Add(-time.Minute)))
+				st.Phase, st.PauseStartedAt = slmopsv1alpha1.PhasePaused, ptr.To(metav1.NewTime(t0.Add(-time.Minute)))
 				return st
 			}(),
 			nodes:    onCanary(fleet(20, 1, "old"), time.Hour, i[0], i[1]),
@@ -256,7 +255,7 @@ func TestComputePlan(t *testing.T) {
 			annotations: map[string]string{slmopsv1alpha1.PromoteAnnotation: "1"},
 			status: func() slmopsv1alpha1.EdgeRolloutStatus {
 				st := progressing(0, time.Hour)
-				st.Phase, st.PauseStartedAt = slmopsv1alpha1.PhasePaused, ptr(metav1.NewTime(t0.Add(-time.Minute)))
+				st.Phase, st.PauseStartedAt = slmopsv1alpha1.PhasePaused, ptr.To(metav1.NewTime(t0.Add(-time.Minute)))
 				st.Actions.Promote = "1"
 				return st
 			}(),
@@ -440,7 +439,7 @@ func TestComputePlan(t *testing.T) {
 			if got != want {
 				t.Errorf("got  %s\nwant %s\n(message %q)", got, want, condMessage(st))
 			}
-			if diff := cmp.Diff(tc.wantLabels, labels(p)); diff != "" {
+			if diff := cmp.Diff(tc.wantLabels, labelChanges(p)); diff != "" {
 				t.Errorf("labels (-want +got):\n%s", diff)
 			}
 			if diff := cmp.Diff(tc.wantRevs, p.Revisions); diff != "" {

@@ -1,0 +1,408 @@
+// Package edgerollout reconciles EdgeRollouts into one DaemonSet per revision
+// and a per-rollout cohort label on the target nodes, and promotes the canary
+// revision step by step while its inferd pods are Ready, or rolls it back.
+//
+// The controller follows observe, decide, act: Reconcile reads the rollout,
+// its model, the nodes, its DaemonSets and their Pods from the cache;
+// computePlan (plan.go) decides, purely; Reconcile then writes what the plan
+// says. All state lives in the cluster (status, node labels, DaemonSets), so a
+// restarted operator resumes where the last one stopped.
+package edgerollout
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+	ctrlevent "sigs.k8s.io/controller-runtime/pkg/event"
+	"sigs.k8s.io/controller-runtime/pkg/handler"
+	"sigs.k8s.io/controller-runtime/pkg/predicate"
+	"sigs.k8s.io/controller-runtime/pkg/reconcile"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+)
+
+const (
+	// finalizer removes the rollout's cohort label from the nodes before the
+	// rollout goes; its DaemonSets go by owner reference.
+	finalizer = "slmops.dev/node-labels"
+	// modelRefIndex indexes EdgeRollouts by spec.modelRef.name.
+	modelRefIndex = "spec.modelRef.name"
+	// nodePatchConcurrency bounds concurrent node label patches.
+	nodePatchConcurrency = 16
+	// resync re-reads a moving rollout at least this often, in case a watch
+	// event was missed.
+	resync = time.Minute
+)
+
+// Reconciler reconciles EdgeRollouts.
+type Reconciler struct {
+	client.Client
+	Recorder events.EventRecorder
+	// Now is the clock; time.Now when nil. Tests set it.
+	Now func() time.Time
+}
+
+// +kubebuilder:rbac:groups=slmops.dev,resources=edgerollouts,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=slmops.dev,resources=edgerollouts/status,verbs=get;update;patch
+// +kubebuilder:rbac:groups=slmops.dev,resources=edgerollouts/finalizers,verbs=update
+// +kubebuilder:rbac:groups=slmops.dev,resources=slmmodels,verbs=get;list;watch
+// +kubebuilder:rbac:groups=apps,resources=daemonsets,verbs=get;list;watch;create;delete
+// +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
+// +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;patch
+
+// SetupWithManager registers the controller and its watches.
+func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
+	if r.Now == nil {
+		r.Now = time.Now
+	}
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &slmopsv1alpha1.EdgeRollout{}, modelRefIndex,
+		func(o client.Object) []string { return []string{o.(*slmopsv1alpha1.EdgeRollout).Spec.ModelRef.Name} }); err != nil {
+		return err
+	}
+	return ctrl.NewControllerManagedBy(mgr).
+		For(&slmopsv1alpha1.EdgeRollout{}).
+		Owns(&appsv1.DaemonSet{}).
+		// Pods of the rollout's DaemonSets, by label: the cache holds only
+		// Pods that the operator manages (see cmd/manager).
+		Watches(&corev1.Pod{}, handler.EnqueueRequestsFromMapFunc(rolloutOfLabels)).
+		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsOfNode),
+			builder.WithPredicates(nodeChanged{})).
+		Watches(&slmopsv1alpha1.SLMModel{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsOfModel)).
+		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		Named("edgerollout").
+		Complete(r)
+}
+
+func rolloutOfLabels(_ context.Context, o client.Object) []reconcile.Request {
+	name := o.GetLabels()[RolloutLabel]
+	if name == "" {
+		return nil
+	}
+	return []reconcile.Request{{NamespacedName: types.NamespacedName{Namespace: o.GetNamespace(), Name: name}}}
+}
+
+// rolloutsOfNode wakes every rollout: a node's labels or readiness can matter
+// to any of them, and there are few rollouts.
+func (r *Reconciler) rolloutsOfNode(ctx context.Context, _ client.Object) []reconcile.Request {
+	var list slmopsv1alpha1.EdgeRolloutList
+	if err := r.List(ctx, &list); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for _, ro := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&ro)})
+	}
+	return out
+}
+
+func (r *Reconciler) rolloutsOfModel(ctx context.Context, o client.Object) []reconcile.Request {
+	var list slmopsv1alpha1.EdgeRolloutList
+	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{modelRefIndex: o.GetName()}); err != nil {
+		return nil
+	}
+	out := make([]reconcile.Request, 0, len(list.Items))
+	for _, ro := range list.Items {
+		out = append(out, reconcile.Request{NamespacedName: client.ObjectKeyFromObject(&ro)})
+	}
+	return out
+}
+
+// nodeChanged passes node events that can change a decision: creation,
+// deletion, labels, and readiness; not the heartbeats.
+type nodeChanged struct{ predicate.Funcs }
+
+func (nodeChanged) Update(e ctrlevent.UpdateEvent) bool {
+	o, n := e.ObjectOld.(*corev1.Node), e.ObjectNew.(*corev1.Node)
+	return !labels.Equals(o.Labels, n.Labels) || nodeReady(o) != nodeReady(n)
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// Reconcile moves one EdgeRollout one step closer to its plan.
+func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
+	log := ctrl.LoggerFrom(ctx)
+	began := time.Now()
+	defer func() { reconcileSeconds.Observe(time.Since(began).Seconds()) }()
+
+	var ro slmopsv1alpha1.EdgeRollout
+	if err := r.Get(ctx, req.NamespacedName, &ro); err != nil {
+		if apierrors.IsNotFound(err) {
+			forgetMetrics(req.Namespace, req.Name)
+		}
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	labelKey := CohortLabel(ro.Namespace, ro.Name)
+
+	if !ro.DeletionTimestamp.IsZero() {
+		if err := r.removeCohortLabel(ctx, labelKey); err != nil {
+			return ctrl.Result{}, err
+		}
+		if controllerutil.RemoveFinalizer(&ro, finalizer) {
+			if err := r.Update(ctx, &ro); err != nil {
+				return ctrl.Result{}, client.IgnoreNotFound(err)
+			}
+		}
+		forgetMetrics(ro.Namespace, ro.Name)
+		return ctrl.Result{}, nil
+	}
+	if controllerutil.AddFinalizer(&ro, finalizer) {
+		if err := r.Update(ctx, &ro); err != nil {
+			return ctrl.Result{}, err
+		}
+	}
+
+	// Observe.
+	var model slmopsv1alpha1.SLMModel
+	if err := r.Get(ctx, types.NamespacedName{Namespace: ro.Namespace, Name: ro.Spec.ModelRef.Name}, &model); err != nil {
+		if !apierrors.IsNotFound(err) {
+			return ctrl.Result{}, err
+		}
+		// Waits on the SLMModel watch, not on a retry.
+		return ctrl.Result{}, r.writeStatus(ctx, &ro, func(st *slmopsv1alpha1.EdgeRolloutStatus) {
+			setPhase(st, ro.Generation, slmopsv1alpha1.PhasePending, "ModelNotFound",
+				fmt.Sprintf("SLMModel %s/%s does not exist", ro.Namespace, ro.Spec.ModelRef.Name), metav1.NewTime(r.Now()))
+		})
+	}
+	in, daemonSets, err := r.observe(ctx, &ro, &model, labelKey)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+
+	// Decide.
+	p := computePlan(in)
+
+	// Act. The status goes first: its write fails on a conflict when this
+	// reconcile read a stale rollout from the cache, and then nothing else is
+	// done on a stale decision. Then the DaemonSets, so that a node labelled
+	// with a revision finds its DaemonSet; then the labels; then remove what no
+	// node uses. A crash between two writes is mended by the next reconcile,
+	// which recomputes the same plan from the status and the labels.
+	if err := r.writeStatus(ctx, &ro, func(st *slmopsv1alpha1.EdgeRolloutStatus) { *st = p.Status }); err != nil {
+		if apierrors.IsConflict(err) {
+			return ctrl.Result{Requeue: true}, nil
+		}
+		return ctrl.Result{}, err
+	}
+	for _, e := range p.Events {
+		r.Recorder.Eventf(&ro, nil, e.Type, e.Reason, "Rollout", "%s", e.Message)
+		countEvent(ro.Namespace, ro.Name, e.Reason)
+	}
+	var problems []error
+	for _, rev := range p.Revisions {
+		if _, ok := daemonSets[rev]; ok {
+			continue
+		}
+		if rev != in.Revision {
+			problems = append(problems, errStableMissing(rev))
+			continue
+		}
+		ds, err := buildDaemonSet(&ro, &model, rev)
+		if err != nil {
+			return ctrl.Result{}, err
+		}
+		if err := controllerutil.SetControllerReference(&ro, ds, r.Scheme()); err != nil {
+			return ctrl.Result{}, err
+		}
+		if err := r.Create(ctx, ds); err != nil && !apierrors.IsAlreadyExists(err) {
+			return ctrl.Result{}, fmt.Errorf("create DaemonSet %s: %w", klog.KObj(ds), err)
+		}
+		log.Info("Created DaemonSet", "daemonSet", klog.KObj(ds), "revision", rev)
+	}
+	if err := r.patchLabels(ctx, labelKey, p.Labels); err != nil {
+		return ctrl.Result{}, err
+	}
+	keep := map[string]bool{}
+	for _, rev := range p.Revisions {
+		keep[rev] = true
+	}
+	for rev, ds := range daemonSets {
+		if keep[rev] {
+			continue
+		}
+		if err := r.Delete(ctx, ds, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+			return ctrl.Result{}, fmt.Errorf("delete DaemonSet %s: %w", klog.KObj(ds), err)
+		}
+		log.Info("Deleted DaemonSet of a revision no node runs", "daemonSet", klog.KObj(ds), "revision", rev)
+	}
+	observeRollout(&ro.ObjectMeta, &p.Status)
+	if len(problems) > 0 {
+		log.Error(errors.Join(problems...), "Rollout cannot be fully reconciled")
+	}
+
+	res := ctrl.Result{RequeueAfter: p.RequeueAfter}
+	if active(p.Status.Phase) && (res.RequeueAfter == 0 || res.RequeueAfter > resync) {
+		res.RequeueAfter = resync
+	}
+	return res, nil
+}
+
+// observe reads what the plan needs from the cache.
+func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout, model *slmopsv1alpha1.SLMModel, labelKey string) (planInput, map[string]*appsv1.DaemonSet, error) {
+	in := planInput{
+		Generation: ro.Generation, Spec: ro.Spec, Annotations: ro.Annotations, Status: ro.Status,
+		Revision: computeRevision(ro, model), Digest: model.Spec.Digest, Now: r.Now(),
+	}
+	selector, err := ro.Spec.NodeSelector.Selector()
+	if err != nil {
+		return in, nil, fmt.Errorf("spec.nodeSelector: %w", err)
+	}
+
+	var dsList appsv1.DaemonSetList
+	if err := r.List(ctx, &dsList, client.InNamespace(ro.Namespace), client.MatchingLabels{RolloutLabel: ro.Name}); err != nil {
+		return in, nil, err
+	}
+	daemonSets := map[string]*appsv1.DaemonSet{}
+	for i := range dsList.Items {
+		ds := &dsList.Items[i]
+		if metav1.IsControlledBy(ds, ro) {
+			daemonSets[ds.Labels[RevisionLabel]] = ds
+		}
+	}
+
+	var pods corev1.PodList
+	if err := r.List(ctx, &pods, client.InNamespace(ro.Namespace), client.MatchingLabels{RolloutLabel: ro.Name}); err != nil {
+		return in, nil, err
+	}
+	type key struct{ rev, node string }
+	podOf := make(map[key]*corev1.Pod, len(pods.Items))
+	for i := range pods.Items {
+		p := &pods.Items[i]
+		if p.Spec.NodeName == "" || !p.DeletionTimestamp.IsZero() {
+			continue
+		}
+		podOf[key{p.Labels[RevisionLabel], p.Spec.NodeName}] = p
+	}
+
+	var nodes corev1.NodeList
+	if err := r.List(ctx, &nodes); err != nil {
+		return in, nil, err
+	}
+	topologyKey := ro.Spec.Strategy.Canary.TopologyKey
+	for i := range nodes.Items {
+		n := &nodes.Items[i]
+		target := selector.Matches(labels.Set(n.Labels)) && n.DeletionTimestamp.IsZero()
+		rev := n.Labels[labelKey]
+		if !target && rev == "" {
+			continue
+		}
+		ns := nodeState{Name: n.Name, Target: target, Reachable: nodeReady(n), Revision: rev}
+		if topologyKey != "" {
+			ns.Site = n.Labels[topologyKey]
+		}
+		if p := podOf[key{rev, n.Name}]; p != nil && rev != "" {
+			ns.Pod = observePod(p)
+		}
+		in.Nodes = append(in.Nodes, ns)
+	}
+	return in, daemonSets, nil
+}
+
+// waitingFailures are container states that waiting will not fix.
+var waitingFailures = map[string]bool{
+	"CrashLoopBackOff": true, "ImagePullBackOff": true, "ErrImagePull": true, "InvalidImageName": true,
+	"CreateContainerConfigError": true, "CreateContainerError": true, "RunContainerError": true,
+}
+
+func observePod(p *corev1.Pod) podState {
+	ps := podState{Exists: true, Since: p.CreationTimestamp.Time}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			ps.Ready = c.Status == corev1.ConditionTrue
+			if !c.LastTransitionTime.IsZero() {
+				ps.Since = c.LastTransitionTime.Time
+			}
+		}
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		if w := cs.State.Waiting; w != nil && waitingFailures[w.Reason] {
+			ps.Failure, ps.Message = w.Reason, w.Message
+		}
+		if t := cs.LastTerminationState.Terminated; ps.Failure == "" && !ps.Ready && t != nil && t.Message != "" && cs.RestartCount > 0 {
+			// inferd writes why it failed (a bad digest, a failed self-test)
+			// to its termination message.
+			ps.Message = t.Message
+		}
+	}
+	if ps.Failure == "" && p.Status.Phase == corev1.PodFailed {
+		ps.Failure, ps.Message = "PodFailed", p.Status.Message
+	}
+	return ps
+}
+
+// patchLabels sets or removes the cohort label on nodes, a bounded number at a
+// time. A merge patch of one label touches nothing else of the node.
+func (r *Reconciler) patchLabels(ctx context.Context, labelKey string, changes map[string]string) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(nodePatchConcurrency)
+	for node, rev := range changes {
+		g.Go(func() error {
+			var value any = rev
+			if rev == "" {
+				value = nil
+			}
+			patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"labels": map[string]any{labelKey: value}}})
+			n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: node}}
+			if err := r.Patch(gctx, n, client.RawPatch(types.MergePatchType, patch)); client.IgnoreNotFound(err) != nil {
+				return fmt.Errorf("label node %s: %w", node, err)
+			}
+			nodeWrites.Inc()
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// removeCohortLabel removes labelKey from every node that has it.
+func (r *Reconciler) removeCohortLabel(ctx context.Context, labelKey string) error {
+	var nodes corev1.NodeList
+	if err := r.List(ctx, &nodes, client.HasLabels{labelKey}); err != nil {
+		return err
+	}
+	changes := map[string]string{}
+	for _, n := range nodes.Items {
+		changes[n.Name] = ""
+	}
+	return r.patchLabels(ctx, labelKey, changes)
+}
+
+// writeStatus applies mutate to the status and writes it when it changed.
+func (r *Reconciler) writeStatus(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout, mutate func(*slmopsv1alpha1.EdgeRolloutStatus)) error {
+	next := ro.DeepCopy()
+	mutate(&next.Status)
+	if apiequality.Semantic.DeepEqual(ro.Status, next.Status) {
+		return nil
+	}
+	if err := r.Status().Update(ctx, next); err != nil {
+		return fmt.Errorf("update status of %s: %w", klog.KObj(ro), err)
+	}
+	*ro = *next
+	return nil
+}

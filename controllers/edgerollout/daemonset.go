@@ -1,0 +1,234 @@
+package edgerollout
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"strings"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/inferd/config"
+)
+
+// Labels on everything the operator creates.
+const (
+	// ManagedByLabel and its value mark the operator's objects; the manager's
+	// cache watches only Pods and DaemonSets that carry it.
+	ManagedByLabel = "app.kubernetes.io/managed-by"
+	ManagedByValue = "slmops"
+	// RolloutLabel names the EdgeRollout an object belongs to.
+	RolloutLabel = "slmops.dev/rollout"
+	// RevisionLabel names the revision a DaemonSet or Pod runs.
+	RevisionLabel = "slmops.dev/revision"
+	// cohortLabelPrefix prefixes the node label that assigns a node to a
+	// revision of one rollout.
+	cohortLabelPrefix = "cohort.slmops.dev/"
+	// containerName is the inferd container.
+	containerName = "inferd"
+	// nonRootUID is distroless's "nonroot" user.
+	nonRootUID = 65532
+)
+
+// CohortLabel is the node label whose value is the revision of rollout that
+// the node runs: "<namespace>.<name>" under cohort.slmops.dev/, or a hash when
+// that is longer than a label name may be.
+func CohortLabel(namespace, name string) string {
+	n := namespace + "." + name
+	if len(n) > 63 {
+		sum := sha256.Sum256([]byte(namespace + "/" + name))
+		n = n[:46] + "-" + hex.EncodeToString(sum[:])[:16]
+		n = strings.Trim(n, ".-")
+	}
+	return cohortLabelPrefix + n
+}
+
+// revisionInputs is what a node would run, hashed into the revision.
+type revisionInputs struct {
+	Model       slmopsv1alpha1.SLMModelSpec   `json:"model"`
+	Template    slmopsv1alpha1.InferdTemplate `json:"template"`
+	Tolerations []corev1.Toleration           `json:"tolerations,omitempty"`
+}
+
+// computeRevision hashes the model and the inferd template: a new digest or a
+// changed template is a new revision, and a new canary.
+func computeRevision(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel) string {
+	b, _ := json.Marshal(revisionInputs{Model: m.Spec, Template: r.Spec.Template, Tolerations: r.Spec.Tolerations})
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])[:10]
+}
+
+// daemonSetName is the DaemonSet of one revision of a rollout.
+func daemonSetName(rollout, revision string) string {
+	name := rollout
+	if len(name) > 52 {
+		name = strings.TrimRight(name[:52], "-.")
+	}
+	return name + "-" + revision
+}
+
+// inferdConfig is the Config that the inferd pods of m get.
+func inferdConfig(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel) config.Config {
+	spec := m.Spec
+	c := config.Config{
+		Model: config.Model{
+			Name: m.Name, Digest: spec.Digest, Quantization: string(spec.Quantization),
+			Architecture: spec.Architecture, SizeBytes: ptr.Deref(spec.SizeBytes, 0),
+		},
+		Runtime: config.Runtime{
+			ContextLength:         spec.Runtime.ContextLength,
+			Threads:               ptr.Deref(spec.Runtime.Threads, 0),
+			MaxConcurrentRequests: spec.Runtime.MaxConcurrentRequests,
+		},
+		Port:     r.Spec.Template.Port,
+		CacheDir: config.DefaultCacheDir,
+	}
+	if h := spec.Source.HTTP; h != nil {
+		c.Model.URL, c.Model.AllowInsecureHTTP, c.Model.CABundle = h.URL, h.AllowInsecureHTTP, h.CABundle
+	}
+	if o := spec.Source.OCI; o != nil {
+		c.Model.OCI, c.Model.AllowInsecureHTTP = o.Reference, o.AllowInsecureHTTP
+	}
+	if st := spec.SelfTest; st != nil {
+		c.SelfTest = &config.SelfTest{MinTokensPerSecond: st.MinTokensPerSecond}
+		if st.MaxTimeToFirstToken != nil {
+			c.SelfTest.MaxTimeToFirstToken = st.MaxTimeToFirstToken.Duration
+		}
+		if st.Timeout != nil {
+			c.SelfTest.Timeout = st.Timeout.Duration
+		}
+		for _, p := range st.Prompts {
+			c.SelfTest.Prompts = append(c.SelfTest.Prompts, config.Prompt{Prompt: p.Prompt, MaxTokens: p.MaxTokens, ExpectContains: p.ExpectContains})
+		}
+	}
+	return c
+}
+
+// buildDaemonSet is the DaemonSet that runs revision of r on the nodes whose
+// cohort label names that revision. Its template never changes: a change is a
+// new revision and so a new DaemonSet, which is how a promoted canary becomes
+// stable without a second restart.
+func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, revision string) (*appsv1.DaemonSet, error) {
+	cfg := inferdConfig(r, m)
+	encoded, err := cfg.Encode()
+	if err != nil {
+		return nil, err
+	}
+	t := r.Spec.Template
+	labels := map[string]string{
+		"app.kubernetes.io/name":      "inferd",
+		"app.kubernetes.io/instance":  r.Name,
+		"app.kubernetes.io/component": "model-server",
+		ManagedByLabel:                ManagedByValue,
+		RolloutLabel:                  r.Name,
+		RevisionLabel:                 revision,
+	}
+	env := []corev1.EnvVar{
+		{Name: config.EnvConfig, Value: encoded},
+		{Name: config.EnvNodeName, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
+	}
+	if h := m.Spec.Source.HTTP; h != nil && h.SecretRef != nil {
+		env = append(env, corev1.EnvVar{Name: config.EnvAuthorization, ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: h.SecretRef.Name}, Key: "authorization"},
+		}})
+	}
+	env = append(env, t.Env...)
+	resources := *m.Spec.Runtime.Resources.DeepCopy()
+	if t.Resources != nil {
+		for k, v := range t.Resources.Requests {
+			if resources.Requests == nil {
+				resources.Requests = corev1.ResourceList{}
+			}
+			resources.Requests[k] = v
+		}
+		for k, v := range t.Resources.Limits {
+			if resources.Limits == nil {
+				resources.Limits = corev1.ResourceList{}
+			}
+			resources.Limits[k] = v
+		}
+	}
+	port := intstr.FromString("http")
+	pullSecrets := append([]corev1.LocalObjectReference(nil), t.ImagePullSecrets...)
+	ds := &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: daemonSetName(r.Name, revision), Namespace: r.Namespace, Labels: labels,
+			Annotations: map[string]string{"slmops.dev/model-digest": m.Spec.Digest},
+		},
+		Spec: appsv1.DaemonSetSpec{
+			Selector:             &metav1.LabelSelector{MatchLabels: map[string]string{RolloutLabel: r.Name, RevisionLabel: revision}},
+			MinReadySeconds:      r.Spec.Strategy.Canary.MinReadySeconds,
+			RevisionHistoryLimit: ptr.To[int32](1),
+			UpdateStrategy:       appsv1.DaemonSetUpdateStrategy{Type: appsv1.OnDeleteDaemonSetStrategyType},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{
+					NodeSelector:                  map[string]string{CohortLabel(r.Namespace, r.Name): revision},
+					Tolerations:                   r.Spec.Tolerations,
+					PriorityClassName:             t.PriorityClassName,
+					ImagePullSecrets:              pullSecrets,
+					AutomountServiceAccountToken:  ptr.To(false),
+					EnableServiceLinks:            ptr.To(false),
+					TerminationGracePeriodSeconds: ptr.To[int64](30),
+					SecurityContext: &corev1.PodSecurityContext{
+						RunAsNonRoot:   ptr.To(true),
+						RunAsUser:      ptr.To[int64](nonRootUID),
+						RunAsGroup:     ptr.To[int64](nonRootUID),
+						FSGroup:        ptr.To[int64](nonRootUID),
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault},
+					},
+					Containers: []corev1.Container{{
+						Name:            containerName,
+						Image:           t.Image,
+						ImagePullPolicy: t.ImagePullPolicy,
+						Env:             env,
+						Ports:           []corev1.ContainerPort{{Name: "http", ContainerPort: t.Port, Protocol: corev1.ProtocolTCP}},
+						Resources:       resources,
+						// Ready only when the verified model is loaded and its
+						// self-test passed: this is what promotes a canary step.
+						ReadinessProbe: &corev1.Probe{
+							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: port}},
+							PeriodSeconds: 5, FailureThreshold: 2,
+						},
+						// Alive while downloading or loading: a long download is
+						// not a reason to restart.
+						LivenessProbe: &corev1.Probe{
+							ProbeHandler:  corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/healthz", Port: port}},
+							PeriodSeconds: 10, FailureThreshold: 6,
+						},
+						TerminationMessagePolicy: corev1.TerminationMessageFallbackToLogsOnError,
+						SecurityContext: &corev1.SecurityContext{
+							AllowPrivilegeEscalation: ptr.To(false),
+							ReadOnlyRootFilesystem:   ptr.To(true),
+							RunAsNonRoot:             ptr.To(true),
+							Capabilities:             &corev1.Capabilities{Drop: []corev1.Capability{"ALL"}},
+						},
+						VolumeMounts: []corev1.VolumeMount{
+							{Name: "model-cache", MountPath: config.DefaultCacheDir},
+							{Name: "tmp", MountPath: "/tmp"},
+						},
+					}},
+					Volumes: []corev1.Volume{
+						{Name: "model-cache", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{
+							Path: config.DefaultCacheDir, Type: ptr.To(corev1.HostPathDirectoryOrCreate),
+						}}},
+						{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+					},
+				},
+			},
+		},
+	}
+	return ds, nil
+}
+
+// errStableMissing says that a revision's DaemonSet is gone and cannot be
+// rebuilt: only the current spec's revision can be.
+func errStableMissing(rev string) error {
+	return fmt.Errorf("the DaemonSet of revision %s is missing and the current spec describes another revision; it cannot be rebuilt", rev)
+}

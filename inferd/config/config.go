@@ -1,0 +1,130 @@
+// Package config is the contract between the operator and inferd: what the
+// operator puts into each inferd pod (one JSON document in the INFERD_CONFIG
+// environment variable, plus secrets as their own variables) and what inferd
+// reads at start.
+package config
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"regexp"
+	"time"
+)
+
+// Environment variables of the inferd container.
+const (
+	// EnvConfig holds the JSON Config.
+	EnvConfig = "INFERD_CONFIG"
+	// EnvAuthorization holds the Authorization header for the model source,
+	// from the SLMModel's secretRef; it is never part of Config, so it never
+	// reaches a log or the pod spec.
+	EnvAuthorization = "INFERD_MODEL_AUTHORIZATION"
+	// EnvNodeName is the node inferd runs on (the downward API's spec.nodeName).
+	EnvNodeName = "INFERD_NODE_NAME"
+)
+
+// DefaultCacheDir is the node-local model cache, a hostPath that K3s nodes keep
+// across pod restarts.
+const DefaultCacheDir = "/var/lib/slmops/models"
+
+// Config is what inferd needs to fetch, verify, load, test and serve a model.
+type Config struct {
+	// Model is the artifact.
+	Model Model `json:"model"`
+	// Runtime is how to run it.
+	Runtime Runtime `json:"runtime"`
+	// SelfTest is the gate before ready; nil means load only.
+	SelfTest *SelfTest `json:"selfTest,omitempty"`
+	// Port to serve on.
+	Port int32 `json:"port"`
+	// CacheDir is the node-local model cache.
+	CacheDir string `json:"cacheDir"`
+}
+
+// Model is one model artifact.
+type Model struct {
+	// Name is the SLMModel's name, served as the model id of the API.
+	Name string `json:"name"`
+	// URL is an http(s) source; OCI is an OCI artifact reference. Exactly one is set.
+	URL string `json:"url,omitempty"`
+	OCI string `json:"oci,omitempty"`
+	// AllowInsecureHTTP permits a plain-HTTP source.
+	AllowInsecureHTTP bool `json:"allowInsecureHTTP,omitempty"`
+	// CABundle is extra PEM roots for the source.
+	CABundle string `json:"caBundle,omitempty"`
+	// Digest is sha256:<hex> of the file.
+	Digest string `json:"digest"`
+	// Quantization, Architecture and SizeBytes are checked against the file.
+	Quantization string `json:"quantization"`
+	Architecture string `json:"architecture,omitempty"`
+	SizeBytes    int64  `json:"sizeBytes,omitempty"`
+}
+
+// Runtime is how inferd runs the model.
+type Runtime struct {
+	ContextLength         int32 `json:"contextLength"`
+	Threads               int32 `json:"threads,omitempty"`
+	MaxConcurrentRequests int32 `json:"maxConcurrentRequests"`
+}
+
+// SelfTest is the on-node gate.
+type SelfTest struct {
+	Prompts             []Prompt      `json:"prompts"`
+	MinTokensPerSecond  int32         `json:"minTokensPerSecond,omitempty"`
+	MaxTimeToFirstToken time.Duration `json:"maxTimeToFirstToken,omitempty"`
+	Timeout             time.Duration `json:"timeout,omitempty"`
+}
+
+// Prompt is one golden prompt.
+type Prompt struct {
+	Prompt         string `json:"prompt"`
+	MaxTokens      int32  `json:"maxTokens"`
+	ExpectContains string `json:"expectContains,omitempty"`
+}
+
+var digestPattern = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
+
+// Validate reports what is wrong with c, all at once.
+func (c *Config) Validate() error {
+	var errs []error
+	if (c.Model.URL == "") == (c.Model.OCI == "") {
+		errs = append(errs, errors.New("model: set exactly one of url and oci"))
+	}
+	if !digestPattern.MatchString(c.Model.Digest) {
+		errs = append(errs, fmt.Errorf("model.digest %q is not sha256:<64 lowercase hex>", c.Model.Digest))
+	}
+	if c.Port < 1 || c.Port > 65535 {
+		errs = append(errs, fmt.Errorf("port %d is out of range", c.Port))
+	}
+	if c.CacheDir == "" {
+		errs = append(errs, errors.New("cacheDir is empty"))
+	}
+	if c.Runtime.ContextLength <= 0 || c.Runtime.MaxConcurrentRequests <= 0 {
+		errs = append(errs, errors.New("runtime.contextLength and runtime.maxConcurrentRequests must be positive"))
+	}
+	return errors.Join(errs...)
+}
+
+// Encode returns c as the value of INFERD_CONFIG.
+func (c *Config) Encode() (string, error) {
+	b, err := json.Marshal(c)
+	return string(b), err
+}
+
+// FromEnv reads and validates the Config in INFERD_CONFIG.
+func FromEnv() (*Config, error) {
+	raw := os.Getenv(EnvConfig)
+	if raw == "" {
+		return nil, fmt.Errorf("%s is not set", EnvConfig)
+	}
+	c := &Config{}
+	if err := json.Unmarshal([]byte(raw), c); err != nil {
+		return nil, fmt.Errorf("parse %s: %w", EnvConfig, err)
+	}
+	if err := c.Validate(); err != nil {
+		return nil, fmt.Errorf("%s: %w", EnvConfig, err)
+	}
+	return c, nil
+}
