@@ -14,6 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -236,6 +237,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.patchLabels(ctx, labelKey, p.Labels); err != nil {
 		return ctrl.Result{}, err
 	}
+	// The next decision must see these labels, or it would spend the
+	// maxUnavailable budget a second time on a cache that lags behind.
+	if err := r.waitForLabels(ctx, labelKey, p.Labels); err != nil {
+		return ctrl.Result{}, err
+	}
 	keep := map[string]bool{}
 	for _, rev := range p.Revisions {
 		keep[rev] = true
@@ -378,6 +384,33 @@ func (r *Reconciler) patchLabels(ctx context.Context, labelKey string, changes m
 		})
 	}
 	return g.Wait()
+}
+
+// waitForLabels waits, briefly, until the cache shows the label changes.
+func (r *Reconciler) waitForLabels(ctx context.Context, labelKey string, changes map[string]string) error {
+	if len(changes) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	pending := maps.Clone(changes)
+	for {
+		for node, rev := range pending {
+			var n corev1.Node
+			err := r.Get(ctx, types.NamespacedName{Name: node}, &n)
+			if apierrors.IsNotFound(err) || (err == nil && n.Labels[labelKey] == rev) {
+				delete(pending, node)
+			}
+		}
+		if len(pending) == 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the cache did not show the cohort label on %d nodes: %w", len(pending), ctx.Err())
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }
 
 // removeCohortLabel removes labelKey from every node that has it.

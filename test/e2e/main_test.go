@@ -1,28 +1,38 @@
 // Package e2e runs slmops end to end on a real local control plane (etcd,
 // kube-apiserver, kube-controller-manager, kube-scheduler) with simulated K3s
-// edge nodes played by kwok. One cluster serves the whole package; it is started
-// in a temporary folder on free ports, so it runs beside `make demo`.
+// edge nodes played by kwok, and the real manager binary. One cluster serves
+// the whole package; it is started in a temporary folder on free ports, so it
+// runs beside `make demo`.
 package e2e
 
 import (
 	"context"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"k8s.io/apimachinery/pkg/util/wait"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	"github.com/slmops/slmops/test/localcluster"
+	"github.com/slmops/slmops/test/testenv"
 )
 
-// Shape of the suite's cluster.
+// Shape of the suite's cluster: a fleet of 200 nodes in 4 sites.
 const (
-	suiteNodes = 50
+	suiteNodes = 200
 	suiteSites = 4
 )
 
-// cluster is the control plane every test of this package uses.
-var cluster *localcluster.Cluster
+var (
+	// cluster is the control plane every test of this package uses.
+	cluster *localcluster.Cluster
+	// managerBin is the manager binary built for the suite.
+	managerBin string
+)
 
 func TestMain(m *testing.M) {
 	os.Exit(run(m))
@@ -40,6 +50,13 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
+
+	managerBin = filepath.Join(dir, "manager")
+	if out, err := exec.Command("go", "build", "-o", managerBin, "github.com/slmops/slmops/cmd/manager").CombinedOutput(); err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: build the manager: %v\n%s", err, out)
+		return 1
+	}
+
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cluster, err = localcluster.Up(ctx, localcluster.Options{
@@ -54,5 +71,37 @@ func run(m *testing.M) int {
 			fmt.Fprintf(os.Stderr, "e2e: stop the local control plane: %v\n", err)
 		}
 	}()
+	crds, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "crd", "bases", "slmops.dev_slmmodels.yaml"))
+	if err == nil {
+		var more []byte
+		more, err = os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "crd", "bases", "slmops.dev_edgerollouts.yaml"))
+		crds = append(append(crds, []byte("\n---\n")...), more...)
+	}
+	if err == nil {
+		err = cluster.Apply(ctx, crds)
+	}
+	if err == nil {
+		err = waitForCRDs(ctx)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: install the CRDs: %v\n", err)
+		return 1
+	}
 	return m.Run()
+}
+
+// waitForCRDs waits until discovery serves the slmops kinds: a manager started
+// before that fails to set up its watches.
+func waitForCRDs(ctx context.Context) error {
+	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		resources, err := cluster.Clientset.Discovery().ServerResourcesForGroupVersion(slmopsv1alpha1.GroupVersion.String())
+		if err != nil {
+			return false, nil //nolint:nilerr // not served yet
+		}
+		kinds := map[string]bool{}
+		for _, r := range resources.APIResources {
+			kinds[r.Kind] = true
+		}
+		return kinds["SLMModel"] && kinds["EdgeRollout"], nil
+	})
 }

@@ -27,17 +27,6 @@ import (
 // leaseName is the manager's leader election Lease (cmd/manager).
 const leaseName = "slmops-manager.slmops.dev"
 
-// buildManager compiles cmd/manager once per test binary.
-func buildManager(t *testing.T) string {
-	t.Helper()
-	out := filepath.Join(t.TempDir(), "manager")
-	cmd := exec.Command("go", "build", "-o", out, "github.com/slmops/slmops/cmd/manager")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build manager: %v\n%s", err, b)
-	}
-	return out
-}
-
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
@@ -67,7 +56,7 @@ func TestManagerServesProbesSecureMetricsLeadsAndShutsDownGracefully(t *testing.
 
 	metricsAddr, probeAddr := freeAddr(t), freeAddr(t)
 	var logs strings.Builder
-	cmd := exec.Command(buildManager(t),
+	cmd := exec.Command(managerBin,
 		"--leader-elect=true",
 		"--leader-election-namespace="+ns.Name,
 		"--metrics-bind-address="+metricsAddr,

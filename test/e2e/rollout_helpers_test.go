@@ -1,0 +1,307 @@
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/controllers/edgerollout"
+)
+
+// operator is a running manager process.
+type operator struct {
+	t      *testing.T
+	ns     string
+	cmd    *exec.Cmd
+	exited chan error
+	logs   *syncBuffer
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// startOperator runs the manager binary against the suite's cluster, electing
+// its leader in ns; it is stopped when the test ends.
+func startOperator(t *testing.T, ns string) *operator {
+	t.Helper()
+	o := &operator{t: t, ns: ns, logs: &syncBuffer{}}
+	o.start()
+	t.Cleanup(func() {
+		o.stop()
+		if t.Failed() {
+			logs := o.logs.String()
+			if len(logs) > 20000 {
+				logs = logs[len(logs)-20000:]
+			}
+			t.Logf("operator logs (end):\n%s", logs)
+		}
+	})
+	return o
+}
+
+func (o *operator) start() {
+	o.t.Helper()
+	o.cmd = exec.Command(managerBin,
+		"--leader-elect=true", "--leader-election-namespace="+o.ns,
+		"--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0")
+	o.cmd.Env = append(os.Environ(), "KUBECONFIG="+cluster.Kubeconfig)
+	o.cmd.Stdout, o.cmd.Stderr = o.logs, o.logs
+	if err := o.cmd.Start(); err != nil {
+		o.t.Fatal(err)
+	}
+	o.exited = make(chan error, 1)
+	go func(cmd *exec.Cmd, exited chan error) { exited <- cmd.Wait() }(o.cmd, o.exited)
+}
+
+// kill ends the operator at once, as a node failure or OOM kill would.
+func (o *operator) kill() {
+	_ = o.cmd.Process.Signal(syscall.SIGKILL)
+	<-o.exited
+}
+
+func (o *operator) stop() {
+	if o.cmd.ProcessState != nil {
+		return
+	}
+	_ = o.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-o.exited:
+	case <-time.After(20 * time.Second):
+		o.kill()
+	}
+}
+
+// kube is a controller-runtime client with the slmops types.
+func kube(t *testing.T) client.Client {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := slmopsv1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cluster.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func newNamespace(t *testing.T, prefix string) string {
+	t.Helper()
+	ns, err := cluster.Clientset.CoreV1().Namespaces().Create(context.Background(),
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: prefix + "-"}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cluster.Clientset.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{})
+	})
+	return ns.Name
+}
+
+func digestOf(n int) string {
+	return fmt.Sprintf("sha256:%064x", n)
+}
+
+func model(ns, digest string) *slmopsv1alpha1.SLMModel {
+	return &slmopsv1alpha1.SLMModel{
+		ObjectMeta: metav1.ObjectMeta{Name: "tinyllama", Namespace: ns},
+		Spec: slmopsv1alpha1.SLMModelSpec{
+			Source:       slmopsv1alpha1.ModelSource{HTTP: &slmopsv1alpha1.HTTPSource{URL: "https://models.example.com/tinyllama.gguf"}},
+			Digest:       digest,
+			Quantization: slmopsv1alpha1.QuantizationQ4_0,
+		},
+	}
+}
+
+// rollout is a rollout of the suite's model to every simulated node, fast
+// enough for tests: pods count after 1 s ready, a node fails 30 s after its
+// pod started without becoming ready.
+func rollout(ns string, steps ...string) *slmopsv1alpha1.EdgeRollout {
+	r := &slmopsv1alpha1.EdgeRollout{
+		ObjectMeta: metav1.ObjectMeta{Name: "stores", Namespace: ns},
+		Spec: slmopsv1alpha1.EdgeRolloutSpec{
+			ModelRef:     slmopsv1alpha1.LocalObjectReference{Name: "tinyllama"},
+			NodeSelector: &slmopsv1alpha1.NodeSelector{MatchLabels: map[string]string{"node.kubernetes.io/instance-type": "k3s"}},
+			Template:     slmopsv1alpha1.InferdTemplate{Image: "registry.invalid/inferd:v1"},
+			Strategy: slmopsv1alpha1.RolloutStrategy{Canary: slmopsv1alpha1.CanaryStrategy{
+				MaxUnavailable:          ptr.To(intstr.FromString("10%")),
+				MinReadySeconds:         1,
+				ProgressDeadlineSeconds: 30,
+				TopologyKey:             "topology.kubernetes.io/zone",
+			}},
+			Analysis: slmopsv1alpha1.RolloutAnalysis{SuccessRatio: "1", MaxFailedNodes: ptr.To(intstr.FromInt32(0))},
+		},
+	}
+	for _, s := range steps {
+		r.Spec.Strategy.Canary.Steps = append(r.Spec.Strategy.Canary.Steps, slmopsv1alpha1.CanaryStep{Nodes: intstr.Parse(s)})
+	}
+	return r
+}
+
+// createRollout creates the model and the rollout, and deletes the rollout at
+// the end of the test while the operator still runs, so that its finalizer
+// removes the cohort labels from the nodes.
+func createRollout(t *testing.T, c client.Client, m *slmopsv1alpha1.SLMModel, r *slmopsv1alpha1.EdgeRollout) {
+	t.Helper()
+	ctx := context.Background()
+	if err := c.Create(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = c.Delete(ctx, r)
+		deadline := time.Now().Add(time.Minute)
+		for time.Now().Before(deadline) {
+			if err := c.Get(ctx, client.ObjectKeyFromObject(r), &slmopsv1alpha1.EdgeRollout{}); apierrors.IsNotFound(err) {
+				return
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+		t.Errorf("rollout %s/%s was not removed: its finalizer did not finish", r.Namespace, r.Name)
+	})
+}
+
+// get reads the rollout.
+func get(t *testing.T, c client.Client, r *slmopsv1alpha1.EdgeRollout) *slmopsv1alpha1.EdgeRollout {
+	t.Helper()
+	got := &slmopsv1alpha1.EdgeRollout{}
+	if err := c.Get(context.Background(), client.ObjectKeyFromObject(r), got); err != nil {
+		t.Fatal(err)
+	}
+	return got
+}
+
+// waitForPhase waits until the rollout is in phase, its status describes the
+// current generation, and its stable revision is not notStable (the revision
+// before a change of the model, which the status may still show as Completed
+// for a moment). It calls sample on every poll.
+func waitForPhase(t *testing.T, c client.Client, r *slmopsv1alpha1.EdgeRollout, phase slmopsv1alpha1.RolloutPhase, notStable string, timeout time.Duration, sample func()) *slmopsv1alpha1.EdgeRollout {
+	t.Helper()
+	var got *slmopsv1alpha1.EdgeRollout
+	NewWithT(t).Eventually(func(g Gomega) {
+		if sample != nil {
+			sample()
+		}
+		got = get(t, c, r)
+		g.Expect(got.Status.ObservedGeneration).To(Equal(got.Generation))
+		g.Expect(got.Status.Phase).To(Equal(phase), "conditions: %v", got.Status.Conditions)
+		if notStable != "" && phase == slmopsv1alpha1.PhaseCompleted {
+			g.Expect(got.Status.StableRevision).NotTo(Equal(notStable))
+		}
+	}).WithTimeout(timeout).WithPolling(250 * time.Millisecond).Should(Succeed())
+	return got
+}
+
+// fleetView is what the nodes run for one rollout, read from the cluster.
+type fleetView struct {
+	// revisionOf is each target node's cohort label.
+	revisionOf map[string]string
+	// readyOn is the nodes with a Ready, not terminating inferd pod of the
+	// rollout (any revision), and the pod's revision and UID.
+	readyOn map[string]podRef
+}
+
+type podRef struct {
+	revision string
+	uid      string
+}
+
+func viewFleet(t *testing.T, ns, name string) fleetView {
+	t.Helper()
+	ctx := context.Background()
+	key := edgerollout.CohortLabel(ns, name)
+	nodes, err := cluster.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := fleetView{revisionOf: map[string]string{}, readyOn: map[string]podRef{}}
+	for _, n := range nodes.Items {
+		v.revisionOf[n.Name] = n.Labels[key]
+	}
+	pods, err := cluster.Clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: edgerollout.RolloutLabel + "=" + name})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp != nil || p.Spec.NodeName == "" {
+			continue
+		}
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				v.readyOn[p.Spec.NodeName] = podRef{revision: p.Labels[edgerollout.RevisionLabel], uid: string(p.UID)}
+			}
+		}
+	}
+	return v
+}
+
+// unavailable counts nodes without a ready inferd pod of the rollout.
+func (v fleetView) unavailable() int {
+	n := 0
+	for node := range v.revisionOf {
+		if _, ok := v.readyOn[node]; !ok {
+			n++
+		}
+	}
+	return n
+}
+
+// allOn checks that every node is labelled with rev and has a ready pod of it.
+func (v fleetView) allOn(g Gomega, rev string) {
+	for node, label := range v.revisionOf {
+		g.Expect(label).To(Equal(rev), "cohort label of %s", node)
+		g.Expect(v.readyOn[node].revision).To(Equal(rev), "ready pod on %s", node)
+	}
+}
+
+// maxSampler records the largest number of unavailable nodes seen.
+type maxSampler struct {
+	t      *testing.T
+	ns     string
+	name   string
+	max    int
+	sample int
+}
+
+func (s *maxSampler) take() {
+	s.sample++
+	if u := viewFleet(s.t, s.ns, s.name).unavailable(); u > s.max {
+		s.max = u
+	}
+}

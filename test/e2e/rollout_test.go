@@ -1,0 +1,299 @@
+package e2e
+
+import (
+	"context"
+	"math/rand/v2"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/controllers/edgerollout"
+	"github.com/slmops/slmops/test/localcluster"
+)
+
+// maxUnavailable is 10% of the suite's 200 nodes, as rollout() sets it.
+const maxUnavailable = suiteNodes / 10
+
+// completeFirstRevision rolls out the first revision and waits until it is
+// Completed on every node.
+func completeFirstRevision(t *testing.T, c client.Client, r *slmopsv1alpha1.EdgeRollout) string {
+	t.Helper()
+	got := waitForPhase(t, c, r, slmopsv1alpha1.PhaseCompleted, "", 3*time.Minute, nil)
+	NewWithT(t).Eventually(func(g Gomega) {
+		viewFleet(t, r.Namespace, r.Name).allOn(g, got.Status.StableRevision)
+	}).WithTimeout(time.Minute).Should(Succeed())
+	return got.Status.StableRevision
+}
+
+// newDigest points the suite's model at another file: a new revision.
+func newDigest(t *testing.T, c client.Client, ns string, n int) {
+	t.Helper()
+	m := &slmopsv1alpha1.SLMModel{}
+	if err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "tinyllama"}, m); err != nil {
+		t.Fatal(err)
+	}
+	m.Spec.Digest = digestOf(n)
+	if err := c.Update(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRolloutCompletesAcrossSites: 200 nodes in 4 sites, steps 5%, 25%, 100%.
+// The first revision rolls out step by step; then a new digest rolls out beside
+// it, never leaving more than maxUnavailable nodes without a ready pod, and
+// ends with the canary's pods promoted in place and the old DaemonSet gone.
+func TestRolloutCompletesAcrossSites(t *testing.T) {
+	g := NewWithT(t)
+	c := kube(t)
+	ns := newNamespace(t, "e2e-rollout")
+	startOperator(t, ns)
+	r := rollout(ns, "5%", "25%", "100%")
+	createRollout(t, c, model(ns, digestOf(1)), r)
+	first := completeFirstRevision(t, c, r)
+
+	newDigest(t, c, ns, 2)
+	sampler := &maxSampler{t: t, ns: ns, name: r.Name}
+	seen := map[string]bool{}         // "phase step" pairs that kubectl get er showed
+	canaryPods := map[string]string{} // node -> uid of its canary pod at step 1
+	var second string
+	got := waitForPhase(t, c, r, slmopsv1alpha1.PhaseCompleted, first, 3*time.Minute, func() {
+		sampler.take()
+		out, err := kubectl("get", "er", r.Name, "-n", ns, "--no-headers")
+		if err == nil {
+			f := strings.Fields(out)
+			if len(f) >= 4 && f[2] != "Completed" {
+				seen[f[2]+" "+f[3]] = true
+			}
+		}
+		cur := get(t, c, r)
+		if cur.Status.CanaryRevision != "" && cur.Status.CanaryRevision != first {
+			second = cur.Status.CanaryRevision
+		}
+		if cur.Status.CurrentStep == 0 && second != "" {
+			for node, p := range viewFleet(t, ns, r.Name).readyOn {
+				if p.revision == second {
+					canaryPods[node] = p.uid
+				}
+			}
+		}
+	})
+	t.Logf("kubectl get er showed %v; at most %d of %d nodes unavailable over %d samples", keys(seen), sampler.max, suiteNodes, sampler.sample)
+
+	g.Expect(got.Status.StableRevision).NotTo(Equal(first))
+	g.Expect(got.Status.CanaryRevision).To(BeEmpty())
+	g.Expect(got.Status.TargetNodes).To(BeEquivalentTo(suiteNodes))
+	g.Expect(sampler.max).To(BeNumerically("<=", maxUnavailable), "nodes without a ready pod at once")
+	g.Expect(seen).To(HaveKey("Progressing 0"), "kubectl get er during the rollout")
+	g.Expect(seen).To(HaveKey("Progressing 2"), "kubectl get er during the rollout")
+	g.Eventually(func(g Gomega) {
+		viewFleet(t, ns, r.Name).allOn(g, got.Status.StableRevision)
+	}).WithTimeout(time.Minute).Should(Succeed())
+
+	// The pods that ran the canary at step 1 were promoted in place: same UIDs.
+	g.Expect(canaryPods).To(HaveLen(10), "5% of 200 nodes")
+	final := viewFleet(t, ns, r.Name)
+	for node, uid := range canaryPods {
+		g.Expect(final.readyOn[node].uid).To(Equal(uid), "the canary pod on %s was restarted", node)
+	}
+	// Only the new revision's DaemonSet remains, owned by the rollout.
+	g.Eventually(func() []string {
+		var list appsv1.DaemonSetList
+		_ = c.List(context.Background(), &list, client.InNamespace(ns))
+		var revs []string
+		for _, ds := range list.Items {
+			revs = append(revs, ds.Labels[edgerollout.RevisionLabel])
+		}
+		return revs
+	}).WithTimeout(30 * time.Second).Should(Equal([]string{got.Status.StableRevision}))
+	g.Expect(got.Status.History).To(HaveLen(2))
+	g.Expect(got.Status.History[1].Phase).To(Equal(slmopsv1alpha1.PhaseCompleted))
+}
+
+func keys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// TestFailingCanaryRollsBack: canary pods on one site's nodes crash-loop
+// (a kwok fault), so the rollout rolls back by itself: every node runs the
+// stable revision again, and never more than maxUnavailable nodes were without
+// a ready pod.
+func TestFailingCanaryRollsBack(t *testing.T) {
+	g := NewWithT(t)
+	c := kube(t)
+	ctx := context.Background()
+	ns := newNamespace(t, "e2e-rollback")
+	startOperator(t, ns)
+	r := rollout(ns, "5%", "25%", "100%")
+	createRollout(t, c, model(ns, digestOf(1)), r)
+	stable := completeFirstRevision(t, c, r)
+
+	const faulty = "registry.invalid/inferd:v2-faulty"
+	var site2 []string
+	for i := range suiteNodes {
+		if localcluster.SiteName(i, suiteSites) == "site-02" {
+			site2 = append(site2, localcluster.NodeName(i, suiteSites))
+		}
+	}
+	g.Expect(cluster.InjectCrashLoop(ctx, "rollback", faulty, site2)).To(Succeed())
+	t.Cleanup(func() { _ = cluster.RemoveFault(context.Background(), "rollback") })
+
+	cur := get(t, c, r)
+	cur.Spec.Template.Image = faulty // a new template is a new revision
+	g.Expect(c.Update(ctx, cur)).To(Succeed())
+
+	sampler := &maxSampler{t: t, ns: ns, name: r.Name}
+	got := waitForPhase(t, c, r, slmopsv1alpha1.PhaseRolledBack, "", 3*time.Minute, sampler.take)
+	g.Expect(got.Status.StableRevision).To(Equal(stable))
+	g.Expect(got.Status.FailingNodes).NotTo(BeEmpty())
+	for _, f := range got.Status.FailingNodes {
+		g.Expect(site2).To(ContainElement(f.Node))
+		g.Expect(f.Reason).To(Equal("CrashLoopBackOff"))
+	}
+	g.Eventually(func(g Gomega) {
+		sampler.take()
+		viewFleet(t, ns, r.Name).allOn(g, stable)
+	}).WithTimeout(2 * time.Minute).Should(Succeed())
+	t.Logf("at most %d of %d nodes unavailable over %d samples", sampler.max, suiteNodes, sampler.sample)
+	g.Expect(sampler.max).To(BeNumerically("<=", maxUnavailable))
+
+	// The failure is explained where people and tools look.
+	g.Expect(meta(got, slmopsv1alpha1.ConditionStalled)).To(Equal(metav1.ConditionTrue))
+	events, err := cluster.Clientset.EventsV1().Events(ns).List(ctx, metav1.ListOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	var reasons []string
+	for _, e := range events.Items {
+		reasons = append(reasons, e.Reason)
+	}
+	g.Expect(reasons).To(ContainElement("RolledBack"))
+}
+
+func meta(r *slmopsv1alpha1.EdgeRollout, condition string) metav1.ConditionStatus {
+	for _, c := range r.Status.Conditions {
+		if c.Type == condition {
+			return c.Status
+		}
+	}
+	return metav1.ConditionUnknown
+}
+
+// TestOperatorKilledAtRandomMomentsStillCompletes: the operator is killed with
+// SIGKILL at random moments of a rollout and started again; it resumes from
+// the cluster alone and the rollout completes on every node.
+func TestOperatorKilledAtRandomMomentsStillCompletes(t *testing.T) {
+	g := NewWithT(t)
+	c := kube(t)
+	ns := newNamespace(t, "e2e-kill")
+	op := startOperator(t, ns)
+	r := rollout(ns, "5%", "25%", "100%")
+	createRollout(t, c, model(ns, digestOf(1)), r)
+	first := completeFirstRevision(t, c, r)
+
+	newDigest(t, c, ns, 2)
+	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	kills := 0
+	for kills < 4 {
+		time.Sleep(time.Duration(500+rng.IntN(2500)) * time.Millisecond)
+		if st := get(t, c, r).Status; st.Phase == slmopsv1alpha1.PhaseCompleted && st.StableRevision != first {
+			break
+		}
+		op.kill()
+		kills++
+		op.start()
+	}
+	t.Logf("killed the operator %d times during the rollout", kills)
+	g.Expect(kills).To(BeNumerically(">=", 2), "the rollout ended before the operator could be killed twice")
+	got := waitForPhase(t, c, r, slmopsv1alpha1.PhaseCompleted, first, 3*time.Minute, nil)
+	g.Eventually(func(g Gomega) {
+		viewFleet(t, ns, r.Name).allOn(g, got.Status.StableRevision)
+	}).WithTimeout(time.Minute).Should(Succeed())
+	g.Expect(got.Status.History).To(HaveLen(2))
+}
+
+// TestUnreachableNodes: a node goes offline while a revision rolls out. Under
+// Skip the rollout completes without waiting for it, and the node gets the new
+// revision when it returns; under Wait the step holds until it returns.
+func TestUnreachableNodes(t *testing.T) {
+	for _, policy := range []slmopsv1alpha1.UnreachableNodesPolicy{slmopsv1alpha1.UnreachableNodesSkip, slmopsv1alpha1.UnreachableNodesWait} {
+		t.Run(string(policy), func(t *testing.T) {
+			g := NewWithT(t)
+			c := kube(t)
+			ctx := context.Background()
+			ns := newNamespace(t, "e2e-"+strings.ToLower(string(policy)))
+			startOperator(t, ns)
+			r := rollout(ns, "100%")
+			r.Spec.Strategy.Canary.UnreachableNodes = slmopsv1alpha1.UnreachableNodes{
+				Policy: policy, Deadline: &metav1.Duration{Duration: 10 * time.Minute},
+			}
+			createRollout(t, c, model(ns, digestOf(1)), r)
+			first := completeFirstRevision(t, c, r)
+
+			offline := localcluster.NodeName(7, suiteSites)
+			g.Expect(cluster.SetNodeOffline(ctx, offline, true)).To(Succeed())
+			t.Cleanup(func() { _ = cluster.SetNodeOffline(context.Background(), offline, false) })
+			g.Eventually(func() bool {
+				n, err := cluster.Clientset.CoreV1().Nodes().Get(ctx, offline, metav1.GetOptions{})
+				return err == nil && !localcluster.NodeReady(n)
+			}).WithTimeout(30 * time.Second).Should(BeTrue())
+
+			newDigest(t, c, ns, 2)
+			if policy == slmopsv1alpha1.UnreachableNodesSkip {
+				got := waitForPhase(t, c, r, slmopsv1alpha1.PhaseCompleted, first, 3*time.Minute, nil)
+				g.Expect(got.Status.StableRevision).NotTo(Equal(first))
+				g.Expect(got.Status.UnreachableNodes).To(BeEquivalentTo(1))
+				// Back online, the node runs the new revision.
+				g.Expect(cluster.SetNodeOffline(ctx, offline, false)).To(Succeed())
+				g.Eventually(func(g Gomega) {
+					viewFleet(t, ns, r.Name).allOn(g, got.Status.StableRevision)
+				}).WithTimeout(time.Minute).Should(Succeed())
+				return
+			}
+			// Wait: every reachable node switches, and the step holds for the
+			// offline one.
+			g.Eventually(func(g Gomega) {
+				got := get(t, c, r)
+				g.Expect(got.Status.Phase).To(Equal(slmopsv1alpha1.PhaseProgressing))
+				g.Expect(got.Status.ReadyNodes).To(BeEquivalentTo(suiteNodes - 1))
+				g.Expect(conditionReason(got, slmopsv1alpha1.ConditionProgressing)).To(Equal("WaitingForUnreachableNodes"))
+			}).WithTimeout(2 * time.Minute).WithPolling(500 * time.Millisecond).Should(Succeed())
+			g.Consistently(func() slmopsv1alpha1.RolloutPhase {
+				return get(t, c, r).Status.Phase
+			}).WithTimeout(3 * time.Second).Should(Equal(slmopsv1alpha1.PhaseProgressing))
+			g.Expect(cluster.SetNodeOffline(ctx, offline, false)).To(Succeed())
+			got := waitForPhase(t, c, r, slmopsv1alpha1.PhaseCompleted, first, 2*time.Minute, nil)
+			g.Eventually(func(g Gomega) {
+				viewFleet(t, ns, r.Name).allOn(g, got.Status.StableRevision)
+			}).WithTimeout(time.Minute).Should(Succeed())
+		})
+	}
+}
+
+func conditionReason(r *slmopsv1alpha1.EdgeRollout, condition string) string {
+	for _, c := range r.Status.Conditions {
+		if c.Type == condition {
+			return c.Reason
+		}
+	}
+	return ""
+}
+
+// kubectl runs the control plane's kubectl against the suite's cluster.
+func kubectl(args ...string) (string, error) {
+	bin, err := localcluster.BinDir()
+	if err != nil {
+		return "", err
+	}
+	out, err := exec.Command(filepath.Join(bin, "kubectl"), append([]string{"--kubeconfig", cluster.Kubeconfig}, args...)...).Output()
+	return string(out), err
+}

@@ -1,0 +1,106 @@
+package localcluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
+)
+
+// OfflineAnnotation takes a simulated node offline while it is set.
+const OfflineAnnotation = "slmops.dev/simulate-offline"
+
+var stageGVR = schema.GroupVersionResource{Group: "kwok.x-k8s.io", Version: "v1alpha1", Resource: "stages"}
+
+// SetNodeOffline makes kwok report the node NotReady (offline) or Ready again.
+func (c *Cluster) SetNodeOffline(ctx context.Context, node string, offline bool) error {
+	var value any
+	if offline {
+		value = "true"
+	}
+	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{OfflineAnnotation: value}}})
+	_, err := c.Clientset.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{})
+	return err
+}
+
+// InjectCrashLoop makes every new pod whose first container runs image on one of
+// nodes crash-loop instead of becoming ready, until RemoveFault(name). It is a
+// kwok Stage with weight 1, so it wins over the default pod lifecycle (weight 0).
+func (c *Cluster) InjectCrashLoop(ctx context.Context, name, image string, nodes []string) error {
+	values := make([]any, 0, len(nodes))
+	for _, n := range nodes {
+		values = append(values, n)
+	}
+	stage := &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "kwok.x-k8s.io/v1alpha1",
+		"kind":       "Stage",
+		"metadata":   map[string]any{"name": "slmops-fault-" + name},
+		"spec": map[string]any{
+			"resourceRef": map[string]any{"apiGroup": "v1", "kind": "Pod"},
+			"weight":      int64(1),
+			"selector": map[string]any{"matchExpressions": []any{
+				map[string]any{"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
+				map[string]any{"key": ".status.phase", "operator": "In", "values": []any{"Pending"}},
+				map[string]any{"key": ".spec.containers.[0].image", "operator": "In", "values": []any{image}},
+				map[string]any{"key": ".spec.nodeName", "operator": "In", "values": values},
+			}},
+			"delay": map[string]any{"durationMilliseconds": int64(300)},
+			"next": map[string]any{"statusTemplate": `{{ $now := Now }}
+conditions:
+- lastTransitionTime: {{ $now | Quote }}
+  status: "True"
+  type: Initialized
+- lastTransitionTime: {{ $now | Quote }}
+  status: "False"
+  type: Ready
+  reason: ContainersNotReady
+containerStatuses:
+{{ range .spec.containers }}
+- image: {{ .image | Quote }}
+  name: {{ .name | Quote }}
+  ready: false
+  started: false
+  restartCount: 4
+  state:
+    waiting:
+      reason: CrashLoopBackOff
+      message: "simulated: back-off restarting failed container"
+  lastState:
+    terminated:
+      exitCode: 1
+      reason: Error
+      message: "simulated: self-test failed"
+{{ end }}
+phase: Running
+startTime: {{ $now | Quote }}
+`},
+		},
+	}}
+	dc, err := dynamic.NewForConfig(c.Config)
+	if err != nil {
+		return err
+	}
+	if _, err := dc.Resource(stageGVR).Create(ctx, stage, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("inject fault %s: %w", name, err)
+	}
+	return nil
+}
+
+// RemoveFault removes a fault that InjectCrashLoop added.
+func (c *Cluster) RemoveFault(ctx context.Context, name string) error {
+	dc, err := dynamic.NewForConfig(c.Config)
+	if err != nil {
+		return err
+	}
+	err = dc.Resource(stageGVR).Delete(ctx, "slmops-fault-"+name, metav1.DeleteOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
