@@ -83,6 +83,13 @@ BENCH_NODES ?= 1000
 bench-cluster: controlplane ## Time the local control plane with BENCH_NODES nodes and a DaemonSet on all; print memory.
 	go run ./hack/bench-cluster --nodes $(BENCH_NODES)
 
+.PHONY: bench-rollout
+bench-rollout: controlplane ## An EdgeRollout on BENCH_NODES nodes (steps 1/10/50/100%) against a plain DaemonSet RollingUpdate.
+	go run ./hack/bench-rollout --nodes $(BENCH_NODES)
+
+.PHONY: bench
+bench: bench-cluster bench-rollout ## Every benchmark.
+
 ##@ Local cluster
 
 .PHONY: cluster-up

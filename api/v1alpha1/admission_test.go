@@ -10,6 +10,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
@@ -236,6 +237,26 @@ func TestValidObjectsAreAcceptedWithDefaults(t *testing.T) {
 	steps, _, _ := unstructured.NestedSlice(rollout.Object, "spec", "strategy", "canary", "steps")
 	if got := fmt.Sprint(steps); got != "[map[nodes:10%] map[nodes:50%] map[nodes:100%]]" {
 		t.Errorf("default steps = %s, want 10%%, 50%%, 100%%", got)
+	}
+}
+
+// TestExplicitZeroIsNotDefaulted: minReadySeconds: 0 means "count a pod at
+// once", not "use the default of 10".
+func TestExplicitZeroIsNotDefaulted(t *testing.T) {
+	r := object(t, validRollout, map[string]any{"strategy": "{canary: {minReadySeconds: 0}}"})
+	if err := env.Client.Create(context.Background(), r); err != nil {
+		t.Fatal(err)
+	}
+	got, found, _ := unstructured.NestedInt64(r.Object, "spec", "strategy", "canary", "minReadySeconds")
+	if !found || got != 0 {
+		t.Errorf("minReadySeconds = %d (found %v), want the explicit 0", got, found)
+	}
+	typed := &slmopsv1alpha1.EdgeRollout{}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(r.Object, typed); err != nil {
+		t.Fatal(err)
+	}
+	if typed.Spec.Strategy.Canary.MinReadySeconds == nil || *typed.Spec.Strategy.Canary.MinReadySeconds != 0 {
+		t.Errorf("the Go type loses the explicit 0: %v", typed.Spec.Strategy.Canary.MinReadySeconds)
 	}
 }
 

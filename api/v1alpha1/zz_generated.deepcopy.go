@@ -67,6 +67,11 @@ func (in *CanaryStrategy) DeepCopyInto(out *CanaryStrategy) {
 		*out = new(intstr.IntOrString)
 		**out = **in
 	}
+	if in.MinReadySeconds != nil {
+		in, out := &in.MinReadySeconds, &out.MinReadySeconds
+		*out = new(int32)
+		**out = **in
+	}
 	in.UnreachableNodes.DeepCopyInto(&out.UnreachableNodes)
 }
 

@@ -163,7 +163,7 @@ func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, r
 		},
 		Spec: appsv1.DaemonSetSpec{
 			Selector:             &metav1.LabelSelector{MatchLabels: map[string]string{RolloutLabel: r.Name, RevisionLabel: revision}},
-			MinReadySeconds:      r.Spec.Strategy.Canary.MinReadySeconds,
+			MinReadySeconds:      ptr.Deref(r.Spec.Strategy.Canary.MinReadySeconds, 0),
 			RevisionHistoryLimit: ptr.To[int32](1),
 			UpdateStrategy:       appsv1.DaemonSetUpdateStrategy{Type: appsv1.OnDeleteDaemonSetStrategyType},
 			Template: corev1.PodTemplateSpec{

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 )
@@ -312,7 +313,7 @@ func (d *decider) progress() (reason, message string) {
 	d.cohort = selectCohort(d.targets, st.CanaryRevision, size, canary, waitDeadline.After(d.in.Now))
 
 	// Judge the cohort.
-	minReady := time.Duration(canary.MinReadySeconds) * time.Second
+	minReady := time.Duration(ptr.Deref(canary.MinReadySeconds, 0)) * time.Second
 	deadline := time.Duration(canary.ProgressDeadlineSeconds) * time.Second
 	var healthy, counted, pendingSwitch, unreachable int
 	var failing []slmopsv1alpha1.FailingNode

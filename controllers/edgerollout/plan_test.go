@@ -41,7 +41,7 @@ func spec(steps ...string) slmopsv1alpha1.EdgeRolloutSpec {
 		Analysis:       slmopsv1alpha1.RolloutAnalysis{SuccessRatio: "1", MaxFailedNodes: ptr.To(intstr.FromInt32(0))},
 		Strategy: slmopsv1alpha1.RolloutStrategy{Canary: slmopsv1alpha1.CanaryStrategy{
 			MaxUnavailable:          ptr.To(intstr.FromString("10%")),
-			MinReadySeconds:         10,
+			MinReadySeconds:         ptr.To[int32](10),
 			ProgressDeadlineSeconds: 600,
 			UnreachableNodes:        slmopsv1alpha1.UnreachableNodes{Policy: slmopsv1alpha1.UnreachableNodesSkip, Deadline: &metav1.Duration{Duration: 10 * time.Minute}},
 			TopologyOrder:           slmopsv1alpha1.TopologySpread,

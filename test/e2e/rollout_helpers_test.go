@@ -159,7 +159,7 @@ func rollout(ns string, steps ...string) *slmopsv1alpha1.EdgeRollout {
 			Template:     slmopsv1alpha1.InferdTemplate{Image: "registry.invalid/inferd:v1"},
 			Strategy: slmopsv1alpha1.RolloutStrategy{Canary: slmopsv1alpha1.CanaryStrategy{
 				MaxUnavailable:          ptr.To(intstr.FromString("10%")),
-				MinReadySeconds:         1,
+				MinReadySeconds:         ptr.To[int32](1),
 				ProgressDeadlineSeconds: 30,
 				TopologyKey:             "topology.kubernetes.io/zone",
 			}},

@@ -1,0 +1,307 @@
+// Command bench-rollout measures an EdgeRollout at fleet size against the
+// anchor of a plain DaemonSet RollingUpdate, in the same run, on the same local
+// control plane. `make bench-rollout` runs it.
+//
+// On N simulated nodes it first updates a plain DaemonSet with the rollout's
+// maxUnavailable (the anchor), then rolls a first model revision out with the
+// operator, then times the update to a second revision through the canary
+// steps. It prints both times, their ratio, the operator's API writes per node
+// for the update, and the operator's peak resident memory.
+package main
+
+import (
+	"bufio"
+	"context"
+	"flag"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/test/localcluster"
+	"github.com/slmops/slmops/test/testenv"
+)
+
+func main() {
+	nodes := flag.Int("nodes", 1000, "simulated edge nodes")
+	sites := flag.Int("sites", 10, "sites")
+	maxUnavailable := flag.String("max-unavailable", "10%", "maxUnavailable of both the DaemonSet and the rollout")
+	steps := flag.String("steps", "1%,10%,50%,100%", "canary steps")
+	flag.Parse()
+	if err := run(*nodes, *sites, *maxUnavailable, strings.Split(*steps, ",")); err != nil {
+		fmt.Fprintf(os.Stderr, "bench-rollout: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+func run(nodes, sites int, maxUnavailable string, steps []string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+	defer cancel()
+	bin, err := localcluster.BinDir()
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "slmops-bench-rollout-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	manager := filepath.Join(dir, "manager")
+	if out, err := exec.Command("go", "build", "-o", manager, "github.com/slmops/slmops/cmd/manager").CombinedOutput(); err != nil {
+		return fmt.Errorf("build the manager: %v\n%s", err, out)
+	}
+	c, err := localcluster.Up(ctx, localcluster.Options{Dir: filepath.Join(dir, "cluster"), BinDir: bin, Nodes: nodes, Sites: sites})
+	if err != nil {
+		return err
+	}
+	defer func() { _ = c.Down() }()
+	scheme := runtime.NewScheme()
+	_ = clientgoscheme.AddToScheme(scheme)
+	_ = slmopsv1alpha1.AddToScheme(scheme)
+	cl, err := client.New(c.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		return err
+	}
+	mu := intstr.Parse(maxUnavailable)
+	fmt.Printf("rollout benchmark: %d simulated nodes in %d sites, maxUnavailable %s, steps %s, minReadySeconds 0\n",
+		nodes, sites, maxUnavailable, strings.Join(steps, " / "))
+
+	// Anchor: a plain DaemonSet RollingUpdate from v1 to v2.
+	anchor, err := daemonSetUpdate(ctx, cl, nodes, mu)
+	if err != nil {
+		return fmt.Errorf("anchor: %w", err)
+	}
+	fmt.Printf("  %-52s %7.1f s   (anchor)\n", "plain DaemonSet RollingUpdate, v1 -> v2", anchor.Seconds())
+
+	// The operator.
+	for _, f := range []string{"slmops.dev_slmmodels.yaml", "slmops.dev_edgerollouts.yaml"} {
+		data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "crd", "bases", f))
+		if err != nil {
+			return err
+		}
+		if err := c.Apply(ctx, data); err != nil {
+			return err
+		}
+	}
+	if err := waitServed(ctx, c); err != nil {
+		return err
+	}
+	if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}); err != nil {
+		return err
+	}
+	metricsAddr := freeAddr()
+	op := exec.Command(manager, "--leader-election-namespace=bench", "--metrics-secure=false",
+		"--metrics-bind-address="+metricsAddr, "--health-probe-bind-address=127.0.0.1:0")
+	op.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig)
+	logs, err := os.Create(filepath.Join(dir, "manager.log"))
+	if err != nil {
+		return err
+	}
+	op.Stdout, op.Stderr = logs, logs
+	if err := op.Start(); err != nil {
+		return err
+	}
+	defer func() { _ = op.Process.Signal(syscall.SIGTERM); _, _ = op.Process.Wait() }()
+
+	m := &slmopsv1alpha1.SLMModel{
+		ObjectMeta: metav1.ObjectMeta{Name: "model", Namespace: "bench"},
+		Spec: slmopsv1alpha1.SLMModelSpec{
+			Source:       slmopsv1alpha1.ModelSource{HTTP: &slmopsv1alpha1.HTTPSource{URL: "https://models.example.com/m.gguf"}},
+			Digest:       fmt.Sprintf("sha256:%064x", 1),
+			Quantization: slmopsv1alpha1.QuantizationQ4_0,
+		},
+	}
+	r := &slmopsv1alpha1.EdgeRollout{
+		ObjectMeta: metav1.ObjectMeta{Name: "fleet", Namespace: "bench"},
+		Spec: slmopsv1alpha1.EdgeRolloutSpec{
+			ModelRef: slmopsv1alpha1.LocalObjectReference{Name: "model"},
+			Template: slmopsv1alpha1.InferdTemplate{Image: "registry.invalid/inferd:v1"},
+			Strategy: slmopsv1alpha1.RolloutStrategy{Canary: slmopsv1alpha1.CanaryStrategy{
+				MaxUnavailable: &mu, MinReadySeconds: ptr.To[int32](0), ProgressDeadlineSeconds: 600,
+				TopologyKey: localcluster.ZoneLabel,
+			}},
+		},
+	}
+	for _, s := range steps {
+		r.Spec.Strategy.Canary.Steps = append(r.Spec.Strategy.Canary.Steps, slmopsv1alpha1.CanaryStep{Nodes: intstr.Parse(s)})
+	}
+	if err := cl.Create(ctx, m); err != nil {
+		return err
+	}
+	began := time.Now()
+	if err := cl.Create(ctx, r); err != nil {
+		return err
+	}
+	if _, err := waitCompleted(ctx, cl, r, ""); err != nil {
+		return fmt.Errorf("first revision: %w (manager log %s)", err, logs.Name())
+	}
+	fmt.Printf("  %-52s %7.1f s\n", "EdgeRollout, first revision on every node", time.Since(began).Seconds())
+
+	before, err := writes(metricsAddr)
+	if err != nil {
+		return err
+	}
+	first := r.Status.StableRevision
+	m.Spec.Digest = fmt.Sprintf("sha256:%064x", 2)
+	began = time.Now()
+	if err := cl.Update(ctx, m); err != nil {
+		return err
+	}
+	if _, err := waitCompleted(ctx, cl, r, first); err != nil {
+		return fmt.Errorf("second revision: %w (manager log %s)", err, logs.Name())
+	}
+	update := time.Since(began)
+	after, err := writes(metricsAddr)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  %-52s %7.1f s   ratio to anchor %.2fx\n", "EdgeRollout, canary v1 -> v2 through every step", update.Seconds(), update.Seconds()/anchor.Seconds())
+	if evs, err := c.Clientset.EventsV1().Events("bench").List(ctx, metav1.ListOptions{}); err == nil {
+		for _, e := range evs.Items {
+			if at := e.EventTime.Time; at.After(began) {
+				fmt.Printf("      +%5.1f s  %-14s %s\n", at.Sub(began).Seconds(), e.Reason, e.Note)
+			}
+		}
+	}
+	fmt.Printf("  %-52s %7.2f   (%d writes: node labels, DaemonSets, status, Events)\n", "operator API writes per node for the update", float64(after-before)/float64(nodes), after-before)
+	fmt.Printf("  %-52s %7d MiB\n", "operator peak resident memory", peakRSS(op.Process.Pid)>>20)
+	return nil
+}
+
+// daemonSetUpdate creates a DaemonSet on every node, waits until it is ready,
+// then times a RollingUpdate of its image.
+func daemonSetUpdate(ctx context.Context, cl client.Client, nodes int, mu intstr.IntOrString) (time.Duration, error) {
+	labels := map[string]string{"app": "anchor"}
+	ds := &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "anchor", Namespace: "default"},
+		Spec: appsv1.DaemonSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: labels},
+			UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType,
+				RollingUpdate: &appsv1.RollingUpdateDaemonSet{MaxUnavailable: &mu, MaxSurge: ptr.To(intstr.FromInt32(0))}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "inferd", Image: "registry.invalid/inferd:v1"}}},
+			},
+		},
+	}
+	if err := cl.Create(ctx, ds); err != nil {
+		return 0, err
+	}
+	done := func(image string) wait.ConditionWithContextFunc {
+		return func(ctx context.Context) (bool, error) {
+			got := &appsv1.DaemonSet{}
+			if err := cl.Get(ctx, client.ObjectKeyFromObject(ds), got); err != nil {
+				return false, err
+			}
+			s := got.Status
+			return got.Spec.Template.Spec.Containers[0].Image == image && s.ObservedGeneration == got.Generation &&
+				s.UpdatedNumberScheduled == int32(nodes) && s.NumberReady == int32(nodes) && s.NumberAvailable == int32(nodes), nil
+		}
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 10*time.Minute, true, done("registry.invalid/inferd:v1")); err != nil {
+		return 0, err
+	}
+	if err := cl.Get(ctx, client.ObjectKeyFromObject(ds), ds); err != nil {
+		return 0, err
+	}
+	ds.Spec.Template.Spec.Containers[0].Image = "registry.invalid/inferd:v2"
+	began := time.Now()
+	if err := cl.Update(ctx, ds); err != nil {
+		return 0, err
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 20*time.Minute, true, done("registry.invalid/inferd:v2")); err != nil {
+		return 0, err
+	}
+	took := time.Since(began)
+	return took, cl.Delete(ctx, ds, client.PropagationPolicy(metav1.DeletePropagationForeground))
+}
+
+func waitCompleted(ctx context.Context, cl client.Client, r *slmopsv1alpha1.EdgeRollout, notStable string) (*slmopsv1alpha1.EdgeRollout, error) {
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 20*time.Minute, true, func(ctx context.Context) (bool, error) {
+		if err := cl.Get(ctx, client.ObjectKeyFromObject(r), r); err != nil {
+			return false, err
+		}
+		st := r.Status
+		return st.Phase == slmopsv1alpha1.PhaseCompleted && st.StableRevision != notStable && st.ObservedGeneration == r.Generation, nil
+	})
+	return r, err
+}
+
+func waitServed(ctx context.Context, c *localcluster.Cluster) error {
+	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
+		res, err := c.Clientset.Discovery().ServerResourcesForGroupVersion(slmopsv1alpha1.GroupVersion.String())
+		if err != nil {
+			return false, nil //nolint:nilerr // not served yet
+		}
+		kinds := map[string]bool{}
+		for _, r := range res.APIResources {
+			kinds[r.Kind] = true
+		}
+		return kinds["SLMModel"] && kinds["EdgeRollout"], nil
+	})
+}
+
+// writes sums the operator's non-GET API requests from its metrics.
+func writes(addr string) (int64, error) {
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var total float64
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, "rest_client_requests_total{") {
+			continue
+		}
+		if strings.Contains(line, `method="GET"`) {
+			continue
+		}
+		f := strings.Fields(line)
+		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+		total += v
+	}
+	return int64(total), sc.Err()
+}
+
+func peakRSS(pid int) int64 {
+	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
+
+func freeAddr() string {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "127.0.0.1:18080"
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
