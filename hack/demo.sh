@@ -57,15 +57,44 @@ echo "leader: ${holder:-none yet}"
 
 say "Applying the sample model and rollout"
 kubectl apply -k config/samples
-kubectl get slm,er -o wide
+kubectl get slm -o wide
 
-say "What runs today"
-cat <<'MSG'
-The control plane, the simulated edge nodes, the CRDs and the operator process
-(leader election, probes, metrics) are real. The EdgeRollout controller, which
-turns this rollout into canary DaemonSets, is not built yet: the rollout above is
-accepted by the API server and nothing reconciles it.
-MSG
+# watch_rollout prints the rollout's status whenever it changes, until it is
+# in one of the phases given.
+watch_rollout() {
+	local want=$1 last= line phase
+	for _ in $(seq 1 1200); do
+		line=$(kubectl get er tinyllama-stores --no-headers -o custom-columns="$columns" 2>/dev/null || true)
+		if [ "$line" != "$last" ]; then
+			printf '%s  %s\n' "$(date +%H:%M:%S)" "$line"
+			last=$line
+		fi
+		phase=$(kubectl get er tinyllama-stores -o jsonpath='{.status.phase}')
+		case " $want " in *" $phase "*) return 0 ;; esac
+		sleep 0.5
+	done
+	echo "the rollout did not reach $want in 10 minutes" >&2
+	return 1
+}
+
+columns='PHASE:.status.phase,STEP:.status.currentStep,CANARY:.status.canaryNodes,READY:.status.readyNodes,UPDATED:.status.updatedNodes,TARGET:.status.targetNodes,WHAT:.status.conditions[?(@.type=="Reconciling")].message'
+say "Rolling out: 5% of the nodes, spread over the sites, a 1-minute pause, then 25%, then all"
+echo "          PHASE / STEP / CANARY / READY / UPDATED / TARGET / what happens"
+watch_rollout Completed
+kubectl get ds -l app.kubernetes.io/managed-by=slmops
+
+say "A new model file (a new digest) starts a canary beside the stable revision"
+kubectl patch slm tinyllama-chat --type merge -p \
+	'{"spec":{"digest":"sha256:2222222222222222222222222222222222222222222222222222222222222222"}}'
+watch_rollout Paused
+say "Step 1 is healthy and paused; promoting it by hand instead of waiting"
+kubectl annotate er tinyllama-stores slmops.dev/promote="$(date +%s)" --overwrite
+watch_rollout Completed
+kubectl get ds -l app.kubernetes.io/managed-by=slmops
+say "History and Events"
+kubectl get er tinyllama-stores -o jsonpath='{range .status.history[*]}{.revision}  {.phase}  {.digest}{"\n"}{end}'
+kubectl get events --field-selector involvedObject.kind=EdgeRollout -o custom-columns=REASON:.reason,MESSAGE:.message --sort-by=.metadata.creationTimestamp 2>/dev/null |
+	tail -n 12
 
 if [ -t 0 ] && [ -z "${CI:-}" ]; then
 	say "The cluster stays up until you press Ctrl-C (KUBECONFIG=$KUBECONFIG)"
