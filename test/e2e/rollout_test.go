@@ -115,6 +115,18 @@ func TestRolloutCompletesAcrossSites(t *testing.T) {
 	}).WithTimeout(30 * time.Second).Should(Equal([]string{got.Status.StableRevision}))
 	g.Expect(got.Status.History).To(HaveLen(2))
 	g.Expect(got.Status.History[1].Phase).To(Equal(slmopsv1alpha1.PhaseCompleted))
+
+	// Deleting the rollout removes what it made: its DaemonSets (owner
+	// references) and its cohort label on every node (its finalizer).
+	g.Expect(c.Delete(context.Background(), got)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		var list appsv1.DaemonSetList
+		g.Expect(c.List(context.Background(), &list, client.InNamespace(ns))).To(Succeed())
+		g.Expect(list.Items).To(BeEmpty())
+		for node, rev := range viewFleet(t, ns, r.Name).revisionOf {
+			g.Expect(rev).To(BeEmpty(), "cohort label left on %s", node)
+		}
+	}).WithTimeout(time.Minute).Should(Succeed())
 }
 
 func keys(m map[string]bool) []string {
