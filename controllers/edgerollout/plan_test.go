@@ -53,6 +53,24 @@ func spec(steps ...string) slmopsv1alpha1.EdgeRolloutSpec {
 	return s
 }
 
+// pausedFirstStep returns spec("10%", "100%") whose first step pauses for d,
+// or until promoted when d is zero.
+func pausedFirstStep(d time.Duration) slmopsv1alpha1.EdgeRolloutSpec {
+	s := spec("10%", "100%")
+	s.Strategy.Canary.Steps[0].Pause = &slmopsv1alpha1.CanaryPause{}
+	if d > 0 {
+		s.Strategy.Canary.Steps[0].Pause.Duration = &metav1.Duration{Duration: d}
+	}
+	return s
+}
+
+// pausedSince is the status of a canary whose step 1 has been paused since pausedAgo.
+func pausedSince(pausedAgo, startedAgo time.Duration) slmopsv1alpha1.EdgeRolloutStatus {
+	st := progressing(0, startedAgo)
+	st.Phase, st.PauseStartedAt = slmopsv1alpha1.PhasePaused, ptr.To(metav1.NewTime(t0.Add(-pausedAgo)))
+	return st
+}
+
 // progressing is the status of a canary of "new" over stable "old" at step.
 func progressing(step int32, startedAgo time.Duration) slmopsv1alpha1.EdgeRolloutStatus {
 	started := metav1.NewTime(t0.Add(-startedAgo))
@@ -187,57 +205,33 @@ func TestComputePlan(t *testing.T) {
 			wantRevs:   []string{"new", "old"}, wantEvents: "StepPromoted", wantRequeue: 9 * time.Minute,
 		},
 		"a step with a pause holds once healthy": {
-			spec: func() slmopsv1alpha1.EdgeRolloutSpec {
-				s := spec("10%", "100%")
-				s.Strategy.Canary.Steps[0].Pause = &slmopsv1alpha1.CanaryPause{Duration: &metav1.Duration{Duration: 5 * time.Minute}}
-				return s
-			}(),
+			spec:     pausedFirstStep(5 * time.Minute),
 			status:   progressing(0, time.Minute),
 			nodes:    onCanary(fleet(20, 1, "old"), time.Minute, i[0], i[1]),
 			revision: "new", wantPhase: slmopsv1alpha1.PhasePaused, wantStable: "old", wantCanary: "new",
 			wantRevs: []string{"new", "old"}, wantEvents: "StepPaused", wantRequeue: 5 * time.Minute,
 		},
 		"a finished pause promotes": {
-			spec: func() slmopsv1alpha1.EdgeRolloutSpec {
-				s := spec("10%", "100%")
-				s.Strategy.Canary.Steps[0].Pause = &slmopsv1alpha1.CanaryPause{Duration: &metav1.Duration{Duration: 5 * time.Minute}}
-				return s
-			}(),
-			status: func() slmopsv1alpha1.EdgeRolloutStatus {
-				st := progressing(0, 10*time.Minute)
-				st.Phase, st.PauseStartedAt = slmopsv1alpha1.PhasePaused, ptr.To(metav1.NewTime(t0.Add(-6*time.Minute)))
-				return st
-			}(),
+			spec:     pausedFirstStep(5 * time.Minute),
+			status:   pausedSince(6*time.Minute, 10*time.Minute),
 			nodes:    onCanary(fleet(20, 1, "old"), 7*time.Minute, i[0], i[1]),
 			revision: "new", wantPhase: slmopsv1alpha1.PhaseProgressing, wantStep: 1, wantStable: "old", wantCanary: "new",
 			wantLabels: map[string]string{o[2]: "new", o[3]: "new"},
 			wantRevs:   []string{"new", "old"}, wantEvents: "StepPromoted",
 		},
 		"an open-ended pause waits for the promote annotation": {
-			spec: func() slmopsv1alpha1.EdgeRolloutSpec {
-				s := spec("10%", "100%")
-				s.Strategy.Canary.Steps[0].Pause = &slmopsv1alpha1.CanaryPause{}
-				return s
-			}(),
+			spec:     pausedFirstStep(0),
 			status:   progressing(0, time.Hour),
 			nodes:    onCanary(fleet(20, 1, "old"), time.Hour, i[0], i[1]),
 			revision: "new", wantPhase: slmopsv1alpha1.PhasePaused, wantStable: "old", wantCanary: "new",
 			wantRevs: []string{"new", "old"}, wantEvents: "StepPaused",
 		},
 		"the promote annotation promotes a paused step once": {
-			spec: func() slmopsv1alpha1.EdgeRolloutSpec {
-				s := spec("10%", "100%")
-				s.Strategy.Canary.Steps[0].Pause = &slmopsv1alpha1.CanaryPause{}
-				return s
-			}(),
+			spec:        pausedFirstStep(0),
 			annotations: map[string]string{slmopsv1alpha1.PromoteAnnotation: "1"},
-			status: func() slmopsv1alpha1.EdgeRolloutStatus {
-				st := progressing(0, time.Hour)
-				st.Phase, st.PauseStartedAt = slmopsv1alpha1.PhasePaused, ptr.To(metav1.NewTime(t0.Add(-time.Minute)))
-				return st
-			}(),
-			nodes:    onCanary(fleet(20, 1, "old"), time.Hour, i[0], i[1]),
-			revision: "new", wantPhase: slmopsv1alpha1.PhaseProgressing, wantStep: 1, wantStable: "old", wantCanary: "new",
+			status:      pausedSince(time.Minute, time.Hour),
+			nodes:       onCanary(fleet(20, 1, "old"), time.Hour, i[0], i[1]),
+			revision:    "new", wantPhase: slmopsv1alpha1.PhaseProgressing, wantStep: 1, wantStable: "old", wantCanary: "new",
 			wantLabels: map[string]string{o[2]: "new", o[3]: "new"},
 			wantRevs:   []string{"new", "old"}, wantEvents: "StepPromoted",
 			checkCounter: func(t *testing.T, st slmopsv1alpha1.EdgeRolloutStatus) {
@@ -247,15 +241,10 @@ func TestComputePlan(t *testing.T) {
 			},
 		},
 		"a promote value already acted on does nothing": {
-			spec: func() slmopsv1alpha1.EdgeRolloutSpec {
-				s := spec("10%", "100%")
-				s.Strategy.Canary.Steps[0].Pause = &slmopsv1alpha1.CanaryPause{}
-				return s
-			}(),
+			spec:        pausedFirstStep(0),
 			annotations: map[string]string{slmopsv1alpha1.PromoteAnnotation: "1"},
 			status: func() slmopsv1alpha1.EdgeRolloutStatus {
-				st := progressing(0, time.Hour)
-				st.Phase, st.PauseStartedAt = slmopsv1alpha1.PhasePaused, ptr.To(metav1.NewTime(t0.Add(-time.Minute)))
+				st := pausedSince(time.Minute, time.Hour)
 				st.Actions.Promote = "1"
 				return st
 			}(),

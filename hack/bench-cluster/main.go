@@ -16,8 +16,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -109,20 +107,11 @@ func run(nodes, sites int) error {
 	return nil
 }
 
-// rss reads each component's resident set size from /proc.
+// rss reads each component's resident set size.
 func rss(c *localcluster.Cluster) map[string]int64 {
 	out := map[string]int64{}
 	for _, p := range c.Processes() {
-		data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(p.PID), "status"))
-		if err != nil {
-			continue
-		}
-		for line := range strings.SplitSeq(string(data), "\n") {
-			if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-				kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-				out[p.Name] = kb << 10
-			}
-		}
+		out[p.Name] = localcluster.MemoryBytes(p.PID, "VmRSS")
 	}
 	return out
 }

@@ -181,7 +181,7 @@ func run(nodes, sites int, maxUnavailable string, steps []string) error {
 		}
 	}
 	fmt.Printf("  %-52s %7.2f   (%d writes: node labels, DaemonSets, status, Events)\n", "operator API writes per node for the update", float64(after-before)/float64(nodes), after-before)
-	fmt.Printf("  %-52s %7d MiB\n", "operator peak resident memory", peakRSS(op.Process.Pid)>>20)
+	fmt.Printf("  %-52s %7d MiB\n", "operator peak resident memory", localcluster.MemoryBytes(op.Process.Pid, "VmHWM")>>20)
 	return nil
 }
 
@@ -281,20 +281,6 @@ func writes(addr string) (int64, error) {
 		total += v
 	}
 	return int64(total), sc.Err()
-}
-
-func peakRSS(pid int) int64 {
-	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
-	if err != nil {
-		return 0
-	}
-	for line := range strings.SplitSeq(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
-			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
-			return kb << 10
-		}
-	}
-	return 0
 }
 
 func freeAddr() string {

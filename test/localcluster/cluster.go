@@ -592,3 +592,19 @@ func (c *Cluster) Processes() []Process {
 	}
 	return out
 }
+
+// MemoryBytes reads a memory figure of a process from /proc/<pid>/status:
+// "VmRSS" (resident now) or "VmHWM" (peak resident). It is 0 when unknown.
+func MemoryBytes(pid int, field string) int64 {
+	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "status"))
+	if err != nil {
+		return 0
+	}
+	for line := range strings.SplitSeq(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, field+":"); ok {
+			kb, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+			return kb << 10
+		}
+	}
+	return 0
+}
