@@ -3,6 +3,8 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"strings"
@@ -27,11 +29,13 @@ import (
 
 // operator is a running manager process.
 type operator struct {
-	t      *testing.T
-	ns     string
-	cmd    *exec.Cmd
-	exited chan error
-	logs   *syncBuffer
+	t  *testing.T
+	ns string
+	// metricsAddr serves the operator's Prometheus metrics over plain HTTP.
+	metricsAddr string
+	cmd         *exec.Cmd
+	exited      chan error
+	logs        *syncBuffer
 }
 
 type syncBuffer struct {
@@ -55,7 +59,7 @@ func (s *syncBuffer) String() string {
 // its leader in ns; it is stopped when the test ends.
 func startOperator(t *testing.T, ns string) *operator {
 	t.Helper()
-	o := &operator{t: t, ns: ns, logs: &syncBuffer{}}
+	o := &operator{t: t, ns: ns, logs: &syncBuffer{}, metricsAddr: freeAddr(t)}
 	o.start()
 	t.Cleanup(func() {
 		o.stop()
@@ -74,7 +78,7 @@ func (o *operator) start() {
 	o.t.Helper()
 	o.cmd = exec.Command(managerBin,
 		"--leader-elect=true", "--leader-election-namespace="+o.ns,
-		"--metrics-bind-address=0", "--health-probe-bind-address=127.0.0.1:0")
+		"--metrics-bind-address="+o.metricsAddr, "--metrics-secure=false", "--health-probe-bind-address=127.0.0.1:0")
 	o.cmd.Env = append(os.Environ(), "KUBECONFIG="+cluster.Kubeconfig)
 	o.cmd.Stdout, o.cmd.Stderr = o.logs, o.logs
 	if err := o.cmd.Start(); err != nil {
@@ -82,6 +86,21 @@ func (o *operator) start() {
 	}
 	o.exited = make(chan error, 1)
 	go func(cmd *exec.Cmd, exited chan error) { exited <- cmd.Wait() }(o.cmd, o.exited)
+}
+
+// metrics returns the operator's metrics in the Prometheus text format.
+func (o *operator) metrics() string {
+	o.t.Helper()
+	resp, err := http.Get("http://" + o.metricsAddr + "/metrics")
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		o.t.Fatal(err)
+	}
+	return string(b)
 }
 
 // kill ends the operator at once, as a node failure or OOM kill would.

@@ -146,7 +146,7 @@ func TestFailingCanaryRollsBack(t *testing.T) {
 	c := kube(t)
 	ctx := context.Background()
 	ns := newNamespace(t, "e2e-rollback")
-	startOperator(t, ns)
+	op := startOperator(t, ns)
 	r := rollout(ns, "5%", "25%", "100%")
 	createRollout(t, c, model(ns, digestOf(1)), r)
 	stable := completeFirstRevision(t, c, r)
@@ -189,6 +189,21 @@ func TestFailingCanaryRollsBack(t *testing.T) {
 		reasons = append(reasons, e.Reason)
 	}
 	g.Expect(reasons).To(ContainElement("RolledBack"))
+
+	// And in the metrics that alerts are built on.
+	// Prometheus writes label names in sorted order.
+	series := func(name, label string) string {
+		if label == "" {
+			return name + `{namespace="` + ns + `",rollout="stores"}`
+		}
+		return name + `{namespace="` + ns + `",` + label + `,rollout="stores"}`
+	}
+	g.Eventually(op.metrics).WithTimeout(10 * time.Second).Should(And(
+		ContainSubstring(series("slmops_rollout_rollbacks_total", "")+" 1"),
+		ContainSubstring(series("slmops_rollout_phase", `phase="RolledBack"`)+" 1"),
+		ContainSubstring(series("slmops_rollout_phase", `phase="Completed"`)+" 0"),
+		ContainSubstring(`slmops_rollout_nodes{namespace="`+ns+`",rollout="stores",state="target"} 200`),
+	))
 }
 
 func meta(r *slmopsv1alpha1.EdgeRollout, condition string) metav1.ConditionStatus {
