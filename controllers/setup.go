@@ -5,6 +5,8 @@
 package controllers
 
 import (
+	"context"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -12,7 +14,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	"github.com/slmops/slmops/controllers/edgerollout"
+	"github.com/slmops/slmops/controllers/slmmodel"
 )
 
 // The manager elects its leader through a Lease in its own namespace, and
@@ -49,8 +53,15 @@ func slimNode(o any) (any, error) {
 
 // SetupWithManager registers every slmops controller with mgr.
 func SetupWithManager(mgr ctrl.Manager) error {
-	return (&edgerollout.Reconciler{
+	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &slmopsv1alpha1.EdgeRollout{},
+		slmmodel.ModelRefIndex, slmmodel.IndexModelRef); err != nil {
+		return err
+	}
+	if err := (&edgerollout.Reconciler{
 		Client:   mgr.GetClient(),
 		Recorder: mgr.GetEventRecorder("slmops"),
-	}).SetupWithManager(mgr)
+	}).SetupWithManager(mgr); err != nil {
+		return err
+	}
+	return (&slmmodel.Reconciler{Client: mgr.GetClient()}).SetupWithManager(mgr)
 }

@@ -14,7 +14,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"maps"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -38,14 +38,13 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/controllers/slmmodel"
 )
 
 const (
 	// finalizer removes the rollout's cohort label from the nodes before the
 	// rollout goes; its DaemonSets go by owner reference.
 	finalizer = "slmops.dev/node-labels"
-	// modelRefIndex indexes EdgeRollouts by spec.modelRef.name.
-	modelRefIndex = "spec.modelRef.name"
 	// nodePatchConcurrency bounds concurrent node label patches.
 	nodePatchConcurrency = 16
 	// resync re-reads a moving rollout at least this often, in case a watch
@@ -59,12 +58,73 @@ type Reconciler struct {
 	Recorder events.EventRecorder
 	// Now is the clock; time.Now when nil. Tests set it.
 	Now func() time.Time
+
+	// expect remembers the cohort labels this process wrote until the cache
+	// shows them, so that a reconcile on a cache that lags behind (as it does
+	// on a busy API server with thousands of nodes) does not spend the
+	// maxUnavailable budget a second time. A restarted operator starts with
+	// a freshly synced cache and needs none.
+	expect labelExpectations
+}
+
+// labelExpectations are label values written but not yet seen in the cache,
+// per rollout and node.
+type labelExpectations struct {
+	mu sync.Mutex
+	m  map[types.NamespacedName]map[string]expectedLabel
+}
+
+type expectedLabel struct {
+	revision string
+	at       time.Time
+}
+
+// expectationTTL bounds how long an unseen write is trusted over the cache; a
+// write that never shows (the node was relabelled by someone else, or deleted)
+// is forgotten then.
+const expectationTTL = time.Minute
+
+func (e *labelExpectations) record(key types.NamespacedName, changes map[string]string, now time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.m == nil {
+		e.m = map[types.NamespacedName]map[string]expectedLabel{}
+	}
+	if e.m[key] == nil {
+		e.m[key] = map[string]expectedLabel{}
+	}
+	for node, rev := range changes {
+		e.m[key][node] = expectedLabel{revision: rev, at: now}
+	}
+}
+
+// adjust returns the revision to believe for node: what this process last
+// wrote, while the cache does not show it yet.
+func (e *labelExpectations) adjust(key types.NamespacedName, node, cached string, now time.Time) (string, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	want, ok := e.m[key][node]
+	if !ok {
+		return cached, false
+	}
+	if want.revision == cached || now.Sub(want.at) > expectationTTL {
+		delete(e.m[key], node)
+		return cached, false
+	}
+	return want.revision, true
+}
+
+func (e *labelExpectations) forget(key types.NamespacedName) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	delete(e.m, key)
 }
 
 // +kubebuilder:rbac:groups=slmops.dev,resources=edgerollouts,verbs=get;list;watch;update;patch
 // +kubebuilder:rbac:groups=slmops.dev,resources=edgerollouts/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=slmops.dev,resources=edgerollouts/finalizers,verbs=update
 // +kubebuilder:rbac:groups=slmops.dev,resources=slmmodels,verbs=get;list;watch
+// +kubebuilder:rbac:groups=slmops.dev,resources=slmmodels/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=apps,resources=daemonsets,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;patch
@@ -73,10 +133,6 @@ type Reconciler struct {
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Now == nil {
 		r.Now = time.Now
-	}
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &slmopsv1alpha1.EdgeRollout{}, modelRefIndex,
-		func(o client.Object) []string { return []string{o.(*slmopsv1alpha1.EdgeRollout).Spec.ModelRef.Name} }); err != nil {
-		return err
 	}
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&slmopsv1alpha1.EdgeRollout{}).
@@ -116,7 +172,7 @@ func (r *Reconciler) rolloutsOfNode(ctx context.Context, _ client.Object) []reco
 
 func (r *Reconciler) rolloutsOfModel(ctx context.Context, o client.Object) []reconcile.Request {
 	var list slmopsv1alpha1.EdgeRolloutList
-	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{modelRefIndex: o.GetName()}); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{slmmodel.ModelRefIndex: o.GetName()}); err != nil {
 		return nil
 	}
 	out := make([]reconcile.Request, 0, len(list.Items))
@@ -169,6 +225,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			}
 		}
 		forgetMetrics(ro.Namespace, ro.Name)
+		r.expect.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	if controllerutil.AddFinalizer(&ro, finalizer) {
@@ -234,12 +291,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		log.Info("Created DaemonSet", "daemonSet", klog.KObj(ds), "revision", rev)
 	}
-	if err := r.patchLabels(ctx, labelKey, p.Labels); err != nil {
-		return ctrl.Result{}, err
-	}
-	// The next decision must see these labels, or it would spend the
-	// maxUnavailable budget a second time on a cache that lags behind.
-	if err := r.waitForLabels(ctx, labelKey, p.Labels); err != nil {
+	err = r.patchLabels(ctx, labelKey, p.Labels)
+	// Recorded even after a partial failure: a patch that failed is simply
+	// not seen, and forgotten after expectationTTL.
+	r.expect.record(req.NamespacedName, p.Labels, r.Now())
+	if err != nil {
 		return ctrl.Result{}, err
 	}
 	keep := map[string]bool{}
@@ -312,11 +368,17 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 	for i := range nodes.Items {
 		n := &nodes.Items[i]
 		target := selector.Matches(labels.Set(n.Labels)) && n.DeletionTimestamp.IsZero()
-		rev := n.Labels[labelKey]
+		rev, pending := r.expect.adjust(client.ObjectKeyFromObject(ro), n.Name, n.Labels[labelKey], in.Now)
 		if !target && rev == "" {
 			continue
 		}
 		ns := nodeState{Name: n.Name, Target: target, Reachable: nodeReady(n), Revision: rev}
+		if pending {
+			// Labelled by this process a moment ago: its old pod is going, the
+			// new one is not there yet.
+			in.Nodes = append(in.Nodes, ns)
+			continue
+		}
 		if topologyKey != "" {
 			ns.Site = n.Labels[topologyKey]
 		}
@@ -384,33 +446,6 @@ func (r *Reconciler) patchLabels(ctx context.Context, labelKey string, changes m
 		})
 	}
 	return g.Wait()
-}
-
-// waitForLabels waits, briefly, until the cache shows the label changes.
-func (r *Reconciler) waitForLabels(ctx context.Context, labelKey string, changes map[string]string) error {
-	if len(changes) == 0 {
-		return nil
-	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	pending := maps.Clone(changes)
-	for {
-		for node, rev := range pending {
-			var n corev1.Node
-			err := r.Get(ctx, types.NamespacedName{Name: node}, &n)
-			if apierrors.IsNotFound(err) || (err == nil && n.Labels[labelKey] == rev) {
-				delete(pending, node)
-			}
-		}
-		if len(pending) == 0 {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("the cache did not show the cohort label on %d nodes: %w", len(pending), ctx.Err())
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
 }
 
 // removeCohortLabel removes labelKey from every node that has it.

@@ -1,0 +1,214 @@
+package controllers_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/controllers"
+	"github.com/slmops/slmops/controllers/edgerollout"
+	"github.com/slmops/slmops/inferd/config"
+	"github.com/slmops/slmops/test/testenv"
+)
+
+// env is a real API server (envtest) with the controllers of this repository
+// running in a manager, as cmd/manager wires them. It has no kubelets and no
+// DaemonSet controller: these tests check what the operator writes; the e2e
+// suite checks what the cluster then does.
+var env *testenv.Env
+
+func TestMain(m *testing.M) {
+	var err error
+	if env, err = testenv.Start(); err != nil {
+		fmt.Fprintf(os.Stderr, "envtest: %v\n", err)
+		os.Exit(1)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+		Scheme:  env.Scheme,
+		Cache:   controllers.CacheOptions(),
+		Metrics: metricsserver.Options{BindAddress: "0"},
+	})
+	if err == nil {
+		err = controllers.SetupWithManager(mgr)
+	}
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "manager: %v\n", err)
+		os.Exit(1)
+	}
+	done := make(chan error, 1)
+	go func() { done <- mgr.Start(ctx) }()
+	code := m.Run()
+	cancel()
+	if err := <-done; err != nil {
+		fmt.Fprintf(os.Stderr, "manager: %v\n", err)
+	}
+	_ = env.Stop()
+	os.Exit(code)
+}
+
+func namespace(t *testing.T) string {
+	t.Helper()
+	ns := &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: "ctrl-"}}
+	if err := env.Client.Create(context.Background(), ns); err != nil {
+		t.Fatal(err)
+	}
+	return ns.Name
+}
+
+func model(ns string) *slmopsv1alpha1.SLMModel {
+	return &slmopsv1alpha1.SLMModel{
+		ObjectMeta: metav1.ObjectMeta{Name: "tinyllama", Namespace: ns},
+		Spec: slmopsv1alpha1.SLMModelSpec{
+			Source:       slmopsv1alpha1.ModelSource{HTTP: &slmopsv1alpha1.HTTPSource{URL: "https://models.example.com/t.gguf", SecretRef: &slmopsv1alpha1.LocalObjectReference{Name: "hub-token"}}},
+			Digest:       fmt.Sprintf("sha256:%064x", 42),
+			Quantization: slmopsv1alpha1.QuantizationQ4_0,
+			Variants: []slmopsv1alpha1.ModelVariant{{
+				Name: "amd64", NodeSelector: slmopsv1alpha1.NodeSelector{MatchLabels: map[string]string{"kubernetes.io/arch": "amd64"}},
+				Source: slmopsv1alpha1.ModelSource{HTTP: &slmopsv1alpha1.HTTPSource{URL: "https://models.example.com/t8.gguf"}},
+				Digest: fmt.Sprintf("sha256:%064x", 43), Quantization: slmopsv1alpha1.QuantizationQ8_0,
+			}},
+		},
+	}
+}
+
+func rollout(ns, name string) *slmopsv1alpha1.EdgeRollout {
+	return &slmopsv1alpha1.EdgeRollout{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: slmopsv1alpha1.EdgeRolloutSpec{
+			ModelRef:     slmopsv1alpha1.LocalObjectReference{Name: "tinyllama"},
+			NodeSelector: &slmopsv1alpha1.NodeSelector{MatchLabels: map[string]string{"ctrl-test": ns}},
+		},
+	}
+}
+
+// TestSLMModelStatus: the model reports its pinned artifacts and how many
+// rollouts use it, and is Ready.
+func TestSLMModelStatus(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := namespace(t)
+	g.Expect(env.Client.Create(ctx, model(ns))).To(Succeed())
+	g.Expect(env.Client.Create(ctx, rollout(ns, "a"))).To(Succeed())
+	g.Expect(env.Client.Create(ctx, rollout(ns, "b"))).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		m := &slmopsv1alpha1.SLMModel{}
+		g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: "tinyllama"}, m)).To(Succeed())
+		g.Expect(m.Status.Rollouts).To(BeEquivalentTo(2))
+		g.Expect(m.Status.Digest).To(Equal(m.Spec.Digest))
+		g.Expect(m.Status.Artifacts).To(HaveLen(2))
+		g.Expect(m.Status.Artifacts[1].Variant).To(Equal("amd64"))
+		g.Expect(meta.IsStatusConditionTrue(m.Status.Conditions, slmopsv1alpha1.ConditionReady)).To(BeTrue())
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+}
+
+// TestRolloutWithoutModelIsPending: a rollout whose SLMModel does not exist
+// says so, and goes on once the model appears (here to Completed at once: its
+// selector matches no node).
+func TestRolloutWithoutModelIsPending(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := namespace(t)
+	r := rollout(ns, "waiting")
+	g.Expect(env.Client.Create(ctx, r)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(r), r)).To(Succeed())
+		g.Expect(r.Status.Phase).To(Equal(slmopsv1alpha1.PhasePending))
+		c := meta.FindStatusCondition(r.Status.Conditions, slmopsv1alpha1.ConditionReconciling)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Reason).To(Equal("ModelNotFound"))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+	g.Expect(env.Client.Create(ctx, model(ns))).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(r), r)).To(Succeed())
+		g.Expect(r.Status.Phase).To(Equal(slmopsv1alpha1.PhaseCompleted))
+		g.Expect(r.Status.StableRevision).NotTo(BeEmpty())
+		g.Expect(r.Status.TargetNodes).To(BeZero())
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+}
+
+// TestRolloutDaemonSetIsSecureAndOwned: what the operator creates for a
+// revision: an owned, labelled DaemonSet whose pods run inferd locked down,
+// with the model's configuration and its secret kept out of the spec, on the
+// nodes whose cohort label names the revision; and the first cohort labelled.
+func TestRolloutDaemonSetIsSecureAndOwned(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := namespace(t)
+	for i := range 3 {
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-node-%d", ns, i), Labels: map[string]string{"ctrl-test": ns}}}
+		g.Expect(env.Client.Create(ctx, n)).To(Succeed())
+		n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
+		g.Expect(env.Client.Status().Update(ctx, n)).To(Succeed())
+	}
+	g.Expect(env.Client.Create(ctx, model(ns))).To(Succeed())
+	r := rollout(ns, "stores")
+	g.Expect(env.Client.Create(ctx, r)).To(Succeed())
+
+	var ds appsv1.DaemonSet
+	g.Eventually(func(g Gomega) {
+		var list appsv1.DaemonSetList
+		g.Expect(env.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+		g.Expect(list.Items).To(HaveLen(1))
+		ds = list.Items[0]
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(r), r)).To(Succeed())
+	rev := r.Status.CanaryRevision
+	g.Expect(metav1.IsControlledBy(&ds, r)).To(BeTrue())
+	g.Expect(ds.Labels).To(And(
+		HaveKeyWithValue(edgerollout.ManagedByLabel, edgerollout.ManagedByValue),
+		HaveKeyWithValue(edgerollout.RolloutLabel, "stores"),
+		HaveKeyWithValue(edgerollout.RevisionLabel, rev),
+	))
+	pod := ds.Spec.Template.Spec
+	g.Expect(pod.NodeSelector).To(Equal(map[string]string{edgerollout.CohortLabel(ns, "stores"): rev}))
+	g.Expect(*pod.SecurityContext.RunAsNonRoot).To(BeTrue())
+	g.Expect(pod.SecurityContext.SeccompProfile.Type).To(Equal(corev1.SeccompProfileTypeRuntimeDefault))
+	g.Expect(*pod.AutomountServiceAccountToken).To(BeFalse())
+	c := pod.Containers[0]
+	g.Expect(*c.SecurityContext.ReadOnlyRootFilesystem).To(BeTrue())
+	g.Expect(*c.SecurityContext.AllowPrivilegeEscalation).To(BeFalse())
+	g.Expect(c.SecurityContext.Capabilities.Drop).To(ConsistOf(corev1.Capability("ALL")))
+	g.Expect(c.ReadinessProbe.HTTPGet.Path).To(Equal("/readyz"))
+
+	vars := map[string]corev1.EnvVar{}
+	for _, e := range c.Env {
+		vars[e.Name] = e
+	}
+	var cfg config.Config
+	g.Expect(json.Unmarshal([]byte(vars[config.EnvConfig].Value), &cfg)).To(Succeed())
+	g.Expect(cfg.Validate()).To(Succeed())
+	g.Expect(cfg.Model.Digest).To(Equal(fmt.Sprintf("sha256:%064x", 42)))
+	g.Expect(cfg.Port).To(BeEquivalentTo(8080))
+	// The source's token comes from its Secret at run time, never from the spec.
+	g.Expect(vars[config.EnvAuthorization].ValueFrom.SecretKeyRef.Name).To(Equal("hub-token"))
+	g.Expect(vars[config.EnvAuthorization].Value).To(BeEmpty())
+
+	// Step 1 (10% of 3 nodes, rounded up) labels one node with the revision.
+	g.Eventually(func() int {
+		var nodes corev1.NodeList
+		_ = env.Client.List(ctx, &nodes, client.MatchingLabels{edgerollout.CohortLabel(ns, "stores"): rev})
+		return len(nodes.Items)
+	}).WithTimeout(20 * time.Second).Should(Equal(1))
+
+	// Deleting the rollout removes the label from the nodes (its finalizer).
+	g.Expect(env.Client.Delete(ctx, r)).To(Succeed())
+	g.Eventually(func() int {
+		var nodes corev1.NodeList
+		_ = env.Client.List(ctx, &nodes, client.HasLabels{edgerollout.CohortLabel(ns, "stores")})
+		return len(nodes.Items)
+	}).WithTimeout(20 * time.Second).Should(Equal(0))
+}
