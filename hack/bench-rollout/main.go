@@ -28,6 +28,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -159,9 +160,9 @@ func run(nodes, sites int, maxUnavailable string, steps []string) error {
 		return err
 	}
 	first := r.Status.StableRevision
-	m.Spec.Digest = fmt.Sprintf("sha256:%064x", 2)
 	began = time.Now()
-	if err := cl.Update(ctx, m); err != nil {
+	digest := fmt.Appendf(nil, `{"spec":{"digest":"sha256:%064x"}}`, 2)
+	if err := cl.Patch(ctx, m, client.RawPatch(types.MergePatchType, digest)); err != nil {
 		return err
 	}
 	if _, err := waitCompleted(ctx, cl, r, first); err != nil {

@@ -12,6 +12,7 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
@@ -36,12 +37,10 @@ func completeFirstRevision(t *testing.T, c client.Client, r *slmopsv1alpha1.Edge
 // newDigest points the suite's model at another file: a new revision.
 func newDigest(t *testing.T, c client.Client, ns string, n int) {
 	t.Helper()
-	m := &slmopsv1alpha1.SLMModel{}
-	if err := c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "tinyllama"}, m); err != nil {
-		t.Fatal(err)
-	}
-	m.Spec.Digest = digestOf(n)
-	if err := c.Update(context.Background(), m); err != nil {
+	// A patch, not an update: the operator writes the model's status meanwhile.
+	m := &slmopsv1alpha1.SLMModel{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "tinyllama"}}
+	patch := []byte(`{"spec":{"digest":"` + digestOf(n) + `"}}`)
+	if err := c.Patch(context.Background(), m, client.RawPatch(types.MergePatchType, patch)); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -161,9 +160,9 @@ func TestFailingCanaryRollsBack(t *testing.T) {
 	g.Expect(cluster.InjectCrashLoop(ctx, "rollback", faulty, site2)).To(Succeed())
 	t.Cleanup(func() { _ = cluster.RemoveFault(context.Background(), "rollback") })
 
-	cur := get(t, c, r)
-	cur.Spec.Template.Image = faulty // a new template is a new revision
-	g.Expect(c.Update(ctx, cur)).To(Succeed())
+	// A new template is a new revision.
+	patch := []byte(`{"spec":{"template":{"image":"` + faulty + `"}}}`)
+	g.Expect(c.Patch(ctx, get(t, c, r), client.RawPatch(types.MergePatchType, patch))).To(Succeed())
 
 	sampler := &maxSampler{t: t, ns: ns, name: r.Name}
 	got := waitForPhase(t, c, r, slmopsv1alpha1.PhaseRolledBack, "", 3*time.Minute, sampler.take)
