@@ -1,0 +1,363 @@
+// Package fetch downloads a model file into inferd's node-local,
+// content-addressed cache: <cache>/sha256/<hex>. A file reaches that path only
+// after every byte was hashed and the sha256 matched the digest the SLMModel
+// declares, so a truncated, corrupt or substituted download never serves.
+//
+// Downloads resume after a cut connection with an HTTP Range request, retry
+// with backoff, can be rate-limited, and are shared: two inferd processes on
+// one node (a stable and a canary pod) that want the same file hold a file
+// lock, and the second finds the first's verified result.
+package fetch
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// Errors a caller tells apart. Each wraps the detail.
+var (
+	// ErrDigestMismatch: the downloaded bytes do not hash to the digest.
+	ErrDigestMismatch = errors.New("digest mismatch")
+	// ErrNoSpace: the cache's filesystem cannot hold the file.
+	ErrNoSpace = errors.New("not enough free disk space")
+	// ErrPermanent: the source answered in a way a retry will not change (404, 403, ...).
+	ErrPermanent = errors.New("permanent fetch failure")
+)
+
+// Fetcher downloads model files into a cache directory.
+type Fetcher struct {
+	// CacheDir is the node-local cache.
+	CacheDir string
+	// Client does the requests; its TLS configuration carries the source's CA
+	// bundle. http.DefaultClient when nil.
+	Client *http.Client
+	// Authorization, when set, is sent as the Authorization header. It is
+	// never logged or put into an error.
+	Authorization string
+	// BytesPerSecond limits the download rate; 0 is unlimited.
+	BytesPerSecond int64
+	// Attempts is how many times a download is tried (resuming each time); 5 when 0.
+	Attempts int
+	// Backoff is the wait before the first retry, doubling after each; 1 s when 0.
+	Backoff time.Duration
+	// AttemptTimeout bounds one attempt; unbounded when 0.
+	AttemptTimeout time.Duration
+	// Progress, when set, is told how many bytes each attempt transferred.
+	Progress func(transferred int64)
+}
+
+// Result describes a fetched file.
+type Result struct {
+	// Path of the verified file in the cache.
+	Path string
+	// CacheHit: the file was already in the cache; nothing was downloaded.
+	CacheHit bool
+	// Downloaded is how many bytes came over the network in this call.
+	Downloaded int64
+	// Attempts is how many requests were made.
+	Attempts int
+}
+
+// Path is where the file with digest lives in the cache.
+func (f *Fetcher) Path(digest string) (string, error) {
+	hexDigest, err := parseDigest(digest)
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(f.CacheDir, "sha256", hexDigest), nil
+}
+
+func parseDigest(digest string) (string, error) {
+	hexDigest, ok := strings.CutPrefix(digest, "sha256:")
+	if !ok || len(hexDigest) != 64 || strings.Trim(hexDigest, "0123456789abcdef") != "" {
+		return "", fmt.Errorf("digest %q is not sha256:<64 lowercase hex>", digest)
+	}
+	return hexDigest, nil
+}
+
+// Fetch makes sure the file with digest is in the cache, downloading it from
+// url when it is not, and returns its path. sizeHint, when positive, is checked
+// against the free disk space before the download starts.
+func (f *Fetcher) Fetch(ctx context.Context, url, digest string, sizeHint int64) (Result, error) {
+	final, err := f.Path(digest)
+	if err != nil {
+		return Result{}, err
+	}
+	hexDigest := filepath.Base(final)
+	for _, dir := range []string{filepath.Dir(final), filepath.Join(f.CacheDir, "partial")} {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return Result{}, err
+		}
+	}
+	if exists(final) {
+		return Result{Path: final, CacheHit: true}, nil
+	}
+
+	// One download per file per node: the lock is held until the file is in
+	// place or the attempt gave up.
+	unlock, err := lockFile(ctx, filepath.Join(f.CacheDir, "partial", hexDigest+".lock"))
+	if err != nil {
+		return Result{}, err
+	}
+	defer unlock()
+	if exists(final) { // another process finished it while we waited
+		return Result{Path: final, CacheHit: true}, nil
+	}
+
+	partial := filepath.Join(f.CacheDir, "partial", hexDigest)
+	if sizeHint > 0 {
+		have := fileSize(partial)
+		if err := checkFreeSpace(f.CacheDir, sizeHint-have); err != nil {
+			return Result{}, err
+		}
+	}
+	res := Result{Path: final}
+	attempts, backoff := f.Attempts, f.Backoff
+	if attempts <= 0 {
+		attempts = 5
+	}
+	if backoff <= 0 {
+		backoff = time.Second
+	}
+	var last error
+	for attempt := 1; attempt <= attempts; attempt++ {
+		res.Attempts = attempt
+		n, err := f.attempt(ctx, url, partial)
+		res.Downloaded += n
+		if f.Progress != nil {
+			f.Progress(n)
+		}
+		if err == nil {
+			last = nil
+			break
+		}
+		last = err
+		if errors.Is(err, ErrPermanent) || ctx.Err() != nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return res, ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
+	if last != nil {
+		return res, fmt.Errorf("fetch %s: %w", redact(url), last)
+	}
+	if err := verifyAndPlace(partial, final, hexDigest); err != nil {
+		return res, err
+	}
+	return res, nil
+}
+
+// attempt downloads the rest of the file into partial, resuming from its
+// current size; it returns the bytes it received.
+func (f *Fetcher) attempt(ctx context.Context, url, partial string) (int64, error) {
+	if f.AttemptTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, f.AttemptTimeout)
+		defer cancel()
+	}
+	offset := fileSize(partial)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return 0, fmt.Errorf("%w: %v", ErrPermanent, err)
+	}
+	if f.Authorization != "" {
+		req.Header.Set("Authorization", f.Authorization)
+	}
+	if offset > 0 {
+		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
+	}
+	client := f.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+
+	flags := os.O_CREATE | os.O_WRONLY
+	switch {
+	case resp.StatusCode == http.StatusPartialContent && offset > 0:
+		if start := contentRangeStart(resp.Header.Get("Content-Range")); start != offset {
+			// The server resumed elsewhere than asked: start over next time.
+			_ = os.Remove(partial)
+			return 0, fmt.Errorf("server resumed at byte %d, not %d", start, offset)
+		}
+		flags |= os.O_APPEND
+	case resp.StatusCode == http.StatusOK:
+		flags |= os.O_TRUNC // no resume support: the whole body again
+	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && offset > 0:
+		// The partial file is already complete (or longer than the file):
+		// verification decides.
+		return 0, nil
+	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+		return 0, fmt.Errorf("server answered %s", resp.Status)
+	default:
+		return 0, fmt.Errorf("%w: server answered %s", ErrPermanent, resp.Status)
+	}
+
+	out, err := os.OpenFile(partial, flags, 0o644)
+	if err != nil {
+		return 0, err
+	}
+	var src io.Reader = resp.Body
+	if f.BytesPerSecond > 0 {
+		src = &limitedReader{ctx: ctx, r: resp.Body, lim: rate.NewLimiter(rate.Limit(f.BytesPerSecond), int(min(f.BytesPerSecond, 64<<10)))}
+	}
+	n, copyErr := io.Copy(out, src)
+	syncErr := out.Sync()
+	closeErr := out.Close()
+	return n, errors.Join(copyErr, syncErr, closeErr)
+}
+
+// verifyAndPlace hashes the partial file and, when it matches, renames it into
+// the cache; a mismatch removes it, so the next attempt starts clean.
+func verifyAndPlace(partial, final, hexDigest string) error {
+	got, err := hashFile(partial)
+	if err != nil {
+		return err
+	}
+	if got != hexDigest {
+		_ = os.Remove(partial)
+		return fmt.Errorf("%w: the download hashes to sha256:%s, the model declares sha256:%s", ErrDigestMismatch, got, hexDigest)
+	}
+	if err := os.Rename(partial, final); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(final))
+}
+
+func hashFile(path string) (string, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer file.Close()
+	var h hash.Hash = sha256.New()
+	if _, err := io.Copy(h, file); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func contentRangeStart(v string) int64 {
+	// "bytes 100-199/200"
+	v = strings.TrimPrefix(v, "bytes ")
+	start, _, ok := strings.Cut(v, "-")
+	if !ok {
+		return -1
+	}
+	n, err := strconv.ParseInt(start, 10, 64)
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+func fileSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+func checkFreeSpace(dir string, need int64) error {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return err
+	}
+	free := int64(st.Bavail) * int64(st.Bsize) //nolint:unconvert // field types differ by platform
+	if need > free {
+		return fmt.Errorf("%w: %s has %d bytes free, the model needs %d more", ErrNoSpace, dir, free, need)
+	}
+	return nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
+// lockFile takes an exclusive flock on path, waiting until ctx is done.
+func lockFile(ctx context.Context, path string) (func(), error) {
+	file, err := os.OpenFile(path, os.O_CREATE|os.O_RDWR, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	for {
+		err := syscall.Flock(int(file.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		if err == nil {
+			return func() {
+				_ = syscall.Flock(int(file.Fd()), syscall.LOCK_UN)
+				_ = file.Close()
+			}, nil
+		}
+		if !errors.Is(err, syscall.EWOULDBLOCK) {
+			_ = file.Close()
+			return nil, fmt.Errorf("lock %s: %w", path, err)
+		}
+		select {
+		case <-ctx.Done():
+			_ = file.Close()
+			return nil, ctx.Err()
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// redact drops the query of a URL, where signed URLs carry their secrets.
+func redact(url string) string {
+	if i := strings.IndexByte(url, '?'); i >= 0 {
+		return url[:i] + "?<redacted>"
+	}
+	return url
+}
+
+// limitedReader paces reads to a byte rate.
+type limitedReader struct {
+	ctx context.Context
+	r   io.Reader
+	lim *rate.Limiter
+}
+
+func (l *limitedReader) Read(p []byte) (int, error) {
+	if len(p) > l.lim.Burst() {
+		p = p[:l.lim.Burst()]
+	}
+	n, err := l.r.Read(p)
+	if n > 0 {
+		if werr := l.lim.WaitN(l.ctx, n); werr != nil {
+			return n, werr
+		}
+	}
+	return n, err
+}
