@@ -133,10 +133,13 @@ func (f *Fetcher) Fetch(ctx context.Context, url, digest string, sizeHint int64)
 	if backoff <= 0 {
 		backoff = time.Second
 	}
+	// The digest is computed while the bytes stream in, so a finished
+	// download needs no second read of a multi-gigabyte file.
+	h := &streamHash{Hash: sha256.New()}
 	var last error
 	for attempt := 1; attempt <= attempts; attempt++ {
 		res.Attempts = attempt
-		n, err := f.attempt(ctx, url, partial)
+		n, err := f.attempt(ctx, url, partial, h)
 		res.Downloaded += n
 		if f.Progress != nil {
 			f.Progress(n)
@@ -159,15 +162,51 @@ func (f *Fetcher) Fetch(ctx context.Context, url, digest string, sizeHint int64)
 	if last != nil {
 		return res, fmt.Errorf("fetch %s: %w", redact(url), last)
 	}
-	if err := verifyAndPlace(partial, final, hexDigest); err != nil {
+	if err := h.catchUp(partial); err != nil {
+		return res, err
+	}
+	if err := place(partial, final, hexDigest, hex.EncodeToString(h.Sum(nil))); err != nil {
 		return res, err
 	}
 	return res, nil
 }
 
+// streamHash is a running sha256 of the partial file and how many of its
+// bytes it has seen.
+type streamHash struct {
+	hash.Hash
+	n int64
+}
+
+func (s *streamHash) Write(p []byte) (int, error) {
+	n, err := s.Hash.Write(p)
+	s.n += int64(n)
+	return n, err
+}
+
+// catchUp makes the hash cover exactly the partial file: after a restart of
+// inferd (a partial file from before) or a failed write, it rehashes it.
+func (s *streamHash) catchUp(partial string) error {
+	if s.n == fileSize(partial) {
+		return nil
+	}
+	s.Reset()
+	s.n = 0
+	file, err := os.Open(partial)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	_, err = io.Copy(s, file)
+	return err
+}
+
 // attempt downloads the rest of the file into partial, resuming from its
 // current size; it returns the bytes it received.
-func (f *Fetcher) attempt(ctx context.Context, url, partial string) (int64, error) {
+func (f *Fetcher) attempt(ctx context.Context, url, partial string, h *streamHash) (int64, error) {
 	if f.AttemptTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, f.AttemptTimeout)
@@ -203,8 +242,13 @@ func (f *Fetcher) attempt(ctx context.Context, url, partial string) (int64, erro
 			return 0, fmt.Errorf("server resumed at byte %d, not %d", start, offset)
 		}
 		flags |= os.O_APPEND
+		if err := h.catchUp(partial); err != nil {
+			return 0, err
+		}
 	case resp.StatusCode == http.StatusOK:
 		flags |= os.O_TRUNC // no resume support: the whole body again
+		h.Reset()
+		h.n = 0
 	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && offset > 0:
 		// The partial file is already complete (or longer than the file):
 		// verification decides.
@@ -223,40 +267,23 @@ func (f *Fetcher) attempt(ctx context.Context, url, partial string) (int64, erro
 	if f.BytesPerSecond > 0 {
 		src = &limitedReader{ctx: ctx, r: resp.Body, lim: rate.NewLimiter(rate.Limit(f.BytesPerSecond), int(min(f.BytesPerSecond, 64<<10)))}
 	}
-	n, copyErr := io.Copy(out, src)
+	n, copyErr := io.Copy(io.MultiWriter(out, h), src)
 	syncErr := out.Sync()
 	closeErr := out.Close()
 	return n, errors.Join(copyErr, syncErr, closeErr)
 }
 
-// verifyAndPlace hashes the partial file and, when it matches, renames it into
-// the cache; a mismatch removes it, so the next attempt starts clean.
-func verifyAndPlace(partial, final, hexDigest string) error {
-	got, err := hashFile(partial)
-	if err != nil {
-		return err
-	}
-	if got != hexDigest {
+// place renames the partial file into the cache when its hash matches; a
+// mismatch removes it, so the next attempt starts clean.
+func place(partial, final, wantHex, gotHex string) error {
+	if gotHex != wantHex {
 		_ = os.Remove(partial)
-		return fmt.Errorf("%w: the download hashes to sha256:%s, the model declares sha256:%s", ErrDigestMismatch, got, hexDigest)
+		return fmt.Errorf("%w: the download hashes to sha256:%s, the model declares sha256:%s", ErrDigestMismatch, gotHex, wantHex)
 	}
 	if err := os.Rename(partial, final); err != nil {
 		return err
 	}
 	return syncDir(filepath.Dir(final))
-}
-
-func hashFile(path string) (string, error) {
-	file, err := os.Open(path)
-	if err != nil {
-		return "", err
-	}
-	defer file.Close()
-	var h hash.Hash = sha256.New()
-	if _, err := io.Copy(h, file); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
 }
 
 func contentRangeStart(v string) int64 {

@@ -251,3 +251,49 @@ func TestBadDigestsAreRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestAPartialFileFromARestartIsResumedAndVerified: inferd restarted in the
+// middle of a download; the new process resumes from the partial file and
+// hashes it too, so a poisoned partial file is caught, removed, and the next
+// fetch starts clean.
+func TestAPartialFileFromARestartIsResumedAndVerified(t *testing.T) {
+	data, digest := model(t, 512<<10)
+	o := newOrigin(t, data, nil)
+	f := fetcher(t)
+	f.Attempts = 1
+	hexDigest := strings.TrimPrefix(digest, "sha256:")
+	partial := filepath.Join(f.CacheDir, "partial", hexDigest)
+	if err := os.MkdirAll(filepath.Dir(partial), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := os.WriteFile(partial, data[:100<<10], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.Fetch(context.Background(), o.URL, digest, 0); err != nil {
+		t.Fatalf("resume from a good partial file: %v", err)
+	}
+	if o.ranges[0] != "bytes=102400-" || o.served.Load() != int64(len(data)-100<<10) {
+		t.Errorf("Range %q, %d bytes served; want only the missing part", o.ranges[0], o.served.Load())
+	}
+
+	poisoned := append(bytes.Repeat([]byte{0xAB}, 100<<10), data[100<<10:]...)
+	f2 := fetcher(t)
+	f2.Attempts = 1
+	partial2 := filepath.Join(f2.CacheDir, "partial", hexDigest)
+	if err := os.MkdirAll(filepath.Dir(partial2), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(partial2, poisoned[:100<<10], 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f2.Fetch(context.Background(), o.URL, digest, 0); !errors.Is(err, ErrDigestMismatch) {
+		t.Fatalf("poisoned partial file: got %v, want ErrDigestMismatch", err)
+	}
+	if exists(partial2) {
+		t.Error("the poisoned partial file was kept")
+	}
+	if _, err := f2.Fetch(context.Background(), o.URL, digest, 0); err != nil {
+		t.Errorf("the next fetch after a mismatch: %v", err)
+	}
+}
