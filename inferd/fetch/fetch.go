@@ -104,6 +104,7 @@ func (f *Fetcher) Fetch(ctx context.Context, url, digest string, sizeHint int64)
 		}
 	}
 	if exists(final) {
+		touch(final)
 		return Result{Path: final, CacheHit: true}, nil
 	}
 
@@ -115,6 +116,7 @@ func (f *Fetcher) Fetch(ctx context.Context, url, digest string, sizeHint int64)
 	}
 	defer unlock()
 	if exists(final) { // another process finished it while we waited
+		touch(final)
 		return Result{Path: final, CacheHit: true}, nil
 	}
 

@@ -113,9 +113,17 @@ func TestFetchVerifiesAndCaches(t *testing.T) {
 	if res.CacheHit || res.Downloaded != int64(len(data)) || res.Path != filepath.Join(f.CacheDir, "sha256", strings.TrimPrefix(digest, "sha256:")) {
 		t.Errorf("first fetch: %+v", res)
 	}
+	old := time.Now().Add(-24 * time.Hour)
+	if err := os.Chtimes(res.Path, old, old); err != nil {
+		t.Fatal(err)
+	}
 	again, err := f.Fetch(context.Background(), o.URL+"/m.gguf", digest, 0)
 	if err != nil || !again.CacheHit || o.requests.Load() != 1 {
 		t.Errorf("second fetch: %+v, %v, %d requests; want a cache hit with no request", again, err, o.requests.Load())
+	}
+	// A cache hit marks the model as used, for Prune.
+	if st, err := os.Stat(res.Path); err != nil || st.ModTime().Before(time.Now().Add(-time.Hour)) {
+		t.Errorf("a cache hit did not mark the model as used: %v", err)
 	}
 }
 
