@@ -1,0 +1,133 @@
+package gguf
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// tiny writes a small valid model: metadata of every scalar kind, an array,
+// and an F32, an F16 and a Q8_0 tensor.
+func tiny(t *testing.T) []byte {
+	t.Helper()
+	var buf bytes.Buffer
+	meta := []KV{
+		{Key: "general.architecture", Type: TypeString, Value: "llama"},
+		{Key: "llama.context_length", Type: TypeUint32, Value: uint32(2048)},
+		{Key: "llama.rope.freq_base", Type: TypeFloat32, Value: float32(10000)},
+		{Key: "general.quantized", Type: TypeBool, Value: true},
+		{Key: "tokenizer.ggml.tokens", Type: TypeArray, Value: Array{Type: TypeString, Values: []any{"<s>", "</s>", "a"}}},
+	}
+	tensors := []Tensor{
+		{Name: "token_embd.weight", Dims: []uint64{4, 3}, Type: F32, Data: make([]byte, 48)},
+		{Name: "output_norm.weight", Dims: []uint64{4}, Type: F16, Data: make([]byte, 8)},
+		{Name: "blk.0.attn_q.weight", Dims: []uint64{64, 2}, Type: Q8_0, Data: bytes.Repeat([]byte{1}, 4*34)},
+	}
+	if err := Write(&buf, meta, tensors); err != nil {
+		t.Fatal(err)
+	}
+	return buf.Bytes()
+}
+
+func TestRoundTrip(t *testing.T) {
+	data := tiny(t)
+	f, err := Read(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Version != 3 || f.Architecture() != "llama" || len(f.Tensors) != 3 {
+		t.Fatalf("got version %d arch %q %d tensors", f.Version, f.Architecture(), len(f.Tensors))
+	}
+	if v, _ := f.Get("llama.context_length"); v != uint32(2048) {
+		t.Errorf("context length = %v", v)
+	}
+	if v, _ := f.Get("tokenizer.ggml.tokens"); len(v.([]any)) != 3 || v.([]any)[2] != "a" {
+		t.Errorf("tokens = %v", v)
+	}
+	q := f.Tensors[2]
+	if q.Type != Q8_0 || q.Size != 4*34 || q.Offset%DefaultAlignment != 0 || f.DataOffset%DefaultAlignment != 0 {
+		t.Errorf("Q8_0 tensor %+v, data at %d", q, f.DataOffset)
+	}
+	// The tensor's bytes are where the header says.
+	if got := data[f.DataOffset+q.Offset : f.DataOffset+q.Offset+q.Size]; !bytes.Equal(got, bytes.Repeat([]byte{1}, 4*34)) {
+		t.Error("Q8_0 tensor data is not at its offset")
+	}
+}
+
+// TestCorruptFilesAreRefused: each case damages a valid file the way a bad
+// download, a bad tool or a hostile file would, and must give ErrInvalid.
+func TestCorruptFilesAreRefused(t *testing.T) {
+	good := tiny(t)
+	f, _ := Read(bytes.NewReader(good), int64(len(good)))
+	// Where the first tensor info starts: after the fixed header and metadata.
+	patch := func(at int, b []byte) []byte {
+		d := bytes.Clone(good)
+		copy(d[at:], b)
+		return d
+	}
+	u64 := func(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
+	u32 := func(v uint32) []byte { return binary.LittleEndian.AppendUint32(nil, v) }
+	// The Q8_0 tensor's offset field is the last 8 bytes of the tensor infos.
+	infoEnd := bytes.Index(good, []byte("blk.0.attn_q.weight")) + len("blk.0.attn_q.weight") + 4 + 16 + 4
+	tests := map[string]struct {
+		data []byte
+		want string
+	}{
+		"not GGUF":               {patch(0, []byte("GGML")), "magic"},
+		"an unknown version":     {patch(4, u32(9)), "version 9"},
+		"a huge tensor count":    {patch(8, u64(1<<40)), "tensors"},
+		"a huge string length":   {patch(24, u64(1<<40)), "a string of"},
+		"truncated header":       {good[:40], "truncated"},
+		"truncated tensor data":  {good[:len(good)-100], "ends at byte"},
+		"a misaligned tensor":    {patch(infoEnd, u64(f.Tensors[2].Offset+1)), "not aligned"},
+		"overlapping tensors":    {patch(infoEnd, u64(0)), "overlaps"},
+		"a tensor past the end":  {patch(infoEnd, u64(1<<40)), "ends at byte"},
+		"an unknown tensor type": {patch(infoEnd-4, u32(99)), "unsupported tensor type"},
+		"a partial Q8_0 block":   {patch(infoEnd-4-16, u64(63)), "whole number"},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			_, err := Read(bytes.NewReader(tc.data), int64(len(tc.data)))
+			if !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("got %v, want ErrInvalid saying %q", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestReadsLlamaCppFiles: real GGUF files written by llama.cpp's tools.
+func TestReadsLlamaCppFiles(t *testing.T) {
+	dir := filepath.Join("..", "..", "..", "shared", "testdata", "tokenizers")
+	if _, err := os.Stat(dir); err != nil {
+		t.Skipf("llama.cpp vocabulary files not found in %s (they live beside the project, not in it)", dir)
+	}
+	for file, want := range map[string]struct {
+		model  string
+		tokens int
+	}{
+		"ggml-vocab-llama-spm.gguf": {"llama", 32000},
+		"ggml-vocab-gpt-2.gguf":     {"gpt2", 50257},
+	} {
+		t.Run(file, func(t *testing.T) {
+			data, err := os.ReadFile(filepath.Join(dir, file))
+			if err != nil {
+				t.Fatal(err)
+			}
+			f, err := Read(bytes.NewReader(data), int64(len(data)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := f.String("tokenizer.ggml.model"); got != want.model {
+				t.Errorf("tokenizer.ggml.model = %q, want %q", got, want.model)
+			}
+			tokens, _ := f.Get("tokenizer.ggml.tokens")
+			if n := len(tokens.([]any)); n != want.tokens {
+				t.Errorf("%d tokens, want %d", n, want.tokens)
+			}
+		})
+	}
+}
