@@ -92,16 +92,7 @@ func run(nodes, sites int, maxUnavailable string, steps []string) error {
 	fmt.Printf("  %-52s %7.1f s   (anchor)\n", "plain DaemonSet RollingUpdate, v1 -> v2", anchor.Seconds())
 
 	// The operator.
-	for _, f := range []string{"slmops.dev_slmmodels.yaml", "slmops.dev_edgerollouts.yaml"} {
-		data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "crd", "bases", f))
-		if err != nil {
-			return err
-		}
-		if err := c.Apply(ctx, data); err != nil {
-			return err
-		}
-	}
-	if err := waitServed(ctx, c); err != nil {
+	if err := testenv.InstallCRDs(ctx, c); err != nil {
 		return err
 	}
 	if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}); err != nil {
@@ -243,20 +234,6 @@ func waitCompleted(ctx context.Context, cl client.Client, r *slmopsv1alpha1.Edge
 		return st.Phase == slmopsv1alpha1.PhaseCompleted && st.StableRevision != notStable && st.ObservedGeneration == r.Generation, nil
 	})
 	return r, err
-}
-
-func waitServed(ctx context.Context, c *localcluster.Cluster) error {
-	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
-		res, err := c.Clientset.Discovery().ServerResourcesForGroupVersion(slmopsv1alpha1.GroupVersion.String())
-		if err != nil {
-			return false, nil //nolint:nilerr // not served yet
-		}
-		kinds := map[string]bool{}
-		for _, r := range res.APIResources {
-			kinds[r.Kind] = true
-		}
-		return kinds["SLMModel"] && kinds["EdgeRollout"], nil
-	})
 }
 
 // writes sums the operator's non-GET API requests from its metrics.

@@ -14,9 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"k8s.io/apimachinery/pkg/util/wait"
-
-	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	"github.com/slmops/slmops/test/localcluster"
 	"github.com/slmops/slmops/test/testenv"
 )
@@ -71,37 +68,9 @@ func run(m *testing.M) int {
 			fmt.Fprintf(os.Stderr, "e2e: stop the local control plane: %v\n", err)
 		}
 	}()
-	crds, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "crd", "bases", "slmops.dev_slmmodels.yaml"))
-	if err == nil {
-		var more []byte
-		more, err = os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "crd", "bases", "slmops.dev_edgerollouts.yaml"))
-		crds = append(append(crds, []byte("\n---\n")...), more...)
-	}
-	if err == nil {
-		err = cluster.Apply(ctx, crds)
-	}
-	if err == nil {
-		err = waitForCRDs(ctx)
-	}
-	if err != nil {
+	if err := testenv.InstallCRDs(ctx, cluster); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: install the CRDs: %v\n", err)
 		return 1
 	}
 	return m.Run()
-}
-
-// waitForCRDs waits until discovery serves the slmops kinds: a manager started
-// before that fails to set up its watches.
-func waitForCRDs(ctx context.Context) error {
-	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		resources, err := cluster.Clientset.Discovery().ServerResourcesForGroupVersion(slmopsv1alpha1.GroupVersion.String())
-		if err != nil {
-			return false, nil //nolint:nilerr // not served yet
-		}
-		kinds := map[string]bool{}
-		for _, r := range resources.APIResources {
-			kinds[r.Kind] = true
-		}
-		return kinds["SLMModel"] && kinds["EdgeRollout"], nil
-	})
 }
