@@ -138,6 +138,11 @@ func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, r
 			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: h.SecretRef.Name}, Key: "authorization"},
 		}})
 	}
+	if o := m.Spec.Source.OCI; o != nil && o.PullSecretRef != nil {
+		env = append(env, corev1.EnvVar{Name: config.EnvRegistryAuth, ValueFrom: &corev1.EnvVarSource{
+			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: o.PullSecretRef.Name}, Key: corev1.DockerConfigJsonKey},
+		}})
+	}
 	env = append(env, t.Env...)
 	resources := *m.Spec.Runtime.Resources.DeepCopy()
 	if t.Resources != nil {

@@ -21,6 +21,9 @@ const (
 	// from the SLMModel's secretRef; it is never part of Config, so it never
 	// reaches a log or the pod spec.
 	EnvAuthorization = "INFERD_MODEL_AUTHORIZATION"
+	// EnvRegistryAuth holds the .dockerconfigjson of the SLMModel's OCI
+	// pullSecretRef; like EnvAuthorization it never reaches a log.
+	EnvRegistryAuth = "INFERD_REGISTRY_AUTH"
 	// EnvNodeName is the node inferd runs on (the downward API's spec.nodeName).
 	EnvNodeName = "INFERD_NODE_NAME"
 )

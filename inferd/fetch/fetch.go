@@ -90,9 +90,25 @@ func parseDigest(digest string) (string, error) {
 }
 
 // Fetch makes sure the file with digest is in the cache, downloading it from
-// url when it is not, and returns its path. sizeHint, when positive, is checked
-// against the free disk space before the download starts.
+// an http(s) url when it is not, and returns its path. sizeHint, when
+// positive, is checked against the free disk space before the download starts.
 func (f *Fetcher) Fetch(ctx context.Context, url, digest string, sizeHint int64) (Result, error) {
+	return f.FetchFrom(ctx, &httpSource{url: url, fetcher: f}, digest, sizeHint)
+}
+
+// Source is where the bytes of one model file come from.
+type Source interface {
+	// Open starts reading the file at offset when it can resume there, or at
+	// 0 when it cannot; start says which. An error that wraps ErrPermanent
+	// is not retried.
+	Open(ctx context.Context, offset int64) (body io.ReadCloser, start int64, err error)
+	// String names the source for errors and logs, without secrets.
+	String() string
+}
+
+// FetchFrom is Fetch from any Source: the same lock, resume, retries,
+// verification and placement.
+func (f *Fetcher) FetchFrom(ctx context.Context, src Source, digest string, sizeHint int64) (Result, error) {
 	final, err := f.Path(digest)
 	if err != nil {
 		return Result{}, err
@@ -141,7 +157,7 @@ func (f *Fetcher) Fetch(ctx context.Context, url, digest string, sizeHint int64)
 	var last error
 	for attempt := 1; attempt <= attempts; attempt++ {
 		res.Attempts = attempt
-		n, err := f.attempt(ctx, url, partial, h)
+		n, err := f.attempt(ctx, src, partial, h)
 		res.Downloaded += n
 		if f.Progress != nil {
 			f.Progress(n)
@@ -162,7 +178,7 @@ func (f *Fetcher) Fetch(ctx context.Context, url, digest string, sizeHint int64)
 		backoff *= 2
 	}
 	if last != nil {
-		return res, fmt.Errorf("fetch %s: %w", redact(url), last)
+		return res, fmt.Errorf("fetch %s: %w", src, last)
 	}
 	if err := h.catchUp(partial); err != nil {
 		return res, err
@@ -207,72 +223,107 @@ func (s *streamHash) catchUp(partial string) error {
 }
 
 // attempt downloads the rest of the file into partial, resuming from its
-// current size; it returns the bytes it received.
-func (f *Fetcher) attempt(ctx context.Context, url, partial string, h *streamHash) (int64, error) {
+// current size when the source can; it returns the bytes it received.
+func (f *Fetcher) attempt(ctx context.Context, src Source, partial string, h *streamHash) (int64, error) {
 	if f.AttemptTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, f.AttemptTimeout)
 		defer cancel()
 	}
 	offset := fileSize(partial)
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return 0, fmt.Errorf("%w: %v", ErrPermanent, err)
-	}
-	if f.Authorization != "" {
-		req.Header.Set("Authorization", f.Authorization)
-	}
-	if offset > 0 {
-		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
-	}
-	client := f.Client
-	if client == nil {
-		client = http.DefaultClient
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		return 0, err
-	}
-	defer resp.Body.Close()
-
-	flags := os.O_CREATE | os.O_WRONLY
-	switch {
-	case resp.StatusCode == http.StatusPartialContent && offset > 0:
-		if start := contentRangeStart(resp.Header.Get("Content-Range")); start != offset {
-			// The server resumed elsewhere than asked: start over next time.
-			_ = os.Remove(partial)
-			return 0, fmt.Errorf("server resumed at byte %d, not %d", start, offset)
-		}
-		flags |= os.O_APPEND
-		if err := h.catchUp(partial); err != nil {
-			return 0, err
-		}
-	case resp.StatusCode == http.StatusOK:
-		flags |= os.O_TRUNC // no resume support: the whole body again
-		h.Reset()
-		h.n = 0
-	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && offset > 0:
+	body, start, err := src.Open(ctx, offset)
+	if errors.Is(err, errComplete) {
 		// The partial file is already complete (or longer than the file):
 		// verification decides.
 		return 0, nil
-	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return 0, fmt.Errorf("server answered %s", resp.Status)
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer body.Close()
+
+	flags := os.O_CREATE | os.O_WRONLY
+	switch start {
+	case offset:
+		if offset > 0 {
+			flags |= os.O_APPEND
+			if err := h.catchUp(partial); err != nil {
+				return 0, err
+			}
+		} else {
+			flags |= os.O_TRUNC
+			h.Reset()
+			h.n = 0
+		}
+	case 0:
+		flags |= os.O_TRUNC // no resume support: the whole body again
+		h.Reset()
+		h.n = 0
 	default:
-		return 0, fmt.Errorf("%w: server answered %s", ErrPermanent, resp.Status)
+		// The source resumed elsewhere than asked: start over next time.
+		_ = os.Remove(partial)
+		return 0, fmt.Errorf("source resumed at byte %d, not %d", start, offset)
 	}
 
 	out, err := os.OpenFile(partial, flags, 0o644)
 	if err != nil {
 		return 0, err
 	}
-	var src io.Reader = resp.Body
+	var r io.Reader = body
 	if f.BytesPerSecond > 0 {
-		src = &limitedReader{ctx: ctx, r: resp.Body, lim: rate.NewLimiter(rate.Limit(f.BytesPerSecond), int(min(f.BytesPerSecond, 64<<10)))}
+		r = &limitedReader{ctx: ctx, r: body, lim: rate.NewLimiter(rate.Limit(f.BytesPerSecond), int(min(f.BytesPerSecond, 64<<10)))}
 	}
-	n, copyErr := io.Copy(io.MultiWriter(out, h), src)
+	n, copyErr := io.Copy(io.MultiWriter(out, h), r)
 	syncErr := out.Sync()
 	closeErr := out.Close()
 	return n, errors.Join(copyErr, syncErr, closeErr)
+}
+
+// errComplete tells attempt that there is nothing left to read at offset.
+var errComplete = errors.New("nothing left to read")
+
+// httpSource is a model file at an http(s) URL, resumed with Range requests.
+type httpSource struct {
+	url     string
+	fetcher *Fetcher
+}
+
+func (s *httpSource) String() string { return redact(s.url) }
+
+func (s *httpSource) Open(ctx context.Context, offset int64) (io.ReadCloser, int64, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+	if err != nil {
+		return nil, 0, fmt.Errorf("%w: %v", ErrPermanent, err)
+	}
+	if s.fetcher.Authorization != "" {
+		req.Header.Set("Authorization", s.fetcher.Authorization)
+	}
+	if offset > 0 {
+		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
+	}
+	client := s.fetcher.Client
+	if client == nil {
+		client = http.DefaultClient
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	switch {
+	case resp.StatusCode == http.StatusPartialContent && offset > 0:
+		return resp.Body, contentRangeStart(resp.Header.Get("Content-Range")), nil
+	case resp.StatusCode == http.StatusOK:
+		return resp.Body, 0, nil
+	}
+	resp.Body.Close()
+	switch {
+	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && offset > 0:
+		return nil, 0, errComplete
+	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
+		return nil, 0, fmt.Errorf("server answered %s", resp.Status)
+	default:
+		return nil, 0, fmt.Errorf("%w: server answered %s", ErrPermanent, resp.Status)
+	}
 }
 
 // place renames the partial file into the cache when its hash matches; a

@@ -1,0 +1,46 @@
+package edgerollout
+
+import (
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/inferd/config"
+)
+
+// TestRegistryCredentialsComeFromThePullSecretAtRunTime: an OCI model's pull
+// secret reaches inferd as a secretKeyRef, never as a value in the pod spec.
+func TestRegistryCredentialsComeFromThePullSecretAtRunTime(t *testing.T) {
+	m := &slmopsv1alpha1.SLMModel{
+		ObjectMeta: metav1.ObjectMeta{Name: "tiny", Namespace: "edge"},
+		Spec: slmopsv1alpha1.SLMModelSpec{
+			Source: slmopsv1alpha1.ModelSource{OCI: &slmopsv1alpha1.OCISource{
+				Reference: "registry.example.com/models/tiny:q4", PullSecretRef: &slmopsv1alpha1.LocalObjectReference{Name: "regcred"},
+			}},
+			Digest:       "sha256:" + "ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12",
+			Quantization: slmopsv1alpha1.QuantizationQ4_0,
+			Runtime:      slmopsv1alpha1.ModelRuntime{ContextLength: 2048, MaxConcurrentRequests: 2},
+		},
+	}
+	r := &slmopsv1alpha1.EdgeRollout{ObjectMeta: metav1.ObjectMeta{Name: "shops", Namespace: "edge"}}
+	r.Spec.Template.Port = 8080
+	ds, err := buildDaemonSet(r, m, computeRevision(r, m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found *corev1.EnvVar
+	for i, e := range ds.Spec.Template.Spec.Containers[0].Env {
+		if e.Name == config.EnvRegistryAuth {
+			found = &ds.Spec.Template.Spec.Containers[0].Env[i]
+		}
+		if e.Name == config.EnvAuthorization {
+			t.Errorf("an OCI model got the http source's %s", e.Name)
+		}
+	}
+	if found == nil || found.Value != "" || found.ValueFrom == nil || found.ValueFrom.SecretKeyRef == nil ||
+		found.ValueFrom.SecretKeyRef.Name != "regcred" || found.ValueFrom.SecretKeyRef.Key != corev1.DockerConfigJsonKey {
+		t.Fatalf("%s = %+v; want a secretKeyRef to regcred/.dockerconfigjson", config.EnvRegistryAuth, found)
+	}
+}

@@ -1,0 +1,179 @@
+package fetch
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+
+	"github.com/opencontainers/go-digest"
+	ocispec "github.com/opencontainers/image-spec/specs-go/v1"
+	"oras.land/oras-go/v2/content"
+	"oras.land/oras-go/v2/errdef"
+	"oras.land/oras-go/v2/registry/remote"
+	"oras.land/oras-go/v2/registry/remote/auth"
+)
+
+// maxManifestBytes bounds the manifest read from a registry.
+const maxManifestBytes = 4 << 20
+
+// OCISource is a model file stored as one layer of an OCI artifact (as
+// `oras push registry/repo:tag model.gguf` stores it). The layer is the one
+// whose digest is the model's digest, so the artifact may carry other files
+// (a license, a README) beside it.
+type OCISource struct {
+	// Reference is registry/repository:tag or registry/repository@sha256:...
+	Reference string
+	// Digest is the model file's digest, the layer to fetch.
+	Digest string
+	// PlainHTTP talks HTTP to the registry; the layer is still verified.
+	PlainHTTP bool
+	// Client carries TLS settings (the source's CA bundle); http.DefaultClient when nil.
+	Client *http.Client
+	// DockerConfigJSON is the content of a kubernetes.io/dockerconfigjson
+	// Secret, for registries that need credentials. Never logged.
+	DockerConfigJSON []byte
+
+	repo  *remote.Repository
+	layer *ocispec.Descriptor
+}
+
+// String names the artifact.
+func (s *OCISource) String() string { return "oci://" + s.Reference }
+
+// Open resolves the artifact's manifest (once), finds the model layer and
+// opens it. Registries that accept Range requests resume at offset; the
+// others send the layer from its start.
+func (s *OCISource) Open(ctx context.Context, offset int64) (io.ReadCloser, int64, error) {
+	if s.repo == nil {
+		repo, err := remote.NewRepository(s.Reference)
+		if err != nil {
+			return nil, 0, fmt.Errorf("%w: %v", ErrPermanent, err)
+		}
+		repo.PlainHTTP = s.PlainHTTP
+		client := &auth.Client{Client: s.Client, Cache: auth.NewCache()}
+		if client.Client == nil {
+			client.Client = http.DefaultClient
+		}
+		if len(s.DockerConfigJSON) > 0 {
+			cred, err := credentialFor(s.DockerConfigJSON, repo.Reference.Registry)
+			if err != nil {
+				return nil, 0, fmt.Errorf("%w: %v", ErrPermanent, err)
+			}
+			client.Credential = auth.StaticCredential(repo.Reference.Registry, cred)
+		}
+		repo.Client = client
+		s.repo = repo
+	}
+	if s.layer == nil {
+		layer, err := s.findLayer(ctx)
+		if err != nil {
+			return nil, 0, err
+		}
+		s.layer = layer
+	}
+	if offset >= s.layer.Size {
+		return nil, 0, errComplete
+	}
+	rc, err := s.repo.Blobs().Fetch(ctx, *s.layer)
+	if err != nil {
+		return nil, 0, classifyOCI(err)
+	}
+	if offset > 0 {
+		if seeker, ok := rc.(io.Seeker); ok {
+			if _, err := seeker.Seek(offset, io.SeekStart); err == nil {
+				return rc, offset, nil
+			}
+		}
+	}
+	return rc, 0, nil
+}
+
+// findLayer reads the manifest and picks the layer with the model's digest.
+func (s *OCISource) findLayer(ctx context.Context) (*ocispec.Descriptor, error) {
+	desc, rc, err := s.repo.FetchReference(ctx, s.repo.Reference.Reference)
+	if err != nil {
+		return nil, classifyOCI(err)
+	}
+	defer rc.Close()
+	if desc.Size > maxManifestBytes {
+		return nil, fmt.Errorf("%w: manifest of %s is %d bytes, more than %d", ErrPermanent, s.Reference, desc.Size, maxManifestBytes)
+	}
+	raw, err := content.ReadAll(rc, desc)
+	if err != nil {
+		return nil, err
+	}
+	if desc.MediaType != ocispec.MediaTypeImageManifest {
+		return nil, fmt.Errorf("%w: %s is a %s, not an OCI image manifest", ErrPermanent, s.Reference, desc.MediaType)
+	}
+	var manifest ocispec.Manifest
+	if err := json.Unmarshal(raw, &manifest); err != nil {
+		return nil, fmt.Errorf("%w: manifest of %s: %v", ErrPermanent, s.Reference, err)
+	}
+	want, err := digest.Parse(s.Digest)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrPermanent, err)
+	}
+	var have []string
+	for i := range manifest.Layers {
+		if manifest.Layers[i].Digest == want {
+			return &manifest.Layers[i], nil
+		}
+		have = append(have, manifest.Layers[i].Digest.String())
+	}
+	return nil, fmt.Errorf("%w: artifact %s has no layer %s (its layers: %s); is spec.digest the digest of the model file?",
+		ErrPermanent, s.Reference, want, strings.Join(have, ", "))
+}
+
+// classifyOCI marks the registry answers that a retry will not change.
+func classifyOCI(err error) error {
+	if errors.Is(err, errdef.ErrNotFound) || errors.Is(err, errdef.ErrInvalidReference) || errors.Is(err, errdef.ErrUnsupported) ||
+		errors.Is(err, auth.ErrBasicCredentialNotFound) {
+		return fmt.Errorf("%w: %v", ErrPermanent, err)
+	}
+	var resp interface{ StatusCode() int }
+	if errors.As(err, &resp) {
+		if c := resp.StatusCode(); c == http.StatusUnauthorized || c == http.StatusForbidden || c == http.StatusNotFound {
+			return fmt.Errorf("%w: %v", ErrPermanent, err)
+		}
+	}
+	return err
+}
+
+// credentialFor finds the registry's entry in a dockerconfigjson document.
+func credentialFor(dockerConfigJSON []byte, registry string) (auth.Credential, error) {
+	var cfg struct {
+		Auths map[string]struct {
+			Auth     string `json:"auth"`
+			Username string `json:"username"`
+			Password string `json:"password"`
+		} `json:"auths"`
+	}
+	if err := json.Unmarshal(dockerConfigJSON, &cfg); err != nil {
+		return auth.Credential{}, fmt.Errorf("registry credentials are not a dockerconfigjson document: %v", err)
+	}
+	for host, entry := range cfg.Auths {
+		host = strings.TrimPrefix(strings.TrimPrefix(host, "https://"), "http://")
+		host, _, _ = strings.Cut(host, "/")
+		if host != registry && !(registry == "registry-1.docker.io" && host == "index.docker.io") {
+			continue
+		}
+		if entry.Auth != "" {
+			raw, err := base64.StdEncoding.DecodeString(entry.Auth)
+			if err != nil {
+				return auth.Credential{}, fmt.Errorf("registry credentials for %s: auth is not base64", registry)
+			}
+			user, pass, ok := strings.Cut(string(raw), ":")
+			if !ok {
+				return auth.Credential{}, fmt.Errorf("registry credentials for %s: auth is not user:password", registry)
+			}
+			return auth.Credential{Username: user, Password: pass}, nil
+		}
+		return auth.Credential{Username: entry.Username, Password: entry.Password}, nil
+	}
+	return auth.EmptyCredential, nil
+}
