@@ -131,3 +131,50 @@ func TestReadsLlamaCppFiles(t *testing.T) {
 		})
 	}
 }
+
+func TestOpenMapsTensorsAndNamesTheQuantization(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.gguf")
+	if err := os.WriteFile(path, tiny(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	info, data, ok := m.Tensor("blk.0.attn_q.weight")
+	if !ok || info.Type != Q8_0 || !bytes.Equal(data, bytes.Repeat([]byte{1}, 4*34)) {
+		t.Fatalf("mapped tensor %+v ok=%v", info, ok)
+	}
+	if _, _, ok := m.Tensor("nope"); ok {
+		t.Error("a missing tensor was found")
+	}
+	// No general.file_type: the weight tensors' type decides.
+	if q := m.Quantization(); q != "Q8_0" {
+		t.Errorf("Quantization() = %q; want Q8_0", q)
+	}
+	if q := mustRead(t, tinyBytes(t)).Quantization(); q != "Q8_0" {
+		t.Errorf("with general.file_type 7: %q; want Q8_0", q)
+	}
+
+	empty := filepath.Join(t.TempDir(), "empty.gguf")
+	_ = os.WriteFile(empty, nil, 0o644)
+	if _, err := Open(empty); !errors.Is(err, ErrInvalid) {
+		t.Errorf("empty file: %v; want ErrInvalid", err)
+	}
+	data0 := tiny(t)
+	trunc := filepath.Join(t.TempDir(), "trunc.gguf")
+	_ = os.WriteFile(trunc, data0[:len(data0)-40], 0o644)
+	if _, err := Open(trunc); !errors.Is(err, ErrInvalid) {
+		t.Errorf("truncated file: %v; want ErrInvalid", err)
+	}
+}
+
+func mustRead(t *testing.T, data []byte) *File {
+	t.Helper()
+	f, err := Read(bytes.NewReader(data), int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
