@@ -69,3 +69,6 @@ func (m *Mapped) Close() error {
 	m.data = nil
 	return err
 }
+
+// Size is the file's size in bytes.
+func (m *Mapped) Size() int64 { return int64(len(m.data)) }
