@@ -282,6 +282,10 @@ func (f *Fetcher) attempt(ctx context.Context, src Source, partial string, h *st
 // errComplete tells attempt that there is nothing left to read at offset.
 var errComplete = errors.New("nothing left to read")
 
+// HTTPSource is a model file at an http(s) url, fetched with f's client and
+// Authorization and resumed with Range requests.
+func HTTPSource(f *Fetcher, url string) Source { return &httpSource{url: url, fetcher: f} }
+
 // httpSource is a model file at an http(s) URL, resumed with Range requests.
 type httpSource struct {
 	url     string

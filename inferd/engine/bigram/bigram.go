@@ -205,6 +205,12 @@ type BuildOptions struct {
 	Type gguf.TensorType
 	// ContextLength is the model's context; 2048 when 0.
 	ContextLength uint32
+	// MinVocab pads the vocabulary with unused tokens up to this size: a
+	// larger table makes each token cost more, as a larger model does.
+	MinVocab int
+	// NeverEnd removes the end-of-sequence token from every row, so a
+	// generation runs to max_tokens (for load and shutdown tests).
+	NeverEnd bool
 	// PadBytes adds an unused tensor of this size, to make files of a chosen
 	// size for download tests.
 	PadBytes uint64
@@ -236,7 +242,7 @@ func Build(o BuildOptions) ([]gguf.KV, []gguf.Tensor, error) {
 			}
 		}
 	}
-	for i := 0; len(tokens)%32 != 0; i++ { // Q8_0 rows are whole 32-value blocks
+	for i := 0; len(tokens)%32 != 0 || len(tokens) < o.MinVocab; i++ { // Q8_0 rows are whole 32-value blocks
 		tokens = append(tokens, fmt.Sprintf("<pad_%d>", i))
 	}
 	vocab := make([]any, len(tokens))
@@ -270,7 +276,7 @@ func Build(o BuildOptions) ([]gguf.KV, []gguf.Tensor, error) {
 		}
 		for c := range v {
 			l := math.Log((counts[r*v+c] + alpha) / (total + alpha*float64(v)))
-			if strings.HasPrefix(tokens[c], "<pad") || c == int(UNK) || c == int(BOS) {
+			if strings.HasPrefix(tokens[c], "<pad") || c == int(UNK) || c == int(BOS) || (o.NeverEnd && c == int(EOS)) {
 				l = -30 // never generated
 			}
 			logits[r*v+c] = float32(l)

@@ -1,0 +1,80 @@
+// Command inferd runs one quantized model on one edge node: it fetches and
+// verifies the model the operator names in INFERD_CONFIG into the node
+// cache, loads it, self-tests it, and serves an OpenAI-compatible API with
+// probes, /status and /metrics. See the README's inferd section.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/go-logr/logr"
+
+	"github.com/slmops/slmops/inferd/config"
+	"github.com/slmops/slmops/inferd/daemon"
+	"github.com/slmops/slmops/inferd/engine"
+	// The bigram test architecture: until the transformer engine lands, it
+	// is the only architecture this build runs, and /status says so.
+	_ "github.com/slmops/slmops/inferd/engine/bigram"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
+
+func main() {
+	var (
+		listen          = flag.String("listen", "", "address to serve on (default \":<port from INFERD_CONFIG>\")")
+		terminationLog  = flag.String("termination-log", "/dev/termination-log", "file for the pod's termination message (\"\" for none)")
+		grace           = flag.Duration("shutdown-grace", 20*time.Second, "how long requests in flight may run after SIGTERM before they are canceled")
+		queueDepth      = flag.Int("queue-depth", -1, "requests that may wait for a generation slot before 429 (default: twice runtime.maxConcurrentRequests)")
+		queueTimeout    = flag.Duration("queue-timeout", 30*time.Second, "how long a request waits for a slot before 429")
+		maxRequestBytes = flag.Int64("max-request-bytes", 1<<20, "largest request body accepted (413 past it)")
+		maxTokens       = flag.Int("max-tokens", 0, "largest max_tokens accepted (default: the context length)")
+		downloadRate    = flag.Int64("download-rate", 0, "model download limit in bytes per second (0: unlimited)")
+		attemptTimeout  = flag.Duration("download-attempt-timeout", 30*time.Minute, "bound on one download attempt (it resumes after)")
+		verbosity       = flag.Int("v", 0, "log verbosity (1: per-request events)")
+		showVersion     = flag.Bool("version", false, "print the version and the architectures this build runs, and exit")
+	)
+	flag.Parse()
+	if *showVersion {
+		fmt.Printf("inferd %s (architectures: %v)\n", version, engine.Architectures())
+		return
+	}
+	log := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.Level(-*verbosity)}))
+
+	cfg, err := config.FromEnv()
+	if err != nil {
+		fail(*terminationLog, log, err)
+	}
+	if *queueDepth < 0 {
+		*queueDepth = 2 * int(cfg.Runtime.MaxConcurrentRequests)
+	}
+	d := daemon.New(cfg, daemon.Options{
+		Listen: *listen, NodeName: os.Getenv(config.EnvNodeName),
+		Authorization: os.Getenv(config.EnvAuthorization), RegistryAuth: []byte(os.Getenv(config.EnvRegistryAuth)),
+		TerminationLog: *terminationLog, ShutdownGrace: *grace,
+		QueueDepth: *queueDepth, QueueTimeout: *queueTimeout, MaxRequestBytes: *maxRequestBytes, MaxTokens: *maxTokens,
+		DownloadBytesPerSecond: *downloadRate, DownloadAttemptTimeout: *attemptTimeout,
+		Log: log.WithValues("node", os.Getenv(config.EnvNodeName)),
+	})
+	log.Info("Starting inferd", "version", version, "architectures", engine.Architectures())
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := d.Run(ctx); err != nil {
+		fail(*terminationLog, log, err)
+	}
+}
+
+func fail(terminationLog string, log logr.Logger, err error) {
+	log.Error(err, "inferd cannot run")
+	if terminationLog != "" {
+		_ = os.WriteFile(terminationLog, []byte("Error: "+err.Error()+"\n"), 0o644)
+	}
+	os.Exit(1)
+}

@@ -1,0 +1,375 @@
+// Package daemon is inferd's life on a node: serve the probes at once, fetch
+// and verify the model into the node cache, load it, run the self-test, and
+// only then report ready; on SIGTERM stop being ready, finish or cancel the
+// requests in flight within a grace period, and leave a termination message
+// that says how it went.
+package daemon
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/slmops/slmops/inferd/config"
+	"github.com/slmops/slmops/inferd/engine"
+	"github.com/slmops/slmops/inferd/fetch"
+	"github.com/slmops/slmops/inferd/gguf"
+	"github.com/slmops/slmops/inferd/selftest"
+	"github.com/slmops/slmops/inferd/server"
+)
+
+// Reasons inferd is not ready, as /status and the termination message say.
+const (
+	ReasonFetchFailed    = "FetchFailed"
+	ReasonFetchRetrying  = "FetchRetrying"
+	ReasonInvalidModel   = "InvalidModel"
+	ReasonUnsupported    = "UnsupportedModel"
+	ReasonSelfTestFailed = "SelfTestFailed"
+)
+
+// Options configure a Daemon beyond what the operator's Config says.
+type Options struct {
+	// Listen overrides the address (default ":<config.port>").
+	Listen string
+	// NodeName is the node inferd runs on.
+	NodeName string
+	// Authorization is the http source's Authorization header.
+	Authorization string
+	// RegistryAuth is a dockerconfigjson for an OCI source.
+	RegistryAuth []byte
+	// TerminationLog is where the termination message goes ("" for none).
+	TerminationLog string
+	// ShutdownGrace is how long in-flight requests may run after SIGTERM.
+	ShutdownGrace time.Duration
+	// QueueDepth, QueueTimeout, MaxRequestBytes, MaxTokens tune the server.
+	QueueDepth      int
+	QueueTimeout    time.Duration
+	MaxRequestBytes int64
+	MaxTokens       int
+	// DownloadBytesPerSecond limits the download; 0 is unlimited.
+	DownloadBytesPerSecond int64
+	// DownloadAttemptTimeout bounds one download attempt.
+	DownloadAttemptTimeout time.Duration
+	// RetryBackoff is the first wait after a failed fetch round (doubling to 5 minutes).
+	RetryBackoff time.Duration
+	// Log never receives secrets, prompts or answers.
+	Log logr.Logger
+	// Registerer and Gatherer for metrics; a fresh registry when nil.
+	Registerer prometheus.Registerer
+	Gatherer   prometheus.Gatherer
+	// Ready, when set, is told the address once the listener is open.
+	Listening func(addr string)
+}
+
+// Daemon runs one model on one node.
+type Daemon struct {
+	cfg  *config.Config
+	opts Options
+	srv  *server.Server
+
+	mu      sync.Mutex
+	engine  engine.Engine
+	message string
+}
+
+// New returns a Daemon for cfg.
+func New(cfg *config.Config, opts Options) *Daemon {
+	if opts.ShutdownGrace <= 0 {
+		opts.ShutdownGrace = 20 * time.Second
+	}
+	if opts.RetryBackoff <= 0 {
+		opts.RetryBackoff = 5 * time.Second
+	}
+	if opts.Listen == "" {
+		opts.Listen = fmt.Sprintf(":%d", cfg.Port)
+	}
+	srv := server.New(server.Options{
+		ModelName: cfg.Model.Name, Concurrency: int(cfg.Runtime.MaxConcurrentRequests), QueueDepth: opts.QueueDepth,
+		QueueTimeout: opts.QueueTimeout, MaxRequestBytes: opts.MaxRequestBytes, MaxTokens: opts.MaxTokens,
+		Registerer: opts.Registerer, Gatherer: opts.Gatherer, Log: opts.Log.WithName("server"),
+	})
+	srv.Update(func(st *server.Status) {
+		st.Node = opts.NodeName
+		st.Model.Digest, st.Model.Source = cfg.Model.Digest, source(cfg)
+	})
+	return &Daemon{cfg: cfg, opts: opts, srv: srv}
+}
+
+// Server is the HTTP side, for tests and status.
+func (d *Daemon) Server() *server.Server { return d.srv }
+
+func source(cfg *config.Config) string {
+	if cfg.Model.OCI != "" {
+		return "oci://" + cfg.Model.OCI
+	}
+	u := cfg.Model.URL
+	if i := strings.IndexByte(u, '?'); i >= 0 {
+		u = u[:i] + "?<redacted>"
+	}
+	return u
+}
+
+// Run serves until ctx is done, then shuts down gracefully and returns nil;
+// an error means inferd could not start serving at all.
+func (d *Daemon) Run(ctx context.Context) error {
+	log := d.opts.Log
+	ln, err := net.Listen("tcp", d.opts.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", d.opts.Listen, err)
+	}
+	if d.opts.Listening != nil {
+		d.opts.Listening(ln.Addr().String())
+	}
+	// Cancelling hard ends every request's context: the grace period's end.
+	hard, cancelHard := context.WithCancel(context.Background())
+	defer cancelHard()
+	httpSrv := &http.Server{
+		Handler:           d.srv.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    64 << 10,
+		BaseContext:       func(net.Listener) context.Context { return hard },
+		ErrorLog:          nil,
+	}
+	serveErr := make(chan error, 1)
+	go func() { serveErr <- httpSrv.Serve(ln) }()
+	log.Info("Serving probes", "address", ln.Addr().String(), "model", d.cfg.Model.Name, "digest", d.cfg.Model.Digest)
+
+	prepCtx, cancelPrep := context.WithCancel(ctx)
+	prepDone := make(chan struct{})
+	go func() {
+		defer close(prepDone)
+		d.prepare(prepCtx)
+	}()
+
+	select {
+	case <-ctx.Done():
+	case err := <-serveErr:
+		cancelPrep()
+		<-prepDone
+		return fmt.Errorf("serve: %w", err)
+	}
+
+	// Shutdown: not ready at once (the endpoints drop the pod), stop
+	// accepting, let requests finish within the grace, then cancel them.
+	d.srv.SetPhase(server.PhaseShuttingDown, string(server.PhaseShuttingDown), "received a termination signal")
+	log.Info("Shutting down", "grace", d.opts.ShutdownGrace)
+	cancelPrep()
+	graceCtx, cancelGrace := context.WithTimeout(context.Background(), d.opts.ShutdownGrace)
+	defer cancelGrace()
+	if err := httpSrv.Shutdown(graceCtx); err != nil {
+		log.Info("Grace period over; canceling the requests still running")
+		cancelHard()
+		closeCtx, cancelClose := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = httpSrv.Shutdown(closeCtx)
+		cancelClose()
+		_ = httpSrv.Close()
+	}
+	<-prepDone
+	d.mu.Lock()
+	if d.engine != nil {
+		_ = d.engine.Close()
+	}
+	d.mu.Unlock()
+	d.writeTermination(d.summary())
+	log.Info("Stopped")
+	return nil
+}
+
+// summary is the one-line account of how inferd ran, for the termination message.
+func (d *Daemon) summary() string {
+	d.mu.Lock()
+	msg := d.message
+	d.mu.Unlock()
+	if msg != "" {
+		return msg
+	}
+	st := d.srv.Status()
+	return fmt.Sprintf("%s: %s", st.Reason, st.Message)
+}
+
+// prepare fetches, loads and tests the model, retrying what a retry can fix.
+func (d *Daemon) prepare(ctx context.Context) {
+	log := d.opts.Log
+	path, ok := d.fetchModel(ctx)
+	if !ok {
+		return
+	}
+	d.srv.SetPhase(server.PhaseLoading, string(server.PhaseLoading), "mapping and validating the model")
+	start := time.Now()
+	e, err := engine.Load(path, engine.Expect{
+		Architecture: d.cfg.Model.Architecture, Quantization: d.cfg.Model.Quantization, SizeBytes: d.cfg.Model.SizeBytes,
+	}, engine.Options{Threads: int(d.cfg.Runtime.Threads), ContextLength: int(d.cfg.Runtime.ContextLength)})
+	if err != nil {
+		reason := ReasonInvalidModel
+		if errors.Is(err, engine.ErrUnsupported) {
+			reason = ReasonUnsupported
+		}
+		d.fail(reason, fmt.Sprintf("load %s: %v", d.cfg.Model.Digest, err))
+		return
+	}
+	loadSeconds := time.Since(start).Seconds()
+	d.mu.Lock()
+	d.engine = e
+	d.mu.Unlock()
+	d.srv.Metrics().ModelLoadSeconds.Set(loadSeconds)
+	info := e.Info()
+	d.srv.Metrics().ModelInfo.WithLabelValues(d.cfg.Model.Name, d.cfg.Model.Digest, info.Architecture, info.Quantization).Set(1)
+	d.srv.Update(func(st *server.Status) {
+		st.Model.Info, st.Model.LoadSeconds, st.Model.Path = info, loadSeconds, path
+	})
+	log.Info("Model loaded", "seconds", loadSeconds, "architecture", info.Architecture, "quantization", info.Quantization, "engine", info.Engine)
+
+	d.srv.SetPhase(server.PhaseSelfTesting, string(server.PhaseSelfTesting), "running the self-test on this node")
+	rep := selftest.Run(ctx, e, d.cfg.SelfTest)
+	if ctx.Err() != nil {
+		return
+	}
+	d.srv.Metrics().SelfTestTokensSec.Set(rep.TokensPerSecond)
+	d.srv.Metrics().SelfTestTTFT.Set(rep.TimeToFirstTokenSeconds)
+	d.srv.Update(func(st *server.Status) { st.SelfTest = &rep })
+	if !rep.Passed {
+		d.fail(ReasonSelfTestFailed, fmt.Sprintf("self-test %s: %s", rep.Reason, rep.Message))
+		return
+	}
+	d.srv.SetEngine(e)
+	d.srv.SetReady()
+	d.mu.Lock()
+	d.message = fmt.Sprintf("Ready: served %s (%s); %s", d.cfg.Model.Digest, info.Quantization, rep.Message)
+	d.mu.Unlock()
+	log.Info("Ready", "tokensPerSecond", rep.TokensPerSecond, "timeToFirstTokenSeconds", rep.TimeToFirstTokenSeconds, "selfTest", rep.Message)
+}
+
+// fetchModel gets the verified file into the cache. Transient failures are
+// retried for as long as inferd runs (the node may be offline for hours);
+// a permanent one (404, 401, a layer that is not there) or a digest that
+// keeps not matching fails.
+func (d *Daemon) fetchModel(ctx context.Context) (string, bool) {
+	log := d.opts.Log
+	f, src, err := d.fetcher()
+	if err != nil {
+		d.fail(ReasonFetchFailed, err.Error())
+		return "", false
+	}
+	d.srv.SetPhase(server.PhaseFetching, string(server.PhaseFetching), "fetching "+source(d.cfg))
+	backoff := d.opts.RetryBackoff
+	mismatches := 0
+	for {
+		start := time.Now()
+		res, err := f.FetchFrom(ctx, src, d.cfg.Model.Digest, d.cfg.Model.SizeBytes)
+		seconds := time.Since(start).Seconds()
+		m := d.srv.Metrics()
+		m.DownloadBytes.Add(float64(res.Downloaded))
+		if res.CacheHit {
+			m.CacheHits.Inc()
+		} else {
+			m.DownloadSeconds.Add(seconds)
+		}
+		d.srv.Update(func(st *server.Status) {
+			st.Model.DownloadBytes += res.Downloaded
+			if !res.CacheHit {
+				st.Model.DownloadSeconds += seconds
+			}
+			st.Model.CacheHit = res.CacheHit
+		})
+		if err == nil {
+			if fi, statErr := os.Stat(res.Path); statErr == nil {
+				d.srv.Update(func(st *server.Status) { st.Model.SizeBytes = fi.Size() })
+			}
+			log.Info("Model in cache", "cacheHit", res.CacheHit, "downloadedBytes", res.Downloaded, "seconds", seconds)
+			if removed, err := f.Prune(d.cfg.Model.Digest); err != nil {
+				log.Error(err, "Pruning the model cache failed")
+			} else if len(removed) > 0 {
+				log.Info("Pruned the model cache", "removed", removed)
+			}
+			return res.Path, true
+		}
+		if ctx.Err() != nil {
+			return "", false
+		}
+		if errors.Is(err, fetch.ErrDigestMismatch) {
+			mismatches++
+		}
+		if errors.Is(err, fetch.ErrPermanent) || mismatches >= 3 || errors.Is(err, gguf.ErrInvalid) {
+			d.fail(ReasonFetchFailed, err.Error())
+			return "", false
+		}
+		log.Info("Fetching the model failed; retrying", "error", err.Error(), "after", backoff)
+		d.srv.SetPhase(server.PhaseFetching, ReasonFetchRetrying, fmt.Sprintf("%v; retrying in %s", err, backoff))
+		select {
+		case <-ctx.Done():
+			return "", false
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Minute)
+	}
+}
+
+// fetcher builds the Fetcher and Source the config describes.
+func (d *Daemon) fetcher() (*fetch.Fetcher, fetch.Source, error) {
+	client := &http.Client{}
+	if d.cfg.Model.CABundle != "" {
+		pool, err := x509.SystemCertPool()
+		if err != nil || pool == nil {
+			pool = x509.NewCertPool()
+		}
+		if !pool.AppendCertsFromPEM([]byte(d.cfg.Model.CABundle)) {
+			return nil, nil, errors.New("model.caBundle holds no PEM certificate")
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+		client.Transport = tr
+	}
+	if d.cfg.Model.URL != "" && strings.HasPrefix(d.cfg.Model.URL, "http://") && !d.cfg.Model.AllowInsecureHTTP {
+		return nil, nil, errors.New("model.url is plain http:// and allowInsecureHTTP is false")
+	}
+	f := &fetch.Fetcher{
+		CacheDir: d.cfg.CacheDir, Client: client, Authorization: d.opts.Authorization,
+		BytesPerSecond: d.opts.DownloadBytesPerSecond, AttemptTimeout: d.opts.DownloadAttemptTimeout,
+	}
+	if d.cfg.Model.OCI != "" {
+		return f, &fetch.OCISource{
+			Reference: d.cfg.Model.OCI, Digest: d.cfg.Model.Digest, PlainHTTP: d.cfg.Model.AllowInsecureHTTP,
+			Client: client, DockerConfigJSON: d.opts.RegistryAuth,
+		}, nil
+	}
+	return f, fetch.HTTPSource(f, d.cfg.Model.URL), nil
+}
+
+// fail records a failure that keeps inferd unready: in /status, the log and
+// the termination message (written now too, in case inferd is killed).
+func (d *Daemon) fail(reason, message string) {
+	d.srv.SetPhase(server.PhaseFailed, reason, message)
+	d.opts.Log.Info("Not ready", "reason", reason, "message", message)
+	msg := fmt.Sprintf("%s: %s", reason, message)
+	d.mu.Lock()
+	d.message = msg
+	d.mu.Unlock()
+	d.writeTermination(msg)
+}
+
+// writeTermination writes the kubelet's termination message (at most 4 KiB
+// is kept by Kubernetes).
+func (d *Daemon) writeTermination(msg string) {
+	if d.opts.TerminationLog == "" {
+		return
+	}
+	if len(msg) > 4000 {
+		msg = msg[:4000]
+	}
+	if err := os.WriteFile(d.opts.TerminationLog, []byte(msg+"\n"), 0o644); err != nil {
+		d.opts.Log.V(1).Info("Cannot write the termination message", "path", d.opts.TerminationLog, "error", err.Error())
+	}
+}

@@ -1,0 +1,163 @@
+// Package selftest is inferd's on-node gate: before a pod reports Ready it
+// runs the SLMModel's golden prompts on this node's hardware and compares
+// what it measured with the model's thresholds. A canary step is promoted
+// only when its nodes pass, so a model that is too slow or answers wrongly
+// on a real device stops the rollout where it starts.
+package selftest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/slmops/slmops/inferd/config"
+	"github.com/slmops/slmops/inferd/engine"
+)
+
+// Reasons a self-test failed, as /status and the termination message say.
+const (
+	ReasonPassed           = "Passed"
+	ReasonTooSlow          = "TooSlow"
+	ReasonFirstTokenLate   = "FirstTokenTooLate"
+	ReasonUnexpectedAnswer = "UnexpectedAnswer"
+	ReasonError            = "Error"
+	ReasonTimeout          = "Timeout"
+)
+
+// DefaultTimeout bounds a self-test whose SLMModel sets none.
+const DefaultTimeout = 2 * time.Minute
+
+// measurePrompt is run when the SLMModel has no self-test, so /status still
+// shows what this node can do; it gates nothing.
+var measurePrompt = config.Prompt{Prompt: "Hello", MaxTokens: 16}
+
+// Report is what the self-test measured and decided. It never holds prompt
+// or answer text: those stay out of logs and status.
+type Report struct {
+	// Passed is the gate.
+	Passed bool `json:"passed"`
+	// Reason is Passed or why not; Message says it in words.
+	Reason  string `json:"reason"`
+	Message string `json:"message"`
+	// Gated is false when the SLMModel has no self-test (only measured).
+	Gated bool `json:"gated"`
+	// TokensPerSecond is the decode rate over all prompts.
+	TokensPerSecond float64 `json:"tokensPerSecond"`
+	// TimeToFirstTokenSeconds is the slowest prompt's.
+	TimeToFirstTokenSeconds float64 `json:"timeToFirstTokenSeconds"`
+	// Thresholds from the SLMModel (0 when not set).
+	MinTokensPerSecond         int32   `json:"minTokensPerSecond,omitempty"`
+	MaxTimeToFirstTokenSeconds float64 `json:"maxTimeToFirstTokenSeconds,omitempty"`
+	// Prompts are the per-prompt results, in order.
+	Prompts []PromptResult `json:"prompts"`
+	// Seconds is how long the self-test took.
+	Seconds float64 `json:"seconds"`
+}
+
+// PromptResult is one golden prompt's outcome.
+type PromptResult struct {
+	Index                   int     `json:"index"`
+	PromptTokens            int     `json:"promptTokens"`
+	CompletionTokens        int     `json:"completionTokens"`
+	TimeToFirstTokenSeconds float64 `json:"timeToFirstTokenSeconds"`
+	TokensPerSecond         float64 `json:"tokensPerSecond"`
+	// AnswerMatched is nil when the prompt expects nothing.
+	AnswerMatched *bool  `json:"answerMatched,omitempty"`
+	Error         string `json:"error,omitempty"`
+}
+
+// Run runs the self-test of st (nil: measure only) on e. Prompts run
+// greedily, one after another, with the node otherwise idle: inferd runs it
+// before it accepts requests.
+func Run(ctx context.Context, e engine.Engine, st *config.SelfTest) Report {
+	start := time.Now()
+	rep := Report{Gated: st != nil}
+	prompts := []config.Prompt{measurePrompt}
+	timeout := DefaultTimeout
+	if st != nil {
+		prompts = st.Prompts
+		rep.MinTokensPerSecond = st.MinTokensPerSecond
+		rep.MaxTimeToFirstTokenSeconds = st.MaxTimeToFirstToken.Seconds()
+		if st.Timeout > 0 {
+			timeout = st.Timeout
+		}
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+
+	var failures []string
+	reason := ReasonPassed
+	fail := func(r, msg string) {
+		if reason == ReasonPassed {
+			reason = r
+		}
+		failures = append(failures, msg)
+	}
+	var decodeTokens int
+	var decodeTime time.Duration
+	for i, p := range prompts {
+		maxTokens := int(p.MaxTokens)
+		if maxTokens <= 0 {
+			maxTokens = 16
+		}
+		res, err := engine.Generate(ctx, e, p.Prompt, engine.Params{MaxTokens: maxTokens}, nil)
+		pr := PromptResult{
+			Index: i, PromptTokens: res.PromptTokens, CompletionTokens: res.CompletionTokens,
+			TimeToFirstTokenSeconds: res.TimeToFirstToken.Seconds(), TokensPerSecond: res.TokensPerSecond(),
+		}
+		rep.TimeToFirstTokenSeconds = max(rep.TimeToFirstTokenSeconds, pr.TimeToFirstTokenSeconds)
+		if res.CompletionTokens > 1 {
+			decodeTokens += res.CompletionTokens - 1
+			decodeTime += res.Duration - res.TimeToFirstToken
+		}
+		switch {
+		case ctx.Err() != nil:
+			pr.Error = "timed out"
+			fail(ReasonTimeout, fmt.Sprintf("prompt %d did not finish within the self-test timeout %s", i, timeout))
+		case err != nil:
+			pr.Error = err.Error()
+			fail(ReasonError, fmt.Sprintf("prompt %d: %v", i, err))
+		case p.ExpectContains != "":
+			ok := strings.Contains(res.Text, p.ExpectContains)
+			pr.AnswerMatched = &ok
+			if !ok {
+				// The expected text is config, not a user's prompt, but the
+				// answer is the model's: neither goes into the message.
+				fail(ReasonUnexpectedAnswer, fmt.Sprintf("prompt %d: the answer (%d tokens) does not contain the expected text", i, res.CompletionTokens))
+			}
+		}
+		rep.Prompts = append(rep.Prompts, pr)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	if decodeTime > 0 {
+		rep.TokensPerSecond = float64(decodeTokens) / decodeTime.Seconds()
+	}
+	if st != nil && reason != ReasonTimeout && reason != ReasonError {
+		if st.MinTokensPerSecond > 0 && rep.TokensPerSecond < float64(st.MinTokensPerSecond) {
+			fail(ReasonTooSlow, fmt.Sprintf("%.1f tokens/s on this node, the model needs at least %d", rep.TokensPerSecond, st.MinTokensPerSecond))
+		}
+		if st.MaxTimeToFirstToken > 0 && rep.TimeToFirstTokenSeconds > st.MaxTimeToFirstToken.Seconds() {
+			fail(ReasonFirstTokenLate, fmt.Sprintf("first token after %.3fs on this node, the model allows %s", rep.TimeToFirstTokenSeconds, st.MaxTimeToFirstToken))
+		}
+	}
+	if !rep.Gated && reason != ReasonPassed {
+		// Measuring only: a failure is reported, never gates.
+		rep.Message = "measurement only (the SLMModel has no selfTest): " + strings.Join(failures, "; ")
+		reason, failures = ReasonPassed, nil
+	}
+	rep.Reason = reason
+	rep.Passed = reason == ReasonPassed
+	switch {
+	case !rep.Passed:
+		rep.Message = strings.Join(failures, "; ")
+	case rep.Gated:
+		rep.Message = fmt.Sprintf("%d prompts passed: %.1f tokens/s, first token within %.3fs", len(prompts), rep.TokensPerSecond, rep.TimeToFirstTokenSeconds)
+	case rep.Message == "":
+		rep.Message = fmt.Sprintf("measurement only (the SLMModel has no selfTest): %.1f tokens/s, first token after %.3fs", rep.TokensPerSecond, rep.TimeToFirstTokenSeconds)
+	}
+	rep.Seconds = time.Since(start).Seconds()
+	return rep
+}

@@ -1,0 +1,77 @@
+package server
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Metrics are inferd's Prometheus metrics. Labels are bounded: endpoint is
+// one of models, completions, chat_completions; code is an HTTP status.
+type Metrics struct {
+	Requests          *prometheus.CounterVec
+	RequestSeconds    *prometheus.HistogramVec
+	TimeToFirstToken  prometheus.Histogram
+	TimePerToken      prometheus.Histogram
+	PromptTokens      prometheus.Counter
+	GeneratedTokens   prometheus.Counter
+	QueueDepth        prometheus.GaugeFunc
+	Running           prometheus.GaugeFunc
+	ModelLoadSeconds  prometheus.Gauge
+	DownloadBytes     prometheus.Counter
+	DownloadSeconds   prometheus.Counter
+	CacheHits         prometheus.Counter
+	Ready             prometheus.Gauge
+	SelfTestTokensSec prometheus.Gauge
+	SelfTestTTFT      prometheus.Gauge
+	ModelInfo         *prometheus.GaugeVec
+}
+
+func newMetrics(reg prometheus.Registerer, lim *limiter) *Metrics {
+	latency := []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
+	m := &Metrics{
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "slmops_inferd_requests_total",
+			Help: "API requests answered, by endpoint (models, completions, chat_completions) and HTTP status code.",
+		}, []string{"endpoint", "code"}),
+		RequestSeconds: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "slmops_inferd_request_duration_seconds", Buckets: latency,
+			Help: "Time from a request's arrival to its last byte, by endpoint (models, completions, chat_completions).",
+		}, []string{"endpoint"}),
+		TimeToFirstToken: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "slmops_inferd_time_to_first_token_seconds", Buckets: latency,
+			Help: "Time from the start of a generation (after queueing) to its first token, prompt processing included.",
+		}),
+		TimePerToken: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "slmops_inferd_time_per_output_token_seconds",
+			Buckets: []float64{.0001, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+			Help:    "Mean time per generated token after the first, one observation per request.",
+		}),
+		PromptTokens:     prometheus.NewCounter(prometheus.CounterOpts{Name: "slmops_inferd_prompt_tokens_total", Help: "Prompt tokens read."}),
+		GeneratedTokens:  prometheus.NewCounter(prometheus.CounterOpts{Name: "slmops_inferd_generated_tokens_total", Help: "Tokens generated."}),
+		ModelLoadSeconds: prometheus.NewGauge(prometheus.GaugeOpts{Name: "slmops_inferd_model_load_seconds", Help: "Time the model took to map, validate and load."}),
+		DownloadBytes:    prometheus.NewCounter(prometheus.CounterOpts{Name: "slmops_inferd_download_bytes_total", Help: "Model bytes downloaded from the source."}),
+		DownloadSeconds:  prometheus.NewCounter(prometheus.CounterOpts{Name: "slmops_inferd_download_seconds_total", Help: "Time spent downloading the model (retries and lock waits included)."}),
+		CacheHits:        prometheus.NewCounter(prometheus.CounterOpts{Name: "slmops_inferd_cache_hits_total", Help: "Models found verified in the node cache, with nothing downloaded."}),
+		Ready:            prometheus.NewGauge(prometheus.GaugeOpts{Name: "slmops_inferd_ready", Help: "1 when the model is verified, loaded and passed its self-test."}),
+		SelfTestTokensSec: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "slmops_inferd_self_test_tokens_per_second", Help: "Decode tokens per second the self-test measured on this node.",
+		}),
+		SelfTestTTFT: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "slmops_inferd_self_test_time_to_first_token_seconds", Help: "Slowest time to first token among the self-test's prompts on this node.",
+		}),
+		ModelInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "slmops_inferd_model_info", Help: "1 for the model this inferd serves (one per process).",
+		}, []string{"model", "digest", "architecture", "quantization"}),
+	}
+	m.QueueDepth = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "slmops_inferd_queue_depth", Help: "Requests waiting for a generation slot.",
+	}, func() float64 { return float64(lim.queued()) })
+	m.Running = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "slmops_inferd_requests_running", Help: "Generations running now.",
+	}, func() float64 { return float64(lim.running()) })
+	reg.MustRegister(m.Requests, m.RequestSeconds, m.TimeToFirstToken, m.TimePerToken, m.PromptTokens, m.GeneratedTokens,
+		m.QueueDepth, m.Running, m.ModelLoadSeconds, m.DownloadBytes, m.DownloadSeconds, m.CacheHits, m.Ready,
+		m.SelfTestTokensSec, m.SelfTestTTFT, m.ModelInfo,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
