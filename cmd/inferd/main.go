@@ -38,6 +38,7 @@ func main() {
 		maxTokens       = flag.Int("max-tokens", 0, "largest max_tokens accepted (default: the context length)")
 		downloadRate    = flag.Int64("download-rate", 0, "model download limit in bytes per second (0: unlimited)")
 		attemptTimeout  = flag.Duration("download-attempt-timeout", 30*time.Minute, "bound on one download attempt (it resumes after)")
+		retryBackoff    = flag.Duration("fetch-retry-backoff", 5*time.Second, "first wait after a failed fetch round; it doubles up to 5 minutes")
 		verbosity       = flag.Int("v", 0, "log verbosity (1: per-request events)")
 		showVersion     = flag.Bool("version", false, "print the version and the architectures this build runs, and exit")
 	)
@@ -60,7 +61,7 @@ func main() {
 		Authorization: os.Getenv(config.EnvAuthorization), RegistryAuth: []byte(os.Getenv(config.EnvRegistryAuth)),
 		TerminationLog: *terminationLog, ShutdownGrace: *grace,
 		QueueDepth: *queueDepth, QueueTimeout: *queueTimeout, MaxRequestBytes: *maxRequestBytes, MaxTokens: *maxTokens,
-		DownloadBytesPerSecond: *downloadRate, DownloadAttemptTimeout: *attemptTimeout,
+		DownloadBytesPerSecond: *downloadRate, DownloadAttemptTimeout: *attemptTimeout, RetryBackoff: *retryBackoff,
 		Log: log.WithValues("node", os.Getenv(config.EnvNodeName)),
 	})
 	log.Info("Starting inferd", "version", version, "architectures", engine.Architectures())

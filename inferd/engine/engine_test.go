@@ -156,9 +156,9 @@ func TestGenerateText(t *testing.T) {
 		wantTokens int
 	}{
 		"a stop string spread over three tokens ends the text before it": {[]string{"STOP"}, 50, "café ok", FinishStop, 7},
-		"max_tokens ends with length":                                     {nil, 3, "café", FinishLength, 3},
-		"the end token ends with stop":                                    {nil, 50, "café okSTOP more", FinishStop, 8},
-		"a stop string that never comes changes nothing":                  {[]string{"nope"}, 50, "café okSTOP more", FinishStop, 8},
+		"max_tokens ends with length":                                    {nil, 3, "café", FinishLength, 3},
+		"the end token ends with stop":                                   {nil, 50, "café okSTOP more", FinishStop, 8},
+		"a stop string that never comes changes nothing":                 {[]string{"nope"}, 50, "café okSTOP more", FinishStop, 8},
 	} {
 		t.Run(name, func(t *testing.T) {
 			e.script = script
