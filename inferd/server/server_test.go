@@ -19,7 +19,7 @@ import (
 )
 
 // serve starts a Server over a real generated model behind a real HTTP server.
-func serve(t *testing.T, o Options, ready bool) (*Server, *httptest.Server) {
+func serve(t testing.TB, o Options, ready bool) (*Server, *httptest.Server) {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "m.gguf")
 	f, err := os.Create(path)
