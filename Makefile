@@ -87,8 +87,12 @@ bench-cluster: controlplane ## Time the local control plane with BENCH_NODES nod
 bench-rollout: controlplane ## An EdgeRollout on BENCH_NODES nodes (steps 1/10/50/100%) against a plain DaemonSet RollingUpdate.
 	go run ./hack/bench-rollout --nodes $(BENCH_NODES)
 
+.PHONY: bench-inferd
+bench-inferd: ## inferd: verified download against a plain copy; tokens/s over HTTP against the engine called directly.
+	go run ./hack/bench-inferd
+
 .PHONY: bench
-bench: bench-cluster bench-rollout ## Every benchmark.
+bench: bench-cluster bench-rollout bench-inferd ## Every benchmark.
 
 ##@ Local cluster
 
@@ -109,6 +113,14 @@ demo: controlplane ## Bring up the local cluster, install slmops and show a samp
 .PHONY: build
 build: ## Build the binaries into bin/.
 	CGO_ENABLED=0 go build -trimpath -o $(BIN)/ ./cmd/...
+
+IMG_MANAGER ?= ghcr.io/slmops/manager:dev
+IMG_INFERD ?= ghcr.io/slmops/inferd:dev
+
+.PHONY: docker-build
+docker-build: ## Build the manager and inferd images (needs a Docker engine, which this machine lacks).
+	docker build --target manager -t $(IMG_MANAGER) .
+	docker build --target inferd -t $(IMG_INFERD) .
 
 $(CONTROLLER_GEN):
 	@mkdir -p $(BIN)/tmp

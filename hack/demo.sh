@@ -16,9 +16,15 @@ kubectl() { "$bin/kubectl" "$@"; }
 say() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
 
 manager_pid=
+inferd_pid=
+model_server_pid=
 cleanup() {
 	trap - EXIT INT TERM
 	say "Tearing down"
+	for pid in $inferd_pid $model_server_pid; do
+		kill -TERM "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
 	if [ -n "$manager_pid" ]; then
 		kill -TERM "$manager_pid" 2>/dev/null || true
 		wait "$manager_pid" 2>/dev/null || true
@@ -54,6 +60,34 @@ for _ in $(seq 1 60); do
 	sleep 0.5
 done
 echo "leader: ${holder:-none yet}"
+
+say "The serving side: inferd on this machine, as on one edge node"
+go build -o "$root/bin/inferd" ./cmd/inferd
+go build -o "$root/bin/model-server" ./hack/model-server
+rm -rf "$dir/inferd-cache" "$dir/inferd-config.json"
+"$root/bin/model-server" -config "$dir/inferd-config.json" -cache-dir "$dir/inferd-cache" >"$dir/logs/model-server.log" 2>&1 &
+model_server_pid=$!
+for _ in $(seq 1 50); do [ -s "$dir/inferd-config.json" ] && break; sleep 0.2; done
+echo "a generated GGUF model (the bigram test architecture) $(sed -n 's/^serving //p' "$dir/logs/model-server.log")"
+INFERD_CONFIG=$(cat "$dir/inferd-config.json") "$root/bin/inferd" --listen 127.0.0.1:0 --termination-log "" \
+	>"$dir/logs/inferd.log" 2>&1 &
+inferd_pid=$!
+inferd_url=
+for _ in $(seq 1 100); do
+	inferd_url=$(grep -o '"msg":"Serving probes".*"address":"[^"]*"' "$dir/logs/inferd.log" 2>/dev/null | sed 's/.*"address":"\([^"]*\)"/http:\/\/\1/' || true)
+	[ -n "$inferd_url" ] && [ "$(curl -s -o /dev/null -w '%{http_code}' "$inferd_url/readyz")" = 200 ] && break
+	sleep 0.2
+done
+echo "inferd at $inferd_url: fetched and verified the model, loaded it, passed its self-test:"
+curl -s "$inferd_url/status" | python3 -c '
+import json, sys
+s = json.load(sys.stdin); m = s["model"]; t = s["selfTest"]
+print("  phase %s: %s %s, %d bytes, loaded in %.1f ms" % (s["phase"], m["quantization"], m["architecture"], m["sizeBytes"], m["loadSeconds"] * 1000))
+print("  self-test: " + t["message"])'
+echo "POST /v1/chat/completions {\"messages\":[{\"role\":\"user\",\"content\":\"hello\"}]}:"
+curl -s "$inferd_url/v1/chat/completions" -H 'Content-Type: application/json' \
+	-d '{"model":"tinyllama-chat","messages":[{"role":"user","content":"hello"}],"max_tokens":24,"temperature":0}' |
+	python3 -c 'import json,sys; r=json.load(sys.stdin); print("  assistant:" + r["choices"][0]["message"]["content"]); print("  usage:", r["usage"])'
 
 say "Applying the sample model and rollout"
 kubectl apply -k config/samples

@@ -154,9 +154,9 @@ func Run(ctx context.Context, e engine.Engine, st *config.SelfTest) Report {
 	case !rep.Passed:
 		rep.Message = strings.Join(failures, "; ")
 	case rep.Gated:
-		rep.Message = fmt.Sprintf("%d prompts passed: %.1f tokens/s, first token within %.3fs", len(prompts), rep.TokensPerSecond, rep.TimeToFirstTokenSeconds)
+		rep.Message = fmt.Sprintf("%d/%d prompts passed: %.1f tokens/s, first token within %.3f ms", len(prompts), len(prompts), rep.TokensPerSecond, rep.TimeToFirstTokenSeconds*1000)
 	case rep.Message == "":
-		rep.Message = fmt.Sprintf("measurement only (the SLMModel has no selfTest): %.1f tokens/s, first token after %.3fs", rep.TokensPerSecond, rep.TimeToFirstTokenSeconds)
+		rep.Message = fmt.Sprintf("measurement only (the SLMModel has no selfTest): %.1f tokens/s, first token after %.3f ms", rep.TokensPerSecond, rep.TimeToFirstTokenSeconds*1000)
 	}
 	rep.Seconds = time.Since(start).Seconds()
 	return rep

@@ -39,7 +39,7 @@ func TestSelfTest(t *testing.T) {
 		wantReason string
 		says       string
 	}{
-		"the golden answer, no thresholds passes": {&config.SelfTest{Prompts: []config.Prompt{golden}}, true, ReasonPassed, "1 prompts passed"},
+		"the golden answer, no thresholds passes": {&config.SelfTest{Prompts: []config.Prompt{golden}}, true, ReasonPassed, "1/1 prompts passed"},
 		"a wrong answer fails":                    {&config.SelfTest{Prompts: []config.Prompt{{Prompt: "slmops", MaxTokens: 6, ExpectContains: "gigantic"}}}, false, ReasonUnexpectedAnswer, "does not contain the expected text"},
 		"a rate no node reaches fails":            {&config.SelfTest{Prompts: []config.Prompt{golden}, MinTokensPerSecond: 2_000_000_000}, false, ReasonTooSlow, "the model needs at least 2000000000"},
 		"a first token no node makes in time":     {&config.SelfTest{Prompts: []config.Prompt{golden}, MaxTimeToFirstToken: time.Nanosecond}, false, ReasonFirstTokenLate, "first token after"},

@@ -61,7 +61,7 @@ func Load(m *gguf.Mapped, opts engine.Options) (engine.Engine, error) {
 			return nil, fmt.Errorf("%w: token %d is not a string", engine.ErrUnsupported, i)
 		}
 		md.tokens = append(md.tokens, s)
-		if i > int(EOS) && !strings.HasPrefix(s, "<") {
+		if !special(int32(i), s) {
 			md.lookup[s] = int32(i)
 			md.maxLen = max(md.maxLen, len(s))
 		}
@@ -127,10 +127,19 @@ func firstRune(s string) (rune, int) {
 
 // Piece is the token's text; special tokens have none.
 func (m *Model) Piece(t int32) []byte {
-	if t <= EOS || int(t) >= len(m.tokens) || strings.HasPrefix(m.tokens[t], "<") {
+	if int(t) >= len(m.tokens) || special(t, m.tokens[t]) {
 		return nil
 	}
 	return []byte(m.tokens[t])
+}
+
+// padPrefix names the unused tokens that round the vocabulary up.
+const padPrefix = "<pad_"
+
+// special reports whether token id with text s stands for no text: the
+// unknown, begin and end tokens and the padding.
+func special(id int32, s string) bool {
+	return id <= EOS || strings.HasPrefix(s, padPrefix)
 }
 
 // IsEnd is true for the end-of-sequence token.
@@ -243,7 +252,7 @@ func Build(o BuildOptions) ([]gguf.KV, []gguf.Tensor, error) {
 		}
 	}
 	for i := 0; len(tokens)%32 != 0 || len(tokens) < o.MinVocab; i++ { // Q8_0 rows are whole 32-value blocks
-		tokens = append(tokens, fmt.Sprintf("<pad_%d>", i))
+		tokens = append(tokens, fmt.Sprintf("%s%d>", padPrefix, i))
 	}
 	vocab := make([]any, len(tokens))
 	for i, t := range tokens {
@@ -253,7 +262,7 @@ func Build(o BuildOptions) ([]gguf.KV, []gguf.Tensor, error) {
 	// Count transitions with the model's own tokenizer.
 	tok := &Model{lookup: map[string]int32{}}
 	for i, t := range tokens {
-		if i > int(EOS) && !strings.HasPrefix(t, "<") {
+		if !special(int32(i), t) {
 			tok.lookup[t] = int32(i)
 			tok.maxLen = max(tok.maxLen, len(t))
 		}
@@ -276,7 +285,7 @@ func Build(o BuildOptions) ([]gguf.KV, []gguf.Tensor, error) {
 		}
 		for c := range v {
 			l := math.Log((counts[r*v+c] + alpha) / (total + alpha*float64(v)))
-			if strings.HasPrefix(tokens[c], "<pad") || c == int(UNK) || c == int(BOS) || (o.NeverEnd && c == int(EOS)) {
+			if strings.HasPrefix(tokens[c], padPrefix) || c == int(UNK) || c == int(BOS) || (o.NeverEnd && c == int(EOS)) {
 				l = -30 // never generated
 			}
 			logits[r*v+c] = float32(l)

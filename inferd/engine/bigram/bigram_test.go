@@ -148,3 +148,23 @@ func TestTokenizeRoundTrips(t *testing.T) {
 		t.Errorf("a character outside the vocabulary did not become <unk>: %v", ids)
 	}
 }
+
+func TestEveryCharacterTokenHasItsText(t *testing.T) {
+	e, err := engine.Load(writeModel(t, BuildOptions{Type: gguf.F32, MinVocab: 256}), engine.Expect{}, engine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Close()
+	text := "if a < b && c > d { return \"<ok>\" }\n"
+	ids, _ := e.Tokenize(text)
+	var b strings.Builder
+	for _, id := range ids {
+		if id == UNK {
+			t.Errorf("an ASCII character became <unk> in %v", ids)
+		}
+		b.Write(e.Piece(id))
+	}
+	if b.String() != text {
+		t.Errorf("decoded %q; want %q", b.String(), text)
+	}
+}
