@@ -2,8 +2,6 @@ package selftest
 
 import (
 	"context"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -11,23 +9,12 @@ import (
 	"github.com/slmops/slmops/inferd/config"
 	"github.com/slmops/slmops/inferd/engine"
 	"github.com/slmops/slmops/inferd/engine/bigram"
+	"github.com/slmops/slmops/inferd/engine/bigram/bigramtest"
 	"github.com/slmops/slmops/inferd/gguf"
 )
 
 func load(t *testing.T) engine.Engine {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "m.gguf")
-	f, _ := os.Create(path)
-	if err := bigram.Write(f, bigram.BuildOptions{Type: gguf.F16}); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	e, err := engine.Load(path, engine.Expect{}, engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
-	return e
+	return bigramtest.Engine(t, bigram.BuildOptions{Type: gguf.F16})
 }
 
 func TestSelfTest(t *testing.T) {

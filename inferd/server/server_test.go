@@ -6,35 +6,20 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/go-logr/logr"
 
-	"github.com/slmops/slmops/inferd/engine"
 	"github.com/slmops/slmops/inferd/engine/bigram"
+	"github.com/slmops/slmops/inferd/engine/bigram/bigramtest"
 	"github.com/slmops/slmops/inferd/gguf"
 )
 
 // serve starts a Server over a real generated model behind a real HTTP server.
 func serve(t testing.TB, o Options, ready bool) (*Server, *httptest.Server) {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "m.gguf")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := bigram.Write(f, bigram.BuildOptions{Type: gguf.Q8_0, ContextLength: 512}); err != nil {
-		t.Fatal(err)
-	}
-	f.Close()
-	e, err := engine.Load(path, engine.Expect{}, engine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { e.Close() })
+	e := bigramtest.Engine(t, bigram.BuildOptions{Type: gguf.Q8_0, ContextLength: 512})
 	if o.ModelName == "" {
 		o.ModelName = "tiny"
 	}
