@@ -170,7 +170,11 @@ func benchServe(dir string, tokens, runs int) {
 			}
 			n-- // the final chunk carries the finish reason, no token
 		} else {
-			var out struct{ Usage struct{ CompletionTokens int `json:"completion_tokens"` } }
+			var out struct {
+				Usage struct {
+					CompletionTokens int `json:"completion_tokens"`
+				}
+			}
 			_ = json.NewDecoder(resp.Body).Decode(&out)
 			n = out.Usage.CompletionTokens
 		}
