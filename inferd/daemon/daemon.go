@@ -178,8 +178,13 @@ func (d *Daemon) Run(ctx context.Context) error {
 		_ = httpSrv.Close()
 	}
 	<-prepDone
+	// The engine's memory is the model's mapping: unmap it only when no
+	// handler can still read it (a canceled generation stops within a token).
+	drainCtx, cancelDrain := context.WithTimeout(context.Background(), 5*time.Second)
+	drained := d.srv.Drain(drainCtx)
+	cancelDrain()
 	d.mu.Lock()
-	if d.engine != nil {
+	if d.engine != nil && drained {
 		_ = d.engine.Close()
 	}
 	d.mu.Unlock()

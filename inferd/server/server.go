@@ -8,6 +8,7 @@
 package server
 
 import (
+	"context"
 	"fmt"
 	"net/http"
 	"sync"
@@ -179,6 +180,19 @@ func (s *Server) Status() Status {
 	st := s.status
 	st.Requests = RequestStatus{Running: s.lim.running(), Queued: s.lim.queued(), Concurrency: cap(s.lim.slots), QueueDepth: int(s.lim.maxQueue)}
 	return st
+}
+
+// Drain waits until no generation runs, or ctx is done; it reports whether
+// none runs, that is whether the engine may be closed.
+func (s *Server) Drain(ctx context.Context) bool {
+	for s.lim.running() > 0 {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	return true
 }
 
 // readyEngine is the engine when inferd is ready to serve.

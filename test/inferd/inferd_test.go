@@ -399,3 +399,39 @@ func TestSIGTERMFinishesInFlightRequests(t *testing.T) {
 		})
 	}
 }
+
+// TestAClientThatGoesAwayCancelsItsGeneration: closing the connection of a
+// stream stops the generation and frees its slot.
+func TestAClientThatGoesAwayCancelsItsGeneration(t *testing.T) {
+	m := generate(t, bigram.BuildOptions{Type: gguf.Q8_0, MinVocab: 4096, NeverEnd: true, ContextLength: 8192})
+	cfg := baseConfig(t, "tiny", m, origin(t, m.data, nil).URL+"/tiny.gguf")
+	p := start(t, cfg)
+	p.waitPhase(server.PhaseReady, 60*time.Second)
+	before := p.metric("slmops_inferd_generated_tokens_total")
+
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, p.url+"/v1/chat/completions", strings.NewReader(
+		`{"model":"tiny","messages":[{"role":"user","content":"go"}],"max_tokens":8000,"temperature":1,"stream":true}`))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := bufio.NewScanner(resp.Body)
+	for i := 0; i < 3 && sc.Scan(); i++ {
+	}
+	cancel() // the client goes away mid-stream
+	resp.Body.Close()
+
+	deadline := time.Now().Add(30 * time.Second)
+	for p.status().Requests.Running != 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the generation still runs 30s after its client left")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	if made := p.metric("slmops_inferd_generated_tokens_total") - before; made >= 8000 {
+		t.Errorf("the generation made all %v tokens; it should have stopped when the client left", made)
+	} else {
+		t.Logf("the generation stopped after %v of 8000 tokens", made)
+	}
+}
