@@ -3,62 +3,11 @@ package engine
 import (
 	"context"
 	"errors"
-	"math"
 	"strings"
 	"testing"
 	"unicode/utf8"
 
-	"github.com/slmops/slmops/inferd/gguf"
 )
-
-func TestF16RoundTrip(t *testing.T) {
-	for _, f := range []float32{0, 1, -1, 0.5, 65504, -65504, 1e-5, 6.1e-5, 3.14159, -30, 1e-8} {
-		got := F16ToF32(F32ToF16(f))
-		tol := float64(max(float32(math.Abs(float64(f)))/1024, 6e-8))
-		if math.Abs(float64(got-f)) > tol {
-			t.Errorf("F16 round trip of %g = %g", f, got)
-		}
-	}
-	if !math.IsInf(float64(F16ToF32(F32ToF16(1e6))), 1) {
-		t.Error("1e6 did not overflow to +Inf in half precision")
-	}
-	if !math.IsNaN(float64(F16ToF32(F32ToF16(float32(math.NaN()))))) {
-		t.Error("NaN did not stay NaN")
-	}
-}
-
-func TestQ8_0RoundTripIsWithinHalfAStep(t *testing.T) {
-	x := make([]float32, 96)
-	for i := range x {
-		x[i] = float32(math.Sin(float64(i))) * float32(i%7+1)
-	}
-	enc := QuantizeQ8_0(nil, x)
-	if n, _ := gguf.Q8_0.Bytes(96); uint64(len(enc)) != n {
-		t.Fatalf("encoded %d bytes; Q8_0 of 96 values is %d", len(enc), n)
-	}
-	got := make([]float32, 96)
-	if err := DequantizeRow(gguf.Q8_0, enc, got); err != nil {
-		t.Fatal(err)
-	}
-	for b := 0; b < 3; b++ {
-		amax := float32(0)
-		for _, v := range x[b*32 : b*32+32] {
-			amax = max(amax, float32(math.Abs(float64(v))))
-		}
-		step := amax / 127
-		for i := b * 32; i < b*32+32; i++ {
-			if d := math.Abs(float64(got[i] - x[i])); d > float64(step)*0.51+1e-3 {
-				t.Errorf("value %d: %g decoded as %g (step %g)", i, x[i], got[i], step)
-			}
-		}
-	}
-	if err := DequantizeRow(gguf.Q8_0, enc[:10], got); !errors.Is(err, ErrInvalidInput) {
-		t.Errorf("short source: %v", err)
-	}
-	if err := DequantizeRow(gguf.Q4_K, make([]byte, 1024), make([]float32, 256)); !errors.Is(err, ErrUnsupported) {
-		t.Errorf("Q4_K: %v; want ErrUnsupported", err)
-	}
-}
 
 func TestSampler(t *testing.T) {
 	logits := []float32{1, 3, 2, 0.5}

@@ -18,6 +18,7 @@ import (
 	"strings"
 
 	"github.com/slmops/slmops/inferd/engine"
+	"github.com/slmops/slmops/inferd/engine/kernels"
 	"github.com/slmops/slmops/inferd/gguf"
 )
 
@@ -185,7 +186,7 @@ func (s *sequence) Forward(ctx context.Context, tokens []int32) ([]float32, erro
 	}
 	s.n += len(tokens)
 	row := s.m.table[uint64(last)*s.m.rowSize : uint64(last+1)*s.m.rowSize]
-	if err := engine.DequantizeRow(s.m.typ, row, s.logits); err != nil {
+	if err := kernels.Dequantize(s.m.typ, row, s.logits); err != nil {
 		return nil, err
 	}
 	return s.logits, nil
@@ -291,21 +292,14 @@ func Build(o BuildOptions) ([]gguf.KV, []gguf.Tensor, error) {
 			logits[r*v+c] = float32(l)
 		}
 	}
-	var data []byte
 	switch o.Type {
-	case gguf.F32:
-		for _, l := range logits {
-			data = appendF32(data, l)
-		}
-	case gguf.F16:
-		for _, l := range logits {
-			h := engine.F32ToF16(l)
-			data = append(data, byte(h), byte(h>>8))
-		}
-	case gguf.Q8_0:
-		data = engine.QuantizeQ8_0(nil, logits)
+	case gguf.F32, gguf.F16, gguf.Q8_0:
 	default:
 		return nil, nil, fmt.Errorf("bigram tables are F32, F16 or Q8_0, not %s", o.Type)
+	}
+	data, err := kernels.Quantize(nil, o.Type, logits)
+	if err != nil {
+		return nil, nil, err
 	}
 	quant := o.Type.String()
 	fileType, _ := gguf.FileTypeOf(quant)
@@ -341,9 +335,4 @@ func Write(w io.Writer, o BuildOptions) error {
 		return err
 	}
 	return gguf.Write(w, meta, tensors)
-}
-
-func appendF32(b []byte, f float32) []byte {
-	u := math.Float32bits(f)
-	return append(b, byte(u), byte(u>>8), byte(u>>16), byte(u>>24))
 }

@@ -1,0 +1,225 @@
+package kernels
+
+import (
+	"encoding/binary"
+	"math"
+
+	"github.com/slmops/slmops/inferd/gguf"
+)
+
+// QA is the block size of a quantized activation.
+const QA = 32
+
+// Act is an activation vector prepared for dot products with weight rows of
+// any type: the float values for F32 and F16 rows, and a copy quantized to
+// int8 in 32-value blocks (each with a float32 scale and the sum of its
+// quantized values) for the quantized rows, whose dot products then run in
+// integer arithmetic block by block, without dequantizing the row. This is
+// what llama.cpp does with its Q8 activations; the float32 scales keep a
+// little more precision than its fp16 ones.
+type Act struct {
+	F   []float32
+	D   []float32
+	Q   []int8
+	Sum []int32
+}
+
+// Set prepares a for x (len(x) a multiple of 32), reusing a's memory; a
+// keeps x itself, so x must not change while a is used.
+func (a *Act) Set(x []float32) {
+	n := len(x)
+	nb := n / QA
+	a.F = x
+	if cap(a.Q) < n {
+		a.Q = make([]int8, n)
+		a.D = make([]float32, nb)
+		a.Sum = make([]int32, nb)
+	}
+	a.Q, a.D, a.Sum = a.Q[:n], a.D[:nb], a.Sum[:nb]
+	for b := range nb {
+		blk := x[b*QA : b*QA+QA]
+		amax := float32(0)
+		for _, v := range blk {
+			amax = max(amax, abs(v))
+		}
+		d := amax / 127
+		inv := float32(0)
+		if d != 0 {
+			inv = 1 / d
+		}
+		q := a.Q[b*QA : b*QA+QA]
+		var sum int32
+		for i, v := range blk {
+			r := int8(math.Round(float64(v * inv)))
+			q[i] = r
+			sum += int32(r)
+		}
+		a.D[b], a.Sum[b] = d, sum
+	}
+}
+
+// Dot is the dot product of one weight row of type t (its raw bytes) with a.
+func Dot(t gguf.TensorType, row []byte, a *Act) float32 {
+	switch t {
+	case gguf.F32:
+		return dotF32(row, a.F)
+	case gguf.F16:
+		return dotF16(row, a.F)
+	case gguf.Q8_0:
+		return dotQ8_0(row, a)
+	case gguf.Q4_0:
+		return dotQ4_0(row, a)
+	case gguf.Q4_K:
+		return dotQ4_K(row, a)
+	case gguf.Q6_K:
+		return dotQ6_K(row, a)
+	}
+	panic("kernels: Dot of an unsupported type " + t.String())
+}
+
+func dotF32(row []byte, x []float32) float32 {
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(x); i += 4 {
+		r := row[4*i : 4*i+16]
+		s0 += math.Float32frombits(binary.LittleEndian.Uint32(r[0:])) * x[i]
+		s1 += math.Float32frombits(binary.LittleEndian.Uint32(r[4:])) * x[i+1]
+		s2 += math.Float32frombits(binary.LittleEndian.Uint32(r[8:])) * x[i+2]
+		s3 += math.Float32frombits(binary.LittleEndian.Uint32(r[12:])) * x[i+3]
+	}
+	for ; i < len(x); i++ {
+		s0 += math.Float32frombits(binary.LittleEndian.Uint32(row[4*i:])) * x[i]
+	}
+	return s0 + s1 + s2 + s3
+}
+
+func dotF16(row []byte, x []float32) float32 {
+	var s0, s1 float32
+	t := f16table
+	i := 0
+	for ; i+2 <= len(x); i += 2 {
+		r := row[2*i : 2*i+4]
+		s0 += t[uint16(r[0])|uint16(r[1])<<8] * x[i]
+		s1 += t[uint16(r[2])|uint16(r[3])<<8] * x[i+1]
+	}
+	for ; i < len(x); i++ {
+		s0 += t[binary.LittleEndian.Uint16(row[2*i:])] * x[i]
+	}
+	return s0 + s1
+}
+
+func dotQ8_0(row []byte, a *Act) float32 {
+	var sum float32
+	t := f16table
+	for b := range a.D {
+		blk := row[b*BytesQ8_0 : b*BytesQ8_0+BytesQ8_0]
+		d := t[uint16(blk[0])|uint16(blk[1])<<8]
+		q := blk[2:34]
+		x := a.Q[b*QA : b*QA+QA]
+		var s int32
+		for i := 0; i < 32; i += 4 {
+			s += int32(int8(q[i]))*int32(x[i]) + int32(int8(q[i+1]))*int32(x[i+1]) +
+				int32(int8(q[i+2]))*int32(x[i+2]) + int32(int8(q[i+3]))*int32(x[i+3])
+		}
+		sum += d * a.D[b] * float32(s)
+	}
+	return sum
+}
+
+func dotQ4_0(row []byte, a *Act) float32 {
+	var sum float32
+	t := f16table
+	for b := range a.D {
+		blk := row[b*BytesQ4_0 : b*BytesQ4_0+BytesQ4_0]
+		d := t[uint16(blk[0])|uint16(blk[1])<<8]
+		q := blk[2:18]
+		x := a.Q[b*QA : b*QA+QA]
+		// sum((q-8)*x) = sum(q*x) - 8*sum(x): the offset folds into the
+		// activation's block sum.
+		var s int32
+		for j := 0; j < 16; j += 2 {
+			v0, v1 := q[j], q[j+1]
+			s += int32(v0&0xF)*int32(x[j]) + int32(v0>>4)*int32(x[j+16]) +
+				int32(v1&0xF)*int32(x[j+1]) + int32(v1>>4)*int32(x[j+17])
+		}
+		s -= 8 * a.Sum[b]
+		sum += d * a.D[b] * float32(s)
+	}
+	return sum
+}
+
+func dotQ4_K(row []byte, a *Act) float32 {
+	var sum float32
+	t := f16table
+	nb := len(a.D) / (QK_K / QA)
+	for b := range nb {
+		blk := row[b*BytesQ4_K : b*BytesQ4_K+BytesQ4_K]
+		d := t[uint16(blk[0])|uint16(blk[1])<<8]
+		dmin := t[uint16(blk[2])|uint16(blk[3])<<8]
+		sc := blk[4:16]
+		q := blk[16:BytesQ4_K]
+		ab := b * (QK_K / QA) // first activation block of this super-block
+		var acc, accMin float32
+		for j := 0; j < 4; j++ { // 64 values: two sub-blocks share 32 bytes
+			s1, m1 := scaleMinK4(2*j, sc)
+			s2, m2 := scaleMinK4(2*j+1, sc)
+			qq := q[32*j : 32*j+32]
+			x1 := a.Q[(ab+2*j)*QA : (ab+2*j)*QA+QA]
+			x2 := a.Q[(ab+2*j+1)*QA : (ab+2*j+1)*QA+QA]
+			var d1, d2 int32
+			for l := 0; l < 32; l += 2 {
+				v0, v1 := qq[l], qq[l+1]
+				d1 += int32(v0&0xF)*int32(x1[l]) + int32(v1&0xF)*int32(x1[l+1])
+				d2 += int32(v0>>4)*int32(x2[l]) + int32(v1>>4)*int32(x2[l+1])
+			}
+			xd1, xd2 := a.D[ab+2*j], a.D[ab+2*j+1]
+			acc += xd1*float32(s1)*float32(d1) + xd2*float32(s2)*float32(d2)
+			accMin += xd1*float32(m1)*float32(a.Sum[ab+2*j]) + xd2*float32(m2)*float32(a.Sum[ab+2*j+1])
+		}
+		sum += d*acc - dmin*accMin
+	}
+	return sum
+}
+
+func dotQ6_K(row []byte, a *Act) float32 {
+	var sum float32
+	t := f16table
+	nb := len(a.D) / (QK_K / QA)
+	for b := range nb {
+		blk := row[b*BytesQ6_K : b*BytesQ6_K+BytesQ6_K]
+		ql := blk[:QK_K/2]
+		qh := blk[QK_K/2 : QK_K/2+QK_K/4]
+		sc := blk[QK_K/2+QK_K/4 : QK_K/2+QK_K/4+QK_K/16]
+		d := t[uint16(blk[BytesQ6_K-2])|uint16(blk[BytesQ6_K-1])<<8]
+		ab := b * (QK_K / QA)
+		var acc float32
+		for n := 0; n < QK_K; n += 128 {
+			l0, h0, s0 := ql[n/2:n/2+64], qh[n/4:n/4+32], sc[n/16:n/16+8]
+			// The four 32-value runs of this half start at n, n+32, n+64,
+			// n+96: activation blocks ab+n/32 .. +3.
+			xa := ab + n/32
+			x1, x2 := a.Q[xa*QA:xa*QA+QA], a.Q[(xa+1)*QA:(xa+1)*QA+QA]
+			x3, x4 := a.Q[(xa+2)*QA:(xa+2)*QA+QA], a.Q[(xa+3)*QA:(xa+3)*QA+QA]
+			for half := 0; half < 2; half++ { // 16-value sub-blocks
+				var p1, p2, p3, p4 int32
+				for l := 16 * half; l < 16*half+16; l++ {
+					h := h0[l]
+					q1 := int32((l0[l]&0xF)|(h&3)<<4) - 32
+					q2 := int32((l0[l+32]&0xF)|((h>>2)&3)<<4) - 32
+					q3 := int32((l0[l]>>4)|((h>>4)&3)<<4) - 32
+					q4 := int32((l0[l+32]>>4)|((h>>6)&3)<<4) - 32
+					p1 += q1 * int32(x1[l])
+					p2 += q2 * int32(x2[l])
+					p3 += q3 * int32(x3[l])
+					p4 += q4 * int32(x4[l])
+				}
+				acc += a.D[xa]*float32(int8(s0[half]))*float32(p1) +
+					a.D[xa+1]*float32(int8(s0[half+2]))*float32(p2) +
+					a.D[xa+2]*float32(int8(s0[half+4]))*float32(p3) +
+					a.D[xa+3]*float32(int8(s0[half+6]))*float32(p4)
+			}
+		}
+		sum += d * acc
+	}
+	return sum
+}

@@ -1,0 +1,192 @@
+package kernels
+
+import (
+	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/slmops/slmops/inferd/gguf"
+)
+
+var allTypes = []gguf.TensorType{gguf.F32, gguf.F16, gguf.Q8_0, gguf.Q4_0, gguf.Q4_K, gguf.Q6_K}
+
+func randomVector(r *rand.Rand, n int, scale float32) []float32 {
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = float32(r.NormFloat64()) * scale
+	}
+	return x
+}
+
+// relErr is |a-b| / (|b| + floor).
+func relErr(a, b, floor float64) float64 { return math.Abs(a-b) / (math.Abs(b) + floor) }
+
+// rmsErr is the root mean square of a-b relative to the RMS of b.
+func rmsErr(a, b []float32) float64 {
+	var num, den float64
+	for i := range a {
+		d := float64(a[i] - b[i])
+		num += d * d
+		den += float64(b[i]) * float64(b[i])
+	}
+	return math.Sqrt(num / den)
+}
+
+// The round-trip error each format is expected to stay under (RMS relative
+// to the signal, on Gaussian data): llama.cpp reports similar figures.
+var roundTripTolerance = map[gguf.TensorType]float64{
+	gguf.F32: 0, gguf.F16: 1e-3, gguf.Q8_0: 0.01, gguf.Q6_K: 0.04, gguf.Q4_K: 0.12, gguf.Q4_0: 0.13,
+}
+
+func TestQuantizeRoundTrip(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	x := randomVector(r, 4*QK_K, 0.02)
+	for _, typ := range allTypes {
+		t.Run(typ.String(), func(t *testing.T) {
+			enc, err := Quantize(nil, typ, x)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if want, _ := typ.Bytes(uint64(len(x))); uint64(len(enc)) != want {
+				t.Fatalf("encoded %d bytes; %s of %d values is %d", len(enc), typ, len(x), want)
+			}
+			got := make([]float32, len(x))
+			if err := Dequantize(typ, enc, got); err != nil {
+				t.Fatal(err)
+			}
+			if e := rmsErr(got, x); e > roundTripTolerance[typ] {
+				t.Errorf("RMS round-trip error %.4f; want at most %.4f", e, roundTripTolerance[typ])
+			} else {
+				t.Logf("RMS round-trip error %.4f", e)
+			}
+		})
+	}
+}
+
+// TestKnownBlocks decodes hand-built blocks whose values follow from ggml's
+// layout definitions, so a layout mistake in both the quantizer and the
+// dequantizer cannot hide behind a round trip.
+func TestKnownBlocks(t *testing.T) {
+	t.Run("Q4_0", func(t *testing.T) {
+		blk := []byte{0, 0}
+		h := F32ToF16(0.5)
+		blk[0], blk[1] = byte(h), byte(h>>8)
+		for j := range 16 {
+			blk = append(blk, byte(j)|byte(15-j)<<4)
+		}
+		y := make([]float32, 32)
+		_ = Dequantize(gguf.Q4_0, blk, y)
+		// low nibbles are values 0..15, high nibbles values 16..31.
+		if y[0] != -4 || y[15] != 3.5 || y[16] != 3.5 || y[31] != -4 {
+			t.Errorf("Q4_0 decoded %v", y)
+		}
+	})
+	t.Run("Q4_K", func(t *testing.T) {
+		blk := make([]byte, BytesQ4_K)
+		d, dmin := F32ToF16(1), F32ToF16(0.5)
+		blk[0], blk[1], blk[2], blk[3] = byte(d), byte(d>>8), byte(dmin), byte(dmin>>8)
+		sc := blk[4:16]
+		// sub-block 0: scale 3, min 2; sub-block 5: scale 33 (6 bits: low 4
+		// in sc[9], high 2 in the top of sc[1]), min 17 (low 4 in the top
+		// nibble of sc[9], high 2 in the top of sc[5]).
+		sc[0], sc[4] = 3, 2
+		sc[9] = 33&0xF | (17&0xF)<<4
+		sc[1] |= (33 >> 4) << 6
+		sc[5] |= (17 >> 4) << 6
+		q := blk[16:]
+		q[0] = 7         // value 0 (low nibble, sub-block 0)
+		q[64+1] = 9 << 4 // value 2*64+32+1 = 161 (high nibble, sub-block 5)
+		y := make([]float32, QK_K)
+		_ = Dequantize(gguf.Q4_K, blk, y)
+		if y[0] != 1*3*7-0.5*2 || y[161] != 1*33*9-0.5*17 || y[1] != -0.5*2 {
+			t.Errorf("Q4_K decoded y[0]=%v y[1]=%v y[161]=%v", y[0], y[1], y[161])
+		}
+	})
+	t.Run("Q6_K", func(t *testing.T) {
+		blk := make([]byte, BytesQ6_K)
+		d := F32ToF16(0.25)
+		blk[BytesQ6_K-2], blk[BytesQ6_K-1] = byte(d), byte(d>>8)
+		ql, qh, sc := blk[:128], blk[128:192], blk[192:208]
+		sc[0], sc[2], sc[8+5] = 2, byte(0xff), 4 // scales 2, -1, 4
+		// value 0: q1 of l=0 (ql[0] low, qh[0] bits 0-1) = 0x3F -> 31
+		ql[0] |= 0xF
+		qh[0] |= 3
+		// value 32: q2 of l=0 (ql[32] low, qh[0] bits 2-3) = 0 -> -32
+		// value 128+64+17: second half, q3 of l=17 (ql[64+17] high, qh[32+17] bits 4-5), scale sc[8+1+4]
+		ql[64+17] |= 5 << 4
+		qh[32+17] |= 2 << 4 // q = 5 | 2<<4 = 37 -> 5
+		y := make([]float32, QK_K)
+		_ = Dequantize(gguf.Q6_K, blk, y)
+		if y[0] != 0.25*2*31 || y[32] != 0.25*-1*-32 || y[128+64+17] != 0.25*4*5 {
+			t.Errorf("Q6_K decoded y[0]=%v y[32]=%v y[209]=%v", y[0], y[32], y[128+64+17])
+		}
+	})
+}
+
+// TestDotMatchesDequantizedDot: the fused kernels agree with dequantizing
+// the row and taking a float dot product, within the error of quantizing
+// the activation to 8 bits.
+func TestDotMatchesDequantizedDot(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	const n = 2 * QK_K
+	for _, typ := range allTypes {
+		t.Run(typ.String(), func(t *testing.T) {
+			var worst float64
+			for range 50 {
+				w := randomVector(r, n, 0.05)
+				x := randomVector(r, n, 1)
+				enc, _ := Quantize(nil, typ, w)
+				deq := make([]float32, n)
+				_ = Dequantize(typ, enc, deq)
+				var want float64
+				var norm float64
+				for i := range deq {
+					want += float64(deq[i]) * float64(x[i])
+					norm += math.Abs(float64(deq[i]) * float64(x[i]))
+				}
+				var a Act
+				a.Set(x)
+				got := float64(Dot(typ, enc, &a))
+				// Relative to the sum of |terms|: the scale of the rounding.
+				worst = max(worst, math.Abs(got-want)/norm)
+			}
+			limit := 0.01 // 8-bit activations
+			if typ == gguf.F32 || typ == gguf.F16 {
+				limit = 1e-5
+			}
+			if worst > limit {
+				t.Errorf("worst error %.2g of the sum of |terms|; want under %.2g", worst, limit)
+			}
+		})
+	}
+}
+
+func TestPoolCoversEveryIndexOnce(t *testing.T) {
+	p := NewPool(3)
+	defer p.Close()
+	var wg sync.WaitGroup
+	for range 4 { // concurrent callers share the pool
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			seen := make([]atomic.Int32, 1000)
+			p.Run(1000, 7, func(s, e int) {
+				for i := s; i < e; i++ {
+					seen[i].Add(1)
+				}
+			})
+			for i := range seen {
+				if seen[i].Load() != 1 {
+					t.Errorf("index %d ran %d times", i, seen[i].Load())
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if NewPool(1000).Workers() > runtimeProcs() {
+		t.Error("a pool has more workers than GOMAXPROCS")
+	}
+}
