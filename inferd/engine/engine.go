@@ -62,9 +62,11 @@ type Engine interface {
 	Piece(token int32) []byte
 	// IsEnd reports whether token ends a generation (end of sequence, end of turn).
 	IsEnd(token int32) bool
-	// ChatPrompt renders chat messages in the model's template, ready for
-	// the assistant's answer.
-	ChatPrompt(messages []Message) (string, error)
+	// EncodeChat renders chat messages in the model's chat template, ready
+	// for the assistant's answer. The template's markers become their
+	// control tokens; the messages' text never does, so a user cannot forge
+	// a turn by typing a marker.
+	EncodeChat(messages []Message) ([]int32, error)
 	// NewSequence starts an empty sequence (its own KV cache).
 	NewSequence() (Sequence, error)
 	// Close releases the model.
@@ -86,6 +88,9 @@ type Options struct {
 	Threads int
 	// ContextLength caps the model's own context length; 0 keeps it.
 	ContextLength int
+	// ChatTemplate overrides the chat template the model's metadata
+	// implies (chatml, llama2, zephyr); empty keeps the model's.
+	ChatTemplate string
 }
 
 // Loader builds an Engine from a mapped file. The Engine may keep slices of

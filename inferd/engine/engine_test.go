@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
-
 )
 
 func TestSampler(t *testing.T) {
@@ -30,6 +29,16 @@ func TestSampler(t *testing.T) {
 	}
 	if counts[3] == 0 {
 		t.Error("temperature 1 with top_p 1 never drew the least likely token")
+	}
+	// top_k 2 keeps only tokens 1 and 2 too.
+	topK := NewSampler(1, 1, &seed)
+	topK.TopK = 2
+	drawn := map[int32]int{}
+	for range 2000 {
+		drawn[topK.Sample(logits)]++
+	}
+	if len(drawn) != 2 || drawn[1] == 0 || drawn[2] == 0 {
+		t.Errorf("top_k 2 drew %v; want only tokens 1 and 2", drawn)
 	}
 	// top_p 0.7 keeps only tokens 1 and 2 (0.638 + 0.235 reaches 0.7).
 	nucleus := NewSampler(1, 0.7, &seed)
@@ -62,10 +71,10 @@ func (s *scripted) Piece(t int32) []byte {
 	}
 	return []byte(s.pieces[t-3])
 }
-func (s *scripted) IsEnd(t int32) bool                   { return t == 1 }
-func (s *scripted) ChatPrompt([]Message) (string, error) { return "", nil }
-func (s *scripted) NewSequence() (Sequence, error)       { return &scriptSeq{s: s}, nil }
-func (s *scripted) Close() error                         { return nil }
+func (s *scripted) IsEnd(t int32) bool                    { return t == 1 }
+func (s *scripted) EncodeChat([]Message) ([]int32, error) { return nil, nil }
+func (s *scripted) NewSequence() (Sequence, error)        { return &scriptSeq{s: s}, nil }
+func (s *scripted) Close() error                          { return nil }
 
 type scriptSeq struct {
 	s *scripted

@@ -20,6 +20,8 @@ type Params struct {
 	// Stop ends the generation at the first of these strings, which is not
 	// part of the output.
 	Stop []string
+	// TopK keeps only the K most likely tokens; 0 keeps all.
+	TopK int
 	// Seed makes sampling repeatable.
 	Seed *int64
 }
@@ -59,11 +61,20 @@ func (r Result) TokensPerSecond() float64 {
 // done ctx stops the generation and is returned with what was made so far.
 func Generate(ctx context.Context, e Engine, prompt string, p Params, emit func(text string) error) (Result, error) {
 	start := time.Now()
-	res := Result{FinishReason: FinishLength}
 	tokens, err := e.Tokenize(prompt)
 	if err != nil {
-		return res, err
+		return Result{FinishReason: FinishLength}, err
 	}
+	return generate(ctx, e, tokens, p, emit, start)
+}
+
+// GenerateTokens is Generate from a prompt already tokenized (by EncodeChat).
+func GenerateTokens(ctx context.Context, e Engine, tokens []int32, p Params, emit func(text string) error) (Result, error) {
+	return generate(ctx, e, tokens, p, emit, time.Now())
+}
+
+func generate(ctx context.Context, e Engine, tokens []int32, p Params, emit func(text string) error, start time.Time) (Result, error) {
+	res := Result{FinishReason: FinishLength}
 	res.PromptTokens = len(tokens)
 	ctxLen := e.Info().ContextLength
 	if len(tokens) >= ctxLen {
@@ -79,6 +90,7 @@ func Generate(ctx context.Context, e Engine, prompt string, p Params, emit func(
 	}
 	defer seq.Close()
 	sampler := NewSampler(p.Temperature, p.TopP, p.Seed)
+	sampler.TopK = p.TopK
 
 	var text []byte
 	emitted := 0

@@ -8,14 +8,17 @@ import (
 
 // Sampler picks the next token from logits: greedy at temperature 0,
 // otherwise a draw from the softmax at that temperature restricted to the
-// smallest set of tokens whose probability reaches topP (nucleus sampling).
+// TopK most likely tokens and then to the smallest set of those whose
+// probability reaches topP (nucleus sampling).
 // A seeded Sampler draws the same tokens for the same logits.
 type Sampler struct {
 	Temperature float32
 	TopP        float32
-	rng         *rand.Rand
-	idx         []int
-	probs       []float32
+	// TopK, when positive, first keeps only the K most likely tokens.
+	TopK  int
+	rng   *rand.Rand
+	idx   []int
+	probs []float32
 }
 
 // NewSampler returns a sampler; seed nil draws a random seed.
@@ -61,11 +64,22 @@ func (s *Sampler) Sample(logits []float32) int32 {
 		sum += float64(p)
 	}
 	n := len(idx)
+	if (s.TopK > 0 && s.TopK < n) || s.TopP < 1 {
+		// Only the head of the order matters: a partial selection would do,
+		// but a full sort of a vocabulary is microseconds beside a forward pass.
+		sort.Slice(idx, func(a, b int) bool { return probs[idx[a]] > probs[idx[b]] })
+	}
+	if s.TopK > 0 && s.TopK < n {
+		n = s.TopK
+		sum = 0
+		for _, j := range idx[:n] {
+			sum += float64(probs[j])
+		}
+	}
 	total := sum
 	if s.TopP < 1 {
-		sort.Slice(idx, func(a, b int) bool { return probs[idx[a]] > probs[idx[b]] })
 		var acc float64
-		for i, j := range idx {
+		for i, j := range idx[:n] {
 			acc += float64(probs[j])
 			if acc >= float64(s.TopP)*sum {
 				n = i + 1

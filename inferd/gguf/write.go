@@ -15,6 +15,9 @@ type Tensor struct {
 	Dims []uint64
 	Type TensorType
 	Data []byte
+	// Fill, when Data is nil, makes the data at write time, so a writer of a
+	// large model holds one tensor in memory at a time.
+	Fill func() ([]byte, error)
 }
 
 // Write writes a GGUF v3 file with the metadata and tensors given, tensors
@@ -53,7 +56,7 @@ func Write(w io.Writer, metadata []KV, tensors []Tensor) error {
 		if err != nil {
 			return fmt.Errorf("tensor %s: %w", t.Name, err)
 		}
-		if uint64(len(t.Data)) != size {
+		if t.Fill == nil && uint64(len(t.Data)) != size {
 			return fmt.Errorf("tensor %s: %d bytes of data for a %d-byte %s tensor", t.Name, len(t.Data), size, t.Type)
 		}
 		wr.str(t.Name)
@@ -67,7 +70,21 @@ func Write(w io.Writer, metadata []KV, tensors []Tensor) error {
 	}
 	wr.pad(align)
 	for _, t := range tensors {
-		wr.bytes(t.Data)
+		data := t.Data
+		if t.Fill != nil {
+			var err error
+			if data, err = t.Fill(); err != nil {
+				return fmt.Errorf("tensor %s: %w", t.Name, err)
+			}
+			n := uint64(1)
+			for _, d := range t.Dims {
+				n *= d
+			}
+			if size, _ := t.Type.Bytes(n); uint64(len(data)) != size {
+				return fmt.Errorf("tensor %s: Fill made %d bytes of a %d-byte tensor", t.Name, len(data), size)
+			}
+		}
+		wr.bytes(data)
 		wr.pad(align)
 	}
 	if wr.err != nil {

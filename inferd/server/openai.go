@@ -29,6 +29,7 @@ type sampling struct {
 	MaxCompletionTokens *int            `json:"max_completion_tokens"`
 	Temperature         *float64        `json:"temperature"`
 	TopP                *float64        `json:"top_p"`
+	TopK                *int            `json:"top_k"`
 	N                   *int            `json:"n"`
 	Stream              bool            `json:"stream"`
 	StreamOptions       *streamOptions  `json:"stream_options"`
@@ -137,6 +138,12 @@ func (s *Server) params(e engine.Engine, p *sampling) (engine.Params, error) {
 			out.Temperature = 0 // only the most likely token
 		}
 	}
+	if k := p.TopK; k != nil {
+		if *k < 0 {
+			return out, invalid("top_k", "top_k must be 0 (off) or positive, not %d", *k)
+		}
+		out.TopK = *k
+	}
 	if p.N != nil && *p.N != 1 {
 		return out, invalid("n", "n must be 1: inferd generates one choice per request")
 	}
@@ -223,7 +230,9 @@ func (s *Server) completions(w http.ResponseWriter, r *http.Request) error {
 	}
 	g := &generation{s: s, w: w, r: r, id: "cmpl-" + randomID(), chat: false, stream: req.Stream,
 		includeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage}
-	return g.run(e, prompt, params)
+	return g.run(func(emit func(string) error) (engine.Result, error) {
+		return engine.Generate(g.r.Context(), e, prompt, params, emit)
+	})
 }
 
 func parsePrompt(raw json.RawMessage) (string, error) {
@@ -284,13 +293,15 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
 		}
 		msgs = append(msgs, engine.Message{Role: role, Content: text})
 	}
-	prompt, err := e.ChatPrompt(msgs)
+	tokens, err := e.EncodeChat(msgs)
 	if err != nil {
 		return fmt.Errorf("%w: %v", errBadRequest, err)
 	}
 	g := &generation{s: s, w: w, r: r, id: "chatcmpl-" + randomID(), chat: true, stream: req.Stream,
 		includeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage}
-	return g.run(e, prompt, params)
+	return g.run(func(emit func(string) error) (engine.Result, error) {
+		return engine.GenerateTokens(g.r.Context(), e, tokens, params, emit)
+	})
 }
 
 func isSet(raw json.RawMessage) bool {
@@ -334,7 +345,7 @@ type generation struct {
 	started      bool
 }
 
-func (g *generation) run(e engine.Engine, prompt string, params engine.Params) error {
+func (g *generation) run(generate func(emit func(string) error) (engine.Result, error)) error {
 	release, err := g.s.lim.acquire(g.r.Context())
 	if errors.Is(err, errOverloaded) {
 		ae := toAPIError(err)
@@ -351,7 +362,7 @@ func (g *generation) run(e engine.Engine, prompt string, params engine.Params) e
 	if g.stream {
 		emit = g.emit
 	}
-	res, err := engine.Generate(g.r.Context(), e, prompt, params, emit)
+	res, err := generate(emit)
 	m := g.s.metrics
 	m.PromptTokens.Add(float64(res.PromptTokens))
 	m.GeneratedTokens.Add(float64(res.CompletionTokens))

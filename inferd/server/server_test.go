@@ -69,6 +69,7 @@ func TestEveryBadRequestGetsA4xxWithAnOpenAIErrorBody(t *testing.T) {
 		"max_completion_tokens past it":       {chat, `{"model":"tiny","max_completion_tokens":513,` + msgs + `}`, 400, "max_completion_tokens", "allows"},
 		"temperature 3":                       {chat, `{"model":"tiny","temperature":3,` + msgs + `}`, 400, "temperature", "between 0 and 2"},
 		"top_p 1.5":                           {chat, `{"model":"tiny","top_p":1.5,` + msgs + `}`, 400, "top_p", "between 0 and 1"},
+		"top_k -1":                            {chat, `{"model":"tiny","top_k":-1,` + msgs + `}`, 400, "top_k", "0 (off) or positive"},
 		"n 2":                                 {chat, `{"model":"tiny","n":2,` + msgs + `}`, 400, "n", "n must be 1"},
 		"five stop sequences":                 {chat, `{"model":"tiny","stop":["a","b","c","d","e"],` + msgs + `}`, 400, "stop", "at most 4"},
 		"a stop that is a number":             {chat, `{"model":"tiny","stop":7,` + msgs + `}`, 400, "stop", "string or an array"},

@@ -146,8 +146,9 @@ func special(id int32, s string) bool {
 // IsEnd is true for the end-of-sequence token.
 func (m *Model) IsEnd(t int32) bool { return t == EOS }
 
-// ChatPrompt renders "role: content" lines and opens the assistant's turn.
-func (m *Model) ChatPrompt(messages []engine.Message) (string, error) {
+// EncodeChat renders "role: content" lines, opens the assistant's turn and
+// tokenizes it all (this architecture has no control tokens to protect).
+func (m *Model) EncodeChat(messages []engine.Message) ([]int32, error) {
 	var b strings.Builder
 	for _, msg := range messages {
 		b.WriteString(msg.Role)
@@ -156,7 +157,7 @@ func (m *Model) ChatPrompt(messages []engine.Message) (string, error) {
 		b.WriteString("\n")
 	}
 	b.WriteString("assistant:")
-	return b.String(), nil
+	return m.Tokenize(b.String())
 }
 
 // NewSequence starts a sequence.
