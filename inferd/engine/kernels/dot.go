@@ -66,8 +66,14 @@ func Dot(t gguf.TensorType, row []byte, a *Act) float32 {
 	case gguf.F16:
 		return dotF16(row, a.F)
 	case gguf.Q8_0:
+		if v, ok := dotQ8_0Fast(row, a); ok {
+			return v
+		}
 		return dotQ8_0(row, a)
 	case gguf.Q4_0:
+		if v, ok := dotQ4_0Fast(row, a); ok {
+			return v
+		}
 		return dotQ4_0(row, a)
 	case gguf.Q4_K:
 		return dotQ4_K(row, a)

@@ -190,3 +190,63 @@ func TestPoolCoversEveryIndexOnce(t *testing.T) {
 		t.Error("a pool has more workers than GOMAXPROCS")
 	}
 }
+
+// withPath runs f with the assembly kernels on or off.
+func withPath(fast bool, f func()) {
+	saved := useAVX2
+	useAVX2 = fast && saved
+	defer func() { useAVX2 = saved }()
+	f()
+}
+
+func TestFastAndFallbackPathsAgree(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("this CPU has no accelerated kernels (" + Accelerated() + "): only the fallback runs")
+	}
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, typ := range []gguf.TensorType{gguf.Q8_0, gguf.Q4_0} {
+		for _, blocks := range []int{1, 2, 3, 8, 63, 64} {
+			w := randomVector(r, blocks*32, 0.05)
+			x := randomVector(r, blocks*32, 1)
+			enc, _ := Quantize(nil, typ, w)
+			var a Act
+			a.Set(x)
+			var fast, slow float32
+			withPath(true, func() { fast = Dot(typ, enc, &a) })
+			withPath(false, func() { slow = Dot(typ, enc, &a) })
+			if e := relErr(float64(fast), float64(slow), 1e-3); e > 1e-5 {
+				t.Errorf("%s, %d blocks: avx2 %v, go %v", typ, blocks, fast, slow)
+			}
+		}
+	}
+}
+
+func BenchmarkDot(b *testing.B) {
+	r := rand.New(rand.NewPCG(8, 9))
+	const n = 2048 // a TinyLlama row
+	x := randomVector(r, n, 1)
+	var a Act
+	a.Set(x)
+	for _, typ := range allTypes {
+		enc, _ := Quantize(nil, typ, randomVector(r, n, 0.05))
+		for _, fast := range []bool{false, true} {
+			name := typ.String() + "/go"
+			if fast {
+				if !useAVX2 || (typ != gguf.Q8_0 && typ != gguf.Q4_0) {
+					continue
+				}
+				name = typ.String() + "/" + Accelerated()
+			}
+			b.Run(name, func(b *testing.B) {
+				withPath(fast, func() {
+					b.SetBytes(int64(len(enc)))
+					var sink float32
+					for b.Loop() {
+						sink += Dot(typ, enc, &a)
+					}
+					_ = sink
+				})
+			})
+		}
+	}
+}

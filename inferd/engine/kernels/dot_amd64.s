@@ -1,0 +1,178 @@
+#include "textflag.h"
+
+// Fused dot products of quantized weight rows with an activation quantized
+// to int8 in 32-value blocks, for CPUs with AVX2 and FMA. Per block: the
+// weights' fp16 scale (through the f16 table, so F16C is not needed) times
+// the activation's scale, times the int8 dot product of the 32 values,
+// accumulated in eight float lanes. The int8 product uses the sign trick:
+// |a| (unsigned) x sign(a)*w (signed) with VPMADDUBSW, then VPMADDWD
+// against ones; activations never hold -128, so no pair overflows.
+
+// func dotQ8_0AVX2(row *byte, xq *int8, xd *float32, nb int, table *float32) float32
+TEXT ·dotQ8_0AVX2(SB), NOSPLIT, $0-44
+	MOVQ row+0(FP), SI
+	MOVQ xq+8(FP), DI
+	MOVQ xd+16(FP), DX
+	MOVQ nb+24(FP), CX
+	MOVQ table+32(FP), R8
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	MOVL $0x00010001, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+	CMPQ CX, $2
+	JLT q8tail
+
+q8pair:
+	// Two blocks per iteration into two accumulators.
+	MOVWLZX (SI), AX
+	VMOVSS (R8)(AX*4), X3
+	VMULSS (DX), X3, X3
+	VBROADCASTSS X3, Y3
+	VMOVDQU 2(SI), Y0
+	VMOVDQU (DI), Y1
+	VPSIGNB Y1, Y1, Y2
+	VPSIGNB Y1, Y0, Y0
+	VPMADDUBSW Y0, Y2, Y0
+	VPMADDWD Y15, Y0, Y0
+	VCVTDQ2PS Y0, Y0
+	VFMADD231PS Y3, Y0, Y4
+
+	MOVWLZX 34(SI), AX
+	VMOVSS (R8)(AX*4), X9
+	VMULSS 4(DX), X9, X9
+	VBROADCASTSS X9, Y9
+	VMOVDQU 36(SI), Y6
+	VMOVDQU 32(DI), Y7
+	VPSIGNB Y7, Y7, Y8
+	VPSIGNB Y7, Y6, Y6
+	VPMADDUBSW Y6, Y8, Y6
+	VPMADDWD Y15, Y6, Y6
+	VCVTDQ2PS Y6, Y6
+	VFMADD231PS Y9, Y6, Y5
+
+	ADDQ $68, SI
+	ADDQ $64, DI
+	ADDQ $8, DX
+	SUBQ $2, CX
+	CMPQ CX, $2
+	JGE q8pair
+
+q8tail:
+	TESTQ CX, CX
+	JE q8done
+	MOVWLZX (SI), AX
+	VMOVSS (R8)(AX*4), X3
+	VMULSS (DX), X3, X3
+	VBROADCASTSS X3, Y3
+	VMOVDQU 2(SI), Y0
+	VMOVDQU (DI), Y1
+	VPSIGNB Y1, Y1, Y2
+	VPSIGNB Y1, Y0, Y0
+	VPMADDUBSW Y0, Y2, Y0
+	VPMADDWD Y15, Y0, Y0
+	VCVTDQ2PS Y0, Y0
+	VFMADD231PS Y3, Y0, Y4
+
+q8done:
+	VADDPS Y5, Y4, Y4
+	VEXTRACTF128 $1, Y4, X5
+	VADDPS X5, X4, X4
+	VHADDPS X4, X4, X4
+	VHADDPS X4, X4, X4
+	VZEROUPPER
+	MOVSS X4, ret+40(FP)
+	RET
+
+// func dotQ4_0AVX2(row *byte, xq *int8, xd *float32, nb int, table *float32) float32
+TEXT ·dotQ4_0AVX2(SB), NOSPLIT, $0-44
+	MOVQ row+0(FP), SI
+	MOVQ xq+8(FP), DI
+	MOVQ xd+16(FP), DX
+	MOVQ nb+24(FP), CX
+	MOVQ table+32(FP), R8
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	MOVL $0x00010001, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+	MOVL $0x0f0f0f0f, AX
+	VMOVD AX, X14
+	VPBROADCASTD X14, Y14
+	MOVL $0x08080808, AX
+	VMOVD AX, X13
+	VPBROADCASTD X13, Y13
+	CMPQ CX, $2
+	JLT q4tail
+
+q4pair:
+	MOVWLZX (SI), AX
+	VMOVSS (R8)(AX*4), X3
+	VMULSS (DX), X3, X3
+	VBROADCASTSS X3, Y3
+	VMOVDQU 2(SI), X0
+	VPSRLW $4, X0, X1
+	VINSERTI128 $1, X1, Y0, Y0
+	VPAND Y14, Y0, Y0
+	VPSUBB Y13, Y0, Y0
+	VMOVDQU (DI), Y1
+	VPSIGNB Y1, Y1, Y2
+	VPSIGNB Y1, Y0, Y0
+	VPMADDUBSW Y0, Y2, Y0
+	VPMADDWD Y15, Y0, Y0
+	VCVTDQ2PS Y0, Y0
+	VFMADD231PS Y3, Y0, Y4
+
+	MOVWLZX 18(SI), AX
+	VMOVSS (R8)(AX*4), X9
+	VMULSS 4(DX), X9, X9
+	VBROADCASTSS X9, Y9
+	VMOVDQU 20(SI), X6
+	VPSRLW $4, X6, X7
+	VINSERTI128 $1, X7, Y6, Y6
+	VPAND Y14, Y6, Y6
+	VPSUBB Y13, Y6, Y6
+	VMOVDQU 32(DI), Y7
+	VPSIGNB Y7, Y7, Y8
+	VPSIGNB Y7, Y6, Y6
+	VPMADDUBSW Y6, Y8, Y6
+	VPMADDWD Y15, Y6, Y6
+	VCVTDQ2PS Y6, Y6
+	VFMADD231PS Y9, Y6, Y5
+
+	ADDQ $36, SI
+	ADDQ $64, DI
+	ADDQ $8, DX
+	SUBQ $2, CX
+	CMPQ CX, $2
+	JGE q4pair
+
+q4tail:
+	TESTQ CX, CX
+	JE q4done
+	MOVWLZX (SI), AX
+	VMOVSS (R8)(AX*4), X3
+	VMULSS (DX), X3, X3
+	VBROADCASTSS X3, Y3
+	VMOVDQU 2(SI), X0
+	VPSRLW $4, X0, X1
+	VINSERTI128 $1, X1, Y0, Y0
+	VPAND Y14, Y0, Y0
+	VPSUBB Y13, Y0, Y0
+	VMOVDQU (DI), Y1
+	VPSIGNB Y1, Y1, Y2
+	VPSIGNB Y1, Y0, Y0
+	VPMADDUBSW Y0, Y2, Y0
+	VPMADDWD Y15, Y0, Y0
+	VCVTDQ2PS Y0, Y0
+	VFMADD231PS Y3, Y0, Y4
+
+q4done:
+	VADDPS Y5, Y4, Y4
+	VEXTRACTF128 $1, Y4, X5
+	VADDPS X5, X4, X4
+	VHADDPS X4, X4, X4
+	VHADDPS X4, X4, X4
+	VZEROUPPER
+	MOVSS X4, ret+40(FP)
+	RET

@@ -1,0 +1,11 @@
+//go:build !amd64
+
+package kernels
+
+var useAVX2 = false
+
+func dotQ8_0Fast([]byte, *Act) (float32, bool) { return 0, false }
+func dotQ4_0Fast([]byte, *Act) (float32, bool) { return 0, false }
+
+// Accelerated names the fast paths in use, for logs and benchmarks.
+func Accelerated() string { return "go" }
