@@ -91,8 +91,12 @@ bench-rollout: controlplane ## An EdgeRollout on BENCH_NODES nodes (steps 1/10/5
 bench-inferd: ## inferd: verified download against a plain copy; tokens/s over HTTP against the engine called directly.
 	go run ./hack/bench-inferd
 
+.PHONY: bench-engine
+bench-engine: ## The engine on a random TinyLlama-shaped 1.1B model (Q8_0, Q4_0): tokens/s against the memory-bandwidth limit; LLAMA_BENCH=path compares.
+	go run ./hack/bench-engine
+
 .PHONY: bench
-bench: bench-cluster bench-rollout bench-inferd ## Every benchmark.
+bench: bench-cluster bench-rollout bench-inferd bench-engine ## Every benchmark.
 
 ##@ Local cluster
 

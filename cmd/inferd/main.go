@@ -19,9 +19,10 @@ import (
 	"github.com/slmops/slmops/inferd/config"
 	"github.com/slmops/slmops/inferd/daemon"
 	"github.com/slmops/slmops/inferd/engine"
-	// The bigram test architecture: until the transformer engine lands, it
-	// is the only architecture this build runs, and /status says so.
+	// The architectures this build runs: llama and qwen2, and the bigram
+	// test architecture that the tests and the demo generate.
 	_ "github.com/slmops/slmops/inferd/engine/bigram"
+	_ "github.com/slmops/slmops/inferd/engine/llama"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -39,6 +40,7 @@ func main() {
 		downloadRate    = flag.Int64("download-rate", 0, "model download limit in bytes per second (0: unlimited)")
 		attemptTimeout  = flag.Duration("download-attempt-timeout", 30*time.Minute, "bound on one download attempt (it resumes after)")
 		retryBackoff    = flag.Duration("fetch-retry-backoff", 5*time.Second, "first wait after a failed fetch round; it doubles up to 5 minutes")
+		chatTemplate    = flag.String("chat-template", "", "chat template to use instead of the one the model implies: chatml, llama2 or zephyr")
 		verbosity       = flag.Int("v", 0, "log verbosity (1: per-request events)")
 		showVersion     = flag.Bool("version", false, "print the version and the architectures this build runs, and exit")
 	)
@@ -61,7 +63,7 @@ func main() {
 		Authorization: os.Getenv(config.EnvAuthorization), RegistryAuth: []byte(os.Getenv(config.EnvRegistryAuth)),
 		TerminationLog: *terminationLog, ShutdownGrace: *grace,
 		QueueDepth: *queueDepth, QueueTimeout: *queueTimeout, MaxRequestBytes: *maxRequestBytes, MaxTokens: *maxTokens,
-		DownloadBytesPerSecond: *downloadRate, DownloadAttemptTimeout: *attemptTimeout, RetryBackoff: *retryBackoff,
+		DownloadBytesPerSecond: *downloadRate, DownloadAttemptTimeout: *attemptTimeout, RetryBackoff: *retryBackoff, ChatTemplate: *chatTemplate,
 		Log: log.WithValues("node", os.Getenv(config.EnvNodeName)),
 	})
 	log.Info("Starting inferd", "version", version, "architectures", engine.Architectures())

@@ -63,6 +63,8 @@ type Options struct {
 	DownloadAttemptTimeout time.Duration
 	// RetryBackoff is the first wait after a failed fetch round (doubling to 5 minutes).
 	RetryBackoff time.Duration
+	// ChatTemplate overrides the model's chat template.
+	ChatTemplate string
 	// Log never receives secrets, prompts or answers.
 	Log logr.Logger
 	// Registerer and Gatherer for metrics; a fresh registry when nil.
@@ -216,7 +218,7 @@ func (d *Daemon) prepare(ctx context.Context) {
 	start := time.Now()
 	e, err := engine.Load(path, engine.Expect{
 		Architecture: d.cfg.Model.Architecture, Quantization: d.cfg.Model.Quantization, SizeBytes: d.cfg.Model.SizeBytes,
-	}, engine.Options{Threads: int(d.cfg.Runtime.Threads), ContextLength: int(d.cfg.Runtime.ContextLength)})
+	}, engine.Options{Threads: int(d.cfg.Runtime.Threads), ContextLength: int(d.cfg.Runtime.ContextLength), ChatTemplate: d.opts.ChatTemplate})
 	if err != nil {
 		reason := ReasonInvalidModel
 		if errors.Is(err, engine.ErrUnsupported) {

@@ -177,6 +177,9 @@ type owned struct {
 	m *gguf.Mapped
 }
 
+// Unwrap returns the architecture's own Engine.
+func (o *owned) Unwrap() Engine { return o.Engine }
+
 func (o *owned) Close() error {
 	return errors.Join(o.Engine.Close(), o.m.Close())
 }

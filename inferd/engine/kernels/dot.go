@@ -3,6 +3,7 @@ package kernels
 import (
 	"encoding/binary"
 	"math"
+	"unsafe"
 
 	"github.com/slmops/slmops/inferd/gguf"
 )
@@ -22,6 +23,38 @@ type Act struct {
 	D   []float32
 	Q   []int8
 	Sum []int32
+}
+
+// NewActs returns t activations of n values whose quantized blocks lie
+// evenly spaced in one allocation, so the four-activation kernels can walk
+// them with one pointer and a stride. An Act later Set to more than n
+// values moves to its own memory (and loses that).
+func NewActs(t, n int) []*Act {
+	nb := n / QA
+	q, d, sum := make([]int8, t*n), make([]float32, t*nb), make([]int32, t*nb)
+	acts := make([]*Act, t)
+	for i := range acts {
+		acts[i] = &Act{Q: q[i*n : (i+1)*n : (i+1)*n], D: d[i*nb : (i+1)*nb : (i+1)*nb], Sum: sum[i*nb : (i+1)*nb : (i+1)*nb]}
+	}
+	return acts
+}
+
+// strides reports the byte distances between consecutive activations'
+// quantized values and scales when they are the same for all of a.
+func strides(a []*Act) (qs, ds int, ok bool) {
+	if len(a) < 2 || len(a[0].Q) == 0 {
+		return 0, 0, false
+	}
+	qs = int(uintptr(unsafe.Pointer(&a[1].Q[0])) - uintptr(unsafe.Pointer(&a[0].Q[0])))
+	ds = int(uintptr(unsafe.Pointer(&a[1].D[0])) - uintptr(unsafe.Pointer(&a[0].D[0])))
+	for i := 2; i < len(a); i++ {
+		if len(a[i].Q) != len(a[0].Q) ||
+			int(uintptr(unsafe.Pointer(&a[i].Q[0]))-uintptr(unsafe.Pointer(&a[i-1].Q[0]))) != qs ||
+			int(uintptr(unsafe.Pointer(&a[i].D[0]))-uintptr(unsafe.Pointer(&a[i-1].D[0]))) != ds {
+			return 0, 0, false
+		}
+	}
+	return qs, ds, len(a[1].Q) == len(a[0].Q)
 }
 
 // Set prepares a for x (len(x) a multiple of 32), reusing a's memory; a

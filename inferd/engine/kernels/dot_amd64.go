@@ -2,6 +2,8 @@ package kernels
 
 import (
 	"golang.org/x/sys/cpu"
+
+	"github.com/slmops/slmops/inferd/gguf"
 )
 
 // useAVX2 selects the assembly kernels; tests turn it off to compare.
@@ -35,4 +37,34 @@ func Accelerated() string {
 		return "avx2"
 	}
 	return "go"
+}
+
+//go:noescape
+func dot4Q8_0AVX2(row *byte, xq *int8, xd *float32, nb int, qstride int, dstride int, table *float32, out *float32)
+
+//go:noescape
+func dot4Q4_0AVX2(row *byte, xq *int8, xd *float32, nb int, qstride int, dstride int, table *float32, out *float32)
+
+// dot4Fast computes one row against four activations that lie evenly
+// spaced in memory (see NewActs), when the CPU and the type allow.
+func dot4Fast(t gguf.TensorType, row []byte, a []*Act, out *[4]float32) bool {
+	if !useAVX2 || len(a[0].D) == 0 {
+		return false
+	}
+	qs, ds, ok := strides(a)
+	if !ok {
+		return false
+	}
+	nb := len(a[0].D)
+	switch t {
+	case gguf.Q8_0:
+		_ = row[nb*BytesQ8_0-1]
+		dot4Q8_0AVX2(&row[0], &a[0].Q[0], &a[0].D[0], nb, qs, ds, &f16table[0], &out[0])
+	case gguf.Q4_0:
+		_ = row[nb*BytesQ4_0-1]
+		dot4Q4_0AVX2(&row[0], &a[0].Q[0], &a[0].D[0], nb, qs, ds, &f16table[0], &out[0])
+	default:
+		return false
+	}
+	return true
 }

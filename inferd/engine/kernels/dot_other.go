@@ -2,6 +2,8 @@
 
 package kernels
 
+import "github.com/slmops/slmops/inferd/gguf"
+
 var useAVX2 = false
 
 func dotQ8_0Fast([]byte, *Act) (float32, bool) { return 0, false }
@@ -9,3 +11,5 @@ func dotQ4_0Fast([]byte, *Act) (float32, bool) { return 0, false }
 
 // Accelerated names the fast paths in use, for logs and benchmarks.
 func Accelerated() string { return "go" }
+
+func dot4Fast(gguf.TensorType, []byte, []*Act, *[4]float32) bool { return false }

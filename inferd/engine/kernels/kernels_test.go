@@ -250,3 +250,45 @@ func BenchmarkDot(b *testing.B) {
 		}
 	}
 }
+
+// TestMatMulOverABatchEqualsOneByOne: the four-activation kernels (used for
+// batches laid out by NewActs) give what one activation at a time gives.
+func TestMatMulOverABatchEqualsOneByOne(t *testing.T) {
+	r := rand.New(rand.NewPCG(10, 11))
+	p := NewPool(2)
+	defer p.Close()
+	const rows, cols, T = 40, 256, 7
+	for _, typ := range allTypes {
+		w := randomVector(r, rows*cols, 0.05)
+		enc, _ := Quantize(nil, typ, w)
+		info, _ := RowInfo(typ, cols)
+		batch := NewActs(T, cols)
+		var single []*Act
+		xs := make([][]float32, T)
+		for i := range T {
+			xs[i] = randomVector(r, cols, 1)
+			batch[i].Set(xs[i])
+			a := &Act{}
+			a.Set(xs[i])
+			single = append(single, a)
+		}
+		if qs, _, ok := strides(batch); !ok || qs != cols {
+			t.Fatalf("NewActs did not lay the batch out evenly (stride %d)", qs)
+		}
+		got, want := make([][]float32, T), make([][]float32, T)
+		for i := range T {
+			got[i], want[i] = make([]float32, rows), make([]float32, rows)
+		}
+		MatMul(p, info, enc, rows, batch, got)
+		for i := range T {
+			MatMul(p, info, enc, rows, single[i:i+1], want[i:i+1])
+		}
+		for i := range T {
+			for j := range rows {
+				if relErr(float64(got[i][j]), float64(want[i][j]), 0.1) > 1e-5 { // summation order differs
+					t.Fatalf("%s: token %d row %d: batch %v, one by one %v", typ, i, j, got[i][j], want[i][j])
+				}
+			}
+		}
+	}
+}

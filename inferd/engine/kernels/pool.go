@@ -78,10 +78,15 @@ func (p *Pool) Close() { p.once.Do(func() { close(p.tasks) }) }
 func MatMul(p *Pool, typ TypeInfo, w []byte, rows int, acts []*Act, out [][]float32) {
 	rowBytes := typ.RowBytes
 	p.Run(rows, 16, func(start, end int) {
+		var four [4]float32
 		for r := start; r < end; r++ {
 			row := w[r*rowBytes : (r+1)*rowBytes]
-			for t, a := range acts {
-				out[t][r] = Dot(typ.Type, row, a)
+			t := 0
+			for ; t+4 <= len(acts) && dot4Fast(typ.Type, row, acts[t:t+4], &four); t += 4 {
+				out[t][r], out[t+1][r], out[t+2][r], out[t+3][r] = four[0], four[1], four[2], four[3]
+			}
+			for ; t < len(acts); t++ {
+				out[t][r] = Dot(typ.Type, row, acts[t])
 			}
 		}
 	})

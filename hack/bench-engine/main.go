@@ -1,0 +1,254 @@
+// Command bench-engine measures the transformer engine on a TinyLlama-shaped
+// 1.1B model with random weights, generated on the fly (in bin/bench-models,
+// reused while the generator is unchanged, never committed), in Q8_0 and
+// Q4_0: prompt processing (128 tokens) and generation (64 tokens) tokens/s
+// with 2 threads, resident memory, the time from loading to the first
+// token, and the ratio of generation speed to the machine's memory-bandwidth
+// limit, measured in the same run: decoding reads every weight once per
+// token, so bandwidth / model bytes is the most tokens/s any engine gets.
+// When LLAMA_BENCH names a llama-bench binary, it runs on the same files
+// and the ratio is printed. `make bench-engine` runs it.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"runtime/debug"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/slmops/slmops/inferd/engine"
+	"github.com/slmops/slmops/inferd/engine/llama"
+	"github.com/slmops/slmops/inferd/gguf"
+)
+
+func main() {
+	dir := flag.String("models", "bin/bench-models", "where the generated models are kept")
+	threads := flag.Int("threads", 2, "engine threads")
+	promptN := flag.Int("prompt", 128, "prompt tokens")
+	genN := flag.Int("gen", 64, "generated tokens")
+	runs := flag.Int("runs", 3, "runs per case (medians are shown)")
+	types := flag.String("types", "Q8_0,Q4_0", "weight types")
+	flag.Parse()
+	if err := os.MkdirAll(*dir, 0o755); err != nil {
+		log.Fatal(err)
+	}
+	fmt.Printf("engine benchmark: TinyLlama-shaped 1.1B, random weights, %d threads (%d CPUs, GOMAXPROCS %d, %s)\n",
+		*threads, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOARCH)
+	bw := bandwidth(*threads)
+	debug.FreeOSMemory() // the probe's buffer must not count as the model's memory
+	fmt.Printf("read bandwidth, %d threads: %.1f GB/s (median of 5 passes over 1 GiB)\n\n", *threads, bw/1e9)
+	fmt.Printf("%-6s %9s %14s %14s %10s %12s %10s %12s\n", "type", "file", "prompt tok/s", "gen tok/s", "limit", "gen/limit", "RSS", "first token")
+	for _, name := range strings.Split(*types, ",") {
+		typ := map[string]gguf.TensorType{"Q8_0": gguf.Q8_0, "Q4_0": gguf.Q4_0, "F16": gguf.F16, "Q4_K": gguf.Q4_K, "Q6_K": gguf.Q6_K}[name]
+		path, size := ensureModel(*dir, typ)
+		var pp, tg, first []float64
+		var rss int64
+		for range *runs {
+			p, g, f, r := run(path, *threads, *promptN, *genN)
+			pp, tg, first = append(pp, p), append(tg, g), append(first, f)
+			rss = max(rss, r)
+		}
+		limit := bw / float64(weightBytes(path))
+		fmt.Printf("%-6s %7.2f GB %14.1f %14.2f %10.1f %11.0f%% %7d MiB %10.2f s\n", name, float64(size)/1e9,
+			median(pp), median(tg), limit, 100*median(tg)/limit, rss>>20, median(first))
+		if lb := os.Getenv("LLAMA_BENCH"); lb != "" {
+			lp, lg, err := llamaBench(lb, path, *threads, *promptN, *genN)
+			if err != nil {
+				fmt.Printf("       llama-bench: %v\n", err)
+			} else {
+				fmt.Printf("       llama-bench: prompt %.1f tok/s, gen %.2f tok/s; slmops/llama.cpp: prompt %.2fx, gen %.2fx\n",
+					lp, lg, median(pp)/lp, median(tg)/lg)
+			}
+		}
+	}
+}
+
+// ensureModel writes the model unless a file from the same generator is there.
+func ensureModel(dir string, typ gguf.TensorType) (string, int64) {
+	path := filepath.Join(dir, "tinyllama-1.1b-random-"+typ.String()+".gguf")
+	if st, err := os.Stat(path); err == nil {
+		if m, err := gguf.Open(path); err == nil {
+			m.Close()
+			return path, st.Size()
+		}
+	}
+	start := time.Now()
+	tmp := path + ".tmp"
+	f, err := os.Create(tmp)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if err := llama.WriteRandom(f, llama.TinyLlama(typ)); err != nil {
+		log.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		log.Fatal(err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		log.Fatal(err)
+	}
+	st, _ := os.Stat(path)
+	fmt.Printf("(generated %s, %.2f GB, in %.0f s)\n", path, float64(st.Size())/1e9, time.Since(start).Seconds())
+	return path, st.Size()
+}
+
+// weightBytes is what one decoded token reads: every matrix but the token
+// embeddings (of which it reads one row).
+func weightBytes(path string) int64 {
+	m, err := gguf.Open(path)
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer m.Close()
+	var n int64
+	for _, t := range m.Tensors {
+		if t.Name != "token_embd.weight" {
+			n += int64(t.Size)
+		}
+	}
+	return n
+}
+
+// run loads the model, reads a prompt and generates, and returns prompt and
+// generation tokens/s, seconds from load to first token, and peak RSS.
+func run(path string, threads, promptN, genN int) (float64, float64, float64, int64) {
+	start := time.Now()
+	e, err := engine.Load(path, engine.Expect{}, engine.Options{Threads: threads})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer e.Close()
+	seq, _ := e.NewSequence()
+	defer seq.Close()
+	prompt := make([]int32, promptN)
+	prompt[0] = 1
+	for i := 1; i < promptN; i++ {
+		prompt[i] = int32(300 + (i*7919)%31000)
+	}
+	t0 := time.Now()
+	logits, err := seq.Forward(context.Background(), prompt)
+	if err != nil {
+		log.Fatal(err)
+	}
+	pp := float64(promptN) / time.Since(t0).Seconds()
+	sampler := engine.NewSampler(0, 1, nil)
+	tok := sampler.Sample(logits)
+	first := time.Since(start).Seconds()
+	t1 := time.Now()
+	for range genN {
+		if logits, err = seq.Forward(context.Background(), []int32{tok}); err != nil {
+			log.Fatal(err)
+		}
+		tok = sampler.Sample(logits)
+	}
+	tg := float64(genN) / time.Since(t1).Seconds()
+	return pp, tg, first, vmRSS()
+}
+
+// vmRSS is the resident memory now: the mapped model pages the forward
+// pass touched, the KV cache and the heap.
+func vmRSS() int64 {
+	raw, _ := os.ReadFile("/proc/self/status")
+	for _, line := range strings.Split(string(raw), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			n, _ := strconv.ParseInt(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 10, 64)
+			return n << 10
+		}
+	}
+	return 0
+}
+
+// bandwidth measures how fast threads goroutines read a 1 GiB buffer, in
+// bytes per second.
+func bandwidth(threads int) float64 {
+	buf := make([]uint64, (1<<30)/8)
+	for i := range buf {
+		buf[i] = uint64(i)
+	}
+	var results []float64
+	var sink uint64
+	for range 5 {
+		var wg sync.WaitGroup
+		sums := make([]uint64, threads*8)
+		start := time.Now()
+		part := len(buf) / threads
+		for w := range threads {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				sums[w*8] = sumWords(buf[w*part : (w+1)*part])
+			}()
+		}
+		wg.Wait()
+		results = append(results, float64(len(buf)*8)/time.Since(start).Seconds())
+		for _, s := range sums {
+			sink += s
+		}
+	}
+	if sink == 42 {
+		fmt.Println()
+	}
+	buf = nil
+	return median(results)
+}
+
+// sumWords reads every word; eight independent sums keep the loads from
+// waiting on one another.
+func sumWords(b []uint64) uint64 {
+	var s0, s1, s2, s3, s4, s5, s6, s7 uint64
+	for i := 0; i+8 <= len(b); i += 8 {
+		w := (*[8]uint64)(unsafe.Pointer(&b[i]))
+		s0 += w[0]
+		s1 += w[1]
+		s2 += w[2]
+		s3 += w[3]
+		s4 += w[4]
+		s5 += w[5]
+		s6 += w[6]
+		s7 += w[7]
+	}
+	return s0 + s1 + s2 + s3 + s4 + s5 + s6 + s7
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	return s[len(s)/2]
+}
+
+// llamaBench runs llama.cpp's llama-bench on the same file.
+func llamaBench(bin, path string, threads, promptN, genN int) (float64, float64, error) {
+	out, err := exec.Command(bin, "-m", path, "-t", strconv.Itoa(threads), "-p", strconv.Itoa(promptN), "-n", strconv.Itoa(genN), "-o", "json").Output()
+	if err != nil {
+		return 0, 0, err
+	}
+	var rows []struct {
+		NPrompt int     `json:"n_prompt"`
+		NGen    int     `json:"n_gen"`
+		AvgTS   float64 `json:"avg_ts"`
+	}
+	if err := json.Unmarshal(out, &rows); err != nil {
+		return 0, 0, fmt.Errorf("read llama-bench output: %w", err)
+	}
+	var pp, tg float64
+	for _, r := range rows {
+		if r.NPrompt > 0 {
+			pp = r.AvgTS
+		} else if r.NGen > 0 {
+			tg = r.AvgTS
+		}
+	}
+	return pp, tg, nil
+}

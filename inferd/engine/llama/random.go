@@ -1,0 +1,215 @@
+package llama
+
+import (
+	"fmt"
+	"io"
+	"math/rand/v2"
+
+	"github.com/slmops/slmops/inferd/engine/kernels"
+	"github.com/slmops/slmops/inferd/gguf"
+)
+
+// RandomSpec describes a llama-architecture model with random weights, for
+// tests and benchmarks: the shape of a real one, the speed of a real one,
+// none of its knowledge.
+type RandomSpec struct {
+	Name    string
+	Arch    string // llama (default) or qwen2
+	Embd    int
+	Layers  int
+	Heads   int
+	KVHeads int
+	FF      int
+	Vocab   int
+	Context int
+	// Type of the weight matrices: F32, F16, Q8_0, Q4_0, Q4_K or Q6_K.
+	Type gguf.TensorType
+	// Q4KM mixes Q4_K and Q6_K the way llama.cpp's Q4_K_M does (Q6_K for
+	// the output and half of the attn_v and ffn_down tensors).
+	Q4KM bool
+	// Tied shares the output matrix with the token embeddings.
+	Tied bool
+	// Scale is the weights' amplitude (uniform in [-Scale, Scale]); 0.05
+	// when 0.
+	Scale float32
+	Seed  uint64
+	// ChatMLTokens adds <|im_start|> and <|im_end|> control tokens.
+	ChatMLTokens bool
+}
+
+// TinyLlama is the shape of TinyLlama 1.1B, for benchmarks.
+func TinyLlama(t gguf.TensorType) RandomSpec {
+	return RandomSpec{Name: "tinyllama-1.1b-random", Embd: 2048, Layers: 22, Heads: 32, KVHeads: 4, FF: 5632, Vocab: 32000, Context: 2048, Type: t, Scale: 0.035, Seed: 1}
+}
+
+// WriteRandom writes a GGUF file of the spec; tensors are made one at a
+// time while writing, so a 1B model never sits in memory whole.
+func WriteRandom(w io.Writer, s RandomSpec) error {
+	if s.Arch == "" {
+		s.Arch = ArchLlama
+	}
+	if s.Scale == 0 {
+		s.Scale = 0.05
+	}
+	if s.Name == "" {
+		s.Name = "random-" + s.Arch
+	}
+	tokens, scores, types := randomVocab(s.Vocab, s.ChatMLTokens)
+	fileType := s.Type.String()
+	if s.Type == gguf.Q4_K {
+		fileType = "Q4_K_S" // llama.cpp's name for all-Q4_K
+	}
+	if s.Q4KM {
+		fileType = "Q4_K_M"
+	}
+	ft, ok := gguf.FileTypeOf(fileType)
+	if !ok {
+		return fmt.Errorf("no general.file_type for %s", fileType)
+	}
+	a := s.Arch
+	meta := []gguf.KV{
+		{Key: "general.architecture", Type: gguf.TypeString, Value: a},
+		{Key: "general.name", Type: gguf.TypeString, Value: s.Name},
+		{Key: "general.file_type", Type: gguf.TypeUint32, Value: ft},
+		{Key: a + ".context_length", Type: gguf.TypeUint32, Value: uint32(s.Context)},
+		{Key: a + ".embedding_length", Type: gguf.TypeUint32, Value: uint32(s.Embd)},
+		{Key: a + ".block_count", Type: gguf.TypeUint32, Value: uint32(s.Layers)},
+		{Key: a + ".feed_forward_length", Type: gguf.TypeUint32, Value: uint32(s.FF)},
+		{Key: a + ".attention.head_count", Type: gguf.TypeUint32, Value: uint32(s.Heads)},
+		{Key: a + ".attention.head_count_kv", Type: gguf.TypeUint32, Value: uint32(s.KVHeads)},
+		{Key: a + ".attention.layer_norm_rms_epsilon", Type: gguf.TypeFloat32, Value: float32(1e-5)},
+		{Key: a + ".rope.freq_base", Type: gguf.TypeFloat32, Value: float32(10000)},
+		{Key: "tokenizer.ggml.model", Type: gguf.TypeString, Value: "llama"},
+		{Key: "tokenizer.ggml.tokens", Type: gguf.TypeArray, Value: gguf.Array{Type: gguf.TypeString, Values: tokens}},
+		{Key: "tokenizer.ggml.scores", Type: gguf.TypeArray, Value: gguf.Array{Type: gguf.TypeFloat32, Values: scores}},
+		{Key: "tokenizer.ggml.token_type", Type: gguf.TypeArray, Value: gguf.Array{Type: gguf.TypeInt32, Values: types}},
+		{Key: "tokenizer.ggml.bos_token_id", Type: gguf.TypeUint32, Value: uint32(1)},
+		{Key: "tokenizer.ggml.eos_token_id", Type: gguf.TypeUint32, Value: uint32(2)},
+		{Key: "tokenizer.ggml.unknown_token_id", Type: gguf.TypeUint32, Value: uint32(0)},
+	}
+	seed := s.Seed
+	matrix := func(name string, rows, cols int, t gguf.TensorType) gguf.Tensor {
+		seed++
+		mySeed := seed
+		return gguf.Tensor{Name: name, Dims: []uint64{uint64(cols), uint64(rows)}, Type: t, Fill: func() ([]byte, error) {
+			return randomTensor(rows*cols, t, s.Scale, mySeed, 0)
+		}}
+	}
+	vector := func(name string, n int, center float32) gguf.Tensor {
+		seed++
+		mySeed := seed
+		return gguf.Tensor{Name: name, Dims: []uint64{uint64(n)}, Type: gguf.F32, Fill: func() ([]byte, error) {
+			return randomTensor(n, gguf.F32, 0.1, mySeed, center)
+		}}
+	}
+	typeFor := func(kind string, layer int) gguf.TensorType {
+		if !s.Q4KM {
+			return s.Type
+		}
+		switch {
+		case kind == "output":
+			return gguf.Q6_K
+		case (kind == "attn_v" || kind == "ffn_down") && layer%2 == 0:
+			return gguf.Q6_K
+		}
+		return gguf.Q4_K
+	}
+	kv := s.KVHeads * (s.Embd / s.Heads)
+	tensors := []gguf.Tensor{
+		matrix("token_embd.weight", s.Vocab, s.Embd, typeFor("embd", 0)),
+		vector("output_norm.weight", s.Embd, 1),
+	}
+	if !s.Tied {
+		tensors = append(tensors, matrix("output.weight", s.Vocab, s.Embd, typeFor("output", 0)))
+	}
+	for i := range s.Layers {
+		p := fmt.Sprintf("blk.%d.", i)
+		tensors = append(tensors,
+			vector(p+"attn_norm.weight", s.Embd, 1),
+			matrix(p+"attn_q.weight", s.Embd, s.Embd, typeFor("attn_q", i)),
+			matrix(p+"attn_k.weight", kv, s.Embd, typeFor("attn_k", i)),
+			matrix(p+"attn_v.weight", kv, s.Embd, typeFor("attn_v", i)),
+			matrix(p+"attn_output.weight", s.Embd, s.Embd, typeFor("attn_output", i)),
+			vector(p+"ffn_norm.weight", s.Embd, 1),
+			matrix(p+"ffn_gate.weight", s.FF, s.Embd, typeFor("ffn_gate", i)),
+			matrix(p+"ffn_up.weight", s.FF, s.Embd, typeFor("ffn_up", i)),
+			matrix(p+"ffn_down.weight", s.Embd, s.FF, typeFor("ffn_down", i)),
+		)
+		if s.Arch == ArchQwen2 {
+			tensors = append(tensors,
+				vector(p+"attn_q.bias", s.Embd, 0), vector(p+"attn_k.bias", kv, 0), vector(p+"attn_v.bias", kv, 0))
+		}
+	}
+	return gguf.Write(w, meta, tensors)
+}
+
+// randomTensor makes n uniform values in center ± scale, encoded as t.
+func randomTensor(n int, t gguf.TensorType, scale float32, seed uint64, center float32) ([]byte, error) {
+	r := rand.New(rand.NewPCG(seed, 0x5eed))
+	x := make([]float32, n)
+	for i := range x {
+		x[i] = center + scale*(2*float32(r.Uint32()>>8)/(1<<24)-1)
+	}
+	size, err := t.Bytes(uint64(n))
+	if err != nil {
+		return nil, err
+	}
+	return kernels.Quantize(make([]byte, 0, size), t, x)
+}
+
+// randomVocab is a SentencePiece-style vocabulary: <unk>, <s>, </s>, the
+// 256 byte tokens, optional ChatML markers, then pieces (printable ASCII
+// characters and lowercase strings, each bare and with the "▁" word
+// prefix) until n tokens, longer pieces scoring higher so that merges
+// prefer them.
+func randomVocab(n int, chatML bool) (tokens, scores, types []any) {
+	add := func(tok string, score float32, typ int32) {
+		tokens = append(tokens, tok)
+		scores = append(scores, score)
+		types = append(types, typ)
+	}
+	add("<unk>", 0, 2)
+	add("<s>", 0, 3)
+	add("</s>", 0, 3)
+	for b := range 256 {
+		add(fmt.Sprintf("<0x%02X>", b), 0, 6)
+	}
+	if chatML {
+		add("<|im_start|>", 0, 3)
+		add("<|im_end|>", 0, 3)
+	}
+	seen := map[string]bool{}
+	piece := func(p string) {
+		if len(tokens) < n && !seen[p] {
+			seen[p] = true
+			add(p, float32(-len(tokens))/float32(n)+float32(len(p)), 1)
+		}
+	}
+	piece("▁")
+	for c := byte(33); c < 127; c++ {
+		piece(string(c))
+		piece("▁" + string(c))
+	}
+	letters := "etaoinshrdlucmfwypvbgkjqxz"
+	var words []string
+	for _, c := range letters {
+		words = append(words, string(c))
+	}
+	for len(tokens) < n {
+		var next []string
+		for _, w := range words {
+			for _, c := range letters {
+				next = append(next, w+string(c))
+			}
+		}
+		for _, w := range next {
+			piece(w)
+			piece("▁" + w)
+			if len(tokens) >= n {
+				break
+			}
+		}
+		words = next
+	}
+	return tokens, scores, types
+}
