@@ -23,6 +23,9 @@ type Act struct {
 	D   []float32
 	Q   []int8
 	Sum []int32
+	// C is 8 x Sum x D per block: what Q4_0's -8 offset costs, subtracted
+	// once per block by the row kernels.
+	C []float32
 }
 
 // NewActs returns t activations of n values whose quantized blocks lie
@@ -31,10 +34,13 @@ type Act struct {
 // values moves to its own memory (and loses that).
 func NewActs(t, n int) []*Act {
 	nb := n / QA
-	q, d, sum := make([]int8, t*n), make([]float32, t*nb), make([]int32, t*nb)
+	q, d, sum, c := make([]int8, t*n), make([]float32, t*nb), make([]int32, t*nb), make([]float32, t*nb)
 	acts := make([]*Act, t)
 	for i := range acts {
-		acts[i] = &Act{Q: q[i*n : (i+1)*n : (i+1)*n], D: d[i*nb : (i+1)*nb : (i+1)*nb], Sum: sum[i*nb : (i+1)*nb : (i+1)*nb]}
+		acts[i] = &Act{
+			Q: q[i*n : (i+1)*n : (i+1)*n], D: d[i*nb : (i+1)*nb : (i+1)*nb],
+			Sum: sum[i*nb : (i+1)*nb : (i+1)*nb], C: c[i*nb : (i+1)*nb : (i+1)*nb],
+		}
 	}
 	return acts
 }
@@ -63,12 +69,13 @@ func (a *Act) Set(x []float32) {
 	n := len(x)
 	nb := n / QA
 	a.F = x
-	if cap(a.Q) < n {
+	if cap(a.Q) < n || cap(a.C) < nb {
 		a.Q = make([]int8, n)
 		a.D = make([]float32, nb)
 		a.Sum = make([]int32, nb)
+		a.C = make([]float32, nb)
 	}
-	a.Q, a.D, a.Sum = a.Q[:n], a.D[:nb], a.Sum[:nb]
+	a.Q, a.D, a.Sum, a.C = a.Q[:n], a.D[:nb], a.Sum[:nb], a.C[:nb]
 	for b := range nb {
 		blk := x[b*QA : b*QA+QA]
 		amax := float32(0)
@@ -87,7 +94,7 @@ func (a *Act) Set(x []float32) {
 			q[i] = r
 			sum += int32(r)
 		}
-		a.D[b], a.Sum[b] = d, sum
+		a.D[b], a.Sum[b], a.C[b] = d, sum, 8*float32(sum)*d
 	}
 }
 

@@ -6,8 +6,59 @@ import (
 	"github.com/slmops/slmops/inferd/gguf"
 )
 
-// useAVX2 selects the assembly kernels; tests turn it off to compare.
-var useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+// useAVX2 selects the assembly kernels and useVNNI their AVX512-VNNI
+// variants (VPDPBUSD on 256-bit registers); tests turn them off to compare.
+var (
+	useAVX2 = cpu.X86.HasAVX2 && cpu.X86.HasFMA
+	useVNNI = useRows && cpu.X86.HasAVX512VNNI && cpu.X86.HasAVX512VL
+	// useRows: the row kernels also need F16C.
+	useRows = useAVX2 && cpu.X86.HasF16C
+)
+
+//go:noescape
+func rowsQ8_0AVX2(w *byte, rowBytes int, nrows int, xq *int8, xd *float32, xc *float32, nb int, table *float32, out *float32)
+
+//go:noescape
+func rowsQ4_0AVX2(w *byte, rowBytes int, nrows int, xq *int8, xd *float32, xc *float32, nb int, table *float32, out *float32)
+
+//go:noescape
+func rowsQ8_0VNNI(w *byte, rowBytes int, nrows int, xq *int8, xd *float32, xc *float32, nb int, table *float32, out *float32)
+
+//go:noescape
+func rowsQ4_0VNNI(w *byte, rowBytes int, nrows int, xq *int8, xd *float32, xc *float32, nb int, table *float32, out *float32)
+
+// rowsFast computes out[i] = row i of w · a for the rows of w (rowBytes
+// each) in one call, when the CPU and the type allow.
+func rowsFast(t gguf.TensorType, w []byte, rowBytes int, a *Act, out []float32) bool {
+	if !useAVX2 || !useRows || len(out) == 0 || len(a.D) == 0 {
+		return false
+	}
+	nb := len(a.D)
+	_ = w[len(out)*rowBytes-1]
+	switch t {
+	case gguf.Q8_0:
+		if nb*BytesQ8_0 != rowBytes {
+			return false
+		}
+		if useVNNI {
+			rowsQ8_0VNNI(&w[0], rowBytes, len(out), &a.Q[0], &a.D[0], &a.C[0], nb, &f16table[0], &out[0])
+		} else {
+			rowsQ8_0AVX2(&w[0], rowBytes, len(out), &a.Q[0], &a.D[0], &a.C[0], nb, &f16table[0], &out[0])
+		}
+	case gguf.Q4_0:
+		if nb*BytesQ4_0 != rowBytes {
+			return false
+		}
+		if useVNNI {
+			rowsQ4_0VNNI(&w[0], rowBytes, len(out), &a.Q[0], &a.D[0], &a.C[0], nb, &f16table[0], &out[0])
+		} else {
+			rowsQ4_0AVX2(&w[0], rowBytes, len(out), &a.Q[0], &a.D[0], &a.C[0], nb, &f16table[0], &out[0])
+		}
+	default:
+		return false
+	}
+	return true
+}
 
 //go:noescape
 func dotQ8_0AVX2(row *byte, xq *int8, xd *float32, nb int, table *float32) float32
@@ -33,6 +84,9 @@ func dotQ4_0Fast(row []byte, a *Act) (float32, bool) {
 
 // Accelerated names the fast paths in use, for logs and benchmarks.
 func Accelerated() string {
+	if useVNNI {
+		return "avx512vnni"
+	}
 	if useAVX2 {
 		return "avx2"
 	}

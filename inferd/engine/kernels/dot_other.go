@@ -4,7 +4,7 @@ package kernels
 
 import "github.com/slmops/slmops/inferd/gguf"
 
-var useAVX2 = false
+var useAVX2, useVNNI = false, false
 
 func dotQ8_0Fast([]byte, *Act) (float32, bool) { return 0, false }
 func dotQ4_0Fast([]byte, *Act) (float32, bool) { return 0, false }
@@ -13,3 +13,5 @@ func dotQ4_0Fast([]byte, *Act) (float32, bool) { return 0, false }
 func Accelerated() string { return "go" }
 
 func dot4Fast(gguf.TensorType, []byte, []*Act, *[4]float32) bool { return false }
+
+func rowsFast(gguf.TensorType, []byte, int, *Act, []float32) bool { return false }

@@ -193,10 +193,49 @@ func TestPoolCoversEveryIndexOnce(t *testing.T) {
 
 // withPath runs f with the assembly kernels on or off.
 func withPath(fast bool, f func()) {
-	saved := useAVX2
-	useAVX2 = fast && saved
-	defer func() { useAVX2 = saved }()
+	savedAVX2, savedVNNI := useAVX2, useVNNI
+	useAVX2, useVNNI = fast && savedAVX2, fast && savedVNNI
+	defer func() { useAVX2, useVNNI = savedAVX2, savedVNNI }()
 	f()
+}
+
+// TestRowKernelsAgreeOnEveryPath: the row-range kernels (VNNI where the
+// CPU has it, AVX2, and pure Go) give the same matrix-vector product.
+func TestRowKernelsAgreeOnEveryPath(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("this CPU has no accelerated kernels: only the fallback runs")
+	}
+	r := rand.New(rand.NewPCG(12, 13))
+	p := NewPool(2)
+	defer p.Close()
+	for _, typ := range []gguf.TensorType{gguf.Q8_0, gguf.Q4_0} {
+		for _, cols := range []int{32, 96, 2048} { // odd and even block counts
+			const rows = 37
+			enc, _ := Quantize(nil, typ, randomVector(r, rows*cols, 0.05))
+			info, _ := RowInfo(typ, cols)
+			var a Act
+			a.Set(randomVector(r, cols, 1))
+			run := func() []float32 {
+				out := [][]float32{make([]float32, rows)}
+				MatMul(p, info, enc, rows, []*Act{&a}, out)
+				return out[0]
+			}
+			best := run()
+			var avx2, slow []float32
+			func() {
+				saved := useVNNI
+				useVNNI = false
+				defer func() { useVNNI = saved }()
+				avx2 = run()
+			}()
+			withPath(false, func() { slow = run() })
+			for i := range best {
+				if relErr(float64(best[i]), float64(slow[i]), 0.1) > 1e-5 || relErr(float64(avx2[i]), float64(slow[i]), 0.1) > 1e-5 {
+					t.Fatalf("%s, %d columns, row %d: %s %v, avx2 %v, go %v", typ, cols, i, Accelerated(), best[i], avx2[i], slow[i])
+				}
+			}
+		}
+	}
 }
 
 func TestFastAndFallbackPathsAgree(t *testing.T) {
@@ -289,6 +328,34 @@ func TestMatMulOverABatchEqualsOneByOne(t *testing.T) {
 					t.Fatalf("%s: token %d row %d: batch %v, one by one %v", typ, i, j, got[i][j], want[i][j])
 				}
 			}
+		}
+	}
+}
+
+func BenchmarkRows(b *testing.B) {
+	r := rand.New(rand.NewPCG(14, 15))
+	const rows, cols = 256, 2048 // 0.5-1 MiB of weights: from L2/L3
+	var a Act
+	a.Set(randomVector(r, cols, 1))
+	p := NewPool(1)
+	defer p.Close()
+	for _, typ := range []gguf.TensorType{gguf.Q8_0, gguf.Q4_0} {
+		enc, _ := Quantize(nil, typ, randomVector(r, rows*cols, 0.05))
+		info, _ := RowInfo(typ, cols)
+		out := [][]float32{make([]float32, rows)}
+		for _, mode := range []string{"go", "avx2", "vnni"} {
+			if (mode != "go" && !useAVX2) || (mode == "vnni" && !useVNNI) {
+				continue
+			}
+			b.Run(typ.String()+"/"+mode, func(b *testing.B) {
+				savedAVX2, savedVNNI := useAVX2, useVNNI
+				useAVX2, useVNNI = mode != "go", mode == "vnni"
+				defer func() { useAVX2, useVNNI = savedAVX2, savedVNNI }()
+				b.SetBytes(int64(len(enc)))
+				for b.Loop() {
+					MatMul(p, info, enc, rows, []*Act{&a}, out)
+				}
+			})
 		}
 	}
 }

@@ -78,6 +78,9 @@ func (p *Pool) Close() { p.once.Do(func() { close(p.tasks) }) }
 func MatMul(p *Pool, typ TypeInfo, w []byte, rows int, acts []*Act, out [][]float32) {
 	rowBytes := typ.RowBytes
 	p.Run(rows, 16, func(start, end int) {
+		if len(acts) == 1 && rowsFast(typ.Type, w[start*rowBytes:end*rowBytes], rowBytes, acts[0], out[0][start:end]) {
+			return
+		}
 		var four [4]float32
 		for r := start; r < end; r++ {
 			row := w[r*rowBytes : (r+1)*rowBytes]
