@@ -21,6 +21,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"runtime/pprof"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,7 +41,18 @@ func main() {
 	genN := flag.Int("gen", 64, "generated tokens")
 	runs := flag.Int("runs", 3, "runs per case (medians are shown)")
 	types := flag.String("types", "Q8_0,Q4_0", "weight types")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the runs here")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			log.Fatal(err)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			log.Fatal(err)
+		}
+		defer pprof.StopCPUProfile()
+	}
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		log.Fatal(err)
 	}

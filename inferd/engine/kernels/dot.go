@@ -26,7 +26,13 @@ type Act struct {
 	// C is 8 x Sum x D per block: what Q4_0's -8 offset costs, subtracted
 	// once per block by the row kernels.
 	C []float32
+	// P is the block-pair layout of the Q4_0 pair kernels (see
+	// pairs_amd64.s), 128 bytes per two blocks; built only where they run.
+	P []byte
 }
+
+// pairBytes is the size of one block pair in Act.P.
+const pairBytes = 128
 
 // NewActs returns t activations of n values whose quantized blocks lie
 // evenly spaced in one allocation, so the four-activation kernels can walk
@@ -95,6 +101,38 @@ func (a *Act) Set(x []float32) {
 			sum += int32(r)
 		}
 		a.D[b], a.Sum[b], a.C[b] = d, sum, 8*float32(sum)*d
+	}
+	if usePairs && nb%2 == 0 {
+		a.setPairs()
+	} else {
+		a.P = a.P[:0]
+	}
+}
+
+// setPairs lays the quantized activation out in block pairs.
+func (a *Act) setPairs() {
+	nb := len(a.D)
+	size := nb / 2 * pairBytes
+	if cap(a.P) < size {
+		a.P = make([]byte, size)
+	}
+	a.P = a.P[:size]
+	q := unsafe.Slice((*byte)(unsafe.Pointer(&a.Q[0])), len(a.Q))
+	for pr := range nb / 2 {
+		b0, b1 := 2*pr*QA, (2*pr+1)*QA
+		p := a.P[pr*pairBytes : (pr+1)*pairBytes]
+		copy(p[0:16], q[b0:b0+16])
+		copy(p[16:32], q[b1:b1+16])
+		copy(p[32:48], q[b0+16:b0+32])
+		copy(p[48:64], q[b1+16:b1+32])
+		clear(p[64:96])
+		binary.LittleEndian.PutUint32(p[64:], uint32(-8*a.Sum[2*pr]))
+		binary.LittleEndian.PutUint32(p[80:], uint32(-8*a.Sum[2*pr+1]))
+		d0, d1 := math.Float32bits(a.D[2*pr]), math.Float32bits(a.D[2*pr+1])
+		for i := range 4 {
+			binary.LittleEndian.PutUint32(p[96+4*i:], d0)
+			binary.LittleEndian.PutUint32(p[112+4*i:], d1)
+		}
 	}
 }
 

@@ -13,7 +13,15 @@ var (
 	useVNNI = useRows && cpu.X86.HasAVX512VNNI && cpu.X86.HasAVX512VL
 	// useRows: the row kernels also need F16C.
 	useRows = useAVX2 && cpu.X86.HasF16C
+	// usePairs: the Q4_0 pair kernels (and Act.P) are in use.
+	usePairs = useRows
 )
+
+//go:noescape
+func pairsQ4_0VNNI(w *byte, rowBytes int, nrows int, xp *byte, npairs int, out *float32)
+
+//go:noescape
+func pairsQ4_0AVX2(w *byte, rowBytes int, nrows int, xp *byte, npairs int, out *float32)
 
 //go:noescape
 func rowsQ8_0AVX2(w *byte, rowBytes int, nrows int, xq *int8, xd *float32, xc *float32, nb int, table *float32, out *float32)
@@ -48,6 +56,14 @@ func rowsFast(t gguf.TensorType, w []byte, rowBytes int, a *Act, out []float32) 
 	case gguf.Q4_0:
 		if nb*BytesQ4_0 != rowBytes {
 			return false
+		}
+		if usePairs && len(a.P) == nb/2*pairBytes && nb%2 == 0 {
+			if useVNNI {
+				pairsQ4_0VNNI(&w[0], rowBytes, len(out), &a.P[0], nb/2, &out[0])
+			} else {
+				pairsQ4_0AVX2(&w[0], rowBytes, len(out), &a.P[0], nb/2, &out[0])
+			}
+			return true
 		}
 		if useVNNI {
 			rowsQ4_0VNNI(&w[0], rowBytes, len(out), &a.Q[0], &a.D[0], &a.C[0], nb, &f16table[0], &out[0])

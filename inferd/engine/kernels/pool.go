@@ -3,6 +3,7 @@ package kernels
 import (
 	"runtime"
 	"sync"
+	"sync/atomic"
 )
 
 // Pool runs row ranges of a product on a fixed set of goroutines. Workers
@@ -46,8 +47,11 @@ func NewPool(threads int) *Pool {
 func (p *Pool) Workers() int { return p.workers }
 
 // Run calls fn over [0, n) split into ranges, in parallel, and returns when
-// all are done. Ranges are at least grain long, and there are a few more of
-// them than workers so that one slow worker does not hold the rest.
+// all are done. The caller works too: it takes ranges from the same counter
+// as the workers it wakes, so a product starts at once and one wake-up
+// fewer sits on the critical path. Ranges are at least grain long, and
+// there are a few more of them than workers so that one slow worker (or a
+// core taken by another process) does not hold the rest.
 func (p *Pool) Run(n, grain int, fn func(start, end int)) {
 	if n <= 0 {
 		return
@@ -59,16 +63,58 @@ func (p *Pool) Run(n, grain int, fn func(start, end int)) {
 		return
 	}
 	size := (n + chunks - 1) / chunks
-	var wg sync.WaitGroup
-	for start := 0; start < n; start += size {
-		wg.Add(1)
-		p.tasks <- task{fn: fn, start: start, end: min(n, start+size), wg: &wg}
+	chunks = (n + size - 1) / size
+	var next atomic.Int64
+	work := func(int, int) {
+		for {
+			c := int(next.Add(1) - 1)
+			if c >= chunks {
+				return
+			}
+			fn(c*size, min(n, (c+1)*size))
+		}
 	}
+	helpers := min(p.workers-1, chunks-1)
+	var wg sync.WaitGroup
+	wg.Add(helpers)
+	for range helpers {
+		p.tasks <- task{fn: work, wg: &wg}
+	}
+	work(0, 0)
 	wg.Wait()
 }
 
 // Close stops the workers.
 func (p *Pool) Close() { p.once.Do(func() { close(p.tasks) }) }
+
+// Job is one matrix product of MatMuls.
+type Job struct {
+	Type TypeInfo
+	W    []byte
+	Rows int
+	Acts []*Act
+	Out  [][]float32
+}
+
+// MatMuls runs several products as one parallel pass (the query, key and
+// value projections, or the gate and up projections, which read the same
+// activations), so the workers meet once instead of once per product.
+func MatMuls(p *Pool, jobs ...Job) {
+	total := 0
+	for _, j := range jobs {
+		total += j.Rows
+	}
+	p.Run(total, 16, func(start, end int) {
+		base := 0
+		for _, j := range jobs {
+			lo, hi := max(start, base), min(end, base+j.Rows)
+			if lo < hi {
+				matRows(j.Type, j.W, j.Acts, j.Out, lo-base, hi-base)
+			}
+			base += j.Rows
+		}
+	})
+}
 
 // MatMul computes out[t][r] = row r of w · acts[t] for the rows of a
 // rows x cols weight matrix of type typ, in parallel over rows. With several
@@ -76,23 +122,26 @@ func (p *Pool) Close() { p.once.Do(func() { close(p.tasks) }) }
 // and used for all of them, which is what makes prompt processing faster
 // than token by token.
 func MatMul(p *Pool, typ TypeInfo, w []byte, rows int, acts []*Act, out [][]float32) {
+	p.Run(rows, 16, func(start, end int) { matRows(typ, w, acts, out, start, end) })
+}
+
+// matRows computes rows [start, end) of a product.
+func matRows(typ TypeInfo, w []byte, acts []*Act, out [][]float32, start, end int) {
 	rowBytes := typ.RowBytes
-	p.Run(rows, 16, func(start, end int) {
-		if len(acts) == 1 && rowsFast(typ.Type, w[start*rowBytes:end*rowBytes], rowBytes, acts[0], out[0][start:end]) {
-			return
+	if len(acts) == 1 && rowsFast(typ.Type, w[start*rowBytes:end*rowBytes], rowBytes, acts[0], out[0][start:end]) {
+		return
+	}
+	var four [4]float32
+	for r := start; r < end; r++ {
+		row := w[r*rowBytes : (r+1)*rowBytes]
+		t := 0
+		for ; t+4 <= len(acts) && dot4Fast(typ.Type, row, acts[t:t+4], &four); t += 4 {
+			out[t][r], out[t+1][r], out[t+2][r], out[t+3][r] = four[0], four[1], four[2], four[3]
 		}
-		var four [4]float32
-		for r := start; r < end; r++ {
-			row := w[r*rowBytes : (r+1)*rowBytes]
-			t := 0
-			for ; t+4 <= len(acts) && dot4Fast(typ.Type, row, acts[t:t+4], &four); t += 4 {
-				out[t][r], out[t+1][r], out[t+2][r], out[t+3][r] = four[0], four[1], four[2], four[3]
-			}
-			for ; t < len(acts); t++ {
-				out[t][r] = Dot(typ.Type, row, acts[t])
-			}
+		for ; t < len(acts); t++ {
+			out[t][r] = Dot(typ.Type, row, acts[t])
 		}
-	})
+	}
 }
 
 func runtimeProcs() int { return runtime.GOMAXPROCS(0) }

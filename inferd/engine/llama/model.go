@@ -28,6 +28,11 @@ type weight struct {
 	rows, cols int
 }
 
+// job is a product of w with acts into out.
+func (w weight) job(acts []*kernels.Act, out [][]float32) kernels.Job {
+	return kernels.Job{Type: w.TypeInfo, W: w.data, Rows: w.rows, Acts: acts, Out: out}
+}
+
 type layer struct {
 	attnNorm, ffnNorm []float32
 	wq, wk, wv, wo    weight
@@ -283,9 +288,7 @@ func (s *sequence) forward(ctx context.Context, tokens []int32) ([]float32, erro
 			rmsNorm(sc.xn[t], sc.x[t], ly.attnNorm, cfg.RMSEps)
 			sc.acts[t].Set(sc.xn[t])
 		}
-		kernels.MatMul(md.pool, ly.wq.TypeInfo, ly.wq.data, ly.wq.rows, sc.acts[:T], sc.q)
-		kernels.MatMul(md.pool, ly.wk.TypeInfo, ly.wk.data, ly.wk.rows, sc.acts[:T], sc.kk)
-		kernels.MatMul(md.pool, ly.wv.TypeInfo, ly.wv.data, ly.wv.rows, sc.acts[:T], sc.vv)
+		kernels.MatMuls(md.pool, ly.wq.job(sc.acts[:T], sc.q), ly.wk.job(sc.acts[:T], sc.kk), ly.wv.job(sc.acts[:T], sc.vv))
 		for t := range T {
 			if ly.bq != nil {
 				addTo(sc.q[t], ly.bq)
@@ -311,8 +314,7 @@ func (s *sequence) forward(ctx context.Context, tokens []int32) ([]float32, erro
 			rmsNorm(sc.xn[t], sc.x[t], ly.ffnNorm, cfg.RMSEps)
 			sc.acts[t].Set(sc.xn[t])
 		}
-		kernels.MatMul(md.pool, ly.gate.TypeInfo, ly.gate.data, ly.gate.rows, sc.acts[:T], sc.gate)
-		kernels.MatMul(md.pool, ly.up.TypeInfo, ly.up.data, ly.up.rows, sc.acts[:T], sc.up)
+		kernels.MatMuls(md.pool, ly.gate.job(sc.acts[:T], sc.gate), ly.up.job(sc.acts[:T], sc.up))
 		for t := range T {
 			g, u := sc.gate[t], sc.up[t]
 			for i := range g {

@@ -1,0 +1,201 @@
+#include "textflag.h"
+
+// Q4_0 rows against an activation laid out in block pairs (Act.P): for
+// blocks b and b+1, 32 bytes of their first 16 values, 32 bytes of their
+// last 16, eight int32 holding -8 x each block's sum (in lanes 0 and 4),
+// and eight float32 holding each block's scale four times. One 256-bit
+// register then carries two weight blocks: low nibbles x the first
+// halves, high nibbles x the second halves, the -8 offset already in the
+// accumulator, and one multiply by the two blocks' combined scales; about
+// half the instructions per block of the one-block kernel.
+
+// func pairsQ4_0VNNI(w *byte, rowBytes int, nrows int, xp *byte, npairs int, out *float32)
+TEXT ·pairsQ4_0VNNI(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), R13
+	MOVQ rowBytes+8(FP), R10
+	MOVQ nrows+16(FP), R9
+	MOVQ npairs+32(FP), R12
+	MOVQ out+40(FP), BX
+	MOVL $0x00010001, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+	MOVL $0x0f0f0f0f, AX
+	VMOVD AX, X14
+	VPBROADCASTD X14, Y14
+	TESTQ R9, R9
+	JE pairsQ4_0VNNIend
+pairsQ4_0VNNIrow:
+	MOVQ R13, SI
+	MOVQ xp+24(FP), DI
+	MOVQ R12, CX
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	CMPQ CX, $2
+	JLT pairsQ4_0VNNItail
+pairsQ4_0VNNIloop:
+	VMOVDQU 2(SI), X0
+	VINSERTI128 $1, 20(SI), Y0, Y0
+	VPSRLW $4, Y0, Y1
+	VPAND Y14, Y0, Y0
+	VPAND Y14, Y1, Y1
+	VMOVDQU 64(DI), Y8
+	VPDPBUSD 0(DI), Y0, Y8
+	VPDPBUSD 32(DI), Y1, Y8
+	VCVTDQ2PS Y8, Y8
+	VPBROADCASTW 0(SI), X3
+	VPBROADCASTW 18(SI), X2
+	VPUNPCKLQDQ X2, X3, X3
+	VCVTPH2PS X3, Y3
+	VMULPS 96(DI), Y3, Y3
+	VFMADD231PS Y3, Y8, Y4
+	VMOVDQU 38(SI), X0
+	VINSERTI128 $1, 56(SI), Y0, Y0
+	VPSRLW $4, Y0, Y1
+	VPAND Y14, Y0, Y0
+	VPAND Y14, Y1, Y1
+	VMOVDQU 192(DI), Y8
+	VPDPBUSD 128(DI), Y0, Y8
+	VPDPBUSD 160(DI), Y1, Y8
+	VCVTDQ2PS Y8, Y8
+	VPBROADCASTW 36(SI), X3
+	VPBROADCASTW 54(SI), X2
+	VPUNPCKLQDQ X2, X3, X3
+	VCVTPH2PS X3, Y3
+	VMULPS 224(DI), Y3, Y3
+	VFMADD231PS Y3, Y8, Y5
+	ADDQ $72, SI
+	ADDQ $256, DI
+	SUBQ $2, CX
+	CMPQ CX, $2
+	JGE pairsQ4_0VNNIloop
+pairsQ4_0VNNItail:
+	TESTQ CX, CX
+	JE pairsQ4_0VNNIsum
+	VMOVDQU 2(SI), X0
+	VINSERTI128 $1, 20(SI), Y0, Y0
+	VPSRLW $4, Y0, Y1
+	VPAND Y14, Y0, Y0
+	VPAND Y14, Y1, Y1
+	VMOVDQU 64(DI), Y8
+	VPDPBUSD 0(DI), Y0, Y8
+	VPDPBUSD 32(DI), Y1, Y8
+	VCVTDQ2PS Y8, Y8
+	VPBROADCASTW 0(SI), X3
+	VPBROADCASTW 18(SI), X2
+	VPUNPCKLQDQ X2, X3, X3
+	VCVTPH2PS X3, Y3
+	VMULPS 96(DI), Y3, Y3
+	VFMADD231PS Y3, Y8, Y4
+pairsQ4_0VNNIsum:
+	VADDPS Y5, Y4, Y4
+	VEXTRACTF128 $1, Y4, X5
+	VADDPS X5, X4, X4
+	VHADDPS X4, X4, X4
+	VHADDPS X4, X4, X4
+	MOVSS X4, (BX)
+	ADDQ $4, BX
+	ADDQ R10, R13
+	DECQ R9
+	JNE pairsQ4_0VNNIrow
+pairsQ4_0VNNIend:
+	VZEROUPPER
+	RET
+
+
+// func pairsQ4_0AVX2(w *byte, rowBytes int, nrows int, xp *byte, npairs int, out *float32)
+TEXT ·pairsQ4_0AVX2(SB), NOSPLIT, $0-48
+	MOVQ w+0(FP), R13
+	MOVQ rowBytes+8(FP), R10
+	MOVQ nrows+16(FP), R9
+	MOVQ npairs+32(FP), R12
+	MOVQ out+40(FP), BX
+	MOVL $0x00010001, AX
+	VMOVD AX, X15
+	VPBROADCASTD X15, Y15
+	MOVL $0x0f0f0f0f, AX
+	VMOVD AX, X14
+	VPBROADCASTD X14, Y14
+	TESTQ R9, R9
+	JE pairsQ4_0AVX2end
+pairsQ4_0AVX2row:
+	MOVQ R13, SI
+	MOVQ xp+24(FP), DI
+	MOVQ R12, CX
+	VXORPS Y4, Y4, Y4
+	VXORPS Y5, Y5, Y5
+	CMPQ CX, $2
+	JLT pairsQ4_0AVX2tail
+pairsQ4_0AVX2loop:
+	VMOVDQU 2(SI), X0
+	VINSERTI128 $1, 20(SI), Y0, Y0
+	VPSRLW $4, Y0, Y1
+	VPAND Y14, Y0, Y0
+	VPAND Y14, Y1, Y1
+	VPMADDUBSW 0(DI), Y0, Y8
+	VPMADDUBSW 32(DI), Y1, Y9
+	VPADDW Y9, Y8, Y8
+	VPMADDWD Y15, Y8, Y8
+	VPADDD 64(DI), Y8, Y8
+	VCVTDQ2PS Y8, Y8
+	VPBROADCASTW 0(SI), X3
+	VPBROADCASTW 18(SI), X2
+	VPUNPCKLQDQ X2, X3, X3
+	VCVTPH2PS X3, Y3
+	VMULPS 96(DI), Y3, Y3
+	VFMADD231PS Y3, Y8, Y4
+	VMOVDQU 38(SI), X0
+	VINSERTI128 $1, 56(SI), Y0, Y0
+	VPSRLW $4, Y0, Y1
+	VPAND Y14, Y0, Y0
+	VPAND Y14, Y1, Y1
+	VPMADDUBSW 128(DI), Y0, Y8
+	VPMADDUBSW 160(DI), Y1, Y9
+	VPADDW Y9, Y8, Y8
+	VPMADDWD Y15, Y8, Y8
+	VPADDD 192(DI), Y8, Y8
+	VCVTDQ2PS Y8, Y8
+	VPBROADCASTW 36(SI), X3
+	VPBROADCASTW 54(SI), X2
+	VPUNPCKLQDQ X2, X3, X3
+	VCVTPH2PS X3, Y3
+	VMULPS 224(DI), Y3, Y3
+	VFMADD231PS Y3, Y8, Y5
+	ADDQ $72, SI
+	ADDQ $256, DI
+	SUBQ $2, CX
+	CMPQ CX, $2
+	JGE pairsQ4_0AVX2loop
+pairsQ4_0AVX2tail:
+	TESTQ CX, CX
+	JE pairsQ4_0AVX2sum
+	VMOVDQU 2(SI), X0
+	VINSERTI128 $1, 20(SI), Y0, Y0
+	VPSRLW $4, Y0, Y1
+	VPAND Y14, Y0, Y0
+	VPAND Y14, Y1, Y1
+	VPMADDUBSW 0(DI), Y0, Y8
+	VPMADDUBSW 32(DI), Y1, Y9
+	VPADDW Y9, Y8, Y8
+	VPMADDWD Y15, Y8, Y8
+	VPADDD 64(DI), Y8, Y8
+	VCVTDQ2PS Y8, Y8
+	VPBROADCASTW 0(SI), X3
+	VPBROADCASTW 18(SI), X2
+	VPUNPCKLQDQ X2, X3, X3
+	VCVTPH2PS X3, Y3
+	VMULPS 96(DI), Y3, Y3
+	VFMADD231PS Y3, Y8, Y4
+pairsQ4_0AVX2sum:
+	VADDPS Y5, Y4, Y4
+	VEXTRACTF128 $1, Y4, X5
+	VADDPS X5, X4, X4
+	VHADDPS X4, X4, X4
+	VHADDPS X4, X4, X4
+	MOVSS X4, (BX)
+	ADDQ $4, BX
+	ADDQ R10, R13
+	DECQ R9
+	JNE pairsQ4_0AVX2row
+pairsQ4_0AVX2end:
+	VZEROUPPER
+	RET
