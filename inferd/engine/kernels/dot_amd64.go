@@ -138,3 +138,12 @@ func dot4Fast(t gguf.TensorType, row []byte, a []*Act, out *[4]float32) bool {
 	}
 	return true
 }
+
+//go:noescape
+func dotF32AVX2(a, b *float32, n int) float32
+
+//go:noescape
+func axpyF32AVX2(alpha float32, x, y *float32, n int)
+
+func dotF32Fast(a, b []float32) float32         { return dotF32AVX2(&a[0], &b[0], len(a)) }
+func axpyF32Fast(alpha float32, x, y []float32) { axpyF32AVX2(alpha, &x[0], &y[0], len(x)) }

@@ -15,3 +15,6 @@ func Accelerated() string { return "go" }
 func dot4Fast(gguf.TensorType, []byte, []*Act, *[4]float32) bool { return false }
 
 func rowsFast(gguf.TensorType, []byte, int, *Act, []float32) bool { return false }
+
+func dotF32Fast(a, b []float32) float32         { panic("unreachable") }
+func axpyF32Fast(alpha float32, x, y []float32) { panic("unreachable") }

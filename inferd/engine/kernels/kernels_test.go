@@ -3,6 +3,7 @@ package kernels
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -356,6 +357,27 @@ func BenchmarkRows(b *testing.B) {
 					MatMul(p, info, enc, rows, []*Act{&a}, out)
 				}
 			})
+		}
+	}
+}
+
+func TestFloatVectorKernelsAgreeWithPlainLoops(t *testing.T) {
+	r := rand.New(rand.NewPCG(16, 17))
+	for _, n := range []int{16, 64, 128, 100} { // 100: the Go path
+		a, b := randomVector(r, n, 1), randomVector(r, n, 1)
+		var want float64
+		for i := range a {
+			want += float64(a[i]) * float64(b[i])
+		}
+		if got := DotF32(a, b); relErr(float64(got), want, 1) > 1e-5 {
+			t.Errorf("DotF32 of %d: %v, want %v", n, got, want)
+		}
+		y := slices.Clone(b)
+		AxpyF32(0.5, a, y)
+		for i := range y {
+			if math.Abs(float64(y[i]-(b[i]+0.5*a[i]))) > 1e-6 {
+				t.Fatalf("AxpyF32 of %d at %d: %v", n, i, y[i])
+			}
 		}
 	}
 }

@@ -362,11 +362,7 @@ func (s *sequence) attention(li, T int) {
 			maxS := float32(math.Inf(-1))
 			for p := range n {
 				k := keys[p*kvDim+kvh*cfg.HeadDim : p*kvDim+(kvh+1)*cfg.HeadDim]
-				var d float32
-				for i, qv := range q {
-					d += qv * k[i]
-				}
-				d *= scale
+				d := kernels.DotF32(q, k) * scale
 				scores[p] = d
 				maxS = max(maxS, d)
 			}
@@ -380,11 +376,8 @@ func (s *sequence) attention(li, T int) {
 			clear(out)
 			inv := 1 / sum
 			for p, w := range scores {
-				w *= inv
 				vrow := values[p*kvDim+kvh*cfg.HeadDim : p*kvDim+(kvh+1)*cfg.HeadDim]
-				for i := range out {
-					out[i] += w * vrow[i]
-				}
+				kernels.AxpyF32(w*inv, vrow, out)
 			}
 		}
 	})
