@@ -381,3 +381,17 @@ func TestFloatVectorKernelsAgreeWithPlainLoops(t *testing.T) {
 		}
 	}
 }
+
+func TestExpIsAccurate(t *testing.T) {
+	var worst float64
+	for x := float32(-87); x < 88; x += 0.01237 {
+		want := math.Exp(float64(x))
+		worst = max(worst, math.Abs(float64(Exp(x))-want)/want)
+	}
+	if worst > 3e-7 { // about two float32 ulps
+		t.Errorf("worst relative error %.3g; want under 3e-7", worst)
+	}
+	if Exp(-100) != 0 || !math.IsInf(float64(Exp(100)), 1) || Exp(0) != 1 {
+		t.Errorf("Exp(-100)=%v Exp(100)=%v Exp(0)=%v", Exp(-100), Exp(100), Exp(0))
+	}
+}

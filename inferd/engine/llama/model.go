@@ -212,6 +212,7 @@ type scratch struct {
 	acts, ffActs                        []*kernels.Act
 	logits                              [][]float32
 	scores                              [][]float32
+	rope                                []float32 // cos, sin per pair per position
 }
 
 func grow(buf [][]float32, t, n int) [][]float32 {
@@ -278,6 +279,12 @@ func (s *sequence) forward(ctx context.Context, tokens []int32) ([]float32, erro
 			return nil, err
 		}
 	}
+	if len(sc.rope) < T*cfg.RopeDim {
+		sc.rope = make([]float32, prefillChunk*cfg.RopeDim)
+	}
+	for t := range T {
+		md.ropeAngles(sc.rope[t*cfg.RopeDim:(t+1)*cfg.RopeDim], s.n+t)
+	}
 	for li := range md.layers {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -295,9 +302,9 @@ func (s *sequence) forward(ctx context.Context, tokens []int32) ([]float32, erro
 				addTo(sc.kk[t], ly.bk)
 				addTo(sc.vv[t], ly.bv)
 			}
-			pos := s.n + t
-			md.rope(sc.q[t], cfg.Heads, pos)
-			md.rope(sc.kk[t], cfg.KVHeads, pos)
+			cs := sc.rope[t*cfg.RopeDim : (t+1)*cfg.RopeDim]
+			md.rope(sc.q[t], cfg.Heads, cs)
+			md.rope(sc.kk[t], cfg.KVHeads, cs)
 			s.k[li] = append(s.k[li], sc.kk[t]...)
 			s.v[li] = append(s.v[li], sc.vv[t]...)
 		}
@@ -368,7 +375,7 @@ func (s *sequence) attention(li, T int) {
 			}
 			var sum float32
 			for p := range scores {
-				e := float32(math.Exp(float64(scores[p] - maxS)))
+				e := kernels.Exp(scores[p] - maxS)
 				scores[p] = e
 				sum += e
 			}
@@ -383,16 +390,24 @@ func (s *sequence) attention(li, T int) {
 	})
 }
 
-// rope rotates each head's first RopeDim values by position.
-func (md *Model) rope(x []float32, heads, pos int) {
+// ropeAngles fills cs with the cosine and sine of each rotated pair's
+// angle at pos (computed once per position, shared by every head and layer).
+func (md *Model) ropeAngles(cs []float32, pos int) {
+	p := float32(pos) / md.cfg.RopeScale
+	for i, f := range md.ropeFreq {
+		sin, cos := math.Sincos(float64(p * f))
+		cs[2*i], cs[2*i+1] = float32(cos), float32(sin)
+	}
+}
+
+// rope rotates each head's first RopeDim values by the angles in cs.
+func (md *Model) rope(x []float32, heads int, cs []float32) {
 	cfg := md.cfg
-	p := float32(pos) / cfg.RopeScale
 	half := cfg.RopeDim / 2
 	for h := range heads {
 		v := x[h*cfg.HeadDim : (h+1)*cfg.HeadDim]
-		for i, f := range md.ropeFreq {
-			sin, cos := math.Sincos(float64(p * f))
-			s, c := float32(sin), float32(cos)
+		for i := range md.ropeFreq {
+			c, s := cs[2*i], cs[2*i+1]
 			a, b := 2*i, 2*i+1
 			if cfg.RopeNeox {
 				a, b = i, i+half
@@ -423,4 +438,4 @@ func addTo(dst, x []float32) {
 	}
 }
 
-func silu(x float32) float32 { return x / (1 + float32(math.Exp(float64(-x)))) }
+func silu(x float32) float32 { return x / (1 + kernels.Exp(-x)) }
