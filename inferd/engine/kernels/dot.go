@@ -59,6 +59,12 @@ func strides(a []*Act) (qs, ds int, ok bool) {
 	}
 	qs = int(uintptr(unsafe.Pointer(&a[1].Q[0])) - uintptr(unsafe.Pointer(&a[0].Q[0])))
 	ds = int(uintptr(unsafe.Pointer(&a[1].D[0])) - uintptr(unsafe.Pointer(&a[0].D[0])))
+	for i := 1; i < len(a); i++ {
+		if len(a[i].C) == 0 || len(a[i-1].C) == 0 ||
+			int(uintptr(unsafe.Pointer(&a[i].C[0]))-uintptr(unsafe.Pointer(&a[i-1].C[0]))) != ds {
+			return 0, 0, false
+		}
+	}
 	for i := 2; i < len(a); i++ {
 		if len(a[i].Q) != len(a[0].Q) ||
 			int(uintptr(unsafe.Pointer(&a[i].Q[0]))-uintptr(unsafe.Pointer(&a[i-1].Q[0]))) != qs ||
@@ -83,22 +89,24 @@ func (a *Act) Set(x []float32) {
 	}
 	a.Q, a.D, a.Sum, a.C = a.Q[:n], a.D[:nb], a.Sum[:nb], a.C[:nb]
 	for b := range nb {
-		blk := x[b*QA : b*QA+QA]
-		amax := float32(0)
+		blk := x[b*QA : b*QA+QA : b*QA+QA]
+		var amax uint32
 		for _, v := range blk {
-			amax = max(amax, abs(v))
+			amax = max(amax, math.Float32bits(v)&0x7fffffff)
 		}
-		d := amax / 127
+		d := math.Float32frombits(amax) / 127
 		inv := float32(0)
 		if d != 0 {
 			inv = 1 / d
 		}
-		q := a.Q[b*QA : b*QA+QA]
+		q := a.Q[b*QA : b*QA+QA : b*QA+QA]
 		var sum int32
 		for i, v := range blk {
-			r := int8(math.Round(float64(v * inv)))
-			q[i] = r
-			sum += int32(r)
+			// Round half away from zero: add 0.5 with v's sign, truncate.
+			half := math.Float32frombits(math.Float32bits(v)&0x80000000 | 0x3f000000)
+			r := int32(v*inv + half)
+			q[i] = int8(r)
+			sum += r
 		}
 		a.D[b], a.Sum[b], a.C[b] = d, sum, 8*float32(sum)*d
 	}

@@ -110,15 +110,21 @@ func Accelerated() string {
 }
 
 //go:noescape
-func dot4Q8_0AVX2(row *byte, xq *int8, xd *float32, nb int, qstride int, dstride int, table *float32, out *float32)
+func dot4Q8_0AVX2(row *byte, xq *int8, xd *float32, xc *float32, nb int, qstride int, dstride int, out *float32)
 
 //go:noescape
-func dot4Q4_0AVX2(row *byte, xq *int8, xd *float32, nb int, qstride int, dstride int, table *float32, out *float32)
+func dot4Q4_0AVX2(row *byte, xq *int8, xd *float32, xc *float32, nb int, qstride int, dstride int, out *float32)
+
+//go:noescape
+func dot4Q8_0VNNI(row *byte, xq *int8, xd *float32, xc *float32, nb int, qstride int, dstride int, out *float32)
+
+//go:noescape
+func dot4Q4_0VNNI(row *byte, xq *int8, xd *float32, xc *float32, nb int, qstride int, dstride int, out *float32)
 
 // dot4Fast computes one row against four activations that lie evenly
 // spaced in memory (see NewActs), when the CPU and the type allow.
 func dot4Fast(t gguf.TensorType, row []byte, a []*Act, out *[4]float32) bool {
-	if !useAVX2 || len(a[0].D) == 0 {
+	if !useRows || len(a[0].D) == 0 {
 		return false
 	}
 	qs, ds, ok := strides(a)
@@ -126,13 +132,16 @@ func dot4Fast(t gguf.TensorType, row []byte, a []*Act, out *[4]float32) bool {
 		return false
 	}
 	nb := len(a[0].D)
-	switch t {
-	case gguf.Q8_0:
-		_ = row[nb*BytesQ8_0-1]
-		dot4Q8_0AVX2(&row[0], &a[0].Q[0], &a[0].D[0], nb, qs, ds, &f16table[0], &out[0])
-	case gguf.Q4_0:
-		_ = row[nb*BytesQ4_0-1]
-		dot4Q4_0AVX2(&row[0], &a[0].Q[0], &a[0].D[0], nb, qs, ds, &f16table[0], &out[0])
+	x := a[0]
+	switch {
+	case t == gguf.Q8_0 && len(row) >= nb*BytesQ8_0 && useVNNI:
+		dot4Q8_0VNNI(&row[0], &x.Q[0], &x.D[0], &x.C[0], nb, qs, ds, &out[0])
+	case t == gguf.Q8_0 && len(row) >= nb*BytesQ8_0:
+		dot4Q8_0AVX2(&row[0], &x.Q[0], &x.D[0], &x.C[0], nb, qs, ds, &out[0])
+	case t == gguf.Q4_0 && len(row) >= nb*BytesQ4_0 && useVNNI:
+		dot4Q4_0VNNI(&row[0], &x.Q[0], &x.D[0], &x.C[0], nb, qs, ds, &out[0])
+	case t == gguf.Q4_0 && len(row) >= nb*BytesQ4_0:
+		dot4Q4_0AVX2(&row[0], &x.Q[0], &x.D[0], &x.C[0], nb, qs, ds, &out[0])
 	default:
 		return false
 	}

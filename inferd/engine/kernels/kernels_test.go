@@ -315,18 +315,29 @@ func TestMatMulOverABatchEqualsOneByOne(t *testing.T) {
 		if qs, _, ok := strides(batch); !ok || qs != cols {
 			t.Fatalf("NewActs did not lay the batch out evenly (stride %d)", qs)
 		}
-		got, want := make([][]float32, T), make([][]float32, T)
+		want := make([][]float32, T)
 		for i := range T {
-			got[i], want[i] = make([]float32, rows), make([]float32, rows)
+			want[i] = make([]float32, rows)
 		}
-		MatMul(p, info, enc, rows, batch, got)
-		for i := range T {
-			MatMul(p, info, enc, rows, single[i:i+1], want[i:i+1])
-		}
-		for i := range T {
-			for j := range rows {
-				if relErr(float64(got[i][j]), float64(want[i][j]), 0.1) > 1e-5 { // summation order differs
-					t.Fatalf("%s: token %d row %d: batch %v, one by one %v", typ, i, j, got[i][j], want[i][j])
+		withPath(false, func() { // one at a time, pure Go: the yardstick
+			for i := range T {
+				MatMul(p, info, enc, rows, single[i:i+1], want[i:i+1])
+			}
+		})
+		for _, vnni := range []bool{true, false} { // VNNI (where the CPU has it), then AVX2
+			got := make([][]float32, T)
+			for i := range T {
+				got[i] = make([]float32, rows)
+			}
+			saved := useVNNI
+			useVNNI = vnni && saved
+			MatMul(p, info, enc, rows, batch, got)
+			useVNNI = saved
+			for i := range T {
+				for j := range rows {
+					if relErr(float64(got[i][j]), float64(want[i][j]), 0.1) > 1e-5 { // summation order differs
+						t.Fatalf("%s (vnni %v): token %d row %d: batch %v, one by one %v", typ, vnni, i, j, got[i][j], want[i][j])
+					}
 				}
 			}
 		}
@@ -393,5 +404,15 @@ func TestExpIsAccurate(t *testing.T) {
 	}
 	if Exp(-100) != 0 || !math.IsInf(float64(Exp(100)), 1) || Exp(0) != 1 {
 		t.Errorf("Exp(-100)=%v Exp(100)=%v Exp(0)=%v", Exp(-100), Exp(100), Exp(0))
+	}
+}
+
+func BenchmarkActSet(b *testing.B) {
+	r := rand.New(rand.NewPCG(1, 2))
+	x := randomVector(r, 2048, 1)
+	var a Act
+	b.SetBytes(2048 * 4)
+	for b.Loop() {
+		a.Set(x)
 	}
 }
