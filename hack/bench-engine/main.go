@@ -42,7 +42,11 @@ func main() {
 	runs := flag.Int("runs", 3, "runs per case (medians are shown)")
 	types := flag.String("types", "Q8_0,Q4_0", "weight types")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the runs here")
+	spin := flag.Bool("spin", false, "(internal) burn one core until killed")
 	flag.Parse()
+	if *spin {
+		burn()
+	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -75,6 +79,12 @@ func main() {
 		limit := bw / float64(weightBytes(path))
 		fmt.Printf("%-6s %7.2f GB %14.1f %14.2f %10.1f %11.0f%% %7d MiB %10.2f s\n", name, float64(size)/1e9,
 			median(pp), median(tg), limit, 100*median(tg)/limit, rss>>20, median(first))
+		// Another process takes one of the cores: generation slows, but
+		// must not collapse (no worker spins waiting for the busy core).
+		stop := startSpinner()
+		_, tgBusy, _, _ := run(path, *threads, 16, *genN)
+		stop()
+		fmt.Printf("       with another process burning a core: gen %.2f tok/s (%.2fx of quiet)\n", tgBusy, tgBusy/median(tg))
 		if lb := os.Getenv("LLAMA_BENCH"); lb != "" {
 			lp, lg, err := llamaBench(lb, path, *threads, *promptN, *genN)
 			if err != nil {
@@ -82,7 +92,42 @@ func main() {
 			} else {
 				fmt.Printf("       llama-bench: prompt %.1f tok/s, gen %.2f tok/s; slmops/llama.cpp: prompt %.2fx, gen %.2fx\n",
 					lp, lg, median(pp)/lp, median(tg)/lg)
+				stop := startSpinner()
+				_, lgBusy, err := llamaBench(lb, path, *threads, 16, *genN)
+				stop()
+				if err == nil {
+					fmt.Printf("       llama-bench with a core taken: gen %.2f tok/s (%.2fx of quiet)\n", lgBusy, lgBusy/lg)
+				}
 			}
+		}
+	}
+}
+
+// startSpinner runs this program again as a process that burns one core,
+// and returns the function that stops it.
+func startSpinner() func() {
+	self, err := os.Executable()
+	if err != nil {
+		log.Fatal(err)
+	}
+	cmd := exec.Command(self, "-spin")
+	if err := cmd.Start(); err != nil {
+		log.Fatal(err)
+	}
+	time.Sleep(200 * time.Millisecond)
+	return func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}
+}
+
+func burn() {
+	runtime.GOMAXPROCS(1)
+	x := uint64(1)
+	for {
+		x = x*6364136223846793005 + 1442695040888963407
+		if x == 0 {
+			fmt.Println(x)
 		}
 	}
 }
