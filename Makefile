@@ -64,8 +64,13 @@ controlplane: ## Build (or reuse) the local control plane binaries in bin/k8s.
 	@hack/build-controlplane.sh >/dev/null
 
 .PHONY: test
-test: controlplane verify vet ## Run every test: unit, envtest integration and e2e on the local control plane.
+test: controlplane verify vet ## Run every test: unit, envtest integration and e2e on the local control plane, and inferd's tests on arm64.
 	go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) ./...
+	hack/test-arm64.sh
+
+.PHONY: test-arm64
+test-arm64: ## Cross-compile inferd's tests for arm64 and run them under qemu-user (the pure-Go kernels ARM nodes run).
+	hack/test-arm64.sh
 
 .PHONY: test-unit
 test-unit: ## Run the tests that need no control plane.

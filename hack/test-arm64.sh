@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# test-arm64.sh: cross-compiles inferd's package tests for linux/arm64 and
+# runs them under qemu-user, so the code paths that K3s ARM nodes run (the
+# pure-Go kernels, where amd64 has assembly) are tested on every change.
+# Needs qemu-aarch64-static (Debian: qemu-user-static); without it, says so
+# and runs nothing.
+set -euo pipefail
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$root"
+qemu=$(command -v qemu-aarch64-static || command -v qemu-aarch64 || true)
+if [ -z "$qemu" ]; then
+	echo "test-arm64: qemu-aarch64-static not found (apt-get install qemu-user-static); the arm64 tests did not run" >&2
+	exit 0
+fi
+out=$root/bin/arm64-tests
+mkdir -p "$out"
+packages=$(go list ./inferd/... | grep -v -e /cmd/ -e /bigramtest)
+failed=0
+for pkg in $packages; do
+	dir=$(go list -f '{{.Dir}}' "$pkg")
+	name=$(echo "${pkg#github.com/slmops/slmops/}" | tr / _)
+	if [ -z "$(go list -f '{{.TestGoFiles}}{{.XTestGoFiles}}' "$pkg" | tr -d '[]')" ]; then
+		continue
+	fi
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go test -c -o "$out/$name.test" "$pkg"
+	start=$(date +%s)
+	if (cd "$dir" && "$qemu" "$out/$name.test" -test.count=1 >"$out/$name.log" 2>&1); then
+		echo "ok    $pkg (arm64, $(($(date +%s) - start)) s)"
+	else
+		echo "FAIL  $pkg (arm64): see $out/$name.log"
+		tail -20 "$out/$name.log"
+		failed=1
+	fi
+done
+exit $failed
