@@ -144,6 +144,9 @@ func (a *Act) setPairs() {
 	}
 }
 
+// hasDot4 reports whether the four-activation kernels take type t.
+func hasDot4(t gguf.TensorType) bool { return t == gguf.Q8_0 || t == gguf.Q4_0 }
+
 // Dot is the dot product of one weight row of type t (its raw bytes) with a.
 func Dot(t gguf.TensorType, row []byte, a *Act) float32 {
 	switch t {

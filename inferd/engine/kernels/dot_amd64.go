@@ -70,11 +70,19 @@ func rowsFast(t gguf.TensorType, w []byte, rowBytes int, a *Act, out []float32) 
 		} else {
 			rowsQ4_0AVX2(&w[0], rowBytes, len(out), &a.Q[0], &a.D[0], &a.C[0], nb, &f16table[0], &out[0])
 		}
+	case gguf.Q4_K:
+		if nb%8 != 0 || nb/8*BytesQ4_K != rowBytes {
+			return false
+		}
+		rowsQ4_KAVX2(&w[0], rowBytes, len(out), &a.Q[0], &a.D[0], &a.C[0], nb/8, &out[0])
 	default:
 		return false
 	}
 	return true
 }
+
+//go:noescape
+func rowsQ4_KAVX2(w *byte, rowBytes int, nrows int, xq *int8, xd *float32, xc *float32, nsb int, out *float32)
 
 //go:noescape
 func dotQ8_0AVX2(row *byte, xq *int8, xd *float32, nb int, table *float32) float32

@@ -209,8 +209,11 @@ func TestRowKernelsAgreeOnEveryPath(t *testing.T) {
 	r := rand.New(rand.NewPCG(12, 13))
 	p := NewPool(2)
 	defer p.Close()
-	for _, typ := range []gguf.TensorType{gguf.Q8_0, gguf.Q4_0} {
-		for _, cols := range []int{32, 96, 2048} { // odd and even block counts
+	for _, typ := range []gguf.TensorType{gguf.Q8_0, gguf.Q4_0, gguf.Q4_K} {
+		for _, cols := range []int{32, 96, 256, 2048} { // odd and even block counts
+			if typ == gguf.Q4_K && cols%QK_K != 0 {
+				continue
+			}
 			const rows = 37
 			enc, _ := Quantize(nil, typ, randomVector(r, rows*cols, 0.05))
 			info, _ := RowInfo(typ, cols)
@@ -231,7 +234,8 @@ func TestRowKernelsAgreeOnEveryPath(t *testing.T) {
 			}()
 			withPath(false, func() { slow = run() })
 			for i := range best {
-				if relErr(float64(best[i]), float64(slow[i]), 0.1) > 1e-5 || relErr(float64(avx2[i]), float64(slow[i]), 0.1) > 1e-5 {
+				// Summation orders differ: about float32 precision over 2048 terms.
+				if relErr(float64(best[i]), float64(slow[i]), 0.1) > 1e-4 || relErr(float64(avx2[i]), float64(slow[i]), 0.1) > 1e-4 {
 					t.Fatalf("%s, %d columns, row %d: %s %v, avx2 %v, go %v", typ, cols, i, Accelerated(), best[i], avx2[i], slow[i])
 				}
 			}
@@ -298,7 +302,7 @@ func TestMatMulOverABatchEqualsOneByOne(t *testing.T) {
 	p := NewPool(2)
 	defer p.Close()
 	const rows, cols, T = 40, 256, 7
-	for _, typ := range allTypes {
+	for _, typ := range allTypes { // Q8_0, Q4_0: four-token kernels; Q4_K: row kernels over tiles
 		w := randomVector(r, rows*cols, 0.05)
 		enc, _ := Quantize(nil, typ, w)
 		info, _ := RowInfo(typ, cols)
@@ -351,7 +355,7 @@ func BenchmarkRows(b *testing.B) {
 	a.Set(randomVector(r, cols, 1))
 	p := NewPool(1)
 	defer p.Close()
-	for _, typ := range []gguf.TensorType{gguf.Q8_0, gguf.Q4_0} {
+	for _, typ := range []gguf.TensorType{gguf.Q8_0, gguf.Q4_0, gguf.Q4_K, gguf.Q6_K} {
 		enc, _ := Quantize(nil, typ, randomVector(r, rows*cols, 0.05))
 		info, _ := RowInfo(typ, cols)
 		out := [][]float32{make([]float32, rows)}

@@ -131,6 +131,19 @@ func matRows(typ TypeInfo, w []byte, acts []*Act, out [][]float32, start, end in
 	if len(acts) == 1 && rowsFast(typ.Type, w[start*rowBytes:end*rowBytes], rowBytes, acts[0], out[0][start:end]) {
 		return
 	}
+	if len(acts) > 1 && !hasDot4(typ.Type) && rowsFast(typ.Type, w[start*rowBytes:(start+1)*rowBytes], rowBytes, acts[0], out[0][start:start+1]) {
+		// No four-token kernel for this type, but a row kernel: run it per
+		// token over small tiles of rows, so a tile's weights stay in cache
+		// for all the tokens instead of coming from memory once per token.
+		const tile = 16
+		for r0 := start; r0 < end; r0 += tile {
+			r1 := min(end, r0+tile)
+			for t, a := range acts {
+				rowsFast(typ.Type, w[r0*rowBytes:r1*rowBytes], rowBytes, a, out[t][r0:r1])
+			}
+		}
+		return
+	}
 	var four [4]float32
 	for r := start; r < end; r++ {
 		row := w[r*rowBytes : (r+1)*rowBytes]
