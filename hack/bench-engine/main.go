@@ -67,8 +67,11 @@ func main() {
 	fmt.Printf("read bandwidth, %d threads: %.1f GB/s (median of 5 passes over 1 GiB)\n\n", *threads, bw/1e9)
 	fmt.Printf("%-6s %9s %14s %14s %10s %12s %10s %12s\n", "type", "file", "prompt tok/s", "gen tok/s", "limit", "gen/limit", "RSS", "first token")
 	for _, name := range strings.Split(*types, ",") {
-		typ := map[string]gguf.TensorType{"Q8_0": gguf.Q8_0, "Q4_0": gguf.Q4_0, "F16": gguf.F16, "Q4_K": gguf.Q4_K, "Q6_K": gguf.Q6_K}[name]
-		path, size := ensureModel(*dir, typ)
+		spec, ok := specs[name]
+		if !ok {
+			log.Fatalf("type %q: use one of Q8_0, Q4_0, Q4_K_M, Q6_K, F16", name)
+		}
+		path, size := ensureModel(*dir, name, spec)
 		var pp, tg, first []float64
 		var rss int64
 		for range *runs {
@@ -132,9 +135,21 @@ func burn() {
 	}
 }
 
+// specs are the benchmark models by type name.
+var specs = func() map[string]llama.RandomSpec {
+	m := map[string]llama.RandomSpec{}
+	for _, t := range []gguf.TensorType{gguf.Q8_0, gguf.Q4_0, gguf.Q6_K, gguf.F16} {
+		m[t.String()] = llama.TinyLlama(t)
+	}
+	km := llama.TinyLlama(gguf.Q4_K)
+	km.Q4KM = true
+	m["Q4_K_M"] = km
+	return m
+}()
+
 // ensureModel writes the model unless a file from the same generator is there.
-func ensureModel(dir string, typ gguf.TensorType) (string, int64) {
-	path := filepath.Join(dir, "tinyllama-1.1b-random-"+typ.String()+".gguf")
+func ensureModel(dir, name string, spec llama.RandomSpec) (string, int64) {
+	path := filepath.Join(dir, "tinyllama-1.1b-random-"+name+".gguf")
 	if st, err := os.Stat(path); err == nil {
 		if m, err := gguf.Open(path); err == nil {
 			m.Close()
@@ -147,7 +162,7 @@ func ensureModel(dir string, typ gguf.TensorType) (string, int64) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := llama.WriteRandom(f, llama.TinyLlama(typ)); err != nil {
+	if err := llama.WriteRandom(f, spec); err != nil {
 		log.Fatal(err)
 	}
 	if err := f.Close(); err != nil {

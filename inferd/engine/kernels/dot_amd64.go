@@ -75,11 +75,19 @@ func rowsFast(t gguf.TensorType, w []byte, rowBytes int, a *Act, out []float32) 
 			return false
 		}
 		rowsQ4_KAVX2(&w[0], rowBytes, len(out), &a.Q[0], &a.D[0], &a.C[0], nb/8, &out[0])
+	case gguf.Q6_K:
+		if nb%8 != 0 || nb/8*BytesQ6_K != rowBytes {
+			return false
+		}
+		rowsQ6_KAVX2(&w[0], rowBytes, len(out), &a.Q[0], &a.D[0], nb/8, &out[0])
 	default:
 		return false
 	}
 	return true
 }
+
+//go:noescape
+func rowsQ6_KAVX2(w *byte, rowBytes int, nrows int, xq *int8, xd *float32, nsb int, out *float32)
 
 //go:noescape
 func rowsQ4_KAVX2(w *byte, rowBytes int, nrows int, xq *int8, xd *float32, xc *float32, nsb int, out *float32)

@@ -209,9 +209,9 @@ func TestRowKernelsAgreeOnEveryPath(t *testing.T) {
 	r := rand.New(rand.NewPCG(12, 13))
 	p := NewPool(2)
 	defer p.Close()
-	for _, typ := range []gguf.TensorType{gguf.Q8_0, gguf.Q4_0, gguf.Q4_K} {
+	for _, typ := range []gguf.TensorType{gguf.Q8_0, gguf.Q4_0, gguf.Q4_K, gguf.Q6_K} {
 		for _, cols := range []int{32, 96, 256, 2048} { // odd and even block counts
-			if typ == gguf.Q4_K && cols%QK_K != 0 {
+			if (typ == gguf.Q4_K || typ == gguf.Q6_K) && cols%QK_K != 0 {
 				continue
 			}
 			const rows = 37
