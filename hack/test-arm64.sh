@@ -2,8 +2,10 @@
 # test-arm64.sh: cross-compiles inferd's package tests for linux/arm64 and
 # runs them under qemu-user, so the code paths that K3s ARM nodes run (the
 # pure-Go kernels, where amd64 has assembly) are tested on every change.
-# Needs qemu-aarch64-static (Debian: qemu-user-static); without it, says so
-# and runs nothing.
+# The engine's packages run twice: on qemu's default CPU, which has the
+# dot-product extension (the NEON kernels), and as a Cortex-A72 (Raspberry
+# Pi 4), which lacks it (the pure-Go kernels). Needs qemu-aarch64-static
+# (Debian: qemu-user-static); without it, says so and runs nothing.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
@@ -24,12 +26,16 @@ for pkg in $packages; do
 	fi
 	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 go test -c -o "$out/$name.test" "$pkg"
 	start=$(date +%s)
-	if (cd "$dir" && "$qemu" "$out/$name.test" -test.count=1 >"$out/$name.log" 2>&1); then
-		echo "ok    $pkg (arm64, $(($(date +%s) - start)) s)"
-	else
-		echo "FAIL  $pkg (arm64): see $out/$name.log"
-		tail -20 "$out/$name.log"
-		failed=1
-	fi
+	cpus="max"
+	case "$pkg" in */engine/kernels | */engine/llama) cpus="max cortex-a72" ;; esac
+	for cpu in $cpus; do
+		if (cd "$dir" && QEMU_CPU=$cpu "$qemu" "$out/$name.test" -test.count=1 >"$out/$name.$cpu.log" 2>&1); then
+			echo "ok    $pkg (arm64 $cpu, $(($(date +%s) - start)) s)"
+		else
+			echo "FAIL  $pkg (arm64 $cpu): see $out/$name.$cpu.log"
+			tail -20 "$out/$name.$cpu.log"
+			failed=1
+		fi
+	done
 done
 exit $failed

@@ -172,3 +172,14 @@ func axpyF32AVX2(alpha float32, x, y *float32, n int)
 
 func dotF32Fast(a, b []float32) float32         { return dotF32AVX2(&a[0], &b[0], len(a)) }
 func axpyF32Fast(alpha float32, x, y []float32) { axpyF32AVX2(alpha, &x[0], &y[0], len(x)) }
+
+// setFast turns the assembly kernels on (as the CPU allows) or off, and
+// returns what restores them; for tests that compare paths.
+func setFast(on bool) func() {
+	a, v, r := useAVX2, useVNNI, useRows
+	useAVX2, useVNNI, useRows = on && a, on && v, on && r
+	return func() { useAVX2, useVNNI, useRows = a, v, r }
+}
+
+// hasFast reports whether this CPU runs any assembly kernels.
+func hasFast() bool { return useAVX2 }

@@ -1,4 +1,4 @@
-//go:build !amd64
+//go:build !amd64 && !arm64
 
 package kernels
 
@@ -18,3 +18,6 @@ func rowsFast(gguf.TensorType, []byte, int, *Act, []float32) bool { return false
 
 func dotF32Fast(a, b []float32) float32         { panic("unreachable") }
 func axpyF32Fast(alpha float32, x, y []float32) { panic("unreachable") }
+
+func setFast(bool) func() { return func() {} }
+func hasFast() bool       { return false }

@@ -194,9 +194,8 @@ func TestPoolCoversEveryIndexOnce(t *testing.T) {
 
 // withPath runs f with the assembly kernels on or off.
 func withPath(fast bool, f func()) {
-	savedAVX2, savedVNNI := useAVX2, useVNNI
-	useAVX2, useVNNI = fast && savedAVX2, fast && savedVNNI
-	defer func() { useAVX2, useVNNI = savedAVX2, savedVNNI }()
+	restore := setFast(fast)
+	defer restore()
 	f()
 }
 
@@ -204,7 +203,7 @@ func withPath(fast bool, f func()) {
 // CPU has it, AVX2, and pure Go) give the same matrix-vector product.
 func TestRowKernelsAgreeOnEveryPath(t *testing.T) {
 	if !useAVX2 {
-		t.Skip("this CPU has no accelerated kernels: only the fallback runs")
+		t.Skip("no row kernels on this CPU (they are amd64 AVX2): MatMul uses the per-row kernels, which TestFastAndFallbackPathsAgree compares")
 	}
 	r := rand.New(rand.NewPCG(12, 13))
 	p := NewPool(2)
@@ -244,9 +243,10 @@ func TestRowKernelsAgreeOnEveryPath(t *testing.T) {
 }
 
 func TestFastAndFallbackPathsAgree(t *testing.T) {
-	if !useAVX2 {
+	if !hasFast() {
 		t.Skip("this CPU has no accelerated kernels (" + Accelerated() + "): only the fallback runs")
 	}
+	t.Logf("fast path: %s", Accelerated())
 	r := rand.New(rand.NewPCG(5, 6))
 	for _, typ := range []gguf.TensorType{gguf.Q8_0, gguf.Q4_0} {
 		for _, blocks := range []int{1, 2, 3, 8, 63, 64} {
@@ -276,7 +276,7 @@ func BenchmarkDot(b *testing.B) {
 		for _, fast := range []bool{false, true} {
 			name := typ.String() + "/go"
 			if fast {
-				if !useAVX2 || (typ != gguf.Q8_0 && typ != gguf.Q4_0) {
+				if !hasFast() || (typ != gguf.Q8_0 && typ != gguf.Q4_0) {
 					continue
 				}
 				name = typ.String() + "/" + Accelerated()
