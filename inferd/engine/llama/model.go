@@ -113,7 +113,7 @@ func Load(m *gguf.Mapped, opts engine.Options) (engine.Engine, error) {
 	}
 	md.pool = kernels.NewPool(opts.Threads)
 	md.info = engine.Info{
-		Architecture: arch, Engine: fmt.Sprintf("slmops llama (%d threads)", md.pool.Workers()), Quantization: m.Quantization(),
+		Architecture: arch, Engine: fmt.Sprintf("slmops llama (%d threads, %s kernels)", md.pool.Workers(), kernels.Accelerated()), Quantization: m.Quantization(),
 		VocabSize: cfg.Vocab, ContextLength: cfg.Context, Parameters: cfg.Parameters(tied),
 	}
 	return md, nil
