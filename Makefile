@@ -45,6 +45,10 @@ manifests: $(CONTROLLER_GEN) ## Generate the CRDs (config/crd/bases) and RBAC (c
 	$(CONTROLLER_GEN) rbac:roleName=slmops-manager crd paths="{./api/...,./controllers/...}" \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
 
+.PHONY: kernels
+kernels: ## Regenerate the engine's amd64 assembly kernels from hack/kernels/*.py.
+	for g in hack/kernels/*.py; do python3 $$g; done
+
 .PHONY: fmt
 fmt: ## Run gofmt on the code.
 	gofmt -w $$(git ls-files '*.go')
