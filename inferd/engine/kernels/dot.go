@@ -29,7 +29,13 @@ type Act struct {
 	// P is the block-pair layout of the Q4_0 pair kernels (see
 	// pairs_amd64.s), 128 bytes per two blocks; built only where they run.
 	P []byte
+	// P4 is the block-quad layout of the AVX-512 Q4_0 kernel (see
+	// quads_amd64.s), 256 bytes per four blocks.
+	P4 []byte
 }
+
+// quadBytes is the size of one block quad in Act.P4.
+const quadBytes = 256
 
 // pairBytes is the size of one block pair in Act.P.
 const pairBytes = 128
@@ -110,10 +116,38 @@ func (a *Act) Set(x []float32) {
 		}
 		a.D[b], a.Sum[b], a.C[b] = d, sum, 8*float32(sum)*d
 	}
-	if usePairs && nb%2 == 0 {
+	if useQuads && nb%4 == 0 {
+		a.setQuads()
+		a.P = a.P[:0]
+	} else if usePairs && nb%2 == 0 {
 		a.setPairs()
 	} else {
 		a.P = a.P[:0]
+	}
+}
+
+// setQuads lays the quantized activation out in block quads.
+func (a *Act) setQuads() {
+	nb := len(a.D)
+	size := nb / 4 * quadBytes
+	if cap(a.P4) < size {
+		a.P4 = make([]byte, size)
+	}
+	a.P4 = a.P4[:size]
+	q := unsafe.Slice((*byte)(unsafe.Pointer(&a.Q[0])), len(a.Q))
+	for qd := range nb / 4 {
+		p := a.P4[qd*quadBytes : (qd+1)*quadBytes]
+		clear(p[128:192])
+		for k := range 4 {
+			b := (4*qd + k) * QA
+			copy(p[16*k:16*k+16], q[b:b+16])
+			copy(p[64+16*k:64+16*k+16], q[b+16:b+32])
+			binary.LittleEndian.PutUint32(p[128+16*k:], uint32(-8*a.Sum[4*qd+k]))
+			d := math.Float32bits(a.D[4*qd+k])
+			for i := range 4 {
+				binary.LittleEndian.PutUint32(p[192+16*k+4*i:], d)
+			}
+		}
 	}
 }
 

@@ -15,7 +15,12 @@ var (
 	useRows = useAVX2 && cpu.X86.HasF16C
 	// usePairs: the Q4_0 pair kernels (and Act.P) are in use.
 	usePairs = useRows
+	// useQuads: the AVX-512 Q4_0 quad kernel (and Act.P4) is in use.
+	useQuads = useVNNI && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW
 )
+
+//go:noescape
+func quadsQ4_0AVX512(w *byte, rowBytes int, nrows int, xp *byte, nquads int, out *float32)
 
 //go:noescape
 func pairsQ4_0VNNI(w *byte, rowBytes int, nrows int, xp *byte, npairs int, out *float32)
@@ -56,6 +61,10 @@ func rowsFast(t gguf.TensorType, w []byte, rowBytes int, a *Act, out []float32) 
 	case gguf.Q4_0:
 		if nb*BytesQ4_0 != rowBytes {
 			return false
+		}
+		if useQuads && len(a.P4) == nb/4*quadBytes && nb%4 == 0 {
+			quadsQ4_0AVX512(&w[0], rowBytes, len(out), &a.P4[0], nb/4, &out[0])
+			return true
 		}
 		if usePairs && len(a.P) == nb/2*pairBytes && nb%2 == 0 {
 			if useVNNI {
@@ -116,6 +125,9 @@ func dotQ4_0Fast(row []byte, a *Act) (float32, bool) {
 
 // Accelerated names the fast paths in use, for logs and benchmarks.
 func Accelerated() string {
+	if useQuads {
+		return "avx512"
+	}
 	if useVNNI {
 		return "avx512vnni"
 	}
@@ -176,9 +188,9 @@ func axpyF32Fast(alpha float32, x, y []float32) { axpyF32AVX2(alpha, &x[0], &y[0
 // setFast turns the assembly kernels on (as the CPU allows) or off, and
 // returns what restores them; for tests that compare paths.
 func setFast(on bool) func() {
-	a, v, r := useAVX2, useVNNI, useRows
-	useAVX2, useVNNI, useRows = on && a, on && v, on && r
-	return func() { useAVX2, useVNNI, useRows = a, v, r }
+	a, v, r, q := useAVX2, useVNNI, useRows, useQuads
+	useAVX2, useVNNI, useRows, useQuads = on && a, on && v, on && r, on && q
+	return func() { useAVX2, useVNNI, useRows, useQuads = a, v, r, q }
 }
 
 // hasFast reports whether this CPU runs any assembly kernels.

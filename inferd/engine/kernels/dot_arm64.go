@@ -11,7 +11,7 @@ import (
 var useNEON = cpu.ARM64.HasASIMDDP
 
 // The amd64 paths do not exist here.
-var useAVX2, useVNNI, usePairs = false, false, false
+var useAVX2, useVNNI, usePairs, useQuads = false, false, false, false
 
 //go:noescape
 func dotQ8_0NEON(row *byte, xq *int8, xd *float32, nb int, table *float32) float32

@@ -4,7 +4,7 @@ package kernels
 
 import "github.com/slmops/slmops/inferd/gguf"
 
-var useAVX2, useVNNI, usePairs = false, false, false
+var useAVX2, useVNNI, usePairs, useQuads = false, false, false, false
 
 func dotQ8_0Fast([]byte, *Act) (float32, bool) { return 0, false }
 func dotQ4_0Fast([]byte, *Act) (float32, bool) { return 0, false }

@@ -199,43 +199,54 @@ func withPath(fast bool, f func()) {
 	f()
 }
 
-// TestRowKernelsAgreeOnEveryPath: the row-range kernels (VNNI where the
-// CPU has it, AVX2, and pure Go) give the same matrix-vector product.
+// TestRowKernelsAgreeOnEveryPath: the row-range kernels (AVX-512 quads,
+// VNNI and AVX2 where the CPU has them, pure Go) give the same
+// matrix-vector product.
 func TestRowKernelsAgreeOnEveryPath(t *testing.T) {
 	if !useAVX2 {
 		t.Skip("no row kernels on this CPU (they are amd64 AVX2): MatMul uses the per-row kernels, which TestFastAndFallbackPathsAgree compares")
 	}
+	type mode struct {
+		name              string
+		avx2, vnni, quads bool
+	}
+	modes := []mode{{"go", false, false, false}, {"avx2", true, false, false}}
+	if useVNNI {
+		modes = append(modes, mode{"avx512vnni", true, true, false})
+	}
+	if useQuads {
+		modes = append(modes, mode{"avx512", true, true, true})
+	}
+	saved := [3]bool{useAVX2, useVNNI, useQuads}
+	defer func() { useAVX2, useVNNI, useQuads = saved[0], saved[1], saved[2] }()
 	r := rand.New(rand.NewPCG(12, 13))
 	p := NewPool(2)
 	defer p.Close()
 	for _, typ := range []gguf.TensorType{gguf.Q8_0, gguf.Q4_0, gguf.Q4_K, gguf.Q6_K} {
-		for _, cols := range []int{32, 96, 256, 2048} { // odd and even block counts
+		for _, cols := range []int{32, 64, 96, 256, 2048} { // block counts odd, even, multiples of 4
 			if (typ == gguf.Q4_K || typ == gguf.Q6_K) && cols%QK_K != 0 {
 				continue
 			}
 			const rows = 37
 			enc, _ := Quantize(nil, typ, randomVector(r, rows*cols, 0.05))
 			info, _ := RowInfo(typ, cols)
-			var a Act
-			a.Set(randomVector(r, cols, 1))
-			run := func() []float32 {
+			x := randomVector(r, cols, 1)
+			var want []float32
+			for _, m := range modes {
+				useAVX2, useVNNI, useQuads = m.avx2, m.vnni, m.quads
+				var a Act
+				a.Set(x) // the layout follows the kernels in use
 				out := [][]float32{make([]float32, rows)}
 				MatMul(p, info, enc, rows, []*Act{&a}, out)
-				return out[0]
-			}
-			best := run()
-			var avx2, slow []float32
-			func() {
-				saved := useVNNI
-				useVNNI = false
-				defer func() { useVNNI = saved }()
-				avx2 = run()
-			}()
-			withPath(false, func() { slow = run() })
-			for i := range best {
-				// Summation orders differ: about float32 precision over 2048 terms.
-				if relErr(float64(best[i]), float64(slow[i]), 0.1) > 1e-4 || relErr(float64(avx2[i]), float64(slow[i]), 0.1) > 1e-4 {
-					t.Fatalf("%s, %d columns, row %d: %s %v, avx2 %v, go %v", typ, cols, i, Accelerated(), best[i], avx2[i], slow[i])
+				if want == nil {
+					want = out[0]
+					continue
+				}
+				for i := range want {
+					// Summation orders differ: about float32 precision over 2048 terms.
+					if relErr(float64(out[0][i]), float64(want[i]), 0.1) > 1e-4 {
+						t.Fatalf("%s, %d columns, row %d: %s %v, go %v", typ, cols, i, m.name, out[0][i], want[i])
+					}
 				}
 			}
 		}
@@ -352,21 +363,23 @@ func BenchmarkRows(b *testing.B) {
 	r := rand.New(rand.NewPCG(14, 15))
 	const rows, cols = 256, 2048 // 0.5-1 MiB of weights: from L2/L3
 	var a Act
-	a.Set(randomVector(r, cols, 1))
+	x := randomVector(r, cols, 1)
+	a.Set(x)
 	p := NewPool(1)
 	defer p.Close()
 	for _, typ := range []gguf.TensorType{gguf.Q8_0, gguf.Q4_0, gguf.Q4_K, gguf.Q6_K} {
 		enc, _ := Quantize(nil, typ, randomVector(r, rows*cols, 0.05))
 		info, _ := RowInfo(typ, cols)
 		out := [][]float32{make([]float32, rows)}
-		for _, mode := range []string{"go", "avx2", "vnni"} {
-			if (mode != "go" && !useAVX2) || (mode == "vnni" && !useVNNI) {
+		for _, mode := range []string{"go", "avx2", "vnni", "avx512"} {
+			if (mode != "go" && !useAVX2) || (mode == "vnni" && !useVNNI) || (mode == "avx512" && !useQuads) {
 				continue
 			}
 			b.Run(typ.String()+"/"+mode, func(b *testing.B) {
-				savedAVX2, savedVNNI := useAVX2, useVNNI
-				useAVX2, useVNNI = mode != "go", mode == "vnni"
-				defer func() { useAVX2, useVNNI = savedAVX2, savedVNNI }()
+				saved := [3]bool{useAVX2, useVNNI, useQuads}
+				useAVX2, useVNNI, useQuads = mode != "go", mode == "vnni" || mode == "avx512", mode == "avx512"
+				defer func() { useAVX2, useVNNI, useQuads = saved[0], saved[1], saved[2] }()
+				a.Set(x) // the layout follows the kernels in use
 				b.SetBytes(int64(len(enc)))
 				for b.Loop() {
 					MatMul(p, info, enc, rows, []*Act{&a}, out)
