@@ -348,46 +348,50 @@ func (s *sequence) forward(ctx context.Context, tokens []int32) ([]float32, erro
 func (s *sequence) attention(li, T int) {
 	md, cfg := s.md, s.md.cfg
 	sc := &s.s
-	kvDim := cfg.KVHeads * cfg.HeadDim
-	group := cfg.Heads / cfg.KVHeads
-	scale := float32(1 / math.Sqrt(float64(cfg.HeadDim)))
 	total := s.n + T // positions in the cache after this chunk
 	if len(sc.scores) < T*cfg.Heads {
 		sc.scores = make([][]float32, T*cfg.Heads)
 	}
-	keys, values := s.k[li], s.v[li]
 	md.pool.Run(T*cfg.Heads, 1, func(start, end int) {
 		for job := start; job < end; job++ {
 			t, h := job/cfg.Heads, job%cfg.Heads
-			kvh := h / group
-			n := s.n + t + 1 // causal: this position and those before
 			if cap(sc.scores[job]) < total {
 				sc.scores[job] = make([]float32, total)
 			}
-			scores := sc.scores[job][:n]
-			q := sc.q[t][h*cfg.HeadDim : (h+1)*cfg.HeadDim]
-			maxS := float32(math.Inf(-1))
-			for p := range n {
-				k := keys[p*kvDim+kvh*cfg.HeadDim : p*kvDim+(kvh+1)*cfg.HeadDim]
-				d := kernels.DotF32(q, k) * scale
-				scores[p] = d
-				maxS = max(maxS, d)
-			}
-			var sum float32
-			for p := range scores {
-				e := kernels.Exp(scores[p] - maxS)
-				scores[p] = e
-				sum += e
-			}
 			out := sc.att[t][h*cfg.HeadDim : (h+1)*cfg.HeadDim]
-			clear(out)
-			inv := 1 / sum
-			for p, w := range scores {
-				vrow := values[p*kvDim+kvh*cfg.HeadDim : p*kvDim+(kvh+1)*cfg.HeadDim]
-				kernels.AxpyF32(w*inv, vrow, out)
-			}
+			md.attendHead(s.k[li], s.v[li], sc.q[t][h*cfg.HeadDim:(h+1)*cfg.HeadDim], h, s.n+t+1, sc.scores[job], out)
 		}
 	})
+}
+
+// attendHead is head h's attention over the first n cached positions:
+// softmax of the scaled query-key products, then the weighted sum of the
+// values, into out.
+func (md *Model) attendHead(keys, values, q []float32, h, n int, scratch, out []float32) {
+	cfg := md.cfg
+	kvDim := cfg.KVHeads * cfg.HeadDim
+	kvh := h / (cfg.Heads / cfg.KVHeads)
+	scale := float32(1 / math.Sqrt(float64(cfg.HeadDim)))
+	scores := scratch[:n]
+	maxS := float32(math.Inf(-1))
+	for p := range n {
+		k := keys[p*kvDim+kvh*cfg.HeadDim : p*kvDim+(kvh+1)*cfg.HeadDim]
+		d := kernels.DotF32(q, k) * scale
+		scores[p] = d
+		maxS = max(maxS, d)
+	}
+	var sum float32
+	for p := range scores {
+		e := kernels.Exp(scores[p] - maxS)
+		scores[p] = e
+		sum += e
+	}
+	clear(out)
+	inv := 1 / sum
+	for p, w := range scores {
+		vrow := values[p*kvDim+kvh*cfg.HeadDim : p*kvDim+(kvh+1)*cfg.HeadDim]
+		kernels.AxpyF32(w*inv, vrow, out)
+	}
 }
 
 // ropeAngles fills cs with the cosine and sine of each rotated pair's
