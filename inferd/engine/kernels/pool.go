@@ -125,6 +125,12 @@ func MatMul(p *Pool, typ TypeInfo, w []byte, rows int, acts []*Act, out [][]floa
 	p.Run(rows, 16, func(start, end int) { matRows(typ, w, acts, out, start, end) })
 }
 
+// MatRows computes rows [start, end) of a product on the calling goroutine,
+// for callers that split the work themselves.
+func MatRows(typ TypeInfo, w []byte, acts []*Act, out [][]float32, start, end int) {
+	matRows(typ, w, acts, out, start, end)
+}
+
 // matRows computes rows [start, end) of a product.
 func matRows(typ TypeInfo, w []byte, acts []*Act, out [][]float32, start, end int) {
 	rowBytes := typ.RowBytes

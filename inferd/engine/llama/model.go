@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 
 	"github.com/slmops/slmops/inferd/engine"
 	"github.com/slmops/slmops/inferd/engine/kernels"
@@ -295,20 +296,24 @@ func (s *sequence) forward(ctx context.Context, tokens []int32) ([]float32, erro
 			rmsNorm(sc.xn[t], sc.x[t], ly.attnNorm, cfg.RMSEps)
 			sc.acts[t].Set(sc.xn[t])
 		}
-		kernels.MatMuls(md.pool, ly.wq.job(sc.acts[:T], sc.q), ly.wk.job(sc.acts[:T], sc.kk), ly.wv.job(sc.acts[:T], sc.vv))
-		for t := range T {
-			if ly.bq != nil {
-				addTo(sc.q[t], ly.bq)
-				addTo(sc.kk[t], ly.bk)
-				addTo(sc.vv[t], ly.bv)
+		if T == 1 {
+			s.attendOne(li, ly)
+		} else {
+			kernels.MatMuls(md.pool, ly.wq.job(sc.acts[:T], sc.q), ly.wk.job(sc.acts[:T], sc.kk), ly.wv.job(sc.acts[:T], sc.vv))
+			for t := range T {
+				if ly.bq != nil {
+					addTo(sc.q[t], ly.bq)
+					addTo(sc.kk[t], ly.bk)
+					addTo(sc.vv[t], ly.bv)
+				}
+				cs := sc.rope[t*cfg.RopeDim : (t+1)*cfg.RopeDim]
+				md.rope(sc.q[t], cfg.Heads, cs)
+				md.rope(sc.kk[t], cfg.KVHeads, cs)
+				s.k[li] = append(s.k[li], sc.kk[t]...)
+				s.v[li] = append(s.v[li], sc.vv[t]...)
 			}
-			cs := sc.rope[t*cfg.RopeDim : (t+1)*cfg.RopeDim]
-			md.rope(sc.q[t], cfg.Heads, cs)
-			md.rope(sc.kk[t], cfg.KVHeads, cs)
-			s.k[li] = append(s.k[li], sc.kk[t]...)
-			s.v[li] = append(s.v[li], sc.vv[t]...)
+			s.attention(li, T)
 		}
-		s.attention(li, T)
 		for t := range T {
 			sc.acts[t].Set(sc.att[t])
 		}
@@ -360,6 +365,52 @@ func (s *sequence) attention(li, T int) {
 			}
 			out := sc.att[t][h*cfg.HeadDim : (h+1)*cfg.HeadDim]
 			md.attendHead(s.k[li], s.v[li], sc.q[t][h*cfg.HeadDim:(h+1)*cfg.HeadDim], h, s.n+t+1, sc.scores[job], out)
+		}
+	})
+}
+
+// attendOne is the attention block of one decoded token in a single
+// parallel pass: each piece is a KV group (the query heads that share a
+// key/value head), whose query, key and value rows (whole rows, read in
+// place), rotary embedding, cache write and attention depend on nothing
+// outside the group. The threads meet once here instead of twice.
+func (s *sequence) attendOne(li int, ly *layer) {
+	md, cfg := s.md, s.md.cfg
+	sc := &s.s
+	kvDim := cfg.KVHeads * cfg.HeadDim
+	group := cfg.Heads / cfg.KVHeads
+	groupRows := group * cfg.HeadDim
+	pos := s.n
+	s.k[li] = slices.Grow(s.k[li], kvDim)[:len(s.k[li])+kvDim]
+	s.v[li] = slices.Grow(s.v[li], kvDim)[:len(s.v[li])+kvDim]
+	keys, values := s.k[li], s.v[li]
+	if len(sc.scores) < cfg.KVHeads {
+		sc.scores = append(sc.scores, make([][]float32, cfg.KVHeads-len(sc.scores))...)
+	}
+	acts, cs := sc.acts[:1], sc.rope[:cfg.RopeDim]
+	q, k, v := sc.q[:1], sc.kk[:1], sc.vv[:1]
+	md.pool.Run(cfg.KVHeads, 1, func(g0, g1 int) {
+		for g := g0; g < g1; g++ {
+			qlo, qhi := g*groupRows, (g+1)*groupRows
+			klo, khi := g*cfg.HeadDim, (g+1)*cfg.HeadDim
+			kernels.MatRows(ly.wq.TypeInfo, ly.wq.data, acts, q, qlo, qhi)
+			kernels.MatRows(ly.wk.TypeInfo, ly.wk.data, acts, k, klo, khi)
+			kernels.MatRows(ly.wv.TypeInfo, ly.wv.data, acts, v, klo, khi)
+			if ly.bq != nil {
+				addTo(q[0][qlo:qhi], ly.bq[qlo:qhi])
+				addTo(k[0][klo:khi], ly.bk[klo:khi])
+				addTo(v[0][klo:khi], ly.bv[klo:khi])
+			}
+			md.rope(q[0][qlo:qhi], group, cs)
+			md.rope(k[0][klo:khi], 1, cs)
+			copy(keys[pos*kvDim+klo:pos*kvDim+khi], k[0][klo:khi])
+			copy(values[pos*kvDim+klo:pos*kvDim+khi], v[0][klo:khi])
+			if cap(sc.scores[g]) < pos+1 {
+				sc.scores[g] = make([]float32, pos+1, 2*(pos+1))
+			}
+			for h := g * group; h < (g+1)*group; h++ {
+				md.attendHead(keys, values, q[0][h*cfg.HeadDim:(h+1)*cfg.HeadDim], h, pos+1, sc.scores[g], sc.att[0][h*cfg.HeadDim:(h+1)*cfg.HeadDim])
+			}
 		}
 	})
 }
