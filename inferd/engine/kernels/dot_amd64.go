@@ -152,28 +152,50 @@ func dot4Q4_0VNNI(row *byte, xq *int8, xd *float32, xc *float32, nb int, qstride
 // dot4Fast computes one row against four activations that lie evenly
 // spaced in memory (see NewActs), when the CPU and the type allow.
 func dot4Fast(t gguf.TensorType, row []byte, a []*Act, out *[4]float32) bool {
-	if !useRows || len(a[0].D) == 0 {
+	k := dot4Kernel(t, a)
+	if k == nil {
 		return false
 	}
-	qs, ds, ok := strides(a)
+	return k(row, a, out)
+}
+
+// dot4Func is a four-activation kernel bound to a batch's layout.
+type dot4Func func(row []byte, a []*Act, out *[4]float32) bool
+
+// dot4Kernel returns the kernel for rows of type t against the four
+// activations a, or nil. Its checks (CPU, type, even spacing) are done
+// once here, not once per row.
+func dot4Kernel(t gguf.TensorType, a []*Act) dot4Func {
+	if !useRows || len(a) < 4 || len(a[0].D) == 0 {
+		return nil
+	}
+	qs, ds, ok := strides(a[:4])
 	if !ok {
-		return false
+		return nil
 	}
 	nb := len(a[0].D)
-	x := a[0]
+	var fn func(row *byte, xq *int8, xd *float32, xc *float32, nb int, qstride int, dstride int, out *float32)
+	var need int
 	switch {
-	case t == gguf.Q8_0 && len(row) >= nb*BytesQ8_0 && useVNNI:
-		dot4Q8_0VNNI(&row[0], &x.Q[0], &x.D[0], &x.C[0], nb, qs, ds, &out[0])
-	case t == gguf.Q8_0 && len(row) >= nb*BytesQ8_0:
-		dot4Q8_0AVX2(&row[0], &x.Q[0], &x.D[0], &x.C[0], nb, qs, ds, &out[0])
-	case t == gguf.Q4_0 && len(row) >= nb*BytesQ4_0 && useVNNI:
-		dot4Q4_0VNNI(&row[0], &x.Q[0], &x.D[0], &x.C[0], nb, qs, ds, &out[0])
-	case t == gguf.Q4_0 && len(row) >= nb*BytesQ4_0:
-		dot4Q4_0AVX2(&row[0], &x.Q[0], &x.D[0], &x.C[0], nb, qs, ds, &out[0])
+	case t == gguf.Q8_0 && useVNNI:
+		fn, need = dot4Q8_0VNNI, nb*BytesQ8_0
+	case t == gguf.Q8_0:
+		fn, need = dot4Q8_0AVX2, nb*BytesQ8_0
+	case t == gguf.Q4_0 && useVNNI:
+		fn, need = dot4Q4_0VNNI, nb*BytesQ4_0
+	case t == gguf.Q4_0:
+		fn, need = dot4Q4_0AVX2, nb*BytesQ4_0
 	default:
-		return false
+		return nil
 	}
-	return true
+	return func(row []byte, a []*Act, out *[4]float32) bool {
+		if len(row) < need {
+			return false
+		}
+		x := a[0]
+		fn(&row[0], &x.Q[0], &x.D[0], &x.C[0], nb, qs, ds, &out[0])
+		return true
+	}
 }
 
 //go:noescape

@@ -35,6 +35,10 @@ func dotQ4_0Fast(row []byte, a *Act) (float32, bool) {
 	return dotQ4_0NEON(&row[0], &a.Q[0], &a.D[0], len(a.D), &f16table[0]), true
 }
 
+// dot4Func is a four-activation kernel bound to a batch's layout.
+type dot4Func func(row []byte, a []*Act, out *[4]float32) bool
+
+func dot4Kernel(gguf.TensorType, []*Act) dot4Func                 { return nil }
 func dot4Fast(gguf.TensorType, []byte, []*Act, *[4]float32) bool  { return false }
 func rowsFast(gguf.TensorType, []byte, int, *Act, []float32) bool { return false }
 func dotF32Fast(a, b []float32) float32                           { panic("unreachable") }

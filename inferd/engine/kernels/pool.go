@@ -150,12 +150,26 @@ func matRows(typ TypeInfo, w []byte, acts []*Act, out [][]float32, start, end in
 		}
 		return
 	}
+	// The four-token kernels, bound once to each group of four
+	// activations (nil where a group cannot use them).
+	var batched []dot4Func
+	for t := 0; t+4 <= len(acts); t += 4 {
+		k := dot4Kernel(typ.Type, acts[t:t+4])
+		if k == nil {
+			break
+		}
+		batched = append(batched, k)
+	}
 	var four [4]float32
 	for r := start; r < end; r++ {
 		row := w[r*rowBytes : (r+1)*rowBytes]
 		t := 0
-		for ; t+4 <= len(acts) && dot4Fast(typ.Type, row, acts[t:t+4], &four); t += 4 {
+		for _, k := range batched {
+			if !k(row, acts[t:t+4], &four) {
+				break
+			}
 			out[t][r], out[t+1][r], out[t+2][r], out[t+3][r] = four[0], four[1], four[2], four[3]
+			t += 4
 		}
 		for ; t < len(acts); t++ {
 			out[t][r] = Dot(typ.Type, row, acts[t])
