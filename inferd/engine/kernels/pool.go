@@ -160,19 +160,31 @@ func matRows(typ TypeInfo, w []byte, acts []*Act, out [][]float32, start, end in
 		}
 		batched = append(batched, k)
 	}
+	// Tiles of rows: a tile's weights and one group's activations stay in
+	// the first-level cache while the group runs over the tile, instead of
+	// every row streaming every token's activation from the second level.
+	const tile = 16
 	var four [4]float32
-	for r := start; r < end; r++ {
-		row := w[r*rowBytes : (r+1)*rowBytes]
+	for r0 := start; r0 < end; r0 += tile {
+		r1 := min(end, r0+tile)
 		t := 0
 		for _, k := range batched {
-			if !k(row, acts[t:t+4], &four) {
-				break
+			for r := r0; r < r1; r++ {
+				row := w[r*rowBytes : (r+1)*rowBytes]
+				if !k(row, acts[t:t+4], &four) {
+					for i := range 4 {
+						four[i] = Dot(typ.Type, row, acts[t+i])
+					}
+				}
+				out[t][r], out[t+1][r], out[t+2][r], out[t+3][r] = four[0], four[1], four[2], four[3]
 			}
-			out[t][r], out[t+1][r], out[t+2][r], out[t+3][r] = four[0], four[1], four[2], four[3]
 			t += 4
 		}
-		for ; t < len(acts); t++ {
-			out[t][r] = Dot(typ.Type, row, acts[t])
+		for r := r0; r < r1; r++ {
+			row := w[r*rowBytes : (r+1)*rowBytes]
+			for tt := t; tt < len(acts); tt++ {
+				out[tt][r] = Dot(typ.Type, row, acts[tt])
+			}
 		}
 	}
 }
