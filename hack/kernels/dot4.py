@@ -23,11 +23,18 @@ def block(kind, vnni):
                 s += ["\tVPMADDUBSW Y9, Y2, Y8", "\tVPMADDWD Y15, Y8, Y8"]
         else:
             if vnni:
-                s += ["\tVPXOR Y8, Y8, Y8", f"\tVPDPBUSD {xq[k]}, Y0, Y8"]
+                # The accumulator starts at -8 x the block's sum (xc holds
+                # the int32 -8*sum here), so the offset costs no extra op.
+                s += [f"\tVMOVD {xc[k]}, X8", f"\tVPDPBUSD {xq[k]}, Y0, Y8"]
             else:
                 s += [f"\tVPMADDUBSW {xq[k]}, Y0, Y8", "\tVPMADDWD Y15, Y8, Y8"]
-            s.append(f"\tVFMADD231SS {xc[k]}, X3, X{10+k}")
-        s += ["\tVCVTDQ2PS Y8, Y8", f"\tVBROADCASTSS {xd[k]}, Y9", "\tVMULPS Y3, Y9, Y9", f"\tVFMADD231PS Y9, Y8, Y{4+k}"]
+                s.append(f"\tVFMADD231SS {xc[k]}, X3, X{10+k}")
+        if vnni:
+            # AVX-512VL embedded broadcast: the activation scale joins the
+            # multiply instead of costing a broadcast of its own.
+            s += ["\tVCVTDQ2PS Y8, Y8", f"\tVMULPS.BCST {xd[k]}, Y3, Y9", f"\tVFMADD231PS Y9, Y8, Y{4+k}"]
+        else:
+            s += ["\tVCVTDQ2PS Y8, Y8", f"\tVBROADCASTSS {xd[k]}, Y9", "\tVMULPS Y3, Y9, Y9", f"\tVFMADD231PS Y9, Y8, Y{4+k}"]
     return "\n".join(s)
 
 def func(name, kind, vnni):
@@ -84,7 +91,9 @@ out = ['#include "textflag.h"', '',
  '// and decoded once for four tokens. The activations lie qstride bytes (Q)',
  '// and dstride bytes (D and C) apart, as NewActs lays them out. Q4_0 uses',
  '// its unsigned nibbles and subtracts 8 x each activation\'s block sums',
- '// (C) at the end; Q8_0 uses the sign trick. Scales convert with F16C.']
+ '// (C) at the end (with VNNI the accumulator starts at -8 x the sum,',
+ '// passed as int32 in xc); Q8_0 uses the sign trick. Scales convert with',
+ '// F16C.']
 for kind in ("q8", "q4"):
     for vnni in (False, True):
         out.append(func(f"dot4{'Q8_0' if kind=='q8' else 'Q4_0'}{'VNNI' if vnni else 'AVX2'}", kind, vnni))

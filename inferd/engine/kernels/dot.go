@@ -26,6 +26,9 @@ type Act struct {
 	// C is 8 x Sum x D per block: what Q4_0's -8 offset costs, subtracted
 	// once per block by the row kernels.
 	C []float32
+	// N8 is -8 x Sum per block, where the VNNI prompt kernels start their
+	// integer accumulators.
+	N8 []int32
 	// P is the block-pair layout of the Q4_0 pair kernels (see
 	// pairs_amd64.s), 128 bytes per two blocks; built only where they run.
 	P []byte
@@ -46,12 +49,13 @@ const pairBytes = 128
 // values moves to its own memory (and loses that).
 func NewActs(t, n int) []*Act {
 	nb := n / QA
-	q, d, sum, c := make([]int8, t*n), make([]float32, t*nb), make([]int32, t*nb), make([]float32, t*nb)
+	q, d, sum, c, n8 := make([]int8, t*n), make([]float32, t*nb), make([]int32, t*nb), make([]float32, t*nb), make([]int32, t*nb)
 	acts := make([]*Act, t)
 	for i := range acts {
 		acts[i] = &Act{
 			Q: q[i*n : (i+1)*n : (i+1)*n], D: d[i*nb : (i+1)*nb : (i+1)*nb],
 			Sum: sum[i*nb : (i+1)*nb : (i+1)*nb], C: c[i*nb : (i+1)*nb : (i+1)*nb],
+			N8: n8[i*nb : (i+1)*nb : (i+1)*nb],
 		}
 	}
 	return acts
@@ -66,8 +70,9 @@ func strides(a []*Act) (qs, ds int, ok bool) {
 	qs = int(uintptr(unsafe.Pointer(&a[1].Q[0])) - uintptr(unsafe.Pointer(&a[0].Q[0])))
 	ds = int(uintptr(unsafe.Pointer(&a[1].D[0])) - uintptr(unsafe.Pointer(&a[0].D[0])))
 	for i := 1; i < len(a); i++ {
-		if len(a[i].C) == 0 || len(a[i-1].C) == 0 ||
-			int(uintptr(unsafe.Pointer(&a[i].C[0]))-uintptr(unsafe.Pointer(&a[i-1].C[0]))) != ds {
+		if len(a[i].C) == 0 || len(a[i-1].C) == 0 || len(a[i].N8) == 0 || len(a[i-1].N8) == 0 ||
+			int(uintptr(unsafe.Pointer(&a[i].C[0]))-uintptr(unsafe.Pointer(&a[i-1].C[0]))) != ds ||
+			int(uintptr(unsafe.Pointer(&a[i].N8[0]))-uintptr(unsafe.Pointer(&a[i-1].N8[0]))) != ds {
 			return 0, 0, false
 		}
 	}
@@ -87,13 +92,14 @@ func (a *Act) Set(x []float32) {
 	n := len(x)
 	nb := n / QA
 	a.F = x
-	if cap(a.Q) < n || cap(a.C) < nb {
+	if cap(a.Q) < n || cap(a.C) < nb || cap(a.N8) < nb {
 		a.Q = make([]int8, n)
 		a.D = make([]float32, nb)
 		a.Sum = make([]int32, nb)
 		a.C = make([]float32, nb)
+		a.N8 = make([]int32, nb)
 	}
-	a.Q, a.D, a.Sum, a.C = a.Q[:n], a.D[:nb], a.Sum[:nb], a.C[:nb]
+	a.Q, a.D, a.Sum, a.C, a.N8 = a.Q[:n], a.D[:nb], a.Sum[:nb], a.C[:nb], a.N8[:nb]
 	for b := range nb {
 		blk := x[b*QA : b*QA+QA : b*QA+QA]
 		var amax uint32
@@ -114,7 +120,7 @@ func (a *Act) Set(x []float32) {
 			q[i] = int8(r)
 			sum += r
 		}
-		a.D[b], a.Sum[b], a.C[b] = d, sum, 8*float32(sum)*d
+		a.D[b], a.Sum[b], a.C[b], a.N8[b] = d, sum, 8*float32(sum)*d, -8*sum
 	}
 	if useQuads && nb%4 == 0 {
 		a.setQuads()

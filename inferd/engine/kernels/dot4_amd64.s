@@ -6,7 +6,9 @@
 // and decoded once for four tokens. The activations lie qstride bytes (Q)
 // and dstride bytes (D and C) apart, as NewActs lays them out. Q4_0 uses
 // its unsigned nibbles and subtracts 8 x each activation's block sums
-// (C) at the end; Q8_0 uses the sign trick. Scales convert with F16C.
+// (C) at the end (with VNNI the accumulator starts at -8 x the sum,
+// passed as int32 in xc); Q8_0 uses the sign trick. Scales convert with
+// F16C.
 
 // func dot4Q8_0AVX2(row *byte, xq *int8, xd *float32, xc *float32, nb int, qstride int, dstride int, out *float32)
 TEXT ·dot4Q8_0AVX2(SB), NOSPLIT, $0-64
@@ -149,8 +151,7 @@ dot4Q8_0VNNIloop:
 	VPXOR Y8, Y8, Y8
 	VPDPBUSD Y9, Y2, Y8
 	VCVTDQ2PS Y8, Y8
-	VBROADCASTSS (DX), Y9
-	VMULPS Y3, Y9, Y9
+	VMULPS.BCST (DX), Y3, Y9
 	VFMADD231PS Y9, Y8, Y4
 	VMOVDQU (DI)(R9*1), Y1
 	VPSIGNB Y1, Y1, Y2
@@ -158,8 +159,7 @@ dot4Q8_0VNNIloop:
 	VPXOR Y8, Y8, Y8
 	VPDPBUSD Y9, Y2, Y8
 	VCVTDQ2PS Y8, Y8
-	VBROADCASTSS (DX)(R11*1), Y9
-	VMULPS Y3, Y9, Y9
+	VMULPS.BCST (DX)(R11*1), Y3, Y9
 	VFMADD231PS Y9, Y8, Y5
 	VMOVDQU (DI)(R9*2), Y1
 	VPSIGNB Y1, Y1, Y2
@@ -167,8 +167,7 @@ dot4Q8_0VNNIloop:
 	VPXOR Y8, Y8, Y8
 	VPDPBUSD Y9, Y2, Y8
 	VCVTDQ2PS Y8, Y8
-	VBROADCASTSS (DX)(R11*2), Y9
-	VMULPS Y3, Y9, Y9
+	VMULPS.BCST (DX)(R11*2), Y3, Y9
 	VFMADD231PS Y9, Y8, Y6
 	VMOVDQU (DI)(R10*1), Y1
 	VPSIGNB Y1, Y1, Y2
@@ -176,8 +175,7 @@ dot4Q8_0VNNIloop:
 	VPXOR Y8, Y8, Y8
 	VPDPBUSD Y9, Y2, Y8
 	VCVTDQ2PS Y8, Y8
-	VBROADCASTSS (DX)(R12*1), Y9
-	VMULPS Y3, Y9, Y9
+	VMULPS.BCST (DX)(R12*1), Y3, Y9
 	VFMADD231PS Y9, Y8, Y7
 	ADDQ $34, SI
 	ADDQ $32, DI
@@ -347,33 +345,25 @@ dot4Q4_0VNNIloop:
 	VPSRLW $4, X0, X1
 	VINSERTI128 $1, X1, Y0, Y0
 	VPAND Y14, Y0, Y0
-	VPXOR Y8, Y8, Y8
+	VMOVD (R13), X8
 	VPDPBUSD (DI), Y0, Y8
-	VFMADD231SS (R13), X3, X10
 	VCVTDQ2PS Y8, Y8
-	VBROADCASTSS (DX), Y9
-	VMULPS Y3, Y9, Y9
+	VMULPS.BCST (DX), Y3, Y9
 	VFMADD231PS Y9, Y8, Y4
-	VPXOR Y8, Y8, Y8
+	VMOVD (R13)(R11*1), X8
 	VPDPBUSD (DI)(R9*1), Y0, Y8
-	VFMADD231SS (R13)(R11*1), X3, X11
 	VCVTDQ2PS Y8, Y8
-	VBROADCASTSS (DX)(R11*1), Y9
-	VMULPS Y3, Y9, Y9
+	VMULPS.BCST (DX)(R11*1), Y3, Y9
 	VFMADD231PS Y9, Y8, Y5
-	VPXOR Y8, Y8, Y8
+	VMOVD (R13)(R11*2), X8
 	VPDPBUSD (DI)(R9*2), Y0, Y8
-	VFMADD231SS (R13)(R11*2), X3, X12
 	VCVTDQ2PS Y8, Y8
-	VBROADCASTSS (DX)(R11*2), Y9
-	VMULPS Y3, Y9, Y9
+	VMULPS.BCST (DX)(R11*2), Y3, Y9
 	VFMADD231PS Y9, Y8, Y6
-	VPXOR Y8, Y8, Y8
+	VMOVD (R13)(R12*1), X8
 	VPDPBUSD (DI)(R10*1), Y0, Y8
-	VFMADD231SS (R13)(R12*1), X3, X13
 	VCVTDQ2PS Y8, Y8
-	VBROADCASTSS (DX)(R12*1), Y9
-	VMULPS Y3, Y9, Y9
+	VMULPS.BCST (DX)(R12*1), Y3, Y9
 	VFMADD231PS Y9, Y8, Y7
 	ADDQ $18, SI
 	ADDQ $32, DI

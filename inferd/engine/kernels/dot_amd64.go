@@ -1,6 +1,8 @@
 package kernels
 
 import (
+	"unsafe"
+
 	"golang.org/x/sys/cpu"
 
 	"github.com/slmops/slmops/inferd/gguf"
@@ -176,13 +178,16 @@ func dot4Kernel(t gguf.TensorType, a []*Act) dot4Func {
 	nb := len(a[0].D)
 	var fn func(row *byte, xq *int8, xd *float32, xc *float32, nb int, qstride int, dstride int, out *float32)
 	var need int
+	xc := func(x *Act) *float32 { return &x.C[0] }
 	switch {
 	case t == gguf.Q8_0 && useVNNI:
 		fn, need = dot4Q8_0VNNI, nb*BytesQ8_0
 	case t == gguf.Q8_0:
 		fn, need = dot4Q8_0AVX2, nb*BytesQ8_0
 	case t == gguf.Q4_0 && useVNNI:
+		// This kernel reads -8*sum as int32 where the others read C.
 		fn, need = dot4Q4_0VNNI, nb*BytesQ4_0
+		xc = func(x *Act) *float32 { return (*float32)(unsafe.Pointer(&x.N8[0])) }
 	case t == gguf.Q4_0:
 		fn, need = dot4Q4_0AVX2, nb*BytesQ4_0
 	default:
@@ -193,7 +198,7 @@ func dot4Kernel(t gguf.TensorType, a []*Act) dot4Func {
 			return false
 		}
 		x := a[0]
-		fn(&row[0], &x.Q[0], &x.D[0], &x.C[0], nb, qs, ds, &out[0])
+		fn(&row[0], &x.Q[0], &x.D[0], xc(x), nb, qs, ds, &out[0])
 		return true
 	}
 }
