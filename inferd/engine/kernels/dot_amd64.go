@@ -151,16 +151,6 @@ func dot4Q8_0VNNI(row *byte, xq *int8, xd *float32, xc *float32, nb int, qstride
 //go:noescape
 func dot4Q4_0VNNI(row *byte, xq *int8, xd *float32, xc *float32, nb int, qstride int, dstride int, out *float32)
 
-// dot4Fast computes one row against four activations that lie evenly
-// spaced in memory (see NewActs), when the CPU and the type allow.
-func dot4Fast(t gguf.TensorType, row []byte, a []*Act, out *[4]float32) bool {
-	k := dot4Kernel(t, a)
-	if k == nil {
-		return false
-	}
-	return k(row, a, out)
-}
-
 // dot4Func is a four-activation kernel bound to a batch's layout.
 type dot4Func func(row []byte, a []*Act, out *[4]float32) bool
 

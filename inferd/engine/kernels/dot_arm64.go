@@ -39,7 +39,6 @@ func dotQ4_0Fast(row []byte, a *Act) (float32, bool) {
 type dot4Func func(row []byte, a []*Act, out *[4]float32) bool
 
 func dot4Kernel(gguf.TensorType, []*Act) dot4Func                 { return nil }
-func dot4Fast(gguf.TensorType, []byte, []*Act, *[4]float32) bool  { return false }
 func rowsFast(gguf.TensorType, []byte, int, *Act, []float32) bool { return false }
 func dotF32Fast(a, b []float32) float32                           { panic("unreachable") }
 func axpyF32Fast(alpha float32, x, y []float32)                   { panic("unreachable") }

@@ -15,8 +15,7 @@ func Accelerated() string { return "go" }
 // dot4Func is a four-activation kernel bound to a batch's layout.
 type dot4Func func(row []byte, a []*Act, out *[4]float32) bool
 
-func dot4Kernel(gguf.TensorType, []*Act) dot4Func                { return nil }
-func dot4Fast(gguf.TensorType, []byte, []*Act, *[4]float32) bool { return false }
+func dot4Kernel(gguf.TensorType, []*Act) dot4Func { return nil }
 
 func rowsFast(gguf.TensorType, []byte, int, *Act, []float32) bool { return false }
 
