@@ -189,20 +189,17 @@ func hasDot4(t gguf.TensorType) bool { return t == gguf.Q8_0 || t == gguf.Q4_0 }
 
 // Dot is the dot product of one weight row of type t (its raw bytes) with a.
 func Dot(t gguf.TensorType, row []byte, a *Act) float32 {
+	if v, ok := dotFast(t, row, a); ok {
+		return v
+	}
 	switch t {
 	case gguf.F32:
 		return dotF32(row, a.F)
 	case gguf.F16:
 		return dotF16(row, a.F)
 	case gguf.Q8_0:
-		if v, ok := dotQ8_0Fast(row, a); ok {
-			return v
-		}
 		return dotQ8_0(row, a)
 	case gguf.Q4_0:
-		if v, ok := dotQ4_0Fast(row, a); ok {
-			return v
-		}
 		return dotQ4_0(row, a)
 	case gguf.Q4_K:
 		return dotQ4_K(row, a)
@@ -212,20 +209,14 @@ func Dot(t gguf.TensorType, row []byte, a *Act) float32 {
 	panic("kernels: Dot of an unsupported type " + t.String())
 }
 
+// dotF32 reads the row's bytes as float32 in place (GGUF is little-endian,
+// as are the platforms inferd is built for) and uses the float kernel.
 func dotF32(row []byte, x []float32) float32 {
-	var s0, s1, s2, s3 float32
-	i := 0
-	for ; i+4 <= len(x); i += 4 {
-		r := row[4*i : 4*i+16]
-		s0 += math.Float32frombits(binary.LittleEndian.Uint32(r[0:])) * x[i]
-		s1 += math.Float32frombits(binary.LittleEndian.Uint32(r[4:])) * x[i+1]
-		s2 += math.Float32frombits(binary.LittleEndian.Uint32(r[8:])) * x[i+2]
-		s3 += math.Float32frombits(binary.LittleEndian.Uint32(r[12:])) * x[i+3]
+	if len(x) == 0 {
+		return 0
 	}
-	for ; i < len(x); i++ {
-		s0 += math.Float32frombits(binary.LittleEndian.Uint32(row[4*i:])) * x[i]
-	}
-	return s0 + s1 + s2 + s3
+	_ = row[4*len(x)-1]
+	return DotF32(unsafe.Slice((*float32)(unsafe.Pointer(&row[0])), len(x)), x)
 }
 
 func dotF16(row []byte, x []float32) float32 {

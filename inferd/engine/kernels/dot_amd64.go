@@ -103,26 +103,14 @@ func rowsQ6_KAVX2(w *byte, rowBytes int, nrows int, xq *int8, xd *float32, nsb i
 //go:noescape
 func rowsQ4_KAVX2(w *byte, rowBytes int, nrows int, xq *int8, xd *float32, xc *float32, nsb int, out *float32)
 
-//go:noescape
-func dotQ8_0AVX2(row *byte, xq *int8, xd *float32, nb int, table *float32) float32
-
-//go:noescape
-func dotQ4_0AVX2(row *byte, xq *int8, xd *float32, nb int, table *float32) float32
-
-func dotQ8_0Fast(row []byte, a *Act) (float32, bool) {
-	if !useAVX2 || len(a.D) == 0 {
+// dotFast is one row's dot product through the row kernels, when the CPU
+// and the type allow: one kernel per type serves single rows and ranges.
+func dotFast(t gguf.TensorType, row []byte, a *Act) (float32, bool) {
+	var out [1]float32
+	if !rowsFast(t, row, len(row), a, out[:]) {
 		return 0, false
 	}
-	_ = row[len(a.D)*BytesQ8_0-1]
-	return dotQ8_0AVX2(&row[0], &a.Q[0], &a.D[0], len(a.D), &f16table[0]), true
-}
-
-func dotQ4_0Fast(row []byte, a *Act) (float32, bool) {
-	if !useAVX2 || len(a.D) == 0 {
-		return 0, false
-	}
-	_ = row[len(a.D)*BytesQ4_0-1]
-	return dotQ4_0AVX2(&row[0], &a.Q[0], &a.D[0], len(a.D), &f16table[0]), true
+	return out[0], true
 }
 
 // Accelerated names the fast paths in use, for logs and benchmarks.

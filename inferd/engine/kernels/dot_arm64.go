@@ -19,20 +19,21 @@ func dotQ8_0NEON(row *byte, xq *int8, xd *float32, nb int, table *float32) float
 //go:noescape
 func dotQ4_0NEON(row *byte, xq *int8, xd *float32, nb int, table *float32) float32
 
-func dotQ8_0Fast(row []byte, a *Act) (float32, bool) {
+// dotFast is one row's dot product with the NEON kernels, when the CPU
+// and the type allow.
+func dotFast(t gguf.TensorType, row []byte, a *Act) (float32, bool) {
 	if !useNEON || len(a.D) == 0 {
 		return 0, false
 	}
-	_ = row[len(a.D)*BytesQ8_0-1]
-	return dotQ8_0NEON(&row[0], &a.Q[0], &a.D[0], len(a.D), &f16table[0]), true
-}
-
-func dotQ4_0Fast(row []byte, a *Act) (float32, bool) {
-	if !useNEON || len(a.D) == 0 {
-		return 0, false
+	switch t {
+	case gguf.Q8_0:
+		_ = row[len(a.D)*BytesQ8_0-1]
+		return dotQ8_0NEON(&row[0], &a.Q[0], &a.D[0], len(a.D), &f16table[0]), true
+	case gguf.Q4_0:
+		_ = row[len(a.D)*BytesQ4_0-1]
+		return dotQ4_0NEON(&row[0], &a.Q[0], &a.D[0], len(a.D), &f16table[0]), true
 	}
-	_ = row[len(a.D)*BytesQ4_0-1]
-	return dotQ4_0NEON(&row[0], &a.Q[0], &a.D[0], len(a.D), &f16table[0]), true
+	return 0, false
 }
 
 // dot4Func is a four-activation kernel bound to a batch's layout.

@@ -6,8 +6,7 @@ import "github.com/slmops/slmops/inferd/gguf"
 
 var useAVX2, useVNNI, usePairs, useQuads = false, false, false, false
 
-func dotQ8_0Fast([]byte, *Act) (float32, bool) { return 0, false }
-func dotQ4_0Fast([]byte, *Act) (float32, bool) { return 0, false }
+func dotFast(gguf.TensorType, []byte, *Act) (float32, bool) { return 0, false }
 
 // Accelerated names the fast paths in use, for logs and benchmarks.
 func Accelerated() string { return "go" }
