@@ -24,7 +24,6 @@ import (
 	"github.com/slmops/slmops/inferd/config"
 	"github.com/slmops/slmops/inferd/engine"
 	"github.com/slmops/slmops/inferd/fetch"
-	"github.com/slmops/slmops/inferd/gguf"
 	"github.com/slmops/slmops/inferd/selftest"
 	"github.com/slmops/slmops/inferd/server"
 )
@@ -143,7 +142,6 @@ func (d *Daemon) Run(ctx context.Context) error {
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
 		BaseContext:       func(net.Listener) context.Context { return hard },
-		ErrorLog:          nil,
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- httpSrv.Serve(ln) }()
@@ -309,7 +307,7 @@ func (d *Daemon) fetchModel(ctx context.Context) (string, bool) {
 		if errors.Is(err, fetch.ErrDigestMismatch) {
 			mismatches++
 		}
-		if errors.Is(err, fetch.ErrPermanent) || mismatches >= 3 || errors.Is(err, gguf.ErrInvalid) {
+		if errors.Is(err, fetch.ErrPermanent) || mismatches >= 3 {
 			d.fail(ReasonFetchFailed, err.Error())
 			return "", false
 		}
