@@ -124,6 +124,7 @@ func TestInvalidObjectsAreRejectedAtAdmission(t *testing.T) {
 		"an architecture is a GGUF name":      {validModel, map[string]any{"architecture": "Llama 3"}, `spec.architecture: Invalid value`},
 		"a context window has a floor":        {validModel, map[string]any{"runtime": "{contextLength: 64}"}, `spec.runtime.contextLength: Invalid value: 64: spec.runtime.contextLength in body should be greater than or equal to 128`},
 		"threads are at least one":            {validModel, map[string]any{"runtime": "{threads: 0}"}, `spec.runtime.threads in body should be greater than or equal to 1`},
+		"a CPU policy is Shared or Exclusive": {validModel, map[string]any{"runtime": "{cpuPolicy: Dedicated}"}, `spec.runtime.cpuPolicy: Unsupported value: "Dedicated": supported values: "Shared", "Exclusive"`},
 		"concurrency is at least one":         {validModel, map[string]any{"runtime": "{maxConcurrentRequests: 0}"}, `spec.runtime.maxConcurrentRequests in body should be greater than or equal to 1`},
 		"a self-test has prompts":             {validModel, map[string]any{"selfTest": "{prompts: []}"}, `spec.selfTest.prompts: Invalid value: 0: spec.selfTest.prompts in body should have at least 1 items`},
 		"a golden prompt is not empty":        {validModel, map[string]any{"selfTest": "{prompts: [{prompt: ''}]}"}, `spec.selfTest.prompts[0].prompt: Invalid value: "": spec.selfTest.prompts[0].prompt in body should be at least 1 chars long`},

@@ -85,6 +85,7 @@ func inferdConfig(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel) con
 			ContextLength:         spec.Runtime.ContextLength,
 			Threads:               ptr.Deref(spec.Runtime.Threads, 0),
 			MaxConcurrentRequests: spec.Runtime.MaxConcurrentRequests,
+			CPUPolicy:             string(spec.Runtime.CPUPolicy),
 		},
 		Port:     r.Spec.Template.Port,
 		CacheDir: config.DefaultCacheDir,

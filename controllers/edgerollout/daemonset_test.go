@@ -5,6 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	"github.com/slmops/slmops/inferd/config"
@@ -43,4 +44,41 @@ func TestRegistryCredentialsComeFromThePullSecretAtRunTime(t *testing.T) {
 		found.ValueFrom.SecretKeyRef.Name != "regcred" || found.ValueFrom.SecretKeyRef.Key != corev1.DockerConfigJsonKey {
 		t.Fatalf("%s = %+v; want a secretKeyRef to regcred/.dockerconfigjson", config.EnvRegistryAuth, found)
 	}
+}
+
+// TestRuntimeSettingsReachInferd: the model's runtime settings, the CPU
+// policy among them, are what inferd reads from its config.
+func TestRuntimeSettingsReachInferd(t *testing.T) {
+	m := &slmopsv1alpha1.SLMModel{
+		ObjectMeta: metav1.ObjectMeta{Name: "tiny", Namespace: "edge"},
+		Spec: slmopsv1alpha1.SLMModelSpec{
+			Source:       slmopsv1alpha1.ModelSource{HTTP: &slmopsv1alpha1.HTTPSource{URL: "https://m.example.com/tiny.gguf"}},
+			Digest:       "sha256:" + "ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12",
+			Quantization: slmopsv1alpha1.QuantizationQ4_0,
+			Runtime: slmopsv1alpha1.ModelRuntime{ContextLength: 4096, Threads: ptr.To[int32](2), MaxConcurrentRequests: 3,
+				CPUPolicy: slmopsv1alpha1.CPUPolicyExclusive},
+		},
+	}
+	r := &slmopsv1alpha1.EdgeRollout{ObjectMeta: metav1.ObjectMeta{Name: "shops", Namespace: "edge"}}
+	r.Spec.Template.Port = 8080
+	ds, err := buildDaemonSet(r, m, computeRevision(r, m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range ds.Spec.Template.Spec.Containers[0].Env {
+		if e.Name != config.EnvConfig {
+			continue
+		}
+		t.Setenv(config.EnvConfig, e.Value)
+		c, err := config.FromEnv()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := config.Runtime{ContextLength: 4096, Threads: 2, MaxConcurrentRequests: 3, CPUPolicy: config.CPUPolicyExclusive}
+		if c.Runtime != want {
+			t.Errorf("inferd's runtime = %+v; want %+v", c.Runtime, want)
+		}
+		return
+	}
+	t.Fatalf("the inferd container has no %s", config.EnvConfig)
 }

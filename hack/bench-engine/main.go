@@ -6,8 +6,11 @@
 // token, and the ratio of generation speed to the machine's memory-bandwidth
 // limit, measured in the same run: decoding reads every weight once per
 // token, so bandwidth / model bytes is the most tokens/s any engine gets.
-// When LLAMA_BENCH names a llama-bench binary, it runs on the same files
-// and the ratio is printed. `make bench-engine` runs it.
+// Generation is measured quiet and with another process burning a core,
+// with the default cpuPolicy Shared (threads never spin) and with Exclusive
+// (waiting threads poll briefly). When LLAMA_BENCH names a llama-bench
+// binary, it runs on the same files and the ratios are printed.
+// `make bench-engine` runs it.
 package main
 
 import (
@@ -30,6 +33,7 @@ import (
 	"unsafe"
 
 	"github.com/slmops/slmops/inferd/engine"
+	"github.com/slmops/slmops/inferd/engine/kernels"
 	"github.com/slmops/slmops/inferd/engine/llama"
 	"github.com/slmops/slmops/inferd/gguf"
 )
@@ -75,7 +79,7 @@ func main() {
 		var pp, tg, first []float64
 		var rss int64
 		for range *runs {
-			p, g, f, r := run(path, *threads, *promptN, *genN)
+			p, g, f, r := run(path, *threads, *promptN, *genN, false)
 			pp, tg, first = append(pp, p), append(tg, g), append(first, f)
 			rss = max(rss, r)
 		}
@@ -85,16 +89,28 @@ func main() {
 		// Another process takes one of the cores: generation slows, but
 		// must not collapse (no worker spins waiting for the busy core).
 		stop := startSpinner()
-		_, tgBusy, _, _ := run(path, *threads, 16, *genN)
+		_, tgBusy, _, _ := run(path, *threads, 16, *genN, false)
 		stop()
 		fmt.Printf("       with another process burning a core: gen %.2f tok/s (%.2fx of quiet)\n", tgBusy, tgBusy/median(tg))
+		// cpuPolicy Exclusive: waiting threads poll briefly before they
+		// sleep. Faster on CPUs of its own, slower on shared ones.
+		var tgEx []float64
+		for range *runs {
+			_, g, _, _ := run(path, *threads, *promptN, *genN, true)
+			tgEx = append(tgEx, g)
+		}
+		stop = startSpinner()
+		_, tgExBusy, _, _ := run(path, *threads, 16, *genN, true)
+		stop()
+		fmt.Printf("       cpuPolicy Exclusive (threads poll up to %v): gen %.2f tok/s (%.2fx of Shared); with a core taken %.2f tok/s (%.2fx)\n",
+			kernels.SpinBudget, median(tgEx), median(tgEx)/median(tg), tgExBusy, tgExBusy/median(tgEx))
 		if lb := os.Getenv("LLAMA_BENCH"); lb != "" {
 			lp, lg, err := llamaBench(lb, path, *threads, *promptN, *genN)
 			if err != nil {
 				fmt.Printf("       llama-bench: %v\n", err)
 			} else {
-				fmt.Printf("       llama-bench: prompt %.1f tok/s, gen %.2f tok/s; slmops/llama.cpp: prompt %.2fx, gen %.2fx\n",
-					lp, lg, median(pp)/lp, median(tg)/lg)
+				fmt.Printf("       llama-bench: prompt %.1f tok/s, gen %.2f tok/s; slmops/llama.cpp: prompt %.2fx, gen %.2fx (Exclusive %.2fx)\n",
+					lp, lg, median(pp)/lp, median(tg)/lg, median(tgEx)/lg)
 				stop := startSpinner()
 				_, lgBusy, err := llamaBench(lb, path, *threads, 16, *genN)
 				stop()
@@ -195,9 +211,9 @@ func weightBytes(path string) int64 {
 
 // run loads the model, reads a prompt and generates, and returns prompt and
 // generation tokens/s, seconds from load to first token, and peak RSS.
-func run(path string, threads, promptN, genN int) (float64, float64, float64, int64) {
+func run(path string, threads, promptN, genN int, exclusive bool) (float64, float64, float64, int64) {
 	start := time.Now()
-	e, err := engine.Load(path, engine.Expect{}, engine.Options{Threads: threads})
+	e, err := engine.Load(path, engine.Expect{}, engine.Options{Threads: threads, ExclusiveCPUs: exclusive})
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -70,7 +70,16 @@ type Runtime struct {
 	ContextLength         int32 `json:"contextLength"`
 	Threads               int32 `json:"threads,omitempty"`
 	MaxConcurrentRequests int32 `json:"maxConcurrentRequests"`
+	// CPUPolicy is Shared (or empty) or Exclusive: whether compute threads
+	// may poll briefly before they sleep (see SLMModel spec.runtime).
+	CPUPolicy string `json:"cpuPolicy,omitempty"`
 }
+
+// CPU policies of Runtime.CPUPolicy.
+const (
+	CPUPolicyShared    = "Shared"
+	CPUPolicyExclusive = "Exclusive"
+)
 
 // SelfTest is the on-node gate.
 type SelfTest struct {
@@ -106,6 +115,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Runtime.ContextLength <= 0 || c.Runtime.MaxConcurrentRequests <= 0 {
 		errs = append(errs, errors.New("runtime.contextLength and runtime.maxConcurrentRequests must be positive"))
+	}
+	switch c.Runtime.CPUPolicy {
+	case "", CPUPolicyShared, CPUPolicyExclusive:
+	default:
+		errs = append(errs, fmt.Errorf("runtime.cpuPolicy %q is not %s or %s", c.Runtime.CPUPolicy, CPUPolicyShared, CPUPolicyExclusive))
 	}
 	return errors.Join(errs...)
 }

@@ -8,7 +8,7 @@ import (
 func valid() Config {
 	return Config{
 		Model:    Model{Name: "m", URL: "https://x.example.com/m.gguf", Digest: "sha256:" + strings.Repeat("ab", 32), Quantization: "Q4_0"},
-		Runtime:  Runtime{ContextLength: 2048, MaxConcurrentRequests: 2},
+		Runtime:  Runtime{ContextLength: 2048, MaxConcurrentRequests: 2, CPUPolicy: CPUPolicyExclusive},
 		Port:     8080,
 		CacheDir: DefaultCacheDir,
 	}
@@ -37,6 +37,7 @@ func TestValidateSaysEverythingThatIsWrong(t *testing.T) {
 	}{
 		"both sources":     {func(c *Config) { c.Model.OCI = "r.example.com/m:1" }, []string{"exactly one of url and oci"}},
 		"no source":        {func(c *Config) { c.Model.URL = "" }, []string{"exactly one of url and oci"}},
+		"a CPU policy":     {func(c *Config) { c.Runtime.CPUPolicy = "Dedicated" }, []string{`runtime.cpuPolicy "Dedicated"`}},
 		"a bad digest":     {func(c *Config) { c.Model.Digest = "md5:00" }, []string{`model.digest "md5:00"`}},
 		"several mistakes": {func(c *Config) { c.Port = 0; c.CacheDir = "" }, []string{"port 0 is out of range", "cacheDir is empty"}},
 	}

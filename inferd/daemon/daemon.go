@@ -216,7 +216,10 @@ func (d *Daemon) prepare(ctx context.Context) {
 	start := time.Now()
 	e, err := engine.Load(path, engine.Expect{
 		Architecture: d.cfg.Model.Architecture, Quantization: d.cfg.Model.Quantization, SizeBytes: d.cfg.Model.SizeBytes,
-	}, engine.Options{Threads: int(d.cfg.Runtime.Threads), ContextLength: int(d.cfg.Runtime.ContextLength), ChatTemplate: d.opts.ChatTemplate})
+	}, engine.Options{
+		Threads: int(d.cfg.Runtime.Threads), ContextLength: int(d.cfg.Runtime.ContextLength), ChatTemplate: d.opts.ChatTemplate,
+		ExclusiveCPUs: d.cfg.Runtime.CPUPolicy == config.CPUPolicyExclusive,
+	})
 	if err != nil {
 		reason := ReasonInvalidModel
 		if errors.Is(err, engine.ErrUnsupported) {

@@ -91,6 +91,12 @@ type Options struct {
 	// ChatTemplate overrides the chat template the model's metadata
 	// implies (chatml, llama2, zephyr); empty keeps the model's.
 	ChatTemplate string
+	// ExclusiveCPUs says that the CPUs the engine runs on run nothing else:
+	// waiting threads may then poll briefly instead of sleeping at once,
+	// which makes multi-threaded generation much faster there and much
+	// slower on CPUs shared with another busy process. Off, threads never
+	// spin.
+	ExclusiveCPUs bool
 }
 
 // Loader builds an Engine from a mapped file. The Engine may keep slices of

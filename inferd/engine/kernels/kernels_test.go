@@ -6,7 +6,9 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/slmops/slmops/inferd/gguf"
 )
@@ -165,7 +167,14 @@ func TestDotMatchesDequantizedDot(t *testing.T) {
 }
 
 func TestPoolCoversEveryIndexOnce(t *testing.T) {
-	p := NewPool(3)
+	t.Run("sleeping", func(t *testing.T) { testPoolCoversEveryIndexOnce(t, NewPool(3)) })
+	t.Run("spinning", func(t *testing.T) { testPoolCoversEveryIndexOnce(t, NewSpinningPool(3)) })
+	if NewPool(1000).Workers() > runtimeProcs() || NewSpinningPool(1000).Workers() > runtimeProcs() {
+		t.Error("a pool has more workers than GOMAXPROCS")
+	}
+}
+
+func testPoolCoversEveryIndexOnce(t *testing.T, p *Pool) {
 	defer p.Close()
 	var wg sync.WaitGroup
 	for range 4 { // concurrent callers share the pool
@@ -187,9 +196,38 @@ func TestPoolCoversEveryIndexOnce(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	if NewPool(1000).Workers() > runtimeProcs() {
-		t.Error("a pool has more workers than GOMAXPROCS")
+}
+
+// TestSpinningPoolSleepsWhenIdle: the threads of a spinning pool poll only
+// for SpinBudget after a product; an idle pool (between requests) uses no
+// CPU.
+func TestSpinningPoolSleepsWhenIdle(t *testing.T) {
+	if runtimeProcs() < 2 {
+		t.Skip("one CPU: the pool has no helper threads")
 	}
+	p := NewSpinningPool(2)
+	defer p.Close()
+	var sink atomic.Int64
+	p.Run(64, 1, func(s, e int) { sink.Add(int64(e - s)) })
+	if sink.Load() != 64 {
+		t.Fatalf("the run covered %d of 64 indexes", sink.Load())
+	}
+	before := cpuTime(t)
+	const idle = 200 * time.Millisecond
+	time.Sleep(idle)
+	used := cpuTime(t) - before
+	// Polling for the whole window would use all of it.
+	if used > idle/10 {
+		t.Errorf("an idle spinning pool used %v of CPU in %v; its threads should be asleep after %v", used, idle, SpinBudget)
+	}
+}
+
+func cpuTime(t *testing.T) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // withPath runs f with the assembly kernels on or off.

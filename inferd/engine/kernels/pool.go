@@ -4,6 +4,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Pool runs row ranges of a product on a fixed set of goroutines. Workers
@@ -12,8 +13,14 @@ import (
 // CPU quota: a pod limited to 2 CPUs on an 8-core node runs 2 workers, and
 // another process taking a core slows a product down instead of leaving
 // spinning threads fighting for it.
+//
+// The price is a wake-up per product: on a small VM a sleeping thread takes
+// tens of microseconds to run again, and a token is dozens of products. On
+// CPUs that nothing else uses, a spinning pool (NewSpinningPool) lets a
+// waiting thread poll for a short while before it sleeps.
 type Pool struct {
 	workers int
+	spin    time.Duration // how long a waiting thread polls before it sleeps
 	tasks   chan task
 	once    sync.Once
 }
@@ -22,20 +29,51 @@ type task struct {
 	fn         func(start, end int)
 	start, end int
 	wg         *sync.WaitGroup
+	left       *atomic.Int32 // helpers not done yet, for a polling caller
 }
 
 // NewPool returns a pool of threads workers; 0 (or more than GOMAXPROCS)
-// means GOMAXPROCS.
-func NewPool(threads int) *Pool {
+// means GOMAXPROCS. Its threads never spin: they sleep as soon as they wait.
+func NewPool(threads int) *Pool { return newPool(threads, 0) }
+
+// SpinBudget is how long a waiting thread of a spinning pool polls before it
+// sleeps: longer than the serial work between two products of a layer and
+// than one range of a product (what the caller waits for at the end), far
+// shorter than a person waits between two requests, so an idle pool sleeps.
+// 50 µs was too short for Q8_0's ranges on the development VM.
+const SpinBudget = 200 * time.Microsecond
+
+// NewSpinningPool is NewPool for CPUs that nothing else uses (a Guaranteed
+// pod under the kubelet's static CPU manager policy, a node that runs only
+// inferd): a thread that waits for the next product, or for the others to
+// finish one, polls for up to SpinBudget before it sleeps. Generation is
+// much faster there; on CPUs shared with another busy process it is much
+// slower, because a polling thread keeps a core the other needs.
+func NewSpinningPool(threads int) *Pool { return newPool(threads, SpinBudget) }
+
+func newPool(threads int, spin time.Duration) *Pool {
 	n := runtime.GOMAXPROCS(0)
 	if threads > 0 && threads < n {
 		n = threads
 	}
-	p := &Pool{workers: n, tasks: make(chan task, 4*n)}
-	for range n {
+	p := &Pool{workers: n, spin: spin, tasks: make(chan task, 4*n)}
+	goroutines := n
+	if spin > 0 {
+		// Polling helpers and the caller: exactly the pool's threads.
+		goroutines = n - 1
+	}
+	for range goroutines {
 		go func() {
-			for t := range p.tasks {
+			for {
+				if p.spin > 0 {
+					poll(p.spin, func() bool { return len(p.tasks) > 0 })
+				}
+				t, ok := <-p.tasks
+				if !ok {
+					return
+				}
 				t.fn(t.start, t.end)
+				t.left.Add(-1)
 				t.wg.Done()
 			}
 		}()
@@ -43,8 +81,25 @@ func NewPool(threads int) *Pool {
 	return p
 }
 
+// poll calls done until it returns true or budget has passed, and reports
+// which.
+func poll(budget time.Duration, done func() bool) bool {
+	start := time.Now()
+	for i := 0; ; i++ {
+		if done() {
+			return true
+		}
+		if i%64 == 63 && time.Since(start) > budget {
+			return false
+		}
+	}
+}
+
 // Workers is how many goroutines the pool runs.
 func (p *Pool) Workers() int { return p.workers }
+
+// Spins reports whether waiting threads poll before they sleep.
+func (p *Pool) Spins() bool { return p.spin > 0 }
 
 // Run calls fn over [0, n) split into ranges, in parallel, and returns when
 // all are done. The caller works too: it takes ranges from the same counter
@@ -76,11 +131,16 @@ func (p *Pool) Run(n, grain int, fn func(start, end int)) {
 	}
 	helpers := min(p.workers-1, chunks-1)
 	var wg sync.WaitGroup
+	var left atomic.Int32
 	wg.Add(helpers)
+	left.Store(int32(helpers))
 	for range helpers {
-		p.tasks <- task{fn: work, wg: &wg}
+		p.tasks <- task{fn: work, wg: &wg, left: &left}
 	}
 	work(0, 0)
+	if p.spin > 0 {
+		poll(p.spin, func() bool { return left.Load() == 0 })
+	}
 	wg.Wait()
 }
 

@@ -434,3 +434,29 @@ func TestChatTemplatesKeepMarkersAndTextApart(t *testing.T) {
 		t.Errorf("an unknown template override: %v", err)
 	}
 }
+
+// TestCPUPoliciesComputeTheSameLogits: with threads that poll (cpuPolicy
+// Exclusive) the products split the same way, so every logit is the same
+// bit for bit, for the prompt and for each decoded token.
+func TestCPUPoliciesComputeTheSameLogits(t *testing.T) {
+	path := writeSpec(t, tiny(gguf.Q4_0))
+	shared := load(t, path, engine.Options{Threads: 2})
+	exclusive := load(t, path, engine.Options{Threads: 2, ExclusiveCPUs: true})
+	a, _ := shared.NewSequence()
+	b, _ := exclusive.NewSequence()
+	next := []int32{1, 300, 301, 302, 303}
+	for step := range 12 {
+		la, err := a.Forward(context.Background(), next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lb, err := b.Forward(context.Background(), next)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.Equal(la, lb) {
+			t.Fatalf("step %d: the logits differ between Shared and Exclusive (max relative error %.3g)", step, relMaxErr(la, lb))
+		}
+		next = []int32{engine.NewSampler(0, 1, nil).Sample(la)}
+	}
+}

@@ -112,7 +112,11 @@ func Load(m *gguf.Mapped, opts engine.Options) (engine.Engine, error) {
 	for i := range md.ropeFreq {
 		md.ropeFreq[i] = float32(math.Pow(float64(cfg.RopeBase), -2*float64(i)/float64(cfg.RopeDim)))
 	}
-	md.pool = kernels.NewPool(opts.Threads)
+	if opts.ExclusiveCPUs {
+		md.pool = kernels.NewSpinningPool(opts.Threads)
+	} else {
+		md.pool = kernels.NewPool(opts.Threads)
+	}
 	md.info = engine.Info{
 		Architecture: arch, Engine: fmt.Sprintf("slmops llama (%d threads, %s kernels)", md.pool.Workers(), kernels.Accelerated()), Quantization: m.Quantization(),
 		VocabSize: cfg.Vocab, ContextLength: cfg.Context, Parameters: cfg.Parameters(tied),
@@ -326,13 +330,22 @@ func (s *sequence) forward(ctx context.Context, tokens []int32) ([]float32, erro
 			rmsNorm(sc.xn[t], sc.x[t], ly.ffnNorm, cfg.RMSEps)
 			sc.acts[t].Set(sc.xn[t])
 		}
-		kernels.MatMuls(md.pool, ly.gate.job(sc.acts[:T], sc.gate), ly.up.job(sc.acts[:T], sc.up))
-		for t := range T {
-			g, u := sc.gate[t], sc.up[t]
-			for i := range g {
-				g[i] = silu(g[i]) * u[i]
+		// The gate and up rows of a range, then SwiGLU over it, in one
+		// parallel pass: the exponentials run on every thread, beside
+		// the memory-bound products, instead of on one between passes.
+		acts := sc.acts[:T]
+		md.pool.Run(cfg.FF, 32, func(lo, hi int) {
+			kernels.MatRows(ly.gate.TypeInfo, ly.gate.data, acts, sc.gate, lo, hi)
+			kernels.MatRows(ly.up.TypeInfo, ly.up.data, acts, sc.up, lo, hi)
+			for t := range T {
+				g, u := sc.gate[t][lo:hi], sc.up[t][lo:hi]
+				for i := range g {
+					g[i] = silu(g[i]) * u[i]
+				}
 			}
-			sc.ffActs[t].Set(g)
+		})
+		for t := range T {
+			sc.ffActs[t].Set(sc.gate[t])
 		}
 		kernels.MatMul(md.pool, ly.down.TypeInfo, ly.down.data, ly.down.rows, sc.ffActs[:T], sc.ff)
 		for t := range T {
