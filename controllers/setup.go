@@ -52,7 +52,7 @@ func slimNode(o any) (any, error) {
 }
 
 // SetupWithManager registers every slmops controller with mgr.
-func SetupWithManager(mgr ctrl.Manager) error {
+func SetupWithManager(mgr ctrl.Manager, defaults edgerollout.Defaults) error {
 	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &slmopsv1alpha1.EdgeRollout{},
 		slmmodel.ModelRefIndex, slmmodel.IndexModelRef); err != nil {
 		return err
@@ -60,6 +60,7 @@ func SetupWithManager(mgr ctrl.Manager) error {
 	if err := (&edgerollout.Reconciler{
 		Client:   mgr.GetClient(),
 		Recorder: mgr.GetEventRecorder("slmops"),
+		Defaults: defaults,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

@@ -43,7 +43,7 @@ func TestMain(m *testing.M) {
 		Metrics: metricsserver.Options{BindAddress: "0"},
 	})
 	if err == nil {
-		err = controllers.SetupWithManager(mgr)
+		err = controllers.SetupWithManager(mgr, edgerollout.Defaults{})
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "manager: %v\n", err)

@@ -57,9 +57,11 @@ type NodeSelectorRequirement struct {
 // read-only root filesystem, no privilege escalation, all capabilities
 // dropped, the RuntimeDefault seccomp profile.
 type InferdTemplate struct {
-	// image of inferd.
+	// image of inferd; unset means the operator's default (the manager's
+	// --inferd-image, the Helm chart's inferd.image), so that upgrading the
+	// operator rolls the new inferd out as a canary. A rollout that names an
+	// image keeps it.
 	// +optional
-	// +kubebuilder:default="ghcr.io/slmops/inferd:v0.1.0"
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=512
 	Image string `json:"image,omitempty"`

@@ -22,6 +22,8 @@ import (
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	"github.com/slmops/slmops/controllers"
+	"github.com/slmops/slmops/controllers/edgerollout"
+	"github.com/slmops/slmops/inferd/config"
 )
 
 // leaderElectionID names the Lease that the replicas of the manager compete for.
@@ -57,6 +59,11 @@ func run() error {
 		"Namespace of the leader election Lease; empty means the namespace the manager runs in.")
 	flag.DurationVar(&shutdownTimeout, "graceful-shutdown-timeout", 30*time.Second,
 		"How long in-flight reconciles may take to finish after SIGTERM.")
+	var defaults edgerollout.Defaults
+	flag.StringVar(&defaults.InferdImage, "inferd-image", edgerollout.DefaultInferdImage,
+		"The inferd image of rollouts that name none in spec.template.image; changing it rolls the new image out as a canary.")
+	flag.StringVar(&defaults.ModelCacheDir, "model-cache-dir", config.DefaultCacheDir,
+		"The node folder (a hostPath) where inferd keeps verified models between restarts and revisions.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -95,7 +102,7 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
-	if err := controllers.SetupWithManager(mgr); err != nil {
+	if err := controllers.SetupWithManager(mgr, defaults); err != nil {
 		return fmt.Errorf("set up controllers: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {
@@ -112,7 +119,8 @@ func run() error {
 		return fmt.Errorf("add ready check: %w", err)
 	}
 
-	log.Info("Starting manager", "leaderElection", leaderElect, "metrics", metricsAddr, "probes", probeAddr)
+	log.Info("Starting manager", "leaderElection", leaderElect, "metrics", metricsAddr, "probes", probeAddr,
+		"inferdImage", defaults.InferdImage, "modelCacheDir", defaults.ModelCacheDir)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		return fmt.Errorf("run manager: %w", err)
 	}

@@ -58,6 +58,8 @@ type Reconciler struct {
 	Recorder events.EventRecorder
 	// Now is the clock; time.Now when nil. Tests set it.
 	Now func() time.Time
+	// Defaults fill in what rollouts leave unset.
+	Defaults Defaults
 
 	// expect remembers the cohort labels this process wrote until the cache
 	// shows them, so that a reconcile on a cache that lags behind (as it does
@@ -279,7 +281,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			problems = append(problems, errStableMissing(rev))
 			continue
 		}
-		ds, err := buildDaemonSet(&ro, &model, rev)
+		ds, err := buildDaemonSet(&ro, &model, rev, r.Defaults)
 		if err != nil {
 			return ctrl.Result{}, err
 		}
@@ -327,7 +329,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout, model *slmopsv1alpha1.SLMModel, labelKey string) (planInput, map[string]*appsv1.DaemonSet, error) {
 	in := planInput{
 		Generation: ro.Generation, Spec: ro.Spec, Annotations: ro.Annotations, Status: ro.Status,
-		Revision: computeRevision(ro, model), Digest: model.Spec.Digest, Now: r.Now(),
+		Revision: computeRevision(ro, model, r.Defaults), Digest: model.Spec.Digest, Now: r.Now(),
 	}
 	selector, err := ro.Spec.NodeSelector.Selector()
 	if err != nil {

@@ -49,17 +49,58 @@ func CohortLabel(namespace, name string) string {
 	return cohortLabelPrefix + n
 }
 
+// Defaults are the operator's settings for what rollouts leave unset, from
+// the manager's flags (and so from the Helm chart's values).
+type Defaults struct {
+	// InferdImage is the inferd image of rollouts that name none.
+	InferdImage string
+	// ModelCacheDir is the node folder (a hostPath) of the model cache.
+	ModelCacheDir string
+}
+
+// DefaultInferdImage is the inferd image when neither the rollout nor the
+// operator names one.
+const DefaultInferdImage = "ghcr.io/slmops/inferd:v0.1.0"
+
+func (d Defaults) withFallbacks() Defaults {
+	if d.InferdImage == "" {
+		d.InferdImage = DefaultInferdImage
+	}
+	if d.ModelCacheDir == "" {
+		d.ModelCacheDir = config.DefaultCacheDir
+	}
+	return d
+}
+
+// template is the rollout's inferd template with the operator's defaults
+// filled in.
+func (d Defaults) template(r *slmopsv1alpha1.EdgeRollout) slmopsv1alpha1.InferdTemplate {
+	t := r.Spec.Template
+	if t.Image == "" {
+		t.Image = d.withFallbacks().InferdImage
+	}
+	return t
+}
+
 // revisionInputs is what a node would run, hashed into the revision.
 type revisionInputs struct {
 	Model       slmopsv1alpha1.SLMModelSpec   `json:"model"`
 	Template    slmopsv1alpha1.InferdTemplate `json:"template"`
 	Tolerations []corev1.Toleration           `json:"tolerations,omitempty"`
+	// CacheDir only when not the default, so that revisions made before it
+	// could be set keep their hash.
+	CacheDir string `json:"cacheDir,omitempty"`
 }
 
-// computeRevision hashes the model and the inferd template: a new digest or a
-// changed template is a new revision, and a new canary.
-func computeRevision(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel) string {
-	b, _ := json.Marshal(revisionInputs{Model: m.Spec, Template: r.Spec.Template, Tolerations: r.Spec.Tolerations})
+// computeRevision hashes the model and the inferd template (with the
+// operator's defaults filled in): a new digest, a changed template or a new
+// default inferd image is a new revision, and a new canary.
+func computeRevision(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, d Defaults) string {
+	in := revisionInputs{Model: m.Spec, Template: d.template(r), Tolerations: r.Spec.Tolerations}
+	if dir := d.withFallbacks().ModelCacheDir; dir != config.DefaultCacheDir {
+		in.CacheDir = dir
+	}
+	b, _ := json.Marshal(in)
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])[:10]
 }
@@ -115,13 +156,14 @@ func inferdConfig(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel) con
 // cohort label names that revision. Its template never changes: a change is a
 // new revision and so a new DaemonSet, which is how a promoted canary becomes
 // stable without a second restart.
-func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, revision string) (*appsv1.DaemonSet, error) {
+func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, revision string, d Defaults) (*appsv1.DaemonSet, error) {
 	cfg := inferdConfig(r, m)
 	encoded, err := cfg.Encode()
 	if err != nil {
 		return nil, err
 	}
-	t := r.Spec.Template
+	t := d.template(r)
+	cacheDir := d.withFallbacks().ModelCacheDir
 	labels := map[string]string{
 		"app.kubernetes.io/name":      "inferd",
 		"app.kubernetes.io/instance":  r.Name,
@@ -222,7 +264,7 @@ func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, r
 					}},
 					Volumes: []corev1.Volume{
 						{Name: "model-cache", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{
-							Path: config.DefaultCacheDir, Type: ptr.To(corev1.HostPathDirectoryOrCreate),
+							Path: cacheDir, Type: ptr.To(corev1.HostPathDirectoryOrCreate),
 						}}},
 						{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
 					},

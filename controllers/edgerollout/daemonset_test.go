@@ -3,6 +3,7 @@ package edgerollout
 import (
 	"testing"
 
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -27,7 +28,7 @@ func TestRegistryCredentialsComeFromThePullSecretAtRunTime(t *testing.T) {
 	}
 	r := &slmopsv1alpha1.EdgeRollout{ObjectMeta: metav1.ObjectMeta{Name: "shops", Namespace: "edge"}}
 	r.Spec.Template.Port = 8080
-	ds, err := buildDaemonSet(r, m, computeRevision(r, m))
+	ds, err := buildDaemonSet(r, m, computeRevision(r, m, Defaults{}), Defaults{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +62,7 @@ func TestRuntimeSettingsReachInferd(t *testing.T) {
 	}
 	r := &slmopsv1alpha1.EdgeRollout{ObjectMeta: metav1.ObjectMeta{Name: "shops", Namespace: "edge"}}
 	r.Spec.Template.Port = 8080
-	ds, err := buildDaemonSet(r, m, computeRevision(r, m))
+	ds, err := buildDaemonSet(r, m, computeRevision(r, m, Defaults{}), Defaults{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,4 +82,60 @@ func TestRuntimeSettingsReachInferd(t *testing.T) {
 		return
 	}
 	t.Fatalf("the inferd container has no %s", config.EnvConfig)
+}
+
+// TestOperatorDefaultsFillTheTemplate: a rollout that names no inferd image
+// runs the operator's, a new operator image is a new revision (so it rolls
+// out as a canary), a rollout that names one keeps it, and the model cache
+// hostPath is the operator's.
+func TestOperatorDefaultsFillTheTemplate(t *testing.T) {
+	m := &slmopsv1alpha1.SLMModel{
+		ObjectMeta: metav1.ObjectMeta{Name: "tiny", Namespace: "edge"},
+		Spec: slmopsv1alpha1.SLMModelSpec{
+			Source:       slmopsv1alpha1.ModelSource{HTTP: &slmopsv1alpha1.HTTPSource{URL: "https://m.example.com/tiny.gguf"}},
+			Digest:       "sha256:" + "ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12",
+			Quantization: slmopsv1alpha1.QuantizationQ4_0,
+			Runtime:      slmopsv1alpha1.ModelRuntime{ContextLength: 2048, MaxConcurrentRequests: 2},
+		},
+	}
+	r := &slmopsv1alpha1.EdgeRollout{ObjectMeta: metav1.ObjectMeta{Name: "shops", Namespace: "edge"}}
+	r.Spec.Template.Port = 8080
+	build := func(d Defaults) (string, *appsv1.DaemonSet) {
+		rev := computeRevision(r, m, d)
+		ds, err := buildDaemonSet(r, m, rev, d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return rev, ds
+	}
+	image := func(ds *appsv1.DaemonSet) string { return ds.Spec.Template.Spec.Containers[0].Image }
+	hostPath := func(ds *appsv1.DaemonSet) string {
+		for _, v := range ds.Spec.Template.Spec.Volumes {
+			if v.HostPath != nil {
+				return v.HostPath.Path
+			}
+		}
+		return ""
+	}
+
+	rev0, ds := build(Defaults{})
+	if image(ds) != DefaultInferdImage || hostPath(ds) != config.DefaultCacheDir {
+		t.Errorf("no defaults: image %q, cache %q; want %q, %q", image(ds), hostPath(ds), DefaultInferdImage, config.DefaultCacheDir)
+	}
+	if rev, _ := build(Defaults{InferdImage: DefaultInferdImage, ModelCacheDir: config.DefaultCacheDir}); rev != rev0 {
+		t.Errorf("the built-in defaults spelled out changed the revision: %s, was %s", rev, rev0)
+	}
+	rev1, ds := build(Defaults{InferdImage: "registry.local/inferd:v0.2.0", ModelCacheDir: "/data/models"})
+	if image(ds) != "registry.local/inferd:v0.2.0" || hostPath(ds) != "/data/models" {
+		t.Errorf("operator defaults: image %q, cache %q", image(ds), hostPath(ds))
+	}
+	if rev1 == rev0 {
+		t.Error("a new operator image did not make a new revision")
+	}
+	r.Spec.Template.Image = "registry.local/inferd:pinned"
+	revA, ds := build(Defaults{InferdImage: "registry.local/inferd:v0.2.0"})
+	revB, _ := build(Defaults{InferdImage: "registry.local/inferd:v0.3.0"})
+	if image(ds) != "registry.local/inferd:pinned" || revA != revB {
+		t.Errorf("a pinned image: ran %q, revisions %s and %s; want the pinned image and one revision", image(ds), revA, revB)
+	}
 }

@@ -61,7 +61,8 @@ func TestRolloutCompletesAcrossSites(t *testing.T) {
 	newDigest(t, c, ns, 2)
 	sampler := &maxSampler{t: t, ns: ns, name: r.Name}
 	seen := map[string]bool{}         // "phase step" pairs that kubectl get er showed
-	canaryPods := map[string]string{} // node -> uid of its canary pod at step 1
+	canaryNodes := map[string]bool{}  // the nodes of step 1 (step 0 in status)
+	canaryPods := map[string]string{} // node -> uid of its first ready canary pod
 	var second string
 	got := waitForPhase(t, c, r, slmopsv1alpha1.PhaseCompleted, first, 3*time.Minute, func() {
 		sampler.take()
@@ -76,11 +77,23 @@ func TestRolloutCompletesAcrossSites(t *testing.T) {
 		if cur.Status.CanaryRevision != "" && cur.Status.CanaryRevision != first {
 			second = cur.Status.CanaryRevision
 		}
-		if cur.Status.CurrentStep == 0 && second != "" {
-			for node, p := range viewFleet(t, ns, r.Name).readyOn {
-				if p.revision == second {
-					canaryPods[node] = p.uid
+		if second == "" {
+			return
+		}
+		// Step 1's nodes are labeled before its pods start, and those
+		// pods live on through the promotions; a loaded machine may sample
+		// step 1 only briefly, so a pod is recorded whenever first seen.
+		fleet := viewFleet(t, ns, r.Name)
+		if cur.Status.CurrentStep == 0 {
+			for node, rev := range fleet.revisionOf {
+				if rev == second {
+					canaryNodes[node] = true
 				}
+			}
+		}
+		for node := range canaryNodes {
+			if p, ok := fleet.readyOn[node]; ok && p.revision == second && canaryPods[node] == "" {
+				canaryPods[node] = p.uid
 			}
 		}
 	})
@@ -97,7 +110,8 @@ func TestRolloutCompletesAcrossSites(t *testing.T) {
 	}).WithTimeout(time.Minute).Should(Succeed())
 
 	// The pods that ran the canary at step 1 were promoted in place: same UIDs.
-	g.Expect(canaryPods).To(HaveLen(10), "5% of 200 nodes")
+	g.Expect(canaryNodes).To(HaveLen(10), "5% of 200 nodes")
+	g.Expect(canaryPods).To(HaveLen(10), "a ready canary pod on each of step 1's nodes")
 	final := viewFleet(t, ns, r.Name)
 	for node, uid := range canaryPods {
 		g.Expect(final.readyOn[node].uid).To(Equal(uid), "the canary pod on %s was restarted", node)
