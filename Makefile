@@ -12,6 +12,7 @@ SHELL := /usr/bin/env bash -o pipefail
 ROOT := $(shell pwd)
 BIN := $(ROOT)/bin
 K8S_BIN := $(BIN)/k8s
+HELM := $(BIN)/helm-current/helm
 KUBECTL := $(K8S_BIN)/kubectl
 CLUSTER_DIR ?= $(ROOT)/.cluster
 NODES ?= 50
@@ -24,6 +25,8 @@ CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 export KUBEBUILDER_ASSETS := $(K8S_BIN)
 # The e2e suites start their own control plane from these binaries.
 export SLMOPS_K8S_BIN := $(K8S_BIN)
+# The chart's tests run this helm.
+export SLMOPS_HELM := $(HELM)
 
 GO_TEST_FLAGS ?= -count=1
 E2E_TIMEOUT ?= 20m
@@ -41,9 +44,12 @@ generate: $(CONTROLLER_GEN) ## Generate deepcopy code for the API types.
 	$(CONTROLLER_GEN) object paths="./api/..."
 
 .PHONY: manifests
-manifests: $(CONTROLLER_GEN) ## Generate the CRDs (config/crd/bases) and RBAC (config/rbac) from markers.
+manifests: $(CONTROLLER_GEN) ## Generate the CRDs (config/crd/bases) and RBAC (config/rbac) from markers, and copy them into the Helm chart.
 	$(CONTROLLER_GEN) rbac:roleName=slmops-manager crd paths="{./api/...,./controllers/...}" \
 		output:crd:artifacts:config=config/crd/bases output:rbac:artifacts:config=config/rbac
+	rm -f charts/slmops/files/crds/*.yaml
+	cp config/crd/bases/*.yaml charts/slmops/files/crds/
+	cp config/rbac/role.yaml charts/slmops/files/role.yaml
 
 .PHONY: kernels
 kernels: ## Regenerate the engine's amd64 assembly kernels from hack/kernels/*.py.
@@ -63,12 +69,16 @@ verify: $(CONTROLLER_GEN) ## Fail if a generator would change a generated file, 
 
 ##@ Test
 
+.PHONY: helm
+helm: ## Build (or reuse) the helm binary from its Go module into bin/helm-current.
+	@hack/build-helm.sh >/dev/null
+
 .PHONY: controlplane
 controlplane: ## Build (or reuse) the local control plane binaries in bin/k8s.
 	@hack/build-controlplane.sh >/dev/null
 
 .PHONY: test
-test: controlplane verify vet ## Run every test: unit, envtest integration and e2e on the local control plane, and inferd's tests on arm64.
+test: controlplane helm verify vet ## Run every test: unit, envtest integration and e2e on the local control plane, and inferd's tests on arm64.
 	go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) ./...
 	hack/test-arm64.sh
 
@@ -78,10 +88,10 @@ test-arm64: ## Cross-compile inferd's tests for arm64 and run them under qemu-us
 
 .PHONY: test-unit
 test-unit: ## Run the tests that need no control plane.
-	go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v -e /test/e2e -e /test/localcluster)
+	go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v -e /test/e2e -e /test/install -e /test/localcluster)
 
 .PHONY: test-e2e
-test-e2e: controlplane ## Run the e2e suites on a fresh local control plane with simulated nodes.
+test-e2e: controlplane helm ## Run the e2e suites on a fresh local control plane with simulated nodes.
 	go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) -v ./test/...
 
 ##@ Benchmarks

@@ -19,10 +19,11 @@ import (
 	"github.com/slmops/slmops/controllers/slmmodel"
 )
 
-// The manager elects its leader through a Lease in its own namespace, and
-// records Events.
+// The manager elects its leader through a Lease in its own namespace (and
+// the leader election records a core/v1 Event there), and records Events.
 //
 // +kubebuilder:rbac:groups=coordination.k8s.io,namespace=slmops-system,resources=leases,verbs=get;list;watch;create;update;patch;delete
+// +kubebuilder:rbac:groups="",namespace=slmops-system,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
 // CacheOptions narrows what the manager caches: only the Pods and DaemonSets

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # verify-generated.sh fails when a generator would change a generated file:
-# deepcopy code, CRDs and RBAC, and the engine's assembly kernels (when
+# deepcopy code, CRDs and RBAC (and their copies in the Helm chart), and the engine's assembly kernels (when
 # python3 is there to run their generators). It compares the files before and after `make
 # generate manifests`, so it works on a clean clone (CI) and on a work tree with
 # uncommitted edits alike; a stale file is left regenerated, ready to commit.
@@ -9,7 +9,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 generated() {
 	find api -name 'zz_generated.*.go' -print0
-	find config/crd/bases config/rbac -name '*.yaml' -print0
+	find config/crd/bases config/rbac charts/slmops/files -name '*.yaml' -print0
 	find inferd/engine/kernels -name '*.s' -print0
 }
 snapshot() { generated | sort -z | xargs -0 sha256sum; }

@@ -29,6 +29,12 @@ func InstallCRDs(ctx context.Context, c *localcluster.Cluster) error {
 			return err
 		}
 	}
+	return WaitForCRDs(ctx, c)
+}
+
+// WaitForCRDs waits until discovery serves the slmops kinds, however the
+// CRDs were installed (kubectl, Helm, kustomize).
+func WaitForCRDs(ctx context.Context, c *localcluster.Cluster) error {
 	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
 		res, err := c.Clientset.Discovery().ServerResourcesForGroupVersion(slmopsv1alpha1.GroupVersion.String())
 		if err != nil {

@@ -1,0 +1,325 @@
+package install
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	. "github.com/onsi/gomega"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
+	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/test/testenv"
+)
+
+const (
+	release   = "slmops"
+	releaseNS = "slmops-system"
+	managerSA = "slmops-manager"
+)
+
+// TestChartInstallsUpgradesAndUninstalls installs the chart with helm,
+// checks what its ServiceAccount may and may not do, runs the operator as
+// the chart's Deployment would (its arguments, its ServiceAccount's token) on
+// the simulated nodes until the sample rollout of config/samples is
+// Completed, upgrades the release with other values, and uninstalls it.
+func TestChartInstallsUpgradesAndUninstalls(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	out, err := helm("install", release, chartDir, "--namespace", releaseNS, "--create-namespace", "--wait=false")
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	g.Expect(out).To(ContainSubstring("rollout status deployment/slmops-manager"), "NOTES.txt tells the next step")
+	g.Expect(testenv.WaitForCRDs(ctx, cluster)).To(Succeed())
+
+	t.Run("RBAC", func(t *testing.T) { checkManagerRBAC(t, releaseNS, managerSA) })
+
+	t.Run("the operator completes the sample rollout", func(t *testing.T) {
+		g := NewWithT(t)
+		dep, err := cluster.Clientset.AppsV1().Deployments(releaseNS).Get(ctx, "slmops-manager", metav1.GetOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		stop := runAsDeployment(t, dep.Spec.Template.Spec.Containers[0].Args, releaseNS, dep.Spec.Template.Spec.ServiceAccountName)
+		defer stop()
+		completeSampleRollout(t, "stores")
+	})
+
+	// Upgrade: other values reach the Deployment; what the new values no
+	// longer render (the metrics RBAC, the editor roles) is gone.
+	out, err = helm("upgrade", release, chartDir, "--namespace", releaseNS, "--wait=false",
+		"--set", "replicaCount=2", "--set", "inferd.image.tag=v0.2.0", "--set", "metrics.secure=false",
+		"--set", "rbac.aggregateToDefaultRoles=false")
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	dep, err := cluster.Clientset.AppsV1().Deployments(releaseNS).Get(ctx, "slmops-manager", metav1.GetOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(*dep.Spec.Replicas).To(BeEquivalentTo(2))
+	g.Expect(dep.Spec.Template.Spec.Containers[0].Args).To(ContainElements("--inferd-image=ghcr.io/slmops/inferd:v0.2.0", "--metrics-secure=false"))
+	for _, name := range []string{"slmops-metrics-auth", "slmops-metrics-reader", "slmops-editor", "slmops-viewer"} {
+		_, err := cluster.Clientset.RbacV1().ClusterRoles().Get(ctx, name, metav1.GetOptions{})
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "ClusterRole %s outlived the upgrade that stopped rendering it: %v", name, err)
+	}
+
+	// Uninstall: nothing of the release is left but the CRDs (kept on
+	// purpose), and the models and rollouts in them are untouched.
+	out, err = helm("uninstall", release, "--namespace", releaseNS, "--wait")
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	g.Expect(leftovers(t, release)).To(BeEmpty(), "objects of the release after helm uninstall")
+	for _, crd := range []string{"edgerollouts.slmops.dev", "slmmodels.slmops.dev"} {
+		_, err := kubectl("get", "crd", crd)
+		g.Expect(err).NotTo(HaveOccurred(), "the CRD %s was deleted; crds.keep should have kept it", crd)
+	}
+	c := kube(t)
+	var r slmopsv1alpha1.EdgeRollout
+	g.Expect(c.Get(ctx, client.ObjectKey{Namespace: "stores", Name: "tinyllama-stores"}, &r)).To(Succeed())
+	g.Expect(r.Status.Phase).To(Equal(slmopsv1alpha1.PhaseCompleted))
+}
+
+// checkManagerRBAC asks the API server what the manager's ServiceAccount may
+// do: everything the controllers need, and a sample of what they must not.
+func checkManagerRBAC(t *testing.T, ns, sa string) {
+	t.Helper()
+	as := "--as=system:serviceaccount:" + ns + ":" + sa
+	for _, allowed := range [][]string{
+		{"list", "edgerollouts.slmops.dev", "--all-namespaces"},
+		{"watch", "slmmodels.slmops.dev", "--all-namespaces"},
+		{"patch", "edgerollouts.slmops.dev", "--subresource=status", "-n", "stores"},
+		{"update", "edgerollouts.slmops.dev", "--subresource=finalizers", "-n", "stores"},
+		{"patch", "slmmodels.slmops.dev", "--subresource=status", "-n", "stores"},
+		{"create", "daemonsets.apps", "-n", "stores"},
+		{"delete", "daemonsets.apps", "-n", "stores"},
+		{"list", "pods", "--all-namespaces"},
+		{"patch", "nodes"},
+		{"create", "events.events.k8s.io", "-n", "stores"},
+		{"update", "leases.coordination.k8s.io", "-n", ns},
+		{"create", "events", "-n", ns},
+	} {
+		if out, err := kubectl(append([]string{"auth", "can-i", as}, allowed...)...); err != nil || answer(out) != "yes" {
+			t.Errorf("the manager may not %v: %s %v", allowed, strings.TrimSpace(out), err)
+		}
+	}
+	for _, denied := range [][]string{
+		{"get", "secrets", "--all-namespaces"},
+		{"get", "secrets", "-n", ns},
+		{"create", "pods", "-n", "stores"},
+		{"create", "events", "-n", "stores"},
+		{"delete", "nodes"},
+		{"update", "daemonsets.apps", "-n", "stores"},
+		{"delete", "edgerollouts.slmops.dev", "-n", "stores"},
+		{"update", "slmmodels.slmops.dev", "-n", "stores"},
+		{"create", "leases.coordination.k8s.io", "-n", "kube-system"},
+		{"create", "clusterroles.rbac.authorization.k8s.io"},
+		{"create", "rolebindings.rbac.authorization.k8s.io", "-n", ns},
+		{"impersonate", "serviceaccounts", "-n", ns},
+		{"create", "serviceaccounts/token", "-n", ns},
+		{"*", "*"},
+	} {
+		out, _ := kubectl(append([]string{"auth", "can-i", as}, denied...)...)
+		if answer(out) != "no" {
+			t.Errorf("the manager may %v: %s", denied, strings.TrimSpace(out))
+		}
+	}
+}
+
+// answer is kubectl auth can-i's verdict: its last word (warnings about
+// cluster-scoped resources come before it).
+func answer(out string) string {
+	f := strings.Fields(out)
+	if len(f) == 0 {
+		return ""
+	}
+	return f[len(f)-1]
+}
+
+// runAsDeployment runs the manager binary with a Deployment's arguments
+// (listening on local ports instead of the container's) and the token of its
+// ServiceAccount, so it can do exactly what the installed RBAC allows.
+func runAsDeployment(t *testing.T, args []string, ns, sa string) (stop func()) {
+	t.Helper()
+	ctx := context.Background()
+	tok, err := cluster.Clientset.CoreV1().ServiceAccounts(ns).CreateToken(ctx, sa,
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](3600)}}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ca := cluster.Config.CAData
+	if len(ca) == 0 {
+		if ca, err = os.ReadFile(cluster.Config.CAFile); err != nil {
+			t.Fatal(err)
+		}
+	}
+	kubeconfig := filepath.Join(t.TempDir(), "kubeconfig")
+	cfg := clientcmdapi.NewConfig()
+	cfg.Clusters["local"] = &clientcmdapi.Cluster{Server: cluster.Config.Host, CertificateAuthorityData: ca}
+	cfg.AuthInfos[sa] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
+	cfg.Contexts["manager"] = &clientcmdapi.Context{Cluster: "local", AuthInfo: sa, Namespace: ns}
+	cfg.CurrentContext = "manager"
+	if err := clientcmd.WriteToFile(*cfg, kubeconfig); err != nil {
+		t.Fatal(err)
+	}
+
+	var local []string
+	for _, a := range args {
+		switch {
+		case strings.HasPrefix(a, "--metrics-bind-address="):
+			if a != "--metrics-bind-address=0" {
+				a = "--metrics-bind-address=" + freeAddr(t)
+			}
+		case strings.HasPrefix(a, "--health-probe-bind-address="):
+			a = "--health-probe-bind-address=" + freeAddr(t)
+		}
+		local = append(local, a)
+	}
+	logs := &syncBuffer{}
+	cmd := exec.Command(managerBin, local...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+kubeconfig)
+	cmd.Stdout, cmd.Stderr = logs, logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	return func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(30 * time.Second):
+			_ = cmd.Process.Kill()
+			<-exited
+		}
+		if t.Failed() {
+			l := logs.String()
+			if len(l) > 20000 {
+				l = l[len(l)-20000:]
+			}
+			t.Logf("operator logs (end):\n%s", l)
+		}
+		// A manager that was denied something says so in its log.
+		if strings.Contains(logs.String(), "is forbidden") {
+			t.Errorf("the manager was denied something it needs:\n%s", grepLines(logs.String(), "is forbidden"))
+		}
+	}
+}
+
+// completeSampleRollout applies config/samples as they are into ns and
+// promotes the rollout whenever it pauses, until it is Completed.
+func completeSampleRollout(t *testing.T, ns string) {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := context.Background()
+	if _, err := cluster.Clientset.CoreV1().Namespaces().Create(ctx,
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	out, err := kubectl("apply", "-n", ns, "-k", filepath.Join(root, "config", "samples"))
+	g.Expect(err).NotTo(HaveOccurred(), out)
+	c := kube(t)
+	key := client.ObjectKey{Namespace: ns, Name: "tinyllama-stores"}
+	promotions := 0
+	g.Eventually(func(g Gomega) slmopsv1alpha1.RolloutPhase {
+		var r slmopsv1alpha1.EdgeRollout
+		g.Expect(c.Get(ctx, key, &r)).To(Succeed())
+		if r.Status.Phase == slmopsv1alpha1.PhasePaused {
+			promotions++
+			_, err := kubectl("annotate", "--overwrite", "-n", ns, "edgerollout", key.Name,
+				fmt.Sprintf("%s=%d", slmopsv1alpha1.PromoteAnnotation, promotions))
+			g.Expect(err).NotTo(HaveOccurred())
+		}
+		return r.Status.Phase
+	}).WithTimeout(4 * time.Minute).WithPolling(500 * time.Millisecond).Should(Equal(slmopsv1alpha1.PhaseCompleted))
+	var r slmopsv1alpha1.EdgeRollout
+	g.Expect(c.Get(ctx, key, &r)).To(Succeed())
+	g.Expect(r.Status.TargetNodes).To(BeEquivalentTo(clusterNodes), "the sample selects every simulated K3s node")
+}
+
+// leftovers lists objects labeled as the release's that remain: namespaced
+// ones in any namespace, and cluster-scoped ones; CRDs are not counted.
+func leftovers(t *testing.T, release string) []string {
+	t.Helper()
+	sel := "app.kubernetes.io/instance=" + release + ",app.kubernetes.io/managed-by=Helm"
+	var left []string
+	for _, kind := range []string{"deployments", "services", "serviceaccounts", "roles", "rolebindings", "configmaps", "secrets"} {
+		out, err := kubectl("get", kind, "--all-namespaces", "-l", sel, "-o", "name")
+		if err != nil {
+			t.Fatalf("kubectl get %s: %v\n%s", kind, err, out)
+		}
+		left = append(left, strings.Fields(out)...)
+	}
+	for _, kind := range []string{"clusterroles", "clusterrolebindings"} {
+		out, err := kubectl("get", kind, "-l", sel, "-o", "name")
+		if err != nil {
+			t.Fatalf("kubectl get %s: %v\n%s", kind, err, out)
+		}
+		left = append(left, strings.Fields(out)...)
+	}
+	// Helm's own release records.
+	out, _ := kubectl("get", "secrets", "--all-namespaces", "-l", "owner=helm,name="+release, "-o", "name")
+	return append(left, strings.Fields(out)...)
+}
+
+func kube(t *testing.T) client.Client {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	if err := clientgoscheme.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := slmopsv1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	c, err := client.New(cluster.Config, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func grepLines(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
