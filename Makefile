@@ -140,10 +140,19 @@ build: ## Build the binaries into bin/.
 IMG_MANAGER ?= ghcr.io/slmops/manager:dev
 IMG_INFERD ?= ghcr.io/slmops/inferd:dev
 
+PLATFORMS ?= linux/amd64,linux/arm64
+# buildx cannot load a multi-platform image into the local engine: push it.
+BUILDX_OUTPUT ?= --push
+
 .PHONY: docker-build
-docker-build: ## Build the manager and inferd images (needs a Docker engine, which this machine lacks).
+docker-build: ## Build the manager and inferd images for this machine's platform (needs a Docker engine, which this machine lacks).
 	docker build --target manager -t $(IMG_MANAGER) .
 	docker build --target inferd -t $(IMG_INFERD) .
+
+.PHONY: docker-buildx
+docker-buildx: ## Build and push multi-arch images (PLATFORMS, default linux/amd64,linux/arm64) with docker buildx.
+	docker buildx build --platform $(PLATFORMS) --target manager -t $(IMG_MANAGER) $(BUILDX_OUTPUT) .
+	docker buildx build --platform $(PLATFORMS) --target inferd -t $(IMG_INFERD) $(BUILDX_OUTPUT) .
 
 $(CONTROLLER_GEN):
 	@mkdir -p $(BIN)/tmp

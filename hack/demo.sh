@@ -63,6 +63,9 @@ echo "leader: ${holder:-none yet}"
 
 say "The serving side: inferd on this machine, as on one edge node"
 go build -o "$root/bin/inferd" ./cmd/inferd
+# The kubectl plugin: kubectl finds kubectl-slm on the PATH.
+go build -o "$root/bin/kubectl-slm" ./cmd/kubectl-slm
+export PATH="$root/bin:$PATH"
 go build -o "$root/bin/model-server" ./hack/model-server
 rm -rf "$dir/inferd-cache" "$dir/inferd-config.json"
 "$root/bin/model-server" -config "$dir/inferd-config.json" -cache-dir "$dir/inferd-cache" >"$dir/logs/model-server.log" 2>&1 &
@@ -121,12 +124,13 @@ say "A new model file (a new digest) starts a canary beside the stable revision"
 kubectl patch slm tinyllama-chat --type merge -p \
 	'{"spec":{"digest":"sha256:2222222222222222222222222222222222222222222222222222222222222222"}}'
 watch_rollout Paused
-say "Step 1 is healthy and paused; promoting it by hand instead of waiting"
-kubectl annotate er tinyllama-stores slmops.dev/promote="$(date +%s)" --overwrite
+say "Step 1 is healthy and paused: kubectl slm status shows it, kubectl slm promote promotes it now"
+kubectl slm status tinyllama-stores
+kubectl slm promote tinyllama-stores
 watch_rollout Completed
 kubectl get ds -l app.kubernetes.io/managed-by=slmops
 say "History and Events"
-kubectl get er tinyllama-stores -o jsonpath='{range .status.history[*]}{.revision}  {.phase}  {.digest}{"\n"}{end}'
+kubectl slm history tinyllama-stores
 kubectl get events --field-selector involvedObject.kind=EdgeRollout -o custom-columns=REASON:.reason,MESSAGE:.message --sort-by=.metadata.creationTimestamp 2>/dev/null |
 	tail -n 12
 

@@ -122,7 +122,7 @@ func (e *labelExpectations) forget(key types.NamespacedName) {
 	delete(e.m, key)
 }
 
-// +kubebuilder:rbac:groups=slmops.dev,resources=edgerollouts,verbs=get;list;watch;update;patch
+// +kubebuilder:rbac:groups=slmops.dev,resources=edgerollouts,verbs=get;list;watch;patch
 // +kubebuilder:rbac:groups=slmops.dev,resources=edgerollouts/status,verbs=get;update;patch
 // +kubebuilder:rbac:groups=slmops.dev,resources=edgerollouts/finalizers,verbs=update
 // +kubebuilder:rbac:groups=slmops.dev,resources=slmmodels,verbs=get;list;watch
@@ -221,8 +221,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		if err := r.removeCohortLabel(ctx, labelKey); err != nil {
 			return ctrl.Result{}, err
 		}
+		base := ro.DeepCopy()
 		if controllerutil.RemoveFinalizer(&ro, finalizer) {
-			if err := r.Update(ctx, &ro); err != nil {
+			if err := r.Patch(ctx, &ro, finalizerPatch(base)); err != nil {
 				return ctrl.Result{}, client.IgnoreNotFound(err)
 			}
 		}
@@ -230,8 +231,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		r.expect.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
+	base := ro.DeepCopy()
 	if controllerutil.AddFinalizer(&ro, finalizer) {
-		if err := r.Update(ctx, &ro); err != nil {
+		if err := r.Patch(ctx, &ro, finalizerPatch(base)); err != nil {
 			return ctrl.Result{}, err
 		}
 	}
@@ -314,6 +316,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		log.Info("Deleted DaemonSet of a revision no node runs", "daemonSet", klog.KObj(ds), "revision", rev)
 	}
 	observeRollout(&ro.ObjectMeta, &p.Status)
+	observeSites(&ro.ObjectMeta, in.Nodes, p.Status.CanaryRevision)
 	if len(problems) > 0 {
 		log.Error(errors.Join(problems...), "Rollout cannot be fully reconciled")
 	}
@@ -475,4 +478,13 @@ func (r *Reconciler) writeStatus(ctx context.Context, ro *slmopsv1alpha1.EdgeRol
 	}
 	*ro = *next
 	return nil
+}
+
+// finalizerPatch is a merge patch of the finalizers alone (guarded by the
+// resourceVersion), never an update: an update sends the whole object as this
+// binary's types serialize it, and a field they write that the stored object
+// lacks (a false bool, say) would change the spec that Git owns and bump its
+// generation.
+func finalizerPatch(base *slmopsv1alpha1.EdgeRollout) client.Patch {
+	return client.MergeFromWithOptions(base, client.MergeFromWithOptimisticLock{})
 }

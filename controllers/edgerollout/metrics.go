@@ -1,6 +1,8 @@
 package edgerollout
 
 import (
+	"regexp"
+
 	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
@@ -39,6 +41,10 @@ var (
 		Help:    "Time of one EdgeRollout reconcile: observe, plan and act.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 	})
+	siteNodesGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "slmops_rollout_site_nodes",
+		Help: "Target nodes of an EdgeRollout per site (the value of spec.strategy.canary.topologyKey; \"none\" without one) by state. state: target, ready (a Ready inferd pod of the node's revision), canary (in the canary cohort).",
+	}, []string{"namespace", "rollout", "site", "state"})
 	nodeWrites = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "slmops_node_label_writes_total",
 		Help: "Node label patches the operator made to move nodes between revisions.",
@@ -46,7 +52,7 @@ var (
 )
 
 func init() {
-	metrics.Registry.MustRegister(phaseGauge, stepGauge, nodesGauge, promotions, rollbacks, reconcileSeconds, nodeWrites)
+	metrics.Registry.MustRegister(phaseGauge, stepGauge, nodesGauge, siteNodesGauge, promotions, rollbacks, reconcileSeconds, nodeWrites)
 }
 
 func observeRollout(m *metav1.ObjectMeta, st *slmopsv1alpha1.EdgeRolloutStatus) {
@@ -70,6 +76,40 @@ func observeRollout(m *metav1.ObjectMeta, st *slmopsv1alpha1.EdgeRolloutStatus) 
 	}
 }
 
+// observeSites sets the per-site node counts of a rollout from the nodes
+// observed this reconcile; sites that no longer have target nodes go.
+func observeSites(m *metav1.ObjectMeta, nodes []nodeState, canaryRevision string) {
+	type counts struct{ target, ready, canary int }
+	bySite := map[string]*counts{}
+	for _, n := range nodes {
+		if !n.Target {
+			continue
+		}
+		site := n.Site
+		if site == "" {
+			site = "none"
+		}
+		c := bySite[site]
+		if c == nil {
+			c = &counts{}
+			bySite[site] = c
+		}
+		c.target++
+		if n.Pod.Ready {
+			c.ready++
+		}
+		if canaryRevision != "" && n.Revision == canaryRevision {
+			c.canary++
+		}
+	}
+	siteNodesGauge.DeletePartialMatch(prometheus.Labels{"namespace": m.Namespace, "rollout": m.Name})
+	for site, c := range bySite {
+		siteNodesGauge.WithLabelValues(m.Namespace, m.Name, site, "target").Set(float64(c.target))
+		siteNodesGauge.WithLabelValues(m.Namespace, m.Name, site, "ready").Set(float64(c.ready))
+		siteNodesGauge.WithLabelValues(m.Namespace, m.Name, site, "canary").Set(float64(c.canary))
+	}
+}
+
 func countEvent(namespace, name, reason string) {
 	switch reason {
 	case "StepPromoted":
@@ -85,6 +125,25 @@ func forgetMetrics(namespace, name string) {
 	phaseGauge.DeletePartialMatch(labels)
 	stepGauge.DeletePartialMatch(labels)
 	nodesGauge.DeletePartialMatch(labels)
+	siteNodesGauge.DeletePartialMatch(labels)
 	promotions.DeletePartialMatch(labels)
 	rollbacks.DeletePartialMatch(labels)
 }
+
+// MetricNames lists the names of the operator's own rollout metrics, so that
+// dashboards and alert rules can be checked against what it really serves.
+func MetricNames() []string {
+	var names []string
+	for _, c := range []prometheus.Collector{phaseGauge, stepGauge, nodesGauge, siteNodesGauge, promotions, rollbacks, reconcileSeconds, nodeWrites} {
+		ch := make(chan *prometheus.Desc)
+		go func() { c.Describe(ch); close(ch) }()
+		for d := range ch {
+			if m := fqName.FindStringSubmatch(d.String()); m != nil {
+				names = append(names, m[1])
+			}
+		}
+	}
+	return names
+}
+
+var fqName = regexp.MustCompile(`fqName: "(slmops_[a-z0-9_]+)"`)

@@ -1,6 +1,8 @@
 package server
 
 import (
+	"regexp"
+
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 )
@@ -74,4 +76,43 @@ func newMetrics(reg prometheus.Registerer, lim *limiter) *Metrics {
 		m.SelfTestTokensSec, m.SelfTestTTFT, m.ModelInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// MetricNames lists the names of inferd's own metrics on /metrics (not the Go
+// runtime's or the process's), so that dashboards and alert rules can be
+// checked against what inferd really serves.
+func MetricNames() []string {
+	var c captured
+	newMetrics(&c, &limiter{})
+	var names []string
+	for _, col := range c {
+		names = append(names, describedNames(col)...)
+	}
+	return names
+}
+
+// captured is a Registerer that only keeps what is registered.
+type captured []prometheus.Collector
+
+func (c *captured) Register(col prometheus.Collector) error { *c = append(*c, col); return nil }
+func (c *captured) MustRegister(cols ...prometheus.Collector) {
+	for _, col := range cols {
+		_ = c.Register(col)
+	}
+}
+func (c *captured) Unregister(prometheus.Collector) bool { return false }
+
+var fqName = regexp.MustCompile(`fqName: "(slmops_[a-z0-9_]+)"`)
+
+// describedNames are the slmops metric names a collector describes.
+func describedNames(col prometheus.Collector) []string {
+	ch := make(chan *prometheus.Desc)
+	go func() { col.Describe(ch); close(ch) }()
+	var names []string
+	for d := range ch {
+		if m := fqName.FindStringSubmatch(d.String()); m != nil {
+			names = append(names, m[1])
+		}
+	}
+	return names
 }

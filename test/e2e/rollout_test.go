@@ -129,6 +129,16 @@ func TestRolloutCompletesAcrossSites(t *testing.T) {
 	g.Expect(got.Status.History).To(HaveLen(2))
 	g.Expect(got.Status.History[1].Phase).To(Equal(slmopsv1alpha1.PhaseCompleted))
 
+	// Two revisions rolled out and the operator never wrote the spec (what
+	// Argo CD and Flux own): the generation is the one the test created,
+	// and no field manager but the test's own holds a spec field.
+	g.Expect(got.Generation).To(BeEquivalentTo(1), "the rollout's spec changed")
+	for _, mf := range got.ManagedFields {
+		if mf.Subresource == "" && mf.FieldsV1 != nil && strings.Contains(string(mf.FieldsV1.Raw), `"f:spec"`) {
+			g.Expect(mf.Manager).NotTo(ContainSubstring("manager"), "the operator (%s, %s) holds spec fields", mf.Manager, mf.Operation)
+		}
+	}
+
 	// Deleting the rollout removes what it made: its DaemonSets (owner
 	// references) and its cohort label on every node (its finalizer).
 	g.Expect(c.Delete(context.Background(), got)).To(Succeed())

@@ -120,6 +120,7 @@ func checkManagerRBAC(t *testing.T, ns, sa string) {
 		{"delete", "nodes"},
 		{"update", "daemonsets.apps", "-n", "stores"},
 		{"delete", "edgerollouts.slmops.dev", "-n", "stores"},
+		{"update", "edgerollouts.slmops.dev", "-n", "stores"}, // the spec is Git's; finalizers are patched
 		{"update", "slmmodels.slmops.dev", "-n", "stores"},
 		{"create", "leases.coordination.k8s.io", "-n", "kube-system"},
 		{"create", "clusterroles.rbac.authorization.k8s.io"},

@@ -1,0 +1,306 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/controllers/edgerollout"
+	"github.com/slmops/slmops/test/testenv"
+)
+
+var (
+	env        *testenv.Env
+	kubeconfig string
+)
+
+// The plugin talks to a real API server (envtest) with the CRDs installed;
+// rollouts get their status written as the operator would write it.
+func TestMain(m *testing.M) {
+	var err error
+	env, err = testenv.Start()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	dir, _ := os.MkdirTemp("", "kubectl-slm-")
+	kubeconfig = filepath.Join(dir, "kubeconfig")
+	if err := os.WriteFile(kubeconfig, env.KubeConfig, 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	_ = env.Stop()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// slm runs the plugin with args as kubectl would, and returns its output.
+func slm(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out bytes.Buffer
+	cmd := newRootCommand(&out, &out)
+	cmd.SetArgs(append([]string{"--kubeconfig", kubeconfig}, args...))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	err := cmd.ExecuteContext(ctx)
+	return out.String(), err
+}
+
+// fleet makes a namespace, a model, a rollout at step 2 of 3 with a failing
+// node, and eight nodes in two sites: three in the canary cohort (two ready),
+// four stable and ready, one not ready.
+func fleet(t *testing.T, ns string) *slmopsv1alpha1.EdgeRollout {
+	t.Helper()
+	ctx := context.Background()
+	c := env.Client
+	if err := env.CreateNamespace(ns); err != nil {
+		t.Fatal(err)
+	}
+	m := &slmopsv1alpha1.SLMModel{
+		ObjectMeta: metav1.ObjectMeta{Name: "tinyllama", Namespace: ns},
+		Spec: slmopsv1alpha1.SLMModelSpec{
+			Source:       slmopsv1alpha1.ModelSource{HTTP: &slmopsv1alpha1.HTTPSource{URL: "https://models.example.com/t.gguf"}},
+			Digest:       "sha256:9f2c8d1e6b5a4f3e2d1c0b9a8f7e6d5c4b3a2f1e0d9c8b7a6f5e4d3c2b1a0f9e",
+			Quantization: slmopsv1alpha1.QuantizationQ4_0,
+		},
+	}
+	if err := c.Create(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	r := &slmopsv1alpha1.EdgeRollout{
+		ObjectMeta: metav1.ObjectMeta{Name: "stores", Namespace: ns},
+		Spec: slmopsv1alpha1.EdgeRolloutSpec{
+			ModelRef:     slmopsv1alpha1.LocalObjectReference{Name: "tinyllama"},
+			NodeSelector: &slmopsv1alpha1.NodeSelector{MatchLabels: map[string]string{"fleet": ns}},
+		},
+	}
+	r.Spec.Strategy.Canary.Steps = []slmopsv1alpha1.CanaryStep{
+		{Nodes: intstr.FromString("10%")}, {Nodes: intstr.FromString("40%")}, {Nodes: intstr.FromString("100%")},
+	}
+	r.Spec.Strategy.Canary.TopologyKey = "topology.kubernetes.io/zone"
+	if err := c.Create(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	cohort := edgerollout.CohortLabel(ns, r.Name)
+	for i := range 8 {
+		name := fmt.Sprintf("%s-node-%d", ns, i)
+		site := "site-a"
+		if i >= 4 {
+			site = "site-b"
+		}
+		rev := "stable01"
+		if i == 0 || i == 1 || i == 4 {
+			rev = "canary02"
+		}
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{
+			"fleet": ns, "topology.kubernetes.io/zone": site, cohort: rev,
+		}}}
+		if err := c.Create(ctx, n); err != nil {
+			t.Fatal(err)
+		}
+		if i == 4 || i == 7 { // the failing canary node and a node down
+			continue
+		}
+		p := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("inferd-%d", i), Namespace: ns, Labels: map[string]string{
+				edgerollout.RolloutLabel: r.Name, edgerollout.RevisionLabel: rev,
+			}},
+			Spec: corev1.PodSpec{NodeName: name, Containers: []corev1.Container{{Name: "inferd", Image: "inferd"}}},
+		}
+		if err := c.Create(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+		p.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}
+		if err := c.Status().Update(ctx, p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	since := metav1.NewTime(time.Now().Add(-3 * time.Minute))
+	started := metav1.NewTime(time.Now().Add(-90 * time.Second))
+	r.Status = slmopsv1alpha1.EdgeRolloutStatus{
+		ObservedGeneration: r.Generation, Phase: slmopsv1alpha1.PhaseProgressing, CurrentStep: 1, StepStartedAt: &started,
+		StableRevision: "stable01", CanaryRevision: "canary02",
+		TargetNodes: 8, CanaryNodes: 3, ReadyNodes: 6, UpdatedNodes: 3, UnavailableNodes: 2,
+		FailingNodes: []slmopsv1alpha1.FailingNode{{Node: ns + "-node-4", Reason: "SelfTestFailed", Message: "golden prompt 1: 1.2 tokens/s, below 5", Since: &since}},
+		History: []slmopsv1alpha1.RevisionHistory{
+			{Revision: "stable01", Digest: "sha256:1111111111111111111111111111111111111111111111111111111111111111", Phase: slmopsv1alpha1.PhaseCompleted, StartedAt: &since, FinishedAt: &started},
+			{Revision: "canary02", Digest: m.Spec.Digest, Phase: slmopsv1alpha1.PhaseProgressing, StartedAt: &started},
+		},
+		Conditions: []metav1.Condition{{Type: slmopsv1alpha1.ConditionProgressing, Status: metav1.ConditionTrue, Reason: "StepProgressing",
+			Message: "step 2 of 3 (4 of 8 target nodes): 2 healthy, 4 needed, 1 to switch", LastTransitionTime: started}},
+	}
+	if err := c.Status().Update(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	return r
+}
+
+func TestStatusShowsStepSitesAndFailingNodes(t *testing.T) {
+	fleet(t, "status")
+	out, err := slm(t, "status", "stores", "-n", "status")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	t.Logf("kubectl slm status stores:\n%s", out)
+	for _, want := range []string{
+		"EdgeRollout status/stores  model tinyllama Q4_0 (sha256:9f2c8d1e6b5a)",
+		"Phase:     Progressing, step 2 of 3 (40%) for 90s",
+		"Nodes:     8 target, 3 canary, 6 ready, 3 updated, 2 unavailable, 0 unreachable",
+		"Revisions: stable stable01, canary canary02",
+		"Message:   step 2 of 3 (4 of 8 target nodes): 2 healthy, 4 needed, 1 to switch",
+		"status-node-4  SelfTestFailed  3m",
+		"golden prompt 1: 1.2 tokens/s, below 5",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("the status view lacks %q", want)
+		}
+	}
+	// Per site, computed from the nodes, the cohort labels and the pods:
+	// site-a has 4 nodes, 2 canary, 4 ready; site-b has 4 nodes, 1 canary
+	// (failing), 2 ready (node 7 is down).
+	sites := map[string][]string{}
+	for _, line := range strings.Split(out, "\n") {
+		f := strings.Fields(line)
+		if len(f) == 5 && strings.HasPrefix(f[0], "site-") {
+			sites[f[0]] = f[1:]
+		}
+	}
+	if got := strings.Join(sites["site-a"], " "); got != "4 2 4 0" {
+		t.Errorf("site-a: nodes canary ready failing = %s; want 4 2 4 0", got)
+	}
+	if got := strings.Join(sites["site-b"], " "); got != "4 1 2 1" {
+		t.Errorf("site-b: nodes canary ready failing = %s; want 4 1 2 1", got)
+	}
+}
+
+func TestHistoryListsRevisions(t *testing.T) {
+	fleet(t, "history")
+	out, err := slm(t, "history", "stores", "-n", "history")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if len(lines) != 3 || !strings.HasPrefix(lines[0], "REVISION") {
+		t.Fatalf("history:\n%s", out)
+	}
+	if f := strings.Fields(lines[1]); f[0] != "stable01" || f[1] != "sha256:111111111111" || f[2] != "Completed" {
+		t.Errorf("first revision: %q", lines[1])
+	}
+	if f := strings.Fields(lines[2]); f[0] != "canary02" || f[2] != "Progressing" || !strings.HasSuffix(lines[2], "-") {
+		t.Errorf("second revision (not finished): %q", lines[2])
+	}
+}
+
+// TestActionsSetWhatTheOperatorReads: promote, promote --full, abort and
+// retry set their annotation to a new value each time; pause and resume set
+// spec.paused.
+func TestActionsSetWhatTheOperatorReads(t *testing.T) {
+	fleet(t, "actions")
+	ctx := context.Background()
+	key := client.ObjectKey{Namespace: "actions", Name: "stores"}
+	get := func() *slmopsv1alpha1.EdgeRollout {
+		r := &slmopsv1alpha1.EdgeRollout{}
+		if err := env.Client.Get(ctx, key, r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	for _, tc := range []struct {
+		args       []string
+		annotation string
+	}{
+		{[]string{"promote"}, slmopsv1alpha1.PromoteAnnotation},
+		{[]string{"promote", "--full"}, slmopsv1alpha1.PromoteFullAnnotation},
+		{[]string{"abort"}, slmopsv1alpha1.AbortAnnotation},
+		{[]string{"retry"}, slmopsv1alpha1.RetryAnnotation},
+	} {
+		before := get().Annotations[tc.annotation]
+		out, err := slm(t, append(tc.args, "stores", "-n", "actions")...)
+		if err != nil {
+			t.Fatalf("%v: %v\n%s", tc.args, err, out)
+		}
+		after := get().Annotations[tc.annotation]
+		if after == "" || after == before {
+			t.Errorf("%v: %s went from %q to %q; want a new value", tc.args, tc.annotation, before, after)
+		}
+		if !strings.Contains(out, tc.annotation+"="+after) {
+			t.Errorf("%v printed %q", tc.args, out)
+		}
+		// A second promote is a new value: the operator acts again.
+		if tc.annotation == slmopsv1alpha1.PromoteAnnotation {
+			time.Sleep(time.Millisecond)
+			if _, err := slm(t, append(tc.args, "stores", "-n", "actions")...); err != nil {
+				t.Fatal(err)
+			}
+			if again := get().Annotations[tc.annotation]; again == after {
+				t.Errorf("a second promote left %s at %q", tc.annotation, again)
+			}
+		}
+	}
+	if _, err := slm(t, "pause", "stores", "-n", "actions"); err != nil || !get().Spec.Paused {
+		t.Errorf("pause: %v, spec.paused=%v", err, get().Spec.Paused)
+	}
+	if out, _ := slm(t, "status", "stores", "-n", "actions"); !strings.Contains(out, "(spec.paused)") {
+		t.Errorf("status of a paused rollout does not say so:\n%s", out)
+	}
+	if _, err := slm(t, "resume", "stores", "-n", "actions"); err != nil || get().Spec.Paused {
+		t.Errorf("resume: %v, spec.paused=%v", err, get().Spec.Paused)
+	}
+	// A rollout that does not exist is an error that names it.
+	if out, err := slm(t, "promote", "nope", "-n", "actions"); err == nil || !strings.Contains(err.Error(), "actions/nope") {
+		t.Errorf("promote of a missing rollout: %v %s", err, out)
+	}
+}
+
+// TestWatchEndsWithTheRollout: status --watch prints when the view changes
+// and exits 0 on Completed, 1 on RolledBack.
+func TestWatchEndsWithTheRollout(t *testing.T) {
+	r := fleet(t, "watch")
+	ctx := context.Background()
+	go func() {
+		time.Sleep(500 * time.Millisecond)
+		r.Status.Phase, r.Status.CanaryRevision, r.Status.StableRevision = slmopsv1alpha1.PhaseCompleted, "", "canary02"
+		r.Status.FailingNodes = nil
+		_ = env.Client.Status().Update(ctx, r)
+	}()
+	out, err := slm(t, "status", "stores", "-n", "watch", "--watch", "--interval", "100ms")
+	if err != nil {
+		t.Fatalf("watch of a rollout that completed: %v\n%s", err, out)
+	}
+	if strings.Count(out, "--- ") < 2 || !strings.Contains(out, "Phase:     Completed") {
+		t.Errorf("watch printed:\n%s", out)
+	}
+
+	if err := env.Client.Get(ctx, client.ObjectKeyFromObject(r), r); err != nil {
+		t.Fatal(err)
+	}
+	r.Status.Phase = slmopsv1alpha1.PhaseRolledBack
+	if err := env.Client.Status().Update(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	out, err = slm(t, "status", "stores", "-n", "watch", "--watch", "--interval", "100ms")
+	var exit exitError
+	if err == nil || !errorsAs(err, &exit) || exit.code != 1 {
+		t.Errorf("watch of a rolled-back rollout: %v; want exit code 1\n%s", err, out)
+	}
+}
+
+func errorsAs(err error, target *exitError) bool {
+	e, ok := err.(exitError)
+	if ok {
+		*target = e
+	}
+	return ok
+}
