@@ -50,18 +50,9 @@ func TestRegistryCredentialsComeFromThePullSecretAtRunTime(t *testing.T) {
 // TestRuntimeSettingsReachInferd: the model's runtime settings, the CPU
 // policy among them, are what inferd reads from its config.
 func TestRuntimeSettingsReachInferd(t *testing.T) {
-	m := &slmopsv1alpha1.SLMModel{
-		ObjectMeta: metav1.ObjectMeta{Name: "tiny", Namespace: "edge"},
-		Spec: slmopsv1alpha1.SLMModelSpec{
-			Source:       slmopsv1alpha1.ModelSource{HTTP: &slmopsv1alpha1.HTTPSource{URL: "https://m.example.com/tiny.gguf"}},
-			Digest:       "sha256:" + "ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12",
-			Quantization: slmopsv1alpha1.QuantizationQ4_0,
-			Runtime: slmopsv1alpha1.ModelRuntime{ContextLength: 4096, Threads: ptr.To[int32](2), MaxConcurrentRequests: 3,
-				CPUPolicy: slmopsv1alpha1.CPUPolicyExclusive},
-		},
-	}
-	r := &slmopsv1alpha1.EdgeRollout{ObjectMeta: metav1.ObjectMeta{Name: "shops", Namespace: "edge"}}
-	r.Spec.Template.Port = 8080
+	m, r := httpModelAndRollout()
+	m.Spec.Runtime = slmopsv1alpha1.ModelRuntime{ContextLength: 4096, Threads: ptr.To[int32](2), MaxConcurrentRequests: 3,
+		CPUPolicy: slmopsv1alpha1.CPUPolicyExclusive}
 	ds, err := buildDaemonSet(r, m, computeRevision(r, m, Defaults{}), Defaults{})
 	if err != nil {
 		t.Fatal(err)
@@ -89,17 +80,7 @@ func TestRuntimeSettingsReachInferd(t *testing.T) {
 // out as a canary), a rollout that names one keeps it, and the model cache
 // hostPath is the operator's.
 func TestOperatorDefaultsFillTheTemplate(t *testing.T) {
-	m := &slmopsv1alpha1.SLMModel{
-		ObjectMeta: metav1.ObjectMeta{Name: "tiny", Namespace: "edge"},
-		Spec: slmopsv1alpha1.SLMModelSpec{
-			Source:       slmopsv1alpha1.ModelSource{HTTP: &slmopsv1alpha1.HTTPSource{URL: "https://m.example.com/tiny.gguf"}},
-			Digest:       "sha256:" + "ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12",
-			Quantization: slmopsv1alpha1.QuantizationQ4_0,
-			Runtime:      slmopsv1alpha1.ModelRuntime{ContextLength: 2048, MaxConcurrentRequests: 2},
-		},
-	}
-	r := &slmopsv1alpha1.EdgeRollout{ObjectMeta: metav1.ObjectMeta{Name: "shops", Namespace: "edge"}}
-	r.Spec.Template.Port = 8080
+	m, r := httpModelAndRollout()
 	build := func(d Defaults) (string, *appsv1.DaemonSet) {
 		rev := computeRevision(r, m, d)
 		ds, err := buildDaemonSet(r, m, rev, d)
@@ -138,4 +119,20 @@ func TestOperatorDefaultsFillTheTemplate(t *testing.T) {
 	if image(ds) != "registry.local/inferd:pinned" || revA != revB {
 		t.Errorf("a pinned image: ran %q, revisions %s and %s; want the pinned image and one revision", image(ds), revA, revB)
 	}
+}
+
+// httpModelAndRollout is a model from an https source and a rollout of it.
+func httpModelAndRollout() (*slmopsv1alpha1.SLMModel, *slmopsv1alpha1.EdgeRollout) {
+	m := &slmopsv1alpha1.SLMModel{
+		ObjectMeta: metav1.ObjectMeta{Name: "tiny", Namespace: "edge"},
+		Spec: slmopsv1alpha1.SLMModelSpec{
+			Source:       slmopsv1alpha1.ModelSource{HTTP: &slmopsv1alpha1.HTTPSource{URL: "https://m.example.com/tiny.gguf"}},
+			Digest:       "sha256:" + "ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12",
+			Quantization: slmopsv1alpha1.QuantizationQ4_0,
+			Runtime:      slmopsv1alpha1.ModelRuntime{ContextLength: 2048, MaxConcurrentRequests: 2},
+		},
+	}
+	r := &slmopsv1alpha1.EdgeRollout{ObjectMeta: metav1.ObjectMeta{Name: "shops", Namespace: "edge"}}
+	r.Spec.Template.Port = 8080
+	return m, r
 }

@@ -9,8 +9,6 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
@@ -36,38 +34,19 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	bin, err := localcluster.BinDir()
+	suite, err := testenv.StartSuite("e2e", suiteNodes, suiteSites)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
-		return 1
-	}
-	dir, err := os.MkdirTemp("", "slmops-e2e-")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-
-	managerBin = filepath.Join(dir, "manager")
-	if out, err := exec.Command("go", "build", "-o", managerBin, "github.com/slmops/slmops/cmd/manager").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: build the manager: %v\n%s", err, out)
-		return 1
-	}
-
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cluster, err = localcluster.Up(ctx, localcluster.Options{
-		Dir: filepath.Join(dir, "cluster"), BinDir: bin, Nodes: suiteNodes, Sites: suiteSites, Progress: os.Stderr,
-	})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "e2e: start the local control plane: %v\n", err)
 		return 1
 	}
 	defer func() {
-		if err := cluster.Down(); err != nil {
-			fmt.Fprintf(os.Stderr, "e2e: stop the local control plane: %v\n", err)
+		if err := suite.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "e2e: %v\n", err)
 		}
 	}()
+	cluster, managerBin = suite.Cluster, suite.ManagerBin
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
 	if err := testenv.InstallCRDs(ctx, cluster); err != nil {
 		fmt.Fprintf(os.Stderr, "e2e: install the CRDs: %v\n", err)
 		return 1

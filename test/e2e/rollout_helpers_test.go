@@ -7,8 +7,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,14 +15,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	"github.com/slmops/slmops/controllers/edgerollout"
+	"github.com/slmops/slmops/test/testenv"
 )
 
 // operator is a running manager process.
@@ -35,31 +32,14 @@ type operator struct {
 	metricsAddr string
 	cmd         *exec.Cmd
 	exited      chan error
-	logs        *syncBuffer
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	logs        *testenv.SyncBuffer
 }
 
 // startOperator runs the manager binary against the suite's cluster, electing
 // its leader in ns; it is stopped when the test ends.
 func startOperator(t *testing.T, ns string) *operator {
 	t.Helper()
-	o := &operator{t: t, ns: ns, logs: &syncBuffer{}, metricsAddr: freeAddr(t)}
+	o := &operator{t: t, ns: ns, logs: &testenv.SyncBuffer{}, metricsAddr: freeAddr(t)}
 	o.start()
 	t.Cleanup(func() {
 		o.stop()
@@ -122,21 +102,7 @@ func (o *operator) stop() {
 }
 
 // kube is a controller-runtime client with the slmops types.
-func kube(t *testing.T) client.Client {
-	t.Helper()
-	scheme := runtime.NewScheme()
-	if err := clientgoscheme.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	if err := slmopsv1alpha1.AddToScheme(scheme); err != nil {
-		t.Fatal(err)
-	}
-	c, err := client.New(cluster.Config, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
+func kube(t *testing.T) client.Client { return testenv.Client(t, cluster.Config) }
 
 func newNamespace(t *testing.T, prefix string) string {
 	t.Helper()

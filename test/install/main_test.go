@@ -8,13 +8,11 @@
 package install
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"testing"
-	"time"
 
 	"github.com/slmops/slmops/test/localcluster"
 	"github.com/slmops/slmops/test/testenv"
@@ -47,37 +45,17 @@ func run(m *testing.M) int {
 		fmt.Fprintf(os.Stderr, "install: no helm binary at %s (make helm builds it): %v\n", helmBin, err)
 		return 1
 	}
-	bin, err := localcluster.BinDir()
+	suite, err := testenv.StartSuite("install", clusterNodes, clusterSites)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "install: %v\n", err)
-		return 1
-	}
-	kubectlBin = filepath.Join(bin, "kubectl")
-	dir, err := os.MkdirTemp("", "slmops-install-")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "install: %v\n", err)
-		return 1
-	}
-	defer os.RemoveAll(dir)
-	managerBin = filepath.Join(dir, "manager")
-	if out, err := exec.Command("go", "build", "-o", managerBin, "github.com/slmops/slmops/cmd/manager").CombinedOutput(); err != nil {
-		fmt.Fprintf(os.Stderr, "install: build the manager: %v\n%s", err, out)
-		return 1
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
-	cluster, err = localcluster.Up(ctx, localcluster.Options{
-		Dir: filepath.Join(dir, "cluster"), BinDir: bin, Nodes: clusterNodes, Sites: clusterSites, Progress: os.Stderr,
-	})
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "install: start the local control plane: %v\n", err)
 		return 1
 	}
 	defer func() {
-		if err := cluster.Down(); err != nil {
-			fmt.Fprintf(os.Stderr, "install: stop the local control plane: %v\n", err)
+		if err := suite.Stop(); err != nil {
+			fmt.Fprintf(os.Stderr, "install: %v\n", err)
 		}
 	}()
+	cluster, managerBin, kubectlBin = suite.Cluster, suite.ManagerBin, filepath.Join(suite.BinDir, "kubectl")
 	return m.Run()
 }
 
