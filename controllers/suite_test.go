@@ -158,13 +158,41 @@ func TestRolloutDaemonSetIsSecureAndOwned(t *testing.T) {
 	r := rollout(ns, "stores")
 	g.Expect(env.Client.Create(ctx, r)).To(Succeed())
 
-	var ds appsv1.DaemonSet
+	// One DaemonSet per artifact: the default file on the nodes that no
+	// variant matches, the amd64 variant's file on amd64 nodes.
+	var ds, variant appsv1.DaemonSet
 	g.Eventually(func(g Gomega) {
 		var list appsv1.DaemonSetList
 		g.Expect(env.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
-		g.Expect(list.Items).To(HaveLen(1))
-		ds = list.Items[0]
+		g.Expect(list.Items).To(HaveLen(2))
+		for _, d := range list.Items {
+			switch d.Labels[edgerollout.VariantLabel] {
+			case edgerollout.DefaultVariant:
+				ds = d
+			case "amd64":
+				variant = d
+			}
+		}
+		g.Expect(ds.Name).NotTo(BeEmpty())
+		g.Expect(variant.Name).NotTo(BeEmpty())
 	}).WithTimeout(20 * time.Second).Should(Succeed())
+	arch := func(d appsv1.DaemonSet) corev1.NodeSelectorRequirement {
+		terms := d.Spec.Template.Spec.Affinity.NodeAffinity.RequiredDuringSchedulingIgnoredDuringExecution.NodeSelectorTerms
+		g.Expect(terms).To(HaveLen(1))
+		g.Expect(terms[0].MatchExpressions).To(HaveLen(1))
+		return terms[0].MatchExpressions[0]
+	}
+	g.Expect(arch(variant)).To(Equal(corev1.NodeSelectorRequirement{Key: "kubernetes.io/arch", Operator: corev1.NodeSelectorOpIn, Values: []string{"amd64"}}))
+	g.Expect(arch(ds)).To(Equal(corev1.NodeSelectorRequirement{Key: "kubernetes.io/arch", Operator: corev1.NodeSelectorOpNotIn, Values: []string{"amd64"}}))
+	for _, e := range variant.Spec.Template.Spec.Containers[0].Env {
+		if e.Name == config.EnvConfig {
+			var vc config.Config
+			g.Expect(json.Unmarshal([]byte(e.Value), &vc)).To(Succeed())
+			g.Expect(vc.Model.Digest).To(Equal(fmt.Sprintf("sha256:%064x", 43)))
+			g.Expect(vc.Model.URL).To(Equal("https://models.example.com/t8.gguf"))
+		}
+		g.Expect(e.Name).NotTo(Equal(config.EnvAuthorization), "the variant's source has no secret")
+	}
 	g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(r), r)).To(Succeed())
 	rev := r.Status.CanaryRevision
 	g.Expect(metav1.IsControlledBy(&ds, r)).To(BeTrue())

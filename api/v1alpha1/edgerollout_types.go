@@ -499,6 +499,31 @@ type EdgeRolloutStatus struct {
 	// actions records the last annotation values acted on.
 	// +optional
 	Actions RolloutActions `json:"actions,omitempty"`
+
+	// variants counts the target nodes per artifact of a model with
+	// variants: each node runs the first variant whose nodeSelector matches
+	// it, or the default artifact ("default").
+	// +optional
+	// +kubebuilder:validation:MaxItems=17
+	// +listType=map
+	// +listMapKey=name
+	Variants []VariantStatus `json:"variants,omitempty"`
+}
+
+// VariantStatus is how many target nodes run one artifact of the model.
+type VariantStatus struct {
+	// name of the variant, or "default" for the model's own artifact.
+	// +required
+	Name string `json:"name"`
+	// digest of the artifact.
+	// +optional
+	Digest string `json:"digest,omitempty"`
+	// targetNodes is how many target nodes this artifact is for.
+	// +optional
+	TargetNodes int32 `json:"targetNodes"`
+	// readyNodes is how many of them have a Ready inferd pod.
+	// +optional
+	ReadyNodes int32 `json:"readyNodes"`
 }
 
 // EdgeRollout ships an SLMModel to a set of edge nodes progressively: a canary

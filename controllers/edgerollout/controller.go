@@ -255,8 +255,14 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, err
 	}
 
+	arts, err := artifacts(&model)
+	if err != nil {
+		return ctrl.Result{}, fmt.Errorf("SLMModel %s: %w", model.Name, err)
+	}
+
 	// Decide.
 	p := computePlan(in)
+	p.Status.Variants = variantCounts(&model, arts, in.Nodes)
 
 	// Act. The status goes first: its write fails on a conflict when this
 	// reconcile read a stale rollout from the cache, and then nothing else is
@@ -275,25 +281,37 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		countEvent(ro.Namespace, ro.Name, e.Reason)
 	}
 	var problems []error
+	byName, haveRevision := map[string]bool{}, map[string]bool{}
+	for _, ds := range daemonSets {
+		byName[ds.Name], haveRevision[ds.Labels[RevisionLabel]] = true, true
+	}
 	for _, rev := range p.Revisions {
-		if _, ok := daemonSets[rev]; ok {
-			continue
-		}
 		if rev != in.Revision {
-			problems = append(problems, errStableMissing(rev))
+			// An older revision's artifacts are those of the model as it
+			// was; its DaemonSets can only be kept, not made again.
+			if !haveRevision[rev] {
+				problems = append(problems, errStableMissing(rev))
+			}
 			continue
 		}
-		ds, err := buildDaemonSet(&ro, &model, rev, r.Defaults)
-		if err != nil {
-			return ctrl.Result{}, err
+		// One DaemonSet per artifact: the default, and each variant on
+		// the nodes it is for.
+		for _, a := range arts {
+			if byName[artifactDaemonSetName(ro.Name, rev, a.Name)] {
+				continue
+			}
+			ds, err := buildDaemonSet(&ro, &model, rev, a, r.Defaults)
+			if err != nil {
+				return ctrl.Result{}, err
+			}
+			if err := controllerutil.SetControllerReference(&ro, ds, r.Scheme()); err != nil {
+				return ctrl.Result{}, err
+			}
+			if err := r.Create(ctx, ds); err != nil && !apierrors.IsAlreadyExists(err) {
+				return ctrl.Result{}, fmt.Errorf("create DaemonSet %s: %w", klog.KObj(ds), err)
+			}
+			log.Info("Created DaemonSet", "daemonSet", klog.KObj(ds), "revision", rev, "variant", a.Name)
 		}
-		if err := controllerutil.SetControllerReference(&ro, ds, r.Scheme()); err != nil {
-			return ctrl.Result{}, err
-		}
-		if err := r.Create(ctx, ds); err != nil && !apierrors.IsAlreadyExists(err) {
-			return ctrl.Result{}, fmt.Errorf("create DaemonSet %s: %w", klog.KObj(ds), err)
-		}
-		log.Info("Created DaemonSet", "daemonSet", klog.KObj(ds), "revision", rev)
 	}
 	err = r.patchLabels(ctx, labelKey, p.Labels)
 	// Recorded even after a partial failure: a patch that failed is simply
@@ -306,7 +324,8 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	for _, rev := range p.Revisions {
 		keep[rev] = true
 	}
-	for rev, ds := range daemonSets {
+	for _, ds := range daemonSets {
+		rev := ds.Labels[RevisionLabel]
 		if keep[rev] {
 			continue
 		}
@@ -329,7 +348,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 }
 
 // observe reads what the plan needs from the cache.
-func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout, model *slmopsv1alpha1.SLMModel, labelKey string) (planInput, map[string]*appsv1.DaemonSet, error) {
+func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout, model *slmopsv1alpha1.SLMModel, labelKey string) (planInput, []*appsv1.DaemonSet, error) {
 	in := planInput{
 		Generation: ro.Generation, Spec: ro.Spec, Annotations: ro.Annotations, Status: ro.Status,
 		Revision: computeRevision(ro, model, r.Defaults), Digest: model.Spec.Digest, Now: r.Now(),
@@ -343,11 +362,11 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 	if err := r.List(ctx, &dsList, client.InNamespace(ro.Namespace), client.MatchingLabels{RolloutLabel: ro.Name}); err != nil {
 		return in, nil, err
 	}
-	daemonSets := map[string]*appsv1.DaemonSet{}
+	var daemonSets []*appsv1.DaemonSet
 	for i := range dsList.Items {
 		ds := &dsList.Items[i]
 		if metav1.IsControlledBy(ds, ro) {
-			daemonSets[ds.Labels[RevisionLabel]] = ds
+			daemonSets = append(daemonSets, ds)
 		}
 	}
 
@@ -377,7 +396,7 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 		if !target && rev == "" {
 			continue
 		}
-		ns := nodeState{Name: n.Name, Target: target, Reachable: nodeReady(n), Revision: rev}
+		ns := nodeState{Name: n.Name, Target: target, Reachable: nodeReady(n), Revision: rev, Variant: variantOf(model, n.Labels)}
 		if pending {
 			// Labelled by this process a moment ago: its old pod is going, the
 			// new one is not there yet.

@@ -115,12 +115,12 @@ func daemonSetName(rollout, revision string) string {
 }
 
 // inferdConfig is the Config that the inferd pods of m get.
-func inferdConfig(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel) config.Config {
+func inferdConfig(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, a artifact) config.Config {
 	spec := m.Spec
 	c := config.Config{
 		Model: config.Model{
-			Name: m.Name, Digest: spec.Digest, Quantization: string(spec.Quantization),
-			Architecture: spec.Architecture, SizeBytes: ptr.Deref(spec.SizeBytes, 0),
+			Name: m.Name, Digest: a.Digest, Quantization: string(a.Quantization),
+			Architecture: spec.Architecture, SizeBytes: ptr.Deref(a.SizeBytes, 0),
 		},
 		Runtime: config.Runtime{
 			ContextLength:         spec.Runtime.ContextLength,
@@ -131,10 +131,10 @@ func inferdConfig(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel) con
 		Port:     r.Spec.Template.Port,
 		CacheDir: config.DefaultCacheDir,
 	}
-	if h := spec.Source.HTTP; h != nil {
+	if h := a.Source.HTTP; h != nil {
 		c.Model.URL, c.Model.AllowInsecureHTTP, c.Model.CABundle = h.URL, h.AllowInsecureHTTP, h.CABundle
 	}
-	if o := spec.Source.OCI; o != nil {
+	if o := a.Source.OCI; o != nil {
 		c.Model.OCI, c.Model.AllowInsecureHTTP = o.Reference, o.AllowInsecureHTTP
 	}
 	if st := spec.SelfTest; st != nil {
@@ -156,8 +156,8 @@ func inferdConfig(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel) con
 // cohort label names that revision. Its template never changes: a change is a
 // new revision and so a new DaemonSet, which is how a promoted canary becomes
 // stable without a second restart.
-func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, revision string, d Defaults) (*appsv1.DaemonSet, error) {
-	cfg := inferdConfig(r, m)
+func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, revision string, a artifact, d Defaults) (*appsv1.DaemonSet, error) {
+	cfg := inferdConfig(r, m, a)
 	encoded, err := cfg.Encode()
 	if err != nil {
 		return nil, err
@@ -171,17 +171,18 @@ func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, r
 		ManagedByLabel:                ManagedByValue,
 		RolloutLabel:                  r.Name,
 		RevisionLabel:                 revision,
+		VariantLabel:                  a.Name,
 	}
 	env := []corev1.EnvVar{
 		{Name: config.EnvConfig, Value: encoded},
 		{Name: config.EnvNodeName, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
 	}
-	if h := m.Spec.Source.HTTP; h != nil && h.SecretRef != nil {
+	if h := a.Source.HTTP; h != nil && h.SecretRef != nil {
 		env = append(env, corev1.EnvVar{Name: config.EnvAuthorization, ValueFrom: &corev1.EnvVarSource{
 			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: h.SecretRef.Name}, Key: "authorization"},
 		}})
 	}
-	if o := m.Spec.Source.OCI; o != nil && o.PullSecretRef != nil {
+	if o := a.Source.OCI; o != nil && o.PullSecretRef != nil {
 		env = append(env, corev1.EnvVar{Name: config.EnvRegistryAuth, ValueFrom: &corev1.EnvVarSource{
 			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: o.PullSecretRef.Name}, Key: corev1.DockerConfigJsonKey},
 		}})
@@ -206,8 +207,8 @@ func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, r
 	pullSecrets := append([]corev1.LocalObjectReference(nil), t.ImagePullSecrets...)
 	ds := &appsv1.DaemonSet{
 		ObjectMeta: metav1.ObjectMeta{
-			Name: daemonSetName(r.Name, revision), Namespace: r.Namespace, Labels: labels,
-			Annotations: map[string]string{"slmops.dev/model-digest": m.Spec.Digest},
+			Name: artifactDaemonSetName(r.Name, revision, a.Name), Namespace: r.Namespace, Labels: labels,
+			Annotations: map[string]string{"slmops.dev/model-digest": a.Digest},
 		},
 		Spec: appsv1.DaemonSetSpec{
 			Selector:             &metav1.LabelSelector{MatchLabels: map[string]string{RolloutLabel: r.Name, RevisionLabel: revision}},
@@ -218,6 +219,7 @@ func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, r
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
 					NodeSelector:                  map[string]string{CohortLabel(r.Namespace, r.Name): revision},
+					Affinity:                      affinity(a),
 					Tolerations:                   r.Spec.Tolerations,
 					PriorityClassName:             t.PriorityClassName,
 					ImagePullSecrets:              pullSecrets,
@@ -279,4 +281,13 @@ func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, r
 // rebuilt: only the current spec's revision can be.
 func errStableMissing(rev string) error {
 	return fmt.Errorf("the DaemonSet of revision %s is missing and the current spec describes another revision; it cannot be rebuilt", rev)
+}
+
+// affinity keeps an artifact's pods on its nodes; nil for a model without
+// variants.
+func affinity(a artifact) *corev1.Affinity {
+	if a.affinity == nil {
+		return nil
+	}
+	return &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: a.affinity}}
 }

@@ -1,6 +1,7 @@
 package edgerollout
 
 import (
+	"fmt"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -28,7 +29,7 @@ func TestRegistryCredentialsComeFromThePullSecretAtRunTime(t *testing.T) {
 	}
 	r := &slmopsv1alpha1.EdgeRollout{ObjectMeta: metav1.ObjectMeta{Name: "shops", Namespace: "edge"}}
 	r.Spec.Template.Port = 8080
-	ds, err := buildDaemonSet(r, m, computeRevision(r, m, Defaults{}), Defaults{})
+	ds, err := buildDaemonSet(r, m, computeRevision(r, m, Defaults{}), defaultArtifact(m), Defaults{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +54,7 @@ func TestRuntimeSettingsReachInferd(t *testing.T) {
 	m, r := httpModelAndRollout()
 	m.Spec.Runtime = slmopsv1alpha1.ModelRuntime{ContextLength: 4096, Threads: ptr.To[int32](2), MaxConcurrentRequests: 3,
 		CPUPolicy: slmopsv1alpha1.CPUPolicyExclusive}
-	ds, err := buildDaemonSet(r, m, computeRevision(r, m, Defaults{}), Defaults{})
+	ds, err := buildDaemonSet(r, m, computeRevision(r, m, Defaults{}), defaultArtifact(m), Defaults{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +84,7 @@ func TestOperatorDefaultsFillTheTemplate(t *testing.T) {
 	m, r := httpModelAndRollout()
 	build := func(d Defaults) (string, *appsv1.DaemonSet) {
 		rev := computeRevision(r, m, d)
-		ds, err := buildDaemonSet(r, m, rev, d)
+		ds, err := buildDaemonSet(r, m, rev, defaultArtifact(m), d)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -135,4 +136,12 @@ func httpModelAndRollout() (*slmopsv1alpha1.SLMModel, *slmopsv1alpha1.EdgeRollou
 	r := &slmopsv1alpha1.EdgeRollout{ObjectMeta: metav1.ObjectMeta{Name: "shops", Namespace: "edge"}}
 	r.Spec.Template.Port = 8080
 	return m, r
+}
+
+func defaultArtifact(m *slmopsv1alpha1.SLMModel) artifact {
+	arts, err := artifacts(m)
+	if err != nil || len(arts) != 1 {
+		panic(fmt.Sprintf("a model without variants has %d artifacts (%v)", len(arts), err))
+	}
+	return arts[0]
 }

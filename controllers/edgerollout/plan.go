@@ -24,6 +24,9 @@ type nodeState struct {
 	Name string
 	// Site is the node's value of spec.strategy.canary.topologyKey.
 	Site string
+	// Variant is the artifact of the model the node runs (DefaultVariant
+	// without variants).
+	Variant string
 	// Target: spec.nodeSelector selects the node.
 	Target bool
 	// Reachable: the node is Ready.

@@ -1,0 +1,201 @@
+package edgerollout
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+)
+
+const (
+	// DefaultVariant names the model's own artifact, for the nodes that no
+	// variant matches.
+	DefaultVariant = "default"
+	// VariantLabel on a DaemonSet and its pods names the artifact they run.
+	VariantLabel = "slmops.dev/variant"
+	// maxAffinityTerms bounds the node affinity of one variant's DaemonSet:
+	// "this variant's selector and none of the earlier ones'" multiplies
+	// out into one term per combination of the earlier selectors'
+	// requirements.
+	maxAffinityTerms = 64
+)
+
+// artifact is one file of a model, the default or a variant, and the nodes
+// it runs on.
+type artifact struct {
+	Name         string
+	Source       slmopsv1alpha1.ModelSource
+	Digest       string
+	Quantization slmopsv1alpha1.Quantization
+	SizeBytes    *int64
+	// affinity selects the artifact's nodes; nil means every node (a model
+	// without variants).
+	affinity *corev1.NodeSelector
+}
+
+// artifacts lists a model's files and their nodes: each variant runs on the
+// nodes its nodeSelector matches and no earlier variant's does, the default
+// on the nodes no variant matches. A file that no node can get (after a
+// variant that matches every node) is left out.
+func artifacts(m *slmopsv1alpha1.SLMModel) ([]artifact, error) {
+	spec := m.Spec
+	def := artifact{Name: DefaultVariant, Source: spec.Source, Digest: spec.Digest, Quantization: spec.Quantization, SizeBytes: spec.SizeBytes}
+	if len(spec.Variants) == 0 {
+		return []artifact{def}, nil
+	}
+	var out []artifact
+	var earlier [][]corev1.NodeSelectorRequirement
+	for _, v := range spec.Variants {
+		sel := requirements(&v.NodeSelector)
+		terms, err := excluding([][]corev1.NodeSelectorRequirement{sel}, earlier)
+		if err != nil {
+			return nil, fmt.Errorf("variant %s: %w", v.Name, err)
+		}
+		earlier = append(earlier, sel)
+		if len(terms) == 0 {
+			continue
+		}
+		out = append(out, artifact{Name: v.Name, Source: v.Source, Digest: v.Digest, Quantization: v.Quantization,
+			SizeBytes: v.SizeBytes, affinity: nodeSelector(terms)})
+	}
+	terms, err := excluding([][]corev1.NodeSelectorRequirement{nil}, earlier)
+	if err != nil {
+		return nil, fmt.Errorf("the default artifact: %w", err)
+	}
+	if len(terms) > 0 {
+		def.affinity = nodeSelector(terms)
+		out = append(out, def)
+	}
+	return out, nil
+}
+
+// variantOf is the artifact that a node with these labels runs.
+func variantOf(m *slmopsv1alpha1.SLMModel, nodeLabels map[string]string) string {
+	for _, v := range m.Spec.Variants {
+		if sel, err := v.NodeSelector.Selector(); err == nil && sel.Matches(labels.Set(nodeLabels)) {
+			return v.Name
+		}
+	}
+	return DefaultVariant
+}
+
+// requirements are a selector's matchLabels and matchExpressions as node
+// selector requirements, which all must hold.
+func requirements(s *slmopsv1alpha1.NodeSelector) []corev1.NodeSelectorRequirement {
+	keys := make([]string, 0, len(s.MatchLabels))
+	for k := range s.MatchLabels {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	var out []corev1.NodeSelectorRequirement
+	for _, k := range keys {
+		out = append(out, corev1.NodeSelectorRequirement{Key: k, Operator: corev1.NodeSelectorOpIn, Values: []string{s.MatchLabels[k]}})
+	}
+	for _, r := range s.MatchExpressions {
+		out = append(out, corev1.NodeSelectorRequirement{Key: r.Key, Operator: corev1.NodeSelectorOperator(r.Operator), Values: r.Values})
+	}
+	return out
+}
+
+// negate is the requirement that holds exactly where r does not (NotIn and
+// DoesNotExist hold on nodes without the label, as in label selectors).
+func negate(r corev1.NodeSelectorRequirement) corev1.NodeSelectorRequirement {
+	n := r
+	switch r.Operator {
+	case corev1.NodeSelectorOpIn:
+		n.Operator = corev1.NodeSelectorOpNotIn
+	case corev1.NodeSelectorOpNotIn:
+		n.Operator = corev1.NodeSelectorOpIn
+	case corev1.NodeSelectorOpExists:
+		n.Operator = corev1.NodeSelectorOpDoesNotExist
+	case corev1.NodeSelectorOpDoesNotExist:
+		n.Operator = corev1.NodeSelectorOpExists
+	}
+	return n
+}
+
+// excluding ANDs terms (ORed lists of ANDed requirements) with the negation
+// of every selector in others: not(a and b) is (not a) or (not b), so each
+// term splits into one per requirement of each excluded selector. A
+// selector without requirements matches every node, and excluding it leaves
+// no term.
+func excluding(terms [][]corev1.NodeSelectorRequirement, others [][]corev1.NodeSelectorRequirement) ([][]corev1.NodeSelectorRequirement, error) {
+	for _, sel := range others {
+		var next [][]corev1.NodeSelectorRequirement
+		for _, t := range terms {
+			for _, r := range sel {
+				next = append(next, append(slices.Clone(t), negate(r)))
+			}
+		}
+		if len(next) > maxAffinityTerms {
+			return nil, fmt.Errorf("the variants' nodeSelectors need more than %d node affinity terms to tell their nodes apart; use fewer requirements in the earlier variants", maxAffinityTerms)
+		}
+		terms = next
+	}
+	return terms, nil
+}
+
+// nodeSelector is the node affinity of ORed terms; nil when a term has no
+// requirement, which holds on every node (the API's empty term would match
+// none).
+func nodeSelector(terms [][]corev1.NodeSelectorRequirement) *corev1.NodeSelector {
+	ns := &corev1.NodeSelector{}
+	for _, t := range terms {
+		if len(t) == 0 {
+			return nil
+		}
+		ns.NodeSelectorTerms = append(ns.NodeSelectorTerms, corev1.NodeSelectorTerm{MatchExpressions: t})
+	}
+	return ns
+}
+
+// artifactDaemonSetName is the DaemonSet of one artifact of one revision:
+// the revision's name for the default artifact (as for a model without
+// variants), with the variant's name (or a hash of a long one) otherwise.
+func artifactDaemonSetName(rollout, revision, variant string) string {
+	if variant == DefaultVariant {
+		return daemonSetName(rollout, revision)
+	}
+	if len(variant) > 20 {
+		sum := sha256.Sum256([]byte(variant))
+		variant = hex.EncodeToString(sum[:])[:8]
+	}
+	name := rollout
+	if max := 63 - len(revision) - len(variant) - 2; len(name) > max {
+		name = strings.TrimRight(name[:max], "-.")
+	}
+	return name + "-" + revision + "-" + variant
+}
+
+// variantCounts counts target nodes and ready ones per artifact; nil for a
+// model without variants.
+func variantCounts(m *slmopsv1alpha1.SLMModel, arts []artifact, nodes []nodeState) []slmopsv1alpha1.VariantStatus {
+	if len(m.Spec.Variants) == 0 {
+		return nil
+	}
+	byName := map[string]*slmopsv1alpha1.VariantStatus{}
+	var out []slmopsv1alpha1.VariantStatus
+	for _, a := range arts {
+		out = append(out, slmopsv1alpha1.VariantStatus{Name: a.Name, Digest: a.Digest})
+	}
+	for i := range out {
+		byName[out[i].Name] = &out[i]
+	}
+	for _, n := range nodes {
+		v := byName[n.Variant]
+		if !n.Target || v == nil {
+			continue
+		}
+		v.TargetNodes++
+		if n.Pod.Ready {
+			v.ReadyNodes++
+		}
+	}
+	return out
+}
