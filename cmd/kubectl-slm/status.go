@@ -210,6 +210,13 @@ func (v *statusView) render(w io.Writer, now time.Time) {
 	fmt.Fprintf(w, "Nodes:     %d target, %d canary, %d ready, %d updated, %d unavailable, %d unreachable\n",
 		st.TargetNodes, st.CanaryNodes, st.ReadyNodes, st.UpdatedNodes, st.UnavailableNodes, st.UnreachableNodes)
 	fmt.Fprintf(w, "Revisions: stable %s, canary %s\n", orNone(st.StableRevision), orNone(st.CanaryRevision))
+	if len(st.Variants) > 0 {
+		var parts []string
+		for _, v := range st.Variants {
+			parts = append(parts, fmt.Sprintf("%s %d/%d ready", v.Name, v.ReadyNodes, v.TargetNodes))
+		}
+		fmt.Fprintf(w, "Variants:  %s\n", strings.Join(parts, ", "))
+	}
 	if c := meta.FindStatusCondition(st.Conditions, conditionFor(st.Phase)); c != nil && c.Message != "" {
 		fmt.Fprintf(w, "Message:   %s\n", c.Message)
 	}
