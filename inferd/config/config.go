@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"regexp"
 	"time"
@@ -44,6 +45,20 @@ type Config struct {
 	Port int32 `json:"port"`
 	// CacheDir is the node-local model cache.
 	CacheDir string `json:"cacheDir"`
+	// Peers is site-local sharing of verified model files.
+	Peers Peers `json:"peers,omitempty"`
+}
+
+// Peers is how inferd shares verified model files with the other nodes of
+// its site. Whatever a peer sends is kept only if the whole file hashes to
+// the model's digest, so a bad peer costs a download, never a bad model.
+type Peers struct {
+	// Serve makes inferd serve the verified files of its cache at
+	// /v1/blobs/sha256:<hex> on its port (never a partial download).
+	Serve bool `json:"serve,omitempty"`
+	// From are base URLs (http://<node>:<port>) of peers to fetch the model
+	// from, in order, before the origin.
+	From []string `json:"from,omitempty"`
 }
 
 // Model is one model artifact.
@@ -115,6 +130,11 @@ func (c *Config) Validate() error {
 	}
 	if c.Runtime.ContextLength <= 0 || c.Runtime.MaxConcurrentRequests <= 0 {
 		errs = append(errs, errors.New("runtime.contextLength and runtime.maxConcurrentRequests must be positive"))
+	}
+	for i, p := range c.Peers.From {
+		if u, err := url.Parse(p); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			errs = append(errs, fmt.Errorf("peers.from[%d] %q is not an http(s) base URL", i, p))
+		}
 	}
 	switch c.Runtime.CPUPolicy {
 	case "", CPUPolicyShared, CPUPolicyExclusive:

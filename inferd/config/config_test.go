@@ -38,6 +38,7 @@ func TestValidateSaysEverythingThatIsWrong(t *testing.T) {
 		"both sources":     {func(c *Config) { c.Model.OCI = "r.example.com/m:1" }, []string{"exactly one of url and oci"}},
 		"no source":        {func(c *Config) { c.Model.URL = "" }, []string{"exactly one of url and oci"}},
 		"a CPU policy":     {func(c *Config) { c.Runtime.CPUPolicy = "Dedicated" }, []string{`runtime.cpuPolicy "Dedicated"`}},
+		"a peer":           {func(c *Config) { c.Peers.From = []string{"http://10.0.0.7:8080", "10.0.0.8:8080"} }, []string{`peers.from[1] "10.0.0.8:8080"`}},
 		"a bad digest":     {func(c *Config) { c.Model.Digest = "md5:00" }, []string{`model.digest "md5:00"`}},
 		"several mistakes": {func(c *Config) { c.Port = 0; c.CacheDir = "" }, []string{"port 0 is out of range", "cacheDir is empty"}},
 	}

@@ -95,10 +95,14 @@ func New(cfg *config.Config, opts Options) *Daemon {
 	if opts.Listen == "" {
 		opts.Listen = fmt.Sprintf(":%d", cfg.Port)
 	}
+	var blobs http.HandlerFunc
+	if cfg.Peers.Serve {
+		blobs = (&fetch.Fetcher{CacheDir: cfg.CacheDir}).ServeBlob
+	}
 	srv := server.New(server.Options{
 		ModelName: cfg.Model.Name, Concurrency: int(cfg.Runtime.MaxConcurrentRequests), QueueDepth: opts.QueueDepth,
 		QueueTimeout: opts.QueueTimeout, MaxRequestBytes: opts.MaxRequestBytes, MaxTokens: opts.MaxTokens,
-		Registerer: opts.Registerer, Gatherer: opts.Gatherer, Log: opts.Log.WithName("server"),
+		Registerer: opts.Registerer, Gatherer: opts.Gatherer, Log: opts.Log.WithName("server"), Blobs: blobs,
 	})
 	srv.Update(func(st *server.Status) {
 		st.Node = opts.NodeName
@@ -276,8 +280,21 @@ func (d *Daemon) fetchModel(ctx context.Context) (string, bool) {
 	mismatches := 0
 	for {
 		start := time.Now()
-		res, err := f.FetchFrom(ctx, src, d.cfg.Model.Digest, d.cfg.Model.SizeBytes)
+		var peers []fetch.Source
+		for _, p := range d.cfg.Peers.From {
+			peers = append(peers, fetch.PeerSource(f, p, d.cfg.Model.Digest))
+		}
+		res, tried, err := f.FetchVia(ctx, peers, src, d.cfg.Model.Digest, d.cfg.Model.SizeBytes)
 		seconds := time.Since(start).Seconds()
+		var peerBytes int64
+		for _, p := range tried {
+			peerBytes += p.Downloaded
+			if p.Err != nil {
+				log.Info("Skipped a peer", "peer", p.Peer, "downloadedBytes", p.Downloaded, "error", p.Err.Error())
+			} else {
+				log.Info("Fetched the model from a peer", "peer", p.Peer, "downloadedBytes", p.Downloaded)
+			}
+		}
 		m := d.srv.Metrics()
 		m.DownloadBytes.Add(float64(res.Downloaded))
 		if res.CacheHit {
@@ -287,6 +304,7 @@ func (d *Daemon) fetchModel(ctx context.Context) (string, bool) {
 		}
 		d.srv.Update(func(st *server.Status) {
 			st.Model.DownloadBytes += res.Downloaded
+			st.Model.PeerDownloadBytes += peerBytes
 			if !res.CacheHit {
 				st.Model.DownloadSeconds += seconds
 			}

@@ -58,20 +58,25 @@ type Options struct {
 	Gatherer prometheus.Gatherer
 	// Log never receives prompts or answers.
 	Log logr.Logger
+	// Blobs, when set, serves the node's verified model files to the
+	// other nodes of its site under /v1/blobs/ (fetch.Fetcher.ServeBlob).
+	Blobs http.HandlerFunc
 }
 
 // ModelStatus is what /status says about the model.
 type ModelStatus struct {
-	Name            string  `json:"name"`
-	Digest          string  `json:"digest"`
-	Source          string  `json:"source,omitempty"`
-	Path            string  `json:"path,omitempty"`
-	SizeBytes       int64   `json:"sizeBytes,omitempty"`
-	CacheHit        bool    `json:"cacheHit"`
-	DownloadBytes   int64   `json:"downloadBytes"`
-	DownloadSeconds float64 `json:"downloadSeconds"`
-	LoadSeconds     float64 `json:"loadSeconds"`
-	engine.Info     `json:",inline"`
+	Name          string `json:"name"`
+	Digest        string `json:"digest"`
+	Source        string `json:"source,omitempty"`
+	Path          string `json:"path,omitempty"`
+	SizeBytes     int64  `json:"sizeBytes,omitempty"`
+	CacheHit      bool   `json:"cacheHit"`
+	DownloadBytes int64  `json:"downloadBytes"`
+	// PeerDownloadBytes came from peers of the site (those of skipped peers too).
+	PeerDownloadBytes int64   `json:"peerDownloadBytes,omitempty"`
+	DownloadSeconds   float64 `json:"downloadSeconds"`
+	LoadSeconds       float64 `json:"loadSeconds"`
+	engine.Info       `json:",inline"`
 }
 
 // Status is the /status document.
@@ -226,6 +231,9 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusOK, s.Status())
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(s.gather, promhttp.HandlerOpts{}))
+	if s.opts.Blobs != nil {
+		mux.HandleFunc("GET /v1/blobs/", s.opts.Blobs)
+	}
 	mux.HandleFunc("GET /v1/models", s.instrument("models", s.models))
 	mux.HandleFunc("GET /v1/models/{id}", s.instrument("models", s.model))
 	mux.HandleFunc("POST /v1/completions", s.instrument("completions", s.completions))
