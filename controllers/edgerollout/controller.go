@@ -389,6 +389,7 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 		return in, nil, err
 	}
 	topologyKey := ro.Spec.Strategy.Canary.TopologyKey
+	variantOf := variantMatcher(model)
 	for i := range nodes.Items {
 		n := &nodes.Items[i]
 		target := selector.Matches(labels.Set(n.Labels)) && n.DeletionTimestamp.IsZero()
@@ -396,7 +397,7 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 		if !target && rev == "" {
 			continue
 		}
-		ns := nodeState{Name: n.Name, Target: target, Reachable: nodeReady(n), Revision: rev, Variant: variantOf(model, n.Labels)}
+		ns := nodeState{Name: n.Name, Target: target, Reachable: nodeReady(n), Revision: rev, Variant: variantOf(n.Labels)}
 		if pending {
 			// Labelled by this process a moment ago: its old pod is going, the
 			// new one is not there yet.

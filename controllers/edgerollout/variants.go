@@ -77,12 +77,30 @@ func artifacts(m *slmopsv1alpha1.SLMModel) ([]artifact, error) {
 
 // variantOf is the artifact that a node with these labels runs.
 func variantOf(m *slmopsv1alpha1.SLMModel, nodeLabels map[string]string) string {
+	return variantMatcher(m)(nodeLabels)
+}
+
+// variantMatcher builds the variants' selectors once, for matching every
+// node of a reconcile.
+func variantMatcher(m *slmopsv1alpha1.SLMModel) func(nodeLabels map[string]string) string {
+	type named struct {
+		name string
+		sel  labels.Selector
+	}
+	var sels []named
 	for _, v := range m.Spec.Variants {
-		if sel, err := v.NodeSelector.Selector(); err == nil && sel.Matches(labels.Set(nodeLabels)) {
-			return v.Name
+		if sel, err := v.NodeSelector.Selector(); err == nil {
+			sels = append(sels, named{v.Name, sel})
 		}
 	}
-	return DefaultVariant
+	return func(nodeLabels map[string]string) string {
+		for _, s := range sels {
+			if s.sel.Matches(labels.Set(nodeLabels)) {
+				return s.name
+			}
+		}
+		return DefaultVariant
+	}
 }
 
 // requirements are a selector's matchLabels and matchExpressions as node
