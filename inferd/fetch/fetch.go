@@ -58,6 +58,11 @@ type Fetcher struct {
 	AttemptTimeout time.Duration
 	// Progress, when set, is told how many bytes each attempt transferred.
 	Progress func(transferred int64)
+
+	// fresh starts from an empty partial file instead of resuming one, for
+	// a source that must not continue another source's bytes. It is applied
+	// under the file's lock: another process's download is never cut.
+	fresh bool
 }
 
 // Result describes a fetched file.
@@ -137,6 +142,9 @@ func (f *Fetcher) FetchFrom(ctx context.Context, src Source, digest string, size
 	}
 
 	partial := filepath.Join(f.CacheDir, "partial", hexDigest)
+	if f.fresh {
+		_ = os.Remove(partial)
+	}
 	if sizeHint > 0 {
 		have := fileSize(partial)
 		if err := checkFreeSpace(f.CacheDir, sizeHint-have); err != nil {

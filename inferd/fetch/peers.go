@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strings"
 )
 
@@ -33,7 +32,7 @@ type PeerAttempt struct {
 
 // FetchVia fetches digest from the first of peers whose copy verifies, and
 // from origin when none does. Each peer gets one attempt and starts from an
-// empty partial file: bytes of a peer that failed or lied are thrown away,
+// empty partial file (emptied under the file's lock): bytes of a peer that failed or lied are thrown away,
 // never resumed by the next source, so a bad peer costs a download but
 // cannot poison the cache. The origin gets the usual retries and resume.
 // Result.Downloaded counts the origin's bytes (zero when a peer served).
@@ -47,10 +46,9 @@ func (f *Fetcher) FetchVia(ctx context.Context, peers []Source, origin Source, d
 		return Result{Path: final, CacheHit: true}, nil, nil
 	}
 	once := *f
-	once.Attempts = 1
+	once.Attempts, once.fresh = 1, true
 	var tried []PeerAttempt
 	for _, p := range peers {
-		f.discardPartial(final)
 		res, err := once.FetchFrom(ctx, p, digest, sizeHint)
 		tried = append(tried, PeerAttempt{Peer: p.String(), Downloaded: res.Downloaded, Err: err})
 		if err == nil {
@@ -61,17 +59,14 @@ func (f *Fetcher) FetchVia(ctx context.Context, peers []Source, origin Source, d
 			return Result{}, tried, err
 		}
 	}
-	f.discardPartial(final)
-	res, err := f.FetchFrom(ctx, origin, digest, sizeHint)
+	// After a peer, the origin starts clean too (its own retries resume).
+	fromOrigin := *f
+	fromOrigin.fresh = len(tried) > 0
+	res, err := fromOrigin.FetchFrom(ctx, origin, digest, sizeHint)
 	if err != nil {
 		return res, tried, fmt.Errorf("%d peers, then the origin: %w", len(tried), err)
 	}
 	return res, tried, nil
-}
-
-// discardPartial removes the partial download of the file at final.
-func (f *Fetcher) discardPartial(final string) {
-	_ = os.Remove(filepath.Join(f.CacheDir, "partial", filepath.Base(final)))
 }
 
 // ServeBlob serves a verified file of the cache under BlobPath, with Range

@@ -178,3 +178,39 @@ func TestServeBlobServesOnlyVerifiedFiles(t *testing.T) {
 		}
 	}
 }
+
+// TestTheOriginDoesNotResumeAPeersBytes: a peer that sends a corrupted 40%
+// and drops the connection leaves a partial file; the origin then starts
+// from byte 0 (no Range), so the node ends with the right file after one
+// download from the origin.
+func TestTheOriginDoesNotResumeAPeersBytes(t *testing.T) {
+	data, digest := model(t, 200<<10)
+	o := newOrigin(t, data, nil)
+	cut := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		part := bytes.Clone(data[:len(data)*4/10])
+		part[len(part)/2] ^= 0xff
+		w.Header().Set("Content-Length", itoa(len(data)))
+		w.WriteHeader(http.StatusOK)
+		_, _ = w.Write(part)
+		w.(http.Flusher).Flush()
+		panic(http.ErrAbortHandler)
+	}))
+	defer cut.Close()
+	f := fetcher(t)
+	res, tried, err := f.FetchVia(context.Background(), []Source{PeerSource(f, cut.URL, digest)}, HTTPSource(f, o.URL), digest, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(tried) != 1 || tried[0].Err == nil || tried[0].Downloaded == 0 {
+		t.Fatalf("peer attempts %+v; want one that failed after sending bytes", tried)
+	}
+	got, _ := os.ReadFile(res.Path)
+	if !bytes.Equal(got, data) {
+		t.Fatal("the cached file is not the model")
+	}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if len(o.ranges) != 1 || o.ranges[0] != "" || o.served.Load() != int64(len(data)) {
+		t.Errorf("the origin saw ranges %q and served %d bytes; want one request from byte 0 for all %d", o.ranges, o.served.Load(), len(data))
+	}
+}

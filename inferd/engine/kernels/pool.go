@@ -81,25 +81,19 @@ func newPool(threads int, spin time.Duration) *Pool {
 	return p
 }
 
-// poll calls done until it returns true or budget has passed, and reports
-// which.
-func poll(budget time.Duration, done func() bool) bool {
+// poll calls done until it returns true or budget has passed; the caller
+// then blocks as usual, at once if done.
+func poll(budget time.Duration, done func() bool) {
 	start := time.Now()
-	for i := 0; ; i++ {
-		if done() {
-			return true
-		}
+	for i := 0; !done(); i++ {
 		if i%64 == 63 && time.Since(start) > budget {
-			return false
+			return
 		}
 	}
 }
 
 // Workers is how many goroutines the pool runs.
 func (p *Pool) Workers() int { return p.workers }
-
-// Spins reports whether waiting threads poll before they sleep.
-func (p *Pool) Spins() bool { return p.spin > 0 }
 
 // Run calls fn over [0, n) split into ranges, in parallel, and returns when
 // all are done. The caller works too: it takes ranges from the same counter
