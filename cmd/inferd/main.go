@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -70,6 +71,11 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	if err := d.Run(ctx); err != nil {
+		if errors.Is(err, daemon.ErrStageFailed) {
+			// The daemon wrote the termination message (reason: message).
+			log.Info("Staging failed; exiting", "error", err.Error())
+			os.Exit(1)
+		}
 		fail(*terminationLog, log, err)
 	}
 }

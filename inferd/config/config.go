@@ -47,6 +47,22 @@ type Config struct {
 	CacheDir string `json:"cacheDir"`
 	// Peers is site-local sharing of verified model files.
 	Peers Peers `json:"peers,omitempty"`
+	// Download bounds the download.
+	Download Download `json:"download,omitempty"`
+	// Stage makes inferd a stager: it fetches and verifies the model into the
+	// cache and serves it to peers, ready once the file is in place, without
+	// loading it; it exits with a termination message when it cannot.
+	Stage bool `json:"stage,omitempty"`
+}
+
+// Download bounds how inferd downloads the model.
+type Download struct {
+	// BytesPerSecond limits the download rate; 0 is unlimited (or the
+	// --download-rate flag's).
+	BytesPerSecond int64 `json:"bytesPerSecond,omitempty"`
+	// DiskHeadroomBytes must stay free on the cache's filesystem once the
+	// model is in place; a download that would leave less does not start.
+	DiskHeadroomBytes int64 `json:"diskHeadroomBytes,omitempty"`
 }
 
 // Peers is how inferd shares verified model files with the other nodes of
@@ -59,6 +75,66 @@ type Peers struct {
 	// From are base URLs (http://<node>:<port>) of peers to fetch the model
 	// from, in order, before the origin.
 	From []string `json:"from,omitempty"`
+	// File is a PeerDirectory (JSON) that the operator keeps up to date, read
+	// before every fetch round: the peers of this node's site that hold the
+	// model, tried after From.
+	File string `json:"file,omitempty"`
+}
+
+// PeerDirectory is the document the operator writes for a rollout (the
+// ConfigMap <rollout>-peers, key PeerDirectoryKey, mounted into the pods): for
+// every model digest, the nodes of each site that hold its verified file.
+type PeerDirectory struct {
+	// Nodes maps a node to its site.
+	Nodes map[string]string `json:"nodes"`
+	// Blobs maps a digest to its holders per site, in the order to try them.
+	Blobs map[string]map[string][]PeerEntry `json:"blobs"`
+}
+
+// PeerEntry is one node that holds a verified file.
+type PeerEntry struct {
+	Node string `json:"node"`
+	URL  string `json:"url"`
+}
+
+// PeerDirectoryKey is the key of the peer directory in its ConfigMap.
+const PeerDirectoryKey = "peers.json"
+
+// PeersOf are the base URLs of the peers in node's site that hold digest,
+// never node itself; none when the node has no site.
+func (d *PeerDirectory) PeersOf(node, digest string) []string {
+	site, ok := d.Nodes[node]
+	if !ok {
+		return nil
+	}
+	var out []string
+	for _, p := range d.Blobs[digest][site] {
+		if p.Node == node {
+			continue
+		}
+		if u, err := url.Parse(p.URL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			continue
+		}
+		out = append(out, p.URL)
+	}
+	return out
+}
+
+// ReadPeerDirectory reads a PeerDirectory; a missing file is an empty one
+// (the operator has not written it yet, or peer sharing is off).
+func ReadPeerDirectory(path string) (*PeerDirectory, error) {
+	d := &PeerDirectory{}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return d, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	if err := json.Unmarshal(b, d); err != nil {
+		return nil, fmt.Errorf("parse peer directory %s: %w", path, err)
+	}
+	return d, nil
 }
 
 // Model is one model artifact.
@@ -135,6 +211,9 @@ func (c *Config) Validate() error {
 		if u, err := url.Parse(p); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			errs = append(errs, fmt.Errorf("peers.from[%d] %q is not an http(s) base URL", i, p))
 		}
+	}
+	if c.Download.BytesPerSecond < 0 || c.Download.DiskHeadroomBytes < 0 {
+		errs = append(errs, errors.New("download.bytesPerSecond and download.diskHeadroomBytes must not be negative"))
 	}
 	switch c.Runtime.CPUPolicy {
 	case "", CPUPolicyShared, CPUPolicyExclusive:

@@ -1,6 +1,9 @@
 package config
 
 import (
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -63,5 +66,40 @@ func TestValidateSaysEverythingThatIsWrong(t *testing.T) {
 	t.Setenv(EnvConfig, "{not json")
 	if _, err := FromEnv(); err == nil || !strings.Contains(err.Error(), "parse INFERD_CONFIG") {
 		t.Errorf("FromEnv on bad JSON: %v", err)
+	}
+}
+
+func TestPeersOfOffersOnlyOtherNodesOfTheSameSite(t *testing.T) {
+	digest := "sha256:" + strings.Repeat("ab", 32)
+	d := &PeerDirectory{
+		Nodes: map[string]string{"a": "s1", "b": "s1", "c": "s2"},
+		Blobs: map[string]map[string][]PeerEntry{digest: {
+			"s1": {{Node: "a", URL: "http://10.0.0.1:8080"}, {Node: "x", URL: "not a url"}, {Node: "b", URL: "http://10.0.0.2:8080"}},
+			"s2": {{Node: "c", URL: "http://10.0.0.3:8080"}},
+		}},
+	}
+	for node, want := range map[string][]string{
+		"a":       {"http://10.0.0.2:8080"},
+		"b":       {"http://10.0.0.1:8080"},
+		"c":       nil,
+		"unknown": nil,
+	} {
+		if got := d.PeersOf(node, digest); !slices.Equal(got, want) {
+			t.Errorf("PeersOf(%s) = %v, want %v", node, got, want)
+		}
+	}
+	if got := d.PeersOf("a", "sha256:other"); got != nil {
+		t.Errorf("peers for a digest nobody holds: %v", got)
+	}
+	missing, err := ReadPeerDirectory(filepath.Join(t.TempDir(), "absent.json"))
+	if err != nil || missing.PeersOf("a", digest) != nil {
+		t.Errorf("a missing directory: %v, %v; want an empty one", missing, err)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.json")
+	if err := os.WriteFile(bad, []byte("{"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ReadPeerDirectory(bad); err == nil {
+		t.Error("a malformed directory was accepted")
 	}
 }

@@ -35,7 +35,19 @@ const (
 	ReasonInvalidModel   = "InvalidModel"
 	ReasonUnsupported    = "UnsupportedModel"
 	ReasonSelfTestFailed = "SelfTestFailed"
+	// ReasonInsufficientDisk: the cache's filesystem cannot hold the model
+	// and the headroom.
+	ReasonInsufficientDisk = "InsufficientDisk"
 )
+
+// ErrStageFailed is what Run returns when a stager could not stage the
+// model; its termination message says why.
+var ErrStageFailed = errors.New("staging failed")
+
+// stageRounds is how many fetch rounds a stager tries before it exits, so
+// that the kubelet's restart back-off paces the retries and the operator
+// sees the reason in the pod's termination message.
+const stageRounds = 3
 
 // Options configure a Daemon beyond what the operator's Config says.
 type Options struct {
@@ -158,12 +170,22 @@ func (d *Daemon) Run(ctx context.Context) error {
 		d.prepare(prepCtx)
 	}()
 
+	var stageErr error
 	select {
 	case <-ctx.Done():
 	case err := <-serveErr:
 		cancelPrep()
 		<-prepDone
 		return fmt.Errorf("serve: %w", err)
+	case <-prepDone:
+		if d.cfg.Stage && d.srv.Status().Phase == server.PhaseFailed {
+			// A stager that cannot stage exits: its termination message
+			// tells the operator why, and the kubelet's back-off paces the
+			// retries.
+			stageErr = fmt.Errorf("%w: %s", ErrStageFailed, d.summary())
+			break
+		}
+		<-ctx.Done()
 	}
 
 	// Shutdown: not ready at once (the endpoints drop the pod), stop
@@ -194,7 +216,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 	d.mu.Unlock()
 	d.writeTermination(d.summary())
 	log.Info("Stopped")
-	return nil
+	return stageErr
 }
 
 // summary is the one-line account of how inferd ran, for the termination message.
@@ -214,6 +236,17 @@ func (d *Daemon) prepare(ctx context.Context) {
 	log := d.opts.Log
 	path, ok := d.fetchModel(ctx)
 	if !ok {
+		return
+	}
+	if d.cfg.Stage {
+		now := time.Now().UTC()
+		d.srv.Update(func(st *server.Status) {
+			st.Phase, st.Reason, st.Message, st.ReadyAt = server.PhaseStaged, string(server.PhaseStaged), "the verified model is in the node cache", &now
+		})
+		d.mu.Lock()
+		d.message = fmt.Sprintf("Staged: %s is in the node cache", d.cfg.Model.Digest)
+		d.mu.Unlock()
+		log.Info("Staged", "path", path)
 		return
 	}
 	d.srv.SetPhase(server.PhaseLoading, string(server.PhaseLoading), "mapping and validating the model")
@@ -278,10 +311,10 @@ func (d *Daemon) fetchModel(ctx context.Context) (string, bool) {
 	d.srv.SetPhase(server.PhaseFetching, string(server.PhaseFetching), "fetching "+source(d.cfg))
 	backoff := d.opts.RetryBackoff
 	mismatches := 0
-	for {
+	for round := 1; ; round++ {
 		start := time.Now()
 		var peers []fetch.Source
-		for _, p := range d.cfg.Peers.From {
+		for _, p := range d.peerURLs() {
 			peers = append(peers, fetch.PeerSource(f, p, d.cfg.Model.Digest))
 		}
 		res, tried, err := f.FetchVia(ctx, peers, src, d.cfg.Model.Digest, d.cfg.Model.SizeBytes)
@@ -328,12 +361,20 @@ func (d *Daemon) fetchModel(ctx context.Context) (string, bool) {
 		if errors.Is(err, fetch.ErrDigestMismatch) {
 			mismatches++
 		}
-		if errors.Is(err, fetch.ErrPermanent) || mismatches >= 3 {
+		if errors.Is(err, fetch.ErrNoSpace) && d.cfg.Stage {
+			d.fail(ReasonInsufficientDisk, err.Error())
+			return "", false
+		}
+		if errors.Is(err, fetch.ErrPermanent) || mismatches >= 3 || (d.cfg.Stage && round >= stageRounds) {
 			d.fail(ReasonFetchFailed, err.Error())
 			return "", false
 		}
+		reason := ReasonFetchRetrying
+		if errors.Is(err, fetch.ErrNoSpace) {
+			reason = ReasonInsufficientDisk
+		}
 		log.Info("Fetching the model failed; retrying", "error", err.Error(), "after", backoff)
-		d.srv.SetPhase(server.PhaseFetching, ReasonFetchRetrying, fmt.Sprintf("%v; retrying in %s", err, backoff))
+		d.srv.SetPhase(server.PhaseFetching, reason, fmt.Sprintf("%v; retrying in %s", err, backoff))
 		select {
 		case <-ctx.Done():
 			return "", false
@@ -341,6 +382,22 @@ func (d *Daemon) fetchModel(ctx context.Context) (string, bool) {
 		}
 		backoff = min(backoff*2, 5*time.Minute)
 	}
+}
+
+// peerURLs are the peers to try before the origin: the configured ones,
+// then those of the operator's peer directory for this node's site (read
+// afresh each round, since the operator updates it as nodes stage).
+func (d *Daemon) peerURLs() []string {
+	urls := append([]string(nil), d.cfg.Peers.From...)
+	if d.cfg.Peers.File == "" {
+		return urls
+	}
+	dir, err := config.ReadPeerDirectory(d.cfg.Peers.File)
+	if err != nil {
+		d.opts.Log.Info("Ignoring the peer directory", "error", err.Error())
+		return urls
+	}
+	return append(urls, dir.PeersOf(d.opts.NodeName, d.cfg.Model.Digest)...)
 }
 
 // fetcher builds the Fetcher and Source the config describes.
@@ -361,9 +418,13 @@ func (d *Daemon) fetcher() (*fetch.Fetcher, fetch.Source, error) {
 	if d.cfg.Model.URL != "" && strings.HasPrefix(d.cfg.Model.URL, "http://") && !d.cfg.Model.AllowInsecureHTTP {
 		return nil, nil, errors.New("model.url is plain http:// and allowInsecureHTTP is false")
 	}
+	rate := d.opts.DownloadBytesPerSecond
+	if d.cfg.Download.BytesPerSecond > 0 {
+		rate = d.cfg.Download.BytesPerSecond
+	}
 	f := &fetch.Fetcher{
 		CacheDir: d.cfg.CacheDir, Client: client, Authorization: d.opts.Authorization,
-		BytesPerSecond: d.opts.DownloadBytesPerSecond, AttemptTimeout: d.opts.DownloadAttemptTimeout,
+		BytesPerSecond: rate, AttemptTimeout: d.opts.DownloadAttemptTimeout, DiskHeadroom: d.cfg.Download.DiskHeadroomBytes,
 	}
 	if d.cfg.Model.OCI != "" {
 		return f, &fetch.OCISource{

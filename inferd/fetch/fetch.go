@@ -50,6 +50,9 @@ type Fetcher struct {
 	Authorization string
 	// BytesPerSecond limits the download rate; 0 is unlimited.
 	BytesPerSecond int64
+	// DiskHeadroom is how many bytes must stay free on the cache's
+	// filesystem once the file is in place; checked before a download starts.
+	DiskHeadroom int64
 	// Attempts is how many times a download is tried (resuming each time); 5 when 0.
 	Attempts int
 	// Backoff is the wait before the first retry, doubling after each; 1 s when 0.
@@ -147,7 +150,7 @@ func (f *Fetcher) FetchFrom(ctx context.Context, src Source, digest string, size
 	}
 	if sizeHint > 0 {
 		have := fileSize(partial)
-		if err := checkFreeSpace(f.CacheDir, sizeHint-have); err != nil {
+		if err := checkFreeSpace(f.CacheDir, sizeHint-have, f.DiskHeadroom); err != nil {
 			return Result{}, err
 		}
 	}
@@ -174,8 +177,13 @@ func (f *Fetcher) FetchFrom(ctx context.Context, src Source, digest string, size
 			last = nil
 			break
 		}
+		if errors.Is(err, syscall.ENOSPC) {
+			// The disk filled up under the download (no size was given to
+			// check first, or something else wrote to it).
+			err = fmt.Errorf("%w: %w", ErrNoSpace, err)
+		}
 		last = err
-		if errors.Is(err, ErrPermanent) || ctx.Err() != nil {
+		if errors.Is(err, ErrPermanent) || errors.Is(err, ErrNoSpace) || ctx.Err() != nil {
 			break
 		}
 		select {
@@ -378,13 +386,18 @@ func fileSize(path string) int64 {
 	return st.Size()
 }
 
-func checkFreeSpace(dir string, need int64) error {
+// checkFreeSpace fails when writing need more bytes into dir would leave
+// less than headroom free.
+func checkFreeSpace(dir string, need, headroom int64) error {
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(dir, &st); err != nil {
 		return err
 	}
 	free := int64(st.Bavail) * int64(st.Bsize) //nolint:unconvert // field types differ by platform
-	if need > free {
+	if need+headroom > free {
+		if headroom > 0 {
+			return fmt.Errorf("%w: %s has %d bytes free; the model needs %d more and %d must stay free", ErrNoSpace, dir, free, need, headroom)
+		}
 		return fmt.Errorf("%w: %s has %d bytes free, the model needs %d more", ErrNoSpace, dir, free, need)
 	}
 	return nil

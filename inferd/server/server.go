@@ -27,11 +27,14 @@ type Phase string
 
 // The phases, in order.
 const (
-	PhaseStarting     Phase = "Starting"
-	PhaseFetching     Phase = "Fetching"
-	PhaseLoading      Phase = "Loading"
-	PhaseSelfTesting  Phase = "SelfTesting"
-	PhaseReady        Phase = "Ready"
+	PhaseStarting    Phase = "Starting"
+	PhaseFetching    Phase = "Fetching"
+	PhaseLoading     Phase = "Loading"
+	PhaseSelfTesting Phase = "SelfTesting"
+	PhaseReady       Phase = "Ready"
+	// PhaseStaged: a stager holds the verified model in the node cache and
+	// serves it to peers; it is ready, and serves no completions.
+	PhaseStaged       Phase = "Staged"
 	PhaseFailed       Phase = "Failed"
 	PhaseShuttingDown Phase = "ShuttingDown"
 )
@@ -151,8 +154,8 @@ func (s *Server) Update(f func(st *Status)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	f(&s.status)
-	s.status.Ready = s.status.Phase == PhaseReady && s.engine != nil
-	if s.status.Ready {
+	s.status.Ready = (s.status.Phase == PhaseReady && s.engine != nil) || s.status.Phase == PhaseStaged
+	if s.status.Ready && s.status.Phase == PhaseReady {
 		s.status.Reason, s.status.Message = "", "serving"
 		s.metrics.Ready.Set(1)
 	} else {
@@ -204,7 +207,9 @@ func (s *Server) Drain(ctx context.Context) bool {
 func (s *Server) readyEngine() (engine.Engine, error) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	if !s.status.Ready {
+	if !s.status.Ready || s.engine == nil {
+		// A stager (PhaseStaged) is ready without an engine: it serves
+		// blobs to peers, never completions.
 		return nil, fmt.Errorf("%w: inferd is %s (%s); see /status", errNotReady, s.status.Phase, s.status.Message)
 	}
 	return s.engine, nil

@@ -113,6 +113,12 @@ func baseConfig(t *testing.T, name string, m modelFile, url string) config.Confi
 // start runs inferd with cfg and waits until it serves its probes.
 func start(t *testing.T, cfg config.Config, flags ...string) *inferd {
 	t.Helper()
+	return startOn(t, "edge-test-0001", cfg, flags...)
+}
+
+// startOn is start on a named node.
+func startOn(t *testing.T, node string, cfg config.Config, flags ...string) *inferd {
+	t.Helper()
 	encoded, err := cfg.Encode()
 	if err != nil {
 		t.Fatal(err)
@@ -120,7 +126,7 @@ func start(t *testing.T, cfg config.Config, flags ...string) *inferd {
 	p := &inferd{t: t, cacheDir: cfg.CacheDir, terminationLog: filepath.Join(t.TempDir(), "termination-log"), exited: make(chan struct{})}
 	args := append([]string{"--listen", "127.0.0.1:0", "--termination-log", p.terminationLog, "--fetch-retry-backoff", "50ms", "--v", "1"}, flags...)
 	p.cmd = exec.Command(inferdBin, args...)
-	p.cmd.Env = append(os.Environ(), config.EnvConfig+"="+encoded, config.EnvNodeName+"=edge-test-0001")
+	p.cmd.Env = append(os.Environ(), config.EnvConfig+"="+encoded, config.EnvNodeName+"="+node)
 	stderr, err := p.cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
