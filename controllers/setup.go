@@ -26,8 +26,8 @@ import (
 // +kubebuilder:rbac:groups="",namespace=slmops-system,resources=events,verbs=create;patch
 // +kubebuilder:rbac:groups=events.k8s.io,resources=events,verbs=create;patch
 
-// CacheOptions narrows what the manager caches: only the Pods and DaemonSets
-// that slmops manages (never every Pod of the cluster), and Nodes without the
+// CacheOptions narrows what the manager caches: only the Pods, DaemonSets and
+// ConfigMaps that slmops manages (never every Pod of the cluster), and Nodes without the
 // parts no decision reads (container image lists, managed fields), which is
 // most of a Node's size on a fleet of thousands.
 func CacheOptions() cache.Options {
@@ -37,6 +37,8 @@ func CacheOptions() cache.Options {
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Pod{}:       {Label: managed},
 			&appsv1.DaemonSet{}: {Label: managed},
+			// The peer directories the operator writes, and no other ConfigMap.
+			&corev1.ConfigMap{}: {Label: managed},
 			&corev1.Node{}:      {Transform: slimNode},
 		},
 	}

@@ -177,6 +177,14 @@ func TestInvalidObjectsAreRejectedAtAdmission(t *testing.T) {
 		"an unknown rollback policy":             {validRollout, map[string]any{"rollbackPolicy": "Sometimes"}, `spec.rollbackPolicy: Unsupported value: "Sometimes": supported values: "Automatic", "Manual"`},
 		"inferd listens on an unprivileged port": {validRollout, map[string]any{"template": "{port: 80}"}, `spec.template.port: Invalid value: 80: spec.template.port in body should be greater than or equal to 1024`},
 		"an unknown pull policy":                 {validRollout, map[string]any{"template": "{imagePullPolicy: Sometimes}"}, `spec.template.imagePullPolicy: Unsupported value: "Sometimes"`},
+		// EdgeRollout: distribution.
+		"peer sharing needs sites":          {validRollout, map[string]any{"distribution": "{staging: {}, peerSharing: {}}"}, "distribution.peerSharing needs a topologyKey"},
+		"peer sharing needs staging":        {validRollout, map[string]any{"distribution": "{peerSharing: {topologyKey: zone}}"}, "distribution.peerSharing needs distribution.staging"},
+		"a staging window is a time of day": {validRollout, map[string]any{"distribution": `{staging: {windows: [{start: "25:00", end: "06:00"}]}}`}, `spec.distribution.staging.windows[0].start: Invalid value: "25:00"`},
+		"an empty staging window":           {validRollout, map[string]any{"distribution": `{staging: {windows: [{start: "22:00", end: "22:00"}]}}`}, "a staging window must not start and end at the same time"},
+		"a download budget of bytes":        {validRollout, map[string]any{"distribution": `{staging: {maxBytesPerSecond: "100"}}`}, "maxBytesPerSecond must be at least 1Ki"},
+		"at least one stager at a time":     {validRollout, map[string]any{"distribution": `{staging: {maxConcurrentNodes: 0}}`}, "spec.distribution.staging.maxConcurrentNodes in body should be greater than or equal to 1"},
+		"a time zone is a zone name":        {validRollout, map[string]any{"distribution": `{staging: {timeZone: "UTC; rm -rf"}}`}, `spec.distribution.staging.timeZone: Invalid value`},
 	}
 	if len(tests) < 30 {
 		t.Fatalf("only %d invalid objects; the API promises at least 30 checked mistakes", len(tests))
@@ -228,6 +236,8 @@ func TestValidObjectsAreAcceptedWithDefaults(t *testing.T) {
 		"spec.strategy.canary.unreachableNodes.deadline": "10m",
 		"spec.strategy.canary.topologyOrder":             "Spread",
 		"spec.analysis.successRatio":                     "1",
+		"spec.distribution.fit.memoryHeadroom":           "256Mi",
+		"spec.distribution.fit.diskHeadroom":             "512Mi",
 		"spec.analysis.maxFailedNodes":                   int64(0),
 	} {
 		got, _, _ := unstructured.NestedFieldNoCopy(rollout.Object, strings.Split(path, ".")...)
@@ -318,6 +328,28 @@ func TestSamplesAreAccepted(t *testing.T) {
 			if err := env.Client.Create(context.Background(), u); err != nil {
 				t.Errorf("%s: %s %s refused: %v", filepath.Base(f), u.GetKind(), u.GetName(), err)
 			}
+		}
+	}
+}
+
+// TestDistributionDefaults: staging and peer sharing turned on with {} get
+// their documented defaults.
+func TestDistributionDefaults(t *testing.T) {
+	rollout := object(t, validRollout, map[string]any{"distribution": `{staging: {maxBytesPerSecond: 10Mi, windows: [{start: "22:00", end: "06:00"}]}, peerSharing: {topologyKey: topology.kubernetes.io/zone}}`})
+	rollout.SetName("with-distribution")
+	if err := env.Client.Create(context.Background(), rollout); err != nil {
+		t.Fatalf("create a rollout with staging and peer sharing: %v", err)
+	}
+	for path, want := range map[string]any{
+		"spec.distribution.staging.maxConcurrentNodes": int64(10),
+		"spec.distribution.staging.lookaheadSteps":     int64(1),
+		"spec.distribution.staging.maxBytesPerSecond":  "10Mi",
+		"spec.distribution.peerSharing.maxPeers":       int64(3),
+		"spec.distribution.fit.diskHeadroom":           "512Mi",
+	} {
+		got, _, _ := unstructured.NestedFieldNoCopy(rollout.Object, strings.Split(path, ".")...)
+		if got != want {
+			t.Errorf("%s = %v (%T), want %v", path, got, got, want)
 		}
 	}
 }

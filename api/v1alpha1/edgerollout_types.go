@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
@@ -288,6 +289,7 @@ const (
 )
 
 // EdgeRolloutSpec says which model goes to which edge nodes, and how.
+// +kubebuilder:validation:XValidation:rule="!has(self.distribution) || !has(self.distribution.peerSharing) || has(self.distribution.peerSharing.topologyKey) || (has(self.strategy) && has(self.strategy.canary) && has(self.strategy.canary.topologyKey))",message="distribution.peerSharing needs a topologyKey (its own or strategy.canary.topologyKey) to tell the sites apart"
 // +kubebuilder:validation:XValidation:rule="!has(self.strategy) || !has(self.strategy.canary) || !has(self.strategy.canary.topologyOrder) || self.strategy.canary.topologyOrder != 'SiteBySite' || has(self.strategy.canary.topologyKey)",message="strategy.canary.topologyOrder SiteBySite needs strategy.canary.topologyKey"
 type EdgeRolloutSpec struct {
 	// modelRef names the SLMModel, in the same namespace, to roll out.
@@ -325,10 +327,131 @@ type EdgeRolloutSpec struct {
 	// +kubebuilder:default=Automatic
 	RollbackPolicy RollbackPolicy `json:"rollbackPolicy,omitempty"`
 
+	// distribution says how the model reaches the nodes' caches: staging
+	// before activation, peer sharing within sites, fit checks.
+	// +optional
+	// +kubebuilder:default={}
+	Distribution Distribution `json:"distribution,omitempty"`
+
 	// paused holds the rollout where it is: no node switches revision until it
 	// is false again. Nodes already switched keep running.
 	// +optional
 	Paused bool `json:"paused,omitempty"`
+}
+
+// Distribution says how the model reaches the nodes' caches before they
+// switch to it: staged ahead of the canary, shared between the nodes of a
+// site, and only on nodes that can hold it.
+// +kubebuilder:validation:XValidation:rule="!has(self.peerSharing) || has(self.staging)",message="distribution.peerSharing needs distribution.staging: sites are seeded by the stagers"
+type Distribution struct {
+	// staging downloads and verifies the canary revision's model into a node's
+	// cache, while the node's stable revision keeps serving, before the node
+	// may join the canary cohort. A node that cannot stage (no disk, a source
+	// it cannot reach) is listed in status.distribution.excludedNodes and stays
+	// on its revision; it does not count as a failed canary node.
+	// +optional
+	Staging *Staging `json:"staging,omitempty"`
+
+	// peerSharing lets the nodes of a site fetch the model from another node
+	// of the same site that already holds the verified file, before the
+	// origin. Each site is seeded by one node from the origin first. Every
+	// byte is verified against the digest, whichever node sent it.
+	// +optional
+	PeerSharing *PeerSharing `json:"peerSharing,omitempty"`
+
+	// fit excludes nodes that cannot hold the model: allocatable memory, or
+	// allocatable ephemeral storage (the node disk of the cache), below the
+	// model's size plus headroom. It applies to models that give sizeBytes.
+	// +optional
+	// +kubebuilder:default={}
+	Fit Fit `json:"fit,omitempty"`
+}
+
+// Staging runs ahead of the canary within a download budget.
+type Staging struct {
+	// lookaheadSteps is how many canary steps ahead staging runs: 1 stages the
+	// nodes of the next step while the current one is judged.
+	// +optional
+	// +kubebuilder:default=1
+	// +kubebuilder:validation:Minimum=0
+	// +kubebuilder:validation:Maximum=20
+	LookaheadSteps *int32 `json:"lookaheadSteps,omitempty"`
+
+	// maxConcurrentNodes is how many nodes may download at once.
+	// +optional
+	// +kubebuilder:default=10
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=10000
+	MaxConcurrentNodes int32 `json:"maxConcurrentNodes,omitempty"`
+
+	// maxBytesPerSecond bounds the rollout's downloads: each of the
+	// maxConcurrentNodes downloads gets an equal share. Unset is unlimited.
+	// +optional
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('1023'))",message="maxBytesPerSecond must be at least 1Ki"
+	MaxBytesPerSecond *resource.Quantity `json:"maxBytesPerSecond,omitempty"`
+
+	// windows are the times of day when staging may start on more nodes;
+	// downloads that started go on. Empty is always.
+	// +optional
+	// +kubebuilder:validation:MaxItems=8
+	// +listType=atomic
+	Windows []StagingWindow `json:"windows,omitempty"`
+
+	// timeZone of the windows, an IANA name such as Europe/Berlin; UTC when unset.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9_+/-]*$`
+	TimeZone string `json:"timeZone,omitempty"`
+}
+
+// StagingWindow is a daily time range, [start, end); an end before the start
+// runs past midnight.
+// +kubebuilder:validation:XValidation:rule="self.start != self.end",message="a staging window must not start and end at the same time"
+type StagingWindow struct {
+	// start as HH:MM, 24-hour.
+	// +required
+	// +kubebuilder:validation:Pattern=`^([01][0-9]|2[0-3]):[0-5][0-9]$`
+	Start string `json:"start"`
+	// end as HH:MM, 24-hour.
+	// +required
+	// +kubebuilder:validation:Pattern=`^([01][0-9]|2[0-3]):[0-5][0-9]$`
+	End string `json:"end"`
+}
+
+// PeerSharing shares verified model files between the nodes of a site.
+type PeerSharing struct {
+	// topologyKey is the node label whose values are sites; unset means
+	// spec.strategy.canary.topologyKey.
+	// +optional
+	// +kubebuilder:validation:MaxLength=317
+	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`
+	TopologyKey string `json:"topologyKey,omitempty"`
+
+	// maxPeers is how many peers of its site a node is offered, tried in turn.
+	// +optional
+	// +kubebuilder:default=3
+	// +kubebuilder:validation:Minimum=1
+	// +kubebuilder:validation:Maximum=16
+	MaxPeers int32 `json:"maxPeers,omitempty"`
+}
+
+// Fit is the headroom a node must have beyond the model's size.
+type Fit struct {
+	// memoryHeadroom is allocatable memory needed beyond the model's size
+	// (context, buffers, the runtime).
+	// +optional
+	// +kubebuilder:default="256Mi"
+	// +kubebuilder:validation:XIntOrString
+	MemoryHeadroom *resource.Quantity `json:"memoryHeadroom,omitempty"`
+
+	// diskHeadroom is disk that must stay free beyond the model's size: the
+	// node's allocatable ephemeral storage is checked by the operator, the free
+	// space of the cache folder by the stager on the node.
+	// +optional
+	// +kubebuilder:default="512Mi"
+	// +kubebuilder:validation:XIntOrString
+	DiskHeadroom *resource.Quantity `json:"diskHeadroom,omitempty"`
 }
 
 // RolloutPhase is where a rollout is.
@@ -508,6 +631,59 @@ type EdgeRolloutStatus struct {
 	// +listType=map
 	// +listMapKey=name
 	Variants []VariantStatus `json:"variants,omitempty"`
+
+	// distribution is how far the model of the revision that nodes move to
+	// has reached their caches, and which nodes are left out and why.
+	// +optional
+	Distribution *DistributionStatus `json:"distribution,omitempty"`
+}
+
+// DistributionStatus counts the target nodes by staging state.
+type DistributionStatus struct {
+	// revision whose model is being staged.
+	// +optional
+	Revision string `json:"revision,omitempty"`
+	// stagedNodes hold the revision's verified model (or run it).
+	// +optional
+	StagedNodes int32 `json:"stagedNodes"`
+	// stagingNodes are downloading it now.
+	// +optional
+	StagingNodes int32 `json:"stagingNodes"`
+	// failedNodes could not stage it; they are among excludedNodes.
+	// +optional
+	FailedNodes int32 `json:"failedNodes"`
+	// unfitNodes cannot hold the model (memory or disk); they are among excludedNodes.
+	// +optional
+	UnfitNodes int32 `json:"unfitNodes"`
+	// waitingNodes are yet to stage: beyond the lookahead, the download
+	// budget, or the staging window.
+	// +optional
+	WaitingNodes int32 `json:"waitingNodes"`
+	// nextWindow is when staging may start on more nodes, while outside the
+	// staging windows.
+	// +optional
+	NextWindow *metav1.Time `json:"nextWindow,omitempty"`
+	// excludedNodes lists up to 50 target nodes left out of the rollout, with
+	// why: they keep the revision they run and do not count as failed canary
+	// nodes.
+	// +optional
+	// +kubebuilder:validation:MaxItems=50
+	// +listType=atomic
+	ExcludedNodes []ExcludedNode `json:"excludedNodes,omitempty"`
+}
+
+// ExcludedNode is a target node left out of the rollout.
+type ExcludedNode struct {
+	// node name.
+	// +required
+	Node string `json:"node"`
+	// reason in CamelCase: InsufficientMemory, InsufficientDisk, FetchFailed, StagingFailed.
+	// +required
+	Reason string `json:"reason"`
+	// message for people.
+	// +optional
+	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
 }
 
 // VariantStatus is how many target nodes run one artifact of the model.

@@ -27,6 +27,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -67,6 +68,9 @@ type Reconciler struct {
 	// maxUnavailable budget a second time. A restarted operator starts with
 	// a freshly synced cache and needs none.
 	expect labelExpectations
+	// expectStage does the same for the stage labels, so that a lagging
+	// cache does not start more stagers than the download budget allows.
+	expectStage labelExpectations
 }
 
 // labelExpectations are label values written but not yet seen in the cache,
@@ -130,6 +134,7 @@ func (e *labelExpectations) forget(key types.NamespacedName) {
 // +kubebuilder:rbac:groups=apps,resources=daemonsets,verbs=get;list;watch;create;delete
 // +kubebuilder:rbac:groups="",resources=pods,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=nodes,verbs=get;list;watch;patch
+// +kubebuilder:rbac:groups="",resources=configmaps,verbs=get;list;watch;create;update;delete
 
 // SetupWithManager registers the controller and its watches.
 func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
@@ -221,6 +226,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		if err := r.removeCohortLabel(ctx, labelKey); err != nil {
 			return ctrl.Result{}, err
 		}
+		if err := r.removeCohortLabel(ctx, StageLabel(ro.Namespace, ro.Name)); err != nil {
+			return ctrl.Result{}, err
+		}
 		base := ro.DeepCopy()
 		if controllerutil.RemoveFinalizer(&ro, finalizer) {
 			if err := r.Patch(ctx, &ro, finalizerPatch(base)); err != nil {
@@ -229,6 +237,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		forgetMetrics(ro.Namespace, ro.Name)
 		r.expect.forget(req.NamespacedName)
+		r.expectStage.forget(req.NamespacedName)
 		return ctrl.Result{}, nil
 	}
 	base := ro.DeepCopy()
@@ -250,15 +259,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 				fmt.Sprintf("SLMModel %s/%s does not exist", ro.Namespace, ro.Spec.ModelRef.Name), metav1.NewTime(r.Now()))
 		})
 	}
-	in, daemonSets, err := r.observe(ctx, &ro, &model, labelKey)
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-
 	arts, err := artifacts(&model)
 	if err != nil {
 		return ctrl.Result{}, fmt.Errorf("SLMModel %s: %w", model.Name, err)
 	}
+	obs, err := r.observe(ctx, &ro, &model, arts, labelKey)
+	if err != nil {
+		return ctrl.Result{}, err
+	}
+	in, daemonSets := obs.in, obs.daemonSets
 
 	// Decide.
 	p := computePlan(in)
@@ -313,6 +322,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 			log.Info("Created DaemonSet", "daemonSet", klog.KObj(ds), "revision", rev, "variant", a.Name)
 		}
 	}
+	if err := r.reconcileStagers(ctx, &ro, &model, arts, obs, p); err != nil {
+		return ctrl.Result{}, err
+	}
 	err = r.patchLabels(ctx, labelKey, p.Labels)
 	// Recorded even after a partial failure: a patch that failed is simply
 	// not seen, and forgotten after expectationTTL.
@@ -347,38 +359,61 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	return res, nil
 }
 
+// observation is what a reconcile read from the cache.
+type observation struct {
+	in planInput
+	// daemonSets serve; stagers stage.
+	daemonSets, stagers []*appsv1.DaemonSet
+	// stagePods and servingPods of the current revision, by node, for the
+	// peer directory.
+	stagePods, servingPods map[string]*corev1.Pod
+	// peerSites maps each target node to its site for peer sharing.
+	peerSites map[string]string
+	// variants maps each target node to its artifact.
+	variants map[string]string
+}
+
 // observe reads what the plan needs from the cache.
-func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout, model *slmopsv1alpha1.SLMModel, labelKey string) (planInput, []*appsv1.DaemonSet, error) {
+func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout, model *slmopsv1alpha1.SLMModel, arts []artifact, labelKey string) (*observation, error) {
 	in := planInput{
 		Generation: ro.Generation, Spec: ro.Spec, Annotations: ro.Annotations, Status: ro.Status,
 		Revision: computeRevision(ro, model, r.Defaults), Digest: model.Spec.Digest, Now: r.Now(),
 	}
+	obs := &observation{stagePods: map[string]*corev1.Pod{}, servingPods: map[string]*corev1.Pod{}, peerSites: map[string]string{}, variants: map[string]string{}}
 	selector, err := ro.Spec.NodeSelector.Selector()
 	if err != nil {
-		return in, nil, fmt.Errorf("spec.nodeSelector: %w", err)
+		return nil, fmt.Errorf("spec.nodeSelector: %w", err)
 	}
 
 	var dsList appsv1.DaemonSetList
 	if err := r.List(ctx, &dsList, client.InNamespace(ro.Namespace), client.MatchingLabels{RolloutLabel: ro.Name}); err != nil {
-		return in, nil, err
+		return nil, err
 	}
-	var daemonSets []*appsv1.DaemonSet
 	for i := range dsList.Items {
 		ds := &dsList.Items[i]
-		if metav1.IsControlledBy(ds, ro) {
-			daemonSets = append(daemonSets, ds)
+		switch {
+		case !metav1.IsControlledBy(ds, ro):
+		case ds.Labels[StageRevisionLabel] != "":
+			obs.stagers = append(obs.stagers, ds)
+		default:
+			obs.daemonSets = append(obs.daemonSets, ds)
 		}
 	}
 
 	var pods corev1.PodList
 	if err := r.List(ctx, &pods, client.InNamespace(ro.Namespace), client.MatchingLabels{RolloutLabel: ro.Name}); err != nil {
-		return in, nil, err
+		return nil, err
 	}
 	type key struct{ rev, node string }
 	podOf := make(map[key]*corev1.Pod, len(pods.Items))
+	stagerOf := make(map[key]*corev1.Pod)
 	for i := range pods.Items {
 		p := &pods.Items[i]
 		if p.Spec.NodeName == "" || !p.DeletionTimestamp.IsZero() {
+			continue
+		}
+		if rev := p.Labels[StageRevisionLabel]; rev != "" {
+			stagerOf[key{rev, p.Spec.NodeName}] = p
 			continue
 		}
 		podOf[key{p.Labels[RevisionLabel], p.Spec.NodeName}] = p
@@ -386,18 +421,47 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 
 	var nodes corev1.NodeList
 	if err := r.List(ctx, &nodes); err != nil {
-		return in, nil, err
+		return nil, err
 	}
 	topologyKey := ro.Spec.Strategy.Canary.TopologyKey
+	peerKey := topologyKey
+	if ps := ro.Spec.Distribution.PeerSharing; ps != nil && ps.TopologyKey != "" {
+		peerKey = ps.TopologyKey
+	}
+	stageKey := StageLabel(ro.Namespace, ro.Name)
 	variantOf := variantMatcher(model)
+	sizeOf := map[string]int64{}
+	for _, a := range arts {
+		sizeOf[a.Name] = ptr.Deref(a.SizeBytes, 0)
+	}
+	key0 := client.ObjectKeyFromObject(ro)
 	for i := range nodes.Items {
 		n := &nodes.Items[i]
 		target := selector.Matches(labels.Set(n.Labels)) && n.DeletionTimestamp.IsZero()
-		rev, pending := r.expect.adjust(client.ObjectKeyFromObject(ro), n.Name, n.Labels[labelKey], in.Now)
-		if !target && rev == "" {
+		rev, pending := r.expect.adjust(key0, n.Name, n.Labels[labelKey], in.Now)
+		stageRev, stagePending := r.expectStage.adjust(key0, n.Name, n.Labels[stageKey], in.Now)
+		if !target && rev == "" && stageRev == "" {
 			continue
 		}
-		ns := nodeState{Name: n.Name, Target: target, Reachable: nodeReady(n), Revision: rev, Variant: variantOf(n.Labels)}
+		ns := nodeState{Name: n.Name, Target: target, Reachable: nodeReady(n), Revision: rev, Variant: variantOf(n.Labels), StageRevision: stageRev}
+		if peerKey != "" {
+			ns.PeerSite = n.Labels[peerKey]
+		}
+		if target && rev != in.Revision {
+			ns.Unfit, ns.UnfitMessage = fitProblem(n, sizeOf[ns.Variant], ro.Spec.Distribution.Fit)
+		}
+		if target {
+			obs.peerSites[n.Name], obs.variants[n.Name] = ns.PeerSite, ns.Variant
+		}
+		if p := stagerOf[key{stageRev, n.Name}]; p != nil && stageRev != "" && !stagePending {
+			ns.Stage = observePod(p)
+			if stageRev == in.Revision {
+				obs.stagePods[n.Name] = p
+			}
+		}
+		if p := podOf[key{in.Revision, n.Name}]; p != nil {
+			obs.servingPods[n.Name] = p
+		}
 		if pending {
 			// Labelled by this process a moment ago: its old pod is going, the
 			// new one is not there yet.
@@ -412,7 +476,8 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 		}
 		in.Nodes = append(in.Nodes, ns)
 	}
-	return in, daemonSets, nil
+	obs.in = in
+	return obs, nil
 }
 
 // waitingFailures are container states that waiting will not fix.
@@ -432,6 +497,10 @@ func observePod(p *corev1.Pod) podState {
 		}
 	}
 	for _, cs := range p.Status.ContainerStatuses {
+		ps.Restarts = max(ps.Restarts, cs.RestartCount)
+		if t := cs.LastTerminationState.Terminated; t != nil {
+			ps.Terminated = t.Message
+		}
 		if w := cs.State.Waiting; w != nil && waitingFailures[w.Reason] {
 			ps.Failure, ps.Message = w.Reason, w.Message
 		}

@@ -9,6 +9,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -158,6 +159,12 @@ func inferdConfig(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, a a
 // stable without a second restart.
 func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, revision string, a artifact, d Defaults) (*appsv1.DaemonSet, error) {
 	cfg := inferdConfig(r, m, a)
+	sharing := r.Spec.Distribution.PeerSharing != nil
+	if sharing {
+		// Serving pods share their verified file with the site too, and
+		// read the peer directory when they have to fetch.
+		cfg.Peers.Serve, cfg.Peers.File = true, peersMountPath+"/"+config.PeerDirectoryKey
+	}
 	encoded, err := cfg.Encode()
 	if err != nil {
 		return nil, err
@@ -274,7 +281,92 @@ func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, r
 			},
 		},
 	}
+	if sharing {
+		addPeersVolume(r, &ds.Spec.Template.Spec)
+	}
 	return ds, nil
+}
+
+// addPeersVolume mounts the rollout's peer directory; optional, so that a
+// pod starts before the operator wrote it.
+func addPeersVolume(r *slmopsv1alpha1.EdgeRollout, spec *corev1.PodSpec) {
+	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: peersVolume, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+		LocalObjectReference: corev1.LocalObjectReference{Name: PeersConfigMapName(r.Name)}, Optional: ptr.To(true),
+	}}})
+	c := &spec.Containers[0]
+	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: peersVolume, MountPath: peersMountPath, ReadOnly: true})
+}
+
+// buildStageDaemonSet is the stager DaemonSet of one artifact of revision:
+// inferd in stage mode on the nodes whose stage label names the revision. It
+// fetches and verifies the model into the node cache (the same hostPath as
+// the serving pods'), within the rollout's download budget, and serves it to
+// the site's peers; it is ready once the file is in place, and it loads no
+// model, so it asks for little memory.
+func buildStageDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, revision string, a artifact, d Defaults) (*appsv1.DaemonSet, error) {
+	ds, err := buildDaemonSet(r, m, revision, a, d)
+	if err != nil {
+		return nil, err
+	}
+	dist := r.Spec.Distribution
+	cfg := inferdConfig(r, m, a)
+	cfg.Stage = true
+	cfg.SelfTest = nil
+	if dist.PeerSharing != nil {
+		cfg.Peers.Serve, cfg.Peers.File = true, peersMountPath+"/"+config.PeerDirectoryKey
+	}
+	if q := dist.Staging.MaxBytesPerSecond; q != nil {
+		cfg.Download.BytesPerSecond = max(q.Value()/int64(max(dist.Staging.MaxConcurrentNodes, 1)), 1024)
+	}
+	cfg.Download.DiskHeadroomBytes = quantityOr(dist.Fit.DiskHeadroom, "512Mi")
+	encoded, err := cfg.Encode()
+	if err != nil {
+		return nil, err
+	}
+
+	labels := map[string]string{
+		"app.kubernetes.io/name":      "inferd",
+		"app.kubernetes.io/instance":  r.Name,
+		"app.kubernetes.io/component": "model-stager",
+		ManagedByLabel:                ManagedByValue,
+		RolloutLabel:                  r.Name,
+		StageRevisionLabel:            revision,
+		VariantLabel:                  a.Name,
+	}
+	ds.Name = stageDaemonSetName(r.Name, revision, a.Name)
+	ds.Labels = labels
+	ds.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{RolloutLabel: r.Name, StageRevisionLabel: revision, VariantLabel: a.Name}}
+	ds.Spec.MinReadySeconds = 0
+	pt := &ds.Spec.Template
+	pt.Labels = labels
+	pt.Spec.NodeSelector = map[string]string{StageLabel(r.Namespace, r.Name): revision}
+	// A stager makes way for serving pods under memory pressure.
+	pt.Spec.PriorityClassName = ""
+	c := &pt.Spec.Containers[0]
+	for i := range c.Env {
+		if c.Env[i].Name == config.EnvConfig {
+			c.Env[i].Value = encoded
+		}
+	}
+	c.Resources = corev1.ResourceRequirements{
+		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
+		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},
+	}
+	// A stager is alive while it downloads; it exits by itself when it
+	// cannot stage.
+	c.LivenessProbe = nil
+	c.ReadinessProbe.PeriodSeconds = 2
+	sum := sha256.Sum256([]byte(encoded + "/" + c.Image))
+	ds.Annotations[stageConfigAnnotation] = hex.EncodeToString(sum[:])[:16]
+	return ds, nil
+}
+
+func quantityOr(q *resource.Quantity, def string) int64 {
+	if q != nil {
+		return q.Value()
+	}
+	v := resource.MustParse(def)
+	return v.Value()
 }
 
 // errStableMissing says that a revision's DaemonSet is gone and cannot be

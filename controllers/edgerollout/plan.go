@@ -36,6 +36,16 @@ type nodeState struct {
 	Revision string
 	// Pod is the inferd pod of Revision on the node.
 	Pod podState
+	// StageRevision is the value of the rollout's stage label on the node:
+	// the revision whose model the node's stager holds or fetches.
+	StageRevision string
+	// Stage is the stager pod of StageRevision on the node.
+	Stage podState
+	// Unfit is why the node cannot hold the model of the rollout's revision
+	// (InsufficientMemory, InsufficientDisk); empty when it can.
+	Unfit, UnfitMessage string
+	// PeerSite is the node's value of the peer sharing topologyKey.
+	PeerSite string
 }
 
 // podState is what matters of an inferd pod for the analysis.
@@ -48,6 +58,9 @@ type podState struct {
 	// (CrashLoopBackOff, ImagePullBackOff, ...), empty otherwise.
 	Failure string
 	Message string
+	// Restarts of the container; Terminated is its last termination message.
+	Restarts   int32
+	Terminated string
 }
 
 // planInput is everything a decision depends on. It is built by the controller
@@ -78,7 +91,13 @@ type rolloutPlan struct {
 	Labels map[string]string
 	// Revisions are the revisions whose DaemonSets must exist; the others go.
 	Revisions []string
-	Events    []event
+	// StageLabels maps a node to the revision its stage label should name;
+	// an empty revision removes the label.
+	StageLabels map[string]string
+	// StageRevision is the revision whose stager DaemonSets must exist;
+	// empty when nothing stages (the others go).
+	StageRevision string
+	Events        []event
 	// RequeueAfter is when time alone changes the decision (a pause or
 	// minReadySeconds ends, a deadline passes); zero when only a change in the
 	// cluster can.
@@ -104,10 +123,10 @@ func computePlan(in planInput) rolloutPlan {
 			p.Labels[n.Name] = "" // the node left the selector: its pod goes
 		}
 	}
-	d.targets = targets
-
 	d.actOnAnnotations()
 	d.followRevision()
+	d.all = targets
+	d.targets = d.eligible(targets)
 
 	var reason, message string
 	switch {
@@ -123,6 +142,10 @@ func computePlan(in planInput) rolloutPlan {
 		d.assign()
 	}
 	d.count()
+	d.stage()
+	if n := len(d.excluded); n > 0 && (reason == "Completed" || reason == "NodesJoining") {
+		message += fmt.Sprintf("; %d target nodes excluded (status.distribution.excludedNodes)", n)
+	}
 	setPhase(&st, in.Generation, st.Phase, reason, message, now)
 
 	p.Revisions = d.revisionsInUse()
@@ -131,12 +154,16 @@ func computePlan(in planInput) rolloutPlan {
 }
 
 type decider struct {
-	in      planInput
-	st      *slmopsv1alpha1.EdgeRolloutStatus
-	p       *rolloutPlan
-	now     metav1.Time
-	canary  *slmopsv1alpha1.CanaryStrategy
-	targets []nodeState
+	in     planInput
+	st     *slmopsv1alpha1.EdgeRolloutStatus
+	p      *rolloutPlan
+	now    metav1.Time
+	canary *slmopsv1alpha1.CanaryStrategy
+	// all are the target nodes; targets are those of them that take part
+	// (not excluded by a fit check or a failure to stage).
+	all, targets []nodeState
+	// excluded are the target nodes left out, by name.
+	excluded map[string]slmopsv1alpha1.ExcludedNode
 	// cohort are the target nodes that should run the canary revision now.
 	cohort map[string]bool
 }
@@ -313,7 +340,7 @@ func (d *decider) progress() (reason, message string) {
 	total := len(d.targets)
 	size := stepSize(steps, int(st.CurrentStep), total)
 	waitDeadline := d.waitDeadline()
-	d.cohort = selectCohort(d.targets, st.CanaryRevision, size, canary, waitDeadline.After(d.in.Now))
+	d.cohort = selectCohort(d.targets, st.CanaryRevision, size, canary, waitDeadline.After(d.in.Now), d.canJoin)
 
 	// Judge the cohort.
 	minReady := time.Duration(ptr.Deref(canary.MinReadySeconds, 0)) * time.Second
@@ -390,6 +417,12 @@ func (d *decider) progress() (reason, message string) {
 	ratio := successRatio(d.in.Spec.Analysis.SuccessRatio)
 	needed := int(math.Ceil(ratio*float64(counted) - 1e-9))
 	done := pendingSwitch == 0 || (pendingSwitch == unreachable && !waitDeadline.After(d.in.Now))
+	if !promote && done && healthy >= needed {
+		if short := d.unstagedSlots(size); short > 0 {
+			st.Phase = slmopsv1alpha1.PhaseProgressing
+			return "WaitingForStaging", fmt.Sprintf("%s: %d cohort nodes are healthy; %d more must stage the model before they join", stepName, healthy, short)
+		}
+	}
 	if !promote && (!done || healthy < needed) {
 		st.Phase = slmopsv1alpha1.PhaseProgressing
 		if waitDeadline.After(d.in.Now) && unreachable > 0 {
@@ -432,7 +465,7 @@ func (d *decider) progress() (reason, message string) {
 	st.StepStartedAt, st.PauseStartedAt = &d.now, nil
 	st.Phase = slmopsv1alpha1.PhaseProgressing
 	size = stepSize(steps, int(st.CurrentStep), total)
-	d.cohort = selectCohort(d.targets, st.CanaryRevision, size, canary, d.waitDeadline().After(d.in.Now))
+	d.cohort = selectCohort(d.targets, st.CanaryRevision, size, canary, d.waitDeadline().After(d.in.Now), d.canJoin)
 	return "StepStarted", fmt.Sprintf("step %d of %d (%d of %d target nodes) started", st.CurrentStep+1, len(steps), size, total)
 }
 
@@ -512,6 +545,9 @@ func (d *decider) assign() {
 		}
 		switch {
 		case n.Revision == want:
+		case !d.mayActivate(n, want):
+			// Stage, then activate: the node keeps serving what it runs
+			// until the model it moves to is in its cache.
 		case unavailable || !n.Reachable:
 			d.p.Labels[n.Name] = want
 		default:
@@ -531,7 +567,7 @@ func (d *decider) assign() {
 func (d *decider) count() {
 	st := d.st
 	var canaryN, ready, updated, unreachable int32
-	for _, n := range d.targets {
+	for _, n := range d.all {
 		if st.CanaryRevision != "" && n.Revision == st.CanaryRevision {
 			canaryN++
 		}
@@ -545,7 +581,7 @@ func (d *decider) count() {
 			unreachable++
 		}
 	}
-	total := int32(len(d.targets))
+	total := int32(len(d.all))
 	st.TargetNodes, st.CanaryNodes, st.ReadyNodes, st.UpdatedNodes = total, canaryN, ready, updated
 	st.UnavailableNodes, st.UnreachableNodes = total-ready, unreachable
 }
@@ -632,7 +668,7 @@ func successRatio(s string) float64 {
 // SiteBySite fills one site after another. Unreachable nodes are picked only
 // when includeUnreachable (the Wait policy before its deadline) or when they
 // already run the canary.
-func selectCohort(targets []nodeState, canaryRev string, size int, canary *slmopsv1alpha1.CanaryStrategy, includeUnreachable bool) map[string]bool {
+func selectCohort(targets []nodeState, canaryRev string, size int, canary *slmopsv1alpha1.CanaryStrategy, includeUnreachable bool, canJoin func(nodeState) bool) map[string]bool {
 	cohort := make(map[string]bool, size)
 	ordered := cohortOrder(targets, canary)
 	for _, n := range ordered {
@@ -647,7 +683,7 @@ func selectCohort(targets []nodeState, canaryRev string, size int, canary *slmop
 		if len(cohort) == size {
 			break
 		}
-		if !cohort[n.Name] && (n.Reachable || includeUnreachable) {
+		if !cohort[n.Name] && (n.Reachable || includeUnreachable) && (canJoin == nil || canJoin(n)) {
 			cohort[n.Name] = true
 		}
 	}

@@ -180,15 +180,22 @@ func artifactDaemonSetName(rollout, revision, variant string) string {
 	if variant == DefaultVariant {
 		return daemonSetName(rollout, revision)
 	}
-	if len(variant) > 20 {
-		sum := sha256.Sum256([]byte(variant))
-		variant = hex.EncodeToString(sum[:])[:8]
-	}
+	variant = shortVariant(variant)
 	name := rollout
 	if max := 63 - len(revision) - len(variant) - 2; len(name) > max {
 		name = strings.TrimRight(name[:max], "-.")
 	}
 	return name + "-" + revision + "-" + variant
+}
+
+// shortVariant is a variant's name in object names: itself, or a hash of a
+// long one.
+func shortVariant(variant string) string {
+	if len(variant) > 20 {
+		sum := sha256.Sum256([]byte(variant))
+		return hex.EncodeToString(sum[:])[:8]
+	}
+	return variant
 }
 
 // variantCounts counts target nodes and ready ones per artifact; nil for a

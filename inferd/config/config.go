@@ -8,9 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"net/url"
 	"os"
 	"regexp"
+	"slices"
 	"time"
 )
 
@@ -101,14 +103,24 @@ type PeerEntry struct {
 const PeerDirectoryKey = "peers.json"
 
 // PeersOf are the base URLs of the peers in node's site that hold digest,
-// never node itself; none when the node has no site.
+// never node itself; none when the node has no site. Each node starts at
+// its own place in the list (by a hash of its name), so that the nodes of a
+// site spread their downloads over the holders instead of all asking the
+// first.
 func (d *PeerDirectory) PeersOf(node, digest string) []string {
 	site, ok := d.Nodes[node]
 	if !ok {
 		return nil
 	}
+	list := d.Blobs[digest][site]
+	if len(list) > 1 {
+		h := fnv.New32a()
+		_, _ = h.Write([]byte(node))
+		k := int(h.Sum32() % uint32(len(list)))
+		list = append(slices.Clone(list[k:]), list[:k]...)
+	}
 	var out []string
-	for _, p := range d.Blobs[digest][site] {
+	for _, p := range list {
 		if p.Node == node {
 			continue
 		}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -90,6 +91,24 @@ func TestPeersOfOffersOnlyOtherNodesOfTheSameSite(t *testing.T) {
 	}
 	if got := d.PeersOf("a", "sha256:other"); got != nil {
 		t.Errorf("peers for a digest nobody holds: %v", got)
+	}
+	// The nodes of a site start at different holders.
+	many := &PeerDirectory{Nodes: map[string]string{}, Blobs: map[string]map[string][]PeerEntry{digest: {"s": nil}}}
+	for i := range 4 {
+		many.Blobs[digest]["s"] = append(many.Blobs[digest]["s"], PeerEntry{Node: fmt.Sprintf("h%d", i), URL: fmt.Sprintf("http://10.0.1.%d:8080", i)})
+	}
+	first := map[string]bool{}
+	for i := range 32 {
+		node := fmt.Sprintf("n%d", i)
+		many.Nodes[node] = "s"
+		got := many.PeersOf(node, digest)
+		if len(got) != 4 {
+			t.Fatalf("PeersOf(%s) = %v; want all 4 holders", node, got)
+		}
+		first[got[0]] = true
+	}
+	if len(first) < 3 {
+		t.Errorf("32 nodes start at only %d of 4 holders", len(first))
 	}
 	missing, err := ReadPeerDirectory(filepath.Join(t.TempDir(), "absent.json"))
 	if err != nil || missing.PeersOf("a", digest) != nil {

@@ -1,0 +1,605 @@
+package edgerollout
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/inferd/config"
+)
+
+// Stage, then activate. With spec.distribution.staging, a node joins the
+// canary cohort only once a stager pod on it (inferd in stage mode, from a
+// DaemonSet per revision and artifact that runs on the nodes carrying the
+// rollout's stage label) holds the verified model in the node cache; the
+// node's stable pod serves meanwhile. The plan decides which nodes carry the
+// stage label: the nodes of the next lookaheadSteps steps, at most
+// maxConcurrentNodes downloading at once, inside the staging windows, and,
+// with peer sharing, one seed per site until a node of the site holds the
+// file. A stager that cannot stage exits with a reason (InsufficientDisk,
+// FetchFailed) that the plan reads from its termination message: the node is
+// excluded from the rollout, listed with that reason, and keeps its revision.
+
+// Reasons a target node is excluded.
+const (
+	ReasonInsufficientMemory = "InsufficientMemory"
+	ReasonInsufficientDisk   = "InsufficientDisk"
+	ReasonStagingFailed      = "StagingFailed"
+)
+
+// maxExcludedNodes bounds status.distribution.excludedNodes.
+const maxExcludedNodes = 50
+
+// moveTo is the revision that nodes are moving to: the canary while it is
+// rolled out, the stable revision otherwise.
+func (d *decider) moveTo() string {
+	if d.st.CanaryRevision != "" && active(d.st.Phase) {
+		return d.st.CanaryRevision
+	}
+	return d.st.StableRevision
+}
+
+// staging reports whether nodes stage rev before they switch to it: staging
+// is on and rev is the revision the current spec describes (the only one
+// whose stager the operator can build).
+func (d *decider) staging(rev string) bool {
+	return d.in.Spec.Distribution.Staging != nil && rev != "" && rev == d.in.Revision
+}
+
+// staged reports whether node n holds rev's model: it runs rev, or its
+// stager of rev is ready.
+func staged(n nodeState, rev string) bool {
+	return n.Revision == rev || (n.StageRevision == rev && n.Stage.Ready)
+}
+
+// stageFailed reports whether n's stager of rev cannot stage: it crash-loops
+// or failed (it exits with a reason when it cannot).
+func stageFailed(n nodeState, rev string) bool {
+	s := n.Stage
+	return n.StageRevision == rev && n.Revision != rev && s.Exists && !s.Ready && (s.Failure != "" || s.Restarts > 0)
+}
+
+// stageFailure is the reason and message of a failed stager: inferd's
+// termination message reads "Reason: message".
+var reasonPrefix = regexp.MustCompile(`^([A-Z][A-Za-z]{2,63}): (.*)$`)
+
+func stageFailure(s podState) (reason, message string) {
+	msg := strings.TrimSpace(s.Terminated)
+	if m := reasonPrefix.FindStringSubmatch(msg); m != nil {
+		return m[1], truncate(m[2], 1024)
+	}
+	if msg == "" {
+		msg = strings.TrimSpace(s.Failure + ": " + s.Message)
+	}
+	return ReasonStagingFailed, truncate(msg, 1024)
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n-3] + "..."
+}
+
+// eligible drops the target nodes that cannot take part: unfit for the
+// model, or failed to stage it. A node that already runs the revision nodes
+// move to is never dropped.
+func (d *decider) eligible(targets []nodeState) []nodeState {
+	d.excluded = map[string]slmopsv1alpha1.ExcludedNode{}
+	rev := d.moveTo()
+	out := make([]nodeState, 0, len(targets))
+	for _, n := range targets {
+		switch {
+		case n.Revision == rev && rev != "":
+		case n.Unfit != "":
+			d.excluded[n.Name] = slmopsv1alpha1.ExcludedNode{Node: n.Name, Reason: n.Unfit, Message: n.UnfitMessage}
+			continue
+		case d.staging(rev) && stageFailed(n, rev):
+			reason, message := stageFailure(n.Stage)
+			d.excluded[n.Name] = slmopsv1alpha1.ExcludedNode{Node: n.Name, Reason: reason, Message: message}
+			continue
+		}
+		out = append(out, n)
+	}
+	if len(d.excluded) > 0 {
+		d.reportExclusions()
+	}
+	return out
+}
+
+// reportExclusions sends one event when nodes are newly excluded.
+func (d *decider) reportExclusions() {
+	before := map[string]bool{}
+	if ds := d.in.Status.Distribution; ds != nil {
+		for _, e := range ds.ExcludedNodes {
+			before[e.Node] = true
+		}
+	}
+	var fresh []string
+	for name, e := range d.excluded {
+		if !before[name] {
+			fresh = append(fresh, name+" ("+e.Reason+")")
+		}
+	}
+	if len(fresh) == 0 || len(before) >= maxExcludedNodes {
+		return // nothing new, or the list was full and cannot tell
+	}
+	sort.Strings(fresh)
+	shown := fresh
+	if len(shown) > 3 {
+		shown = append(shown[:3:3], fmt.Sprintf("and %d more", len(fresh)-3))
+	}
+	d.event(corev1.EventTypeWarning, "NodesExcluded", "%d target nodes cannot take the model and keep their revision: %s",
+		len(fresh), strings.Join(shown, ", "))
+}
+
+// canJoin reports whether a node may join the canary cohort: with staging,
+// only once it holds the canary's model.
+func (d *decider) canJoin(n nodeState) bool {
+	rev := d.st.CanaryRevision
+	return !d.staging(rev) || staged(n, rev)
+}
+
+// unstagedSlots is how many nodes a cohort of size still lacks because they
+// have not staged yet; nodes that cannot stage now (unreachable) do not hold
+// the step.
+func (d *decider) unstagedSlots(size int) int {
+	if !d.staging(d.st.CanaryRevision) || len(d.cohort) >= size {
+		return 0
+	}
+	possible := 0
+	for _, n := range d.targets {
+		if d.cohort[n.Name] || n.Reachable {
+			possible++
+		}
+	}
+	return min(size, possible) - len(d.cohort)
+}
+
+// mayActivate reports whether node n may switch to want now. Stage, then
+// activate applies to a node that serves another revision and moves to the
+// one being staged; a node with nothing to serve switches at once (staging
+// first would gain nothing), and a canary node going back to stable does
+// (its previous model is still in its cache).
+func (d *decider) mayActivate(n nodeState, want string) bool {
+	if want == "" || n.Revision == "" || !d.staging(want) || want != d.moveTo() {
+		return true
+	}
+	if n.Revision == d.st.CanaryRevision && want == d.st.StableRevision {
+		return true
+	}
+	return staged(n, want)
+}
+
+// stage decides the stage labels and status.distribution, after the plan
+// moved the rollout.
+func (d *decider) stage() {
+	st, p := d.st, d.p
+	p.StageLabels = map[string]string{}
+	rev := d.moveTo()
+	on := d.staging(rev)
+	want := map[string]string{}
+	var nextWindow *metav1.Time
+	if on {
+		nextWindow = d.chooseStagers(rev, want)
+		p.StageRevision = ""
+		for _, r := range want {
+			if r != "" {
+				p.StageRevision = rev
+				break
+			}
+		}
+	}
+	for _, n := range d.in.Nodes {
+		if n.StageRevision != want[n.Name] {
+			p.StageLabels[n.Name] = want[n.Name]
+		}
+	}
+
+	if !on && len(d.excluded) == 0 {
+		st.Distribution = nil
+		return
+	}
+	ds := &slmopsv1alpha1.DistributionStatus{Revision: rev, NextWindow: nextWindow}
+	for _, n := range d.all {
+		if e, ok := d.excluded[n.Name]; ok {
+			if n.Unfit != "" {
+				ds.UnfitNodes++
+			} else {
+				ds.FailedNodes++
+			}
+			if len(ds.ExcludedNodes) < maxExcludedNodes {
+				ds.ExcludedNodes = append(ds.ExcludedNodes, e)
+			}
+			continue
+		}
+		if !on {
+			continue
+		}
+		switch {
+		case staged(n, rev):
+			ds.StagedNodes++
+		case want[n.Name] == rev:
+			ds.StagingNodes++
+		default:
+			ds.WaitingNodes++
+		}
+	}
+	sort.Slice(ds.ExcludedNodes, func(i, j int) bool { return ds.ExcludedNodes[i].Node < ds.ExcludedNodes[j].Node })
+	st.Distribution = ds
+}
+
+// chooseStagers fills want with the stage label each node should carry and
+// returns the next staging window's start while outside the windows.
+func (d *decider) chooseStagers(rev string, want map[string]string) *metav1.Time {
+	st := d.st
+	staging := d.in.Spec.Distribution.Staging
+	canaryActive := st.CanaryRevision == rev && active(st.Phase)
+	sharing := d.in.Spec.Distribution.PeerSharing != nil
+
+	// Who holds the file, and who is fetching it, per site and artifact.
+	type siteKey struct{ site, variant string }
+	holders, fetching := map[siteKey]int{}, map[siteKey]int{}
+	inProgress := 0
+	for _, n := range d.in.Nodes {
+		if !n.Target || n.Unfit != "" {
+			continue
+		}
+		k := siteKey{n.PeerSite, n.Variant}
+		if (n.StageRevision == rev && n.Stage.Ready) || (n.Revision == rev && n.Pod.Ready) {
+			holders[k]++
+		}
+		if n.StageRevision != rev {
+			continue
+		}
+		// A node keeps its stager while the canary is rolled out (it serves
+		// the site's peers); once nodes stopped moving, only the nodes yet
+		// to switch keep theirs.
+		if n.Revision == rev && !canaryActive {
+			continue
+		}
+		want[n.Name] = rev
+		if n.Revision != rev && !n.Stage.Ready && !stageFailed(n, rev) {
+			inProgress++
+			fetching[k]++
+		}
+	}
+
+	// Who should stage next, in cohort order.
+	var next []nodeState
+	if canaryActive {
+		steps := d.canary.Steps
+		if len(steps) == 0 {
+			steps = []slmopsv1alpha1.CanaryStep{{Nodes: intstr.FromString("100%")}}
+		}
+		ahead := int(st.CurrentStep) + int(ptr.Deref(staging.LookaheadSteps, 1))
+		size := stepSize(steps, min(ahead, len(steps)-1), len(d.targets))
+		for _, n := range cohortOrder(d.targets, d.canary) {
+			if len(next) == size {
+				break
+			}
+			next = append(next, n)
+		}
+	} else {
+		for _, n := range cohortOrder(d.targets, d.canary) {
+			if n.Revision != "" && n.Revision != rev && n.Revision != st.CanaryRevision {
+				next = append(next, n)
+			}
+		}
+	}
+
+	var nextWindow *metav1.Time
+	open, start := inWindows(staging, d.in.Now)
+	if !open {
+		nextWindow = &metav1.Time{Time: start}
+		d.wake(start)
+	}
+	limit := int(staging.MaxConcurrentNodes)
+	if limit <= 0 {
+		limit = 10
+	}
+	for _, n := range next {
+		if want[n.Name] == rev || n.Revision == rev {
+			continue
+		}
+		if !open || d.in.Spec.Paused || inProgress >= limit || !n.Reachable {
+			continue
+		}
+		k := siteKey{n.PeerSite, n.Variant}
+		if sharing && holders[k] == 0 && fetching[k] > 0 {
+			// One seed per site fetches from the origin; the others wait
+			// for it and then fetch from it.
+			continue
+		}
+		want[n.Name] = rev
+		inProgress++
+		fetching[k]++
+	}
+	return nextWindow
+}
+
+// inWindows reports whether now is inside a staging window; when it is not,
+// start is when the next window opens.
+func inWindows(s *slmopsv1alpha1.Staging, now time.Time) (open bool, start time.Time) {
+	if len(s.Windows) == 0 {
+		return true, time.Time{}
+	}
+	loc := time.UTC
+	if s.TimeZone != "" {
+		if l, err := time.LoadLocation(s.TimeZone); err == nil {
+			loc = l
+		}
+	}
+	local := now.In(loc)
+	minute := func(hhmm string) int {
+		var h, m int
+		_, _ = fmt.Sscanf(hhmm, "%d:%d", &h, &m)
+		return h*60 + m
+	}
+	nowMin := local.Hour()*60 + local.Minute()
+	var best time.Time
+	for _, w := range s.Windows {
+		from, to := minute(w.Start), minute(w.End)
+		inside := (from < to && nowMin >= from && nowMin < to) || (from > to && (nowMin >= from || nowMin < to))
+		if inside {
+			return true, time.Time{}
+		}
+		day := time.Date(local.Year(), local.Month(), local.Day(), from/60, from%60, 0, 0, loc)
+		if !day.After(local) {
+			day = day.AddDate(0, 0, 1)
+		}
+		if best.IsZero() || day.Before(best) {
+			best = day
+		}
+	}
+	return false, best
+}
+
+// fitProblem says why node cannot hold a model of size bytes (with the
+// headroom of fit), or returns empty strings when it can or nothing is known.
+func fitProblem(node *corev1.Node, size int64, fit slmopsv1alpha1.Fit) (reason, message string) {
+	if size <= 0 {
+		return "", ""
+	}
+	check := func(res corev1.ResourceName, headroom *resource.Quantity, def string) (int64, int64, bool) {
+		alloc, ok := node.Status.Allocatable[res]
+		if !ok {
+			return 0, 0, true
+		}
+		h := resource.MustParse(def)
+		if headroom != nil {
+			h = *headroom
+		}
+		need := size + h.Value()
+		return alloc.Value(), need, alloc.Value() >= need
+	}
+	if have, need, ok := check(corev1.ResourceMemory, fit.MemoryHeadroom, "256Mi"); !ok {
+		return ReasonInsufficientMemory, fmt.Sprintf("allocatable memory %s is less than the model's %s plus headroom (%s in all)",
+			human(have), human(size), human(need))
+	}
+	if have, need, ok := check(corev1.ResourceEphemeralStorage, fit.DiskHeadroom, "512Mi"); !ok {
+		return ReasonInsufficientDisk, fmt.Sprintf("allocatable ephemeral storage %s is less than the model's %s plus headroom (%s in all)",
+			human(have), human(size), human(need))
+	}
+	return "", ""
+}
+
+// human prints bytes in binary units, such as 3.8 GiB.
+func human(b int64) string {
+	const unit = 1024
+	if b < unit {
+		return fmt.Sprintf("%d B", b)
+	}
+	div, exp := int64(unit), 0
+	for n := b / unit; n >= unit && exp < 4; n /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTP"[exp])
+}
+
+// Labels and names of the stagers and the peer directory.
+const (
+	// StageRevisionLabel on a stager DaemonSet and its pods names the
+	// revision whose model they stage (they carry no RevisionLabel, so no
+	// serving DaemonSet's selector takes them).
+	StageRevisionLabel = "slmops.dev/stage-revision"
+	// stageLabelPrefix prefixes the node label that asks a node to stage a
+	// revision of one rollout.
+	stageLabelPrefix = "stage.slmops.dev/"
+	// peersVolume and peersMountPath are where inferd pods find the peer
+	// directory of their rollout.
+	peersVolume    = "peers"
+	peersMountPath = "/etc/slmops/peers"
+	// stageConfigAnnotation holds a hash of a stager DaemonSet's template:
+	// a stager whose template is outdated (the download budget changed) is
+	// replaced.
+	stageConfigAnnotation = "slmops.dev/stage-config"
+)
+
+// StageLabel is the node label whose value is the revision of rollout whose
+// model the node stages.
+func StageLabel(namespace, name string) string {
+	return stageLabelPrefix + strings.TrimPrefix(CohortLabel(namespace, name), cohortLabelPrefix)
+}
+
+// PeersConfigMapName is the ConfigMap of a rollout's peer directory.
+func PeersConfigMapName(rollout string) string {
+	if len(rollout) > 240 {
+		rollout = rollout[:240]
+	}
+	return rollout + "-peers"
+}
+
+// stageDaemonSetName is the stager DaemonSet of one artifact of a revision.
+func stageDaemonSetName(rollout, revision, variant string) string {
+	suffix := "-" + revision + "-stage"
+	if variant != DefaultVariant {
+		suffix = "-" + revision + "-" + shortVariant(variant) + "-stage"
+	}
+	if max := 63 - len(suffix); len(rollout) > max {
+		rollout = strings.TrimRight(rollout[:max], "-.")
+	}
+	return rollout + suffix
+}
+
+// reconcileStagers makes the stager DaemonSets, the peer directory and the
+// stage labels what the plan says, in that order: a node asked to stage
+// finds its stager and its site's peers.
+func (r *Reconciler) reconcileStagers(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout, model *slmopsv1alpha1.SLMModel, arts []artifact, obs *observation, p rolloutPlan) error {
+	log := ctrl.LoggerFrom(ctx)
+	want := map[string]*appsv1.DaemonSet{}
+	if p.StageRevision != "" && p.StageRevision == obs.in.Revision {
+		for _, a := range arts {
+			ds, err := buildStageDaemonSet(ro, model, p.StageRevision, a, r.Defaults)
+			if err != nil {
+				return err
+			}
+			want[ds.Name] = ds
+		}
+	}
+	for _, ds := range obs.stagers {
+		w := want[ds.Name]
+		if w != nil && w.Annotations[stageConfigAnnotation] == ds.Annotations[stageConfigAnnotation] {
+			delete(want, ds.Name)
+			continue
+		}
+		// Not needed, or outdated: a new one is made once this one is gone.
+		delete(want, ds.Name)
+		if err := r.Delete(ctx, ds, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
+			return fmt.Errorf("delete stager DaemonSet %s: %w", klog.KObj(ds), err)
+		}
+		log.Info("Deleted stager DaemonSet", "daemonSet", klog.KObj(ds), "revision", ds.Labels[StageRevisionLabel])
+	}
+	for _, ds := range want {
+		if err := controllerutil.SetControllerReference(ro, ds, r.Scheme()); err != nil {
+			return err
+		}
+		if err := r.Create(ctx, ds); err != nil && !apierrors.IsAlreadyExists(err) {
+			return fmt.Errorf("create stager DaemonSet %s: %w", klog.KObj(ds), err)
+		}
+		log.Info("Created stager DaemonSet", "daemonSet", klog.KObj(ds), "revision", p.StageRevision)
+	}
+
+	if err := r.reconcilePeers(ctx, ro, arts, obs); err != nil {
+		return err
+	}
+
+	key := client.ObjectKeyFromObject(ro)
+	err := r.patchLabels(ctx, StageLabel(ro.Namespace, ro.Name), p.StageLabels)
+	r.expectStage.record(key, p.StageLabels, r.Now())
+	return err
+}
+
+// reconcilePeers writes the rollout's peer directory: for each artifact of
+// the current revision, up to maxPeers nodes per site that hold its verified
+// file (ready stagers first, then ready serving pods), by pod address.
+func (r *Reconciler) reconcilePeers(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout, arts []artifact, obs *observation) error {
+	name := types.NamespacedName{Namespace: ro.Namespace, Name: PeersConfigMapName(ro.Name)}
+	var cm corev1.ConfigMap
+	err := r.Get(ctx, name, &cm)
+	if client.IgnoreNotFound(err) != nil {
+		return err
+	}
+	exists := err == nil
+	ps := ro.Spec.Distribution.PeerSharing
+	if ps == nil {
+		if exists && metav1.IsControlledBy(&cm, ro) {
+			return client.IgnoreNotFound(r.Delete(ctx, &cm))
+		}
+		return nil
+	}
+	data, err := json.Marshal(peerDirectory(ro, arts, obs))
+	if err != nil {
+		return err
+	}
+	if exists && cm.Data[config.PeerDirectoryKey] == string(data) {
+		return nil
+	}
+	if exists {
+		if !metav1.IsControlledBy(&cm, ro) {
+			return fmt.Errorf("ConfigMap %s exists and is not this rollout's; the peer directory cannot be written", name)
+		}
+		cm.Data = map[string]string{config.PeerDirectoryKey: string(data)}
+		return r.Update(ctx, &cm)
+	}
+	cm = corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: name.Name, Namespace: name.Namespace, Labels: map[string]string{
+			ManagedByLabel: ManagedByValue, RolloutLabel: ro.Name, "app.kubernetes.io/component": "peer-directory",
+		}},
+		Data: map[string]string{config.PeerDirectoryKey: string(data)},
+	}
+	if err := controllerutil.SetControllerReference(ro, &cm, r.Scheme()); err != nil {
+		return err
+	}
+	return r.Create(ctx, &cm)
+}
+
+// peerDirectory lists the holders of each artifact's file per site.
+func peerDirectory(ro *slmopsv1alpha1.EdgeRollout, arts []artifact, obs *observation) *config.PeerDirectory {
+	maxPeers := int(ro.Spec.Distribution.PeerSharing.MaxPeers)
+	if maxPeers <= 0 {
+		maxPeers = 3
+	}
+	port := ro.Spec.Template.Port
+	if port == 0 {
+		port = 8080
+	}
+	digestOf := map[string]string{}
+	for _, a := range arts {
+		digestOf[a.Name] = a.Digest
+	}
+	dir := &config.PeerDirectory{Nodes: map[string]string{}, Blobs: map[string]map[string][]config.PeerEntry{}}
+	for node, site := range obs.peerSites {
+		if site != "" {
+			dir.Nodes[node] = site
+		}
+	}
+	add := func(pods map[string]*corev1.Pod) {
+		names := make([]string, 0, len(pods))
+		for n := range pods {
+			names = append(names, n)
+		}
+		sort.Strings(names)
+		for _, node := range names {
+			pod := pods[node]
+			site, digest := dir.Nodes[node], digestOf[obs.variants[node]]
+			if site == "" || digest == "" || pod.Status.PodIP == "" || !observePod(pod).Ready {
+				continue
+			}
+			if dir.Blobs[digest] == nil {
+				dir.Blobs[digest] = map[string][]config.PeerEntry{}
+			}
+			list := dir.Blobs[digest][site]
+			if len(list) >= maxPeers || slices.ContainsFunc(list, func(e config.PeerEntry) bool { return e.Node == node }) {
+				continue
+			}
+			u := "http://" + net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(int(port)))
+			dir.Blobs[digest][site] = append(list, config.PeerEntry{Node: node, URL: u})
+		}
+	}
+	add(obs.stagePods)
+	add(obs.servingPods)
+	return dir
+}

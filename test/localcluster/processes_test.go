@@ -1,0 +1,532 @@
+package localcluster
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	. "github.com/onsi/gomega"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/utils/ptr"
+)
+
+// probeProgram stands in for inferd: it reports what it sees (its env, args,
+// the size of its data folder's file system) in a file in that folder, serves
+// /readyz once READY_FILE exists and /config from its configMap file, and
+// exits 3 with a termination message when CRASH_FILE appears.
+const probeProgram = `package main
+
+import (
+	"flag"
+	"fmt"
+	"log"
+	"net/http"
+	"os"
+	"path/filepath"
+	"syscall"
+	"time"
+)
+
+func main() {
+	listen := flag.String("listen", "", "address to serve on")
+	termLog := flag.String("termination-log", "", "file for the termination message")
+	data := flag.String("data", "", "a folder on the node")
+	config := flag.String("config", "", "a file of a configMap volume")
+	flag.Parse()
+	node := os.Getenv("NODE_NAME")
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(*data, &st); err != nil {
+		log.Fatal(err)
+	}
+	missing, ok := os.LookupEnv("MISSING")
+	if !ok {
+		missing = "<unset>"
+	}
+	report := fmt.Sprintf("pid=%d\nnode=%s\npodIP=%s\nlisten=%s\ndata=%s\nsecret=%s\nmissing=%s\njson=%s\ntmpdir=%s\ndiskBytes=%d\n",
+		os.Getpid(), node, os.Getenv("POD_IP"), *listen, *data, os.Getenv("SECRET"), missing, os.Getenv("JSON"),
+		os.TempDir(), int64(st.Blocks)*int64(st.Bsize))
+	if err := os.WriteFile(filepath.Join(*data, "seen-"+os.Getenv("POD_NAME")), []byte(report), 0o644); err != nil {
+		log.Fatal(err)
+	}
+	go func() {
+		for range time.Tick(50 * time.Millisecond) {
+			if os.Remove(os.Getenv("CRASH_FILE")) == nil {
+				_ = os.WriteFile(*termLog, []byte("crash requested on "+node+"\n"), 0o644)
+				os.Exit(3)
+			}
+		}
+	}()
+	http.HandleFunc("/readyz", func(w http.ResponseWriter, r *http.Request) {
+		if _, err := os.Stat(os.Getenv("READY_FILE")); err != nil {
+			http.Error(w, "not ready", http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	http.HandleFunc("/config", func(w http.ResponseWriter, r *http.Request) {
+		b, err := os.ReadFile(*config)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		w.Write(b)
+	})
+	log.Fatal(http.ListenAndServe(*listen, nil))
+}
+`
+
+func buildProbeProgram(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "main.go"), []byte(probeProgram), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	goTool, err := exec.LookPath("go")
+	if err != nil {
+		goTool = filepath.Join(os.Getenv("GOROOT"), "bin", "go")
+	}
+	cmd := exec.Command(goTool, "build", "-o", "probe", "main.go")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "GOFLAGS=", "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build the probe program: %v\n%s", err, out)
+	}
+	return filepath.Join(dir, "probe")
+}
+
+// lockedBuffer is the harness's log, written by many goroutines.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// readReport parses what the probe program of pod wrote on its node.
+func readReport(root string, pod *corev1.Pod) (map[string]string, error) {
+	b, err := os.ReadFile(filepath.Join(root, "nodes", pod.Spec.NodeName, "hostpath", "srv", "probe", "seen-"+pod.Name))
+	if err != nil {
+		return nil, err
+	}
+	report := map[string]string{}
+	for line := range strings.SplitSeq(strings.TrimSpace(string(b)), "\n") {
+		key, value, _ := strings.Cut(line, "=")
+		report[key] = value
+	}
+	return report, nil
+}
+
+func podReady(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+func processAlive(pid int) bool { return syscall.Kill(pid, 0) == nil }
+
+func httpGet(url string) (int, string, error) {
+	resp, err := (&http.Client{Timeout: time.Second}).Get(url)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+// TestProcessKubeletRunsSelectedPodsAsProcesses: the pods of a DaemonSet that
+// the selector picks run as real processes, one per simulated node, on their
+// own loopback IPs, with their volumes emulated; readiness, configMap updates,
+// crashes and deletion behave as with a kubelet; other pods stay kwok's.
+func TestProcessKubeletRunsSelectedPodsAsProcesses(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	binary := buildProbeProgram(t)
+	const nodes, diskBytes, ns = 3, 8 << 20, "default"
+	c, err := Up(ctx, Options{Dir: filepath.Join(t.TempDir(), "cluster"), BinDir: testBinDir(t), Nodes: nodes, Sites: 1})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = c.Down() })
+	cs := c.Clientset
+
+	root := t.TempDir()
+	small := NodeName(1, 1)
+	selector, err := labels.Parse("slmops.dev/run-as-process")
+	g.Expect(err).NotTo(HaveOccurred())
+	var log lockedBuffer
+	k, err := c.StartProcessKubelet(ctx, ProcessKubeletOptions{
+		Name: "test", Selector: selector, Binary: binary, Root: root,
+		NodeDiskBytes: map[string]int64{small: diskBytes}, Log: &log,
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() {
+		_ = k.Stop()
+		t.Logf("process kubelet log:\n%s", log.String())
+	})
+
+	_, err = cs.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: "probe-secret"}, StringData: map[string]string{"token": "s3cr3t"},
+	}, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	podLabels := map[string]string{"app": "probe", "slmops.dev/run-as-process": "yes"}
+	ds := &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "probe", Namespace: ns},
+		Spec: appsv1.DaemonSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "probe"}},
+			Template: corev1.PodTemplateSpec{
+				ObjectMeta: metav1.ObjectMeta{Labels: podLabels},
+				Spec: corev1.PodSpec{
+					Containers: []corev1.Container{{
+						Name: "probe", Image: "registry.invalid/probe:1",
+						Command: []string{"/ignored"},
+						Args:    []string{"--data=/var/lib/probe", "--config=/etc/probe/greeting"},
+						Env: []corev1.EnvVar{
+							{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
+							{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+							{Name: "POD_IP", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "status.podIP"}}},
+							{Name: "SECRET", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+								LocalObjectReference: corev1.LocalObjectReference{Name: "probe-secret"}, Key: "token"}}},
+							{Name: "MISSING", ValueFrom: &corev1.EnvVarSource{SecretKeyRef: &corev1.SecretKeySelector{
+								LocalObjectReference: corev1.LocalObjectReference{Name: "no-such-secret"}, Key: "token", Optional: ptr.To(true)}}},
+							// A path inside JSON, as inferd's config carries its cache folder.
+							{Name: "JSON", Value: `{"cacheDir":"/var/lib/probe","other":"/var/lib/probex"}`},
+							{Name: "READY_FILE", Value: "/var/lib/probe/ready"},
+							{Name: "CRASH_FILE", Value: "/var/lib/probe/crash"},
+						},
+						Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+						ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
+							HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromString("http")},
+						}},
+						VolumeMounts: []corev1.VolumeMount{
+							{Name: "data", MountPath: "/var/lib/probe"},
+							{Name: "config", MountPath: "/etc/probe"},
+							{Name: "tmp", MountPath: "/tmp"},
+						},
+					}},
+					Volumes: []corev1.Volume{
+						{Name: "data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{
+							Path: "/srv/probe", Type: ptr.To(corev1.HostPathDirectoryOrCreate)}}},
+						{Name: "config", VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+							LocalObjectReference: corev1.LocalObjectReference{Name: "probe-config"}, Optional: ptr.To(true)}}},
+						{Name: "tmp", VolumeSource: corev1.VolumeSource{EmptyDir: &corev1.EmptyDirVolumeSource{}}},
+					},
+				},
+			},
+		},
+	}
+	// Every status the pods ever had, to tell that kwok never made them Ready.
+	var seen struct {
+		sync.Mutex
+		ready, foreignIPs []string
+	}
+	w, err := cs.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: "app=probe"})
+	g.Expect(err).NotTo(HaveOccurred())
+	defer w.Stop()
+	go func() {
+		for ev := range w.ResultChan() {
+			if pod, ok := ev.Object.(*corev1.Pod); ok {
+				seen.Lock()
+				if podReady(pod) {
+					seen.ready = append(seen.ready, pod.Name)
+				}
+				if ip := pod.Status.PodIP; ip != "" && !strings.HasPrefix(ip, "127.2.") {
+					seen.foreignIPs = append(seen.foreignIPs, pod.Name+" "+ip)
+				}
+				seen.Unlock()
+			}
+		}
+	}()
+	_, err = cs.AppsV1().DaemonSets(ns).Create(ctx, ds, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	probePods := func(g Gomega) map[string]*corev1.Pod {
+		list, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=probe"})
+		g.Expect(err).NotTo(HaveOccurred())
+		byNode := map[string]*corev1.Pod{}
+		for i := range list.Items {
+			if pod := &list.Items[i]; pod.DeletionTimestamp == nil {
+				byNode[pod.Spec.NodeName] = pod
+			}
+		}
+		return byNode
+	}
+	hostPath := func(node string, elem ...string) string {
+		return filepath.Join(append([]string{root, "nodes", node, "hostpath", "srv", "probe"}, elem...)...)
+	}
+
+	// Every node runs one process, on its own loopback IP; without the ready
+	// file it is running but not Ready.
+	var pods map[string]*corev1.Pod
+	g.Eventually(func(g Gomega) {
+		pods = probePods(g)
+		g.Expect(pods).To(HaveLen(nodes))
+		for _, pod := range pods {
+			g.Expect(pod.Status.PodIP).NotTo(BeEmpty(), pod.Name)
+			g.Expect(pod.Status.ContainerStatuses).To(HaveLen(1))
+			g.Expect(pod.Status.ContainerStatuses[0].State.Running).NotTo(BeNil(), pod.Name)
+		}
+	}).WithTimeout(time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
+	usedIPs := map[string]bool{}
+	for node, pod := range pods {
+		g.Expect(pod.Status.PodIP).To(MatchRegexp(`^127\.2\.\d{1,3}\.\d{1,3}$`))
+		g.Expect(pod.Status.PodIPs).To(Equal([]corev1.PodIP{{IP: pod.Status.PodIP}}))
+		g.Expect(pod.Status.HostIP).NotTo(BeEmpty())
+		g.Expect(usedIPs).NotTo(HaveKey(pod.Status.PodIP), "pod IP used twice")
+		usedIPs[pod.Status.PodIP] = true
+		g.Expect(podReady(pod)).To(BeFalse(), "%s is Ready before its readiness probe passes", pod.Name)
+
+		// The process saw the pod's paths, rewritten to the emulated mounts.
+		var report map[string]string
+		g.Eventually(func() error { report, err = readReport(root, pod); return err }).Should(Succeed())
+		tmp := filepath.Join(root, "pods", string(pod.UID), "emptydir", "tmp")
+		g.Expect(report).To(HaveKeyWithValue("node", node))
+		g.Expect(report).To(HaveKeyWithValue("podIP", pod.Status.PodIP))
+		g.Expect(report).To(HaveKeyWithValue("listen", pod.Status.PodIP+":8080"))
+		g.Expect(report).To(HaveKeyWithValue("data", hostPath(node)))
+		g.Expect(report).To(HaveKeyWithValue("json", fmt.Sprintf(`{"cacheDir":%q,"other":"/var/lib/probex"}`, hostPath(node))))
+		g.Expect(report).To(HaveKeyWithValue("tmpdir", tmp))
+		g.Expect(report).To(HaveKeyWithValue("secret", "s3cr3t"))
+		g.Expect(report).To(HaveKeyWithValue("missing", "<unset>"))
+		// The node with a small disk has one.
+		if node == small {
+			g.Expect(report).To(HaveKeyWithValue("diskBytes", fmt.Sprint(diskBytes)))
+		} else {
+			g.Expect(report).NotTo(HaveKeyWithValue("diskBytes", fmt.Sprint(diskBytes)))
+		}
+	}
+	g.Expect(k.Started()).To(Equal(nodes))
+	seen.Lock()
+	g.Expect(seen.ready).To(BeEmpty(), "pods were Ready before their readiness probe passed")
+	seen.Unlock()
+
+	// The readiness probe drives Ready, and the DaemonSet counts it.
+	for node := range pods {
+		g.Expect(os.WriteFile(hostPath(node, "ready"), nil, 0o644)).To(Succeed())
+	}
+	g.Eventually(func(g Gomega) {
+		for _, pod := range probePods(g) {
+			g.Expect(podReady(pod)).To(BeTrue(), pod.Name)
+			g.Expect(pod.Status.ContainerStatuses[0].Ready).To(BeTrue(), pod.Name)
+		}
+		got, err := cs.AppsV1().DaemonSets(ns).Get(ctx, ds.Name, metav1.GetOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(got.Status.NumberReady).To(BeEquivalentTo(nodes))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+
+	// A pod the selector does not pick is kwok's: Ready at once, with no process.
+	plain, err := cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "plain", Labels: map[string]string{"app": "plain"}},
+		Spec:       corev1.PodSpec{NodeName: NodeName(0, 1), Containers: []corev1.Container{{Name: "c", Image: "registry.invalid/plain:1"}}},
+	}, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Eventually(func(g Gomega) {
+		got, err := cs.CoreV1().Pods(ns).Get(ctx, plain.Name, metav1.GetOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(podReady(got)).To(BeTrue())
+		g.Expect(got.Status.PodIP).NotTo(HavePrefix("127.2."))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+	g.Expect(k.Started()).To(Equal(nodes))
+	g.Expect(filepath.Join(root, "pods", string(plain.UID))).NotTo(BeADirectory())
+
+	// The optional ConfigMap is missing: an empty folder. Once created, and
+	// again once updated, every process reads the new key within seconds.
+	configOf := func(g Gomega, pod *corev1.Pod) (int, string) {
+		code, body, err := httpGet("http://" + pod.Status.PodIP + ":8080/config")
+		g.Expect(err).NotTo(HaveOccurred())
+		return code, body
+	}
+	for _, pod := range pods {
+		code, _ := configOf(g, pod)
+		g.Expect(code).To(Equal(http.StatusNotFound), "%s reads a ConfigMap that does not exist", pod.Name)
+	}
+	cm, err := cs.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "probe-config"}, Data: map[string]string{"greeting": "hello"},
+	}, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	for _, greeting := range []string{"hello", "bonjour"} {
+		if greeting != cm.Data["greeting"] {
+			cm.Data["greeting"] = greeting
+			cm, err = cs.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+		}
+		g.Eventually(func(g Gomega) {
+			for _, pod := range pods {
+				code, body := configOf(g, pod)
+				g.Expect(code).To(Equal(http.StatusOK))
+				g.Expect(body).To(Equal(greeting))
+			}
+		}).WithTimeout(5 * time.Second).WithPolling(100 * time.Millisecond).Should(Succeed())
+	}
+
+	// A process that exits is restarted; the pod reports the exit with the
+	// process's termination message, keeps its IP, and turns Ready again.
+	crashing := pods[NodeName(0, 1)]
+	g.Expect(os.WriteFile(hostPath(crashing.Spec.NodeName, "crash"), nil, 0o644)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		got, err := cs.CoreV1().Pods(ns).Get(ctx, crashing.Name, metav1.GetOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		status := got.Status.ContainerStatuses[0]
+		g.Expect(status.RestartCount).To(BeNumerically(">=", 1))
+		g.Expect(status.LastTerminationState.Terminated).NotTo(BeNil())
+		g.Expect(status.LastTerminationState.Terminated.ExitCode).To(BeEquivalentTo(3))
+		g.Expect(status.LastTerminationState.Terminated.Reason).To(Equal("Error"))
+		g.Expect(status.LastTerminationState.Terminated.Message).To(Equal("crash requested on " + crashing.Spec.NodeName))
+		g.Expect(status.State.Running).NotTo(BeNil())
+		g.Expect(podReady(got)).To(BeTrue())
+		g.Expect(got.Status.PodIP).To(Equal(crashing.Status.PodIP))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+	g.Expect(k.Started()).To(Equal(nodes + 1))
+	g.Expect(log.String()).To(ContainSubstring("exited with code 3"))
+
+	// Deleting a pod stops its process; the DaemonSet's new pod gets a new IP.
+	deleted := pods[NodeName(2, 1)]
+	report, err := readReport(root, deleted)
+	g.Expect(err).NotTo(HaveOccurred())
+	var pid int
+	_, err = fmt.Sscan(report["pid"], &pid)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(processAlive(pid)).To(BeTrue())
+	g.Expect(cs.CoreV1().Pods(ns).Delete(ctx, deleted.Name, metav1.DeleteOptions{})).To(Succeed())
+	g.Eventually(func() bool { return processAlive(pid) }).WithTimeout(10 * time.Second).Should(BeFalse())
+	_, _, err = httpGet("http://" + deleted.Status.PodIP + ":8080/readyz")
+	g.Expect(err).To(HaveOccurred(), "the deleted pod's process still serves")
+	g.Eventually(func(g Gomega) {
+		pod := probePods(g)[deleted.Spec.NodeName]
+		g.Expect(pod).NotTo(BeNil())
+		g.Expect(pod.UID).NotTo(Equal(deleted.UID))
+		g.Expect(podReady(pod)).To(BeTrue())
+		g.Expect(usedIPs).NotTo(HaveKey(pod.Status.PodIP), "a pod IP was reused")
+	}).WithTimeout(30 * time.Second).Should(Succeed())
+	g.Expect(k.Started()).To(Equal(nodes + 2))
+	seen.Lock()
+	g.Expect(seen.foreignIPs).To(BeEmpty(), "pods had an IP that kwok gave")
+	seen.Unlock()
+
+	// Stop ends every process, unmounts the small disk and gives the pods back
+	// to kwok.
+	var pids []int
+	for _, pod := range probePods(g) {
+		report, err := readReport(root, pod)
+		g.Expect(err).NotTo(HaveOccurred())
+		var pid int
+		_, err = fmt.Sscan(report["pid"], &pid)
+		g.Expect(err).NotTo(HaveOccurred())
+		pids = append(pids, pid)
+	}
+	g.Expect(k.Stop()).To(Succeed())
+	for _, pid := range pids {
+		g.Expect(processAlive(pid)).To(BeFalse(), "pid %d outlived Stop", pid)
+	}
+	mounts, err := os.ReadFile("/proc/self/mountinfo")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(string(mounts)).NotTo(ContainSubstring(filepath.Join(root, "nodes", small)))
+	dc, err := dynamic.NewForConfig(c.Config)
+	g.Expect(err).NotTo(HaveOccurred())
+	_, err = dc.Resource(stageGVR).Get(ctx, "slmops-processes-test", metav1.GetOptions{})
+	g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "the kwok Stage outlived Stop: %v", err)
+	g.Expect(k.Stop()).To(Succeed())
+}
+
+func TestProcessKubeletTranslatesMountPathsOnly(t *testing.T) {
+	mounts := []mount{ // longest first, as prepareVolumes sorts them
+		{path: "/var/lib/data/cache", local: "/root/c"},
+		{path: "/var/lib/data", local: "/root/d"},
+		{path: "/tmp", local: "/tmp/pods/1/tmp"},
+	}
+	for in, want := range map[string]string{
+		"/var/lib/data":                      "/root/d",
+		"/var/lib/data/models/m.gguf":        "/root/d/models/m.gguf",
+		"/var/lib/data/cache/x":              "/root/c/x",
+		"--dir=/var/lib/data":                "--dir=/root/d",
+		`{"cacheDir":"/var/lib/data/cache"}`: `{"cacheDir":"/root/c"}`,
+		"/var/lib/database":                  "/var/lib/database",
+		"/srv/var/lib/data":                  "/srv/var/lib/data",
+		"a:/tmp:/var/lib/data/x":             "a:/tmp/pods/1/tmp:/root/d/x",
+		"file:///var/lib/data/m":             "file:///root/d/m",
+		"http://host/var/lib/data":           "http://host/var/lib/data",
+		"/tmp/x /tmpfs":                      "/tmp/pods/1/tmp/x /tmpfs",
+		"no paths":                           "no paths",
+		"":                                   "",
+	} {
+		if got := translate(in, mounts); got != want {
+			t.Errorf("translate(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestProcessKubeletStageSelector(t *testing.T) {
+	base := []any{
+		map[string]any{"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
+		map[string]any{"key": ".status.phase", "operator": "In", "values": []any{"Pending"}},
+	}
+	for name, tc := range map[string]struct {
+		selector string
+		want     []any
+		err      string
+	}{
+		"a label that exists": {
+			selector: "slmops.dev/stage-revision",
+			want:     slices.Concat(base, []any{map[string]any{"key": `.metadata.labels["slmops.dev/stage-revision"]`, "operator": "Exists"}}),
+		},
+		"a label with a value and one of several": {
+			selector: "app=inferd,tier in (b,a)",
+			want: slices.Concat(base, []any{
+				map[string]any{"key": `.metadata.labels["app"]`, "operator": "In", "values": []any{"inferd"}},
+				map[string]any{"key": `.metadata.labels["tier"]`, "operator": "In", "values": []any{"a", "b"}},
+			}),
+		},
+		"an empty selector would take every pod": {selector: "", err: "empty"},
+		"a negation has no kwok equivalent":      {selector: "app!=inferd", err: "no kwok equivalent"},
+		"an absent label has no kwok equivalent": {selector: "!app", err: "no kwok equivalent"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			sel, err := labels.Parse(tc.selector)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, err := stageSelector(sel)
+			if tc.err != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.err) {
+					t.Fatalf("stageSelector(%q) error = %v, want one that says %q", tc.selector, err, tc.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("stageSelector(%q) (-want +got):\n%s", tc.selector, diff)
+			}
+		})
+	}
+}
