@@ -272,4 +272,3 @@ func conditionMessage(st slmopsv1alpha1.EdgeRolloutStatus, typ string) string {
 	}
 	return ""
 }
-
