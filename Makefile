@@ -114,8 +114,15 @@ bench-inferd: ## inferd: verified download against a plain copy; tokens/s over H
 bench-engine: ## The engine on a random TinyLlama-shaped 1.1B model (Q8_0, Q4_0): tokens/s against the memory-bandwidth limit; LLAMA_BENCH=path compares.
 	go run ./hack/bench-engine
 
+.PHONY: bench-distribution
+bench-distribution: controlplane ## 200 nodes in 4 sites, real inferd stagers: origin bytes with and without peer sharing; ends with "origin bytes per site = R copies".
+	@mkdir -p bin
+	go test ./test/e2e/ -run '^TestFleetDistribution$$' -count=1 -v -timeout 20m > bin/bench-distribution.log 2>&1 || { tail -n 80 bin/bench-distribution.log; exit 1; }
+	@grep -E '^(distribution: |--- )' bin/bench-distribution.log
+	@grep -E '^origin bytes per site = ' bin/bench-distribution.log | tail -n 1
+
 .PHONY: bench
-bench: bench-cluster bench-rollout bench-inferd bench-engine ## Every benchmark.
+bench: bench-cluster bench-rollout bench-inferd bench-engine bench-distribution ## Every benchmark.
 
 ##@ Local cluster
 

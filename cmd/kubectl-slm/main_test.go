@@ -135,6 +135,8 @@ func fleet(t *testing.T, ns string) *slmopsv1alpha1.EdgeRollout {
 		TargetNodes: 8, CanaryNodes: 3, ReadyNodes: 6, UpdatedNodes: 3, UnavailableNodes: 2,
 		FailingNodes: []slmopsv1alpha1.FailingNode{{Node: ns + "-node-4", Reason: "SelfTestFailed", Message: "golden prompt 1: 1.2 tokens/s, below 5", Since: &since}},
 		Variants:     []slmopsv1alpha1.VariantStatus{{Name: "arm64-q4", TargetNodes: 5, ReadyNodes: 4}, {Name: "amd64-q8", TargetNodes: 3, ReadyNodes: 2}},
+		Distribution: &slmopsv1alpha1.DistributionStatus{Revision: "canary02", StagedNodes: 5, StagingNodes: 1, WaitingNodes: 1, FailedNodes: 1,
+			ExcludedNodes: []slmopsv1alpha1.ExcludedNode{{Node: ns + "-node-6", Reason: "InsufficientDisk", Message: "the cache has 1.0 MiB free"}}},
 		History: []slmopsv1alpha1.RevisionHistory{
 			{Revision: "stable01", Digest: "sha256:1111111111111111111111111111111111111111111111111111111111111111", Phase: slmopsv1alpha1.PhaseCompleted, StartedAt: &since, FinishedAt: &started},
 			{Revision: "canary02", Digest: m.Spec.Digest, Phase: slmopsv1alpha1.PhaseProgressing, StartedAt: &started},
@@ -162,6 +164,8 @@ func TestStatusShowsStepSitesAndFailingNodes(t *testing.T) {
 		"Revisions: stable stable01, canary canary02",
 		"Variants:  arm64-q4 4/5 ready, amd64-q8 2/3 ready",
 		"Message:   step 2 of 3 (4 of 8 target nodes): 2 healthy, 4 needed, 1 to switch",
+		"Staging:   canary02: 5 staged, 1 staging, 1 waiting, 1 failed, 0 unfit",
+		"status-node-6  InsufficientDisk  the cache has 1.0 MiB free",
 		"status-node-4  SelfTestFailed  3m",
 		"golden prompt 1: 1.2 tokens/s, below 5",
 	} {

@@ -217,6 +217,14 @@ func (v *statusView) render(w io.Writer, now time.Time) {
 		}
 		fmt.Fprintf(w, "Variants:  %s\n", strings.Join(parts, ", "))
 	}
+	if d := st.Distribution; d != nil {
+		fmt.Fprintf(w, "Staging:   %s: %d staged, %d staging, %d waiting, %d failed, %d unfit",
+			orNone(d.Revision), d.StagedNodes, d.StagingNodes, d.WaitingNodes, d.FailedNodes, d.UnfitNodes)
+		if d.NextWindow != nil {
+			fmt.Fprintf(w, "; next window %s", d.NextWindow.UTC().Format(time.RFC3339))
+		}
+		fmt.Fprintln(w)
+	}
 	if c := meta.FindStatusCondition(st.Conditions, conditionFor(st.Phase)); c != nil && c.Message != "" {
 		fmt.Fprintf(w, "Message:   %s\n", c.Message)
 	}
@@ -227,6 +235,15 @@ func (v *statusView) render(w io.Writer, now time.Time) {
 		fmt.Fprintf(tw, "SITE (%s)\tNODES\tCANARY\tREADY\tFAILING\n", v.key)
 		for _, s := range v.sites {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", s.name, s.nodes, s.canary, s.ready, s.failing)
+		}
+		tw.Flush()
+	}
+	if d := st.Distribution; d != nil && len(d.ExcludedNodes) > 0 {
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "EXCLUDED NODE\tREASON\tMESSAGE")
+		for _, e := range d.ExcludedNodes {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", e.Node, e.Reason, oneLine(e.Message))
 		}
 		tw.Flush()
 	}

@@ -309,13 +309,19 @@ func (d *Daemon) fetchModel(ctx context.Context) (string, bool) {
 		return "", false
 	}
 	d.srv.SetPhase(server.PhaseFetching, string(server.PhaseFetching), "fetching "+source(d.cfg))
+	// A peer is a node of the site: one that is gone must cost seconds, not
+	// the minutes a TCP connect to a silent address takes.
+	peerTransport := http.DefaultTransport.(*http.Transport).Clone()
+	peerTransport.DialContext = (&net.Dialer{Timeout: 3 * time.Second}).DialContext
+	peerTransport.ResponseHeaderTimeout = 10 * time.Second
+	peerFetcher := &fetch.Fetcher{Client: &http.Client{Transport: peerTransport}}
 	backoff := d.opts.RetryBackoff
 	mismatches := 0
 	for round := 1; ; round++ {
 		start := time.Now()
 		var peers []fetch.Source
 		for _, p := range d.peerURLs() {
-			peers = append(peers, fetch.PeerSource(f, p, d.cfg.Model.Digest))
+			peers = append(peers, fetch.PeerSource(peerFetcher, p, d.cfg.Model.Digest))
 		}
 		res, tried, err := f.FetchVia(ctx, peers, src, d.cfg.Model.Digest, d.cfg.Model.SizeBytes)
 		seconds := time.Since(start).Seconds()

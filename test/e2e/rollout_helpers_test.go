@@ -244,8 +244,8 @@ func viewFleet(t *testing.T, ns, name string) fleetView {
 		t.Fatal(err)
 	}
 	for _, p := range pods.Items {
-		if p.DeletionTimestamp != nil || p.Spec.NodeName == "" {
-			continue
+		if p.DeletionTimestamp != nil || p.Spec.NodeName == "" || p.Labels[edgerollout.StageRevisionLabel] != "" {
+			continue // stagers serve no model
 		}
 		for _, c := range p.Status.Conditions {
 			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
