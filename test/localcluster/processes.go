@@ -26,10 +26,11 @@ package localcluster
 // rewritten. TMPDIR points at the folder of a mount on /tmp, if any.
 //
 // What it does not emulate: liveness and startup probes, exec and gRPC
-// readiness probes, $(VAR) expansion, envFrom, resource limits, users and
-// security contexts, init and further containers, restartPolicy other than
-// Always. Pod deletion stays kwok's (its delete stage removes the pod object
-// within a second, while the process may still be in its grace period).
+// readiness probes, $(VAR) expansion, envFrom, workingDir (a process runs in
+// its pod folder), resource limits, users and security contexts, init and
+// further containers, restartPolicy other than Always. Pod deletion stays
+// kwok's: its delete stage removes the pod object within a second, while the
+// process may still be in its grace period.
 
 import (
 	"context"
@@ -112,7 +113,8 @@ type ProcessKubeletOptions struct {
 	// NodeDiskBytes makes the folder of each node it lists a tmpfs of that many
 	// bytes: a node with a small disk. Mounting needs root.
 	NodeDiskBytes map[string]int64
-	// Log receives one line per process start and exit; nil discards them.
+	// Log receives one line per process start and exit, and per problem
+	// starting one; nil discards them.
 	Log io.Writer
 }
 
@@ -145,7 +147,7 @@ type ProcessKubelet struct {
 // runs their container as a local process, until Stop. Start it before the
 // pods are created: a pod that kwok already made Ready is taken over, but it was
 // Ready without a process for a moment.
-func (c *Cluster) StartProcessKubelet(ctx context.Context, opts ProcessKubeletOptions) (_ *ProcessKubelet, err error) {
+func (c *Cluster) StartProcessKubelet(ctx context.Context, opts ProcessKubeletOptions) (pk *ProcessKubelet, err error) {
 	if opts.Name == "" {
 		return nil, errors.New("process kubelet: a Name is required")
 	}
@@ -187,6 +189,7 @@ func (c *Cluster) StartProcessKubelet(ctx context.Context, opts ProcessKubeletOp
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, k.Stop())
+			pk = nil
 		}
 	}()
 
@@ -222,12 +225,12 @@ func (c *Cluster) StartProcessKubelet(ctx context.Context, opts ProcessKubeletOp
 	}); err != nil {
 		return k, err
 	}
-	for _, f := range k.informers {
-		f.Start(k.ctx.Done())
-	}
 	syncCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
+	// The ConfigMaps first: a pod that already runs starts as soon as the pod
+	// informer lists it, and its configMap volumes must not look empty.
 	for _, f := range k.informers {
+		f.Start(k.ctx.Done())
 		for typ, ok := range f.WaitForCacheSync(syncCtx.Done()) {
 			if !ok {
 				return k, fmt.Errorf("process kubelet %s: the %v cache did not sync", opts.Name, typ)
@@ -388,8 +391,14 @@ func (k *ProcessKubelet) observe(obj any) {
 	defer k.mu.Unlock()
 	if p := k.pods[pod.UID]; p != nil {
 		p.latest.Store(pod)
-		if pod.DeletionTimestamp != nil {
+		switch {
+		case pod.DeletionTimestamp != nil:
 			p.terminate()
+		case p.drifted(pod):
+			select {
+			case p.resync <- struct{}{}:
+			default: // one is pending
+			}
 		}
 		return
 	}
@@ -397,7 +406,7 @@ func (k *ProcessKubelet) observe(obj any) {
 		return
 	}
 	p := &podProcess{k: k, uid: pod.UID, namespace: pod.Namespace, name: pod.Name, node: pod.Spec.NodeName,
-		dir: filepath.Join(k.opts.Root, "pods", string(pod.UID)), done: make(chan struct{})}
+		dir: filepath.Join(k.opts.Root, "pods", string(pod.UID)), done: make(chan struct{}), resync: make(chan struct{}, 1)}
 	p.latest.Store(pod)
 	k.pods[pod.UID] = p
 	k.running.Add(1)
@@ -432,8 +441,18 @@ type podProcess struct {
 	latest                atomic.Pointer[corev1.Pod]
 	done                  chan struct{}
 	doneOnce              sync.Once
+	resync                chan struct{} // the pod's status is not what was reported
+
+	// writeMu serializes status writes, so that the last one carries the
+	// latest status; reportMu guards what was reported.
+	writeMu   sync.Mutex
+	reportMu  sync.Mutex
+	reported  *corev1.ContainerStatus
+	desired   []byte // the strategic merge patch of reported
+	ipPatched string
 
 	// Owned by run's goroutine.
+	waiting        string // the last waiting reason and message reported
 	ip             string
 	restarts       int32
 	lastTerminated *corev1.ContainerStateTerminated
@@ -449,6 +468,10 @@ func (p *podProcess) String() string { return p.namespace + "/" + p.name }
 type errConfig struct{ error }
 
 func (p *podProcess) run(parent context.Context) {
+	// The pod's other goroutines (status resync, configMap refresh) end with
+	// ctx, which is canceled first.
+	var helpers sync.WaitGroup
+	defer helpers.Wait()
 	ctx, cancel := context.WithCancel(parent)
 	defer cancel()
 	go func() {
@@ -458,8 +481,6 @@ func (p *podProcess) run(parent context.Context) {
 		case <-ctx.Done():
 		}
 	}()
-	var refreshers sync.WaitGroup
-	defer refreshers.Wait()
 
 	pod := p.latest.Load()
 	if len(pod.Spec.Containers) != 1 {
@@ -480,9 +501,12 @@ func (p *podProcess) run(parent context.Context) {
 		p.reportWaiting(ctx, pod, "CreateContainerError", err.Error())
 		return
 	}
-	p.patchStatus(ctx, types.MergePatchType, map[string]any{"status": map[string]any{
-		"podIP": p.ip, "podIPs": []any{map[string]any{"ip": p.ip}},
-	}})
+	p.writeStatus(ctx, true)
+	helpers.Add(1)
+	go func() {
+		defer helpers.Done()
+		p.resyncStatus(ctx)
+	}()
 
 	// Volumes live as long as the pod, across restarts.
 	var mounts []mount
@@ -497,9 +521,9 @@ func (p *podProcess) run(parent context.Context) {
 		}
 	}
 	if len(configMaps) > 0 {
-		refreshers.Add(1)
+		helpers.Add(1)
 		go func() {
-			defer refreshers.Done()
+			defer helpers.Done()
 			p.refreshConfigMaps(ctx, configMaps)
 		}()
 	}
@@ -656,7 +680,10 @@ func (p *podProcess) readinessTarget(ctr *corev1.Container) (*readinessTarget, e
 		if err != nil {
 			return nil, err
 		}
-		t.port, t.scheme, t.path = port, "http", path.Join("/", probe.HTTPGet.Path)
+		t.port, t.scheme, t.path = port, "http", probe.HTTPGet.Path
+		if !strings.HasPrefix(t.path, "/") {
+			t.path = "/" + t.path
+		}
 		if probe.HTTPGet.Scheme == corev1.URISchemeHTTPS {
 			t.scheme = "https"
 		}
@@ -1038,7 +1065,7 @@ func translate(s string, mounts []mount) string {
 // mountAt is the mount whose path starts at s[i] and ends at a path boundary:
 // "/data" in "x=/data/y" and in "file:///data", not in "/database" or "/var/data".
 func mountAt(s string, i int, mounts []mount) (mount, bool) {
-	if s[i] != '/' || i > 0 || (i > 0 && pathByte(s[i-1]) && !strings.HasSuffix(s[:i], "://")) {
+	if s[i] != '/' || (i > 0 && pathByte(s[i-1]) && !strings.HasSuffix(s[:i], "://")) {
 		return mount{}, false
 	}
 	for _, m := range mounts {
@@ -1059,13 +1086,18 @@ func pathByte(c byte) bool {
 
 // reportWaiting reports the container waiting, not ready.
 func (p *podProcess) reportWaiting(ctx context.Context, pod *corev1.Pod, reason, message string) {
-	p.k.logf("%s on %s: %s: %s", p, p.node, reason, message)
+	if reason+": "+message == p.waiting {
+		return // a retry that fails as before: once is enough
+	}
+	p.waiting = reason + ": " + message
+	p.k.logf("%s on %s: %s", p, p.node, p.waiting)
 	ctr := &pod.Spec.Containers[0]
 	p.patchContainer(ctx, ctr, "", corev1.ContainerState{Waiting: &corev1.ContainerStateWaiting{Reason: reason, Message: message}}, false, false)
 }
 
 // reportContainer reports the container running, ready or not.
 func (p *podProcess) reportContainer(ctx context.Context, ctr *corev1.Container, pid int, state corev1.ContainerState, ready bool) {
+	p.waiting = ""
 	p.patchContainer(ctx, ctr, processID(pid), state, true, ready)
 }
 
@@ -1076,6 +1108,7 @@ func (p *podProcess) reportExit(ctx context.Context, ctr *corev1.Container, pid 
 		reason = "Completed"
 	}
 	p.restarts++
+	p.waiting = ""
 	p.lastTerminated = &corev1.ContainerStateTerminated{
 		ExitCode: code, Reason: reason, Message: p.terminationMessage(ctr, code, logStart),
 		StartedAt: metav1.NewTime(began), FinishedAt: metav1.Now(), ContainerID: processID(pid),
@@ -1131,6 +1164,12 @@ func processID(pid int) string {
 
 // patchContainer reports the container's status and the pod's Ready and
 // ContainersReady conditions that follow from it.
+//
+// kwok may write its Stage's status once more after the harness took over
+// (a job it queued for an older version of the pod), which would leave the pod
+// ContainerCreating for good: so the status is kept, and written again
+// whenever the pod is seen to differ from it (see drifted), as a kubelet's
+// status manager does.
 func (p *podProcess) patchContainer(ctx context.Context, ctr *corev1.Container, id string, state corev1.ContainerState, started, ready bool) {
 	if p.readySince.IsZero() || ready != p.ready {
 		p.ready, p.readySince = ready, metav1.Now()
@@ -1153,31 +1192,118 @@ func (p *podProcess) patchContainer(ctx context.Context, ctr *corev1.Container, 
 	// A strategic merge patch merges conditions by type (PodScheduled and
 	// Initialized stay) and replaces the atomic containerStatuses; it needs no
 	// resourceVersion, so it never conflicts.
-	p.patchStatus(ctx, types.StrategicMergePatchType, map[string]any{"status": map[string]any{
+	data, err := json.Marshal(map[string]any{"status": map[string]any{
 		"conditions":        []corev1.PodCondition{condition(corev1.PodReady), condition(corev1.ContainersReady)},
 		"containerStatuses": []corev1.ContainerStatus{status},
 	}})
-}
-
-// patchStatus patches the pod's status, retrying what may pass on a retry.
-func (p *podProcess) patchStatus(ctx context.Context, pt types.PatchType, patch map[string]any) {
-	data, err := json.Marshal(patch)
 	if err != nil {
 		p.k.logf("%s: encode status patch: %v", p, err)
 		return
 	}
+	p.reportMu.Lock()
+	p.reported, p.desired = &status, data
+	p.reportMu.Unlock()
+	p.writeStatus(ctx, false)
+}
+
+// drifted reports whether the pod's status differs from the one reported.
+func (p *podProcess) drifted(pod *corev1.Pod) bool {
+	p.reportMu.Lock()
+	want := p.reported
+	p.reportMu.Unlock()
+	if want == nil {
+		return false
+	}
+	if pod.Status.PodIP != p.ipReported() || len(pod.Status.ContainerStatuses) != 1 {
+		return true
+	}
+	got := pod.Status.ContainerStatuses[0]
+	kind := func(s corev1.ContainerState) int {
+		switch {
+		case s.Running != nil:
+			return 1
+		case s.Terminated != nil:
+			return 2
+		}
+		return 0
+	}
+	return got.Ready != want.Ready || got.RestartCount != want.RestartCount || kind(got.State) != kind(want.State) ||
+		podReadyCondition(pod) != want.Ready
+}
+
+func podReadyCondition(pod *corev1.Pod) bool {
+	for _, c := range pod.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// ipReported is the pod IP once it was reported.
+func (p *podProcess) ipReported() string {
+	p.reportMu.Lock()
+	defer p.reportMu.Unlock()
+	return p.ipPatched
+}
+
+// resyncStatus writes the status again when the pod drifted from it.
+func (p *podProcess) resyncStatus(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-p.resync:
+			p.writeStatus(ctx, p.latest.Load().Status.PodIP != p.ipReported())
+			// A drift seen in a version older than the write is harmless, but
+			// must not turn into a busy loop.
+			if !sleep(ctx, probePeriod) {
+				return
+			}
+		}
+	}
+}
+
+// writeStatus writes the pod IP (when ip) and the latest reported status.
+func (p *podProcess) writeStatus(ctx context.Context, ip bool) {
+	p.writeMu.Lock()
+	defer p.writeMu.Unlock()
+	if ip {
+		// A merge patch replaces podIPs, in case kwok gave the pod one before
+		// the harness took it over.
+		data, _ := json.Marshal(map[string]any{"status": map[string]any{"podIP": p.ip, "podIPs": []any{map[string]any{"ip": p.ip}}}})
+		if p.patchStatus(ctx, types.MergePatchType, data) {
+			p.reportMu.Lock()
+			p.ipPatched = p.ip
+			p.reportMu.Unlock()
+		}
+	}
+	p.reportMu.Lock()
+	data := p.desired
+	p.reportMu.Unlock()
+	if data != nil {
+		p.patchStatus(ctx, types.StrategicMergePatchType, data)
+	}
+}
+
+// patchStatus patches the pod's status, retrying what may pass on a retry,
+// and reports whether it succeeded.
+func (p *podProcess) patchStatus(ctx context.Context, pt types.PatchType, data []byte) bool {
 	delay := 100 * time.Millisecond
 	for attempt := 1; ; attempt++ {
-		_, err = p.k.clientset.CoreV1().Pods(p.namespace).Patch(ctx, p.name, pt, data, metav1.PatchOptions{FieldManager: fieldOwner}, "status")
-		if err == nil || apierrors.IsNotFound(err) || ctx.Err() != nil {
-			return
+		_, err := p.k.clientset.CoreV1().Pods(p.namespace).Patch(ctx, p.name, pt, data, metav1.PatchOptions{FieldManager: fieldOwner}, "status")
+		if err == nil {
+			return true
+		}
+		if apierrors.IsNotFound(err) || ctx.Err() != nil {
+			return false
 		}
 		if apierrors.IsInvalid(err) || apierrors.IsBadRequest(err) || attempt == 5 {
 			p.k.logf("%s: patch status: %v", p, err)
-			return
+			return false
 		}
 		if !sleep(ctx, delay) {
-			return
+			return false
 		}
 		delay *= 2
 	}

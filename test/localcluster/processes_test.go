@@ -23,6 +23,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/utils/ptr"
@@ -342,6 +343,21 @@ func TestProcessKubeletRunsSelectedPodsAsProcesses(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(got.Status.NumberReady).To(BeEquivalentTo(nodes))
 	}).WithTimeout(20 * time.Second).Should(Succeed())
+
+	// A late write of kwok's hand-over status (a job it queued for an older
+	// version of the pod) is undone: the harness reports its status again.
+	overwritten := pods[NodeName(0, 1)]
+	_, err = cs.CoreV1().Pods(ns).Patch(ctx, overwritten.Name, types.StrategicMergePatchType, []byte(`{"status":{
+		"conditions":[{"type":"Ready","status":"False"},{"type":"ContainersReady","status":"False"}],
+		"containerStatuses":[{"name":"probe","image":"registry.invalid/probe:1","ready":false,"restartCount":0,"state":{"waiting":{"reason":"ContainerCreating"}}}]}}`),
+		metav1.PatchOptions{}, "status")
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Eventually(func(g Gomega) {
+		got, err := cs.CoreV1().Pods(ns).Get(ctx, overwritten.Name, metav1.GetOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(podReady(got)).To(BeTrue())
+		g.Expect(got.Status.ContainerStatuses[0].State.Running).NotTo(BeNil())
+	}).WithTimeout(5 * time.Second).Should(Succeed())
 
 	// A pod the selector does not pick is kwok's: Ready at once, with no process.
 	plain, err := cs.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
