@@ -349,6 +349,9 @@ func (d *Daemon) fetchModel(ctx context.Context) (string, bool) {
 			}
 			st.Model.CacheHit = res.CacheHit
 		})
+		if res.Replaced {
+			log.Info("The cached model no longer matched its digest; it was removed and fetched again", "digest", d.cfg.Model.Digest)
+		}
 		if err == nil {
 			if fi, statErr := os.Stat(res.Path); statErr == nil {
 				d.srv.Update(func(st *server.Status) { st.Model.SizeBytes = fi.Size() })

@@ -72,8 +72,12 @@ type Fetcher struct {
 type Result struct {
 	// Path of the verified file in the cache.
 	Path string
-	// CacheHit: the file was already in the cache; nothing was downloaded.
+	// CacheHit: the file was already in the cache, and still hashes to its
+	// digest; nothing was downloaded.
 	CacheHit bool
+	// Replaced: a file was in the cache but no longer hashed to its digest
+	// (the disk or someone changed it); it was removed and fetched again.
+	Replaced bool
 	// Downloaded is how many bytes came over the network in this call.
 	Downloaded int64
 	// Attempts is how many requests were made.
@@ -127,9 +131,17 @@ func (f *Fetcher) FetchFrom(ctx context.Context, src Source, digest string, size
 			return Result{}, err
 		}
 	}
+	replaced := false
 	if exists(final) {
-		touch(final)
-		return Result{Path: final, CacheHit: true}, nil
+		ok, err := intact(final, hexDigest)
+		if err != nil {
+			return Result{}, err
+		}
+		if ok {
+			touch(final)
+			return Result{Path: final, CacheHit: true}, nil
+		}
+		replaced = true
 	}
 
 	// One download per file per node: the lock is held until the file is in
@@ -139,7 +151,14 @@ func (f *Fetcher) FetchFrom(ctx context.Context, src Source, digest string, size
 		return Result{}, err
 	}
 	defer unlock()
-	if exists(final) { // another process finished it while we waited
+	if replaced {
+		// Removed under the lock: no other process of this node is
+		// writing it; one that maps it keeps its (bad) copy until it
+		// restarts, and then finds this one.
+		if err := os.Remove(final); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return Result{}, fmt.Errorf("remove the corrupted cached model: %w", err)
+		}
+	} else if exists(final) { // another process finished it while we waited
 		touch(final)
 		return Result{Path: final, CacheHit: true}, nil
 	}
@@ -154,7 +173,7 @@ func (f *Fetcher) FetchFrom(ctx context.Context, src Source, digest string, size
 			return Result{}, err
 		}
 	}
-	res := Result{Path: final}
+	res := Result{Path: final, Replaced: replaced}
 	attempts, backoff := f.Attempts, f.Backoff
 	if attempts <= 0 {
 		attempts = 5
@@ -348,6 +367,22 @@ func (s *httpSource) Open(ctx context.Context, offset int64) (io.ReadCloser, int
 
 // place renames the partial file into the cache when its hash matches; a
 // mismatch removes it, so the next attempt starts clean.
+// intact reports whether the cached file at path still hashes to wantHex. A
+// cache hit is verified too: a file that rotted on disk, was truncated or was
+// edited never serves, and is never served to peers.
+func intact(path, wantHex string) (bool, error) {
+	file, err := os.Open(path)
+	if err != nil {
+		return false, err
+	}
+	defer file.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, file); err != nil {
+		return false, fmt.Errorf("verify the cached model: %w", err)
+	}
+	return hex.EncodeToString(h.Sum(nil)) == wantHex, nil
+}
+
 func place(partial, final, wantHex, gotHex string) error {
 	if gotHex != wantHex {
 		_ = os.Remove(partial)

@@ -305,3 +305,55 @@ func TestAPartialFileFromARestartIsResumedAndVerified(t *testing.T) {
 		t.Errorf("the next fetch after a mismatch: %v", err)
 	}
 }
+
+// TestACachedFileThatRottedIsFetchedAgain: a cache hit is verified too. A
+// cached file with a flipped byte, or cut short, is replaced by a fresh,
+// verified download, by Fetch and by FetchVia alike.
+func TestACachedFileThatRottedIsFetchedAgain(t *testing.T) {
+	data, digest := model(t, 256<<10)
+	o := newOrigin(t, data, nil)
+	f := fetcher(t)
+	ctx := context.Background()
+	res, err := f.Fetch(ctx, o.URL, digest, int64(len(data)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, damage := range map[string]func(path string) error{
+		"a flipped byte": func(path string) error {
+			file, err := os.OpenFile(path, os.O_RDWR, 0)
+			if err != nil {
+				return err
+			}
+			defer file.Close()
+			_, err = file.WriteAt([]byte{data[1000] ^ 0x40}, 1000)
+			return err
+		},
+		"cut short": func(path string) error { return os.Truncate(path, int64(len(data)/2)) },
+	} {
+		for _, via := range []bool{false, true} {
+			if err := damage(res.Path); err != nil {
+				t.Fatal(err)
+			}
+			before := o.served.Load()
+			var got Result
+			if via {
+				got, _, err = f.FetchVia(ctx, nil, HTTPSource(f, o.URL), digest, int64(len(data)))
+			} else {
+				got, err = f.Fetch(ctx, o.URL, digest, int64(len(data)))
+			}
+			if err != nil {
+				t.Fatalf("%s (FetchVia %v): %v", name, via, err)
+			}
+			on, _ := os.ReadFile(got.Path)
+			if got.CacheHit || !got.Replaced || !bytes.Equal(on, data) || o.served.Load()-before != int64(len(data)) {
+				t.Errorf("%s (FetchVia %v): cache hit %v, replaced %v, intact %v, %d bytes fetched; want a fresh, verified copy",
+					name, via, got.CacheHit, got.Replaced, bytes.Equal(on, data), o.served.Load()-before)
+			}
+		}
+	}
+	// An intact cached file is a hit, with nothing fetched.
+	before := o.served.Load()
+	if got, err := f.Fetch(ctx, o.URL, digest, int64(len(data))); err != nil || !got.CacheHit || got.Replaced || o.served.Load() != before {
+		t.Errorf("intact file: %+v, %v, %d bytes fetched; want a cache hit", got, err, o.served.Load()-before)
+	}
+}

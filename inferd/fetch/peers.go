@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -42,8 +43,15 @@ func (f *Fetcher) FetchVia(ctx context.Context, peers []Source, origin Source, d
 		return Result{}, nil, err
 	}
 	if exists(final) {
-		touch(final)
-		return Result{Path: final, CacheHit: true}, nil, nil
+		ok, err := intact(final, filepath.Base(final))
+		if err != nil {
+			return Result{}, nil, err
+		}
+		if ok {
+			touch(final)
+			return Result{Path: final, CacheHit: true}, nil, nil
+		}
+		// It rotted: the first source's FetchFrom replaces it.
 	}
 	once := *f
 	once.Attempts, once.fresh = 1, true

@@ -27,6 +27,7 @@ import (
 	"github.com/slmops/slmops/controllers/edgerollout"
 	"github.com/slmops/slmops/inferd/config"
 	"github.com/slmops/slmops/inferd/engine/bigram"
+	"github.com/slmops/slmops/inferd/fetch"
 	"github.com/slmops/slmops/inferd/gguf"
 	"github.com/slmops/slmops/test/localcluster"
 )
@@ -56,8 +57,14 @@ func TestFleetDistribution(t *testing.T) {
 	// Each run in its own subtest, so that its operator and process kubelet
 	// are gone before the next starts.
 	var off, on distributionRun
-	t.Run("peer sharing off", func(t *testing.T) { off = distribute(t, inferdBin, "fleet-off", false, 101) })
-	t.Run("peer sharing on", func(t *testing.T) { on = distribute(t, inferdBin, "fleet-on", true, 202) })
+	t.Run("peer sharing off", func(t *testing.T) { off = distribute(t, inferdBin, "fleet-off", runOptions{seed: 101}) })
+	t.Run("peer sharing on", func(t *testing.T) { on = distribute(t, inferdBin, "fleet-on", runOptions{seed: 202, sharing: true}) })
+	// A seed whose cached file is corrupted right after it staged serves
+	// bad bytes to its site: the others detect it, skip it, and still end
+	// with the right model (from another peer or the origin).
+	t.Run("a corrupt peer", func(t *testing.T) {
+		distribute(t, inferdBin, "fleet-liar", runOptions{seed: 303, sharing: true, site: localcluster.SiteName(0, suiteSites), corruptSeed: true})
+	})
 	if t.Failed() {
 		return
 	}
@@ -84,9 +91,21 @@ type distributionRun struct {
 	took                         time.Duration
 }
 
+type runOptions struct {
+	// seed makes the model file of the run.
+	seed int
+	// sharing turns peer sharing on.
+	sharing bool
+	// site limits the rollout to the nodes of one site.
+	site string
+	// corruptSeed flips a byte of the first node's cached file the moment
+	// it is in place, so that the node serves a corrupted file to its peers.
+	corruptSeed bool
+}
+
 // distribute rolls a fresh model out with staging, and with peer sharing
-// when sharing, and checks how it ended.
-func distribute(t *testing.T, inferdBin, prefix string, sharing bool, seed int) distributionRun {
+// when asked, and checks how it ended.
+func distribute(t *testing.T, inferdBin, prefix string, o runOptions) distributionRun {
 	g := NewWithT(t)
 	ctx := context.Background()
 	c := kube(t)
@@ -95,7 +114,7 @@ func distribute(t *testing.T, inferdBin, prefix string, sharing bool, seed int) 
 	// A real GGUF file of about 2 MiB, different in each run so that no node
 	// has it in its cache yet.
 	var buf bytes.Buffer
-	g.Expect(bigram.Write(&buf, bigram.BuildOptions{Name: fmt.Sprintf("fleet-%d", seed), Type: gguf.Q8_0, PadBytes: 2<<20 + uint64(seed)})).To(Succeed())
+	g.Expect(bigram.Write(&buf, bigram.BuildOptions{Name: fmt.Sprintf("fleet-%d", o.seed), Type: gguf.Q8_0, PadBytes: 2<<20 + uint64(o.seed)})).To(Succeed())
 	data := buf.Bytes()
 	sum := sha256.Sum256(data)
 	digest := "sha256:" + hex.EncodeToString(sum[:])
@@ -135,8 +154,39 @@ func distribute(t *testing.T, inferdBin, prefix string, sharing bool, seed int) 
 	r.Name = prefix
 	r.Spec.Strategy.Canary.MinReadySeconds = ptr.To[int32](0)
 	r.Spec.Distribution.Staging = &slmopsv1alpha1.Staging{LookaheadSteps: ptr.To[int32](1), MaxConcurrentNodes: 50}
-	if sharing {
+	if o.sharing {
 		r.Spec.Distribution.PeerSharing = &slmopsv1alpha1.PeerSharing{MaxPeers: 3}
+	}
+	targets := map[string]bool{}
+	for i := range suiteNodes {
+		if o.site == "" || localcluster.SiteName(i, suiteSites) == o.site {
+			targets[localcluster.NodeName(i, suiteSites)] = true
+		}
+	}
+	if o.site != "" {
+		r.Spec.NodeSelector.MatchLabels[localcluster.ZoneLabel] = o.site
+	}
+	cachePath := func(node string) string {
+		return filepath.Join(root, "nodes", node, "hostpath", config.DefaultCacheDir, "sha256", strings.TrimPrefix(digest, "sha256:"))
+	}
+	var corrupted atomic.Value
+	if o.corruptSeed {
+		watch, stop := context.WithCancel(ctx)
+		defer stop()
+		go func() {
+			for watch.Err() == nil {
+				for node := range targets {
+					if fi, err := os.Stat(cachePath(node)); err == nil && fi.Size() == int64(len(data)) {
+						if err := flipByte(cachePath(node), 1000); err != nil {
+							t.Errorf("corrupt the cache of %s: %v", node, err)
+						}
+						corrupted.Store(node)
+						return
+					}
+				}
+				time.Sleep(2 * time.Millisecond)
+			}
+		}()
 	}
 	began := time.Now()
 	createRollout(t, c, m, r)
@@ -154,44 +204,77 @@ func distribute(t *testing.T, inferdBin, prefix string, sharing bool, seed int) 
 		g.Expect(e.Message).To(ContainSubstring("free"))
 	}
 	sort.Strings(excluded)
-	want := append([]string(nil), smallDiskNodes...)
+	var want []string
+	for _, n := range smallDiskNodes {
+		if targets[n] {
+			want = append(want, n)
+		}
+	}
 	sort.Strings(want)
 	g.Expect(excluded).To(Equal(want))
-	g.Expect(ds.FailedNodes).To(BeNumerically("==", len(smallDiskNodes)))
+	g.Expect(ds.FailedNodes).To(BeNumerically("==", len(want)))
 	g.Expect(done.Status.FailingNodes).To(BeEmpty())
-	g.Expect(conditionMessage(done, slmopsv1alpha1.ConditionReady)).To(ContainSubstring("3 target nodes excluded"))
+	g.Expect(conditionMessage(done, slmopsv1alpha1.ConditionReady)).To(ContainSubstring(fmt.Sprintf("%d target nodes excluded", len(want))))
 	v := viewFleet(t, ns, r.Name)
 	onNew := 0
 	for node, rev := range v.revisionOf {
 		if rev == done.Status.StableRevision {
 			onNew++
 		}
-		for _, small := range smallDiskNodes {
+		for _, small := range want {
 			g.Expect(node == small && rev == done.Status.StableRevision).To(BeFalse(), "small-disk node %s was switched", small)
 		}
 	}
-	g.Expect(onNew).To(Equal(suiteNodes - len(smallDiskNodes)))
+	g.Expect(onNew).To(Equal(len(targets) - len(want)))
 
-	// Each node that staged holds the verified file in its own cache.
+	// Each node that staged holds the verified file in its own cache, but
+	// the one whose file the test corrupted.
+	liar, _ := corrupted.Load().(string)
+	if o.corruptSeed {
+		g.Expect(liar).NotTo(BeEmpty(), "no node's cache was corrupted")
+	}
 	cached := 0
-	var peerBytes int64
-	nodes, err := cluster.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	g.Expect(err).NotTo(HaveOccurred())
-	for _, n := range nodes.Items {
-		path := filepath.Join(root, "nodes", n.Name, "hostpath", config.DefaultCacheDir, "sha256", strings.TrimPrefix(digest, "sha256:"))
-		b, err := os.ReadFile(path)
+	for node := range targets {
+		b, err := os.ReadFile(cachePath(node))
 		if err != nil {
 			continue
 		}
-		got := sha256.Sum256(b)
-		g.Expect("sha256:"+hex.EncodeToString(got[:])).To(Equal(digest), "the cache of %s", n.Name)
 		cached++
+		got := sha256.Sum256(b)
+		if node == liar {
+			g.Expect("sha256:"+hex.EncodeToString(got[:])).NotTo(Equal(digest), "the corrupted cache of %s", node)
+			continue
+		}
+		g.Expect("sha256:"+hex.EncodeToString(got[:])).To(Equal(digest), "the cache of %s", node)
 	}
-	g.Expect(cached).To(Equal(suiteNodes-len(smallDiskNodes)), "nodes with the verified model in their cache")
-	peerBytes = int64(cached)*int64(len(data)) - originBytes.Load()
+	g.Expect(cached).To(Equal(len(targets)-len(want)), "nodes with the model in their cache")
+	peerBytes := int64(cached)*int64(len(data)) - originBytes.Load()
+
+	if liar != "" {
+		// Its peers fetched from it first (it was the only holder), saw
+		// the digest fail and went on; and the liar itself, at its next
+		// start, finds its cached file rotten and fetches it again.
+		skipped := 0
+		logs, _ := filepath.Glob(filepath.Join(root, "pods", "*", "log"))
+		for _, l := range logs {
+			b, _ := os.ReadFile(l)
+			if bytes.Contains(b, []byte("Skipped a peer")) && bytes.Contains(b, []byte(fetch.ErrDigestMismatch.Error())) {
+				skipped++
+			}
+		}
+		g.Expect(skipped).To(BeNumerically(">", 0), "no stager logged that it skipped the corrupted peer")
+		fmt.Printf("distribution: a corrupt peer: %d stagers of %s skipped %s after a digest mismatch; all %d others hold the right model\n",
+			skipped, o.site, liar, cached-1)
+		f := &fetch.Fetcher{CacheDir: filepath.Dir(filepath.Dir(cachePath(liar)))}
+		res, _, err := f.FetchVia(ctx, nil, fetch.HTTPSource(f, m.Spec.Source.HTTP.URL), digest, int64(len(data)))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(res.Replaced).To(BeTrue(), "the rotten cached file was not noticed")
+		b, _ := os.ReadFile(cachePath(liar))
+		g.Expect(bytes.Equal(b, data)).To(BeTrue(), "the liar's cache after a fresh fetch")
+	}
 
 	// Staging is over: the stagers are gone with their labels.
-	g.Eventually(func() int { return len(stageLabelled(t, ns, r.Name)) }).WithTimeout(time.Minute).Should(Equal(len(smallDiskNodes)),
+	g.Eventually(func() int { return len(stageLabelled(t, ns, r.Name)) }).WithTimeout(time.Minute).Should(Equal(len(want)),
 		"only the nodes that could not stage keep their stager (it retries)")
 	return distributionRun{size: int64(len(data)), originBytes: originBytes.Load(), peerBytes: max(peerBytes, 0), took: took}
 }
@@ -217,6 +300,21 @@ func conditionMessage(r *slmopsv1alpha1.EdgeRollout, typ string) string {
 		}
 	}
 	return ""
+}
+
+// flipByte changes one byte of a file in place, as a failing disk would.
+func flipByte(path string, at int64) error {
+	file, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return err
+	}
+	defer file.Close()
+	b := make([]byte, 1)
+	if _, err := file.ReadAt(b, at); err != nil {
+		return err
+	}
+	_, err = file.WriteAt([]byte{b[0] ^ 0x5a}, at)
+	return err
 }
 
 type countingWriter struct {
