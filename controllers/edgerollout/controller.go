@@ -462,14 +462,16 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 		if p := podOf[key{in.Revision, n.Name}]; p != nil {
 			obs.servingPods[n.Name] = p
 		}
+		if topologyKey != "" {
+			// Before the pending case: a node's place in the cohort order
+			// must not move while its label change is in flight.
+			ns.Site = n.Labels[topologyKey]
+		}
 		if pending {
 			// Labelled by this process a moment ago: its old pod is going, the
 			// new one is not there yet.
 			in.Nodes = append(in.Nodes, ns)
 			continue
-		}
-		if topologyKey != "" {
-			ns.Site = n.Labels[topologyKey]
 		}
 		if p := podOf[key{rev, n.Name}]; p != nil && rev != "" {
 			ns.Pod = observePod(p)

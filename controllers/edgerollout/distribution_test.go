@@ -10,6 +10,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
@@ -380,5 +381,53 @@ func TestThePeerDirectoryListsReadyHoldersPerSite(t *testing.T) {
 	}
 	if _, ok := dir.Nodes["x"]; ok || dir.Nodes["a3"] != "a" {
 		t.Errorf("nodes %v; want every node with a site, and no node without one", dir.Nodes)
+	}
+}
+
+// TestStagingStaysWithinTheLookahead drives the plan to a paused first step
+// (cluster changes applied at once): no more nodes stage than the next
+// step needs, and no more download at once than the budget.
+func TestStagingStaysWithinTheLookahead(t *testing.T) {
+	s := stagingSpec(50, true, "5%", "25%", "100%")
+	s.Strategy.Canary.Steps[0].Pause = &slmopsv1alpha1.CanaryPause{}
+	s.Strategy.Canary.MinReadySeconds = ptr.To[int32](0)
+	s.Strategy.Canary.MaxUnavailable = ptr.To(intstr.FromString("100%"))
+	nodes := withSites(fleet(200, 4, "old"))
+	st := progressing(0, time.Minute)
+	for round := range 20 {
+		p := planOf(s, st, nodes)
+		st = p.Status
+		downloading := 0
+		for i := range nodes {
+			n := &nodes[i]
+			if rev, ok := p.StageLabels[n.Name]; ok {
+				n.StageRevision = rev
+				n.Stage = podState{}
+				if rev != "" {
+					n.Stage = podState{Exists: true, Since: t0}
+					downloading++
+				}
+			} else if n.StageRevision == "new" && !n.Stage.Ready {
+				n.Stage.Ready = true // it finished since the last round
+			}
+			if rev, ok := p.Labels[n.Name]; ok {
+				n.Revision, n.Pod = rev, podState{Exists: true, Ready: true, Since: t0.Add(-time.Hour)}
+			}
+		}
+		if downloading > 50 {
+			t.Fatalf("round %d: %d stagers started at once; the budget is 50", round, downloading)
+		}
+		labelled := 0
+		for _, n := range nodes {
+			if n.StageRevision == "new" {
+				labelled++
+			}
+		}
+		if st.CurrentStep == 0 && labelled > 50 {
+			t.Fatalf("round %d: %d nodes stage at step 1 of 5%%, 25%%, 100%%; the next step needs 50", round, labelled)
+		}
+	}
+	if st.Phase != slmopsv1alpha1.PhasePaused || st.Distribution.StagedNodes != 50 {
+		t.Errorf("phase %s, %d staged; want Paused at step 1 with the next step's 50 staged", st.Phase, st.Distribution.StagedNodes)
 	}
 }

@@ -123,9 +123,11 @@ func computePlan(in planInput) rolloutPlan {
 			p.Labels[n.Name] = "" // the node left the selector: its pod goes
 		}
 	}
+	d.all, d.targets = targets, targets
 	d.actOnAnnotations()
 	d.followRevision()
-	d.all = targets
+	// Exclusions depend on the revision nodes move to, which followRevision
+	// may have just changed.
 	d.targets = d.eligible(targets)
 
 	var reason, message string
