@@ -26,7 +26,7 @@ var (
 	}, []string{"namespace", "rollout"})
 	nodesGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "slmops_rollout_nodes",
-		Help: "Nodes of an EdgeRollout by state. state: target, canary, ready, updated, unavailable, unreachable.",
+		Help: "Nodes of an EdgeRollout by state. state: target, canary, ready, updated, unavailable, unreachable; with spec.distribution: staged (hold the model of the revision nodes move to), staging (downloading it), excluded (left out: unfit, or could not stage).",
 	}, []string{"namespace", "rollout", "state"})
 	promotions = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "slmops_rollout_promotions_total",
@@ -68,9 +68,14 @@ func observeRollout(m *metav1.ObjectMeta, st *slmopsv1alpha1.EdgeRolloutStatus) 
 		step = float64(st.CurrentStep + 1)
 	}
 	stepGauge.WithLabelValues(m.Namespace, m.Name).Set(step)
+	var staged, staging, excluded int32
+	if d := st.Distribution; d != nil {
+		staged, staging, excluded = d.StagedNodes, d.StagingNodes, d.FailedNodes+d.UnfitNodes
+	}
 	for state, v := range map[string]int32{
 		"target": st.TargetNodes, "canary": st.CanaryNodes, "ready": st.ReadyNodes,
 		"updated": st.UpdatedNodes, "unavailable": st.UnavailableNodes, "unreachable": st.UnreachableNodes,
+		"staged": staged, "staging": staging, "excluded": excluded,
 	} {
 		nodesGauge.WithLabelValues(m.Namespace, m.Name, state).Set(float64(v))
 	}

@@ -136,7 +136,7 @@ func TestChartMonitoring(t *testing.T) {
 			}
 		}
 	}
-	for _, want := range []string{"SlmopsRolloutStuck", "SlmopsRolloutRolledBack", "SlmopsRolloutDegraded"} {
+	for _, want := range []string{"SlmopsRolloutStuck", "SlmopsRolloutRolledBack", "SlmopsRolloutDegraded", "SlmopsRolloutNodesExcluded"} {
 		if !slices.Contains(alerts, want) {
 			t.Errorf("no %s alert; have %v", want, alerts)
 		}
