@@ -175,3 +175,25 @@ func TestAStagerThatCannotHoldTheModelExits(t *testing.T) {
 		t.Errorf("the origin got %d requests; want none before the disk check", requests.Load())
 	}
 }
+
+// TestAStagerThatCannotFetchExitsWithTheReason: an origin that does not
+// have the file is a permanent failure; the stager exits with FetchFailed
+// in its termination message at once (the kubelet's back-off then paces
+// its retries), instead of staying unready without a word.
+func TestAStagerThatCannotFetchExitsWithTheReason(t *testing.T) {
+	m := generate(t, bigram.BuildOptions{Type: gguf.Q8_0})
+	origin := httptest.NewServer(http.NotFoundHandler())
+	defer origin.Close()
+	cfg := baseConfig(t, "tiny", m, origin.URL+"/gone.gguf")
+	cfg.Stage = true
+	p := startOn(t, "edge-offline", cfg)
+	select {
+	case <-p.exited:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("the stager did not exit\n%s", p.Logs())
+	}
+	msg, _ := os.ReadFile(p.terminationLog)
+	if code := p.cmd.ProcessState.ExitCode(); code != 1 || !strings.HasPrefix(string(msg), daemon.ReasonFetchFailed+": ") || !strings.Contains(string(msg), "404") {
+		t.Errorf("exit code %d, termination message %q; want 1 and %s: ... 404 ...", code, msg, daemon.ReasonFetchFailed)
+	}
+}
