@@ -37,21 +37,37 @@ func (c *Cluster) InjectCrashLoop(ctx context.Context, name, image string, nodes
 	for _, n := range nodes {
 		values = append(values, n)
 	}
-	stage := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "kwok.x-k8s.io/v1alpha1",
-		"kind":       "Stage",
-		"metadata":   map[string]any{"name": "slmops-fault-" + name},
-		"spec": map[string]any{
-			"resourceRef": map[string]any{"apiGroup": "v1", "kind": "Pod"},
-			"weight":      int64(1),
-			"selector": map[string]any{"matchExpressions": []any{
-				map[string]any{"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
-				map[string]any{"key": ".status.phase", "operator": "In", "values": []any{"Pending"}},
-				map[string]any{"key": ".spec.containers.[0].image", "operator": "In", "values": []any{image}},
-				map[string]any{"key": ".spec.nodeName", "operator": "In", "values": values},
-			}},
-			"delay": map[string]any{"durationMilliseconds": int64(300)},
-			"next": map[string]any{"statusTemplate": `{{ $now := Now }}
+	stage := podStage("slmops-fault-"+name, []any{
+		map[string]any{"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
+		map[string]any{"key": ".status.phase", "operator": "In", "values": []any{"Pending"}},
+		map[string]any{"key": ".spec.containers.[0].image", "operator": "In", "values": []any{image}},
+		map[string]any{"key": ".spec.nodeName", "operator": "In", "values": values},
+	}, 300, crashLoopStatus)
+	dc, err := dynamic.NewForConfig(c.Config)
+	if err != nil {
+		return err
+	}
+	if _, err := dc.Resource(stageGVR).Create(ctx, stage, metav1.CreateOptions{}); err != nil {
+		return fmt.Errorf("inject fault %s: %w", name, err)
+	}
+	return nil
+}
+
+// RemoveFault removes a fault that InjectCrashLoop added.
+func (c *Cluster) RemoveFault(ctx context.Context, name string) error {
+	dc, err := dynamic.NewForConfig(c.Config)
+	if err != nil {
+		return err
+	}
+	err = dc.Resource(stageGVR).Delete(ctx, "slmops-fault-"+name, metav1.DeleteOptions{})
+	if apierrors.IsNotFound(err) {
+		return nil
+	}
+	return err
+}
+
+// crashLoopStatus is the status of a pod whose container keeps crashing.
+const crashLoopStatus = `{{ $now := Now }}
 conditions:
 - lastTransitionTime: {{ $now | Quote }}
   status: "True"
@@ -79,28 +95,25 @@ containerStatuses:
 {{ end }}
 phase: Running
 startTime: {{ $now | Quote }}
-`},
-		},
-	}}
-	dc, err := dynamic.NewForConfig(c.Config)
-	if err != nil {
-		return err
-	}
-	if _, err := dc.Resource(stageGVR).Create(ctx, stage, metav1.CreateOptions{}); err != nil {
-		return fmt.Errorf("inject fault %s: %w", name, err)
-	}
-	return nil
-}
+`
 
-// RemoveFault removes a fault that InjectCrashLoop added.
-func (c *Cluster) RemoveFault(ctx context.Context, name string) error {
-	dc, err := dynamic.NewForConfig(c.Config)
-	if err != nil {
-		return err
+// podStage is a kwok Stage of weight 1 for Pods that match exprs: it wins
+// over the default pod lifecycle (weight 0) and, after delayMs, writes
+// statusTemplate.
+func podStage(name string, exprs []any, delayMs int64, statusTemplate string) *unstructured.Unstructured {
+	spec := map[string]any{
+		"resourceRef": map[string]any{"apiGroup": "v1", "kind": "Pod"},
+		"weight":      int64(1),
+		"selector":    map[string]any{"matchExpressions": exprs},
+		"next":        map[string]any{"statusTemplate": statusTemplate},
 	}
-	err = dc.Resource(stageGVR).Delete(ctx, "slmops-fault-"+name, metav1.DeleteOptions{})
-	if apierrors.IsNotFound(err) {
-		return nil
+	if delayMs > 0 {
+		spec["delay"] = map[string]any{"durationMilliseconds": delayMs}
 	}
-	return err
+	return &unstructured.Unstructured{Object: map[string]any{
+		"apiVersion": "kwok.x-k8s.io/v1alpha1",
+		"kind":       "Stage",
+		"metadata":   map[string]any{"name": name},
+		"spec":       spec,
+	}}
 }

@@ -70,6 +70,7 @@ import (
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/ptr"
 )
 
 const (
@@ -321,15 +322,11 @@ func stageSelector(sel labels.Selector) ([]any, error) {
 // default pod stages (weight 0) and makes a pod Running but not Ready, its
 // container waiting, and then no stage matches the pod until it is deleted.
 func processStage(name string, exprs []any) *unstructured.Unstructured {
-	return &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": "kwok.x-k8s.io/v1alpha1",
-		"kind":       "Stage",
-		"metadata":   map[string]any{"name": name},
-		"spec": map[string]any{
-			"resourceRef": map[string]any{"apiGroup": "v1", "kind": "Pod"},
-			"weight":      int64(1),
-			"selector":    map[string]any{"matchExpressions": exprs},
-			"next": map[string]any{"statusTemplate": `{{ $now := Now }}
+	return podStage(name, exprs, 0, handedOverStatus)
+}
+
+// handedOverStatus is a pod's status while the process kubelet starts it.
+const handedOverStatus = `{{ $now := Now }}
 conditions:
 - lastTransitionTime: {{ $now | Quote }}
   status: "True"
@@ -362,10 +359,7 @@ hostIPs:
 {{ end }}
 phase: Running
 startTime: {{ $now | Quote }}
-`},
-		},
-	}}
-}
+`
 
 func (k *ProcessKubelet) nodeDir(node string) string {
 	return filepath.Join(k.opts.Root, "nodes", node)
@@ -826,13 +820,13 @@ func (p *podProcess) envValue(ctx context.Context, pod *corev1.Pod, e corev1.Env
 		ref := from.SecretKeyRef
 		secret, err := p.k.clientset.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
 		if err != nil {
-			if apierrors.IsNotFound(err) && ptrTrue(ref.Optional) {
+			if apierrors.IsNotFound(err) && ptr.Deref(ref.Optional, false) {
 				return "", false, nil
 			}
 			return "", false, fmt.Errorf("secret %s: %w", ref.Name, err)
 		}
 		v, ok := secret.Data[ref.Key]
-		if !ok && !ptrTrue(ref.Optional) {
+		if !ok && !ptr.Deref(ref.Optional, false) {
 			return "", false, fmt.Errorf("secret %s has no key %s", ref.Name, ref.Key)
 		}
 		return string(v), ok, nil
@@ -840,21 +834,19 @@ func (p *podProcess) envValue(ctx context.Context, pod *corev1.Pod, e corev1.Env
 		ref := from.ConfigMapKeyRef
 		cm, err := p.k.configMaps.ConfigMaps(pod.Namespace).Get(ref.Name)
 		if err != nil {
-			if apierrors.IsNotFound(err) && ptrTrue(ref.Optional) {
+			if apierrors.IsNotFound(err) && ptr.Deref(ref.Optional, false) {
 				return "", false, nil
 			}
 			return "", false, fmt.Errorf("configmap %s: %w", ref.Name, err)
 		}
 		v, ok := cm.Data[ref.Key]
-		if !ok && !ptrTrue(ref.Optional) {
+		if !ok && !ptr.Deref(ref.Optional, false) {
 			return "", false, fmt.Errorf("configmap %s has no key %s", ref.Name, ref.Key)
 		}
 		return v, ok, nil
 	}
 	return "", false, errors.New("the process kubelet resolves fieldRef, secretKeyRef and configMapKeyRef only")
 }
-
-func ptrTrue(b *bool) bool { return b != nil && *b }
 
 // mount is one emulated volume mount: what the container sees at path is in
 // the local folder (or file).
@@ -964,7 +956,7 @@ func (p *podProcess) refreshConfigMaps(ctx context.Context, volumes []configMapV
 // file, replacing a changed file atomically, and removes files of keys that
 // are gone. A missing optional ConfigMap is an empty folder.
 func (p *podProcess) writeConfigMap(v configMapVolume) error {
-	optional := ptrTrue(v.source.Optional)
+	optional := ptr.Deref(v.source.Optional, false)
 	files := map[string][]byte{}
 	cm, err := p.k.configMaps.ConfigMaps(p.namespace).Get(v.source.Name)
 	switch {
