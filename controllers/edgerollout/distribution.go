@@ -18,7 +18,6 @@ import (
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -289,10 +288,7 @@ func (d *decider) chooseStagers(rev string, want map[string]string) *metav1.Time
 	// Who should stage next, in cohort order.
 	var next []nodeState
 	if canaryActive {
-		steps := d.canary.Steps
-		if len(steps) == 0 {
-			steps = []slmopsv1alpha1.CanaryStep{{Nodes: intstr.FromString("100%")}}
-		}
+		steps := canarySteps(d.canary)
 		ahead := int(st.CurrentStep) + int(ptr.Deref(staging.LookaheadSteps, 1))
 		size := stepSize(steps, min(ahead, len(steps)-1), len(d.targets))
 		for _, n := range cohortOrder(d.targets, d.canary) {

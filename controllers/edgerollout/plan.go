@@ -317,10 +317,7 @@ func (d *decider) steady() (reason, message string) {
 // and promote, pause, or fail.
 func (d *decider) progress() (reason, message string) {
 	st, canary := d.st, d.canary
-	steps := canary.Steps
-	if len(steps) == 0 {
-		steps = []slmopsv1alpha1.CanaryStep{{Nodes: intstr.FromString("100%")}}
-	}
+	steps := canarySteps(canary)
 	if int(st.CurrentStep) >= len(steps) {
 		st.CurrentStep = int32(len(steps) - 1)
 	}
@@ -469,6 +466,14 @@ func (d *decider) progress() (reason, message string) {
 	size = stepSize(steps, int(st.CurrentStep), total)
 	d.cohort = selectCohort(d.targets, st.CanaryRevision, size, canary, d.waitDeadline().After(d.in.Now), d.canJoin)
 	return "StepStarted", fmt.Sprintf("step %d of %d (%d of %d target nodes) started", st.CurrentStep+1, len(steps), size, total)
+}
+
+// canarySteps are the canary's steps; one step to every node when it has none.
+func canarySteps(canary *slmopsv1alpha1.CanaryStrategy) []slmopsv1alpha1.CanaryStep {
+	if len(canary.Steps) == 0 {
+		return []slmopsv1alpha1.CanaryStep{{Nodes: intstr.FromString("100%")}}
+	}
+	return canary.Steps
 }
 
 // freeze keeps the cohort as it is: a Degraded rollout waits for a person.
