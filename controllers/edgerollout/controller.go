@@ -367,10 +367,6 @@ type observation struct {
 	// stagePods and servingPods of the current revision, by node, for the
 	// peer directory.
 	stagePods, servingPods map[string]*corev1.Pod
-	// peerSites maps each target node to its site for peer sharing.
-	peerSites map[string]string
-	// variants maps each target node to its artifact.
-	variants map[string]string
 }
 
 // observe reads what the plan needs from the cache.
@@ -379,7 +375,7 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 		Generation: ro.Generation, Spec: ro.Spec, Annotations: ro.Annotations, Status: ro.Status,
 		Revision: computeRevision(ro, model, r.Defaults), Digest: model.Spec.Digest, Now: r.Now(),
 	}
-	obs := &observation{stagePods: map[string]*corev1.Pod{}, servingPods: map[string]*corev1.Pod{}, peerSites: map[string]string{}, variants: map[string]string{}}
+	obs := &observation{stagePods: map[string]*corev1.Pod{}, servingPods: map[string]*corev1.Pod{}}
 	selector, err := ro.Spec.NodeSelector.Selector()
 	if err != nil {
 		return nil, fmt.Errorf("spec.nodeSelector: %w", err)
@@ -434,6 +430,8 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 	for _, a := range arts {
 		sizeOf[a.Name] = ptr.Deref(a.SizeBytes, 0)
 	}
+	fit := ro.Spec.Distribution.Fit
+	memHeadroom, diskHeadroom := quantityOr(fit.MemoryHeadroom, "256Mi"), quantityOr(fit.DiskHeadroom, "512Mi")
 	key0 := client.ObjectKeyFromObject(ro)
 	for i := range nodes.Items {
 		n := &nodes.Items[i]
@@ -448,10 +446,7 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 			ns.PeerSite = n.Labels[peerKey]
 		}
 		if target && rev != in.Revision {
-			ns.Unfit, ns.UnfitMessage = fitProblem(n, sizeOf[ns.Variant], ro.Spec.Distribution.Fit)
-		}
-		if target {
-			obs.peerSites[n.Name], obs.variants[n.Name] = ns.PeerSite, ns.Variant
+			ns.Unfit, ns.UnfitMessage = fitProblem(n, sizeOf[ns.Variant], memHeadroom, diskHeadroom)
 		}
 		if p := stagerOf[key{stageRev, n.Name}]; p != nil && stageRev != "" && !stagePending {
 			ns.Stage = observePod(p)

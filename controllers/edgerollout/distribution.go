@@ -15,7 +15,6 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/klog/v2"
@@ -291,14 +290,14 @@ func (d *decider) chooseStagers(rev string, want map[string]string) *metav1.Time
 		steps := canarySteps(d.canary)
 		ahead := int(st.CurrentStep) + int(ptr.Deref(staging.LookaheadSteps, 1))
 		size := stepSize(steps, min(ahead, len(steps)-1), len(d.targets))
-		for _, n := range cohortOrder(d.targets, d.canary) {
+		for _, n := range d.ordered() {
 			if len(next) == size {
 				break
 			}
 			next = append(next, n)
 		}
 	} else {
-		for _, n := range cohortOrder(d.targets, d.canary) {
+		for _, n := range d.ordered() {
 			if n.Revision != "" && n.Revision != rev && n.Revision != st.CanaryRevision {
 				next = append(next, n)
 			}
@@ -372,29 +371,23 @@ func inWindows(s *slmopsv1alpha1.Staging, now time.Time) (open bool, start time.
 	return false, best
 }
 
-// fitProblem says why node cannot hold a model of size bytes (with the
-// headroom of fit), or returns empty strings when it can or nothing is known.
-func fitProblem(node *corev1.Node, size int64, fit slmopsv1alpha1.Fit) (reason, message string) {
+// fitProblem says why node cannot hold a model of size bytes with the
+// given headroom of memory and disk, or returns empty strings when it can or
+// nothing is known.
+func fitProblem(node *corev1.Node, size, memHeadroom, diskHeadroom int64) (reason, message string) {
 	if size <= 0 {
 		return "", ""
 	}
-	check := func(res corev1.ResourceName, headroom *resource.Quantity, def string) (int64, int64, bool) {
-		alloc, ok := node.Status.Allocatable[res]
-		if !ok {
-			return 0, 0, true
-		}
-		h := resource.MustParse(def)
-		if headroom != nil {
-			h = *headroom
-		}
-		need := size + h.Value()
-		return alloc.Value(), need, alloc.Value() >= need
+	check := func(res corev1.ResourceName, headroom int64) (have, need int64, ok bool) {
+		alloc, known := node.Status.Allocatable[res]
+		need = size + headroom
+		return alloc.Value(), need, !known || alloc.Value() >= need
 	}
-	if have, need, ok := check(corev1.ResourceMemory, fit.MemoryHeadroom, "256Mi"); !ok {
+	if have, need, ok := check(corev1.ResourceMemory, memHeadroom); !ok {
 		return ReasonInsufficientMemory, fmt.Sprintf("allocatable memory %s is less than the model's %s plus headroom (%s in all)",
 			human(have), human(size), human(need))
 	}
-	if have, need, ok := check(corev1.ResourceEphemeralStorage, fit.DiskHeadroom, "512Mi"); !ok {
+	if have, need, ok := check(corev1.ResourceEphemeralStorage, diskHeadroom); !ok {
 		return ReasonInsufficientDisk, fmt.Sprintf("allocatable ephemeral storage %s is less than the model's %s plus headroom (%s in all)",
 			human(have), human(size), human(need))
 	}
@@ -567,9 +560,10 @@ func peerDirectory(ro *slmopsv1alpha1.EdgeRollout, arts []artifact, obs *observa
 		digestOf[a.Name] = a.Digest
 	}
 	dir := &config.PeerDirectory{Nodes: map[string]string{}, Blobs: map[string]map[string][]config.PeerEntry{}}
-	for node, site := range obs.peerSites {
-		if site != "" {
-			dir.Nodes[node] = site
+	variantOf := map[string]string{}
+	for _, n := range obs.in.Nodes {
+		if n.Target && n.PeerSite != "" {
+			dir.Nodes[n.Name], variantOf[n.Name] = n.PeerSite, n.Variant
 		}
 	}
 	add := func(pods map[string]*corev1.Pod) {
@@ -580,7 +574,7 @@ func peerDirectory(ro *slmopsv1alpha1.EdgeRollout, arts []artifact, obs *observa
 		sort.Strings(names)
 		for _, node := range names {
 			pod := pods[node]
-			site, digest := dir.Nodes[node], digestOf[obs.variants[node]]
+			site, digest := dir.Nodes[node], digestOf[variantOf[node]]
 			if site == "" || digest == "" || pod.Status.PodIP == "" || !observePod(pod).Ready {
 				continue
 			}

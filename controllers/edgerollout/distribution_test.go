@@ -239,7 +239,7 @@ func TestFitChecksAllocatableMemoryAndDisk(t *testing.T) {
 			corev1.ResourceMemory: resource.MustParse(mem), corev1.ResourceEphemeralStorage: resource.MustParse(disk),
 		}}}
 	}
-	fit := slmopsv1alpha1.Fit{MemoryHeadroom: ptr.To(resource.MustParse("256Mi")), DiskHeadroom: ptr.To(resource.MustParse("1Gi"))}
+	const memHeadroom, diskHeadroom = 256 << 20, 1 << 30
 	const model = 2 << 30
 	for _, c := range []struct {
 		mem, disk, want string
@@ -249,12 +249,12 @@ func TestFitChecksAllocatableMemoryAndDisk(t *testing.T) {
 		{"4Gi", "2Gi", ReasonInsufficientDisk},
 		{"2304Mi", "3Gi", ""}, // exactly model + headroom
 	} {
-		reason, msg := fitProblem(node(c.mem, c.disk), model, fit)
+		reason, msg := fitProblem(node(c.mem, c.disk), model, memHeadroom, diskHeadroom)
 		if reason != c.want {
 			t.Errorf("memory %s, disk %s: %q (%s); want %q", c.mem, c.disk, reason, msg, c.want)
 		}
 	}
-	if r, _ := fitProblem(node("1Mi", "1Mi"), 0, fit); r != "" {
+	if r, _ := fitProblem(node("1Mi", "1Mi"), 0, memHeadroom, diskHeadroom); r != "" {
 		t.Errorf("a model of unknown size is judged unfit: %s", r)
 	}
 }
@@ -365,8 +365,11 @@ func TestThePeerDirectoryListsReadyHoldersPerSite(t *testing.T) {
 		return &corev1.Pod{Status: corev1.PodStatus{PodIP: ip, Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: st}}}}
 	}
 	obs := &observation{
-		peerSites:   map[string]string{"a1": "a", "a2": "a", "a3": "a", "b1": "b", "x": ""},
-		variants:    map[string]string{"a1": DefaultVariant, "a2": DefaultVariant, "a3": DefaultVariant, "b1": DefaultVariant, "x": DefaultVariant},
+		in: planInput{Nodes: []nodeState{
+			{Name: "a1", PeerSite: "a", Target: true, Variant: DefaultVariant}, {Name: "a2", PeerSite: "a", Target: true, Variant: DefaultVariant},
+			{Name: "a3", PeerSite: "a", Target: true, Variant: DefaultVariant}, {Name: "b1", PeerSite: "b", Target: true, Variant: DefaultVariant},
+			{Name: "x", Target: true, Variant: DefaultVariant},
+		}},
 		stagePods:   map[string]*corev1.Pod{"a2": pod("10.0.0.2", true), "a3": pod("10.0.0.3", false), "b1": pod("10.0.1.1", true)},
 		servingPods: map[string]*corev1.Pod{"a1": pod("10.0.0.11", true), "a2": pod("10.0.0.12", true), "x": pod("10.9.9.9", true)},
 	}

@@ -166,6 +166,8 @@ type decider struct {
 	all, targets []nodeState
 	// excluded are the target nodes left out, by name.
 	excluded map[string]slmopsv1alpha1.ExcludedNode
+	// order is targets in cohort order, computed once (see ordered).
+	order []nodeState
 	// cohort are the target nodes that should run the canary revision now.
 	cohort map[string]bool
 }
@@ -339,7 +341,7 @@ func (d *decider) progress() (reason, message string) {
 	total := len(d.targets)
 	size := stepSize(steps, int(st.CurrentStep), total)
 	waitDeadline := d.waitDeadline()
-	d.cohort = selectCohort(d.targets, st.CanaryRevision, size, canary, waitDeadline.After(d.in.Now), d.canJoin)
+	d.cohort = selectCohort(d.ordered(), st.CanaryRevision, size, waitDeadline.After(d.in.Now), d.canJoin)
 
 	// Judge the cohort.
 	minReady := time.Duration(ptr.Deref(canary.MinReadySeconds, 0)) * time.Second
@@ -464,7 +466,7 @@ func (d *decider) progress() (reason, message string) {
 	st.StepStartedAt, st.PauseStartedAt = &d.now, nil
 	st.Phase = slmopsv1alpha1.PhaseProgressing
 	size = stepSize(steps, int(st.CurrentStep), total)
-	d.cohort = selectCohort(d.targets, st.CanaryRevision, size, canary, d.waitDeadline().After(d.in.Now), d.canJoin)
+	d.cohort = selectCohort(d.ordered(), st.CanaryRevision, size, d.waitDeadline().After(d.in.Now), d.canJoin)
 	return "StepStarted", fmt.Sprintf("step %d of %d (%d of %d target nodes) started", st.CurrentStep+1, len(steps), size, total)
 }
 
@@ -541,7 +543,7 @@ func (d *decider) assign() {
 	budget := scaled(d.canary.MaxUnavailable, len(d.targets), true, 1)
 	type change struct{ node, want string }
 	var costly []change
-	for _, n := range cohortOrder(d.targets, d.canary) {
+	for _, n := range d.ordered() {
 		want := st.StableRevision
 		if d.cohort[n.Name] && st.CanaryRevision != "" {
 			want = st.CanaryRevision
@@ -669,15 +671,14 @@ func successRatio(s string) float64 {
 	return f
 }
 
-// selectCohort picks the size target nodes that run the canary at this step.
-// Nodes that already run it stay (no churn); the rest come in a fixed order
-// that follows the topology: Spread takes nodes from every site in turn,
-// SiteBySite fills one site after another. Unreachable nodes are picked only
-// when includeUnreachable (the Wait policy before its deadline) or when they
-// already run the canary.
-func selectCohort(targets []nodeState, canaryRev string, size int, canary *slmopsv1alpha1.CanaryStrategy, includeUnreachable bool, canJoin func(nodeState) bool) map[string]bool {
+// selectCohort picks the size target nodes that run the canary at this step,
+// from the target nodes in cohort order (cohortOrder: Spread takes nodes from
+// every site in turn, SiteBySite fills one site after another). Nodes that
+// already run it stay (no churn). Unreachable nodes are picked only when
+// includeUnreachable (the Wait policy before its deadline) or when they
+// already run the canary; others only when canJoin (nil: all) allows.
+func selectCohort(ordered []nodeState, canaryRev string, size int, includeUnreachable bool, canJoin func(nodeState) bool) map[string]bool {
 	cohort := make(map[string]bool, size)
-	ordered := cohortOrder(targets, canary)
 	for _, n := range ordered {
 		if len(cohort) == size {
 			return cohort
@@ -695,6 +696,14 @@ func selectCohort(targets []nodeState, canaryRev string, size int, canary *slmop
 		}
 	}
 	return cohort
+}
+
+// ordered is the target nodes in cohort order, sorted once per plan.
+func (d *decider) ordered() []nodeState {
+	if d.order == nil {
+		d.order = cohortOrder(d.targets, d.canary)
+	}
+	return d.order
 }
 
 // cohortOrder orders the target nodes for cohort selection.

@@ -476,16 +476,16 @@ func TestCohortFollowsTopology(t *testing.T) {
 		}
 		return out
 	}
-	if diff := cmp.Diff(map[string]int{"site-0": 2, "site-1": 2, "site-2": 2}, sites(selectCohort(nodes, "new", 6, &spread, false, nil))); diff != "" {
+	if diff := cmp.Diff(map[string]int{"site-0": 2, "site-1": 2, "site-2": 2}, sites(selectCohort(cohortOrder(nodes, &spread), "new", 6, false, nil))); diff != "" {
 		t.Errorf("Spread: nodes per site (-want +got):\n%s", diff)
 	}
 	bySite := spread
 	bySite.TopologyOrder = slmopsv1alpha1.TopologySiteBySite
-	if diff := cmp.Diff(map[string]int{"site-0": 4, "site-1": 2}, sites(selectCohort(nodes, "new", 6, &bySite, false, nil))); diff != "" {
+	if diff := cmp.Diff(map[string]int{"site-0": 4, "site-1": 2}, sites(selectCohort(cohortOrder(nodes, &bySite), "new", 6, false, nil))); diff != "" {
 		t.Errorf("SiteBySite: nodes per site (-want +got):\n%s", diff)
 	}
 	// A growing cohort keeps the nodes it had: no churn between steps.
-	small := selectCohort(nodes, "new", 3, &spread, false, nil)
+	small := selectCohort(cohortOrder(nodes, &spread), "new", 3, false, nil)
 	for name := range small {
 		for i := range nodes {
 			if nodes[i].Name == name {
@@ -493,7 +493,7 @@ func TestCohortFollowsTopology(t *testing.T) {
 			}
 		}
 	}
-	big := selectCohort(nodes, "new", 9, &spread, false, nil)
+	big := selectCohort(cohortOrder(nodes, &spread), "new", 9, false, nil)
 	for name := range small {
 		if !big[name] {
 			t.Errorf("node %s left the cohort when it grew", name)
