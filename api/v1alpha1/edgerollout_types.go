@@ -365,6 +365,19 @@ type Distribution struct {
 	// +optional
 	// +kubebuilder:default={}
 	Fit Fit `json:"fit,omitempty"`
+
+	// maxExcludedNodes bounds how many target nodes may be left out of the
+	// rollout (unfit for the model, or failed to stage it), as a count or a
+	// percentage of the target nodes (rounded down). Past it the rollout
+	// fails as a failed canary does (RolledBack, or Degraded under
+	// rollbackPolicy Manual) with reason StagingFailed: a model that most
+	// nodes cannot take is a failed rollout, not a success on the rest.
+	// +optional
+	// +kubebuilder:default="10%"
+	// +kubebuilder:validation:XIntOrString
+	// +kubebuilder:validation:MaxLength=4
+	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^(100|[1-9]?[0-9])%$')",message="maxExcludedNodes must be a node count of at least 0 or a percentage from 0% to 100%, such as 10%"
+	MaxExcludedNodes *intstr.IntOrString `json:"maxExcludedNodes,omitempty"`
 }
 
 // Staging runs ahead of the canary within a download budget.

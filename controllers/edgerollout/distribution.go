@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -39,10 +38,11 @@ import (
 // FetchFailed) that the plan reads from its termination message: the node is
 // excluded from the rollout, listed with that reason, and keeps its revision.
 
-// Reasons a target node is excluded.
+// Reasons a target node is excluded. A stager's own reasons (InsufficientDisk,
+// FetchFailed, OriginRejected, ...) come from its termination message.
 const (
 	ReasonInsufficientMemory = "InsufficientMemory"
-	ReasonInsufficientDisk   = "InsufficientDisk"
+	ReasonInsufficientDisk   = config.ReasonInsufficientDisk
 	ReasonStagingFailed      = "StagingFailed"
 )
 
@@ -78,14 +78,12 @@ func stageFailed(n nodeState, rev string) bool {
 	return n.StageRevision == rev && n.Revision != rev && s.Exists && !s.Ready && (s.Failure != "" || s.Restarts > 0)
 }
 
-// stageFailure is the reason and message of a failed stager: inferd's
-// termination message reads "Reason: message".
-var reasonPrefix = regexp.MustCompile(`^([A-Z][A-Za-z]{2,63}): (.*)$`)
-
+// stageFailure is the reason and message of a failed stager, from inferd's
+// termination message.
 func stageFailure(s podState) (reason, message string) {
 	msg := strings.TrimSpace(s.Terminated)
-	if m := reasonPrefix.FindStringSubmatch(msg); m != nil {
-		return m[1], truncate(m[2], 1024)
+	if reason, message, ok := config.ParseTermination(msg); ok {
+		return reason, truncate(message, 1024)
 	}
 	if msg == "" {
 		msg = strings.TrimSpace(s.Failure + ": " + s.Message)

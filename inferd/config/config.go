@@ -55,6 +55,35 @@ type Config struct {
 	// cache and serves it to peers, ready once the file is in place, without
 	// loading it; it exits with a termination message when it cannot.
 	Stage bool `json:"stage,omitempty"`
+	// Cache is how inferd shares the node cache with the pods of other
+	// revisions and rollouts on the node.
+	Cache Cache `json:"cache,omitempty"`
+}
+
+// Cache says which files of the node cache a rollout may still need. The
+// node cache is shared by every rollout on the node; a file is evicted only
+// when no rollout pins it.
+type Cache struct {
+	// PinsFile is a Pins document (JSON) that the operator keeps up to date
+	// (the ConfigMap <rollout>-cache, key PinsKey, mounted into the pods):
+	// every digest the rollout may return to. Empty: inferd evicts nothing.
+	PinsFile string `json:"pinsFile,omitempty"`
+	// Owner names this rollout's pin record in the node cache
+	// ("<namespace>.<rollout>"), so that the pods of one rollout see what the
+	// others pinned.
+	Owner string `json:"owner,omitempty"`
+	// MaxBytes bounds the files no rollout pins: past it they are evicted,
+	// least recently used first; 0 evicts every unpinned file.
+	MaxBytes int64 `json:"maxBytes,omitempty"`
+}
+
+// PinsKey is the key of the Pins document in its ConfigMap.
+const PinsKey = "pins.json"
+
+// Pins are the digests a rollout may return to: the stable and canary
+// revisions' artifacts.
+type Pins struct {
+	Digests []string `json:"digests"`
 }
 
 // Download bounds how inferd downloads the model.

@@ -28,16 +28,17 @@ import (
 	"github.com/slmops/slmops/inferd/server"
 )
 
-// Reasons inferd is not ready, as /status and the termination message say.
+// Reasons inferd is not ready, as /status and the termination message say;
+// the operator reads them through config.ParseTermination.
 const (
-	ReasonFetchFailed    = "FetchFailed"
-	ReasonFetchRetrying  = "FetchRetrying"
-	ReasonInvalidModel   = "InvalidModel"
-	ReasonUnsupported    = "UnsupportedModel"
-	ReasonSelfTestFailed = "SelfTestFailed"
-	// ReasonInsufficientDisk: the cache's filesystem cannot hold the model
-	// and the headroom.
-	ReasonInsufficientDisk = "InsufficientDisk"
+	ReasonFetchFailed      = config.ReasonFetchFailed
+	ReasonFetchRetrying    = config.ReasonFetchRetrying
+	ReasonOriginRejected   = config.ReasonOriginRejected
+	ReasonDigestMismatch   = config.ReasonDigestMismatch
+	ReasonInvalidModel     = config.ReasonInvalidModel
+	ReasonUnsupported      = config.ReasonUnsupported
+	ReasonSelfTestFailed   = config.ReasonSelfTestFailed
+	ReasonInsufficientDisk = config.ReasonInsufficientDisk
 )
 
 // ErrStageFailed is what Run returns when a stager could not stage the
@@ -228,7 +229,7 @@ func (d *Daemon) summary() string {
 		return msg
 	}
 	st := d.srv.Status()
-	return fmt.Sprintf("%s: %s", st.Reason, st.Message)
+	return config.FormatTermination(st.Reason, st.Message)
 }
 
 // prepare fetches, loads and tests the model, retrying what a retry can fix.
@@ -449,7 +450,7 @@ func (d *Daemon) fetcher() (*fetch.Fetcher, fetch.Source, error) {
 func (d *Daemon) fail(reason, message string) {
 	d.srv.SetPhase(server.PhaseFailed, reason, message)
 	d.opts.Log.Info("Not ready", "reason", reason, "message", message)
-	msg := fmt.Sprintf("%s: %s", reason, message)
+	msg := config.FormatTermination(reason, message)
 	d.mu.Lock()
 	d.message = msg
 	d.mu.Unlock()
@@ -461,9 +462,6 @@ func (d *Daemon) fail(reason, message string) {
 func (d *Daemon) writeTermination(msg string) {
 	if d.opts.TerminationLog == "" {
 		return
-	}
-	if len(msg) > 4000 {
-		msg = msg[:4000]
 	}
 	if err := os.WriteFile(d.opts.TerminationLog, []byte(msg+"\n"), 0o644); err != nil {
 		d.opts.Log.V(1).Info("Cannot write the termination message", "path", d.opts.TerminationLog, "error", err.Error())
