@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -153,6 +154,49 @@ func inferdConfig(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, a a
 	return c
 }
 
+// invalidConfigError is a config that inferd would refuse at start: the
+// operator reports it instead of making a DaemonSet whose pods crash-loop.
+type invalidConfigError struct {
+	artifact string
+	err      error
+}
+
+func (e *invalidConfigError) Error() string {
+	if e.artifact == DefaultVariant {
+		return e.err.Error()
+	}
+	return fmt.Sprintf("variant %s: %v", e.artifact, e.err)
+}
+
+func (e *invalidConfigError) Unwrap() error { return e.err }
+
+// encodeValid checks cfg as inferd will (config.Validate) and encodes it.
+func encodeValid(cfg config.Config, a artifact) (string, error) {
+	if err := cfg.Validate(); err != nil {
+		return "", &invalidConfigError{artifact: a.Name, err: err}
+	}
+	return cfg.Encode()
+}
+
+// configError is why the inferd config of some artifact of the current
+// revision is invalid, empty when every one is valid. It builds what the
+// act step would build, so it checks exactly what inferd gets.
+func configError(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, revision string, arts []artifact, d Defaults) string {
+	var msgs []string
+	for _, a := range arts {
+		build := buildDaemonSet
+		if r.Spec.Distribution.Staging != nil {
+			build = buildStageDaemonSet // builds the serving one first
+		}
+		_, err := build(r, m, revision, a, d)
+		var invalid *invalidConfigError
+		if errors.As(err, &invalid) {
+			msgs = append(msgs, invalid.Error())
+		}
+	}
+	return strings.Join(msgs, "; ")
+}
+
 // buildDaemonSet is the DaemonSet that runs revision of r on the nodes whose
 // cohort label names that revision. Its template never changes: a change is a
 // new revision and so a new DaemonSet, which is how a promoted canary becomes
@@ -165,7 +209,7 @@ func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, r
 		// read the peer directory when they have to fetch.
 		cfg.Peers.Serve, cfg.Peers.File = true, peersMountPath+"/"+config.PeerDirectoryKey
 	}
-	encoded, err := cfg.Encode()
+	encoded, err := encodeValid(cfg, a)
 	if err != nil {
 		return nil, err
 	}
@@ -319,7 +363,7 @@ func buildStageDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMMod
 		cfg.Download.BytesPerSecond = max(q.Value()/int64(max(dist.Staging.MaxConcurrentNodes, 1)), 1024)
 	}
 	cfg.Download.DiskHeadroomBytes = quantityOr(dist.Fit.DiskHeadroom, "512Mi")
-	encoded, err := cfg.Encode()
+	encoded, err := encodeValid(cfg, a)
 	if err != nil {
 		return nil, err
 	}
