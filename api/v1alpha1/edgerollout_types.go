@@ -103,6 +103,15 @@ type InferdTemplate struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	PriorityClassName string `json:"priorityClassName,omitempty"`
+
+	// apiTokenSecretRef, when set, names a key of a Secret in the rollout's
+	// namespace that holds the bearer token inferd's OpenAI-compatible API
+	// then requires (Authorization: Bearer <token>). Probes, /status,
+	// /metrics and the peers' blob endpoint stay open. The token reaches
+	// inferd as an environment variable from the Secret, never in the pod
+	// spec or a log.
+	// +optional
+	APITokenSecretRef *corev1.SecretKeySelector `json:"apiTokenSecretRef,omitempty"`
 }
 
 // CanaryPause holds a step after its cohort is healthy: for a duration, or

@@ -62,6 +62,7 @@ func main() {
 	d := daemon.New(cfg, daemon.Options{
 		Listen: *listen, NodeName: os.Getenv(config.EnvNodeName),
 		Authorization: os.Getenv(config.EnvAuthorization), RegistryAuth: []byte(os.Getenv(config.EnvRegistryAuth)),
+		APIToken:       os.Getenv(config.EnvAPIToken),
 		TerminationLog: *terminationLog, ShutdownGrace: *grace,
 		QueueDepth: *queueDepth, QueueTimeout: *queueTimeout, MaxRequestBytes: *maxRequestBytes, MaxTokens: *maxTokens,
 		DownloadBytesPerSecond: *downloadRate, DownloadAttemptTimeout: *attemptTimeout, RetryBackoff: *retryBackoff, ChatTemplate: *chatTemplate,

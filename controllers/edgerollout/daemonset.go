@@ -238,6 +238,9 @@ func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, r
 			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: o.PullSecretRef.Name}, Key: corev1.DockerConfigJsonKey},
 		}})
 	}
+	if ref := t.APITokenSecretRef; ref != nil {
+		env = append(env, corev1.EnvVar{Name: config.EnvAPIToken, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: ref.DeepCopy()}})
+	}
 	env = append(env, t.Env...)
 	resources := *m.Spec.Runtime.Resources.DeepCopy()
 	if t.Resources != nil {

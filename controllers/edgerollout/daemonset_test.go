@@ -171,3 +171,35 @@ func TestTheOperatorRefusesAConfigInferdWouldRefuse(t *testing.T) {
 		t.Errorf("the stager's config is not checked")
 	}
 }
+
+// TestTheAPITokenComesFromASecret: template.apiTokenSecretRef reaches inferd
+// as an environment variable read from the Secret, never as a value in the
+// pod spec; without it inferd gets no token variable.
+func TestTheAPITokenComesFromASecret(t *testing.T) {
+	m, r := httpModelAndRollout()
+	find := func(ds *appsv1.DaemonSet) *corev1.EnvVar {
+		for _, e := range ds.Spec.Template.Spec.Containers[0].Env {
+			if e.Name == config.EnvAPIToken {
+				return &e
+			}
+		}
+		return nil
+	}
+	ds, err := buildDaemonSet(r, m, "rev", defaultArtifact(m), Defaults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := find(ds); e != nil {
+		t.Errorf("no apiTokenSecretRef, yet inferd gets %s", config.EnvAPIToken)
+	}
+	r.Spec.Template.APITokenSecretRef = &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "inferd-api"}, Key: "token"}
+	ds, err = buildDaemonSet(r, m, "rev", defaultArtifact(m), Defaults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := find(ds)
+	if e == nil || e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil ||
+		e.ValueFrom.SecretKeyRef.Name != "inferd-api" || e.ValueFrom.SecretKeyRef.Key != "token" {
+		t.Errorf("%s = %+v; want it read from Secret inferd-api key token", config.EnvAPIToken, e)
+	}
+}

@@ -58,6 +58,9 @@ type Options struct {
 	NodeName string
 	// Authorization is the http source's Authorization header.
 	Authorization string
+	// APIToken, when set, is the bearer token the OpenAI-compatible API
+	// requires.
+	APIToken string
 	// RegistryAuth is a dockerconfigjson for an OCI source.
 	RegistryAuth []byte
 	// TerminationLog is where the termination message goes ("" for none).
@@ -116,6 +119,7 @@ func New(cfg *config.Config, opts Options) *Daemon {
 		ModelName: cfg.Model.Name, Concurrency: int(cfg.Runtime.MaxConcurrentRequests), QueueDepth: opts.QueueDepth,
 		QueueTimeout: opts.QueueTimeout, MaxRequestBytes: opts.MaxRequestBytes, MaxTokens: opts.MaxTokens,
 		Registerer: opts.Registerer, Gatherer: opts.Gatherer, Log: opts.Log.WithName("server"), Blobs: blobs,
+		APIToken: opts.APIToken,
 	})
 	srv.Update(func(st *server.Status) {
 		st.Node = opts.NodeName
