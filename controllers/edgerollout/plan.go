@@ -308,21 +308,36 @@ func (d *decider) setHistoryPhase(rev string, phase slmopsv1alpha1.RolloutPhase)
 func (d *decider) steady() (reason, message string) {
 	st := d.st
 	d.cohort = map[string]bool{}
-	switched := 0
+	// An unreachable node that runs another revision switches when it
+	// returns (see assign); it does not hold the rollout meanwhile.
+	switched, away := 0, 0
 	for _, n := range d.targets {
-		if n.Revision == st.StableRevision {
+		switch {
+		case n.Revision == st.StableRevision:
 			switched++
+		case !n.Reachable && n.Revision != "":
+			away++
 		}
 	}
 	if st.StableRevision == "" {
 		st.Phase = slmopsv1alpha1.PhasePending
 		return "NoRevision", "no revision to roll out yet"
 	}
-	if switched < len(d.targets) {
+	if switched+away < len(d.targets) {
 		st.Phase = slmopsv1alpha1.PhaseProgressing
 		return "NodesJoining", fmt.Sprintf("%d of %d target nodes run stable revision %s", switched, len(d.targets), st.StableRevision)
 	}
+	if switched == 0 {
+		// No success without nodes.
+		st.Phase = slmopsv1alpha1.PhaseProgressing
+		return "NoTargetNodes", fmt.Sprintf("no reachable target node runs revision %s (%d target nodes, %d unreachable, %d excluded)",
+			st.StableRevision, len(d.targets), away, len(d.excluded))
+	}
 	st.Phase = slmopsv1alpha1.PhaseCompleted
+	if away > 0 {
+		return "Completed", fmt.Sprintf("%d of %d target nodes run revision %s; %d unreachable nodes switch when they return",
+			switched, len(d.targets), st.StableRevision, away)
+	}
 	return "Completed", fmt.Sprintf("all %d target nodes run revision %s", len(d.targets), st.StableRevision)
 }
 

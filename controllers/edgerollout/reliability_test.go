@@ -306,3 +306,29 @@ func TestReturningNodesArePaced(t *testing.T) {
 		})
 	}
 }
+
+// TestUnreachableNodesDoNotHoldACompletedRollout: after the canary, nodes
+// still away on the old revision do not keep the rollout Progressing (they
+// switch when they return), but a stable revision that runs on no node is
+// not Completed.
+func TestUnreachableNodesDoNotHoldACompletedRollout(t *testing.T) {
+	nodes := fleet(10, 1, "new")
+	for i := 0; i < 3; i++ {
+		nodes[i].Revision, nodes[i].Reachable = "old", false
+	}
+	st := slmopsv1alpha1.EdgeRolloutStatus{StableRevision: "new", Phase: slmopsv1alpha1.PhaseCompleted}
+	p := computePlan(planInput{Generation: 1, Spec: spec("100%"), Status: st, Revision: "new", Nodes: nodes, Now: t0})
+	if p.Status.Phase != slmopsv1alpha1.PhaseCompleted || !strings.Contains(conditionMessage(p.Status, slmopsv1alpha1.ConditionReady), "3 unreachable nodes switch when they return") {
+		t.Errorf("phase %s (%s); want Completed naming the 3 unreachable nodes", p.Status.Phase, conditionMessage(p.Status, slmopsv1alpha1.ConditionReady))
+	}
+	if len(p.Labels) != 0 {
+		t.Errorf("labels %v: unreachable nodes relabelled while away", p.Labels)
+	}
+	for i := range nodes {
+		nodes[i].Revision, nodes[i].Reachable = "old", false
+	}
+	p = computePlan(planInput{Generation: 1, Spec: spec("100%"), Status: st, Revision: "new", Nodes: nodes, Now: t0})
+	if p.Status.Phase == slmopsv1alpha1.PhaseCompleted {
+		t.Errorf("Completed with the stable revision on no node")
+	}
+}
