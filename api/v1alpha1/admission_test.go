@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/yaml"
@@ -66,17 +67,12 @@ var skipsRules = map[string]bool{
 // the leaks.
 func checkOneClearMessage(t *testing.T, err error, skipsRules bool) {
 	t.Helper()
-	var status apierrors.APIStatus
-	if !errors.As(err, &status) || status.Status().Details == nil {
-		t.Fatalf("not an API status with details: %v", err)
-	}
-	causes := status.Status().Details.Causes
 	want := 1
 	if skipsRules {
 		want = 2
 	}
-	if len(causes) != want {
-		t.Errorf("%d causes, want %d: %v", len(causes), want, err)
+	if n := len(causes(t, err)); n != want {
+		t.Errorf("%d causes, want %d: %v", n, want, err)
 	}
 	text := err.Error()
 	if skipsRules {
@@ -87,6 +83,16 @@ func checkOneClearMessage(t *testing.T, err error, skipsRules bool) {
 			t.Errorf("the error shows %q instead of only saying what to fix: %v", leak, err)
 		}
 	}
+}
+
+// causes are the field errors of an Invalid error.
+func causes(t *testing.T, err error) []metav1.StatusCause {
+	t.Helper()
+	var status apierrors.APIStatus
+	if !errors.As(err, &status) || status.Status().Details == nil {
+		t.Fatalf("not an API status with details: %v", err)
+	}
+	return status.Status().Details.Causes
 }
 
 // validModel is the smallest SLMModel the API server accepts; the cases below
