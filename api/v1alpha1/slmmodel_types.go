@@ -245,7 +245,8 @@ type ModelVariant struct {
 	// +kubebuilder:validation:XValidation:rule="self.matches('^sha256:[a-f0-9]{64}$')",message="digest must be sha256: followed by 64 lowercase hex digits (0-9, a-f), as sha256sum prints them"
 	Digest string `json:"digest"`
 
-	// quantization of this variant's file.
+	// quantization of this variant's file, as llama.cpp names it
+	// (general.file_type): one that inferd runs, such as Q4_0 or Q8_0.
 	// +required
 	Quantization Quantization `json:"quantization"`
 
@@ -276,7 +277,9 @@ type SLMModelSpec struct {
 	// +kubebuilder:default=GGUF
 	Format ModelFormat `json:"format,omitempty"`
 
-	// quantization of the model file.
+	// quantization of the model file, as llama.cpp names it
+	// (general.file_type): one that inferd runs, such as Q4_0, Q4_K_M or Q8_0;
+	// a refused value's message lists them all.
 	// +required
 	Quantization Quantization `json:"quantization"`
 
