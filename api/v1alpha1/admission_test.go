@@ -236,19 +236,20 @@ func TestInvalidObjectsAreRejectedAtAdmission(t *testing.T) {
 		"a node selector is a label selector": {validRollout, map[string]any{"nodeSelector": "{matchExpressions: [{key: zone, operator: Near}]}"}, `spec.nodeSelector.matchExpressions[0].operator: Invalid value: "Near": operator must be In, NotIn, Exists or DoesNotExist`},
 		"In needs values":                     {validRollout, map[string]any{"nodeSelector": "{matchExpressions: [{key: zone, operator: In}]}"}, "values must be non-empty for In and NotIn, and empty for Exists and DoesNotExist"},
 		// EdgeRollout: canary steps.
-		"a canary has steps":               {validRollout, map[string]any{"strategy": "{canary: {steps: []}}"}, `spec.strategy.canary.steps: Invalid value: strategy.canary.steps must not be empty: list steps that end with nodes: "100%", or leave steps out for the default 10%, 50%, 100%`},
-		"the last step reaches every node": {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: "5%"}, {nodes: "50%"}]}}`}, `the last canary step must be nodes: "100%"`},
-		"a step of zero percent":           {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: "0%"}, {nodes: "100%"}]}}`}, "nodes must be a node count of at least 1 or a percentage from 1% to 100%"},
-		"a step of zero nodes":             {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: 0}, {nodes: "100%"}]}}`}, "nodes must be a node count of at least 1 or a percentage from 1% to 100%"},
-		"a step above one hundred percent": {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: "150%"}, {nodes: "100%"}]}}`}, "nodes must be a node count of at least 1 or a percentage from 1% to 100%"},
-		"a step that is not a number":      {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: "some"}, {nodes: "100%"}]}}`}, "nodes must be a node count of at least 1 or a percentage from 1% to 100%"},
-		"percentages that shrink":          {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: "50%"}, {nodes: "10%"}, {nodes: "100%"}]}}`}, "percentage steps must strictly increase"},
-		"percentages that repeat":          {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: "10%"}, {nodes: "10%"}, {nodes: "100%"}]}}`}, "percentage steps must strictly increase"},
-		"node counts that shrink":          {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: 10}, {nodes: 5}, {nodes: "100%"}]}}`}, "node-count steps must strictly increase"},
-		"at most twenty steps":             {validRollout, map[string]any{"strategy": "{canary: {steps: " + twentyOneSteps + "}}"}, `spec.strategy.canary.steps: Too many: 21: must have at most 20 items`},
-		"a pause is not negative":          {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: 1, pause: {duration: "-5m"}}, {nodes: "100%"}]}}`}, pauseMessage},
-		"a pause is a Go duration":         {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: 1, pause: {duration: "10min"}}, {nodes: "100%"}]}}`}, `spec.strategy.canary.steps[0].pause.duration: Invalid value: "10min": ` + pauseMessage},
-		"a pause is at most 30 days":       {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: 1, pause: {duration: "721h"}}, {nodes: "100%"}]}}`}, pauseMessage},
+		"a canary has steps":                {validRollout, map[string]any{"strategy": "{canary: {steps: []}}"}, `spec.strategy.canary.steps: Invalid value: strategy.canary.steps must not be empty: list steps that end with nodes: "100%", or leave steps out for the default 10%, 50%, 100%`},
+		"the last step reaches every node":  {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: "5%"}, {nodes: "50%"}]}}`}, `the last canary step must be nodes: "100%"`},
+		"a step of zero percent":            {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: "0%"}, {nodes: "100%"}]}}`}, "nodes must be a node count of at least 1 or a percentage from 1% to 100%"},
+		"a step of zero nodes":              {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: 0}, {nodes: "100%"}]}}`}, "nodes must be a node count of at least 1 or a percentage from 1% to 100%"},
+		"a step above one hundred percent":  {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: "150%"}, {nodes: "100%"}]}}`}, "nodes must be a node count of at least 1 or a percentage from 1% to 100%"},
+		"a step of a fraction of a percent": {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: "10.5%"}, {nodes: "100%"}]}}`}, `spec.strategy.canary.steps[0].nodes: Invalid value: "10.5%": nodes must be a node count of at least 1 or a percentage from 1% to 100%`},
+		"a step that is not a number":       {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: "some"}, {nodes: "100%"}]}}`}, "nodes must be a node count of at least 1 or a percentage from 1% to 100%"},
+		"percentages that shrink":           {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: "50%"}, {nodes: "10%"}, {nodes: "100%"}]}}`}, "percentage steps must strictly increase"},
+		"percentages that repeat":           {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: "10%"}, {nodes: "10%"}, {nodes: "100%"}]}}`}, "percentage steps must strictly increase"},
+		"node counts that shrink":           {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: 10}, {nodes: 5}, {nodes: "100%"}]}}`}, "node-count steps must strictly increase"},
+		"at most twenty steps":              {validRollout, map[string]any{"strategy": "{canary: {steps: " + twentyOneSteps + "}}"}, `spec.strategy.canary.steps: Too many: 21: must have at most 20 items`},
+		"a pause is not negative":           {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: 1, pause: {duration: "-5m"}}, {nodes: "100%"}]}}`}, pauseMessage},
+		"a pause is a Go duration":          {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: 1, pause: {duration: "10min"}}, {nodes: "100%"}]}}`}, `spec.strategy.canary.steps[0].pause.duration: Invalid value: "10min": ` + pauseMessage},
+		"a pause is at most 30 days":        {validRollout, map[string]any{"strategy": `{canary: {steps: [{nodes: 1, pause: {duration: "721h"}}, {nodes: "100%"}]}}`}, pauseMessage},
 		// EdgeRollout: pace and policy.
 		"maxUnavailable is at least one node":    {validRollout, map[string]any{"strategy": `{canary: {maxUnavailable: "0%"}}`}, "maxUnavailable must be a node count of at least 1 or a percentage from 1% to 100%"},
 		"minReadySeconds is not negative":        {validRollout, map[string]any{"strategy": `{canary: {minReadySeconds: -1}}`}, `spec.strategy.canary.minReadySeconds in body should be greater than or equal to 0`},
@@ -315,6 +316,9 @@ func TestValidObjectsAreAcceptedWithDefaults(t *testing.T) {
 	for path, want := range map[string]any{
 		"spec.format":                        "GGUF",
 		"spec.source.http.allowInsecureHTTP": false,
+		"spec.runtime.contextLength":         int64(2048),
+		"spec.runtime.maxConcurrentRequests": int64(2),
+		"spec.runtime.cpuPolicy":             "Shared",
 	} {
 		got, _, _ := unstructured.NestedFieldNoCopy(model.Object, strings.Split(path, ".")...)
 		if got != want {
@@ -340,6 +344,7 @@ func TestValidObjectsAreAcceptedWithDefaults(t *testing.T) {
 		"spec.distribution.fit.memoryHeadroom":           "256Mi",
 		"spec.distribution.fit.diskHeadroom":             "512Mi",
 		"spec.analysis.maxFailedNodes":                   int64(0),
+		"spec.distribution.maxExcludedNodes":             "10%",
 	} {
 		got, _, _ := unstructured.NestedFieldNoCopy(rollout.Object, strings.Split(path, ".")...)
 		if got != want {

@@ -127,7 +127,7 @@ type CanaryStep struct {
 	// or a percentage of the target nodes ("1%" to "100%"), rounded up.
 	// +required
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:MaxLength=4
+	// +kubebuilder:validation:MaxLength=16
 	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 1 : self.matches('^(100|[1-9][0-9]?)%$')",message="nodes must be a node count of at least 1 or a percentage from 1% to 100%"
 	Nodes intstr.IntOrString `json:"nodes"`
 
@@ -201,7 +201,7 @@ type CanaryStrategy struct {
 	// +optional
 	// +kubebuilder:default="10%"
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:MaxLength=4
+	// +kubebuilder:validation:MaxLength=16
 	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 1 : self.matches('^(100|[1-9][0-9]?)%$')",message="maxUnavailable must be a node count of at least 1 or a percentage from 1% to 100%"
 	MaxUnavailable *intstr.IntOrString `json:"maxUnavailable,omitempty"`
 
@@ -266,7 +266,7 @@ type RolloutAnalysis struct {
 	// +optional
 	// +kubebuilder:default=0
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:MaxLength=4
+	// +kubebuilder:validation:MaxLength=16
 	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^(100|[1-9]?[0-9])%$')",message="maxFailedNodes must be a node count of at least 0 or a percentage from 0% to 100%"
 	MaxFailedNodes *intstr.IntOrString `json:"maxFailedNodes,omitempty"`
 }
