@@ -211,6 +211,8 @@ func TestChartCustomValues(t *testing.T) {
 	r := render(t, "--values", filepath.Join("testdata", "values-custom.yaml"))
 	g.Expect(r).NotTo(HaveKey("ClusterRole/edge-ops-editor"), "rbac.aggregateToDefaultRoles=false")
 	g.Expect(r).To(HaveKey("ServiceAccount/slmops-operator"))
+	g.Expect(r).To(HaveKey("NetworkPolicy/edge-ops-inferd-server"), "inferd.networkPolicy")
+	g.Expect(r).To(HaveKey("NetworkPolicy/edge-ops-inferd-stager"), "inferd.networkPolicy")
 
 	d := as[appsv1.Deployment](t, r, "Deployment/edge-ops-manager")
 	pod := d.Spec.Template.Spec

@@ -136,10 +136,24 @@ func checkManagerPolicy(t *testing.T, ns, sa string) {
 		}, []string{ownedPolicy, "update of ConfigMap kube-system/unrelated denied, it is not labelled or owned"}},
 		{"create a privileged DaemonSet that looks like the operator's", func() error {
 			ds := probeDaemonSet(probeNamespace, "privileged", managed, ownerRef)
-			ds.Spec.Template.Spec.Containers[0].SecurityContext.Privileged = ptr.To(true)
+			sc := ds.Spec.Template.Spec.Containers[0].SecurityContext
+			sc.Privileged, sc.AllowPrivilegeEscalation = ptr.To(true), nil
 			_, err := manager.AppsV1().DaemonSets(probeNamespace).Create(ctx, ds, metav1.CreateOptions{})
 			return err
 		}, []string{podsPolicy, "create of DaemonSet " + probeNamespace + "/privileged denied, containers inferd may gain privilege"}},
+		{"create a DaemonSet that adds a capability", func() error {
+			ds := probeDaemonSet(probeNamespace, "sysadmin", managed, ownerRef)
+			ds.Spec.Template.Spec.Containers[0].SecurityContext.Capabilities.Add = []corev1.Capability{"SYS_ADMIN"}
+			_, err := manager.AppsV1().DaemonSets(probeNamespace).Create(ctx, ds, metav1.CreateOptions{})
+			return err
+		}, []string{podsPolicy, "create of DaemonSet " + probeNamespace + "/sysadmin denied, containers inferd may gain privilege"}},
+		{"create a DaemonSet whose pods run as root", func() error {
+			ds := probeDaemonSet(probeNamespace, "root", managed, ownerRef)
+			ds.Spec.Template.Spec.SecurityContext.RunAsNonRoot = nil
+			ds.Spec.Template.Spec.SecurityContext.RunAsUser = ptr.To[int64](0)
+			_, err := manager.AppsV1().DaemonSets(probeNamespace).Create(ctx, ds, metav1.CreateOptions{})
+			return err
+		}, []string{podsPolicy, "denied, the pod may run as root"}},
 		{"create a DaemonSet in the host's PID namespace", func() error {
 			ds := probeDaemonSet(probeNamespace, "hostpid", managed, ownerRef)
 			ds.Spec.Template.Spec.HostPID = true
@@ -153,6 +167,12 @@ func checkManagerPolicy(t *testing.T, ns, sa string) {
 			_, err := manager.AppsV1().DaemonSets(probeNamespace).Create(ctx, ds, metav1.CreateOptions{})
 			return err
 		}, []string{podsPolicy, "may mount only the model cache (/var/lib/slmops/models), emptyDirs and ConfigMaps", "denied, volumes root"}},
+		{"create a DaemonSet without seccomp", func() error {
+			ds := probeDaemonSet(probeNamespace, "unconfined", managed, ownerRef)
+			ds.Spec.Template.Spec.SecurityContext.SeccompProfile.Type = corev1.SeccompProfileTypeUnconfined
+			_, err := manager.AppsV1().DaemonSets(probeNamespace).Create(ctx, ds, metav1.CreateOptions{})
+			return err
+		}, []string{podsPolicy, "must run under the RuntimeDefault or a Localhost seccomp profile: create of DaemonSet " + probeNamespace + "/unconfined denied"}},
 		{"create a DaemonSet whose pods get a ServiceAccount token", func() error {
 			ds := probeDaemonSet(probeNamespace, "token", managed, ownerRef)
 			ds.Spec.Template.Spec.AutomountServiceAccountToken = nil
@@ -235,7 +255,8 @@ func checkManagerPolicy(t *testing.T, ns, sa string) {
 }
 
 // probeDaemonSet is a DaemonSet as the operator builds one (unprivileged,
-// the model cache its only host folder, no token) whose pods fit no node.
+// confined, the model cache its only host folder, no token) whose pods fit
+// no node.
 func probeDaemonSet(ns, name string, labels map[string]string, owners ...metav1.OwnerReference) *appsv1.DaemonSet {
 	sel := map[string]string{"slmops.dev/probe": name}
 	return &appsv1.DaemonSet{
@@ -247,7 +268,8 @@ func probeDaemonSet(ns, name string, labels map[string]string, owners ...metav1.
 				Spec: corev1.PodSpec{
 					NodeSelector:                 map[string]string{"slmops.dev/probe": "no-such-node"},
 					AutomountServiceAccountToken: ptr.To(false),
-					SecurityContext:              &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](65532)},
+					SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr.To(true), RunAsUser: ptr.To[int64](65532),
+						SeccompProfile: &corev1.SeccompProfile{Type: corev1.SeccompProfileTypeRuntimeDefault}},
 					Containers: []corev1.Container{{
 						Name: "inferd", Image: "ghcr.io/slmops/inferd:v0.1.0",
 						SecurityContext: &corev1.SecurityContext{
