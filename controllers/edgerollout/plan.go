@@ -700,7 +700,9 @@ func (d *decider) count() {
 		if n.Revision != "" && n.Revision == d.in.Revision {
 			updated++
 		}
-		if n.Revision != "" && n.Pod.Ready {
+		// An unreachable node's pod status is stale: it is not counted as
+		// ready while its node cannot be seen.
+		if n.Revision != "" && n.Pod.Ready && n.Reachable {
 			ready++
 		}
 		if !n.Reachable {
