@@ -109,13 +109,21 @@ func (f *Fetcher) RefreshPins(current string, p CachePolicy) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrPinsUnknown, err)
 	}
-	raw, err := os.ReadFile(p.PinsFile)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", ErrPinsUnknown, err)
-	}
 	var pins config.Pins
-	if err := json.Unmarshal(raw, &pins); err != nil {
-		return nil, fmt.Errorf("%w: parse %s: %w", ErrPinsUnknown, p.PinsFile, err)
+	raw, err := os.ReadFile(p.PinsFile)
+	if err == nil {
+		if perr := json.Unmarshal(raw, &pins); perr != nil {
+			err = fmt.Errorf("parse %s: %w", p.PinsFile, perr)
+		}
+	}
+	if err != nil {
+		// The pins this process last recorded are still the best
+		// knowledge of what its rollout needs: keep them fresh while it
+		// lives, so that they do not age out under the other pods'
+		// prunes.
+		now := p.now()
+		_ = os.Chtimes(filepath.Join(f.pinsDir(), name), now, now)
+		return nil, fmt.Errorf("%w: %w", ErrPinsUnknown, err)
 	}
 	seen := map[string]bool{}
 	var digests []string

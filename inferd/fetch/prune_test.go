@@ -217,6 +217,42 @@ func TestPruneKeepsTheUnionOfTheFreshRecords(t *testing.T) {
 	}
 }
 
+// TestAPodWhosePinsFileWentKeepsItsLastRecordFresh: a pod whose pins file
+// is gone (its ConfigMap deleted under it) cannot write a new record; the
+// one it wrote last stays fresh while it runs, and keeps its pins.
+func TestAPodWhosePinsFileWentKeepsItsLastRecordFresh(t *testing.T) {
+	f := fetcher(t)
+	now := time.Now()
+	put(t, f, 1, 10, now.Add(-time.Hour))
+	put(t, f, 2, 10, now.Add(-time.Hour))
+	shop, kiosk := newRollout(t, "edge.shop", 1), newRollout(t, "edge.kiosk")
+	if _, err := f.RefreshPins(digestN(0), shop.policy(0)); err != nil {
+		t.Fatal(err)
+	}
+	record := filepath.Join(f.pinsDir(), "edge.shop.json")
+	old := now.Add(-25 * time.Hour)
+	if err := os.Chtimes(record, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(shop.file); err != nil {
+		t.Fatal(err)
+	}
+	p := shop.policy(0)
+	p.Boot = now.Add(-30 * 24 * time.Hour)
+	if _, err := f.RefreshPins(digestN(0), p); !errors.Is(err, ErrPinsUnknown) {
+		t.Fatalf("refresh without a pins file: %v; want ErrPinsUnknown", err)
+	}
+	p = kiosk.policy(0)
+	p.Boot = now.Add(-30 * 24 * time.Hour)
+	removed, err := f.Prune(digestN(2), p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(removed) != 0 || !cached(f, 1) {
+		t.Errorf("the other rollout removed %v; want the shop's last pins kept", removed)
+	}
+}
+
 // TestPruneEvictsTheLeastRecentlyUsedFirstWithinMaxBytes: unpinned files
 // go oldest first until those left fit MaxBytes; pinned ones never count.
 func TestPruneEvictsTheLeastRecentlyUsedFirstWithinMaxBytes(t *testing.T) {
