@@ -97,32 +97,19 @@ func (d *Daemon) releaseModel() {
 	}
 }
 
-// markStaged makes a stager ready: its verified file is in the cache.
-func (d *Daemon) markStaged(path string) {
-	now := time.Now().UTC()
-	d.srv.Update(func(st *server.Status) {
-		st.Phase, st.Reason, st.Message, st.ReadyAt = server.PhaseStaged, string(server.PhaseStaged), "the verified model is in the node cache", &now
-	})
-	d.mu.Lock()
-	d.message = fmt.Sprintf("Staged: %s is in the node cache", d.cfg.Model.Digest)
-	d.mu.Unlock()
-	d.opts.Log.Info("Staged", "path", path)
-}
-
-// keepStaged keeps a stager's readiness true to the cache: when its file
-// goes (removed, replaced or truncated by someone else), the stager is
-// unready at once and fetches the file again, ready once it holds the
-// verified file again. It re-fetches in place rather than exiting: a
+// keepStaged watches a stager's held file until ctx is done (false) or the
+// file is gone, replaced or truncated (true): the stager is then unready at
+// once, and prepare fetches the file again; it is ready again once it holds
+// the verified file. It re-fetches in place rather than exiting: a
 // restarted stager counts as a failed one for the operator, which would
-// exclude the node. It returns when ctx is done or the re-fetch failed
-// (then Run exits with the reason).
-func (d *Daemon) keepStaged(ctx context.Context) {
+// exclude the node.
+func (d *Daemon) keepStaged(ctx context.Context) bool {
 	t := time.NewTicker(stagedCheck)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return
+			return false
 		case <-t.C:
 		}
 		d.mu.Lock()
@@ -134,10 +121,6 @@ func (d *Daemon) keepStaged(ctx context.Context) {
 		d.srv.SetPhase(server.PhaseFetching, reasonModelMissing, "the staged model left the node cache; fetching it again")
 		d.opts.Log.Info("The staged model left the node cache; fetching it again", "digest", d.cfg.Model.Digest)
 		d.releaseModel()
-		path, ok := d.fetchModel(ctx)
-		if !ok {
-			return
-		}
-		d.markStaged(path)
+		return true
 	}
 }

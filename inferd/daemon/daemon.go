@@ -243,10 +243,21 @@ func (d *Daemon) prepare(ctx context.Context) {
 	if !ok {
 		return
 	}
-	if d.cfg.Stage {
-		d.markStaged(path)
-		d.keepStaged(ctx)
-		return
+	for d.cfg.Stage {
+		now := time.Now().UTC()
+		d.srv.Update(func(st *server.Status) {
+			st.Phase, st.Reason, st.Message, st.ReadyAt = server.PhaseStaged, string(server.PhaseStaged), "the verified model is in the node cache", &now
+		})
+		d.mu.Lock()
+		d.message = fmt.Sprintf("Staged: %s is in the node cache", d.cfg.Model.Digest)
+		d.mu.Unlock()
+		log.Info("Staged", "path", path)
+		if !d.keepStaged(ctx) {
+			return
+		}
+		if path, ok = d.fetchModel(ctx); !ok {
+			return
+		}
 	}
 	d.srv.SetPhase(server.PhaseLoading, string(server.PhaseLoading), "mapping and validating the model")
 	start := time.Now()
