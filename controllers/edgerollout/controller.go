@@ -285,6 +285,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		return ctrl.Result{}, err
 	}
+	if err := r.reconcileCache(ctx, &ro, arts, obs); err != nil {
+		return ctrl.Result{}, err
+	}
 	for _, e := range p.Events {
 		r.Recorder.Eventf(&ro, nil, e.Type, e.Reason, "Rollout", "%s", e.Message)
 		countEvent(ro.Namespace, ro.Name, e.Reason)

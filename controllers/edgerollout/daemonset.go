@@ -58,6 +58,9 @@ type Defaults struct {
 	InferdImage string
 	// ModelCacheDir is the node folder (a hostPath) of the model cache.
 	ModelCacheDir string
+	// ModelCacheMaxBytes bounds the files of the node cache that no rollout
+	// on the node pins; 0 keeps only pinned files.
+	ModelCacheMaxBytes int64
 }
 
 // DefaultInferdImage is the inferd image when neither the rollout nor the
@@ -203,6 +206,7 @@ func configError(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, revi
 // stable without a second restart.
 func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, revision string, a artifact, d Defaults) (*appsv1.DaemonSet, error) {
 	cfg := inferdConfig(r, m, a)
+	cfg.Cache = cacheConfig(r, d)
 	sharing := r.Spec.Distribution.PeerSharing != nil
 	if sharing {
 		// Serving pods share their verified file with the site too, and
@@ -262,7 +266,7 @@ func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, r
 	ds := &appsv1.DaemonSet{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: artifactDaemonSetName(r.Name, revision, a.Name), Namespace: r.Namespace, Labels: labels,
-			Annotations: map[string]string{"slmops.dev/model-digest": a.Digest},
+			Annotations: map[string]string{modelDigestAnnotation: a.Digest},
 		},
 		Spec: appsv1.DaemonSetSpec{
 			Selector:             &metav1.LabelSelector{MatchLabels: map[string]string{RolloutLabel: r.Name, RevisionLabel: revision}},
@@ -331,6 +335,7 @@ func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, r
 	if sharing {
 		addPeersVolume(r, &ds.Spec.Template.Spec)
 	}
+	addCacheVolume(r, &ds.Spec.Template.Spec)
 	return ds, nil
 }
 
@@ -359,6 +364,7 @@ func buildStageDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMMod
 	cfg := inferdConfig(r, m, a)
 	cfg.Stage = true
 	cfg.SelfTest = nil
+	cfg.Cache = cacheConfig(r, d)
 	if dist.PeerSharing != nil {
 		cfg.Peers.Serve, cfg.Peers.File = true, peersMountPath+"/"+config.PeerDirectoryKey
 	}

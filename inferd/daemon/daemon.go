@@ -98,6 +98,8 @@ type Daemon struct {
 	mu      sync.Mutex
 	engine  engine.Engine
 	message string
+	// held is the cached file inferd serves or stages, held against prunes.
+	held *fetch.Hold
 }
 
 // New returns a Daemon for cfg.
@@ -219,6 +221,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		_ = d.engine.Close()
 	}
 	d.mu.Unlock()
+	d.releaseModel()
 	d.writeTermination(d.summary())
 	log.Info("Stopped")
 	return stageErr
@@ -239,11 +242,12 @@ func (d *Daemon) summary() string {
 // prepare fetches, loads and tests the model, retrying what a retry can fix.
 func (d *Daemon) prepare(ctx context.Context) {
 	log := d.opts.Log
+	go d.refreshPins(ctx)
 	path, ok := d.fetchModel(ctx)
 	if !ok {
 		return
 	}
-	if d.cfg.Stage {
+	for d.cfg.Stage {
 		now := time.Now().UTC()
 		d.srv.Update(func(st *server.Status) {
 			st.Phase, st.Reason, st.Message, st.ReadyAt = server.PhaseStaged, string(server.PhaseStaged), "the verified model is in the node cache", &now
@@ -252,7 +256,12 @@ func (d *Daemon) prepare(ctx context.Context) {
 		d.message = fmt.Sprintf("Staged: %s is in the node cache", d.cfg.Model.Digest)
 		d.mu.Unlock()
 		log.Info("Staged", "path", path)
-		return
+		if !d.keepStaged(ctx) {
+			return
+		}
+		if path, ok = d.fetchModel(ctx); !ok {
+			return
+		}
 	}
 	d.srv.SetPhase(server.PhaseLoading, string(server.PhaseLoading), "mapping and validating the model")
 	start := time.Now()
@@ -322,6 +331,8 @@ func (d *Daemon) fetchModel(ctx context.Context) (string, bool) {
 	peerFetcher := &fetch.Fetcher{Client: &http.Client{Transport: peerTransport}}
 	backoff := d.opts.RetryBackoff
 	mismatches := 0
+	// Room for the download, and the pin record written at start.
+	d.pruneCache(f)
 	for round := 1; ; round++ {
 		start := time.Now()
 		var peers []fetch.Source
@@ -329,6 +340,9 @@ func (d *Daemon) fetchModel(ctx context.Context) (string, bool) {
 			peers = append(peers, fetch.PeerSource(peerFetcher, p, d.cfg.Model.Digest))
 		}
 		res, tried, err := f.FetchVia(ctx, peers, src, d.cfg.Model.Digest, d.cfg.Model.SizeBytes)
+		if err == nil {
+			err = d.holdModel(f)
+		}
 		seconds := time.Since(start).Seconds()
 		var peerBytes int64
 		for _, p := range tried {
@@ -362,11 +376,7 @@ func (d *Daemon) fetchModel(ctx context.Context) (string, bool) {
 				d.srv.Update(func(st *server.Status) { st.Model.SizeBytes = fi.Size() })
 			}
 			log.Info("Model in cache", "cacheHit", res.CacheHit, "downloadedBytes", res.Downloaded, "seconds", seconds)
-			if removed, err := f.Prune(d.cfg.Model.Digest); err != nil {
-				log.Error(err, "Pruning the model cache failed")
-			} else if len(removed) > 0 {
-				log.Info("Pruned the model cache", "removed", removed)
-			}
+			d.pruneCache(f)
 			return res.Path, true
 		}
 		if ctx.Err() != nil {
