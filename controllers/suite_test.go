@@ -116,8 +116,8 @@ func TestSLMModelStatus(t *testing.T) {
 }
 
 // TestRolloutWithoutModelIsPending: a rollout whose SLMModel does not exist
-// says so, and goes on once the model appears (here to Completed at once: its
-// selector matches no node).
+// says so, and goes on once the model appears (here to NoTargetNodes: its
+// selector matches no node, and a rollout is never Completed on zero nodes).
 func TestRolloutWithoutModelIsPending(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -134,9 +134,13 @@ func TestRolloutWithoutModelIsPending(t *testing.T) {
 	g.Expect(env.Client.Create(ctx, model(ns))).To(Succeed())
 	g.Eventually(func(g Gomega) {
 		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(r), r)).To(Succeed())
-		g.Expect(r.Status.Phase).To(Equal(slmopsv1alpha1.PhaseCompleted))
-		g.Expect(r.Status.StableRevision).NotTo(BeEmpty())
+		g.Expect(r.Status.Phase).To(Equal(slmopsv1alpha1.PhaseProgressing))
+		g.Expect(r.Status.CanaryRevision).NotTo(BeEmpty())
+		g.Expect(r.Status.StableRevision).To(BeEmpty())
 		g.Expect(r.Status.TargetNodes).To(BeZero())
+		c := meta.FindStatusCondition(r.Status.Conditions, slmopsv1alpha1.ConditionReconciling)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Reason).To(Equal("NoTargetNodes"))
 	}).WithTimeout(20 * time.Second).Should(Succeed())
 }
 
