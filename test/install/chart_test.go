@@ -136,6 +136,7 @@ func TestChartDefaults(t *testing.T) {
 		"--leader-elect=true", "--leader-election-namespace=slmops-system",
 		"--metrics-bind-address=:8443", "--metrics-secure=true",
 		"--inferd-image=ghcr.io/slmops/inferd:v0.1.0", "--model-cache-dir=/var/lib/slmops/models",
+		"--model-cache-max-bytes=0",
 	))
 
 	// The CRDs are config/crd/bases, kept when the release goes.
@@ -232,6 +233,7 @@ func TestChartCustomValues(t *testing.T) {
 	g.Expect(c.Resources.Limits.Memory().String()).To(Equal("512Mi"))
 	g.Expect(c.Args).To(ContainElements(
 		"--inferd-image=registry.example.com/slmops/inferd:v9.9.9", "--model-cache-dir=/data/slmops/models",
+		"--model-cache-max-bytes=20Gi",
 		"--metrics-bind-address=:9443", "--metrics-cert-dir=/etc/slmops/metrics-certs", "--zap-log-level=debug",
 	))
 	g.Expect(pod.Volumes).To(ContainElement(HaveField("Secret.SecretName", "slmops-metrics-tls")))
@@ -279,6 +281,7 @@ func TestChartRejectsBadValues(t *testing.T) {
 		"replicaCount=two":                                  "/replicaCount",
 		"metrics.prot=8443":                                 "prot",
 		"inferd.modelCacheDir=models":                       "/inferd/modelCacheDir",
+		"inferd.modelCacheMaxBytes=lots":                    "/inferd/modelCacheMaxBytes",
 		"image.pullPolicy=Sometimes":                        "/image/pullPolicy",
 		"logLevel=loud":                                     "/logLevel",
 		"metrics.serviceMonitor.x=1":                        "'x' not allowed",
