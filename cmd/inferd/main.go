@@ -20,6 +20,7 @@ import (
 	"github.com/slmops/slmops/inferd/config"
 	"github.com/slmops/slmops/inferd/daemon"
 	"github.com/slmops/slmops/inferd/engine"
+	"github.com/slmops/slmops/inferd/fetch/redact"
 	// The architectures this build runs: llama and qwen2, and the bigram
 	// test architecture that the tests and the demo generate.
 	_ "github.com/slmops/slmops/inferd/engine/bigram"
@@ -41,6 +42,7 @@ func main() {
 		downloadRate    = flag.Int64("download-rate", 0, "model download limit in bytes per second (0: unlimited)")
 		attemptTimeout  = flag.Duration("download-attempt-timeout", 30*time.Minute, "bound on one download attempt (it resumes after)")
 		retryBackoff    = flag.Duration("fetch-retry-backoff", 5*time.Second, "first wait after a failed fetch round; it doubles up to 5 minutes")
+		cacheCheck      = flag.Duration("cache-check-interval", 10*time.Second, "how often a stager makes sure its staged file is still in the cache and unchanged")
 		chatTemplate    = flag.String("chat-template", "", "chat template to use instead of the one the model implies: chatml, llama2 or zephyr")
 		verbosity       = flag.Int("v", 0, "log verbosity (1: per-request events)")
 		showVersion     = flag.Bool("version", false, "print the version and the architectures this build runs, and exit")
@@ -50,7 +52,8 @@ func main() {
 		fmt.Printf("inferd %s (architectures: %v)\n", version, engine.Architectures())
 		return
 	}
-	log := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.Level(-*verbosity)}))
+	// The last pass over every log line: no URL's query or userinfo leaves the process.
+	log := logr.FromSlogHandler(redact.Handler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.Level(-*verbosity)})))
 
 	cfg, err := config.FromEnv()
 	if err != nil {
@@ -65,7 +68,8 @@ func main() {
 		TerminationLog: *terminationLog, ShutdownGrace: *grace,
 		QueueDepth: *queueDepth, QueueTimeout: *queueTimeout, MaxRequestBytes: *maxRequestBytes, MaxTokens: *maxTokens,
 		DownloadBytesPerSecond: *downloadRate, DownloadAttemptTimeout: *attemptTimeout, RetryBackoff: *retryBackoff, ChatTemplate: *chatTemplate,
-		Log: log.WithValues("node", os.Getenv(config.EnvNodeName)),
+		CacheCheckInterval: *cacheCheck,
+		Log:                log.WithValues("node", os.Getenv(config.EnvNodeName)),
 	})
 	log.Info("Starting inferd", "version", version, "architectures", engine.Architectures())
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
@@ -83,7 +87,7 @@ func main() {
 func fail(terminationLog string, log logr.Logger, err error) {
 	log.Error(err, "inferd cannot run")
 	if terminationLog != "" {
-		_ = os.WriteFile(terminationLog, []byte("Error: "+err.Error()+"\n"), 0o644)
+		_ = os.WriteFile(terminationLog, []byte(redact.Text("Error: "+err.Error())+"\n"), 0o644)
 	}
 	os.Exit(1)
 }

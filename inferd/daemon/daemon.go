@@ -24,6 +24,7 @@ import (
 	"github.com/slmops/slmops/inferd/config"
 	"github.com/slmops/slmops/inferd/engine"
 	"github.com/slmops/slmops/inferd/fetch"
+	"github.com/slmops/slmops/inferd/fetch/redact"
 	"github.com/slmops/slmops/inferd/selftest"
 	"github.com/slmops/slmops/inferd/server"
 )
@@ -39,6 +40,9 @@ const (
 	ReasonUnsupported      = config.ReasonUnsupported
 	ReasonSelfTestFailed   = config.ReasonSelfTestFailed
 	ReasonInsufficientDisk = config.ReasonInsufficientDisk
+	// ReasonStagedFileLost: a stager's file disappeared from the node cache
+	// or no longer verifies; it is unready until it has fetched it again.
+	ReasonStagedFileLost = "StagedFileLost"
 )
 
 // ErrStageFailed is what Run returns when a stager could not stage the
@@ -49,6 +53,11 @@ var ErrStageFailed = errors.New("staging failed")
 // that the kubelet's restart back-off paces the retries and the operator
 // sees the reason in the pod's termination message.
 const stageRounds = 3
+
+// maxMismatches is how many rounds in a row may end with the origin's
+// bytes not hashing to the digest before inferd gives up: one could be a
+// transfer that went wrong, three are the origin's file.
+const maxMismatches = 3
 
 // Options configure a Daemon beyond what the operator's Config says.
 type Options struct {
@@ -75,6 +84,10 @@ type Options struct {
 	DownloadAttemptTimeout time.Duration
 	// RetryBackoff is the first wait after a failed fetch round (doubling to 5 minutes).
 	RetryBackoff time.Duration
+	// CacheCheckInterval is how often a stager makes sure its staged file is
+	// still in the cache and unchanged (a stat; a hash when it changed, or
+	// every few hours); 10 s when 0.
+	CacheCheckInterval time.Duration
 	// ChatTemplate overrides the model's chat template.
 	ChatTemplate string
 	// Log never receives secrets, prompts or answers.
@@ -105,6 +118,9 @@ func New(cfg *config.Config, opts Options) *Daemon {
 	if opts.RetryBackoff <= 0 {
 		opts.RetryBackoff = 5 * time.Second
 	}
+	if opts.CacheCheckInterval <= 0 {
+		opts.CacheCheckInterval = 10 * time.Second
+	}
 	if opts.Listen == "" {
 		opts.Listen = fmt.Sprintf(":%d", cfg.Port)
 	}
@@ -131,11 +147,7 @@ func source(cfg *config.Config) string {
 	if cfg.Model.OCI != "" {
 		return "oci://" + cfg.Model.OCI
 	}
-	u := cfg.Model.URL
-	if i := strings.IndexByte(u, '?'); i >= 0 {
-		u = u[:i] + "?<redacted>"
-	}
-	return u
+	return redact.URL(cfg.Model.URL)
 }
 
 // Run serves until ctx is done, then shuts down gracefully and returns nil;
@@ -239,7 +251,7 @@ func (d *Daemon) prepare(ctx context.Context) {
 	if !ok {
 		return
 	}
-	if d.cfg.Stage {
+	for d.cfg.Stage {
 		now := time.Now().UTC()
 		d.srv.Update(func(st *server.Status) {
 			st.Phase, st.Reason, st.Message, st.ReadyAt = server.PhaseStaged, string(server.PhaseStaged), "the verified model is in the node cache", &now
@@ -248,7 +260,12 @@ func (d *Daemon) prepare(ctx context.Context) {
 		d.message = fmt.Sprintf("Staged: %s is in the node cache", d.cfg.Model.Digest)
 		d.mu.Unlock()
 		log.Info("Staged", "path", path)
-		return
+		if !d.keepStaged(ctx) {
+			return
+		}
+		if path, ok = d.fetchModel(ctx); !ok {
+			return
+		}
 	}
 	d.srv.SetPhase(server.PhaseLoading, string(server.PhaseLoading), "mapping and validating the model")
 	start := time.Now()
@@ -310,19 +327,14 @@ func (d *Daemon) fetchModel(ctx context.Context) (string, bool) {
 		return "", false
 	}
 	d.srv.SetPhase(server.PhaseFetching, string(server.PhaseFetching), "fetching "+source(d.cfg))
-	// A peer is a node of the site: one that is gone must cost seconds, not
-	// the minutes a TCP connect to a silent address takes.
-	peerTransport := http.DefaultTransport.(*http.Transport).Clone()
-	peerTransport.DialContext = (&net.Dialer{Timeout: 3 * time.Second}).DialContext
-	peerTransport.ResponseHeaderTimeout = 10 * time.Second
-	peerFetcher := &fetch.Fetcher{Client: &http.Client{Transport: peerTransport}}
 	backoff := d.opts.RetryBackoff
 	mismatches := 0
 	for round := 1; ; round++ {
 		start := time.Now()
 		var peers []fetch.Source
 		for _, p := range d.peerURLs() {
-			peers = append(peers, fetch.PeerSource(peerFetcher, p, d.cfg.Model.Digest))
+			// A peer gets the fetcher's short peer timeouts and none of its credentials.
+			peers = append(peers, fetch.PeerSource(f, p, d.cfg.Model.Digest))
 		}
 		res, tried, err := f.FetchVia(ctx, peers, src, d.cfg.Model.Digest, d.cfg.Model.SizeBytes)
 		seconds := time.Since(start).Seconds()
@@ -335,6 +347,7 @@ func (d *Daemon) fetchModel(ctx context.Context) (string, bool) {
 				log.Info("Fetched the model from a peer", "peer", p.Peer, "downloadedBytes", p.Downloaded)
 			}
 		}
+		d.countPeerRejects(tried)
 		m := d.srv.Metrics()
 		m.DownloadBytes.Add(float64(res.Downloaded))
 		if res.CacheHit {
@@ -368,20 +381,15 @@ func (d *Daemon) fetchModel(ctx context.Context) (string, bool) {
 		if ctx.Err() != nil {
 			return "", false
 		}
-		if errors.Is(err, fetch.ErrDigestMismatch) {
+		if originMismatch(err) {
 			mismatches++
+		} else {
+			mismatches = 0
 		}
-		if errors.Is(err, fetch.ErrNoSpace) && d.cfg.Stage {
-			d.fail(ReasonInsufficientDisk, err.Error())
+		reason, final := fetchFailure(err, d.cfg.Stage, round, mismatches)
+		if final {
+			d.fail(reason, err.Error())
 			return "", false
-		}
-		if errors.Is(err, fetch.ErrPermanent) || mismatches >= 3 || (d.cfg.Stage && round >= stageRounds) {
-			d.fail(ReasonFetchFailed, err.Error())
-			return "", false
-		}
-		reason := ReasonFetchRetrying
-		if errors.Is(err, fetch.ErrNoSpace) {
-			reason = ReasonInsufficientDisk
 		}
 		log.Info("Fetching the model failed; retrying", "error", err.Error(), "after", backoff)
 		d.srv.SetPhase(server.PhaseFetching, reason, fmt.Sprintf("%v; retrying in %s", err, backoff))
@@ -391,6 +399,86 @@ func (d *Daemon) fetchModel(ctx context.Context) (string, bool) {
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 5*time.Minute)
+	}
+}
+
+// originMismatch: the origin's bytes were not the file (a wrong digest, or
+// more bytes than the model's size).
+func originMismatch(err error) bool {
+	return errors.Is(err, fetch.ErrDigestMismatch) || errors.Is(err, fetch.ErrTooLarge)
+}
+
+// fetchFailure classifies a failed fetch round for the operator: the reason,
+// and whether inferd gives up (a stager then exits). An origin that
+// rejects the request (404, 410, 401, 403) is final at once: every node
+// would hear the same. The origin's bytes hashing wrong is final after
+// maxMismatches rounds in a row; other failures are retried, by a stager
+// for stageRounds rounds.
+func fetchFailure(err error, stage bool, round, mismatches int) (reason string, final bool) {
+	exhausted := stage && round >= stageRounds
+	switch {
+	case errors.Is(err, fetch.ErrRejected):
+		return ReasonOriginRejected, true
+	case originMismatch(err):
+		return ReasonDigestMismatch, exhausted || mismatches >= maxMismatches
+	case errors.Is(err, fetch.ErrNoSpace):
+		return ReasonInsufficientDisk, stage
+	case errors.Is(err, fetch.ErrPermanent):
+		return ReasonFetchFailed, true
+	case exhausted:
+		return ReasonFetchFailed, true
+	}
+	return ReasonFetchRetrying, false
+}
+
+// maxPeersInStatus bounds the peers /status counts rejects for.
+const maxPeersInStatus = 32
+
+// countPeerRejects counts the peers that sent bytes that did not verify, in
+// /status by peer (a bounded set) and in the metric (no peer label).
+func (d *Daemon) countPeerRejects(tried []fetch.PeerAttempt) {
+	for _, p := range tried {
+		if p.Err == nil || !(errors.Is(p.Err, fetch.ErrDigestMismatch) || errors.Is(p.Err, fetch.ErrTooLarge)) {
+			continue
+		}
+		d.srv.Metrics().PeerRejects.Inc()
+		peer, _, _ := strings.Cut(p.Peer, fetch.BlobPath)
+		d.srv.Update(func(st *server.Status) {
+			if st.Model.PeerRejects == nil {
+				st.Model.PeerRejects = map[string]int64{}
+			}
+			if _, ok := st.Model.PeerRejects[peer]; !ok && len(st.Model.PeerRejects) >= maxPeersInStatus {
+				peer = "other"
+			}
+			st.Model.PeerRejects[peer]++
+		})
+	}
+}
+
+// keepStaged watches a stager's staged file until ctx is done (false) or
+// the file is gone or no longer verifies (true): the stager is then
+// unready, so that the operator drops it from the peer directory, and it
+// is removed from the cache so that it is fetched again.
+func (d *Daemon) keepStaged(ctx context.Context) bool {
+	cache := &fetch.Fetcher{CacheDir: d.cfg.CacheDir}
+	tick := time.NewTicker(d.opts.CacheCheckInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case <-tick.C:
+		}
+		err := cache.Check(ctx, d.cfg.Model.Digest)
+		switch {
+		case err == nil, ctx.Err() != nil:
+		case errors.Is(err, fetch.ErrNotCached):
+			d.srv.SetPhase(server.PhaseFetching, ReasonStagedFileLost, redact.Text(err.Error())+"; fetching it again")
+			d.opts.Log.Info("The staged model left the cache or no longer verifies; fetching it again", "error", err.Error())
+			return true
+		default:
+			d.opts.Log.Info("Cannot check the staged model", "error", err.Error())
+		}
 	}
 }
 
@@ -435,6 +523,8 @@ func (d *Daemon) fetcher() (*fetch.Fetcher, fetch.Source, error) {
 	f := &fetch.Fetcher{
 		CacheDir: d.cfg.CacheDir, Client: client, Authorization: d.opts.Authorization,
 		BytesPerSecond: rate, AttemptTimeout: d.opts.DownloadAttemptTimeout, DiskHeadroom: d.cfg.Download.DiskHeadroomBytes,
+		// The attempts of a round wait no longer than the rounds do.
+		Backoff: min(d.opts.RetryBackoff, time.Second),
 	}
 	if d.cfg.Model.OCI != "" {
 		return f, &fetch.OCISource{
@@ -448,6 +538,7 @@ func (d *Daemon) fetcher() (*fetch.Fetcher, fetch.Source, error) {
 // fail records a failure that keeps inferd unready: in /status, the log and
 // the termination message (written now too, in case inferd is killed).
 func (d *Daemon) fail(reason, message string) {
+	message = redact.Text(message)
 	d.srv.SetPhase(server.PhaseFailed, reason, message)
 	d.opts.Log.Info("Not ready", "reason", reason, "message", message)
 	msg := config.FormatTermination(reason, message)
@@ -463,7 +554,7 @@ func (d *Daemon) writeTermination(msg string) {
 	if d.opts.TerminationLog == "" {
 		return
 	}
-	if err := os.WriteFile(d.opts.TerminationLog, []byte(msg+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(d.opts.TerminationLog, []byte(redact.Text(msg)+"\n"), 0o644); err != nil {
 		d.opts.Log.V(1).Info("Cannot write the termination message", "path", d.opts.TerminationLog, "error", err.Error())
 	}
 }
