@@ -326,7 +326,9 @@ func (d *Daemon) fetchModel(ctx context.Context) (string, bool) {
 		d.fail(ReasonFetchFailed, err.Error())
 		return "", false
 	}
-	d.srv.SetPhase(server.PhaseFetching, string(server.PhaseFetching), "fetching "+source(d.cfg))
+	if d.srv.Status().Phase != server.PhaseFetching { // keepStaged's reason stays
+		d.srv.SetPhase(server.PhaseFetching, string(server.PhaseFetching), "fetching "+source(d.cfg))
+	}
 	backoff := d.opts.RetryBackoff
 	mismatches := 0
 	for round := 1; ; round++ {

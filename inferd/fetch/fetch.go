@@ -262,7 +262,7 @@ func (f *Fetcher) fetchFrom(ctx context.Context, src Source, digest string, size
 		return res, err
 	}
 	if err := place(partial, final, hexDigest, hex.EncodeToString(h.Sum(nil))); err != nil {
-		return res, err
+		return res, fmt.Errorf("fetch %s: %w", src, err)
 	}
 	return res, nil
 }
