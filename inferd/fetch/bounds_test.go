@@ -193,12 +193,29 @@ func TestADeadOrStalledPeerCostsSeconds(t *testing.T) {
 		<-r.Context().Done() // and never another byte
 	}))
 	t.Cleanup(stall.Close)
+	trickle := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Length", itoa(len(data)))
+		w.WriteHeader(http.StatusOK)
+		for i := 0; i < len(data); i += 1024 { // 1 KiB a second
+			if _, err := w.Write(data[i : i+1024]); err != nil {
+				return
+			}
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(time.Second):
+			}
+		}
+	}))
+	t.Cleanup(trickle.Close)
 	dead, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
 	deadURL := "http://" + dead.Addr().String()
 	dead.Close()
+	unreachable := silentAddress(t)
 
 	for name, tc := range map[string]struct {
 		peer   string
@@ -207,7 +224,9 @@ func TestADeadOrStalledPeerCostsSeconds(t *testing.T) {
 	}{
 		"a peer that accepts and never answers": {"http://" + silent.Addr().String(), 5*time.Second + 2*time.Second, nil},
 		"a peer that stalls in the middle":      {stall.URL, 10*time.Second + 2*time.Second, ErrStalled},
+		"a peer that trickles 1 KiB a second":   {trickle.URL, 10*time.Second + 2*time.Second, ErrStalled},
 		"a peer that is gone":                   {deadURL, 3 * time.Second, nil},
+		"a peer whose connect never completes":  {"http://" + unreachable, 3*time.Second + time.Second, nil},
 	} {
 		t.Run(name, func(t *testing.T) {
 			t.Parallel()
@@ -231,6 +250,39 @@ func TestADeadOrStalledPeerCostsSeconds(t *testing.T) {
 			}
 		})
 	}
+}
+
+// silentAddress is an address where a TCP connect never completes, as at a
+// node that is gone from the network: a socket that listens with a backlog
+// of one, already taken, and never accepts (Linux drops the SYNs).
+func silentAddress(t *testing.T) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Listen(fd, 0); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := net.JoinHostPort("127.0.0.1", itoa(sa.(*syscall.SockaddrInet4).Port))
+	c, err := net.DialTimeout("tcp", addr, time.Second) // fills the backlog
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	if c2, err := net.DialTimeout("tcp", addr, 200*time.Millisecond); err == nil {
+		c2.Close()
+		t.Skip("this kernel completes connects past the backlog")
+	}
+	return addr
 }
 
 // TestTwoFetchersOnOneCacheCheckTheCachedFileUnderTheLock: the cached file

@@ -53,7 +53,7 @@ var (
 	// ErrTooLarge: the source sent, or declared, more bytes than the file
 	// has; the bytes are thrown away.
 	ErrTooLarge = errors.New("more bytes than the file's size")
-	// ErrStalled: the source sent no byte for the stall timeout.
+	// ErrStalled: the source sent (almost) nothing for the stall timeout.
 	ErrStalled = errors.New("the source stalled")
 	// ErrNotCached: the file is not in the cache, or no longer verifies and
 	// was removed from it.
@@ -91,8 +91,9 @@ type Fetcher struct {
 	// PeerFirstByteTimeout bounds the wait for a peer's answer once the
 	// request is sent; 5 s when 0.
 	PeerFirstByteTimeout time.Duration
-	// PeerStallTimeout drops a peer that sends no byte for this long in the
-	// middle of a body; 10 s when 0.
+	// PeerStallTimeout drops a peer that sends less than 64 KiB for this
+	// long once it answered (before its first byte, or in the middle of a
+	// body); 10 s when 0.
 	PeerStallTimeout time.Duration
 	// ReverifyAfter is how long a verified file is served to peers before
 	// it is hashed again (a bit flip on disk changes neither its size nor its
@@ -508,7 +509,8 @@ type httpSource struct {
 	role          string
 	client        *http.Client
 	authorization string
-	// stall, when positive, drops a body that sends no byte for that long.
+	// stall, when positive, drops a body that sends less than
+	// stallProgress bytes in that long.
 	stall time.Duration
 	// transport, when set, is the source's own; its idle connections are
 	// closed when a body is done with.
@@ -586,23 +588,34 @@ func (s *httpSource) body(resp *http.Response, done func(), size int64) io.ReadC
 // sourceBody is a response body that knows the size of the whole file (-1
 // when the source did not say).
 type sourceBody struct {
-	r       io.ReadCloser
-	size    int64
-	done    func()
-	stall   time.Duration
-	timer   *time.Timer
-	stalled atomic.Bool
+	r        io.ReadCloser
+	size     int64
+	done     func()
+	stall    time.Duration
+	timer    *time.Timer
+	progress int64
+	stalled  atomic.Bool
 }
+
+// stallProgress is how many bytes a watched source must send within its
+// stall timeout: 64 KiB in 10 s, a rate any link of a site beats.
+const stallProgress = 64 << 10
 
 func (b *sourceBody) Size() int64 { return b.size }
 
 func (b *sourceBody) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
-	if n > 0 && b.timer != nil {
-		b.timer.Reset(b.stall)
+	if b.timer != nil {
+		// Progress is stallProgress bytes: a trickle slower than that per
+		// stall timeout holds the node as a silent source would.
+		b.progress += int64(n)
+		if b.progress >= stallProgress {
+			b.progress = 0
+			b.timer.Reset(b.stall)
+		}
 	}
 	if err != nil && b.stalled.Load() {
-		err = fmt.Errorf("%w: no byte for %s", ErrStalled, b.stall)
+		err = fmt.Errorf("%w: less than %d bytes in %s", ErrStalled, stallProgress, b.stall)
 	}
 	return n, err
 }
