@@ -73,7 +73,8 @@ type Fetcher struct {
 	// BytesPerSecond limits the download rate; 0 is unlimited.
 	BytesPerSecond int64
 	// DiskHeadroom is how many bytes must stay free on the cache's
-	// filesystem once the file is in place; checked before a download starts.
+	// filesystem once the file is in place; checked before a download starts
+	// and, when no one knows the file's size, every 8 MiB during it.
 	DiskHeadroom int64
 	// Attempts is how many times a download is tried (resuming each time); 5 when 0.
 	Attempts int
