@@ -37,7 +37,7 @@ func CacheOptions() cache.Options {
 		ByObject: map[client.Object]cache.ByObject{
 			&corev1.Pod{}:       {Label: managed},
 			&appsv1.DaemonSet{}: {Label: managed},
-			// The peer directories the operator writes, and no other ConfigMap.
+			// The peer directories and cache pins the operator writes, and no other ConfigMap.
 			&corev1.ConfigMap{}: {Label: managed},
 			&corev1.Node{}:      {Transform: slimNode},
 		},

@@ -42,7 +42,9 @@ type NodeSelectorRequirement struct {
 
 	// operator is In, NotIn, Exists or DoesNotExist.
 	// +required
-	// +kubebuilder:validation:Enum=In;NotIn;Exists;DoesNotExist
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self in ['In', 'NotIn', 'Exists', 'DoesNotExist']",message="operator must be In, NotIn, Exists or DoesNotExist"
 	Operator metav1.LabelSelectorOperator `json:"operator"`
 
 	// values for In and NotIn.
@@ -67,10 +69,12 @@ type InferdTemplate struct {
 	// +kubebuilder:validation:MaxLength=512
 	Image string `json:"image,omitempty"`
 
-	// imagePullPolicy of the inferd image.
+	// imagePullPolicy of the inferd image: Always, IfNotPresent or Never.
 	// +optional
 	// +kubebuilder:default=IfNotPresent
-	// +kubebuilder:validation:Enum=Always;IfNotPresent;Never
+	// +kubebuilder:validation:Type=string
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self in ['Always', 'IfNotPresent', 'Never']",message="imagePullPolicy must be Always, IfNotPresent or Never"
 	ImagePullPolicy corev1.PullPolicy `json:"imagePullPolicy,omitempty"`
 
 	// imagePullSecrets to pull the inferd image with.
@@ -103,6 +107,15 @@ type InferdTemplate struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=253
 	PriorityClassName string `json:"priorityClassName,omitempty"`
+
+	// apiTokenSecretRef, when set, names a key of a Secret in the rollout's
+	// namespace that holds the bearer token inferd's OpenAI-compatible API
+	// then requires (Authorization: Bearer <token>). Probes, /status,
+	// /metrics and the peers' blob endpoint stay open. The token reaches
+	// inferd as an environment variable from the Secret, never in the pod
+	// spec or a log.
+	// +optional
+	APITokenSecretRef *corev1.SecretKeySelector `json:"apiTokenSecretRef,omitempty"`
 }
 
 // CanaryPause holds a step after its cohort is healthy: for a duration, or
@@ -111,7 +124,8 @@ type CanaryPause struct {
 	// duration of the pause, such as "10m"; unset waits until promoted.
 	// +optional
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('0s') && duration(self) <= duration('720h')",message="pause.duration must be between 0s and 720h"
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]{1,5}([.][0-9]{1,9})?(ns|us|µs|ms|s|m|h)){1,4})$') && duration(self) <= duration('720h')",message="pause.duration must be a duration from 0s to 720h, such as 90s, 10m or 1h30m (a number and a unit: s, m or h)"
 	Duration *metav1.Duration `json:"duration,omitempty"`
 }
 
@@ -122,7 +136,7 @@ type CanaryStep struct {
 	// or a percentage of the target nodes ("1%" to "100%"), rounded up.
 	// +required
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:MaxLength=4
+	// +kubebuilder:validation:MaxLength=16
 	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 1 : self.matches('^(100|[1-9][0-9]?)%$')",message="nodes must be a node count of at least 1 or a percentage from 1% to 100%"
 	Nodes intstr.IntOrString `json:"nodes"`
 
@@ -134,7 +148,8 @@ type CanaryStep struct {
 
 // UnreachableNodesPolicy says what a rollout does about target nodes that are
 // NotReady or unreachable.
-// +kubebuilder:validation:Enum=Skip;Wait
+// +kubebuilder:validation:MaxLength=16
+// +kubebuilder:validation:XValidation:rule="self in ['Skip', 'Wait']",message="unreachableNodes.policy must be Skip (go on without them) or Wait (hold the step up to the deadline)"
 type UnreachableNodesPolicy string
 
 const (
@@ -157,12 +172,14 @@ type UnreachableNodes struct {
 	// +optional
 	// +kubebuilder:default="10m"
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('168h')",message="unreachableNodes.deadline must be between 1s and 168h"
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]{1,5}([.][0-9]{1,9})?(ns|us|µs|ms|s|m|h)){1,4})$') && duration(self) >= duration('1s') && duration(self) <= duration('168h')",message="unreachableNodes.deadline must be a duration from 1s to 168h, such as 90s, 10m or 2h (a number and a unit: s, m or h)"
 	Deadline *metav1.Duration `json:"deadline,omitempty"`
 }
 
 // TopologyOrder says how cohorts follow the topologyKey.
-// +kubebuilder:validation:Enum=Spread;SiteBySite
+// +kubebuilder:validation:MaxLength=16
+// +kubebuilder:validation:XValidation:rule="self in ['Spread', 'SiteBySite']",message="topologyOrder must be Spread or SiteBySite"
 type TopologyOrder string
 
 const (
@@ -175,15 +192,15 @@ const (
 )
 
 // CanaryStrategy grows a cohort of canary nodes step by step.
-// +kubebuilder:validation:XValidation:rule="!has(self.steps) || self.steps[size(self.steps) - 1].nodes == '100%'",message="the last canary step must be nodes: \"100%\", so that the rollout reaches every target node"
-// +kubebuilder:validation:XValidation:rule="!has(self.steps) || self.steps.all(i, s, i == 0 || type(s.nodes) != string || type(self.steps[i-1].nodes) != string || self.steps[i-1].nodes.size() < s.nodes.size() || (self.steps[i-1].nodes.size() == s.nodes.size() && self.steps[i-1].nodes < s.nodes))",message="percentage steps must strictly increase, such as 5%, 25%, 100%"
+// +kubebuilder:validation:XValidation:rule="!has(self.steps) || size(self.steps) == 0 || self.steps[size(self.steps) - 1].nodes == '100%'",message="the last canary step must be nodes: \"100%\", so that the rollout reaches every target node"
+// +kubebuilder:validation:XValidation:rule="!has(self.steps) || self.steps.all(i, s, i == 0 || type(s.nodes) != string || type(self.steps[i-1].nodes) != string || !s.nodes.matches('^(100|[1-9][0-9]?)%$') || !self.steps[i-1].nodes.matches('^(100|[1-9][0-9]?)%$') || self.steps[i-1].nodes.size() < s.nodes.size() || (self.steps[i-1].nodes.size() == s.nodes.size() && self.steps[i-1].nodes < s.nodes))",message="percentage steps must strictly increase, such as 5%, 25%, 100%"
 // +kubebuilder:validation:XValidation:rule="!has(self.steps) || self.steps.all(i, s, i == 0 || type(s.nodes) != int || type(self.steps[i-1].nodes) != int || self.steps[i-1].nodes < s.nodes)",message="node-count steps must strictly increase, such as 1, 10, 50"
 type CanaryStrategy struct {
 	// steps of the canary, in order; the last one must be "100%".
 	// +optional
 	// +kubebuilder:default={{nodes: "10%"}, {nodes: "50%"}, {nodes: "100%"}}
-	// +kubebuilder:validation:MinItems=1
 	// +kubebuilder:validation:MaxItems=20
+	// +kubebuilder:validation:XValidation:rule="size(self) > 0",message="strategy.canary.steps must not be empty: list steps that end with nodes: \"100%\", or leave steps out for the default 10%, 50%, 100%"
 	// +listType=atomic
 	Steps []CanaryStep `json:"steps,omitempty"`
 
@@ -193,7 +210,7 @@ type CanaryStrategy struct {
 	// +optional
 	// +kubebuilder:default="10%"
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:MaxLength=4
+	// +kubebuilder:validation:MaxLength=16
 	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 1 : self.matches('^(100|[1-9][0-9]?)%$')",message="maxUnavailable must be a node count of at least 1 or a percentage from 1% to 100%"
 	MaxUnavailable *intstr.IntOrString `json:"maxUnavailable,omitempty"`
 
@@ -223,7 +240,7 @@ type CanaryStrategy struct {
 	// values are sites; cohorts are chosen across sites as topologyOrder says.
 	// +optional
 	// +kubebuilder:validation:MaxLength=317
-	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$')",message="topologyKey must be a node label key, such as topology.kubernetes.io/zone"
 	TopologyKey string `json:"topologyKey,omitempty"`
 
 	// topologyOrder is Spread (every cohort from every site) or SiteBySite (one
@@ -248,7 +265,8 @@ type RolloutAnalysis struct {
 	// have a Ready inferd pod of the canary revision before the step is promoted.
 	// +optional
 	// +kubebuilder:default="1"
-	// +kubebuilder:validation:Pattern=`^(0(\.[0-9]{1,4})?|1(\.0{1,4})?)$`
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0([.][0-9]{1,4})?|1([.]0{1,4})?)$')",message="analysis.successRatio must be a fraction from 0 to 1 with at most 4 decimals, such as 0.95 (not a percentage)"
 	SuccessRatio string `json:"successRatio,omitempty"`
 
 	// maxFailedNodes is how many canary nodes may fail (not ready past
@@ -257,13 +275,14 @@ type RolloutAnalysis struct {
 	// +optional
 	// +kubebuilder:default=0
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:MaxLength=4
+	// +kubebuilder:validation:MaxLength=16
 	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^(100|[1-9]?[0-9])%$')",message="maxFailedNodes must be a node count of at least 0 or a percentage from 0% to 100%"
 	MaxFailedNodes *intstr.IntOrString `json:"maxFailedNodes,omitempty"`
 }
 
 // RollbackPolicy says what a failed rollout does.
-// +kubebuilder:validation:Enum=Automatic;Manual
+// +kubebuilder:validation:MaxLength=16
+// +kubebuilder:validation:XValidation:rule="self in ['Automatic', 'Manual']",message="rollbackPolicy must be Automatic or Manual"
 type RollbackPolicy string
 
 const (
@@ -401,7 +420,7 @@ type Staging struct {
 	// maxConcurrentNodes downloads gets an equal share. Unset is unlimited.
 	// +optional
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:XValidation:rule="quantity(string(self)).isGreaterThan(quantity('1023'))",message="maxBytesPerSecond must be at least 1Ki"
+	// +kubebuilder:validation:XValidation:rule="isQuantity(string(self)) && quantity(string(self)).isGreaterThan(quantity('1023'))",message="maxBytesPerSecond must be a quantity of bytes of at least 1Ki, such as 10Mi or 200M"
 	MaxBytesPerSecond *resource.Quantity `json:"maxBytesPerSecond,omitempty"`
 
 	// windows are the times of day when staging may start on more nodes;
@@ -414,7 +433,7 @@ type Staging struct {
 	// timeZone of the windows, an IANA name such as Europe/Berlin; UTC when unset.
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
-	// +kubebuilder:validation:Pattern=`^[A-Za-z][A-Za-z0-9_+/-]*$`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[A-Za-z][A-Za-z0-9_+/-]*$') && self != 'Local' && timestamp('2000-01-01T00:00:00Z').getHours(self) >= 0",message="distribution.staging.timeZone must be an IANA time zone name such as Europe/Berlin, America/New_York or UTC"
 	TimeZone string `json:"timeZone,omitempty"`
 }
 
@@ -424,11 +443,13 @@ type Staging struct {
 type StagingWindow struct {
 	// start as HH:MM, 24-hour.
 	// +required
-	// +kubebuilder:validation:Pattern=`^([01][0-9]|2[0-3]):[0-5][0-9]$`
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([01][0-9]|2[0-3]):[0-5][0-9]$')",message="a staging window's start must be a time of day as HH:MM, 24-hour, such as 22:00"
 	Start string `json:"start"`
 	// end as HH:MM, 24-hour.
 	// +required
-	// +kubebuilder:validation:Pattern=`^([01][0-9]|2[0-3]):[0-5][0-9]$`
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([01][0-9]|2[0-3]):[0-5][0-9]$')",message="a staging window's end must be a time of day as HH:MM, 24-hour, such as 06:00"
 	End string `json:"end"`
 }
 
@@ -438,7 +459,7 @@ type PeerSharing struct {
 	// spec.strategy.canary.topologyKey.
 	// +optional
 	// +kubebuilder:validation:MaxLength=317
-	// +kubebuilder:validation:Pattern=`^([a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([a-z0-9]([-a-z0-9]*[a-z0-9])?([.][a-z0-9]([-a-z0-9]*[a-z0-9])?)*/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$')",message="topologyKey must be a node label key, such as topology.kubernetes.io/zone"
 	TopologyKey string `json:"topologyKey,omitempty"`
 
 	// maxPeers is how many peers of its site a node is offered, tried in turn.

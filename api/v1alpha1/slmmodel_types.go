@@ -5,32 +5,40 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// ModelFormat is the file format of a model artifact.
-// +kubebuilder:validation:Enum=GGUF
+// ModelFormat is the file format of a model artifact: GGUF, the only format
+// inferd loads.
+// +kubebuilder:validation:MaxLength=16
+// +kubebuilder:validation:XValidation:rule="self == 'GGUF'",message="format must be GGUF, the only format inferd loads"
 type ModelFormat string
 
 // ModelFormatGGUF is llama.cpp's GGUF, the only format inferd loads.
 const ModelFormatGGUF ModelFormat = "GGUF"
 
-// Quantization is the dominant tensor type of a model file, as llama.cpp names it.
-// +kubebuilder:validation:Enum=F32;F16;BF16;Q8_0;Q6_K;Q5_K_M;Q5_K_S;Q5_0;Q4_K_M;Q4_K_S;Q4_0;Q3_K_M;Q2_K
+// Quantization is the quantization of a model file as llama.cpp names it
+// (general.file_type): F32, F16, Q8_0, Q6_K, Q4_K_M or Q4_0.
+//
+// The rule below is the one list of what SLMModel accepts, and it is exactly
+// what the inferd engine runs (the file types whose tensor types its kernels
+// compute with, engine.Quantizations): cmd/inferd's
+// TestCRDAcceptsWhatThisBuildRuns fails when the two differ. To accept a new
+// one once the engine runs it, add it to the rule and to the message, then run
+// make manifests. SLMModelSpec.Architecture has the same kind of rule for the
+// architectures, checked by the same test against engine.Architectures. It is
+// a CEL rule rather than an OpenAPI enum so that a wrong value gets this
+// message alone: an enum violation makes the API server skip every CEL rule of
+// the object and say so ("some validation rules were not checked").
+// +kubebuilder:validation:MaxLength=16
+// +kubebuilder:validation:XValidation:rule="self in ['F32', 'F16', 'Q8_0', 'Q6_K', 'Q4_K_M', 'Q4_0']",message="quantization must be one that inferd runs: F32, F16, Q8_0, Q6_K, Q4_K_M or Q4_0 (requantize other files, for example with llama.cpp's llama-quantize)"
 type Quantization string
 
 // The quantizations that SLMModel accepts.
 const (
 	QuantizationF32   Quantization = "F32"
 	QuantizationF16   Quantization = "F16"
-	QuantizationBF16  Quantization = "BF16"
 	QuantizationQ8_0  Quantization = "Q8_0"
 	QuantizationQ6_K  Quantization = "Q6_K"
-	QuantizationQ5_KM Quantization = "Q5_K_M"
-	QuantizationQ5_KS Quantization = "Q5_K_S"
-	QuantizationQ5_0  Quantization = "Q5_0"
 	QuantizationQ4_KM Quantization = "Q4_K_M"
-	QuantizationQ4_KS Quantization = "Q4_K_S"
 	QuantizationQ4_0  Quantization = "Q4_0"
-	QuantizationQ3_KM Quantization = "Q3_K_M"
-	QuantizationQ2_K  Quantization = "Q2_K"
 )
 
 // ModelSource says where a model file is fetched from: exactly one of http or oci.
@@ -81,7 +89,7 @@ type OCISource struct {
 	// registry/repository@sha256:<digest>.
 	// +required
 	// +kubebuilder:validation:MaxLength=512
-	// +kubebuilder:validation:Pattern=`^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)+(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}|@sha256:[a-f0-9]{64})$`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-zA-Z0-9]([a-zA-Z0-9.-]*[a-zA-Z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)+(:[A-Za-z0-9_][A-Za-z0-9._-]{0,127}|@sha256:[a-f0-9]{64})$')",message="source.oci.reference must be registry/repository:tag or registry/repository@sha256:<64 lowercase hex digits>, with a lowercase repository, such as registry.example.com/models/tinyllama:q4_0"
 	Reference string `json:"reference"`
 
 	// pullSecretRef names a Secret of type kubernetes.io/dockerconfigjson in the
@@ -96,8 +104,10 @@ type OCISource struct {
 	AllowInsecureHTTP bool `json:"allowInsecureHTTP"`
 }
 
-// CPUPolicy is whether inferd's compute threads share their CPUs.
-// +kubebuilder:validation:Enum=Shared;Exclusive
+// CPUPolicy is whether inferd's compute threads share their CPUs: Shared or
+// Exclusive.
+// +kubebuilder:validation:MaxLength=16
+// +kubebuilder:validation:XValidation:rule="self in ['Shared', 'Exclusive']",message="cpuPolicy must be Shared or Exclusive"
 type CPUPolicy string
 
 const (
@@ -174,7 +184,8 @@ type SelfTest struct {
 	// token that passes, as a duration such as "1500ms" or "2s".
 	// +optional
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) > duration('0s')",message="selfTest.maxTimeToFirstToken must be a positive duration such as 2s"
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]{1,5}([.][0-9]{1,9})?(ns|us|µs|ms|s|m|h)){1,4})$') && duration(self) > duration('0s')",message="selfTest.maxTimeToFirstToken must be a positive duration such as 1500ms or 2s (a number and a unit: ms, s, m or h)"
 	MaxTimeToFirstToken *metav1.Duration `json:"maxTimeToFirstToken,omitempty"`
 
 	// timeout bounds the whole self-test; a node that does not finish in time is
@@ -182,7 +193,8 @@ type SelfTest struct {
 	// +optional
 	// +kubebuilder:default="5m"
 	// +kubebuilder:validation:Type=string
-	// +kubebuilder:validation:XValidation:rule="duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="selfTest.timeout must be between 1s and 1h"
+	// +kubebuilder:validation:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.matches('^(0|([0-9]{1,5}([.][0-9]{1,9})?(ns|us|µs|ms|s|m|h)){1,4})$') && duration(self) >= duration('1s') && duration(self) <= duration('1h')",message="selfTest.timeout must be a duration from 1s to 1h, such as 90s or 5m (a number and a unit: s, m or h)"
 	Timeout *metav1.Duration `json:"timeout,omitempty"`
 }
 
@@ -215,7 +227,7 @@ type ModelVariant struct {
 	// +required
 	// +kubebuilder:validation:MinLength=1
 	// +kubebuilder:validation:MaxLength=63
-	// +kubebuilder:validation:Pattern=`^[a-z0-9]([-a-z0-9]*[a-z0-9])?$`
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[a-z0-9]([-a-z0-9]*[a-z0-9])?$')",message="a variant's name must be lowercase letters, digits and '-', starting and ending with a letter or digit, such as arm64-q4"
 	Name string `json:"name"`
 
 	// nodeSelector selects the nodes of this variant by label, for example
@@ -229,10 +241,12 @@ type ModelVariant struct {
 
 	// digest is the sha256 of this variant's file.
 	// +required
-	// +kubebuilder:validation:Pattern=`^sha256:[a-f0-9]{64}$`
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="self.matches('^sha256:[a-f0-9]{64}$')",message="digest must be sha256: followed by 64 lowercase hex digits (0-9, a-f), as sha256sum prints them"
 	Digest string `json:"digest"`
 
-	// quantization of this variant's file.
+	// quantization of this variant's file, as llama.cpp names it
+	// (general.file_type): one that inferd runs, such as Q4_0 or Q8_0.
 	// +required
 	Quantization Quantization `json:"quantization"`
 
@@ -254,7 +268,8 @@ type SLMModelSpec struct {
 	// digits>. inferd verifies every byte against it, and a changed digest is a
 	// new model, so a new rollout revision.
 	// +required
-	// +kubebuilder:validation:Pattern=`^sha256:[a-f0-9]{64}$`
+	// +kubebuilder:validation:MaxLength=128
+	// +kubebuilder:validation:XValidation:rule="self.matches('^sha256:[a-f0-9]{64}$')",message="digest must be sha256: followed by 64 lowercase hex digits (0-9, a-f), as sha256sum prints them"
 	Digest string `json:"digest"`
 
 	// format of the model file.
@@ -262,7 +277,9 @@ type SLMModelSpec struct {
 	// +kubebuilder:default=GGUF
 	Format ModelFormat `json:"format,omitempty"`
 
-	// quantization of the model file.
+	// quantization of the model file, as llama.cpp names it
+	// (general.file_type): one that inferd runs, such as Q4_0, Q4_K_M or Q8_0;
+	// a refused value's message lists them all.
 	// +required
 	Quantization Quantization `json:"quantization"`
 
@@ -273,15 +290,17 @@ type SLMModelSpec struct {
 	SizeBytes *int64 `json:"sizeBytes,omitempty"`
 
 	// architecture is the model architecture that the GGUF metadata must declare
-	// (general.architecture), such as llama or qwen2; inferd refuses to load a
-	// file that declares another.
+	// (general.architecture): llama, qwen2, or slmops-bigram (the test
+	// architecture), the ones inferd runs; inferd refuses to load a file that
+	// declares another.
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
-	// +kubebuilder:validation:Pattern=`^[a-z0-9][a-z0-9_.-]*$`
+	// +kubebuilder:validation:XValidation:rule="self in ['llama', 'qwen2', 'slmops-bigram']",message="architecture must be one that inferd runs: llama, qwen2 or slmops-bigram"
 	Architecture string `json:"architecture,omitempty"`
 
 	// runtime is how inferd runs the model.
 	// +optional
+	// +kubebuilder:default={}
 	Runtime ModelRuntime `json:"runtime,omitempty"`
 
 	// selfTest is the on-node gate that inferd runs before it reports ready.
@@ -290,8 +309,11 @@ type SLMModelSpec struct {
 
 	// variants are per-hardware alternatives, so that one SLMModel serves a
 	// mixed fleet. Nodes that match no variant get the default artifact above.
+	// The first variant whose nodeSelector matches a node wins, so two
+	// variants may not have the same nodeSelector.
 	// +optional
 	// +kubebuilder:validation:MaxItems=16
+	// +kubebuilder:validation:XValidation:rule="self.all(i, v, self.all(j, w, j >= i || w.nodeSelector != v.nodeSelector))",messageExpression="'variant ' + self.transformList(i, v, self.exists(j, w, j < i && w.nodeSelector == v.nodeSelector), v.name)[0] + ' has the nodeSelector of an earlier variant, so it can never match (the first variant that matches a node wins): give it its own nodeSelector or remove it'"
 	// +listType=map
 	// +listMapKey=name
 	Variants []ModelVariant `json:"variants,omitempty"`

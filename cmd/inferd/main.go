@@ -42,7 +42,6 @@ func main() {
 		downloadRate    = flag.Int64("download-rate", 0, "model download limit in bytes per second (0: unlimited)")
 		attemptTimeout  = flag.Duration("download-attempt-timeout", 30*time.Minute, "bound on one download attempt (it resumes after)")
 		retryBackoff    = flag.Duration("fetch-retry-backoff", 5*time.Second, "first wait after a failed fetch round; it doubles up to 5 minutes")
-		cacheCheck      = flag.Duration("cache-check-interval", 10*time.Second, "how often a stager makes sure its staged file is still in the cache and unchanged")
 		chatTemplate    = flag.String("chat-template", "", "chat template to use instead of the one the model implies: chatml, llama2 or zephyr")
 		verbosity       = flag.Int("v", 0, "log verbosity (1: per-request events)")
 		showVersion     = flag.Bool("version", false, "print the version and the architectures this build runs, and exit")
@@ -65,11 +64,11 @@ func main() {
 	d := daemon.New(cfg, daemon.Options{
 		Listen: *listen, NodeName: os.Getenv(config.EnvNodeName),
 		Authorization: os.Getenv(config.EnvAuthorization), RegistryAuth: []byte(os.Getenv(config.EnvRegistryAuth)),
+		APIToken:       os.Getenv(config.EnvAPIToken),
 		TerminationLog: *terminationLog, ShutdownGrace: *grace,
 		QueueDepth: *queueDepth, QueueTimeout: *queueTimeout, MaxRequestBytes: *maxRequestBytes, MaxTokens: *maxTokens,
 		DownloadBytesPerSecond: *downloadRate, DownloadAttemptTimeout: *attemptTimeout, RetryBackoff: *retryBackoff, ChatTemplate: *chatTemplate,
-		CacheCheckInterval: *cacheCheck,
-		Log:                log.WithValues("node", os.Getenv(config.EnvNodeName)),
+		Log: log.WithValues("node", os.Getenv(config.EnvNodeName)),
 	})
 	log.Info("Starting inferd", "version", version, "architectures", engine.Architectures())
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)

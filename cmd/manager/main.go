@@ -11,6 +11,7 @@ import (
 	"os"
 	"time"
 
+	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -64,6 +65,16 @@ func run() error {
 		"The inferd image of rollouts that name none in spec.template.image; changing it rolls the new image out as a canary.")
 	flag.StringVar(&defaults.ModelCacheDir, "model-cache-dir", config.DefaultCacheDir,
 		"The node folder (a hostPath) where inferd keeps verified models between restarts and revisions.")
+	flag.Func("model-cache-max-bytes",
+		"How much of the node cache (a quantity: 0, 20Gi) may hold models that no rollout on the node pins, least recently used evicted first; 0 keeps only pinned models (every rollout's stable and canary). Default 0.",
+		func(v string) error {
+			q, err := resource.ParseQuantity(v)
+			if err != nil || q.Sign() < 0 {
+				return fmt.Errorf("want a non-negative quantity such as 20Gi, got %q", v)
+			}
+			defaults.ModelCacheMaxBytes = q.Value()
+			return nil
+		})
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
@@ -120,7 +131,8 @@ func run() error {
 	}
 
 	log.Info("Starting manager", "leaderElection", leaderElect, "metrics", metricsAddr, "probes", probeAddr,
-		"inferdImage", defaults.InferdImage, "modelCacheDir", defaults.ModelCacheDir)
+		"inferdImage", defaults.InferdImage, "modelCacheDir", defaults.ModelCacheDir,
+		"modelCacheMaxBytes", defaults.ModelCacheMaxBytes)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		return fmt.Errorf("run manager: %w", err)
 	}

@@ -1,19 +1,14 @@
 package edgerollout
 
 import (
-	"fmt"
-	"os"
-	"path/filepath"
 	"testing"
 	"time"
 
-	lua "github.com/yuin/gopher-lua"
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
-	"sigs.k8s.io/yaml"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/test/testenv"
 )
 
 // TestArgoCDHealthScript runs the health check that the GitOps docs give
@@ -22,17 +17,9 @@ import (
 // code wrote: an Application is Healthy only when its rollouts are
 // Completed.
 func TestArgoCDHealthScript(t *testing.T) {
-	raw, err := os.ReadFile(filepath.Join("..", "..", "config", "gitops", "argocd", "argocd-cm-health.yaml"))
+	script, err := testenv.ArgoCDHealthScript()
 	if err != nil {
 		t.Fatal(err)
-	}
-	var cm corev1.ConfigMap
-	if err := yaml.UnmarshalStrict(raw, &cm); err != nil {
-		t.Fatal(err)
-	}
-	script := cm.Data["resource.customizations.health.slmops.dev_EdgeRollout"]
-	if script == "" {
-		t.Fatal("argocd-cm-health.yaml has no health script for slmops.dev_EdgeRollout")
 	}
 	tests := map[slmopsv1alpha1.RolloutPhase]string{
 		slmopsv1alpha1.PhasePending:     "Progressing",
@@ -68,51 +55,11 @@ func TestArgoCDHealthScript(t *testing.T) {
 	}
 }
 
-// runHealth runs an Argo CD health script on obj as Argo CD does: the
-// object as a global table `obj`, the script returning {status, message}.
 func runHealth(t *testing.T, script string, obj runtime.Object) (string, string) {
 	t.Helper()
-	u := toUnstructured(t, obj)
-	L := lua.NewState(lua.Options{SkipOpenLibs: false})
-	defer L.Close()
-	L.SetGlobal("obj", toLua(L, u.Object))
-	if err := L.DoString(script); err != nil {
-		t.Fatalf("the health script fails: %v", err)
+	status, message, err := testenv.ArgoCDHealth(script, obj)
+	if err != nil {
+		t.Fatal(err)
 	}
-	ret, ok := L.Get(-1).(*lua.LTable)
-	if !ok {
-		t.Fatalf("the health script returned %s, not a table", L.Get(-1).Type())
-	}
-	return lua.LVAsString(ret.RawGetString("status")), lua.LVAsString(ret.RawGetString("message"))
-}
-
-// toLua converts a decoded JSON value into Lua values, as Argo CD's
-// conversion does (objects and arrays as tables, arrays from index 1).
-func toLua(L *lua.LState, v any) lua.LValue {
-	switch x := v.(type) {
-	case map[string]any:
-		t := L.NewTable()
-		for k, e := range x {
-			t.RawSetString(k, toLua(L, e))
-		}
-		return t
-	case []any:
-		t := L.NewTable()
-		for _, e := range x {
-			t.Append(toLua(L, e))
-		}
-		return t
-	case string:
-		return lua.LString(x)
-	case bool:
-		return lua.LBool(x)
-	case int64:
-		return lua.LNumber(x)
-	case float64:
-		return lua.LNumber(x)
-	case nil:
-		return lua.LNil
-	default:
-		panic(fmt.Sprintf("cannot convert %T to Lua", v))
-	}
+	return status, message
 }

@@ -285,6 +285,9 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		return ctrl.Result{}, err
 	}
+	if err := r.reconcileCache(ctx, &ro, arts, obs); err != nil {
+		return ctrl.Result{}, err
+	}
 	for _, e := range p.Events {
 		r.Recorder.Eventf(&ro, nil, e.Type, e.Reason, "Rollout", "%s", e.Message)
 		countEvent(ro.Namespace, ro.Name, e.Reason)
@@ -375,6 +378,7 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 		Generation: ro.Generation, Spec: ro.Spec, Annotations: ro.Annotations, Status: ro.Status,
 		Revision: computeRevision(ro, model, r.Defaults), Digest: model.Spec.Digest, Now: r.Now(),
 	}
+	in.ConfigError = configError(ro, model, in.Revision, arts, r.Defaults)
 	obs := &observation{stagePods: map[string]*corev1.Pod{}, servingPods: map[string]*corev1.Pod{}}
 	selector, err := ro.Spec.NodeSelector.Selector()
 	if err != nil {

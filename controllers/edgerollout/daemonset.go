@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -57,6 +58,9 @@ type Defaults struct {
 	InferdImage string
 	// ModelCacheDir is the node folder (a hostPath) of the model cache.
 	ModelCacheDir string
+	// ModelCacheMaxBytes bounds the files of the node cache that no rollout
+	// on the node pins; 0 keeps only pinned files.
+	ModelCacheMaxBytes int64
 }
 
 // DefaultInferdImage is the inferd image when neither the rollout nor the
@@ -153,19 +157,63 @@ func inferdConfig(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, a a
 	return c
 }
 
+// invalidConfigError is a config that inferd would refuse at start: the
+// operator reports it instead of making a DaemonSet whose pods crash-loop.
+type invalidConfigError struct {
+	artifact string
+	err      error
+}
+
+func (e *invalidConfigError) Error() string {
+	if e.artifact == DefaultVariant {
+		return e.err.Error()
+	}
+	return fmt.Sprintf("variant %s: %v", e.artifact, e.err)
+}
+
+func (e *invalidConfigError) Unwrap() error { return e.err }
+
+// encodeValid checks cfg as inferd will (config.Validate) and encodes it.
+func encodeValid(cfg config.Config, a artifact) (string, error) {
+	if err := cfg.Validate(); err != nil {
+		return "", &invalidConfigError{artifact: a.Name, err: err}
+	}
+	return cfg.Encode()
+}
+
+// configError is why the inferd config of some artifact of the current
+// revision is invalid, empty when every one is valid. It builds what the
+// act step would build, so it checks exactly what inferd gets.
+func configError(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, revision string, arts []artifact, d Defaults) string {
+	var msgs []string
+	for _, a := range arts {
+		build := buildDaemonSet
+		if r.Spec.Distribution.Staging != nil {
+			build = buildStageDaemonSet // builds the serving one first
+		}
+		_, err := build(r, m, revision, a, d)
+		var invalid *invalidConfigError
+		if errors.As(err, &invalid) {
+			msgs = append(msgs, invalid.Error())
+		}
+	}
+	return strings.Join(msgs, "; ")
+}
+
 // buildDaemonSet is the DaemonSet that runs revision of r on the nodes whose
 // cohort label names that revision. Its template never changes: a change is a
 // new revision and so a new DaemonSet, which is how a promoted canary becomes
 // stable without a second restart.
 func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, revision string, a artifact, d Defaults) (*appsv1.DaemonSet, error) {
 	cfg := inferdConfig(r, m, a)
+	cfg.Cache = cacheConfig(r, d)
 	sharing := r.Spec.Distribution.PeerSharing != nil
 	if sharing {
 		// Serving pods share their verified file with the site too, and
 		// read the peer directory when they have to fetch.
 		cfg.Peers.Serve, cfg.Peers.File = true, peersMountPath+"/"+config.PeerDirectoryKey
 	}
-	encoded, err := cfg.Encode()
+	encoded, err := encodeValid(cfg, a)
 	if err != nil {
 		return nil, err
 	}
@@ -194,6 +242,9 @@ func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, r
 			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: o.PullSecretRef.Name}, Key: corev1.DockerConfigJsonKey},
 		}})
 	}
+	if ref := t.APITokenSecretRef; ref != nil {
+		env = append(env, corev1.EnvVar{Name: config.EnvAPIToken, ValueFrom: &corev1.EnvVarSource{SecretKeyRef: ref.DeepCopy()}})
+	}
 	env = append(env, t.Env...)
 	resources := *m.Spec.Runtime.Resources.DeepCopy()
 	if t.Resources != nil {
@@ -215,7 +266,7 @@ func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, r
 	ds := &appsv1.DaemonSet{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: artifactDaemonSetName(r.Name, revision, a.Name), Namespace: r.Namespace, Labels: labels,
-			Annotations: map[string]string{"slmops.dev/model-digest": a.Digest},
+			Annotations: map[string]string{modelDigestAnnotation: a.Digest},
 		},
 		Spec: appsv1.DaemonSetSpec{
 			Selector:             &metav1.LabelSelector{MatchLabels: map[string]string{RolloutLabel: r.Name, RevisionLabel: revision}},
@@ -284,6 +335,7 @@ func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, r
 	if sharing {
 		addPeersVolume(r, &ds.Spec.Template.Spec)
 	}
+	addCacheVolume(r, &ds.Spec.Template.Spec)
 	return ds, nil
 }
 
@@ -312,6 +364,7 @@ func buildStageDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMMod
 	cfg := inferdConfig(r, m, a)
 	cfg.Stage = true
 	cfg.SelfTest = nil
+	cfg.Cache = cacheConfig(r, d)
 	if dist.PeerSharing != nil {
 		cfg.Peers.Serve, cfg.Peers.File = true, peersMountPath+"/"+config.PeerDirectoryKey
 	}
@@ -319,7 +372,7 @@ func buildStageDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMMod
 		cfg.Download.BytesPerSecond = max(q.Value()/int64(max(dist.Staging.MaxConcurrentNodes, 1)), 1024)
 	}
 	cfg.Download.DiskHeadroomBytes = quantityOr(dist.Fit.DiskHeadroom, "512Mi")
-	encoded, err := cfg.Encode()
+	encoded, err := encodeValid(cfg, a)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package edgerollout
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -144,4 +145,61 @@ func defaultArtifact(m *slmopsv1alpha1.SLMModel) artifact {
 		panic(fmt.Sprintf("a model without variants has %d artifacts (%v)", len(arts), err))
 	}
 	return arts[0]
+}
+
+// TestTheOperatorRefusesAConfigInferdWouldRefuse: a model that admission
+// let through but inferd would refuse at start (no runtime settings, as a
+// YAML object without spec.runtime gave before the schema defaulted it) is
+// reported by the operator, with config.Validate's words, instead of
+// becoming a DaemonSet whose pods crash-loop.
+func TestTheOperatorRefusesAConfigInferdWouldRefuse(t *testing.T) {
+	m, r := httpModelAndRollout()
+	arts := []artifact{defaultArtifact(m)}
+	if msg := configError(r, m, "rev", arts, Defaults{}); msg != "" {
+		t.Fatalf("a valid model is refused: %s", msg)
+	}
+	m.Spec.Runtime = slmopsv1alpha1.ModelRuntime{}
+	msg := configError(r, m, "rev", arts, Defaults{})
+	if !strings.Contains(msg, "runtime.contextLength and runtime.maxConcurrentRequests must be positive") {
+		t.Errorf("configError %q; want config.Validate's message", msg)
+	}
+	if _, err := buildDaemonSet(r, m, "rev", arts[0], Defaults{}); err == nil {
+		t.Errorf("buildDaemonSet built a DaemonSet of an invalid config")
+	}
+	r.Spec.Distribution.Staging = &slmopsv1alpha1.Staging{MaxConcurrentNodes: 2}
+	if msg := configError(r, m, "rev", arts, Defaults{}); msg == "" {
+		t.Errorf("the stager's config is not checked")
+	}
+}
+
+// TestTheAPITokenComesFromASecret: template.apiTokenSecretRef reaches inferd
+// as an environment variable read from the Secret, never as a value in the
+// pod spec; without it inferd gets no token variable.
+func TestTheAPITokenComesFromASecret(t *testing.T) {
+	m, r := httpModelAndRollout()
+	find := func(ds *appsv1.DaemonSet) *corev1.EnvVar {
+		for _, e := range ds.Spec.Template.Spec.Containers[0].Env {
+			if e.Name == config.EnvAPIToken {
+				return &e
+			}
+		}
+		return nil
+	}
+	ds, err := buildDaemonSet(r, m, "rev", defaultArtifact(m), Defaults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e := find(ds); e != nil {
+		t.Errorf("no apiTokenSecretRef, yet inferd gets %s", config.EnvAPIToken)
+	}
+	r.Spec.Template.APITokenSecretRef = &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: "inferd-api"}, Key: "token"}
+	ds, err = buildDaemonSet(r, m, "rev", defaultArtifact(m), Defaults{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := find(ds)
+	if e == nil || e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil ||
+		e.ValueFrom.SecretKeyRef.Name != "inferd-api" || e.ValueFrom.SecretKeyRef.Key != "token" {
+		t.Errorf("%s = %+v; want it read from Secret inferd-api key token", config.EnvAPIToken, e)
+	}
 }

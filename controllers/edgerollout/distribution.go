@@ -16,6 +16,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -39,12 +40,16 @@ import (
 // excluded from the rollout, listed with that reason, and keeps its revision.
 
 // Reasons a target node is excluded. A stager's own reasons (InsufficientDisk,
-// FetchFailed, OriginRejected, ...) come from its termination message.
+// FetchFailed, OriginRejected, ...) come from its termination message;
+// StagingFailed is a stager's failure without one.
 const (
 	ReasonInsufficientMemory = "InsufficientMemory"
 	ReasonInsufficientDisk   = config.ReasonInsufficientDisk
-	ReasonStagingFailed      = "StagingFailed"
 )
+
+// siteKey is one site's copy of one artifact: what peers share, and what a
+// seed learns about the origin for the rest of its site.
+type siteKey struct{ site, variant string }
 
 // maxExcludedNodes bounds status.distribution.excludedNodes.
 const maxExcludedNodes = 50
@@ -104,6 +109,7 @@ func truncate(s string, n int) string {
 func (d *decider) eligible(targets []nodeState) []nodeState {
 	d.excluded = map[string]slmopsv1alpha1.ExcludedNode{}
 	rev := d.moveTo()
+	d.learnOriginFailures(targets, rev)
 	out := make([]nodeState, 0, len(targets))
 	for _, n := range targets {
 		switch {
@@ -115,6 +121,12 @@ func (d *decider) eligible(targets []nodeState) []nodeState {
 			reason, message := stageFailure(n.Stage)
 			d.excluded[n.Name] = slmopsv1alpha1.ExcludedNode{Node: n.Name, Reason: reason, Message: message}
 			continue
+		case d.staging(rev) && !staged(n, rev):
+			if f, ok := d.originFailed[d.originKey(n)]; ok {
+				d.excluded[n.Name] = slmopsv1alpha1.ExcludedNode{Node: n.Name, Reason: f.Reason,
+					Message: truncate(fmt.Sprintf("not fetched: the origin failed for the stager on %s: %s", f.Node, f.Message), 1024)}
+				continue
+			}
 		}
 		out = append(out, n)
 	}
@@ -123,6 +135,97 @@ func (d *decider) eligible(targets []nodeState) []nodeState {
 	}
 	return out
 }
+
+// learnOriginFailures records, per site and artifact, the first stager (in
+// name order) that the origin itself failed: it answered 404 or denied the
+// request, or sent bytes that do not hash to the digest. That answer is the
+// same for every node, so the rest of the site does not ask again: its
+// nodes are excluded with the seed's reason, and only that stager keeps
+// retrying (paced by the kubelet's back-off) until the origin recovers.
+// Without peer sharing the whole fleet is one site.
+func (d *decider) learnOriginFailures(targets []nodeState, rev string) {
+	d.originFailed = map[siteKey]slmopsv1alpha1.ExcludedNode{}
+	if !d.staging(rev) {
+		return
+	}
+	holds := map[siteKey]bool{}
+	for _, n := range targets {
+		if staged(n, rev) {
+			holds[d.originKey(n)] = true
+		}
+	}
+	for _, n := range targets { // in.Nodes is sorted by name
+		k := d.originKey(n)
+		if holds[k] || !stageFailed(n, rev) {
+			continue
+		}
+		if _, ok := d.originFailed[k]; ok {
+			continue
+		}
+		if reason, message := stageFailure(n.Stage); config.OriginFailure(reason) {
+			d.originFailed[k] = slmopsv1alpha1.ExcludedNode{Node: n.Name, Reason: reason, Message: message}
+		}
+	}
+}
+
+// originKey is the group of nodes that share what one of them learns of
+// the origin: its site and artifact with peer sharing, its artifact without.
+func (d *decider) originKey(n nodeState) siteKey {
+	if d.in.Spec.Distribution.PeerSharing == nil {
+		return siteKey{variant: n.Variant}
+	}
+	return siteKey{n.PeerSite, n.Variant}
+}
+
+// tooManyExcluded reports whether more target nodes are excluded than
+// distribution.maxExcludedNodes allows, with a summary of the top reasons:
+// a model that most nodes cannot take fails the rollout instead of
+// completing on the few that can.
+func (d *decider) tooManyExcluded() (summary string, failed bool) {
+	limit := scaled(d.in.Spec.Distribution.MaxExcludedNodes, len(d.all), false, 0)
+	if d.in.Spec.Distribution.MaxExcludedNodes == nil {
+		limit = scaled(ptr.To(intstr.FromString(defaultMaxExcludedNodes)), len(d.all), false, 0)
+	}
+	if len(d.excluded) <= limit {
+		return "", false
+	}
+	byReason := map[string][]string{}
+	for name, e := range d.excluded {
+		byReason[e.Reason] = append(byReason[e.Reason], name)
+	}
+	reasons := make([]string, 0, len(byReason))
+	for r := range byReason {
+		reasons = append(reasons, r)
+		slices.Sort(byReason[r])
+	}
+	sort.Slice(reasons, func(i, j int) bool {
+		if a, b := len(byReason[reasons[i]]), len(byReason[reasons[j]]); a != b {
+			return a > b
+		}
+		return reasons[i] < reasons[j]
+	})
+	parts := make([]string, 0, 3)
+	for _, r := range reasons[:min(3, len(reasons))] {
+		first := d.excluded[byReason[r][0]]
+		parts = append(parts, fmt.Sprintf("%s on %d (%s: %s)", r, len(byReason[r]), first.Node, truncate(first.Message, 200)))
+	}
+	// The excluded nodes become the failing nodes, so that status says which
+	// and why after the rollback, when nothing is excluded any more.
+	var failing []slmopsv1alpha1.FailingNode
+	for _, r := range reasons {
+		for _, name := range byReason[r] {
+			e := d.excluded[name]
+			failing = append(failing, slmopsv1alpha1.FailingNode{Node: name, Reason: e.Reason, Message: e.Message})
+		}
+	}
+	d.st.FailingNodes = mergeFailing(nil, failing)
+	return fmt.Sprintf("%d of %d target nodes excluded, more than maxExcludedNodes %d: %s",
+		len(d.excluded), len(d.all), limit, strings.Join(parts, "; ")), true
+}
+
+// defaultMaxExcludedNodes is the schema's default of
+// distribution.maxExcludedNodes, for a spec built without the schema.
+const defaultMaxExcludedNodes = "10%"
 
 // reportExclusions sends one event when nodes are newly excluded.
 func (d *decider) reportExclusions() {
@@ -255,7 +358,6 @@ func (d *decider) chooseStagers(rev string, want map[string]string) *metav1.Time
 	sharing := d.in.Spec.Distribution.PeerSharing != nil
 
 	// Who holds the file, and who is fetching it, per site and artifact.
-	type siteKey struct{ site, variant string }
 	holders, fetching := map[siteKey]int{}, map[siteKey]int{}
 	inProgress := 0
 	for _, n := range d.in.Nodes {
@@ -273,6 +375,11 @@ func (d *decider) chooseStagers(rev string, want map[string]string) *metav1.Time
 		// the site's peers); once nodes stopped moving, only the nodes yet
 		// to switch keep theirs.
 		if n.Revision == rev && !canaryActive {
+			continue
+		}
+		// Once the origin failed a site's stager, that stager alone asks
+		// it again; the others of the site stop.
+		if f, ok := d.originFailed[d.originKey(n)]; ok && f.Node != n.Name && !staged(n, rev) {
 			continue
 		}
 		want[n.Name] = rev
@@ -320,6 +427,9 @@ func (d *decider) chooseStagers(rev string, want map[string]string) *metav1.Time
 			continue
 		}
 		k := siteKey{n.PeerSite, n.Variant}
+		if _, failed := d.originFailed[d.originKey(n)]; failed {
+			continue
+		}
 		if sharing && holders[k] == 0 && fetching[k] > 0 {
 			// One seed per site fetches from the origin; the others wait
 			// for it and then fetch from it.

@@ -137,6 +137,7 @@ func TestPeerSharingSeedsEachSiteOnce(t *testing.T) {
 func TestANodeThatCannotStageIsExcludedNotFailed(t *testing.T) {
 	nodes := withSites(fleet(10, 1, "old"))
 	s := stagingSpec(10, false, "100%")
+	s.Distribution.MaxExcludedNodes = ptr.To(intstr.FromString("20%"))
 	for i := range nodes {
 		stageWith(&nodes[i], "new", true)
 	}

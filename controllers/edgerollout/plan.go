@@ -11,6 +11,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
@@ -76,6 +77,10 @@ type planInput struct {
 	Digest string
 	Nodes  []nodeState
 	Now    time.Time
+	// ConfigError is why the inferd config of Revision fails
+	// config.Validate (empty when it passes): such a revision is never
+	// rolled out.
+	ConfigError string
 }
 
 // event is one Kubernetes Event the plan asks for.
@@ -139,6 +144,9 @@ func computePlan(in planInput) rolloutPlan {
 	case st.CanaryRevision == "":
 		reason, message = d.steady()
 		d.assign()
+	case in.ConfigError != "" && st.CanaryRevision == in.Revision:
+		reason, message = d.invalidConfig()
+		d.assign()
 	default:
 		reason, message = d.progress()
 		d.assign()
@@ -170,6 +178,9 @@ type decider struct {
 	order []nodeState
 	// cohort are the target nodes that should run the canary revision now.
 	cohort map[string]bool
+	// originFailed are the origin's failures learned from a stager, per
+	// site and artifact (see learnOriginFailures).
+	originFailed map[siteKey]slmopsv1alpha1.ExcludedNode
 }
 
 func (d *decider) event(typ, reason, format string, args ...any) {
@@ -297,21 +308,36 @@ func (d *decider) setHistoryPhase(rev string, phase slmopsv1alpha1.RolloutPhase)
 func (d *decider) steady() (reason, message string) {
 	st := d.st
 	d.cohort = map[string]bool{}
-	switched := 0
+	// An unreachable node that runs another revision switches when it
+	// returns (see assign); it does not hold the rollout meanwhile.
+	switched, away := 0, 0
 	for _, n := range d.targets {
-		if n.Revision == st.StableRevision {
+		switch {
+		case n.Revision == st.StableRevision:
 			switched++
+		case !n.Reachable && n.Revision != "":
+			away++
 		}
 	}
 	if st.StableRevision == "" {
 		st.Phase = slmopsv1alpha1.PhasePending
 		return "NoRevision", "no revision to roll out yet"
 	}
-	if switched < len(d.targets) {
+	if switched+away < len(d.targets) {
 		st.Phase = slmopsv1alpha1.PhaseProgressing
 		return "NodesJoining", fmt.Sprintf("%d of %d target nodes run stable revision %s", switched, len(d.targets), st.StableRevision)
 	}
+	if switched == 0 {
+		// No success without nodes.
+		st.Phase = slmopsv1alpha1.PhaseProgressing
+		return "NoTargetNodes", fmt.Sprintf("no reachable target node runs revision %s (%d target nodes, %d unreachable, %d excluded)",
+			st.StableRevision, len(d.targets), away, len(d.excluded))
+	}
 	st.Phase = slmopsv1alpha1.PhaseCompleted
+	if away > 0 {
+		return "Completed", fmt.Sprintf("%d of %d target nodes run revision %s; %d unreachable nodes switch when they return",
+			switched, len(d.targets), st.StableRevision, away)
+	}
 	return "Completed", fmt.Sprintf("all %d target nodes run revision %s", len(d.targets), st.StableRevision)
 }
 
@@ -327,6 +353,9 @@ func (d *decider) progress() (reason, message string) {
 	switch st.Phase {
 	case slmopsv1alpha1.PhaseRolledBack, slmopsv1alpha1.PhaseAborted:
 		d.cohort = map[string]bool{}
+		if reason, message, ok := d.failure(); ok {
+			return reason, message
+		}
 		return string(st.Phase), fmt.Sprintf("revision %s is not rolled out (%s); the cohort runs %s; annotate %s to try again",
 			st.CanaryRevision, strings.ToLower(string(st.Phase)), stableName(st.StableRevision), slmopsv1alpha1.RetryAnnotation)
 	}
@@ -387,6 +416,7 @@ func (d *decider) progress() (reason, message string) {
 		}
 	}
 	sort.Slice(failing, func(i, j int) bool { return failing[i].Node < failing[j].Node })
+	before := st.FailingNodes
 	st.FailingNodes = mergeFailing(st.FailingNodes, failing)
 
 	maxFailed := scaled(d.in.Spec.Analysis.MaxFailedNodes, total, false, 0)
@@ -396,21 +426,20 @@ func (d *decider) progress() (reason, message string) {
 			names = append(names, failing[i].Node+" ("+failing[i].Reason+")")
 		}
 		summary := fmt.Sprintf("%d canary nodes failed, more than maxFailedNodes %d: %s", len(failing), maxFailed, strings.Join(names, ", "))
-		if d.in.Spec.RollbackPolicy == slmopsv1alpha1.RollbackManual {
-			st.Phase = slmopsv1alpha1.PhaseDegraded
-			d.setHistoryPhase(st.CanaryRevision, slmopsv1alpha1.PhaseDegraded)
-			d.event(corev1.EventTypeWarning, "Degraded", "Revision %s degraded: %s; rollbackPolicy is Manual", st.CanaryRevision, summary)
-			d.freeze()
-			return "CanaryFailed", summary + "; annotate " + slmopsv1alpha1.AbortAnnotation + " or " + slmopsv1alpha1.RetryAnnotation
+		return d.failCanary(ReasonCanaryFailed, summary)
+	}
+	if st.Phase != slmopsv1alpha1.PhaseDegraded {
+		if summary, failed := d.tooManyExcluded(); failed {
+			return d.failCanary(ReasonStagingFailed, summary)
 		}
-		d.finishCanary(slmopsv1alpha1.PhaseRolledBack)
-		d.cohort = map[string]bool{}
-		d.event(corev1.EventTypeWarning, "RolledBack", "Revision %s rolled back to %s: %s", st.CanaryRevision, stableName(st.StableRevision), summary)
-		return "CanaryFailed", summary + "; rolled back"
 	}
 	if st.Phase == slmopsv1alpha1.PhaseDegraded {
 		d.freeze()
-		return "CanaryFailed", fmt.Sprintf("%d canary nodes failed; annotate %s or %s", len(failing), slmopsv1alpha1.AbortAnnotation, slmopsv1alpha1.RetryAnnotation)
+		if reason, message, ok := d.failure(); ok && reason != ReasonCanaryFailed {
+			st.FailingNodes = before // the excluded nodes, as they failed
+			return reason, message
+		}
+		return ReasonCanaryFailed, fmt.Sprintf("%d canary nodes failed; annotate %s or %s", len(failing), slmopsv1alpha1.AbortAnnotation, slmopsv1alpha1.RetryAnnotation)
 	}
 
 	step := steps[st.CurrentStep]
@@ -456,6 +485,16 @@ func (d *decider) progress() (reason, message string) {
 		d.event(corev1.EventTypeNormal, "StepPromoted", "%s healthy: %d of %d ready", stepName, healthy, counted)
 	}
 	if int(st.CurrentStep) == len(steps)-1 {
+		// No success without nodes: the last step completes only on at
+		// least one ready node, even when a promotion skips the analysis.
+		if ready := d.readyOnCanary(); ready == 0 {
+			st.Phase = slmopsv1alpha1.PhaseProgressing
+			if total == 0 {
+				return "NoTargetNodes", fmt.Sprintf("%s: no target node can take revision %s (%d excluded); a rollout completes only on at least one node",
+					stepName, st.CanaryRevision, len(d.excluded))
+			}
+			return "StepProgressing", fmt.Sprintf("%s: no target node runs revision %s ready yet; a rollout completes only on at least one node", stepName, st.CanaryRevision)
+		}
 		rev := st.CanaryRevision
 		d.finishCanary(slmopsv1alpha1.PhaseCompleted)
 		d.cohort = map[string]bool{}
@@ -468,6 +507,79 @@ func (d *decider) progress() (reason, message string) {
 	size = stepSize(steps, int(st.CurrentStep), total)
 	d.cohort = selectCohort(d.ordered(), st.CanaryRevision, size, d.waitDeadline().After(d.in.Now), d.canJoin)
 	return "StepStarted", fmt.Sprintf("step %d of %d (%d of %d target nodes) started", st.CurrentStep+1, len(steps), size, total)
+}
+
+// Reasons of a failed canary.
+const (
+	// ReasonCanaryFailed: more cohort nodes failed than maxFailedNodes.
+	ReasonCanaryFailed = "CanaryFailed"
+	// ReasonStagingFailed: more target nodes were excluded (unfit, or
+	// failed to stage) than distribution.maxExcludedNodes.
+	ReasonStagingFailed = "StagingFailed"
+	// ReasonInvalidConfig: the inferd config of the revision fails
+	// config.Validate; no DaemonSet of it is made.
+	ReasonInvalidConfig = "InvalidConfig"
+)
+
+// failCanary ends a canary that failed for reason: Degraded under
+// rollbackPolicy Manual (the cohort stays as it is, for a person to look
+// at), RolledBack otherwise.
+func (d *decider) failCanary(reason, summary string) (string, string) {
+	st := d.st
+	if d.in.Spec.RollbackPolicy == slmopsv1alpha1.RollbackManual {
+		st.Phase = slmopsv1alpha1.PhaseDegraded
+		d.setHistoryPhase(st.CanaryRevision, slmopsv1alpha1.PhaseDegraded)
+		d.event(corev1.EventTypeWarning, "Degraded", "Revision %s degraded: %s; rollbackPolicy is Manual", st.CanaryRevision, summary)
+		d.freeze()
+		return reason, summary + "; annotate " + slmopsv1alpha1.AbortAnnotation + " or " + slmopsv1alpha1.RetryAnnotation
+	}
+	d.finishCanary(slmopsv1alpha1.PhaseRolledBack)
+	d.cohort = map[string]bool{}
+	d.event(corev1.EventTypeWarning, "RolledBack", "Revision %s rolled back to %s: %s", st.CanaryRevision, stableName(st.StableRevision), summary)
+	return reason, summary + "; rolled back"
+}
+
+// failure is the reason and message with which the canary failed, kept in
+// the Degraded condition while the rollout stays failed.
+func (d *decider) failure() (reason, message string, ok bool) {
+	c := meta.FindStatusCondition(d.st.Conditions, slmopsv1alpha1.ConditionDegraded)
+	if c == nil || c.Status != metav1.ConditionTrue {
+		return "", "", false
+	}
+	switch c.Reason {
+	case ReasonCanaryFailed, ReasonStagingFailed, ReasonInvalidConfig:
+		return c.Reason, c.Message, true
+	}
+	return "", "", false
+}
+
+// readyOnCanary counts the target nodes whose pod of the canary revision is
+// ready.
+func (d *decider) readyOnCanary() int {
+	n := 0
+	for _, t := range d.targets {
+		if t.Revision == d.st.CanaryRevision && t.Pod.Ready {
+			n++
+		}
+	}
+	return n
+}
+
+// invalidConfig holds a revision whose inferd config inferd would refuse:
+// no node switches to it (the cohort goes back to the stable revision), and
+// the rollout reports the error until the spec or the model changes.
+func (d *decider) invalidConfig() (reason, message string) {
+	st := d.st
+	d.cohort = map[string]bool{}
+	message = fmt.Sprintf("revision %s cannot run: its inferd config is invalid: %s; fix the SLMModel or the EdgeRollout; %s keeps serving",
+		st.CanaryRevision, d.in.ConfigError, stableName(st.StableRevision))
+	if st.Phase != slmopsv1alpha1.PhaseDegraded {
+		d.event(corev1.EventTypeWarning, ReasonInvalidConfig, "%s", message)
+	}
+	st.Phase = slmopsv1alpha1.PhaseDegraded
+	st.PauseStartedAt = nil
+	d.setHistoryPhase(st.CanaryRevision, slmopsv1alpha1.PhaseDegraded)
+	return ReasonInvalidConfig, message
 }
 
 // canarySteps are the canary's steps; one step to every node when it has none.
@@ -535,9 +647,12 @@ func mergeFailing(old, now []slmopsv1alpha1.FailingNode) []slmopsv1alpha1.Failin
 }
 
 // assign decides each target node's revision and which nodes switch now,
-// within maxUnavailable. A node that has no ready pod already (or is
-// unreachable, where nothing is served anyway) switches freely; every other
-// switch takes one unit of the budget, in cohort order.
+// within maxUnavailable. A node that has no ready pod already switches
+// freely; every other switch takes one unit of the budget, in cohort order.
+// An unreachable node that runs a revision is not relabelled while it is
+// away: its pod would restart the moment it reconnects, together with every
+// other returning node, past the budget. It switches once it is back, paced
+// like any other node.
 func (d *decider) assign() {
 	st := d.st
 	budget := scaled(d.canary.MaxUnavailable, len(d.targets), true, 1)
@@ -557,6 +672,8 @@ func (d *decider) assign() {
 		case !d.mayActivate(n, want):
 			// Stage, then activate: the node keeps serving what it runs
 			// until the model it moves to is in its cache.
+		case !n.Reachable && n.Revision != "":
+			// Switches when it returns, within the budget.
 		case unavailable || !n.Reachable:
 			d.p.Labels[n.Name] = want
 		default:
@@ -583,7 +700,9 @@ func (d *decider) count() {
 		if n.Revision != "" && n.Revision == d.in.Revision {
 			updated++
 		}
-		if n.Revision != "" && n.Pod.Ready {
+		// An unreachable node's pod status is stale: it is not counted as
+		// ready while its node cannot be seen.
+		if n.Revision != "" && n.Pod.Ready && n.Reachable {
 			ready++
 		}
 		if !n.Reachable {

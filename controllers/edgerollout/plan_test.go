@@ -394,7 +394,9 @@ func TestComputePlan(t *testing.T) {
 				return n
 			}(),
 			revision: "new", wantPhase: slmopsv1alpha1.PhaseProgressing, wantStable: "old", wantCanary: "new",
-			wantLabels: map[string]string{o[0]: "new"}, // unreachable: labelled for when it returns
+			// Unreachable: it keeps its label while away and switches when it
+			// returns, within maxUnavailable.
+			wantLabels: nil,
 			wantRevs:   []string{"new", "old"}, wantRequeue: 9 * time.Minute,
 		},
 		"Wait goes on without the unreachable node after its deadline": {
@@ -409,11 +411,11 @@ func TestComputePlan(t *testing.T) {
 				n[i[0]].Reachable = false
 				return n
 			}(),
-			// The step completes without it; the next step (all nodes) labels it
-			// for when it returns, and waits for it afresh.
+			// The step completes without it; the next step (all nodes) waits
+			// for it afresh and switches it once it is back.
 			revision: "new", wantPhase: slmopsv1alpha1.PhaseProgressing, wantStable: "old", wantCanary: "new", wantStep: 1,
 			wantRevs: []string{"new", "old"}, wantEvents: "StepPromoted",
-			wantLabels: map[string]string{o[0]: "new", o[3]: "new", o[4]: "new"},
+			wantLabels: map[string]string{o[3]: "new", o[4]: "new"},
 		},
 	}
 	for name, tc := range tests {

@@ -29,6 +29,11 @@ const (
 	EnvRegistryAuth = "INFERD_REGISTRY_AUTH"
 	// EnvNodeName is the node inferd runs on (the downward API's spec.nodeName).
 	EnvNodeName = "INFERD_NODE_NAME"
+	// EnvAPIToken, when set, is the bearer token that inferd's
+	// OpenAI-compatible API requires, from the EdgeRollout's
+	// template.apiTokenSecretRef; like EnvAuthorization it never reaches a
+	// log or the pod spec.
+	EnvAPIToken = "INFERD_API_TOKEN"
 )
 
 // DefaultCacheDir is the node-local model cache, a hostPath that K3s nodes keep

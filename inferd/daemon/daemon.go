@@ -40,9 +40,6 @@ const (
 	ReasonUnsupported      = config.ReasonUnsupported
 	ReasonSelfTestFailed   = config.ReasonSelfTestFailed
 	ReasonInsufficientDisk = config.ReasonInsufficientDisk
-	// ReasonStagedFileLost: a stager's file disappeared from the node cache
-	// or no longer verifies; it is unready until it has fetched it again.
-	ReasonStagedFileLost = "StagedFileLost"
 )
 
 // ErrStageFailed is what Run returns when a stager could not stage the
@@ -67,6 +64,9 @@ type Options struct {
 	NodeName string
 	// Authorization is the http source's Authorization header.
 	Authorization string
+	// APIToken, when set, is the bearer token the OpenAI-compatible API
+	// requires.
+	APIToken string
 	// RegistryAuth is a dockerconfigjson for an OCI source.
 	RegistryAuth []byte
 	// TerminationLog is where the termination message goes ("" for none).
@@ -84,10 +84,6 @@ type Options struct {
 	DownloadAttemptTimeout time.Duration
 	// RetryBackoff is the first wait after a failed fetch round (doubling to 5 minutes).
 	RetryBackoff time.Duration
-	// CacheCheckInterval is how often a stager makes sure its staged file is
-	// still in the cache and unchanged (a stat; a hash when it changed, or
-	// every few hours); 10 s when 0.
-	CacheCheckInterval time.Duration
 	// ChatTemplate overrides the model's chat template.
 	ChatTemplate string
 	// Log never receives secrets, prompts or answers.
@@ -108,6 +104,8 @@ type Daemon struct {
 	mu      sync.Mutex
 	engine  engine.Engine
 	message string
+	// held is the cached file inferd serves or stages, held against prunes.
+	held *fetch.Hold
 }
 
 // New returns a Daemon for cfg.
@@ -117,9 +115,6 @@ func New(cfg *config.Config, opts Options) *Daemon {
 	}
 	if opts.RetryBackoff <= 0 {
 		opts.RetryBackoff = 5 * time.Second
-	}
-	if opts.CacheCheckInterval <= 0 {
-		opts.CacheCheckInterval = 10 * time.Second
 	}
 	if opts.Listen == "" {
 		opts.Listen = fmt.Sprintf(":%d", cfg.Port)
@@ -132,6 +127,7 @@ func New(cfg *config.Config, opts Options) *Daemon {
 		ModelName: cfg.Model.Name, Concurrency: int(cfg.Runtime.MaxConcurrentRequests), QueueDepth: opts.QueueDepth,
 		QueueTimeout: opts.QueueTimeout, MaxRequestBytes: opts.MaxRequestBytes, MaxTokens: opts.MaxTokens,
 		Registerer: opts.Registerer, Gatherer: opts.Gatherer, Log: opts.Log.WithName("server"), Blobs: blobs,
+		APIToken: opts.APIToken,
 	})
 	srv.Update(func(st *server.Status) {
 		st.Node = opts.NodeName
@@ -227,6 +223,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		_ = d.engine.Close()
 	}
 	d.mu.Unlock()
+	d.releaseModel()
 	d.writeTermination(d.summary())
 	log.Info("Stopped")
 	return stageErr
@@ -247,6 +244,7 @@ func (d *Daemon) summary() string {
 // prepare fetches, loads and tests the model, retrying what a retry can fix.
 func (d *Daemon) prepare(ctx context.Context) {
 	log := d.opts.Log
+	go d.refreshPins(ctx)
 	path, ok := d.fetchModel(ctx)
 	if !ok {
 		return
@@ -331,6 +329,8 @@ func (d *Daemon) fetchModel(ctx context.Context) (string, bool) {
 	}
 	backoff := d.opts.RetryBackoff
 	mismatches := 0
+	// Room for the download, and the pin record written at start.
+	d.pruneCache(f)
 	for round := 1; ; round++ {
 		start := time.Now()
 		var peers []fetch.Source
@@ -339,6 +339,9 @@ func (d *Daemon) fetchModel(ctx context.Context) (string, bool) {
 			peers = append(peers, fetch.PeerSource(f, p, d.cfg.Model.Digest))
 		}
 		res, tried, err := f.FetchVia(ctx, peers, src, d.cfg.Model.Digest, d.cfg.Model.SizeBytes)
+		if err == nil {
+			err = d.holdModel(f)
+		}
 		seconds := time.Since(start).Seconds()
 		var peerBytes int64
 		for _, p := range tried {
@@ -373,11 +376,7 @@ func (d *Daemon) fetchModel(ctx context.Context) (string, bool) {
 				d.srv.Update(func(st *server.Status) { st.Model.SizeBytes = fi.Size() })
 			}
 			log.Info("Model in cache", "cacheHit", res.CacheHit, "downloadedBytes", res.Downloaded, "seconds", seconds)
-			if removed, err := f.Prune(d.cfg.Model.Digest); err != nil {
-				log.Error(err, "Pruning the model cache failed")
-			} else if len(removed) > 0 {
-				log.Info("Pruned the model cache", "removed", removed)
-			}
+			d.pruneCache(f)
 			return res.Path, true
 		}
 		if ctx.Err() != nil {
@@ -457,31 +456,21 @@ func (d *Daemon) countPeerRejects(tried []fetch.PeerAttempt) {
 	}
 }
 
-// keepStaged watches a stager's staged file until ctx is done (false) or
-// the file is gone or no longer verifies (true): the stager is then
-// unready, so that the operator drops it from the peer directory, and it
-// is removed from the cache so that it is fetched again.
-func (d *Daemon) keepStaged(ctx context.Context) bool {
-	cache := &fetch.Fetcher{CacheDir: d.cfg.CacheDir}
-	tick := time.NewTicker(d.opts.CacheCheckInterval)
-	defer tick.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return false
-		case <-tick.C:
-		}
-		err := cache.Check(ctx, d.cfg.Model.Digest)
-		switch {
-		case err == nil, ctx.Err() != nil:
-		case errors.Is(err, fetch.ErrNotCached):
-			d.srv.SetPhase(server.PhaseFetching, ReasonStagedFileLost, redact.Text(err.Error())+"; fetching it again")
-			d.opts.Log.Info("The staged model left the cache or no longer verifies; fetching it again", "error", err.Error())
-			return true
-		default:
-			d.opts.Log.Info("Cannot check the staged model", "error", err.Error())
-		}
+// stagedFileRotted re-verifies a stager's file with fetch's Check (a stat
+// while it is unchanged; a hash when its size or time changed, or every
+// ReverifyAfter) and says why it no longer serves, "" while it does (or the
+// check could not run). A file that no longer hashes to its digest is
+// removed, so that it is fetched again.
+func (d *Daemon) stagedFileRotted(ctx context.Context) string {
+	err := (&fetch.Fetcher{CacheDir: d.cfg.CacheDir}).Check(ctx, d.cfg.Model.Digest)
+	switch {
+	case err == nil, ctx.Err() != nil:
+		return ""
+	case errors.Is(err, fetch.ErrNotCached):
+		return redact.Text(err.Error())
 	}
+	d.opts.Log.Info("Cannot check the staged model", "error", err.Error())
+	return ""
 }
 
 // peerURLs are the peers to try before the origin: the configured ones,

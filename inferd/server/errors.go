@@ -19,6 +19,9 @@ var (
 	errNotReady   = errors.New("model not ready")
 	errNotFound   = errors.New("not found")
 	errBadRequest = errors.New("invalid request")
+	// errUnauthorized: the API needs a bearer token and the request
+	// carried none or another (the token is never logged or echoed).
+	errUnauthorized = errors.New("unauthorized")
 )
 
 // apiError is an OpenAI-style error answer.
@@ -52,6 +55,9 @@ func toAPIError(err error) *apiError {
 	case errors.Is(err, errOverloaded):
 		return &apiError{Status: http.StatusTooManyRequests, Type: "rate_limit_error", Code: "rate_limit_exceeded",
 			Message: "inferd is serving as many requests as this model is configured for and its queue is full; retry after the time in Retry-After", retryAfter: 1}
+	case errors.Is(err, errUnauthorized):
+		return &apiError{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key",
+			Message: "this inferd needs an API key: send it as the header Authorization: Bearer <key>"}
 	case errors.Is(err, errNotReady):
 		return &apiError{Status: http.StatusServiceUnavailable, Type: "server_error", Code: "model_not_ready", Message: err.Error()}
 	case errors.Is(err, errNotFound):
@@ -69,6 +75,9 @@ func writeError(w http.ResponseWriter, err error) *apiError {
 	ae := toAPIError(err)
 	if ae.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(ae.retryAfter))
+	}
+	if ae.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="inferd"`)
 	}
 	writeJSON(w, ae.Status, map[string]any{"error": ae})
 	return ae

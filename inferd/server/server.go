@@ -9,9 +9,11 @@ package server
 
 import (
 	"context"
+	"crypto/subtle"
 	"fmt"
 	"maps"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -66,6 +68,12 @@ type Options struct {
 	// Blobs, when set, serves the node's verified model files to the
 	// other nodes of its site under /v1/blobs/ (fetch.Fetcher.ServeBlob).
 	Blobs http.HandlerFunc
+	// APIToken, when set, is the bearer token every request to the
+	// OpenAI-compatible API (/v1/models, /v1/completions,
+	// /v1/chat/completions) must carry. Probes, /status, /metrics and the
+	// peers' /v1/blobs/ stay open: the kubelet and Prometheus call them, and
+	// a blob is only ever trusted after its digest is checked.
+	APIToken string
 }
 
 // ModelStatus is what /status says about the model.
@@ -270,7 +278,11 @@ func (s *Server) instrument(endpoint string, h func(http.ResponseWriter, *http.R
 	return func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &statusRecorder{ResponseWriter: w, code: http.StatusOK}
-		if err := h(rec, r); err != nil {
+		err := s.authorize(r)
+		if err == nil {
+			err = h(rec, r)
+		}
+		if err != nil {
 			if !rec.wrote {
 				writeError(rec, err)
 			}
@@ -281,6 +293,18 @@ func (s *Server) instrument(endpoint string, h func(http.ResponseWriter, *http.R
 		s.metrics.Requests.WithLabelValues(endpoint, fmt.Sprint(rec.code)).Inc()
 		s.metrics.RequestSeconds.WithLabelValues(endpoint).Observe(time.Since(start).Seconds())
 	}
+}
+
+// authorize checks the bearer token of an API request, when one is set.
+func (s *Server) authorize(r *http.Request) error {
+	if s.opts.APIToken == "" {
+		return nil
+	}
+	got, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if ok && subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.APIToken)) == 1 {
+		return nil
+	}
+	return errUnauthorized
 }
 
 type statusRecorder struct {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"os/exec"
 	"path/filepath"
@@ -346,4 +347,80 @@ func kubectl(args ...string) (string, error) {
 	}
 	out, err := exec.Command(filepath.Join(bin, "kubectl"), append([]string{"--kubeconfig", cluster.Kubeconfig}, args...)...).Output()
 	return string(out), err
+}
+
+// TestReturningNodesArePaced: 40 nodes (twice maxUnavailable) go offline
+// while a revision rolls out under Skip; the rollout completes on the
+// others. When all 40 reconnect at once, they switch within
+// maxUnavailable: never more than maxUnavailable reachable target nodes are
+// without a ready pod (sampled throughout), because an unreachable node is
+// not relabelled while it is away.
+func TestReturningNodesArePaced(t *testing.T) {
+	g := NewWithT(t)
+	c := kube(t)
+	ctx := context.Background()
+	ns := newNamespace(t, "e2e-returning")
+	startOperator(t, ns)
+	r := rollout(ns, "100%")
+	createRollout(t, c, model(ns, digestOf(1)), r)
+	first := completeFirstRevision(t, c, r)
+
+	var offline []string
+	for i := 0; i < 2*maxUnavailable; i++ {
+		offline = append(offline, localcluster.NodeName(i*5, suiteSites))
+	}
+	for _, n := range offline {
+		g.Expect(cluster.SetNodeOffline(ctx, n, true)).To(Succeed())
+	}
+	t.Cleanup(func() {
+		for _, n := range offline {
+			_ = cluster.SetNodeOffline(context.Background(), n, false)
+		}
+	})
+	g.Eventually(func() int {
+		return len(reachable(t, offline))
+	}).WithTimeout(30 * time.Second).Should(BeZero())
+
+	newDigest(t, c, ns, 2)
+	got := waitForPhase(t, c, r, slmopsv1alpha1.PhaseCompleted, first, 3*time.Minute, nil)
+	g.Expect(got.Status.UnreachableNodes).To(BeEquivalentTo(len(offline)))
+	for _, n := range offline {
+		g.Expect(viewFleet(t, ns, r.Name).revisionOf[n]).To(Equal(first), "offline node %s was relabelled while away", n)
+	}
+
+	// All reconnect at once.
+	for _, n := range offline {
+		g.Expect(cluster.SetNodeOffline(ctx, n, false)).To(Succeed())
+	}
+	worst := 0
+	g.Eventually(func(g Gomega) {
+		v := viewFleet(t, ns, r.Name)
+		back := reachable(t, offline)
+		down := 0
+		for _, n := range back {
+			if _, ok := v.readyOn[n]; !ok {
+				down++
+			}
+		}
+		worst = max(worst, down)
+		v.allOn(g, got.Status.StableRevision)
+	}).WithTimeout(3 * time.Minute).WithPolling(100 * time.Millisecond).Should(Succeed())
+	fmt.Printf("returning nodes: %d reconnected at once; at most %d reachable nodes were without a ready pod (maxUnavailable %d)\n", len(offline), worst, maxUnavailable)
+	g.Expect(worst).To(BeNumerically("<=", maxUnavailable))
+}
+
+// reachable are the nodes of names that are Ready.
+func reachable(t *testing.T, names []string) []string {
+	t.Helper()
+	var out []string
+	for _, n := range names {
+		node, err := cluster.Clientset.CoreV1().Nodes().Get(context.Background(), n, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if localcluster.NodeReady(node) {
+			out = append(out, n)
+		}
+	}
+	return out
 }

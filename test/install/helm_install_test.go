@@ -45,7 +45,10 @@ func TestChartInstallsUpgradesAndUninstalls(t *testing.T) {
 	g.Expect(testenv.WaitForCRDs(ctx, cluster)).To(Succeed())
 
 	t.Run("RBAC", func(t *testing.T) { checkManagerRBAC(t, releaseNS, managerSA) })
+	t.Run("admission policies", func(t *testing.T) { checkManagerPolicy(t, releaseNS, managerSA) })
 
+	// Under the admission policies too: the manager's log would show any
+	// request they denied.
 	t.Run("the operator completes the sample rollout", func(t *testing.T) {
 		g := NewWithT(t)
 		dep, err := cluster.Clientset.AppsV1().Deployments(releaseNS).Get(ctx, "slmops-manager", metav1.GetOptions{})
@@ -256,7 +259,7 @@ func leftovers(t *testing.T, release string) []string {
 		}
 		left = append(left, strings.Fields(out)...)
 	}
-	for _, kind := range []string{"clusterroles", "clusterrolebindings"} {
+	for _, kind := range []string{"clusterroles", "clusterrolebindings", "validatingadmissionpolicies", "validatingadmissionpolicybindings"} {
 		out, err := kubectl("get", kind, "-l", sel, "-o", "name")
 		if err != nil {
 			t.Fatalf("kubectl get %s: %v\n%s", kind, err, out)

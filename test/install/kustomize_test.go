@@ -2,10 +2,13 @@ package install
 
 import (
 	"context"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	. "github.com/onsi/gomega"
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -40,6 +43,7 @@ func TestKustomizeDefaultInstalls(t *testing.T) {
 	g.Expect(c.SecurityContext.Capabilities.Drop).To(ConsistOf(corev1.Capability("ALL")))
 
 	t.Run("RBAC", func(t *testing.T) { checkManagerRBAC(t, "slmops-system", pod.ServiceAccountName) })
+	t.Run("admission policies", func(t *testing.T) { checkManagerPolicy(t, "slmops-system", pod.ServiceAccountName) })
 
 	t.Run("the operator leads and reconciles", func(t *testing.T) {
 		g := NewWithT(t)
@@ -69,7 +73,8 @@ func TestKustomizeDefaultInstalls(t *testing.T) {
 
 	out, err = kubectl("delete", "-k", dir, "--wait=true", "--timeout=2m")
 	g.Expect(err).NotTo(HaveOccurred(), out)
-	for _, kind := range []string{"crd/edgerollouts.slmops.dev", "clusterrole/slmops-manager", "clusterrolebinding/slmops-manager", "namespace/slmops-system"} {
+	for _, kind := range []string{"crd/edgerollouts.slmops.dev", "clusterrole/slmops-manager", "clusterrolebinding/slmops-manager", "namespace/slmops-system",
+		"validatingadmissionpolicy/slmops-manager-nodes", "validatingadmissionpolicybinding/slmops-manager-pods"} {
 		out, err := kubectl("get", kind, "-o", "name")
 		g.Expect(err).To(HaveOccurred(), "%s outlived kubectl delete -k: %s", kind, out)
 	}
@@ -80,4 +85,39 @@ func ptrString(l *coordinationv1.Lease) string {
 		return ""
 	}
 	return *l.Spec.HolderIdentity
+}
+
+// TestKustomizePoliciesAreTheChartsOwn: config/default includes the admission
+// policies and their bindings, and they are the chart's as it renders them
+// with its defaults (the same ServiceAccount and model cache).
+func TestKustomizePoliciesAreTheChartsOwn(t *testing.T) {
+	out, err := exec.Command(kubectlBin, "kustomize", filepath.Join(root, "config", "default")).CombinedOutput()
+	if err != nil {
+		t.Fatalf("kubectl kustomize config/default: %v\n%s", err, out)
+	}
+	built, chart := parseManifests(t, string(out)), render(t)
+	var compared []string
+	for _, key := range chart.keys() {
+		kind := chart[key].GetKind()
+		if kind != "ValidatingAdmissionPolicy" && kind != "ValidatingAdmissionPolicyBinding" {
+			continue
+		}
+		k, ok := built[key]
+		if !ok {
+			t.Errorf("config/default lacks the chart's %s", key)
+			continue
+		}
+		if diff := cmp.Diff(chart[key].Object["spec"], k.Object["spec"]); diff != "" {
+			t.Errorf("%s differs between the chart and config/policy (-chart +config):\n%s", key, diff)
+		}
+		compared = append(compared, key)
+	}
+	if len(compared) != 6 {
+		t.Errorf("compared %v; want three policies and three bindings", compared)
+	}
+	for key, o := range built {
+		if strings.HasPrefix(o.GetKind(), "ValidatingAdmissionPolicy") && chart[key] == nil {
+			t.Errorf("config/default has %s, which the chart does not", key)
+		}
+	}
 }

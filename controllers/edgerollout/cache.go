@@ -1,0 +1,167 @@
+package edgerollout
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/klog/v2"
+	"k8s.io/utils/ptr"
+	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/inferd/config"
+)
+
+// The node cache is shared by every rollout on a node, and inferd evicts
+// only what no rollout pins (see inferd/fetch.Prune). A rollout's pins are
+// every artifact of its stable and canary revisions: what its nodes run or
+// may go back to. They live in the ConfigMap <rollout>-cache, mounted into
+// its serving and stager pods, and not in the pod template: they change
+// whenever the stable revision does, and a template change would restart
+// every pod of the rollout. The kubelet updates a mounted ConfigMap in
+// place.
+
+const (
+	cacheVolume    = "cache-pins"
+	cacheMountPath = "/etc/slmops/cache"
+	// modelDigestAnnotation on a DaemonSet is the digest of the artifact its
+	// pods run.
+	modelDigestAnnotation = "slmops.dev/model-digest"
+)
+
+// CacheConfigMapName is the ConfigMap of a rollout's cache pins.
+func CacheConfigMapName(rollout string) string {
+	if len(rollout) > 240 {
+		rollout = rollout[:240]
+	}
+	return rollout + "-cache"
+}
+
+// cacheConfig is how the pods of r share the node cache: their rollout's
+// pins file and name, and the operator's bound on unpinned files.
+func cacheConfig(r *slmopsv1alpha1.EdgeRollout, d Defaults) config.Cache {
+	return config.Cache{
+		PinsFile: cacheMountPath + "/" + config.PinsKey,
+		Owner:    r.Namespace + "." + r.Name,
+		MaxBytes: d.ModelCacheMaxBytes,
+	}
+}
+
+// addCacheVolume mounts the rollout's cache pins; optional, so that a pod
+// starts before the operator wrote them (inferd then evicts nothing).
+func addCacheVolume(r *slmopsv1alpha1.EdgeRollout, spec *corev1.PodSpec) {
+	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: cacheVolume, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
+		LocalObjectReference: corev1.LocalObjectReference{Name: CacheConfigMapName(r.Name)}, Optional: ptr.To(true),
+	}}})
+	c := &spec.Containers[0]
+	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: cacheVolume, MountPath: cacheMountPath, ReadOnly: true})
+}
+
+// cachePins are the digests the rollout may return to, sorted: every
+// artifact of its stable and of its canary revision (a rolled-back or
+// aborted canary too, since a retry returns to it). The artifacts of the
+// revision the spec describes come from the model (it is the stable or the
+// canary one once the plan ran); those of an older revision from its
+// DaemonSets, which carry each artifact's digest, and from the history,
+// which has its default artifact's digest even when its DaemonSets are gone.
+func cachePins(st *slmopsv1alpha1.EdgeRolloutStatus, arts []artifact, daemonSets []*appsv1.DaemonSet) []string {
+	revs := map[string]bool{}
+	for _, rev := range []string{st.StableRevision, st.CanaryRevision} {
+		if rev != "" {
+			revs[rev] = true
+		}
+	}
+	set := map[string]bool{}
+	for _, a := range arts {
+		set[a.Digest] = true
+	}
+	for _, ds := range daemonSets {
+		if revs[ds.Labels[RevisionLabel]] {
+			if d := daemonSetDigest(ds); d != "" {
+				set[d] = true
+			}
+		}
+	}
+	for _, h := range st.History {
+		if revs[h.Revision] && h.Digest != "" {
+			set[h.Digest] = true
+		}
+	}
+	out := make([]string, 0, len(set))
+	for d := range set {
+		out = append(out, d)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// daemonSetDigest is the digest of the artifact a DaemonSet runs: its
+// annotation, or the model digest of its inferd config.
+func daemonSetDigest(ds *appsv1.DaemonSet) string {
+	if d := ds.Annotations[modelDigestAnnotation]; d != "" {
+		return d
+	}
+	for _, c := range ds.Spec.Template.Spec.Containers {
+		for _, e := range c.Env {
+			if e.Name != config.EnvConfig {
+				continue
+			}
+			var cfg config.Config
+			if json.Unmarshal([]byte(e.Value), &cfg) == nil {
+				return cfg.Model.Digest
+			}
+		}
+	}
+	return ""
+}
+
+// reconcileCache writes the rollout's cache pins from its status, as the
+// plan just wrote it. It runs before the DaemonSets are made, so that the
+// pods of a new canary find their pins.
+func (r *Reconciler) reconcileCache(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout, arts []artifact, obs *observation) error {
+	data, err := json.Marshal(config.Pins{Digests: cachePins(&ro.Status, arts, obs.daemonSets)})
+	if err != nil {
+		return err
+	}
+	name := types.NamespacedName{Namespace: ro.Namespace, Name: CacheConfigMapName(ro.Name)}
+	var cm corev1.ConfigMap
+	err = r.Get(ctx, name, &cm)
+	if client.IgnoreNotFound(err) != nil {
+		return err
+	}
+	if err == nil {
+		if !metav1.IsControlledBy(&cm, ro) {
+			return fmt.Errorf("ConfigMap %s exists and is not this rollout's; the cache pins cannot be written", name)
+		}
+		if cm.Data[config.PinsKey] == string(data) {
+			return nil
+		}
+		cm.Data = map[string]string{config.PinsKey: string(data)}
+		if err := r.Update(ctx, &cm); err != nil {
+			return fmt.Errorf("update ConfigMap %s: %w", klog.KObj(&cm), err)
+		}
+		ctrl.LoggerFrom(ctx).V(1).Info("Updated the cache pins", "configMap", klog.KObj(&cm), "pins", string(data))
+		return nil
+	}
+	cm = corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: name.Name, Namespace: name.Namespace, Labels: map[string]string{
+			ManagedByLabel: ManagedByValue, RolloutLabel: ro.Name, "app.kubernetes.io/component": "model-cache-pins",
+		}},
+		Data: map[string]string{config.PinsKey: string(data)},
+	}
+	if err := controllerutil.SetControllerReference(ro, &cm, r.Scheme()); err != nil {
+		return err
+	}
+	if err := r.Create(ctx, &cm); err != nil {
+		return fmt.Errorf("create ConfigMap %s: %w", klog.KObj(&cm), err)
+	}
+	return nil
+}
