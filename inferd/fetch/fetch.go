@@ -163,6 +163,9 @@ type Source interface {
 // userinfo, whatever the Source put into it.
 func (f *Fetcher) FetchFrom(ctx context.Context, src Source, digest string, sizeHint int64) (Result, error) {
 	res, err := f.fetchFrom(ctx, src, digest, sizeHint)
+	if se, ok := err.(*SourceError); ok { //nolint:errorlint // only a bare SourceError is redacted all through
+		return res, se // errors.As finds it
+	}
 	return res, redact.Error(err)
 }
 
@@ -631,7 +634,9 @@ func (b *sourceBody) Close() error {
 }
 
 // SourceError is why a source did not serve the file: its HTTP answer, or
-// why there was none. It never holds a URL's query or userinfo.
+// why there was none. It never holds a URL's query or userinfo: its URL is
+// redacted, and its Err is a redact.Error (errors.As does not reach a raw
+// *url.Error through it).
 type SourceError struct {
 	// Role is origin or peer.
 	Role string

@@ -130,6 +130,10 @@ func TestNoErrorCarriesTheSecretsOfASignedURL(t *testing.T) {
 			if errors.As(err, &ue) {
 				t.Errorf("a raw *url.Error escapes: %q", ue.URL)
 			}
+			var se *SourceError
+			if errors.As(err, &se) && (strings.Contains(se.URL, "SECRET") || strings.Contains(se.URL, "PASS")) {
+				t.Errorf("the SourceError's URL is not redacted: %s", se.URL)
+			}
 			if errors.Is(err, ErrRejected) != tc.rejected || errors.Is(err, ErrRejected) && !errors.Is(err, ErrPermanent) {
 				t.Errorf("rejected %v, permanent %v; want rejected %v: %s", errors.Is(err, ErrRejected), errors.Is(err, ErrPermanent), tc.rejected, msg)
 			}
