@@ -399,7 +399,7 @@ func (f *Fetcher) attempt(ctx context.Context, src Source, partial string, h *st
 		declared := sized.Size()
 		switch {
 		case declared > 0 && size > 0 && declared > size:
-			return 0, fmt.Errorf("%w: %s declares %d bytes, the model has %d", ErrTooLarge, src, declared, size)
+			return 0, fmt.Errorf("%w: the source declares %d bytes, the model has %d", ErrTooLarge, declared, size)
 		case declared > 0 && size <= 0:
 			limit = declared
 			if err := checkFreeSpace(f.CacheDir, declared-start, f.DiskHeadroom); err != nil {
@@ -446,7 +446,7 @@ func (f *Fetcher) attempt(ctx context.Context, src Source, partial string, h *st
 		remaining := limit - start
 		n, copyErr = io.Copy(w, io.LimitReader(r, remaining))
 		if copyErr == nil && n == remaining && moreToRead(r) {
-			copyErr = fmt.Errorf("%w: %s sent more than the %d bytes of the file", ErrTooLarge, src, limit)
+			copyErr = fmt.Errorf("%w: the source sent more than the %d bytes of the file", ErrTooLarge, limit)
 		}
 	} else {
 		n, copyErr = io.Copy(&diskGuard{w: w, dir: f.CacheDir, headroom: f.DiskHeadroom}, r)
