@@ -20,6 +20,7 @@ import (
 	"github.com/slmops/slmops/inferd/config"
 	"github.com/slmops/slmops/inferd/daemon"
 	"github.com/slmops/slmops/inferd/engine"
+	"github.com/slmops/slmops/inferd/fetch/redact"
 	// The architectures this build runs: llama and qwen2, and the bigram
 	// test architecture that the tests and the demo generate.
 	_ "github.com/slmops/slmops/inferd/engine/bigram"
@@ -50,7 +51,8 @@ func main() {
 		fmt.Printf("inferd %s (architectures: %v)\n", version, engine.Architectures())
 		return
 	}
-	log := logr.FromSlogHandler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.Level(-*verbosity)}))
+	// The last pass over every log line: no URL's query or userinfo leaves the process.
+	log := logr.FromSlogHandler(redact.Handler(slog.NewJSONHandler(os.Stderr, &slog.HandlerOptions{Level: slog.Level(-*verbosity)})))
 
 	cfg, err := config.FromEnv()
 	if err != nil {
@@ -84,7 +86,7 @@ func main() {
 func fail(terminationLog string, log logr.Logger, err error) {
 	log.Error(err, "inferd cannot run")
 	if terminationLog != "" {
-		_ = os.WriteFile(terminationLog, []byte("Error: "+err.Error()+"\n"), 0o644)
+		_ = os.WriteFile(terminationLog, []byte(redact.Text("Error: "+err.Error())+"\n"), 0o644)
 	}
 	os.Exit(1)
 }

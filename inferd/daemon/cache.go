@@ -98,7 +98,8 @@ func (d *Daemon) releaseModel() {
 }
 
 // keepStaged watches a stager's held file until ctx is done (false) or the
-// file is gone, replaced or truncated (true): the stager is then unready at
+// file is gone, replaced, truncated or no longer verifies (true; see
+// stagedFileRotted): the stager is then unready at
 // once, and prepare fetches the file again; it is ready again once it holds
 // the verified file. It re-fetches in place rather than exiting: a
 // restarted stager counts as a failed one for the operator, which would
@@ -115,11 +116,14 @@ func (d *Daemon) keepStaged(ctx context.Context) bool {
 		d.mu.Lock()
 		present := d.held != nil && d.held.Present()
 		d.mu.Unlock()
+		why := "the staged model left the node cache"
 		if present {
-			continue
+			if why = d.stagedFileRotted(ctx); why == "" {
+				continue
+			}
 		}
-		d.srv.SetPhase(server.PhaseFetching, reasonModelMissing, "the staged model left the node cache; fetching it again")
-		d.opts.Log.Info("The staged model left the node cache; fetching it again", "digest", d.cfg.Model.Digest)
+		d.srv.SetPhase(server.PhaseFetching, reasonModelMissing, why+"; fetching it again")
+		d.opts.Log.Info("The staged model left the node cache or no longer verifies; fetching it again", "digest", d.cfg.Model.Digest, "reason", why)
 		d.releaseModel()
 		return true
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/slmops/slmops/inferd/config"
 	"github.com/slmops/slmops/inferd/engine"
 	"github.com/slmops/slmops/inferd/fetch"
+	"github.com/slmops/slmops/inferd/fetch/redact"
 	"github.com/slmops/slmops/inferd/selftest"
 	"github.com/slmops/slmops/inferd/server"
 )
@@ -49,6 +50,11 @@ var ErrStageFailed = errors.New("staging failed")
 // that the kubelet's restart back-off paces the retries and the operator
 // sees the reason in the pod's termination message.
 const stageRounds = 3
+
+// maxMismatches is how many rounds in a row may end with the origin's
+// bytes not hashing to the digest before inferd gives up: one could be a
+// transfer that went wrong, three are the origin's file.
+const maxMismatches = 3
 
 // Options configure a Daemon beyond what the operator's Config says.
 type Options struct {
@@ -137,11 +143,7 @@ func source(cfg *config.Config) string {
 	if cfg.Model.OCI != "" {
 		return "oci://" + cfg.Model.OCI
 	}
-	u := cfg.Model.URL
-	if i := strings.IndexByte(u, '?'); i >= 0 {
-		u = u[:i] + "?<redacted>"
-	}
-	return u
+	return redact.URL(cfg.Model.URL)
 }
 
 // Run serves until ctx is done, then shuts down gracefully and returns nil;
@@ -322,13 +324,9 @@ func (d *Daemon) fetchModel(ctx context.Context) (string, bool) {
 		d.fail(ReasonFetchFailed, err.Error())
 		return "", false
 	}
-	d.srv.SetPhase(server.PhaseFetching, string(server.PhaseFetching), "fetching "+source(d.cfg))
-	// A peer is a node of the site: one that is gone must cost seconds, not
-	// the minutes a TCP connect to a silent address takes.
-	peerTransport := http.DefaultTransport.(*http.Transport).Clone()
-	peerTransport.DialContext = (&net.Dialer{Timeout: 3 * time.Second}).DialContext
-	peerTransport.ResponseHeaderTimeout = 10 * time.Second
-	peerFetcher := &fetch.Fetcher{Client: &http.Client{Transport: peerTransport}}
+	if d.srv.Status().Phase != server.PhaseFetching { // keepStaged's reason stays
+		d.srv.SetPhase(server.PhaseFetching, string(server.PhaseFetching), "fetching "+source(d.cfg))
+	}
 	backoff := d.opts.RetryBackoff
 	mismatches := 0
 	// Room for the download, and the pin record written at start.
@@ -337,7 +335,8 @@ func (d *Daemon) fetchModel(ctx context.Context) (string, bool) {
 		start := time.Now()
 		var peers []fetch.Source
 		for _, p := range d.peerURLs() {
-			peers = append(peers, fetch.PeerSource(peerFetcher, p, d.cfg.Model.Digest))
+			// A peer gets the fetcher's short peer timeouts and none of its credentials.
+			peers = append(peers, fetch.PeerSource(f, p, d.cfg.Model.Digest))
 		}
 		res, tried, err := f.FetchVia(ctx, peers, src, d.cfg.Model.Digest, d.cfg.Model.SizeBytes)
 		if err == nil {
@@ -353,6 +352,7 @@ func (d *Daemon) fetchModel(ctx context.Context) (string, bool) {
 				log.Info("Fetched the model from a peer", "peer", p.Peer, "downloadedBytes", p.Downloaded)
 			}
 		}
+		d.countPeerRejects(tried)
 		m := d.srv.Metrics()
 		m.DownloadBytes.Add(float64(res.Downloaded))
 		if res.CacheHit {
@@ -382,20 +382,15 @@ func (d *Daemon) fetchModel(ctx context.Context) (string, bool) {
 		if ctx.Err() != nil {
 			return "", false
 		}
-		if errors.Is(err, fetch.ErrDigestMismatch) {
+		if originMismatch(err) {
 			mismatches++
+		} else {
+			mismatches = 0
 		}
-		if errors.Is(err, fetch.ErrNoSpace) && d.cfg.Stage {
-			d.fail(ReasonInsufficientDisk, err.Error())
+		reason, final := fetchFailure(err, d.cfg.Stage, round, mismatches)
+		if final {
+			d.fail(reason, err.Error())
 			return "", false
-		}
-		if errors.Is(err, fetch.ErrPermanent) || mismatches >= 3 || (d.cfg.Stage && round >= stageRounds) {
-			d.fail(ReasonFetchFailed, err.Error())
-			return "", false
-		}
-		reason := ReasonFetchRetrying
-		if errors.Is(err, fetch.ErrNoSpace) {
-			reason = ReasonInsufficientDisk
 		}
 		log.Info("Fetching the model failed; retrying", "error", err.Error(), "after", backoff)
 		d.srv.SetPhase(server.PhaseFetching, reason, fmt.Sprintf("%v; retrying in %s", err, backoff))
@@ -406,6 +401,76 @@ func (d *Daemon) fetchModel(ctx context.Context) (string, bool) {
 		}
 		backoff = min(backoff*2, 5*time.Minute)
 	}
+}
+
+// originMismatch: the origin's bytes were not the file (a wrong digest, or
+// more bytes than the model's size).
+func originMismatch(err error) bool {
+	return errors.Is(err, fetch.ErrDigestMismatch) || errors.Is(err, fetch.ErrTooLarge)
+}
+
+// fetchFailure classifies a failed fetch round for the operator: the reason,
+// and whether inferd gives up (a stager then exits). An origin that
+// rejects the request (404, 410, 401, 403) is final at once: every node
+// would hear the same. The origin's bytes hashing wrong is final after
+// maxMismatches rounds in a row; other failures are retried, by a stager
+// for stageRounds rounds.
+func fetchFailure(err error, stage bool, round, mismatches int) (reason string, final bool) {
+	exhausted := stage && round >= stageRounds
+	switch {
+	case errors.Is(err, fetch.ErrRejected):
+		return ReasonOriginRejected, true
+	case originMismatch(err):
+		return ReasonDigestMismatch, exhausted || mismatches >= maxMismatches
+	case errors.Is(err, fetch.ErrNoSpace):
+		return ReasonInsufficientDisk, stage
+	case errors.Is(err, fetch.ErrPermanent):
+		return ReasonFetchFailed, true
+	case exhausted:
+		return ReasonFetchFailed, true
+	}
+	return ReasonFetchRetrying, false
+}
+
+// maxPeersInStatus bounds the peers /status counts rejects for.
+const maxPeersInStatus = 32
+
+// countPeerRejects counts the peers that sent bytes that did not verify, in
+// /status by peer (a bounded set) and in the metric (no peer label).
+func (d *Daemon) countPeerRejects(tried []fetch.PeerAttempt) {
+	for _, p := range tried {
+		if p.Err == nil || !(errors.Is(p.Err, fetch.ErrDigestMismatch) || errors.Is(p.Err, fetch.ErrTooLarge)) {
+			continue
+		}
+		d.srv.Metrics().PeerRejects.Inc()
+		peer, _, _ := strings.Cut(p.Peer, fetch.BlobPath)
+		d.srv.Update(func(st *server.Status) {
+			if st.Model.PeerRejects == nil {
+				st.Model.PeerRejects = map[string]int64{}
+			}
+			if _, ok := st.Model.PeerRejects[peer]; !ok && len(st.Model.PeerRejects) >= maxPeersInStatus {
+				peer = "other"
+			}
+			st.Model.PeerRejects[peer]++
+		})
+	}
+}
+
+// stagedFileRotted re-verifies a stager's file with fetch's Check (a stat
+// while it is unchanged; a hash when its size or time changed, or every
+// ReverifyAfter) and says why it no longer serves, "" while it does (or the
+// check could not run). A file that no longer hashes to its digest is
+// removed, so that it is fetched again.
+func (d *Daemon) stagedFileRotted(ctx context.Context) string {
+	err := (&fetch.Fetcher{CacheDir: d.cfg.CacheDir}).Check(ctx, d.cfg.Model.Digest)
+	switch {
+	case err == nil, ctx.Err() != nil:
+		return ""
+	case errors.Is(err, fetch.ErrNotCached):
+		return redact.Text(err.Error())
+	}
+	d.opts.Log.Info("Cannot check the staged model", "error", err.Error())
+	return ""
 }
 
 // peerURLs are the peers to try before the origin: the configured ones,
@@ -449,6 +514,8 @@ func (d *Daemon) fetcher() (*fetch.Fetcher, fetch.Source, error) {
 	f := &fetch.Fetcher{
 		CacheDir: d.cfg.CacheDir, Client: client, Authorization: d.opts.Authorization,
 		BytesPerSecond: rate, AttemptTimeout: d.opts.DownloadAttemptTimeout, DiskHeadroom: d.cfg.Download.DiskHeadroomBytes,
+		// The attempts of a round wait no longer than the rounds do.
+		Backoff: min(d.opts.RetryBackoff, time.Second),
 	}
 	if d.cfg.Model.OCI != "" {
 		return f, &fetch.OCISource{
@@ -462,6 +529,7 @@ func (d *Daemon) fetcher() (*fetch.Fetcher, fetch.Source, error) {
 // fail records a failure that keeps inferd unready: in /status, the log and
 // the termination message (written now too, in case inferd is killed).
 func (d *Daemon) fail(reason, message string) {
+	message = redact.Text(message)
 	d.srv.SetPhase(server.PhaseFailed, reason, message)
 	d.opts.Log.Info("Not ready", "reason", reason, "message", message)
 	msg := config.FormatTermination(reason, message)
@@ -477,7 +545,7 @@ func (d *Daemon) writeTermination(msg string) {
 	if d.opts.TerminationLog == "" {
 		return
 	}
-	if err := os.WriteFile(d.opts.TerminationLog, []byte(msg+"\n"), 0o644); err != nil {
+	if err := os.WriteFile(d.opts.TerminationLog, []byte(redact.Text(msg)+"\n"), 0o644); err != nil {
 		d.opts.Log.V(1).Info("Cannot write the termination message", "path", d.opts.TerminationLog, "error", err.Error())
 	}
 }

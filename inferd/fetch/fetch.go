@@ -7,6 +7,11 @@
 // with backoff, can be rate-limited, and are shared: two inferd processes on
 // one node (a stable and a canary pod) that want the same file hold a file
 // lock, and the second finds the first's verified result.
+//
+// Nothing a source sends is trusted: every body is cut at the file's
+// expected size (the model's size, else the size the source declares, else
+// the disk headroom bounds it), peers have short timeouts of their own, and
+// every error names URLs without their query or userinfo (package redact).
 package fetch
 
 import (
@@ -18,14 +23,18 @@ import (
 	"hash"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/time/rate"
+
+	"github.com/slmops/slmops/inferd/fetch/redact"
 )
 
 // Errors a caller tells apart. Each wraps the detail.
@@ -36,6 +45,19 @@ var (
 	ErrNoSpace = errors.New("not enough free disk space")
 	// ErrPermanent: the source answered in a way a retry will not change (404, 403, ...).
 	ErrPermanent = errors.New("permanent fetch failure")
+	// ErrRejected: the source answered that it will not serve the file
+	// (404 or 410 not found, 401 or 403 denied; an OCI artifact without the
+	// layer). It is permanent too. From the origin, it is the same answer for
+	// every node that asks.
+	ErrRejected = errors.New("the source rejected the request")
+	// ErrTooLarge: the source sent, or declared, more bytes than the file
+	// has; the bytes are thrown away.
+	ErrTooLarge = errors.New("more bytes than the file's size")
+	// ErrStalled: the source sent (almost) nothing for the stall timeout.
+	ErrStalled = errors.New("the source stalled")
+	// ErrNotCached: the file is not in the cache, or no longer verifies and
+	// was removed from it.
+	ErrNotCached = errors.New("not in the node cache")
 )
 
 // Fetcher downloads model files into a cache directory.
@@ -51,7 +73,8 @@ type Fetcher struct {
 	// BytesPerSecond limits the download rate; 0 is unlimited.
 	BytesPerSecond int64
 	// DiskHeadroom is how many bytes must stay free on the cache's
-	// filesystem once the file is in place; checked before a download starts.
+	// filesystem once the file is in place; checked before a download starts
+	// and, when no one knows the file's size, every 8 MiB during it.
 	DiskHeadroom int64
 	// Attempts is how many times a download is tried (resuming each time); 5 when 0.
 	Attempts int
@@ -61,6 +84,23 @@ type Fetcher struct {
 	AttemptTimeout time.Duration
 	// Progress, when set, is told how many bytes each attempt transferred.
 	Progress func(transferred int64)
+
+	// PeerConnectTimeout bounds the TCP connect (and TLS handshake) to a
+	// peer; 3 s when 0. A node that is gone costs this much, not the
+	// minutes a connect to a silent address takes.
+	PeerConnectTimeout time.Duration
+	// PeerFirstByteTimeout bounds the wait for a peer's answer once the
+	// request is sent; 5 s when 0.
+	PeerFirstByteTimeout time.Duration
+	// PeerStallTimeout drops a peer that sends less than 64 KiB for this
+	// long once it answered (before its first byte, or in the middle of a
+	// body); 10 s when 0.
+	PeerStallTimeout time.Duration
+	// ReverifyAfter is how long a verified file is served to peers before
+	// it is hashed again (a bit flip on disk changes neither its size nor its
+	// modification time); 6 h when 0. A change of size or modification time
+	// is noticed at once.
+	ReverifyAfter time.Duration
 
 	// fresh starts from an empty partial file instead of resuming one, for
 	// a source that must not continue another source's bytes. It is applied
@@ -105,7 +145,7 @@ func parseDigest(digest string) (string, error) {
 // an http(s) url when it is not, and returns its path. sizeHint, when
 // positive, is checked against the free disk space before the download starts.
 func (f *Fetcher) Fetch(ctx context.Context, url, digest string, sizeHint int64) (Result, error) {
-	return f.FetchFrom(ctx, &httpSource{url: url, fetcher: f}, digest, sizeHint)
+	return f.FetchFrom(ctx, HTTPSource(f, url), digest, sizeHint)
 }
 
 // Source is where the bytes of one model file come from.
@@ -119,8 +159,17 @@ type Source interface {
 }
 
 // FetchFrom is Fetch from any Source: the same lock, resume, retries,
-// verification and placement.
+// verification and placement. Its error never holds a URL's query or
+// userinfo, whatever the Source put into it.
 func (f *Fetcher) FetchFrom(ctx context.Context, src Source, digest string, sizeHint int64) (Result, error) {
+	res, err := f.fetchFrom(ctx, src, digest, sizeHint)
+	if se, ok := err.(*SourceError); ok { //nolint:errorlint // only a bare SourceError is redacted all through
+		return res, se // errors.As finds it
+	}
+	return res, redact.Error(err)
+}
+
+func (f *Fetcher) fetchFrom(ctx context.Context, src Source, digest string, sizeHint int64) (Result, error) {
 	final, err := f.Path(digest)
 	if err != nil {
 		return Result{}, err
@@ -131,35 +180,21 @@ func (f *Fetcher) FetchFrom(ctx context.Context, src Source, digest string, size
 			return Result{}, err
 		}
 	}
-	replaced := false
-	if exists(final) {
-		ok, err := intact(final, hexDigest)
-		if err != nil {
-			return Result{}, err
-		}
-		if ok {
-			touch(final)
-			return Result{Path: final, CacheHit: true}, nil
-		}
-		replaced = true
-	}
 
 	// One download per file per node: the lock is held until the file is in
-	// place or the attempt gave up.
-	unlock, err := lockFile(ctx, filepath.Join(f.CacheDir, "partial", hexDigest+".lock"))
+	// place or the attempt gave up. The cached file is checked under it
+	// too, so that a process never removes as rotten the file another one
+	// has just placed.
+	unlock, err := lockFile(ctx, f.lockPath(hexDigest))
 	if err != nil {
 		return Result{}, err
 	}
 	defer unlock()
-	if replaced {
-		// Removed under the lock: no other process of this node is
-		// writing it; one that maps it keeps its (bad) copy until it
-		// restarts, and then finds this one.
-		if err := os.Remove(final); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return Result{}, fmt.Errorf("remove the corrupted cached model: %w", err)
-		}
-	} else if exists(final) { // another process finished it while we waited
-		touch(final)
+	hit, replaced, err := checkCached(ctx, final, hexDigest)
+	if err != nil {
+		return Result{}, err
+	}
+	if hit {
 		return Result{Path: final, CacheHit: true}, nil
 	}
 
@@ -187,7 +222,7 @@ func (f *Fetcher) FetchFrom(ctx context.Context, src Source, digest string, size
 	var last error
 	for attempt := 1; attempt <= attempts; attempt++ {
 		res.Attempts = attempt
-		n, err := f.attempt(ctx, src, partial, h)
+		n, err := f.attempt(ctx, src, partial, h, sizeHint)
 		res.Downloaded += n
 		if f.Progress != nil {
 			f.Progress(n)
@@ -202,7 +237,12 @@ func (f *Fetcher) FetchFrom(ctx context.Context, src Source, digest string, size
 			err = fmt.Errorf("%w: %w", ErrNoSpace, err)
 		}
 		last = err
-		if errors.Is(err, ErrPermanent) || errors.Is(err, ErrNoSpace) || ctx.Err() != nil {
+		if errors.Is(err, ErrNoSpace) || errors.Is(err, ErrTooLarge) {
+			// Bytes past a bound are never kept, nor resumed.
+			_ = os.Remove(partial)
+			break
+		}
+		if errors.Is(err, ErrPermanent) || ctx.Err() != nil {
 			break
 		}
 		select {
@@ -213,15 +253,59 @@ func (f *Fetcher) FetchFrom(ctx context.Context, src Source, digest string, size
 		backoff *= 2
 	}
 	if last != nil {
+		if f.fresh {
+			// A source whose bytes no other may resume leaves none behind.
+			_ = os.Remove(partial)
+		}
+		var se *SourceError
+		if errors.As(last, &se) {
+			return res, last // it names the source already
+		}
 		return res, fmt.Errorf("fetch %s: %w", src, last)
 	}
-	if err := h.catchUp(partial); err != nil {
+	if err := h.catchUp(ctx, partial); err != nil {
 		return res, err
 	}
 	if err := place(partial, final, hexDigest, hex.EncodeToString(h.Sum(nil))); err != nil {
-		return res, err
+		return res, fmt.Errorf("fetch %s: %w", src, err)
 	}
 	return res, nil
+}
+
+func (f *Fetcher) lockPath(hexDigest string) string {
+	return filepath.Join(f.CacheDir, "partial", hexDigest+".lock")
+}
+
+// checkCached verifies the cached file at final, with the file's lock held:
+// hit when it hashes to its digest (it is marked as used), replaced when it
+// did not and was removed. A canceled check removes nothing.
+func checkCached(ctx context.Context, final, wantHex string) (hit, replaced bool, err error) {
+	st, err := os.Stat(final)
+	if errors.Is(err, os.ErrNotExist) {
+		verified.forget(final)
+		return false, false, nil
+	}
+	if err != nil {
+		return false, false, err
+	}
+	ok, err := intact(ctx, final, wantHex)
+	if err != nil {
+		return false, false, err
+	}
+	if ok {
+		verified.record(final, st)
+		touch(final)
+		verified.refresh(final)
+		return true, false, nil
+	}
+	// Removed under the lock: no other process of this node is writing it;
+	// one that maps it keeps its (bad) copy until it restarts, and then
+	// finds a good one.
+	verified.forget(final)
+	if err := os.Remove(final); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return false, false, fmt.Errorf("remove the corrupted cached model: %w", err)
+	}
+	return false, true, nil
 }
 
 // streamHash is a running sha256 of the partial file and how many of its
@@ -239,33 +323,66 @@ func (s *streamHash) Write(p []byte) (int, error) {
 
 // catchUp makes the hash cover exactly the partial file: after a restart of
 // inferd (a partial file from before) or a failed write, it rehashes it.
-func (s *streamHash) catchUp(partial string) error {
+func (s *streamHash) catchUp(ctx context.Context, partial string) error {
 	if s.n == fileSize(partial) {
 		return nil
 	}
 	s.Reset()
 	s.n = 0
-	file, err := os.Open(partial)
+	err := hashFile(ctx, s, partial)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
+	return err
+}
+
+// hashChunk is how much of a file is hashed between two looks at the
+// context: about a millisecond of sha256.
+const hashChunk = 1 << 20
+
+// hashFile writes the file at path into h, a chunk at a time, and stops
+// with ctx's error once ctx is done: a multi-gigabyte file never holds up a
+// shutdown.
+func hashFile(ctx context.Context, h io.Writer, path string) error {
+	file, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer file.Close()
-	_, err = io.Copy(s, file)
-	return err
+	buf := make([]byte, hashChunk)
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		n, err := io.ReadFull(file, buf)
+		if n > 0 {
+			_, _ = h.Write(buf[:n])
+		}
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+	}
 }
 
 // attempt downloads the rest of the file into partial, resuming from its
-// current size when the source can; it returns the bytes it received.
-func (f *Fetcher) attempt(ctx context.Context, src Source, partial string, h *streamHash) (int64, error) {
+// current size when the source can; it returns the bytes it wrote. The body
+// is cut at the file's size: size when positive, else the size the source
+// declares; with neither, the free-space check bounds it as it goes. One
+// byte more is ErrTooLarge.
+func (f *Fetcher) attempt(ctx context.Context, src Source, partial string, h *streamHash, size int64) (int64, error) {
 	if f.AttemptTimeout > 0 {
 		var cancel context.CancelFunc
 		ctx, cancel = context.WithTimeout(ctx, f.AttemptTimeout)
 		defer cancel()
 	}
 	offset := fileSize(partial)
+	if size > 0 && offset > size {
+		_ = os.Remove(partial)
+		return 0, fmt.Errorf("%w: the partial download has %d bytes, the model %d", ErrTooLarge, offset, size)
+	}
 	body, start, err := src.Open(ctx, offset)
 	if errors.Is(err, errComplete) {
 		// The partial file is already complete (or longer than the file):
@@ -277,12 +394,26 @@ func (f *Fetcher) attempt(ctx context.Context, src Source, partial string, h *st
 	}
 	defer body.Close()
 
+	limit := size
+	if sized, ok := body.(interface{ Size() int64 }); ok {
+		declared := sized.Size()
+		switch {
+		case declared > 0 && size > 0 && declared > size:
+			return 0, fmt.Errorf("%w: the source declares %d bytes, the model has %d", ErrTooLarge, declared, size)
+		case declared > 0 && size <= 0:
+			limit = declared
+			if err := checkFreeSpace(f.CacheDir, declared-start, f.DiskHeadroom); err != nil {
+				return 0, err
+			}
+		}
+	}
+
 	flags := os.O_CREATE | os.O_WRONLY
 	switch start {
 	case offset:
 		if offset > 0 {
 			flags |= os.O_APPEND
-			if err := h.catchUp(partial); err != nil {
+			if err := h.catchUp(ctx, partial); err != nil {
 				return 0, err
 			}
 		} else {
@@ -308,10 +439,62 @@ func (f *Fetcher) attempt(ctx context.Context, src Source, partial string, h *st
 	if f.BytesPerSecond > 0 {
 		r = &limitedReader{ctx: ctx, r: body, lim: rate.NewLimiter(rate.Limit(f.BytesPerSecond), int(min(f.BytesPerSecond, 64<<10)))}
 	}
-	n, copyErr := io.Copy(io.MultiWriter(out, h), r)
+	var w io.Writer = io.MultiWriter(out, h)
+	var n int64
+	var copyErr error
+	if limit > 0 {
+		remaining := limit - start
+		n, copyErr = io.Copy(w, io.LimitReader(r, remaining))
+		if copyErr == nil && n == remaining && moreToRead(r) {
+			copyErr = fmt.Errorf("%w: the source sent more than the %d bytes of the file", ErrTooLarge, limit)
+		}
+	} else {
+		n, copyErr = io.Copy(&diskGuard{w: w, dir: f.CacheDir, headroom: f.DiskHeadroom}, r)
+	}
 	syncErr := out.Sync()
 	closeErr := out.Close()
 	return n, errors.Join(copyErr, syncErr, closeErr)
+}
+
+// moreToRead reports whether r has a byte left, reading at most one.
+func moreToRead(r io.Reader) bool {
+	var one [1]byte
+	for range 100 { // a reader may answer (0, nil) a few times
+		n, err := r.Read(one[:])
+		if n > 0 {
+			return true
+		}
+		if err != nil {
+			return false
+		}
+	}
+	return false
+}
+
+// diskGuardEvery is how many bytes a download of unknown size writes
+// between two looks at the free space.
+const diskGuardEvery = 8 << 20
+
+// diskGuard bounds a download of unknown size by the disk: every
+// diskGuardEvery bytes it makes sure that the next diskGuardEvery fit
+// above the headroom, and fails with ErrNoSpace when they do not.
+type diskGuard struct {
+	w             io.Writer
+	dir           string
+	headroom      int64
+	written, next int64
+}
+
+func (g *diskGuard) Write(p []byte) (int, error) {
+	if g.written >= g.next {
+		if err := checkFreeSpace(g.dir, diskGuardEvery, g.headroom); err != nil {
+			return 0, err
+		}
+		g.next = g.written + diskGuardEvery
+	}
+	n, err := g.w.Write(p)
+	g.written += int64(n)
+	return n, err
 }
 
 // errComplete tells attempt that there is nothing left to read at offset.
@@ -319,70 +502,204 @@ var errComplete = errors.New("nothing left to read")
 
 // HTTPSource is a model file at an http(s) url, fetched with f's client and
 // Authorization and resumed with Range requests.
-func HTTPSource(f *Fetcher, url string) Source { return &httpSource{url: url, fetcher: f} }
+func HTTPSource(f *Fetcher, url string) Source {
+	return &httpSource{url: url, role: "origin", client: f.Client, authorization: f.Authorization}
+}
 
 // httpSource is a model file at an http(s) URL, resumed with Range requests.
 type httpSource struct {
-	url     string
-	fetcher *Fetcher
+	url string
+	// role names the source in errors: origin or peer.
+	role          string
+	client        *http.Client
+	authorization string
+	// stall, when positive, drops a body that sends less than
+	// stallProgress bytes in that long.
+	stall time.Duration
+	// transport, when set, is the source's own; its idle connections are
+	// closed when a body is done with.
+	transport *http.Transport
 }
 
-func (s *httpSource) String() string { return redact(s.url) }
+func (s *httpSource) String() string { return redact.URL(s.url) }
 
 func (s *httpSource) Open(ctx context.Context, offset int64) (io.ReadCloser, int64, error) {
+	ctx, cancel := context.WithCancel(ctx)
+	done := func() {
+		cancel()
+		if s.transport != nil {
+			s.transport.CloseIdleConnections()
+		}
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
 	if err != nil {
-		return nil, 0, fmt.Errorf("%w: %v", ErrPermanent, err)
+		done()
+		return nil, 0, &SourceError{Role: s.role, URL: redact.URL(s.url), Err: redact.Error(err), permanent: true}
 	}
-	if s.fetcher.Authorization != "" {
-		req.Header.Set("Authorization", s.fetcher.Authorization)
+	if s.authorization != "" {
+		req.Header.Set("Authorization", s.authorization)
 	}
 	if offset > 0 {
 		req.Header.Set("Range", "bytes="+strconv.FormatInt(offset, 10)+"-")
 	}
-	client := s.fetcher.Client
+	client := s.client
 	if client == nil {
 		client = http.DefaultClient
 	}
 	resp, err := client.Do(req)
 	if err != nil {
-		return nil, 0, err
+		done()
+		// The client's *url.Error holds the URL (a redirect's target when
+		// redirected) with its query: it never leaves this function.
+		where, cause := s.url, err
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			where, cause = ue.URL, ue.Err
+		}
+		return nil, 0, &SourceError{Role: s.role, URL: redact.URL(where), Err: redact.Error(cause)}
 	}
+	total := int64(-1)
 	switch {
 	case resp.StatusCode == http.StatusPartialContent && offset > 0:
-		return resp.Body, contentRangeStart(resp.Header.Get("Content-Range")), nil
+		start, size := contentRange(resp.Header.Get("Content-Range"))
+		return s.body(resp, done, size), start, nil
 	case resp.StatusCode == http.StatusOK:
-		return resp.Body, 0, nil
+		total = resp.ContentLength
+		return s.body(resp, done, total), 0, nil
 	}
 	resp.Body.Close()
-	switch {
-	case resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && offset > 0:
+	done()
+	if resp.StatusCode == http.StatusRequestedRangeNotSatisfiable && offset > 0 {
 		return nil, 0, errComplete
-	case resp.StatusCode == http.StatusRequestTimeout || resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500:
-		return nil, 0, fmt.Errorf("server answered %s", resp.Status)
-	default:
-		return nil, 0, fmt.Errorf("%w: server answered %s", ErrPermanent, resp.Status)
 	}
+	return nil, 0, answered(s.role, redact.URL(resp.Request.URL.String()), resp.StatusCode, resp.Status)
 }
 
-// place renames the partial file into the cache when its hash matches; a
-// mismatch removes it, so the next attempt starts clean.
+// body wraps resp's body: it knows the file's declared size, ends the
+// request when closed, and watches for a stall.
+func (s *httpSource) body(resp *http.Response, done func(), size int64) io.ReadCloser {
+	b := &sourceBody{r: resp.Body, size: size, done: done}
+	if s.stall > 0 {
+		b.stall = s.stall
+		b.timer = time.AfterFunc(s.stall, func() {
+			b.stalled.Store(true)
+			done()
+		})
+	}
+	return b
+}
+
+// sourceBody is a response body that knows the size of the whole file (-1
+// when the source did not say).
+type sourceBody struct {
+	r        io.ReadCloser
+	size     int64
+	done     func()
+	stall    time.Duration
+	timer    *time.Timer
+	progress int64
+	stalled  atomic.Bool
+}
+
+// stallProgress is how many bytes a watched source must send within its
+// stall timeout: 64 KiB in 10 s, a rate any link of a site beats.
+const stallProgress = 64 << 10
+
+func (b *sourceBody) Size() int64 { return b.size }
+
+func (b *sourceBody) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if b.timer != nil {
+		// Progress is stallProgress bytes: a trickle slower than that per
+		// stall timeout holds the node as a silent source would.
+		b.progress += int64(n)
+		if b.progress >= stallProgress {
+			b.progress = 0
+			b.timer.Reset(b.stall)
+		}
+	}
+	if err != nil && b.stalled.Load() {
+		err = fmt.Errorf("%w: less than %d bytes in %s", ErrStalled, stallProgress, b.stall)
+	}
+	return n, err
+}
+
+func (b *sourceBody) Close() error {
+	if b.timer != nil {
+		b.timer.Stop()
+	}
+	err := b.r.Close()
+	b.done()
+	return err
+}
+
+// SourceError is why a source did not serve the file: its HTTP answer, or
+// why there was none. It never holds a URL's query or userinfo: its URL is
+// redacted, and its Err is a redact.Error (errors.As does not reach a raw
+// *url.Error through it).
+type SourceError struct {
+	// Role is origin or peer.
+	Role string
+	// URL is the redacted URL of the request that failed: a redirect's
+	// target when the source redirected.
+	URL string
+	// Code and Status are the HTTP answer (404, "404 Not Found"); 0 and
+	// "" when there was none.
+	Code   int
+	Status string
+	// Err is the cause when there was no answer, or detail beside it.
+	Err error
+
+	permanent, rejected bool
+}
+
+// answered is the error for an HTTP answer that serves no file.
+func answered(role, where string, code int, status string) *SourceError {
+	transient := code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500
+	rejected := code == http.StatusNotFound || code == http.StatusGone || code == http.StatusUnauthorized || code == http.StatusForbidden
+	return &SourceError{Role: role, URL: where, Code: code, Status: status, permanent: !transient, rejected: rejected}
+}
+
+func (e *SourceError) Error() string {
+	var msg string
+	if e.Code != 0 {
+		msg = fmt.Sprintf("%s answered %s for %s", e.Role, e.Status, e.URL)
+		if e.Err != nil {
+			msg += ": " + e.Err.Error()
+		}
+	} else {
+		msg = fmt.Sprintf("%s %s: %v", e.Role, e.URL, e.Err)
+	}
+	return redact.Text(msg)
+}
+
+func (e *SourceError) Unwrap() error { return e.Err }
+
+// Is makes the error ErrPermanent and ErrRejected as its answer says.
+func (e *SourceError) Is(target error) bool {
+	switch target {
+	case ErrPermanent:
+		return e.permanent || e.rejected
+	case ErrRejected:
+		return e.rejected
+	}
+	return false
+}
+
 // intact reports whether the cached file at path still hashes to wantHex. A
 // cache hit is verified too: a file that rotted on disk, was truncated or was
-// edited never serves, and is never served to peers.
-func intact(path, wantHex string) (bool, error) {
-	file, err := os.Open(path)
-	if err != nil {
-		return false, err
-	}
-	defer file.Close()
+// edited never serves, and is never served to peers. It stops with ctx.
+func intact(ctx context.Context, path, wantHex string) (bool, error) {
 	h := sha256.New()
-	if _, err := io.Copy(h, file); err != nil {
+	if err := hashFile(ctx, h, path); err != nil {
 		return false, fmt.Errorf("verify the cached model: %w", err)
 	}
 	return hex.EncodeToString(h.Sum(nil)) == wantHex, nil
 }
 
+// place renames the partial file into the cache when its hash matches; a
+// mismatch removes it, so the next attempt starts clean. A placed file is
+// known good (verified) from then on.
 func place(partial, final, wantHex, gotHex string) error {
 	if gotHex != wantHex {
 		_ = os.Remove(partial)
@@ -391,21 +708,30 @@ func place(partial, final, wantHex, gotHex string) error {
 	if err := os.Rename(partial, final); err != nil {
 		return err
 	}
+	if st, err := os.Stat(final); err == nil {
+		verified.record(final, st)
+	}
 	return syncDir(filepath.Dir(final))
 }
 
-func contentRangeStart(v string) int64 {
-	// "bytes 100-199/200"
+// contentRange reads "bytes 100-199/200": the first byte and the size of
+// the whole file, each -1 when it does not say.
+func contentRange(v string) (start, size int64) {
+	start, size = -1, -1
 	v = strings.TrimPrefix(v, "bytes ")
-	start, _, ok := strings.Cut(v, "-")
+	first, rest, ok := strings.Cut(v, "-")
 	if !ok {
-		return -1
+		return -1, -1
 	}
-	n, err := strconv.ParseInt(start, 10, 64)
-	if err != nil {
-		return -1
+	if n, err := strconv.ParseInt(first, 10, 64); err == nil {
+		start = n
 	}
-	return n
+	if _, total, ok := strings.Cut(rest, "/"); ok {
+		if n, err := strconv.ParseInt(total, 10, 64); err == nil {
+			size = n
+		}
+	}
+	return start, size
 }
 
 func exists(path string) bool {
@@ -472,14 +798,6 @@ func lockFile(ctx context.Context, path string) (func(), error) {
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
-}
-
-// redact drops the query of a URL, where signed URLs carry their secrets.
-func redact(url string) string {
-	if i := strings.IndexByte(url, '?'); i >= 0 {
-		return url[:i] + "?<redacted>"
-	}
-	return url
 }
 
 // limitedReader paces reads to a byte rate.

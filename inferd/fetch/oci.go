@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/opencontainers/go-digest"
@@ -16,6 +17,9 @@ import (
 	"oras.land/oras-go/v2/errdef"
 	"oras.land/oras-go/v2/registry/remote"
 	"oras.land/oras-go/v2/registry/remote/auth"
+	"oras.land/oras-go/v2/registry/remote/errcode"
+
+	"github.com/slmops/slmops/inferd/fetch/redact"
 )
 
 // maxManifestBytes bounds the manifest read from a registry.
@@ -52,7 +56,7 @@ func (s *OCISource) Open(ctx context.Context, offset int64) (io.ReadCloser, int6
 	if s.repo == nil {
 		repo, err := remote.NewRepository(s.Reference)
 		if err != nil {
-			return nil, 0, fmt.Errorf("%w: %v", ErrPermanent, err)
+			return nil, 0, &SourceError{Role: "origin", URL: s.String(), Err: redact.Error(err), permanent: true}
 		}
 		repo.PlainHTTP = s.PlainHTTP
 		client := &auth.Client{Client: s.Client, Cache: auth.NewCache()}
@@ -81,23 +85,33 @@ func (s *OCISource) Open(ctx context.Context, offset int64) (io.ReadCloser, int6
 	}
 	rc, err := s.repo.Blobs().Fetch(ctx, *s.layer)
 	if err != nil {
-		return nil, 0, classifyOCI(err)
+		return nil, 0, s.classify(err)
 	}
+	// The layer's descriptor says how big it is: the body is cut there.
+	body := &ociBody{ReadCloser: rc, size: s.layer.Size}
 	if offset > 0 {
 		if seeker, ok := rc.(io.Seeker); ok {
 			if _, err := seeker.Seek(offset, io.SeekStart); err == nil {
-				return rc, offset, nil
+				return body, offset, nil
 			}
 		}
 	}
-	return rc, 0, nil
+	return body, 0, nil
 }
+
+// ociBody is a layer's body that knows the layer's size.
+type ociBody struct {
+	io.ReadCloser
+	size int64
+}
+
+func (b *ociBody) Size() int64 { return b.size }
 
 // findLayer reads the manifest and picks the layer with the model's digest.
 func (s *OCISource) findLayer(ctx context.Context) (*ocispec.Descriptor, error) {
 	desc, rc, err := s.repo.FetchReference(ctx, s.repo.Reference.Reference)
 	if err != nil {
-		return nil, classifyOCI(err)
+		return nil, s.classify(err)
 	}
 	defer rc.Close()
 	if desc.Size > maxManifestBytes {
@@ -105,7 +119,7 @@ func (s *OCISource) findLayer(ctx context.Context) (*ocispec.Descriptor, error) 
 	}
 	raw, err := content.ReadAll(rc, desc)
 	if err != nil {
-		return nil, err
+		return nil, s.classify(err)
 	}
 	if desc.MediaType != ocispec.MediaTypeImageManifest {
 		return nil, fmt.Errorf("%w: %s is a %s, not an OCI image manifest", ErrPermanent, s.Reference, desc.MediaType)
@@ -125,23 +139,30 @@ func (s *OCISource) findLayer(ctx context.Context) (*ocispec.Descriptor, error) 
 		}
 		have = append(have, manifest.Layers[i].Digest.String())
 	}
-	return nil, fmt.Errorf("%w: artifact %s has no layer %s (its layers: %s); is spec.digest the digest of the model file?",
-		ErrPermanent, s.Reference, want, strings.Join(have, ", "))
+	// The artifact is there but does not hold the model: the origin's
+	// answer, the same for every node.
+	return nil, &SourceError{Role: "origin", URL: s.String(), permanent: true, rejected: true,
+		Err: fmt.Errorf("artifact has no layer %s (its layers: %s); is spec.digest the digest of the model file?", want, strings.Join(have, ", "))}
 }
 
-// classifyOCI marks the registry answers that a retry will not change.
-func classifyOCI(err error) error {
-	if errors.Is(err, errdef.ErrNotFound) || errors.Is(err, errdef.ErrInvalidReference) || errors.Is(err, errdef.ErrUnsupported) ||
-		errors.Is(err, auth.ErrBasicCredentialNotFound) {
-		return fmt.Errorf("%w: %v", ErrPermanent, err)
+// classify turns an error of the registry client into a SourceError: its
+// message redacted (the client's errors hold the URLs it requested, a
+// redirect's signed target among them), and marked permanent, or rejected,
+// when a retry will not change the answer.
+func (s *OCISource) classify(err error) error {
+	se := &SourceError{Role: "origin", URL: s.String(), Err: redact.Error(err)}
+	var resp *errcode.ErrorResponse
+	switch {
+	case errors.As(err, &resp):
+		se.Code, se.Status = resp.StatusCode, strconv.Itoa(resp.StatusCode)+" "+http.StatusText(resp.StatusCode)
+		mark := answered(se.Role, se.URL, se.Code, se.Status)
+		se.permanent, se.rejected = mark.permanent, mark.rejected
+	case errors.Is(err, errdef.ErrNotFound):
+		se.permanent, se.rejected = true, true
+	case errors.Is(err, errdef.ErrInvalidReference), errors.Is(err, errdef.ErrUnsupported), errors.Is(err, auth.ErrBasicCredentialNotFound):
+		se.permanent = true
 	}
-	var resp interface{ StatusCode() int }
-	if errors.As(err, &resp) {
-		if c := resp.StatusCode(); c == http.StatusUnauthorized || c == http.StatusForbidden || c == http.StatusNotFound {
-			return fmt.Errorf("%w: %v", ErrPermanent, err)
-		}
-	}
-	return err
+	return se
 }
 
 // credentialFor finds the registry's entry in a dockerconfigjson document.

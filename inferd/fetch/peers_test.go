@@ -36,6 +36,10 @@ func newPeer(t *testing.T, data []byte, digest string, corrupt bool) *peerNode {
 		if err := os.WriteFile(path, data, 0o644); err != nil {
 			t.Fatal(err)
 		}
+		// A node serves only what it verified (placing it does that).
+		if err := f.Check(context.Background(), digest); err != nil {
+			t.Fatal(err)
+		}
 	}
 	p := &peerNode{}
 	p.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -22,6 +22,7 @@ type Metrics struct {
 	DownloadBytes     prometheus.Counter
 	DownloadSeconds   prometheus.Counter
 	CacheHits         prometheus.Counter
+	PeerRejects       prometheus.Counter
 	Ready             prometheus.Gauge
 	SelfTestTokensSec prometheus.Gauge
 	SelfTestTTFT      prometheus.Gauge
@@ -54,7 +55,11 @@ func newMetrics(reg prometheus.Registerer, lim *limiter) *Metrics {
 		DownloadBytes:    prometheus.NewCounter(prometheus.CounterOpts{Name: "slmops_inferd_download_bytes_total", Help: "Model bytes downloaded from the source."}),
 		DownloadSeconds:  prometheus.NewCounter(prometheus.CounterOpts{Name: "slmops_inferd_download_seconds_total", Help: "Time spent downloading the model (retries and lock waits included)."}),
 		CacheHits:        prometheus.NewCounter(prometheus.CounterOpts{Name: "slmops_inferd_cache_hits_total", Help: "Models found verified in the node cache, with nothing downloaded."}),
-		Ready:            prometheus.NewGauge(prometheus.GaugeOpts{Name: "slmops_inferd_ready", Help: "1 when the model is verified, loaded and passed its self-test."}),
+		PeerRejects: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "slmops_inferd_peer_rejects_total",
+			Help: "Model files a peer of the site sent that failed verification (a wrong digest, or more bytes than the model) and were thrown away.",
+		}),
+		Ready: prometheus.NewGauge(prometheus.GaugeOpts{Name: "slmops_inferd_ready", Help: "1 when the model is verified, loaded and passed its self-test."}),
 		SelfTestTokensSec: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "slmops_inferd_self_test_tokens_per_second", Help: "Decode tokens per second the self-test measured on this node.",
 		}),
@@ -72,7 +77,7 @@ func newMetrics(reg prometheus.Registerer, lim *limiter) *Metrics {
 		Name: "slmops_inferd_requests_running", Help: "Generations running now.",
 	}, func() float64 { return float64(lim.running()) })
 	reg.MustRegister(m.Requests, m.RequestSeconds, m.TimeToFirstToken, m.TimePerToken, m.PromptTokens, m.GeneratedTokens,
-		m.QueueDepth, m.Running, m.ModelLoadSeconds, m.DownloadBytes, m.DownloadSeconds, m.CacheHits, m.Ready,
+		m.QueueDepth, m.Running, m.ModelLoadSeconds, m.DownloadBytes, m.DownloadSeconds, m.CacheHits, m.PeerRejects, m.Ready,
 		m.SelfTestTokensSec, m.SelfTestTTFT, m.ModelInfo,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m

@@ -11,6 +11,7 @@ import (
 	"context"
 	"crypto/subtle"
 	"fmt"
+	"maps"
 	"net/http"
 	"strings"
 	"sync"
@@ -21,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/slmops/slmops/inferd/engine"
+	"github.com/slmops/slmops/inferd/fetch/redact"
 	"github.com/slmops/slmops/inferd/selftest"
 )
 
@@ -84,10 +86,14 @@ type ModelStatus struct {
 	CacheHit      bool   `json:"cacheHit"`
 	DownloadBytes int64  `json:"downloadBytes"`
 	// PeerDownloadBytes came from peers of the site (those of skipped peers too).
-	PeerDownloadBytes int64   `json:"peerDownloadBytes,omitempty"`
-	DownloadSeconds   float64 `json:"downloadSeconds"`
-	LoadSeconds       float64 `json:"loadSeconds"`
-	engine.Info       `json:",inline"`
+	PeerDownloadBytes int64 `json:"peerDownloadBytes,omitempty"`
+	// PeerRejects counts, by peer (base URL), the files a peer sent that
+	// did not verify (a wrong digest, more bytes than the model) and were
+	// thrown away; at most 32 peers, the rest as "other".
+	PeerRejects     map[string]int64 `json:"peerRejects,omitempty"`
+	DownloadSeconds float64          `json:"downloadSeconds"`
+	LoadSeconds     float64          `json:"loadSeconds"`
+	engine.Info     `json:",inline"`
 }
 
 // Status is the /status document.
@@ -189,11 +195,14 @@ func (s *Server) SetReady() {
 	s.Update(func(st *Status) { st.Phase, st.ReadyAt = PhaseReady, &now })
 }
 
-// Status returns a copy of the status.
+// Status returns a copy of the status. Its message never holds a URL's
+// query or userinfo: /status needs no authentication.
 func (s *Server) Status() Status {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	st := s.status
+	st.Message, st.Model.Source = redact.Text(st.Message), redact.Text(st.Model.Source)
+	st.Model.PeerRejects = maps.Clone(st.Model.PeerRejects)
 	st.Requests = RequestStatus{Running: s.lim.running(), Queued: s.lim.queued(), Concurrency: cap(s.lim.slots), QueueDepth: int(s.lim.maxQueue)}
 	return st
 }

@@ -223,11 +223,11 @@ func TestABadModelNeverServes(t *testing.T) {
 		reason  string
 		message string
 	}{
-		"a corrupted byte": {corrupt, good, nil, daemon.ReasonFetchFailed, "digest mismatch"},
+		"a corrupted byte": {corrupt, good, nil, daemon.ReasonDigestMismatch, "digest mismatch"},
 		"a file that is not GGUF": {notGGUF.data, notGGUF, func(c *config.Config) { c.Model.SizeBytes = 0 },
 			daemon.ReasonInvalidModel, "magic"},
 		"another quantization than declared": {f16.data, f16, nil, daemon.ReasonUnsupported, `the file's quantization is "F16", the SLMModel declares "Q8_0"`},
-		"a 404 source":                       {nil, good, nil, daemon.ReasonFetchFailed, "404"},
+		"a 404 source":                       {nil, good, nil, daemon.ReasonOriginRejected, "404"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			var url string
@@ -251,7 +251,7 @@ func TestABadModelNeverServes(t *testing.T) {
 			if p.readyz() != http.StatusServiceUnavailable {
 				t.Error("/readyz is not 503")
 			}
-			if tc.reason == daemon.ReasonFetchFailed {
+			if tc.reason == daemon.ReasonDigestMismatch || tc.reason == daemon.ReasonOriginRejected {
 				entries, _ := os.ReadDir(filepath.Join(p.cacheDir, "sha256"))
 				if len(entries) != 0 {
 					t.Errorf("the cache holds %d files after a failed fetch", len(entries))

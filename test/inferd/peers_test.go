@@ -60,6 +60,12 @@ func TestNodesOfASiteShareTheModel(t *testing.T) {
 	if !strings.Contains(logs, "Skipped a peer") || !strings.Contains(logs, fetch.ErrDigestMismatch.Error()) {
 		t.Errorf("node B's log does not say it skipped the corrupting peer:\n%s", logs)
 	}
+	if got := st.Model.PeerRejects[liar.URL]; got != 1 || len(st.Model.PeerRejects) != 1 {
+		t.Errorf("node B's /status counts peer rejects %v; want 1 for the liar", st.Model.PeerRejects)
+	}
+	if got := b.metric("slmops_inferd_peer_rejects_total"); got != 1 {
+		t.Errorf("slmops_inferd_peer_rejects_total = %v; want 1", got)
+	}
 	// A node that does not share serves no blobs.
 	resp, err := http.Get(b.url + fetch.BlobPath + m.digest)
 	if err != nil {
@@ -176,24 +182,125 @@ func TestAStagerThatCannotHoldTheModelExits(t *testing.T) {
 	}
 }
 
-// TestAStagerThatCannotFetchExitsWithTheReason: an origin that does not
-// have the file is a permanent failure; the stager exits with FetchFailed
-// in its termination message at once (the kubelet's back-off then paces
-// its retries), instead of staying unready without a word.
-func TestAStagerThatCannotFetchExitsWithTheReason(t *testing.T) {
-	m := generate(t, bigram.BuildOptions{Type: gguf.Q8_0})
-	origin := httptest.NewServer(http.NotFoundHandler())
-	defer origin.Close()
-	cfg := baseConfig(t, "tiny", m, origin.URL+"/gone.gguf")
-	cfg.Stage = true
-	p := startOn(t, "edge-offline", cfg)
+// exitOf waits until a stager exits and returns its exit code and
+// termination message.
+func exitOf(t *testing.T, p *inferd) (int, string) {
+	t.Helper()
 	select {
 	case <-p.exited:
 	case <-time.After(30 * time.Second):
 		t.Fatalf("the stager did not exit\n%s", p.Logs())
 	}
 	msg, _ := os.ReadFile(p.terminationLog)
-	if code := p.cmd.ProcessState.ExitCode(); code != 1 || !strings.HasPrefix(string(msg), daemon.ReasonFetchFailed+": ") || !strings.Contains(string(msg), "404") {
-		t.Errorf("exit code %d, termination message %q; want 1 and %s: ... 404 ...", code, msg, daemon.ReasonFetchFailed)
+	return p.cmd.ProcessState.ExitCode(), string(msg)
+}
+
+// TestAStagerThatCannotFetchExitsWithTheReason: an origin that does not
+// have the file rejects the request for every node; the stager exits after
+// that one request with OriginRejected in its termination message (the
+// kubelet's back-off then paces its retries, and the operator fails the
+// rollout on one node's word), naming the URL without its signature.
+func TestAStagerThatCannotFetchExitsWithTheReason(t *testing.T) {
+	m := generate(t, bigram.BuildOptions{Type: gguf.Q8_0})
+	var requests atomic.Int64
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		http.NotFound(w, r)
+	}))
+	defer origin.Close()
+	signed := strings.Replace(origin.URL, "http://", "http://user:PASS@", 1) + "/gone.gguf?X-Amz-Signature=SECRET"
+	cfg := baseConfig(t, "tiny", m, signed)
+	cfg.Stage = true
+	p := startOn(t, "edge-offline", cfg)
+	code, msg := exitOf(t, p)
+	want := daemon.ReasonOriginRejected + ": origin answered 404 Not Found for " + origin.URL + "/gone.gguf?REDACTED"
+	if code != 1 || strings.TrimSpace(msg) != want {
+		t.Errorf("exit code %d, termination message %q; want 1 and %q", code, msg, want)
+	}
+	if n := requests.Load(); n != 1 {
+		t.Errorf("the origin got %d requests; want 1 (a rejection is final)", n)
+	}
+	for what, out := range map[string]string{"the log": p.Logs(), "the termination message": msg} {
+		if strings.Contains(out, "SECRET") || strings.Contains(out, "PASS") {
+			t.Errorf("%s leaks the URL's secrets:\n%s", what, out)
+		}
+	}
+}
+
+// TestAStagerAgainstAnOriginWithTheWrongFileExitsWithDigestMismatch: the
+// origin serves bytes that do not hash to spec.digest, round after round;
+// the stager exits with DigestMismatch, the reason the operator fails the
+// rollout with.
+func TestAStagerAgainstAnOriginWithTheWrongFileExitsWithDigestMismatch(t *testing.T) {
+	m := generate(t, bigram.BuildOptions{Type: gguf.Q8_0})
+	wrong := bytes.Clone(m.data)
+	wrong[len(wrong)/2] ^= 0xff
+	var requests atomic.Int64
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		requests.Add(1)
+		http.ServeContent(w, r, "model.gguf", time.Unix(0, 0), bytes.NewReader(wrong))
+	}))
+	defer origin.Close()
+	cfg := baseConfig(t, "tiny", m, origin.URL+"/m.gguf")
+	cfg.Stage = true
+	p := startOn(t, "edge-wrong", cfg)
+	code, msg := exitOf(t, p)
+	if code != 1 || !strings.HasPrefix(msg, daemon.ReasonDigestMismatch+": ") {
+		t.Errorf("exit code %d, termination message %q; want 1 and %s: ...", code, msg, daemon.ReasonDigestMismatch)
+	}
+	t.Logf("%d requests; %s", requests.Load(), strings.TrimSpace(msg))
+}
+
+// TestAStagerWhoseFileRotsGoesUnreadyAndFetchesItAgain: the staged file is
+// changed on disk; the stager stops serving it, is unready (so the
+// operator drops it from the peer directory), fetches it again and is
+// ready once more.
+func TestAStagerWhoseFileRotsGoesUnreadyAndFetchesItAgain(t *testing.T) {
+	m := generate(t, bigram.BuildOptions{Type: gguf.Q8_0})
+	var originRequests atomic.Int64
+	again := make(chan struct{}) // holds the second fetch until the test saw the stager unready
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if originRequests.Add(1) > 1 {
+			select {
+			case <-again:
+			case <-r.Context().Done():
+				return
+			}
+		}
+		http.ServeContent(w, r, "model.gguf", time.Unix(0, 0), bytes.NewReader(m.data))
+	}))
+	defer origin.Close()
+	cfg := baseConfig(t, "tiny", m, origin.URL)
+	cfg.Stage, cfg.Peers.Serve = true, true
+	p := start(t, cfg)
+	p.waitPhase(server.PhaseStaged, 30*time.Second)
+	path := filepath.Join(cfg.CacheDir, "sha256", strings.TrimPrefix(m.digest, "sha256:"))
+	rotten := bytes.Clone(m.data)
+	rotten[100] ^= 0x01
+	if err := os.WriteFile(path, rotten, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Second)
+	_ = os.Chtimes(path, later, later)
+
+	st := p.waitPhase(server.PhaseFetching, 20*time.Second)
+	if p.readyz() == http.StatusOK || !strings.Contains(st.Message, "no longer hashes to its digest") {
+		t.Errorf("after its file rotted the stager is %s (%s: %s), readyz %d; want unready, saying why", st.Phase, st.Reason, st.Message, p.readyz())
+	}
+	resp, err := http.Get(p.url + fetch.BlobPath + m.digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode == http.StatusOK {
+		t.Error("the stager serves its rotted file")
+	}
+	close(again)
+	p.waitPhase(server.PhaseStaged, 20*time.Second)
+	if p.readyz() != http.StatusOK || originRequests.Load() != 2 {
+		t.Errorf("readyz %d after %d origin requests; want ready again after a second fetch", p.readyz(), originRequests.Load())
+	}
+	if got, _ := os.ReadFile(path); !bytes.Equal(got, m.data) {
+		t.Error("the cached file is not the model after the fetch")
 	}
 }
