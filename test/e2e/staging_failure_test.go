@@ -191,7 +191,7 @@ func TestStagingFailureFailsTheRollout(t *testing.T) {
 	settled := asked.Load()
 	time.Sleep(15 * time.Second)
 	g.Expect(asked.Load()-settled).To(BeZero(), "the origin is still asked for the missing file after the rollback")
-	g.Expect(settled).To(BeNumerically("<=", 10), "the origin was asked %d times; want one stager per site (a few retries), not one per node", settled)
+	g.Expect(settled).To(BeNumerically("<=", 4), "the origin was asked %d times; want one stager per site (a few retries), not one per node", settled)
 
 	// The origin is fixed; a retry rolls the model out.
 	fixed.Store(true)
