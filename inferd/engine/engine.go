@@ -116,6 +116,16 @@ func Register(architecture string, l Loader) {
 	loaders[architecture] = l
 }
 
+// Lookup returns the loader registered for an architecture, for tools and
+// tests that drive a loader directly (the load-path fuzz test hands every
+// input to every loader, whatever its general.architecture says).
+func Lookup(architecture string) (Loader, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	l, ok := loaders[architecture]
+	return l, ok
+}
+
 // Architectures lists the architectures this build can run.
 func Architectures() []string {
 	mu.RLock()
@@ -168,9 +178,7 @@ func load(m *gguf.Mapped, want Expect, opts Options) (Engine, error) {
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("%w: %s", ErrUnsupported, strings.Join(problems, "; "))
 	}
-	mu.RLock()
-	l, ok := loaders[arch]
-	mu.RUnlock()
+	l, ok := Lookup(arch)
 	if !ok {
 		return nil, fmt.Errorf("%w: architecture %q is not supported by this build of inferd (it runs: %s)", ErrUnsupported, arch, strings.Join(Architectures(), ", "))
 	}
