@@ -3,6 +3,8 @@ package engine_test
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -92,30 +94,103 @@ func exercise(t *testing.T, e engine.Engine) {
 	}
 }
 
-// loadSeeds are small valid models of every registered architecture.
+// loadSeeds are small valid models of every registered architecture,
+// written with gguf.Write: a SentencePiece llama and a byte-level BPE qwen2
+// of 8-wide F32 weights, and bigram tables in F32 and Q8_0. They are a few
+// KiB at most, so that the fuzzer's mutations and minimization stay fast;
+// llama.WriteRandom and bigram.Write always add the 256 byte tokens or the
+// printable ASCII characters, which makes their smallest files 20 KiB.
 func loadSeeds(tb testing.TB) [][]byte {
 	var seeds [][]byte
-	write := func(w func(*bytes.Buffer) error) {
+	write := func(meta []gguf.KV, tensors []gguf.Tensor) {
 		var buf bytes.Buffer
-		if err := w(&buf); err != nil {
+		if err := gguf.Write(&buf, meta, tensors); err != nil {
 			tb.Fatal(err)
 		}
 		seeds = append(seeds, buf.Bytes())
 	}
-	write(func(b *bytes.Buffer) error {
-		return bigram.Write(b, bigram.BuildOptions{Corpus: "slmops ships small models", Type: gguf.Q8_0, ContextLength: 16})
-	})
-	for _, arch := range []string{llama.ArchLlama, llama.ArchQwen2} {
-		write(func(b *bytes.Buffer) error {
-			return llama.WriteRandom(b, llama.RandomSpec{Arch: arch, Embd: 32, Layers: 1, Heads: 2, KVHeads: 1, FF: 32, Vocab: 260, Context: 16, Type: gguf.Q8_0, Tied: true, Seed: 1})
-		})
+	str := func(k, v string) gguf.KV { return gguf.KV{Key: k, Type: gguf.TypeString, Value: v} }
+	u32 := func(k string, v uint32) gguf.KV { return gguf.KV{Key: k, Type: gguf.TypeUint32, Value: v} }
+	arr := func(k string, v any) gguf.KV { return gguf.KV{Key: k, Type: gguf.TypeArray, Value: v} }
+	f32 := func(name string, dims ...uint64) gguf.Tensor {
+		n := uint64(1)
+		for _, d := range dims {
+			n *= d
+		}
+		data := make([]byte, 4*n)
+		for i := range n {
+			binary.LittleEndian.PutUint32(data[4*i:], math.Float32bits(float32(i%7)/7-0.4))
+		}
+		return gguf.Tensor{Name: name, Dims: dims, Type: gguf.F32, Data: data}
 	}
+
+	for _, arch := range []string{llama.ArchLlama, llama.ArchQwen2} {
+		const embd, ff, kv = 8, 8, 4 // 2 heads of 4, 1 KV head
+		meta := []gguf.KV{
+			str("general.architecture", arch),
+			u32(arch+".context_length", 16), u32(arch+".embedding_length", embd), u32(arch+".block_count", 1),
+			u32(arch+".feed_forward_length", ff), u32(arch+".attention.head_count", 2), u32(arch+".attention.head_count_kv", 1),
+			{Key: arch + ".attention.layer_norm_rms_epsilon", Type: gguf.TypeFloat32, Value: float32(1e-5)},
+		}
+		var vocab int
+		if arch == llama.ArchLlama {
+			tokens := []string{"<unk>", "<s>", "</s>", "\u2581", "s", "l", "m", "o", "p", "h", "i", "\u2581s", "sl"}
+			scores, types := make([]float32, len(tokens)), make([]int32, len(tokens))
+			for i := range tokens {
+				scores[i], types[i] = -float32(i), 1
+			}
+			types[0], types[1], types[2] = 2, 3, 3
+			vocab = len(tokens)
+			meta = append(meta, str("tokenizer.ggml.model", "llama"), arr("tokenizer.ggml.tokens", tokens),
+				arr("tokenizer.ggml.scores", scores), arr("tokenizer.ggml.token_type", types),
+				u32("tokenizer.ggml.bos_token_id", 1), u32("tokenizer.ggml.eos_token_id", 2), u32("tokenizer.ggml.unknown_token_id", 0))
+		} else {
+			tokens := []string{"s", "l", "m", "o", "p", "h", "i", "\u0120", "sl", "\u0120s", "<|im_start|>", "<|im_end|>", "<|endoftext|>"}
+			types := make([]int32, len(tokens))
+			for i := range types {
+				types[i] = 1
+			}
+			types[10], types[11], types[12] = 3, 3, 3
+			vocab = len(tokens)
+			meta = append(meta, str("tokenizer.ggml.model", "gpt2"), str("tokenizer.ggml.pre", "qwen2"),
+				arr("tokenizer.ggml.tokens", tokens), arr("tokenizer.ggml.token_type", types),
+				arr("tokenizer.ggml.merges", []string{"s l", "\u0120 s"}), u32("tokenizer.ggml.eos_token_id", 12),
+				str("tokenizer.chat_template", "<|im_start|>"))
+		}
+		tensors := []gguf.Tensor{
+			f32("token_embd.weight", embd, uint64(vocab)), f32("output_norm.weight", embd),
+			f32("blk.0.attn_norm.weight", embd), f32("blk.0.attn_q.weight", embd, embd),
+			f32("blk.0.attn_k.weight", embd, kv), f32("blk.0.attn_v.weight", embd, kv),
+			f32("blk.0.attn_output.weight", embd, embd), f32("blk.0.ffn_norm.weight", embd),
+			f32("blk.0.ffn_gate.weight", embd, ff), f32("blk.0.ffn_up.weight", embd, ff), f32("blk.0.ffn_down.weight", ff, embd),
+		}
+		if arch == llama.ArchQwen2 {
+			tensors = append(tensors, f32("blk.0.attn_q.bias", embd), f32("blk.0.attn_k.bias", kv), f32("blk.0.attn_v.bias", kv))
+		}
+		write(meta, tensors)
+	}
+
+	// A bigram table in Q8_0 needs rows of 32 values: 32 tokens.
+	tokens := []string{"<unk>", "<s>", "</s>", " "}
+	for c := 'a'; len(tokens) < 32; c++ {
+		tokens = append(tokens, string(c))
+	}
+	table := make([]byte, 32*34)
+	for i := range table {
+		table[i] = byte(i * 7)
+	}
+	for row := range 32 { // a small positive f16 scale per block
+		binary.LittleEndian.PutUint16(table[row*34:], 0x2000)
+	}
+	write([]gguf.KV{str("general.architecture", bigram.Architecture), u32("general.file_type", 7),
+		arr("tokenizer.ggml.tokens", tokens), u32(bigram.Architecture+".context_length", 16)},
+		[]gguf.Tensor{{Name: bigram.TensorName, Dims: []uint64{32, 32}, Type: gguf.Q8_0, Data: table}})
 	seeds = append(seeds, gguftest.Valid())
 	return seeds
 }
 
-// TestLoadSeedsLoad: the fuzz seeds are models that load, so that
-// mutations start from files that reach the loaders.
+// TestLoadSeedsLoad: the fuzz seeds are models that load, tokenize and run,
+// so that mutations start from files that reach every step of FuzzLoad.
 func TestLoadSeedsLoad(t *testing.T) {
 	for i, seed := range loadSeeds(t) {
 		path := filepath.Join(t.TempDir(), "model.gguf")
@@ -126,7 +201,19 @@ func TestLoadSeedsLoad(t *testing.T) {
 		if err != nil {
 			t.Fatalf("seed %d (%d bytes): %v", i, len(seed), err)
 		}
-		t.Logf("seed %d: %s, %d bytes", i, e.Info().Architecture, len(seed))
+		tokens, err := e.Tokenize("slmops ships")
+		if err != nil {
+			t.Fatalf("seed %d: Tokenize: %v", i, err)
+		}
+		seq, err := e.NewSequence()
+		if err != nil {
+			t.Fatalf("seed %d: NewSequence: %v", i, err)
+		}
+		if _, err := seq.Forward(context.Background(), tokens[:min(len(tokens), 4)]); err != nil {
+			t.Errorf("seed %d: Forward(%v): %v", i, tokens, err)
+		}
+		seq.Close()
+		t.Logf("seed %d: %s, %d bytes, %d tokens for %q", i, e.Info().Architecture, len(seed), len(tokens), "slmops ships")
 		_ = e.Close()
 	}
 }
