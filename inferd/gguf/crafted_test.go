@@ -24,8 +24,10 @@ func allocated(f func()) uint64 {
 }
 
 // TestCraftedFilesAreRefused: every file of the crafted corpus is invalid
-// GGUF for Read and for Open, and reading it allocates no more than a small
-// multiple of its own size, whatever counts and lengths its header claims.
+// GGUF for Read and for Open, reading it allocates no more than a small
+// multiple of its own size, whatever counts and lengths its header claims,
+// and the error (which inferd logs and puts in its termination message)
+// quotes no name from the file whole.
 func TestCraftedFilesAreRefused(t *testing.T) {
 	valid := gguftest.Valid()
 	if _, err := gguf.Read(bytes.NewReader(valid), int64(len(valid))); err != nil {
@@ -38,6 +40,9 @@ func TestCraftedFilesAreRefused(t *testing.T) {
 			n := allocated(func() { _, err = gguf.Read(bytes.NewReader(c.Data), int64(len(c.Data))) })
 			if !errors.Is(err, gguf.ErrInvalid) {
 				t.Fatalf("Read: %v; want ErrInvalid (%s)", err, c.Why)
+			}
+			if len(err.Error()) > 512 {
+				t.Errorf("a %d-byte error: %.200s...", len(err.Error()), err)
 			}
 			if limit := 64<<10 + 4*uint64(len(c.Data)); n > limit {
 				t.Errorf("Read of a %d-byte file allocated %d bytes; want at most %d", len(c.Data), n, limit)

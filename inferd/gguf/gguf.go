@@ -186,8 +186,10 @@ type reader struct {
 	r    io.Reader
 	off  uint64
 	size uint64
-	// where names the part of the file being read, for errors.
-	where string
+	// part, index and key name what is being read, for errors; see where.
+	part  string
+	index uint64
+	key   string
 	err   error
 	// buf is reused for strings and numbers, so that reading them costs
 	// only what they are kept in.
@@ -200,6 +202,21 @@ func (r *reader) scratch(n uint64) []byte {
 		r.buf = make([]byte, n)
 	}
 	return r.buf[:n]
+}
+
+// at says what is read next: part ("metadata entry", "tensor info") number
+// index; key is added to errors once known.
+func (r *reader) at(part string, index uint64) { r.part, r.index, r.key = part, index, "" }
+
+// where names the part of the file being read, formatted only for an error.
+func (r *reader) where() string {
+	switch {
+	case r.part == "":
+		return "the header"
+	case r.key != "":
+		return fmt.Sprintf("%s %d (%s)", r.part, r.index, short(r.key))
+	}
+	return fmt.Sprintf("%s %d", r.part, r.index)
 }
 
 // left is how many bytes of the file follow the current offset.
@@ -221,13 +238,13 @@ func (r *reader) read(p []byte) {
 		return
 	}
 	if uint64(len(p)) > r.left() {
-		r.fail("truncated at byte %d, in %s", r.size, r.where)
+		r.fail("truncated at byte %d, in %s", r.size, r.where())
 		return
 	}
 	n, err := io.ReadFull(r.r, p)
 	r.off += uint64(n)
 	if err != nil {
-		r.fail("truncated at byte %d, in %s", r.off, r.where)
+		r.fail("truncated at byte %d, in %s", r.off, r.where())
 	}
 }
 
@@ -244,7 +261,7 @@ func (r *reader) str() string {
 		return ""
 	}
 	if n > maxStringLen || n > r.left() {
-		r.fail("a string of %d bytes at byte %d (%d bytes are left), in %s", n, r.off, r.left(), r.where)
+		r.fail("a string of %d bytes at byte %d (%d bytes are left), in %s", n, r.off, r.left(), r.where())
 		return ""
 	}
 	b := r.scratch(n)
@@ -289,14 +306,14 @@ func (r *reader) value(t ValueType) any {
 	case TypeArray:
 		return r.array()
 	}
-	r.fail("unknown value type %d, in %s", t, r.where)
+	r.fail("unknown value type %d, in %s", t, r.where())
 	return nil
 }
 
 func (r *reader) bool() bool {
 	b := r.u8()
 	if b > 1 {
-		r.fail("bool value %d, in %s", b, r.where)
+		r.fail("bool value %d, in %s", b, r.where())
 	}
 	return b == 1
 }
@@ -312,11 +329,11 @@ func (r *reader) array() any {
 	}
 	size, ok := scalarSize[et]
 	if !ok {
-		r.fail("an array of value type %d (nested arrays are not GGUF), in %s", et, r.where)
+		r.fail("an array of value type %d (nested arrays are not GGUF), in %s", et, r.where())
 		return nil
 	}
 	if n > maxArrayLen || n > r.left()/size {
-		r.fail("an array of %d values of type %d at byte %d (%d bytes are left), in %s", n, et, r.off, r.left(), r.where)
+		r.fail("an array of %d values of type %d at byte %d (%d bytes are left), in %s", n, et, r.off, r.left(), r.where())
 		return nil
 	}
 	switch et {
@@ -394,7 +411,7 @@ func Read(src io.Reader, size int64) (*File, error) {
 	if size < 0 {
 		return nil, fmt.Errorf("%w: a file of %d bytes", ErrInvalid, size)
 	}
-	r := &reader{r: src, size: uint64(size), where: "the header"}
+	r := &reader{r: src, size: uint64(size)}
 	if magic := r.u32(); r.err == nil && magic != Magic {
 		return nil, fmt.Errorf("%w: magic %#x is not GGUF", ErrInvalid, magic)
 	}
@@ -412,16 +429,16 @@ func Read(src io.Reader, size int64) (*File, error) {
 	f.Metadata = make([]KV, 0, nKV)
 	keys := make(map[string]bool, nKV)
 	for i := uint64(0); i < nKV && r.err == nil; i++ {
-		r.where = fmt.Sprintf("metadata entry %d", i)
+		r.at("metadata entry", i)
 		kv := KV{Key: r.str()}
 		if r.err != nil {
 			break
 		}
 		if kv.Key == "" || keys[kv.Key] {
-			return nil, fmt.Errorf("%w: metadata entry %d has an empty or repeated key %q", ErrInvalid, i, kv.Key)
+			return nil, fmt.Errorf("%w: metadata entry %d has an empty or repeated key %q", ErrInvalid, i, short(kv.Key))
 		}
 		keys[kv.Key] = true
-		r.where = fmt.Sprintf("metadata entry %d (%s)", i, kv.Key)
+		r.key = kv.Key
 		kv.Type = ValueType(r.u32())
 		if r.err != nil {
 			break
@@ -448,13 +465,13 @@ func Read(src io.Reader, size int64) (*File, error) {
 	f.Tensors = make([]TensorInfo, 0, nTensors)
 	names := make(map[string]bool, nTensors)
 	for i := uint64(0); i < nTensors; i++ {
-		r.where = fmt.Sprintf("tensor info %d", i)
+		r.at("tensor info", i)
 		t, err := r.tensorInfo(f.Alignment)
 		if err != nil {
 			return nil, err
 		}
 		if names[t.Name] {
-			return nil, fmt.Errorf("%w: tensor %q appears twice", ErrInvalid, t.Name)
+			return nil, fmt.Errorf("%w: tensor %q appears twice", ErrInvalid, short(t.Name))
 		}
 		names[t.Name] = true
 		f.Tensors = append(f.Tensors, t)
@@ -468,12 +485,13 @@ func Read(src io.Reader, size int64) (*File, error) {
 // multiplication, and every row is a whole number of the type's blocks.
 func (r *reader) tensorInfo(alignment uint64) (TensorInfo, error) {
 	t := TensorInfo{Name: r.str()}
+	r.key = t.Name
 	nDims := r.u32()
 	if r.err != nil {
 		return t, r.err
 	}
 	if nDims == 0 || nDims > maxDims {
-		return t, fmt.Errorf("%w: tensor %q has %d dimensions (1 to %d are supported)", ErrInvalid, t.Name, nDims, maxDims)
+		return t, fmt.Errorf("%w: tensor %q has %d dimensions (1 to %d are supported)", ErrInvalid, short(t.Name), nDims, maxDims)
 	}
 	t.Dims = make([]uint64, nDims)
 	for d := range t.Dims {
@@ -485,24 +503,24 @@ func (r *reader) tensorInfo(alignment uint64) (TensorInfo, error) {
 	}
 	l, ok := blockLayout[t.Type]
 	if !ok {
-		return t, fmt.Errorf("%w: tensor %q: unsupported tensor type %s", ErrInvalid, t.Name, t.Type)
+		return t, fmt.Errorf("%w: tensor %q: unsupported tensor type %s", ErrInvalid, short(t.Name), t.Type)
 	}
 	n := uint64(1)
 	for _, d := range t.Dims {
 		if d == 0 || n > math.MaxUint64/d {
-			return t, fmt.Errorf("%w: tensor %q has shape %v", ErrInvalid, t.Name, t.Dims)
+			return t, fmt.Errorf("%w: tensor %q has shape %v", ErrInvalid, short(t.Name), t.Dims)
 		}
 		n *= d
 	}
 	if t.Dims[0]%l[0] != 0 {
-		return t, fmt.Errorf("%w: tensor %q: rows of %d elements of %s are not a whole number of %d-element blocks", ErrInvalid, t.Name, t.Dims[0], t.Type, l[0])
+		return t, fmt.Errorf("%w: tensor %q: rows of %d elements of %s are not a whole number of %d-element blocks", ErrInvalid, short(t.Name), t.Dims[0], t.Type, l[0])
 	}
 	var err error
 	if t.Size, err = t.Type.Bytes(n); err != nil {
-		return t, fmt.Errorf("tensor %q: %w", t.Name, err)
+		return t, fmt.Errorf("tensor %q: %w", short(t.Name), err)
 	}
 	if t.Offset%alignment != 0 {
-		return t, fmt.Errorf("%w: tensor %q at offset %d is not aligned to %d", ErrInvalid, t.Name, t.Offset, alignment)
+		return t, fmt.Errorf("%w: tensor %q at offset %d is not aligned to %d", ErrInvalid, short(t.Name), t.Offset, alignment)
 	}
 	return t, nil
 }
@@ -534,10 +552,10 @@ func (f *File) checkLayout(size uint64) error {
 	for k, i := range order {
 		t := f.Tensors[i]
 		if t.Offset > data || t.Size > data-t.Offset {
-			return fmt.Errorf("%w: tensor %q of %d bytes at data offset %d ends past the end of the file (the data section holds %d bytes)", ErrInvalid, t.Name, t.Size, t.Offset, data)
+			return fmt.Errorf("%w: tensor %q of %d bytes at data offset %d ends past the end of the file (the data section holds %d bytes)", ErrInvalid, short(t.Name), t.Size, t.Offset, data)
 		}
 		if k > 0 && t.Offset < end {
-			return fmt.Errorf("%w: tensor %q overlaps tensor %q", ErrInvalid, t.Name, f.Tensors[order[k-1]].Name)
+			return fmt.Errorf("%w: tensor %q overlaps tensor %q", ErrInvalid, short(t.Name), short(f.Tensors[order[k-1]].Name))
 		}
 		end = t.Offset + t.Size
 	}
@@ -545,3 +563,12 @@ func (f *File) checkLayout(size uint64) error {
 }
 
 func alignUp(n, a uint64) uint64 { return (n + a - 1) / a * a }
+
+// short cuts a name read from the file for an error, which ends up in logs
+// and in the termination message.
+func short(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}

@@ -10,6 +10,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math"
+	"strings"
 
 	"github.com/slmops/slmops/inferd/gguf"
 )
@@ -213,6 +214,8 @@ func Crafted() []Case {
 		}))
 	add("duplicate-tensor-name", "two tensors with one name",
 		with(func(f *file) { f.infos[1].name = TensorName }))
+	add("long-duplicate-tensor-names", "two tensors with one 4 KiB name, which an error must not quote whole",
+		with(func(f *file) { f.infos[0].name, f.infos[1].name = strings.Repeat("x", 4096), strings.Repeat("x", 4096) }))
 
 	// Counts larger than the file could hold.
 	for _, n := range []uint64{1 << 20, 1 << 40, math.MaxUint64} {
