@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"math"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/slmops/slmops/inferd/engine"
@@ -64,10 +66,15 @@ func FuzzLoad(f *testing.F) {
 				_ = e.Close()
 			}
 		}
-		if e, err := engine.Load(path, engine.Expect{}, opts); err == nil {
-			exercise(t, e)
-			_ = e.Close()
+		e, err := engine.Load(path, engine.Expect{}, opts)
+		if err != nil {
+			if len(err.Error()) > engine.MaxErrorLength {
+				t.Fatalf("a %d-byte error from Load: %.200s...", len(err.Error()), err)
+			}
+			return
 		}
+		exercise(t, e)
+		_ = e.Close()
 	})
 }
 
@@ -215,5 +222,28 @@ func TestLoadSeedsLoad(t *testing.T) {
 		seq.Close()
 		t.Logf("seed %d: %s, %d bytes, %d tokens for %q", i, e.Info().Architecture, len(seed), len(tokens), "slmops ships")
 		_ = e.Close()
+	}
+}
+
+// TestLoadErrorsAreShort: an error that quotes the file (here an unknown
+// general.architecture of 1 MiB) is cut to MaxErrorLength, and still says
+// what class of error it is.
+func TestLoadErrorsAreShort(t *testing.T) {
+	var buf bytes.Buffer
+	arch := strings.Repeat("x", 1<<20)
+	meta := []gguf.KV{{Key: "general.architecture", Type: gguf.TypeString, Value: arch}}
+	if err := gguf.Write(&buf, meta, nil); err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "model.gguf")
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := engine.Load(path, engine.Expect{}, engine.Options{})
+	if !errors.Is(err, engine.ErrUnsupported) {
+		t.Fatalf("err = %.200v; want ErrUnsupported", err)
+	}
+	if n := len(err.Error()); n > engine.MaxErrorLength {
+		t.Errorf("a %d-byte error; want at most %d", n, engine.MaxErrorLength)
 	}
 }
