@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"math"
 	"os"
 	"path/filepath"
 	"strings"
@@ -13,6 +12,7 @@ import (
 
 	"github.com/slmops/slmops/inferd/engine"
 	"github.com/slmops/slmops/inferd/engine/bigram"
+	"github.com/slmops/slmops/inferd/engine/kernels"
 	"github.com/slmops/slmops/inferd/engine/llama"
 	"github.com/slmops/slmops/inferd/gguf"
 	"github.com/slmops/slmops/inferd/gguf/gguftest"
@@ -103,7 +103,8 @@ func exercise(t *testing.T, e engine.Engine) {
 
 // loadSeeds are small valid models of every registered architecture,
 // written with gguf.Write: a SentencePiece llama and a byte-level BPE qwen2
-// of 8-wide F32 weights, and bigram tables in F32 and Q8_0. They are a few
+// of 8-wide F32 weights, a 32-wide Q8_0 llama, and bigram tables in F32 and
+// Q8_0. They are a few
 // KiB at most, so that the fuzzer's mutations and minimization stay fast;
 // llama.WriteRandom and bigram.Write always add the 256 byte tokens or the
 // printable ASCII characters, which makes their smallest files 20 KiB.
@@ -119,24 +120,38 @@ func loadSeeds(tb testing.TB) [][]byte {
 	str := func(k, v string) gguf.KV { return gguf.KV{Key: k, Type: gguf.TypeString, Value: v} }
 	u32 := func(k string, v uint32) gguf.KV { return gguf.KV{Key: k, Type: gguf.TypeUint32, Value: v} }
 	arr := func(k string, v any) gguf.KV { return gguf.KV{Key: k, Type: gguf.TypeArray, Value: v} }
-	f32 := func(name string, dims ...uint64) gguf.Tensor {
+	tensor := func(typ gguf.TensorType, name string, dims ...uint64) gguf.Tensor {
 		n := uint64(1)
 		for _, d := range dims {
 			n *= d
 		}
-		data := make([]byte, 4*n)
-		for i := range n {
-			binary.LittleEndian.PutUint32(data[4*i:], math.Float32bits(float32(i%7)/7-0.4))
+		x := make([]float32, n)
+		for i := range x {
+			x[i] = float32(i%7)/7 - 0.4
 		}
-		return gguf.Tensor{Name: name, Dims: dims, Type: gguf.F32, Data: data}
+		data, err := kernels.Quantize(nil, typ, x)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		return gguf.Tensor{Name: name, Dims: dims, Type: typ, Data: data}
 	}
+	f32 := func(name string, dims ...uint64) gguf.Tensor { return tensor(gguf.F32, name, dims...) }
 
-	for _, arch := range []string{llama.ArchLlama, llama.ArchQwen2} {
-		const embd, ff, kv = 8, 8, 4 // 2 heads of 4, 1 KV head
+	for _, m := range []struct {
+		arch         string
+		typ          gguf.TensorType
+		embd, ff, kv uint64 // 2 heads, 1 KV head
+	}{
+		{llama.ArchLlama, gguf.F32, 8, 8, 4},
+		{llama.ArchQwen2, gguf.F32, 8, 8, 4},
+		{llama.ArchLlama, gguf.Q8_0, 32, 32, 16}, // rows of whole Q8_0 blocks
+	} {
+		arch, embd, ff, kv := m.arch, m.embd, m.ff, m.kv
+		w := func(name string, dims ...uint64) gguf.Tensor { return tensor(m.typ, name, dims...) }
 		meta := []gguf.KV{
 			str("general.architecture", arch),
-			u32(arch+".context_length", 16), u32(arch+".embedding_length", embd), u32(arch+".block_count", 1),
-			u32(arch+".feed_forward_length", ff), u32(arch+".attention.head_count", 2), u32(arch+".attention.head_count_kv", 1),
+			u32(arch+".context_length", 16), u32(arch+".embedding_length", uint32(embd)), u32(arch+".block_count", 1),
+			u32(arch+".feed_forward_length", uint32(ff)), u32(arch+".attention.head_count", 2), u32(arch+".attention.head_count_kv", 1),
 			{Key: arch + ".attention.layer_norm_rms_epsilon", Type: gguf.TypeFloat32, Value: float32(1e-5)},
 		}
 		var vocab int
@@ -165,11 +180,11 @@ func loadSeeds(tb testing.TB) [][]byte {
 				str("tokenizer.chat_template", "<|im_start|>"))
 		}
 		tensors := []gguf.Tensor{
-			f32("token_embd.weight", embd, uint64(vocab)), f32("output_norm.weight", embd),
-			f32("blk.0.attn_norm.weight", embd), f32("blk.0.attn_q.weight", embd, embd),
-			f32("blk.0.attn_k.weight", embd, kv), f32("blk.0.attn_v.weight", embd, kv),
-			f32("blk.0.attn_output.weight", embd, embd), f32("blk.0.ffn_norm.weight", embd),
-			f32("blk.0.ffn_gate.weight", embd, ff), f32("blk.0.ffn_up.weight", embd, ff), f32("blk.0.ffn_down.weight", ff, embd),
+			w("token_embd.weight", embd, uint64(vocab)), f32("output_norm.weight", embd),
+			f32("blk.0.attn_norm.weight", embd), w("blk.0.attn_q.weight", embd, embd),
+			w("blk.0.attn_k.weight", embd, kv), w("blk.0.attn_v.weight", embd, kv),
+			w("blk.0.attn_output.weight", embd, embd), f32("blk.0.ffn_norm.weight", embd),
+			w("blk.0.ffn_gate.weight", embd, ff), w("blk.0.ffn_up.weight", embd, ff), w("blk.0.ffn_down.weight", ff, embd),
 		}
 		if arch == llama.ArchQwen2 {
 			tensors = append(tensors, f32("blk.0.attn_q.bias", embd), f32("blk.0.attn_k.bias", kv), f32("blk.0.attn_v.bias", kv))
