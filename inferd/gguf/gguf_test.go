@@ -179,3 +179,26 @@ func mustRead(t *testing.T, data []byte) *File {
 	}
 	return f
 }
+
+// TestTensorRefusesARangeOutsideTheMapping: Tensor slices the mapping with
+// checked arithmetic, even when the File was changed after Open or the
+// mapping is closed.
+func TestTensorRefusesARangeOutsideTheMapping(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.gguf")
+	if err := os.WriteFile(path, tiny(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Tensors[0].Size = 1<<64 - 32 // wraps start+Size
+	if _, _, ok := m.Tensor(m.Tensors[0].Name); ok {
+		t.Error("a tensor whose end wraps was sliced")
+	}
+	name := m.Tensors[1].Name
+	m.Close()
+	if _, _, ok := m.Tensor(name); ok {
+		t.Error("a tensor was sliced from a closed mapping")
+	}
+}
