@@ -94,6 +94,18 @@ test-unit: ## Run the tests that need no control plane.
 test-e2e: controlplane helm ## Run the e2e suites on a fresh local control plane with simulated nodes.
 	go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) -v ./test/...
 
+FUZZTIME ?= 1m
+FUZZ_FLAGS ?=
+
+.PHONY: fuzz
+fuzz: ## Run every fuzz target of the project in turn, each for FUZZTIME (default 1m); a crasher is written to its package's testdata/fuzz.
+	@for file in $$(git ls-files '*_test.go' | xargs grep -l '^func Fuzz'); do \
+		for target in $$(sed -n 's/^func \(Fuzz[A-Za-z0-9_]*\)(.*/\1/p' $$file); do \
+			echo "$$target (./$$(dirname $$file)) for $(FUZZTIME)"; \
+			go test ./$$(dirname $$file) -run '^$$' -fuzz "^$$target\$$" -fuzztime $(FUZZTIME) $(FUZZ_FLAGS); \
+		done; \
+	done
+
 ##@ Benchmarks
 
 BENCH_NODES ?= 1000

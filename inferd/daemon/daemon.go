@@ -241,6 +241,17 @@ func (d *Daemon) summary() string {
 	return config.FormatTermination(st.Reason, st.Message)
 }
 
+// loadFailure is the reason a failed engine.Load is reported with: a valid
+// file this build cannot run (or not the one declared) is UnsupportedModel,
+// anything else (not GGUF, a header or layout that fails validation)
+// InvalidModel.
+func loadFailure(err error) string {
+	if errors.Is(err, engine.ErrUnsupported) {
+		return ReasonUnsupported
+	}
+	return ReasonInvalidModel
+}
+
 // prepare fetches, loads and tests the model, retrying what a retry can fix.
 func (d *Daemon) prepare(ctx context.Context) {
 	log := d.opts.Log
@@ -274,11 +285,7 @@ func (d *Daemon) prepare(ctx context.Context) {
 		ExclusiveCPUs: d.cfg.Runtime.CPUPolicy == config.CPUPolicyExclusive,
 	})
 	if err != nil {
-		reason := ReasonInvalidModel
-		if errors.Is(err, engine.ErrUnsupported) {
-			reason = ReasonUnsupported
-		}
-		d.fail(reason, fmt.Sprintf("load %s: %v", d.cfg.Model.Digest, err))
+		d.fail(loadFailure(err), fmt.Sprintf("load %s: %v", d.cfg.Model.Digest, err))
 		return
 	}
 	loadSeconds := time.Since(start).Seconds()

@@ -116,6 +116,16 @@ func Register(architecture string, l Loader) {
 	loaders[architecture] = l
 }
 
+// Lookup returns the loader registered for an architecture, for tools and
+// tests that drive a loader directly (the load-path fuzz test hands every
+// input to every loader, whatever its general.architecture says).
+func Lookup(architecture string) (Loader, bool) {
+	mu.RLock()
+	defer mu.RUnlock()
+	l, ok := loaders[architecture]
+	return l, ok
+}
+
 // Architectures lists the architectures this build can run.
 func Architectures() []string {
 	mu.RLock()
@@ -138,17 +148,45 @@ type Expect struct {
 // Load maps and validates the GGUF file at path, checks it against what the
 // SLMModel declares, and hands it to its architecture's loader. The returned
 // Engine owns the mapping: Close unmaps it.
+//
+// An error is at most MaxErrorLength bytes: it may quote strings from the
+// file (an architecture, a token, a key), which can be megabytes long, and
+// the daemon puts it in its log, /status and the termination message.
 func Load(path string, want Expect, opts Options) (Engine, error) {
 	m, err := gguf.Open(path)
 	if err != nil {
-		return nil, err
+		return nil, cut(err)
 	}
 	e, err := load(m, want, opts)
 	if err != nil {
 		_ = m.Close()
-		return nil, err
+		return nil, cut(err)
 	}
 	return &owned{Engine: e, m: m}, nil
+}
+
+// MaxErrorLength bounds the text of the errors of Load.
+const MaxErrorLength = 1024
+
+// cutError is an error whose text is cut to MaxErrorLength; errors.Is and
+// errors.As still see the error it wraps.
+type cutError struct{ err error }
+
+func (e cutError) Error() string {
+	s := e.err.Error()
+	if len(s) > MaxErrorLength {
+		return s[:MaxErrorLength-3] + "..."
+	}
+	return s
+}
+
+func (e cutError) Unwrap() error { return e.err }
+
+func cut(err error) error {
+	if len(err.Error()) <= MaxErrorLength {
+		return err
+	}
+	return cutError{err}
 }
 
 func load(m *gguf.Mapped, want Expect, opts Options) (Engine, error) {
@@ -168,9 +206,7 @@ func load(m *gguf.Mapped, want Expect, opts Options) (Engine, error) {
 	if len(problems) > 0 {
 		return nil, fmt.Errorf("%w: %s", ErrUnsupported, strings.Join(problems, "; "))
 	}
-	mu.RLock()
-	l, ok := loaders[arch]
-	mu.RUnlock()
+	l, ok := Lookup(arch)
 	if !ok {
 		return nil, fmt.Errorf("%w: architecture %q is not supported by this build of inferd (it runs: %s)", ErrUnsupported, arch, strings.Join(Architectures(), ", "))
 	}

@@ -35,10 +35,17 @@ func FuzzRead(f *testing.F) {
 		if err != nil {
 			return
 		}
+		size := uint64(len(data))
 		for _, tensor := range file.Tensors {
-			end := file.DataOffset + tensor.Offset + tensor.Size
-			if end > uint64(len(data)) || end < tensor.Offset {
-				t.Fatalf("tensor %q ends at %d of a %d-byte input", tensor.Name, end, len(data))
+			// Subtract from bounds rather than add header numbers, which
+			// could wrap (as the reader's own check once did).
+			if file.DataOffset > size || tensor.Offset > size-file.DataOffset || tensor.Size > size-file.DataOffset-tensor.Offset {
+				t.Fatalf("tensor %q of %d bytes at %d+%d lies outside a %d-byte input", tensor.Name, tensor.Size, file.DataOffset, tensor.Offset, size)
+			}
+		}
+		for _, kv := range file.Metadata {
+			if _, boxed := kv.Value.([]any); boxed {
+				t.Fatalf("metadata %s is a []any", kv.Key)
 			}
 		}
 		_ = file.Quantization()

@@ -24,7 +24,8 @@ const DefaultAlignment = 32
 // ErrInvalid wraps every validation failure.
 var ErrInvalid = errors.New("invalid GGUF")
 
-// Limits that keep a hostile header from allocating without bound.
+// Limits on counts and lengths, on top of the bound that the bytes left in
+// the file set on each of them.
 const (
 	maxStringLen = 1 << 24
 	maxArrayLen  = 1 << 26
@@ -116,8 +117,12 @@ func (t TensorType) Bytes(n uint64) (uint64, error) {
 	return blocks * l[1], nil
 }
 
-// KV is one metadata entry. Value is uint8..float64, bool, string, or []any
-// for arrays.
+// KV is one metadata entry. Value is uint8..float64, bool or string for a
+// scalar, and for an array a slice of its element type: []uint8, []int8,
+// []uint16, []int16, []uint32, []int32, []float32, []bool, []string,
+// []uint64, []int64 or []float64. Arrays are never []any: a vocabulary's
+// scores and token types cost their size in the file, not an interface
+// value per element.
 type KV struct {
 	Key   string
 	Type  ValueType
@@ -173,44 +178,106 @@ func (f *File) String(key string) string {
 // Architecture is general.architecture.
 func (f *File) Architecture() string { return f.String("general.architecture") }
 
-// reader reads little-endian values and counts the bytes consumed.
+// reader reads little-endian values from a file of size bytes, counting the
+// bytes consumed. It never reads past size, and it sizes every allocation by
+// what the rest of the file could hold, so a count or length in a hostile
+// header costs at most the bytes that follow it.
 type reader struct {
-	r   io.Reader
-	off uint64
-	err error
+	r    io.Reader
+	off  uint64
+	size uint64
+	// part, index and key name what is being read, for errors; see where.
+	part  string
+	index uint64
+	key   string
+	err   error
+	// buf is reused for strings and numbers, so that reading them costs
+	// only what they are kept in.
+	buf []byte
+}
+
+// scratch is a buffer of n bytes, valid until the next call.
+func (r *reader) scratch(n uint64) []byte {
+	if uint64(cap(r.buf)) < n {
+		r.buf = make([]byte, n)
+	}
+	return r.buf[:n]
+}
+
+// at says what is read next: part ("metadata entry", "tensor info") number
+// index; key is added to errors once known.
+func (r *reader) at(part string, index uint64) { r.part, r.index, r.key = part, index, "" }
+
+// where names the part of the file being read, formatted only for an error.
+func (r *reader) where() string {
+	switch {
+	case r.part == "":
+		return "the header"
+	case r.key != "":
+		return fmt.Sprintf("%s %d (%s)", r.part, r.index, short(r.key))
+	}
+	return fmt.Sprintf("%s %d", r.part, r.index)
+}
+
+// left is how many bytes of the file follow the current offset.
+func (r *reader) left() uint64 {
+	if r.off >= r.size {
+		return 0
+	}
+	return r.size - r.off
+}
+
+func (r *reader) fail(format string, args ...any) {
+	if r.err == nil {
+		r.err = fmt.Errorf("%w: "+format, append([]any{ErrInvalid}, args...)...)
+	}
 }
 
 func (r *reader) read(p []byte) {
 	if r.err != nil {
 		return
 	}
+	if uint64(len(p)) > r.left() {
+		r.fail("truncated at byte %d, in %s", r.size, r.where())
+		return
+	}
 	n, err := io.ReadFull(r.r, p)
 	r.off += uint64(n)
 	if err != nil {
-		r.err = fmt.Errorf("%w: truncated at byte %d", ErrInvalid, r.off)
+		r.fail("truncated at byte %d, in %s", r.off, r.where())
 	}
 }
 
-func (r *reader) u8() uint8   { var b [1]byte; r.read(b[:]); return b[0] }
-func (r *reader) u16() uint16 { var b [2]byte; r.read(b[:]); return binary.LittleEndian.Uint16(b[:]) }
-func (r *reader) u32() uint32 { var b [4]byte; r.read(b[:]); return binary.LittleEndian.Uint32(b[:]) }
-func (r *reader) u64() uint64 { var b [8]byte; r.read(b[:]); return binary.LittleEndian.Uint64(b[:]) }
+// The fixed-size reads go through the scratch buffer: a local array would
+// escape to the heap through io.Reader, one allocation per number.
+func (r *reader) u8() uint8   { b := r.scratch(1); r.read(b); return b[0] }
+func (r *reader) u16() uint16 { b := r.scratch(2); r.read(b); return binary.LittleEndian.Uint16(b) }
+func (r *reader) u32() uint32 { b := r.scratch(4); r.read(b); return binary.LittleEndian.Uint32(b) }
+func (r *reader) u64() uint64 { b := r.scratch(8); r.read(b); return binary.LittleEndian.Uint64(b) }
 
 func (r *reader) str() string {
 	n := r.u64()
 	if r.err != nil {
 		return ""
 	}
-	if n > maxStringLen {
-		r.err = fmt.Errorf("%w: a string of %d bytes at byte %d", ErrInvalid, n, r.off)
+	if n > maxStringLen || n > r.left() {
+		r.fail("a string of %d bytes at byte %d (%d bytes are left), in %s", n, r.off, r.left(), r.where())
 		return ""
 	}
-	b := make([]byte, n)
+	b := r.scratch(n)
 	r.read(b)
 	return string(b)
 }
 
-func (r *reader) value(t ValueType, depth int) any {
+// scalarSize is the encoded size of a value of type t, and for a string the
+// size of its length (the least it can take).
+var scalarSize = map[ValueType]uint64{
+	TypeUint8: 1, TypeInt8: 1, TypeBool: 1, TypeUint16: 2, TypeInt16: 2,
+	TypeUint32: 4, TypeInt32: 4, TypeFloat32: 4, TypeUint64: 8, TypeInt64: 8, TypeFloat64: 8,
+	TypeString: 8,
+}
+
+func (r *reader) value(t ValueType) any {
 	switch t {
 	case TypeUint8:
 		return r.u8()
@@ -227,11 +294,7 @@ func (r *reader) value(t ValueType, depth int) any {
 	case TypeFloat32:
 		return math.Float32frombits(r.u32())
 	case TypeBool:
-		b := r.u8()
-		if b > 1 && r.err == nil {
-			r.err = fmt.Errorf("%w: bool value %d", ErrInvalid, b)
-		}
-		return b == 1
+		return r.bool()
 	case TypeString:
 		return r.str()
 	case TypeUint64:
@@ -241,29 +304,114 @@ func (r *reader) value(t ValueType, depth int) any {
 	case TypeFloat64:
 		return math.Float64frombits(r.u64())
 	case TypeArray:
-		et, n := ValueType(r.u32()), r.u64()
-		if r.err != nil {
-			return nil
-		}
-		if depth > 0 || n > maxArrayLen || et == TypeArray || et > TypeFloat64 {
-			r.err = fmt.Errorf("%w: array of %d values of type %d", ErrInvalid, n, et)
-			return nil
-		}
-		out := make([]any, 0, min(n, 1<<16))
-		for i := uint64(0); i < n && r.err == nil; i++ {
-			out = append(out, r.value(et, depth+1))
-		}
-		return out
+		return r.array()
 	}
-	if r.err == nil {
-		r.err = fmt.Errorf("%w: unknown value type %d", ErrInvalid, t)
-	}
+	r.fail("unknown value type %d, in %s", t, r.where())
 	return nil
 }
 
-// Read parses and validates the header of a GGUF file of size bytes.
+func (r *reader) bool() bool {
+	b := r.u8()
+	if b > 1 {
+		r.fail("bool value %d, in %s", b, r.where())
+	}
+	return b == 1
+}
+
+// array reads an array as a slice of its element type. Its length is
+// checked against the bytes left before anything is allocated: n elements
+// take at least n times the element's size in the file, so the slice is
+// never larger than the part of the file it is read from.
+func (r *reader) array() any {
+	et, n := ValueType(r.u32()), r.u64()
+	if r.err != nil {
+		return nil
+	}
+	size, ok := scalarSize[et]
+	if !ok {
+		r.fail("an array of value type %d (nested arrays are not GGUF), in %s", et, r.where())
+		return nil
+	}
+	if n > maxArrayLen || n > r.left()/size {
+		r.fail("an array of %d values of type %d at byte %d (%d bytes are left), in %s", n, et, r.off, r.left(), r.where())
+		return nil
+	}
+	switch et {
+	case TypeUint8:
+		return readNumbers(r, n, 1, func(b []byte) uint8 { return b[0] })
+	case TypeInt8:
+		return readNumbers(r, n, 1, func(b []byte) int8 { return int8(b[0]) })
+	case TypeUint16:
+		return readNumbers(r, n, 2, binary.LittleEndian.Uint16)
+	case TypeInt16:
+		return readNumbers(r, n, 2, func(b []byte) int16 { return int16(binary.LittleEndian.Uint16(b)) })
+	case TypeUint32:
+		return readNumbers(r, n, 4, binary.LittleEndian.Uint32)
+	case TypeInt32:
+		return readNumbers(r, n, 4, func(b []byte) int32 { return int32(binary.LittleEndian.Uint32(b)) })
+	case TypeFloat32:
+		return readNumbers(r, n, 4, func(b []byte) float32 { return math.Float32frombits(binary.LittleEndian.Uint32(b)) })
+	case TypeUint64:
+		return readNumbers(r, n, 8, binary.LittleEndian.Uint64)
+	case TypeInt64:
+		return readNumbers(r, n, 8, func(b []byte) int64 { return int64(binary.LittleEndian.Uint64(b)) })
+	case TypeFloat64:
+		return readNumbers(r, n, 8, func(b []byte) float64 { return math.Float64frombits(binary.LittleEndian.Uint64(b)) })
+	case TypeBool:
+		out := make([]bool, n)
+		for i := range out {
+			if out[i] = r.bool(); r.err != nil {
+				return nil
+			}
+		}
+		return out
+	default: // TypeString
+		out := make([]string, n)
+		for i := range out {
+			if out[i] = r.str(); r.err != nil {
+				return nil
+			}
+		}
+		return out
+	}
+}
+
+// readNumbers reads n fixed-size little-endian numbers into a []T, a buffer
+// at a time.
+func readNumbers[T any](r *reader, n uint64, size int, decode func([]byte) T) []T {
+	out := make([]T, n)
+	per := uint64(4096 / size)
+	for i := uint64(0); i < n; {
+		k := min(n-i, per)
+		b := r.scratch(k * uint64(size))
+		if r.read(b); r.err != nil {
+			return nil
+		}
+		for j := range k {
+			out[i+j] = decode(b[j*uint64(size):])
+		}
+		i += k
+	}
+	return out
+}
+
+// The least bytes a metadata entry and a tensor info take: what bounds
+// their counts by the size of the file.
+const (
+	minKVBytes         = 8 + 1 + 4 + 1     // key length, a 1-byte key, type, a 1-byte value
+	minTensorInfoBytes = 8 + 4 + 8 + 4 + 8 // name length, dimension count, one dimension, type, offset
+)
+
+// Read parses and validates the header of a GGUF file of size bytes; src
+// holds the file from its first byte. Every count in the header is checked
+// against the bytes the file has left before it sizes an allocation, so
+// parsing costs memory in proportion to the header's size, never to the
+// numbers written in it.
 func Read(src io.Reader, size int64) (*File, error) {
-	r := &reader{r: src}
+	if size < 0 {
+		return nil, fmt.Errorf("%w: a file of %d bytes", ErrInvalid, size)
+	}
+	r := &reader{r: src, size: uint64(size)}
 	if magic := r.u32(); r.err == nil && magic != Magic {
 		return nil, fmt.Errorf("%w: magic %#x is not GGUF", ErrInvalid, magic)
 	}
@@ -272,12 +420,33 @@ func Read(src io.Reader, size int64) (*File, error) {
 		return nil, fmt.Errorf("%w: version %d (2 and 3 are supported)", ErrInvalid, f.Version)
 	}
 	nTensors, nKV := r.u64(), r.u64()
-	if r.err == nil && (nTensors > maxTensors || nKV > maxKV) {
-		return nil, fmt.Errorf("%w: %d tensors and %d metadata entries", ErrInvalid, nTensors, nKV)
+	if r.err != nil {
+		return nil, r.err
 	}
+	if nTensors > maxTensors || nKV > maxKV || nKV > r.left()/minKVBytes || nTensors > r.left()/minTensorInfoBytes {
+		return nil, fmt.Errorf("%w: %d tensors and %d metadata entries cannot fit in the %d bytes left of the file", ErrInvalid, nTensors, nKV, r.left())
+	}
+	f.Metadata = make([]KV, 0, nKV)
+	keys := make(map[string]bool, nKV)
 	for i := uint64(0); i < nKV && r.err == nil; i++ {
-		kv := KV{Key: r.str(), Type: ValueType(r.u32())}
-		kv.Value = r.value(kv.Type, 0)
+		r.at("metadata entry", i)
+		kv := KV{Key: r.str()}
+		if r.err != nil {
+			break
+		}
+		if kv.Key == "" || keys[kv.Key] {
+			return nil, fmt.Errorf("%w: metadata entry %d has an empty or repeated key %q", ErrInvalid, i, short(kv.Key))
+		}
+		keys[kv.Key] = true
+		r.key = kv.Key
+		kv.Type = ValueType(r.u32())
+		if r.err != nil {
+			break
+		}
+		kv.Value = r.value(kv.Type)
+		if r.err != nil {
+			break
+		}
 		f.Metadata = append(f.Metadata, kv)
 		if kv.Key == "general.alignment" {
 			a, ok := kv.Value.(uint32)
@@ -287,65 +456,119 @@ func Read(src io.Reader, size int64) (*File, error) {
 			f.Alignment = uint64(a)
 		}
 	}
-	names := map[string]bool{}
-	for i := uint64(0); i < nTensors && r.err == nil; i++ {
-		t := TensorInfo{Name: r.str()}
-		nDims := r.u32()
-		if r.err == nil && (nDims == 0 || nDims > maxDims) {
-			return nil, fmt.Errorf("%w: tensor %q has %d dimensions", ErrInvalid, t.Name, nDims)
-		}
-		for d := uint32(0); d < nDims && r.err == nil; d++ {
-			t.Dims = append(t.Dims, r.u64())
-		}
-		t.Type, t.Offset = TensorType(r.u32()), r.u64()
-		if r.err != nil {
-			break
-		}
-		if names[t.Name] {
-			return nil, fmt.Errorf("%w: tensor %q appears twice", ErrInvalid, t.Name)
-		}
-		names[t.Name] = true
-		n := uint64(1)
-		for _, d := range t.Dims {
-			if d == 0 || n > math.MaxUint64/d {
-				return nil, fmt.Errorf("%w: tensor %q has shape %v", ErrInvalid, t.Name, t.Dims)
-			}
-			n *= d
-		}
-		var err error
-		if t.Size, err = t.Type.Bytes(n); err != nil {
-			return nil, fmt.Errorf("tensor %q: %w", t.Name, err)
-		}
-		if t.Offset%f.Alignment != 0 {
-			return nil, fmt.Errorf("%w: tensor %q at offset %d is not aligned to %d", ErrInvalid, t.Name, t.Offset, f.Alignment)
-		}
-		f.Tensors = append(f.Tensors, t)
-	}
 	if r.err != nil {
 		return nil, r.err
 	}
+	if nTensors > r.left()/minTensorInfoBytes {
+		return nil, fmt.Errorf("%w: %d tensor infos cannot fit in the %d bytes left after the metadata", ErrInvalid, nTensors, r.left())
+	}
+	f.Tensors = make([]TensorInfo, 0, nTensors)
+	names := make(map[string]bool, nTensors)
+	for i := uint64(0); i < nTensors; i++ {
+		r.at("tensor info", i)
+		t, err := r.tensorInfo(f.Alignment)
+		if err != nil {
+			return nil, err
+		}
+		if names[t.Name] {
+			return nil, fmt.Errorf("%w: tensor %q appears twice", ErrInvalid, short(t.Name))
+		}
+		names[t.Name] = true
+		f.Tensors = append(f.Tensors, t)
+	}
 	f.DataOffset = alignUp(r.off, f.Alignment)
-	return f, f.checkBounds(size)
+	return f, f.checkLayout(uint64(size))
 }
 
-// checkBounds checks that every tensor lies inside the file and none overlap.
-func (f *File) checkBounds(size int64) error {
-	sorted := append([]TensorInfo(nil), f.Tensors...)
-	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Offset < sorted[j].Offset })
-	end := uint64(0)
-	for _, t := range sorted {
-		if t.Offset < end {
-			return fmt.Errorf("%w: tensor %q overlaps the one before it", ErrInvalid, t.Name)
+// tensorInfo reads one tensor info and checks its shape, type and size:
+// the element count and the byte size are computed with checked
+// multiplication, and every row is a whole number of the type's blocks.
+func (r *reader) tensorInfo(alignment uint64) (TensorInfo, error) {
+	t := TensorInfo{Name: r.str()}
+	r.key = t.Name
+	nDims := r.u32()
+	if r.err != nil {
+		return t, r.err
+	}
+	if nDims == 0 || nDims > maxDims {
+		return t, fmt.Errorf("%w: tensor %q has %d dimensions (1 to %d are supported)", ErrInvalid, short(t.Name), nDims, maxDims)
+	}
+	t.Dims = make([]uint64, nDims)
+	for d := range t.Dims {
+		t.Dims[d] = r.u64()
+	}
+	t.Type, t.Offset = TensorType(r.u32()), r.u64()
+	if r.err != nil {
+		return t, r.err
+	}
+	l, ok := blockLayout[t.Type]
+	if !ok {
+		return t, fmt.Errorf("%w: tensor %q: unsupported tensor type %s", ErrInvalid, short(t.Name), t.Type)
+	}
+	n := uint64(1)
+	for _, d := range t.Dims {
+		if d == 0 || n > math.MaxUint64/d {
+			return t, fmt.Errorf("%w: tensor %q has shape %v", ErrInvalid, short(t.Name), t.Dims)
 		}
-		if t.Offset > math.MaxUint64-t.Size-f.DataOffset {
-			return fmt.Errorf("%w: tensor %q ends past any file", ErrInvalid, t.Name)
+		n *= d
+	}
+	if t.Dims[0]%l[0] != 0 {
+		return t, fmt.Errorf("%w: tensor %q: rows of %d elements of %s are not a whole number of %d-element blocks", ErrInvalid, short(t.Name), t.Dims[0], t.Type, l[0])
+	}
+	var err error
+	if t.Size, err = t.Type.Bytes(n); err != nil {
+		return t, fmt.Errorf("tensor %q: %w", short(t.Name), err)
+	}
+	if t.Offset%alignment != 0 {
+		return t, fmt.Errorf("%w: tensor %q at offset %d is not aligned to %d", ErrInvalid, short(t.Name), t.Offset, alignment)
+	}
+	return t, nil
+}
+
+// checkLayout checks that the data section starts inside the file and that
+// every tensor's bytes [Offset, Offset+Size) lie inside it without sharing a
+// byte with another tensor. Every comparison subtracts from a bound known
+// not to underflow instead of adding header numbers, which could wrap.
+//
+// Overlap is refused, though reading overlapping tensors would be memory
+// safe (the mapping is read-only): no writer makes one, llama.cpp refuses
+// any layout but tensors packed in order, and with no overlap the tensors'
+// sizes add up to at most the file's size, a bound the loaders rely on.
+// Gaps and tensors out of order are accepted.
+func (f *File) checkLayout(size uint64) error {
+	if len(f.Tensors) == 0 {
+		return nil
+	}
+	if f.DataOffset > size {
+		return fmt.Errorf("%w: truncated at byte %d, in the padding before the data section at byte %d", ErrInvalid, size, f.DataOffset)
+	}
+	data := size - f.DataOffset
+	order := make([]int, len(f.Tensors))
+	for i := range order {
+		order[i] = i
+	}
+	sort.Slice(order, func(a, b int) bool { return f.Tensors[order[a]].Offset < f.Tensors[order[b]].Offset })
+	end := uint64(0) // where the tensor before ends, relative to the data section
+	for k, i := range order {
+		t := f.Tensors[i]
+		if t.Offset > data || t.Size > data-t.Offset {
+			return fmt.Errorf("%w: tensor %q of %d bytes at data offset %d ends past the end of the file (the data section holds %d bytes)", ErrInvalid, short(t.Name), t.Size, t.Offset, data)
+		}
+		if k > 0 && t.Offset < end {
+			return fmt.Errorf("%w: tensor %q overlaps tensor %q", ErrInvalid, short(t.Name), short(f.Tensors[order[k-1]].Name))
 		}
 		end = t.Offset + t.Size
-		if f.DataOffset+end > uint64(size) {
-			return fmt.Errorf("%w: tensor %q ends at byte %d of a %d-byte file", ErrInvalid, t.Name, f.DataOffset+end, size)
-		}
 	}
 	return nil
 }
 
 func alignUp(n, a uint64) uint64 { return (n + a - 1) / a * a }
+
+// short cuts a name read from the file for an error, which ends up in logs
+// and in the termination message.
+func short(s string) string {
+	if len(s) > 64 {
+		return s[:64] + "..."
+	}
+	return s
+}

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -45,7 +46,7 @@ func TestRoundTrip(t *testing.T) {
 	if v, _ := f.Get("llama.context_length"); v != uint32(2048) {
 		t.Errorf("context length = %v", v)
 	}
-	if v, _ := f.Get("tokenizer.ggml.tokens"); len(v.([]any)) != 3 || v.([]any)[2] != "a" {
+	if v, _ := f.Get("tokenizer.ggml.tokens"); !slices.Equal(v.([]string), []string{"<s>", "</s>", "a"}) {
 		t.Errorf("tokens = %v", v)
 	}
 	q := f.Tensors[2]
@@ -81,11 +82,11 @@ func TestCorruptFilesAreRefused(t *testing.T) {
 		"an unknown version":     {patch(4, u32(9)), "version 9"},
 		"a huge tensor count":    {patch(8, u64(1<<40)), "tensors"},
 		"a huge string length":   {patch(24, u64(1<<40)), "a string of"},
-		"truncated header":       {good[:40], "truncated"},
-		"truncated tensor data":  {good[:len(good)-100], "ends at byte"},
+		"truncated header":       {good[:20], "truncated"},
+		"truncated tensor data":  {good[:len(good)-100], "ends past the end of the file"},
 		"a misaligned tensor":    {patch(infoEnd, u64(f.Tensors[2].Offset+1)), "not aligned"},
 		"overlapping tensors":    {patch(infoEnd, u64(0)), "overlaps"},
-		"a tensor past the end":  {patch(infoEnd, u64(1<<40)), "ends at byte"},
+		"a tensor past the end":  {patch(infoEnd, u64(1<<40)), "ends past the end of the file"},
 		"an unknown tensor type": {patch(infoEnd-4, u32(99)), "unsupported tensor type"},
 		"a partial Q8_0 block":   {patch(infoEnd-4-16, u64(63)), "whole number"},
 	}
@@ -125,7 +126,7 @@ func TestReadsLlamaCppFiles(t *testing.T) {
 				t.Errorf("tokenizer.ggml.model = %q, want %q", got, want.model)
 			}
 			tokens, _ := f.Get("tokenizer.ggml.tokens")
-			if n := len(tokens.([]any)); n != want.tokens {
+			if n := len(tokens.([]string)); n != want.tokens {
 				t.Errorf("%d tokens, want %d", n, want.tokens)
 			}
 		})
@@ -177,4 +178,27 @@ func mustRead(t *testing.T, data []byte) *File {
 		t.Fatal(err)
 	}
 	return f
+}
+
+// TestTensorRefusesARangeOutsideTheMapping: Tensor slices the mapping with
+// checked arithmetic, even when the File was changed after Open or the
+// mapping is closed.
+func TestTensorRefusesARangeOutsideTheMapping(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "m.gguf")
+	if err := os.WriteFile(path, tiny(t), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	m, err := Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Tensors[0].Size = 1<<64 - 32 // wraps start+Size
+	if _, _, ok := m.Tensor(m.Tensors[0].Name); ok {
+		t.Error("a tensor whose end wraps was sliced")
+	}
+	name := m.Tensors[1].Name
+	m.Close()
+	if _, _, ok := m.Tensor(name); ok {
+		t.Error("a tensor was sliced from a closed mapping")
+	}
 }

@@ -53,6 +53,12 @@ func Open(path string) (*Mapped, error) {
 func (m *Mapped) Tensor(name string) (TensorInfo, []byte, bool) {
 	for _, t := range m.Tensors {
 		if t.Name == name {
+			// Open checked the layout; this guards a File changed since, so
+			// that no header number can slice outside the mapping.
+			n := uint64(len(m.data))
+			if m.DataOffset > n || t.Offset > n-m.DataOffset || t.Size > n-m.DataOffset-t.Offset {
+				return TensorInfo{}, nil, false
+			}
 			start := m.DataOffset + t.Offset
 			return t, m.data[start : start+t.Size : start+t.Size], true
 		}

@@ -148,9 +148,9 @@ func (w *writer) value(t ValueType, v any) error {
 	case TypeFloat64:
 		w.u64(math.Float64bits(v.(float64)))
 	case TypeArray:
-		arr, ok := v.(Array)
+		arr, ok := asArray(v)
 		if !ok {
-			return fmt.Errorf("an array value must be a gguf.Array")
+			return fmt.Errorf("an array value must be a gguf.Array or a slice of a value type, not %T", v)
 		}
 		w.u32(uint32(arr.Type))
 		w.u64(uint64(len(arr.Values)))
@@ -165,8 +165,50 @@ func (w *writer) value(t ValueType, v any) error {
 	return nil
 }
 
-// Array is an array metadata value to write.
+// Array is an array metadata value to write. Write also takes the typed
+// slices that Read returns ([]string, []float32, []int32...).
 type Array struct {
 	Type   ValueType
 	Values []any
+}
+
+// asArray makes an Array of an array value as Read returns it.
+func asArray(v any) (Array, bool) {
+	switch a := v.(type) {
+	case Array:
+		return a, true
+	case []uint8:
+		return boxed(TypeUint8, a), true
+	case []int8:
+		return boxed(TypeInt8, a), true
+	case []uint16:
+		return boxed(TypeUint16, a), true
+	case []int16:
+		return boxed(TypeInt16, a), true
+	case []uint32:
+		return boxed(TypeUint32, a), true
+	case []int32:
+		return boxed(TypeInt32, a), true
+	case []float32:
+		return boxed(TypeFloat32, a), true
+	case []bool:
+		return boxed(TypeBool, a), true
+	case []string:
+		return boxed(TypeString, a), true
+	case []uint64:
+		return boxed(TypeUint64, a), true
+	case []int64:
+		return boxed(TypeInt64, a), true
+	case []float64:
+		return boxed(TypeFloat64, a), true
+	}
+	return Array{}, false
+}
+
+func boxed[E any](t ValueType, a []E) Array {
+	out := Array{Type: t, Values: make([]any, len(a))}
+	for i, e := range a {
+		out.Values[i] = e
+	}
+	return out
 }

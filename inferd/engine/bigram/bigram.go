@@ -51,16 +51,12 @@ type Model struct {
 // Load builds a Model over the mapped file; the logits stay in the mapping.
 func Load(m *gguf.Mapped, opts engine.Options) (engine.Engine, error) {
 	raw, ok := m.Get("tokenizer.ggml.tokens")
-	list, isList := raw.([]any)
+	list, isList := raw.([]string)
 	if !ok || !isList || len(list) < 3 {
-		return nil, fmt.Errorf("%w: %s model without tokenizer.ggml.tokens", engine.ErrUnsupported, Architecture)
+		return nil, fmt.Errorf("%w: %s model without a tokenizer.ggml.tokens array of strings", engine.ErrUnsupported, Architecture)
 	}
 	md := &Model{lookup: map[string]int32{}, typ: gguf.F32}
-	for i, v := range list {
-		s, ok := v.(string)
-		if !ok {
-			return nil, fmt.Errorf("%w: token %d is not a string", engine.ErrUnsupported, i)
-		}
+	for i, s := range list {
 		md.tokens = append(md.tokens, s)
 		if !special(int32(i), s) {
 			md.lookup[s] = int32(i)

@@ -84,7 +84,7 @@ func loadReference(t *testing.T, path string) *reference {
 		t.Fatal(err)
 	}
 	vocab, _ := m.Get("tokenizer.ggml.tokens")
-	cfg.Vocab = len(vocab.([]any))
+	cfg.Vocab = len(vocab.([]string))
 	vec := func(name string) []float32 {
 		info, data, ok := m.Tensor(name)
 		if !ok {

@@ -81,7 +81,9 @@ func Load(m *gguf.Mapped, opts engine.Options) (engine.Engine, error) {
 	} else {
 		md.output = md.embd // tied embeddings (SmolLM, some qwen2)
 	}
-	for i := range cfg.Layers {
+	// block_count is a header number: stop at the first layer whose
+	// tensors are not there, so that a huge count costs nothing.
+	for i := 0; i < cfg.Layers && l.err == nil; i++ {
 		p := fmt.Sprintf("blk.%d.", i)
 		ly := layer{
 			attnNorm: l.vector(p+"attn_norm.weight", cfg.Embd),

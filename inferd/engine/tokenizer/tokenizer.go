@@ -19,7 +19,9 @@ import (
 )
 
 // Metadata is the part of a GGUF file a tokenizer is built from: *gguf.File
-// and *gguf.Mapped satisfy it. Arrays are []any holding the element type.
+// and *gguf.Mapped satisfy it. Arrays are slices of their element type, as
+// package gguf reads them ([]string, []float32, []int32...); []any holding
+// the element type is accepted too.
 type Metadata interface {
 	Get(key string) (any, bool)
 }
@@ -647,21 +649,63 @@ func getArray[T any](meta Metadata, key, want string, convert func(any) (T, bool
 	if !ok {
 		return nil, false, nil
 	}
-	switch a := v.(type) {
-	case []T:
+	if a, ok := v.([]T); ok {
 		return a, true, nil
-	case []any:
-		out := make([]T, len(a))
-		for i, e := range a {
-			x, ok := convert(e)
-			if !ok {
-				return nil, false, fmt.Errorf("%w: %s[%d] is %T, want an array of %s", ErrInvalid, key, i, e, want)
-			}
-			out[i] = x
-		}
-		return out, true, nil
 	}
-	return nil, false, fmt.Errorf("%w: %s is %T, want an array of %s", ErrInvalid, key, v, want)
+	n, at, isArray := arrayElements(v)
+	if !isArray {
+		return nil, false, fmt.Errorf("%w: %s is %T, want an array of %s", ErrInvalid, key, v, want)
+	}
+	out := make([]T, n)
+	for i := range out {
+		e := at(i)
+		x, ok := convert(e)
+		if !ok {
+			return nil, false, fmt.Errorf("%w: %s[%d] is %T, want an array of %s", ErrInvalid, key, i, e, want)
+		}
+		out[i] = x
+	}
+	return out, true, nil
+}
+
+// arrayElements gives the length of an array metadata value and its
+// elements one at a time, for an array of another element type than the
+// one wanted (integer token types read as int64, integer scores as
+// float32); ok is false when v is not an array.
+func arrayElements(v any) (n int, at func(int) any, ok bool) {
+	switch a := v.(type) {
+	case []any:
+		return len(a), func(i int) any { return a[i] }, true
+	case []string:
+		return indexed(a)
+	case []bool:
+		return indexed(a)
+	case []uint8:
+		return indexed(a)
+	case []int8:
+		return indexed(a)
+	case []uint16:
+		return indexed(a)
+	case []int16:
+		return indexed(a)
+	case []uint32:
+		return indexed(a)
+	case []int32:
+		return indexed(a)
+	case []uint64:
+		return indexed(a)
+	case []int64:
+		return indexed(a)
+	case []float32:
+		return indexed(a)
+	case []float64:
+		return indexed(a)
+	}
+	return 0, nil, false
+}
+
+func indexed[E any](a []E) (int, func(int) any, bool) {
+	return len(a), func(i int) any { return a[i] }, true
 }
 
 func asString(v any) (string, bool) {

@@ -17,11 +17,13 @@ func (m fakeMeta) Get(key string) (any, bool) {
 	return v, ok
 }
 
-// vocab builds token arrays as the GGUF reader returns them ([]any of the
+// vocab builds token arrays as the GGUF reader returns them (slices of the
 // element type) and remembers each token's id.
 type vocab struct {
-	tokens, scores, types []any
-	id                    map[string]int32
+	tokens []string
+	scores []float32
+	types  []int32
+	id     map[string]int32
 }
 
 func newVocab() *vocab { return &vocab{id: map[string]int32{}} }
@@ -70,7 +72,7 @@ func bpeVocab(alphabet string, merges ...string) (*vocab, fakeMeta) {
 			v.add(string(enc[alphabet[i]]), 0, typeNormal)
 		}
 	}
-	var ms []any
+	var ms []string
 	for _, m := range merges {
 		if _, ok := v.id[strings.ReplaceAll(m, " ", "")]; !ok {
 			v.add(strings.ReplaceAll(m, " ", ""), 0, typeNormal)
@@ -427,7 +429,7 @@ func TestBytePairNeverMergesIntoControl(t *testing.T) {
 	// A vocabulary whose merges would spell the control token "ab" out of
 	// plain text: the rule is dropped, so user text cannot produce it.
 	v, meta := bpeVocab("ab", "a b")
-	meta[keyTokenType].([]any)[v.id["ab"]] = int32(typeControl)
+	meta[keyTokenType].([]int32)[v.id["ab"]] = int32(typeControl)
 	tok := mustTokenizer(t, meta)
 	if diff := cmp.Diff(v.ids(t, "a", "b"), tok.Encode("ab", false)); diff != "" {
 		t.Errorf("Encode(ab) (-want +got):\n%s", diff)
@@ -468,6 +470,27 @@ func TestLookups(t *testing.T) {
 	}
 }
 
+// TestArraysOfOtherNumberTypes: a file may store scores as integers and
+// token types in any integer type (llama.cpp reads them so); they convert
+// to the same tokenizer as float32 scores and int32 types.
+func TestArraysOfOtherNumberTypes(t *testing.T) {
+	v := spmVocab("a", -1.0, "b", -2.0, "ab", -3.0)
+	want := mustTokenizer(t, v.spmMeta()).Encode("ab ba", true)
+	meta := v.spmMeta()
+	scores := make([]int32, len(v.scores))
+	for i, s := range v.scores {
+		scores[i] = int32(s)
+	}
+	types := make([]uint8, len(v.types))
+	for i, typ := range v.types {
+		types[i] = uint8(typ)
+	}
+	meta[keyScores], meta[keyTokenType] = scores, types
+	if diff := cmp.Diff(want, mustTokenizer(t, meta).Encode("ab ba", true)); diff != "" {
+		t.Errorf("Encode with []int32 scores and []uint8 types (-want +got):\n%s", diff)
+	}
+}
+
 func TestFromGGUFErrors(t *testing.T) {
 	spm := func(change func(m fakeMeta)) fakeMeta {
 		m := spmVocab("a", -1.0).spmMeta()
@@ -497,28 +520,31 @@ func TestFromGGUFErrors(t *testing.T) {
 			meta: spm(func(m fakeMeta) { delete(m, keyTokens) }), wantErr: ErrInvalid, wantText: keyTokens,
 		},
 		"an empty token list": {
-			meta: spm(func(m fakeMeta) { m[keyTokens] = []any{} }), wantErr: ErrInvalid, wantText: keyTokens,
+			meta: spm(func(m fakeMeta) { m[keyTokens] = []string{} }), wantErr: ErrInvalid, wantText: keyTokens,
 		},
 		"tokens that are not an array": {
 			meta: spm(func(m fakeMeta) { m[keyTokens] = "a b c" }), wantErr: ErrInvalid, wantText: keyTokens,
 		},
-		"a token that is not a string": {
-			meta: spm(func(m fakeMeta) { m[keyTokens].([]any)[5] = float32(1) }), wantErr: ErrInvalid, wantText: keyTokens + "[5]",
+		"tokens that are numbers": {
+			meta: spm(func(m fakeMeta) { m[keyTokens] = []float32{1, 2, 3} }), wantErr: ErrInvalid, wantText: keyTokens + "[0]",
+		},
+		"a token that is not a string in an array of any": {
+			meta: spm(func(m fakeMeta) { m[keyTokens] = []any{"<unk>", "<s>", "</s>", float32(1)} }), wantErr: ErrInvalid, wantText: keyTokens + "[3]",
 		},
 		"scores missing from a llama vocabulary": {
 			meta: spm(func(m fakeMeta) { delete(m, keyScores) }), wantErr: ErrInvalid, wantText: keyScores,
 		},
 		"scores that are strings": {
-			meta: spm(func(m fakeMeta) { m[keyScores].([]any)[0] = "high" }), wantErr: ErrInvalid, wantText: keyScores,
+			meta: spm(func(m fakeMeta) { m[keyScores] = []string{"high"} }), wantErr: ErrInvalid, wantText: keyScores,
 		},
 		"fewer scores than tokens": {
-			meta: spm(func(m fakeMeta) { m[keyScores] = m[keyScores].([]any)[1:] }), wantErr: ErrInvalid, wantText: keyScores,
+			meta: spm(func(m fakeMeta) { m[keyScores] = m[keyScores].([]float32)[1:] }), wantErr: ErrInvalid, wantText: keyScores,
 		},
 		"token types that are not integers": {
-			meta: spm(func(m fakeMeta) { m[keyTokenType].([]any)[0] = "control" }), wantErr: ErrInvalid, wantText: keyTokenType,
+			meta: spm(func(m fakeMeta) { m[keyTokenType] = []string{"control"} }), wantErr: ErrInvalid, wantText: keyTokenType,
 		},
 		"more token types than tokens": {
-			meta: spm(func(m fakeMeta) { m[keyTokenType] = append(m[keyTokenType].([]any), int32(1)) }), wantErr: ErrInvalid, wantText: keyTokenType,
+			meta: spm(func(m fakeMeta) { m[keyTokenType] = append(m[keyTokenType].([]int32), 1) }), wantErr: ErrInvalid, wantText: keyTokenType,
 		},
 		"a BOS id outside the vocabulary": {
 			meta: spm(func(m fakeMeta) { m[keyBOS] = uint32(1 << 20) }), wantErr: ErrInvalid, wantText: keyBOS,
@@ -539,7 +565,7 @@ func TestFromGGUFErrors(t *testing.T) {
 			meta: bpe(func(m fakeMeta) { delete(m, keyMerges) }), wantErr: ErrInvalid, wantText: keyMerges,
 		},
 		"a merge without a space": {
-			meta: bpe(func(m fakeMeta) { m[keyMerges] = []any{"ab"} }), wantErr: ErrInvalid, wantText: keyMerges + "[0]",
+			meta: bpe(func(m fakeMeta) { m[keyMerges] = []string{"ab"} }), wantErr: ErrInvalid, wantText: keyMerges + "[0]",
 		},
 		"a pre-tokenizer this package does not implement": {
 			meta: bpe(func(m fakeMeta) { m[keyPre] = "llama-bpe" }), wantErr: ErrUnsupported, wantText: `"llama-bpe"`,
