@@ -113,6 +113,9 @@ func TestAppliedManifestsGetTheirDefaults(t *testing.T) {
 	}
 	sources["readme"] = readmeExamples(string(readme))
 	t.Logf("the README has %d SLMModel or EdgeRollout examples", len(sources["readme"]))
+	if len(sources["readme"]) < 2 {
+		t.Errorf("the README has %d SLMModel or EdgeRollout examples; its API reference shows at least one of each", len(sources["readme"]))
+	}
 
 	for source, docs := range sources {
 		ns := "applied-" + source

@@ -394,7 +394,7 @@ type Distribution struct {
 	// +optional
 	// +kubebuilder:default="10%"
 	// +kubebuilder:validation:XIntOrString
-	// +kubebuilder:validation:MaxLength=4
+	// +kubebuilder:validation:MaxLength=16
 	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^(100|[1-9]?[0-9])%$')",message="maxExcludedNodes must be a node count of at least 0 or a percentage from 0% to 100%, such as 10%"
 	MaxExcludedNodes *intstr.IntOrString `json:"maxExcludedNodes,omitempty"`
 }

@@ -10,6 +10,10 @@ import (
 	"net/http"
 	"os"
 	"time"
+	// The staging windows' time zones, the same database as the API
+	// server's, which admission checks them against; a distroless image has
+	// none of its own.
+	_ "time/tzdata"
 
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/runtime"
