@@ -504,6 +504,9 @@ func TestReturningNodesArePacedWithRealPods(t *testing.T) {
 	r := rollout(ns, "100%")
 	r.Name = name
 	r.Spec.NodeSelector.MatchLabels[localcluster.ZoneLabel] = site
+	// 50 inferd processes start at once on a loaded machine: give them
+	// time, since this test is not about the deadline.
+	r.Spec.Strategy.Canary.ProgressDeadlineSeconds = 180
 	r.Spec.Strategy.Canary.MinReadySeconds = ptr.To[int32](0)
 	r.Spec.Strategy.Canary.UnreachableNodes.Policy = slmopsv1alpha1.UnreachableNodesSkip
 	createRollout(t, c, m, r)
