@@ -15,12 +15,16 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/informers"
+	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	"github.com/slmops/slmops/controllers/edgerollout"
+	"github.com/slmops/slmops/test/localcluster"
 	"github.com/slmops/slmops/test/testenv"
 )
 
@@ -217,6 +221,8 @@ func waitForPhase(t *testing.T, c client.Client, r *slmopsv1alpha1.EdgeRollout, 
 type fleetView struct {
 	// revisionOf is each target node's cohort label.
 	revisionOf map[string]string
+	// reachable is the nodes whose Ready condition is True.
+	reachable map[string]bool
 	// readyOn is the nodes with a Ready, not terminating inferd pod of the
 	// rollout (any revision), and the pod's revision and UID.
 	readyOn map[string]podRef
@@ -230,20 +236,34 @@ type podRef struct {
 func viewFleet(t *testing.T, ns, name string) fleetView {
 	t.Helper()
 	ctx := context.Background()
-	key := edgerollout.CohortLabel(ns, name)
 	nodes, err := cluster.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
-	}
-	v := fleetView{revisionOf: map[string]string{}, readyOn: map[string]podRef{}}
-	for _, n := range nodes.Items {
-		v.revisionOf[n.Name] = n.Labels[key]
 	}
 	pods, err := cluster.Clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: edgerollout.RolloutLabel + "=" + name})
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range pods.Items {
+	nodePtrs := make([]*corev1.Node, len(nodes.Items))
+	for i := range nodes.Items {
+		nodePtrs[i] = &nodes.Items[i]
+	}
+	podPtrs := make([]*corev1.Pod, len(pods.Items))
+	for i := range pods.Items {
+		podPtrs[i] = &pods.Items[i]
+	}
+	return newFleetView(edgerollout.CohortLabel(ns, name), nodePtrs, podPtrs)
+}
+
+// newFleetView is the view of the nodes and the rollout's pods; key is the
+// rollout's cohort label.
+func newFleetView(key string, nodes []*corev1.Node, pods []*corev1.Pod) fleetView {
+	v := fleetView{revisionOf: map[string]string{}, reachable: map[string]bool{}, readyOn: map[string]podRef{}}
+	for _, n := range nodes {
+		v.revisionOf[n.Name] = n.Labels[key]
+		v.reachable[n.Name] = localcluster.NodeReady(n)
+	}
+	for _, p := range pods {
 		if p.DeletionTimestamp != nil || p.Spec.NodeName == "" || p.Labels[edgerollout.StageRevisionLabel] != "" {
 			continue // stagers serve no model
 		}
@@ -254,6 +274,58 @@ func viewFleet(t *testing.T, ns, name string) fleetView {
 		}
 	}
 	return v
+}
+
+// fleetWatch keeps the nodes and a rollout's pods in informer caches, so
+// that a test can look at the fleet every 100 ms without listing 200 nodes
+// each time (a list takes longer than that on a busy machine).
+type fleetWatch struct {
+	key   string
+	nodes corelisters.NodeLister
+	pods  corelisters.PodNamespaceLister
+}
+
+// watchFleet starts the caches of rollout name in ns; they stop when the
+// test ends.
+func watchFleet(t *testing.T, ns, name string) *fleetWatch {
+	t.Helper()
+	nodes := informers.NewSharedInformerFactory(cluster.Clientset, 0)
+	pods := informers.NewSharedInformerFactoryWithOptions(cluster.Clientset, 0, informers.WithNamespace(ns),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = edgerollout.RolloutLabel + "=" + name }))
+	w := &fleetWatch{
+		key:   edgerollout.CohortLabel(ns, name),
+		nodes: nodes.Core().V1().Nodes().Lister(),
+		pods:  pods.Core().V1().Pods().Lister().Pods(ns),
+	}
+	stop := make(chan struct{})
+	t.Cleanup(func() {
+		close(stop)
+		nodes.Shutdown()
+		pods.Shutdown()
+	})
+	for _, f := range []informers.SharedInformerFactory{nodes, pods} {
+		f.Start(stop)
+		for typ, ok := range f.WaitForCacheSync(stop) {
+			if !ok {
+				t.Fatalf("the %v cache did not sync", typ)
+			}
+		}
+	}
+	return w
+}
+
+// view is the fleet as the caches see it now.
+func (w *fleetWatch) view(t *testing.T) fleetView {
+	t.Helper()
+	nodes, err := w.nodes.List(labels.Everything())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pods, err := w.pods.List(labels.Everything())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return newFleetView(w.key, nodes, pods)
 }
 
 // unavailable counts nodes without a ready inferd pod of the rollout.

@@ -1,9 +1,15 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -13,12 +19,18 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/selection"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	"github.com/slmops/slmops/controllers/edgerollout"
+	"github.com/slmops/slmops/inferd/engine/bigram"
+	"github.com/slmops/slmops/inferd/gguf"
 	"github.com/slmops/slmops/test/localcluster"
+	"github.com/slmops/slmops/test/testenv"
 )
 
 // maxUnavailable is 10% of the suite's 200 nodes, as rollout() sets it.
@@ -407,6 +419,174 @@ func TestReturningNodesArePaced(t *testing.T) {
 	}).WithTimeout(3 * time.Minute).WithPolling(100 * time.Millisecond).Should(Succeed())
 	fmt.Printf("returning nodes: %d reconnected at once; at most %d reachable nodes were without a ready pod (maxUnavailable %d)\n", len(offline), worst, maxUnavailable)
 	g.Expect(worst).To(BeNumerically("<=", maxUnavailable))
+}
+
+// TestReturningNodesArePacedWithRealPods is TestReturningNodesArePaced with
+// real serving pods: every pod of the rollout is an inferd process under the
+// process kubelet, which fetches a small bigram GGUF from the test's origin,
+// loads it and turns Ready through /readyz. One site of 50 nodes, budget 5: 10
+// nodes go offline after the first revision (their processes keep running,
+// unseen, as with a disconnected kubelet), a second model rolls out on the
+// other 40, and when the 10 reconnect at once never more than 5 reachable
+// target nodes are without a ready serving pod.
+func TestReturningNodesArePacedWithRealPods(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	c := kube(t)
+	inferdBin := filepath.Join(t.TempDir(), "inferd")
+	build := exec.Command("go", "build", "-o", inferdBin, "./cmd/inferd")
+	build.Dir = testenv.RepoRoot()
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build inferd: %v\n%s", err, out)
+	}
+	const name = "returning-real"
+	ns := newNamespace(t, "e2e-"+name)
+	site := localcluster.SiteName(2, suiteSites)
+	var targets []string
+	for i := range suiteNodes {
+		if localcluster.SiteName(i, suiteSites) == site {
+			targets = append(targets, localcluster.NodeName(i, suiteSites))
+		}
+	}
+	budget := len(targets) / 10 // maxUnavailable 10%
+
+	// Two models of a few hundred KiB, served by one origin.
+	files := map[string][]byte{}
+	digests := map[string]string{}
+	for i, f := range []string{"first.gguf", "second.gguf"} {
+		var buf bytes.Buffer
+		g.Expect(bigram.Write(&buf, bigram.BuildOptions{Name: name + "-" + f, Type: gguf.Q8_0, PadBytes: 256<<10 + uint64(i)})).To(Succeed())
+		files[f] = buf.Bytes()
+		sum := sha256.Sum256(buf.Bytes())
+		digests[f] = "sha256:" + hex.EncodeToString(sum[:])
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	g.Expect(err).NotTo(HaveOccurred())
+	origin := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		data, ok := files[strings.TrimPrefix(r.URL.Path, "/")]
+		if !ok {
+			http.NotFound(w, r)
+			return
+		}
+		http.ServeContent(w, r, r.URL.Path, time.Unix(0, 0), bytes.NewReader(data))
+	}), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = origin.Serve(ln) }()
+	t.Cleanup(func() { _ = origin.Close() })
+	base := "http://" + ln.Addr().String()
+
+	// Every pod of this rollout is a real inferd process.
+	ofRollout, err := labels.NewRequirement(edgerollout.RolloutLabel, selection.Equals, []string{name})
+	g.Expect(err).NotTo(HaveOccurred())
+	root, err := os.MkdirTemp("", "slmops-nodes-")
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = os.RemoveAll(root) })
+	pkLog := &testenv.SyncBuffer{}
+	pk, err := cluster.StartProcessKubelet(ctx, localcluster.ProcessKubeletOptions{
+		Name: name, Selector: labels.NewSelector().Add(*ofRollout), Binary: inferdBin, Root: root, Log: pkLog,
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() {
+		_ = pk.Stop()
+		if t.Failed() {
+			t.Logf("process kubelet log (end):\n%s", tail(pkLog.String(), 20000))
+			if logs, _ := filepath.Glob(filepath.Join(root, "pods", "*", "log")); len(logs) > 0 {
+				b, _ := os.ReadFile(logs[0])
+				t.Logf("the log of one inferd process (%s, end):\n%s", logs[0], tail(string(b), 5000))
+			}
+		}
+	})
+	startOperator(t, ns)
+
+	m := model(ns, digests["first.gguf"])
+	m.Spec.Source.HTTP.URL, m.Spec.Source.HTTP.AllowInsecureHTTP = base+"/first.gguf", true
+	m.Spec.SizeBytes = ptr.To(int64(len(files["first.gguf"])))
+	m.Spec.Quantization = slmopsv1alpha1.QuantizationQ8_0
+	r := rollout(ns, "100%")
+	r.Name = name
+	r.Spec.NodeSelector.MatchLabels[localcluster.ZoneLabel] = site
+	// 50 inferd processes start at once on a loaded machine: give them
+	// time, since this test is not about the deadline.
+	r.Spec.Strategy.Canary.ProgressDeadlineSeconds = 180
+	r.Spec.Strategy.Canary.MinReadySeconds = ptr.To[int32](0)
+	r.Spec.Strategy.Canary.UnreachableNodes.Policy = slmopsv1alpha1.UnreachableNodesSkip
+	createRollout(t, c, m, r)
+	allServe := func(rev string) func(g Gomega) {
+		return func(g Gomega) {
+			v := viewFleet(t, ns, r.Name)
+			for _, node := range targets {
+				g.Expect(v.revisionOf[node]).To(Equal(rev), "cohort label of %s", node)
+				g.Expect(v.readyOn[node].revision).To(Equal(rev), "ready serving pod on %s", node)
+			}
+		}
+	}
+	first := waitForPhase(t, c, r, slmopsv1alpha1.PhaseCompleted, "", 4*time.Minute, nil).Status.StableRevision
+	g.Eventually(allServe(first)).WithTimeout(time.Minute).Should(Succeed())
+
+	// Twice the budget goes offline; their inferd processes keep serving.
+	var offline []string
+	for i := 0; i < 2*budget; i++ {
+		offline = append(offline, targets[i*len(targets)/(2*budget)])
+	}
+	for _, n := range offline {
+		g.Expect(cluster.SetNodeOffline(ctx, n, true)).To(Succeed())
+	}
+	t.Cleanup(func() {
+		for _, n := range offline {
+			_ = cluster.SetNodeOffline(context.Background(), n, false)
+		}
+	})
+	g.Eventually(func() int {
+		return len(reachable(t, offline))
+	}).WithTimeout(30 * time.Second).Should(BeZero())
+
+	patch := fmt.Sprintf(`{"spec":{"digest":%q,"sizeBytes":%d,"source":{"http":{"url":%q}}}}`,
+		digests["second.gguf"], len(files["second.gguf"]), base+"/second.gguf")
+	g.Expect(c.Patch(ctx, &slmopsv1alpha1.SLMModel{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: m.Name}},
+		client.RawPatch(types.MergePatchType, []byte(patch)))).To(Succeed())
+	got := waitForPhase(t, c, r, slmopsv1alpha1.PhaseCompleted, first, 4*time.Minute, nil)
+	second := got.Status.StableRevision
+	g.Expect(got.Status.UnreachableNodes).To(BeEquivalentTo(len(offline)))
+	v := viewFleet(t, ns, r.Name)
+	for _, n := range offline {
+		g.Expect(v.revisionOf[n]).To(Equal(first), "offline node %s was relabelled while away", n)
+	}
+
+	// All reconnect at once. The fleet is sampled from informer caches: a
+	// list of 200 nodes can take longer than the 100 ms between samples.
+	fleet := watchFleet(t, ns, r.Name)
+	for _, n := range offline {
+		g.Expect(cluster.SetNodeOffline(ctx, n, false)).To(Succeed())
+	}
+	back := time.Now()
+	worst, samples := 0, 0
+	g.Eventually(func(g Gomega) {
+		v := fleet.view(t)
+		down := 0
+		for _, n := range targets {
+			if _, ok := v.readyOn[n]; v.reachable[n] && !ok {
+				down++
+			}
+		}
+		worst, samples = max(worst, down), samples+1
+		for _, n := range offline {
+			g.Expect(v.reachable[n]).To(BeTrue(), "node %s is not back", n)
+		}
+		for _, n := range targets {
+			g.Expect(v.revisionOf[n]).To(Equal(second), "cohort label of %s", n)
+			g.Expect(v.readyOn[n].revision).To(Equal(second), "ready serving pod on %s", n)
+		}
+	}).WithTimeout(4 * time.Minute).WithPolling(100 * time.Millisecond).Should(Succeed())
+	fmt.Printf("returning nodes with real pods: %d of %d inferd nodes reconnected at once and switched in %s; at most %d reachable target nodes were without a ready serving pod (maxUnavailable %d; %d samples; %d inferd processes started in the test)\n",
+		len(offline), len(targets), time.Since(back).Round(100*time.Millisecond), worst, budget, samples, pk.Started())
+	g.Expect(worst).To(BeNumerically("<=", budget))
+}
+
+// tail is the end of s, at most n bytes.
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
 }
 
 // reachable are the nodes of names that are Ready.

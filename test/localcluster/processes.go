@@ -25,6 +25,20 @@ package localcluster
 // parts it did not get from env or args (or a path compiled into it) is not
 // rewritten. TMPDIR points at the folder of a mount on /tmp, if any.
 //
+// Offline nodes. While a node carries OfflineAnnotation (SetNodeOffline), the
+// process kubelet plays a kubelet cut off from the API server, as a K3s agent
+// that lost its network: the processes of the node's pods keep running, and
+// nothing passes between them and the API server. It starts no process for a
+// pod created for the node meanwhile, stops none of a pod deleted meanwhile,
+// restarts none that exits (a real kubelet would, locally; holding it keeps
+// the node as the test left it), and writes no status for the node's pods.
+// When the annotation goes, it syncs at once: the process of a pod deleted
+// meanwhile gets SIGTERM (SIGKILL after the grace period), a pod created
+// meanwhile starts, an exited process restarts, and the status it holds is
+// written. kwok still hands a pod created for an offline node over (a Stage
+// cannot see the node): that pod is Running and not Ready, with no process,
+// until the node returns.
+//
 // What it does not emulate: liveness and startup probes, exec and gRPC
 // readiness probes, $(VAR) expansion, envFrom, workingDir (a process runs in
 // its pod folder), resource limits, users and security contexts, init and
@@ -127,6 +141,7 @@ type ProcessKubelet struct {
 	dynamic    dynamic.Interface
 	clientset  kubernetes.Interface
 	configMaps corelisters.ConfigMapLister
+	podLister  corelisters.PodLister
 	informers  []informers.SharedInformerFactory
 	probes     *http.Client
 	mounts     []string
@@ -138,6 +153,9 @@ type ProcessKubelet struct {
 
 	mu   sync.Mutex
 	pods map[types.UID]*podProcess // never removed: a pod UID runs once
+	// offline holds the nodes that carry OfflineAnnotation, each with a
+	// channel that is closed when the annotation goes.
+	offline map[string]chan struct{}
 
 	logMu    sync.Mutex
 	stopOnce sync.Once
@@ -184,7 +202,8 @@ func (c *Cluster) StartProcessKubelet(ctx context.Context, opts ProcessKubeletOp
 			// A redirect is a success, as for a kubelet's probes.
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
-		pods: map[types.UID]*podProcess{},
+		pods:    map[types.UID]*podProcess{},
+		offline: map[string]chan struct{}{},
 	}
 	k.ctx, k.cancel = context.WithCancel(context.Background())
 	defer func() {
@@ -212,12 +231,22 @@ func (c *Cluster) StartProcessKubelet(ctx context.Context, opts ProcessKubeletOp
 	}
 
 	// ConfigMaps come from a watch, not a GET per pod and second: 200 pods
-	// would otherwise spend the API server's attention on polling.
+	// would otherwise spend the API server's attention on polling. So do
+	// the nodes, for OfflineAnnotation; they change rarely (kwok renews
+	// Leases, not the Node objects).
 	all := informers.NewSharedInformerFactory(cs, 0)
 	k.configMaps = all.Core().V1().ConfigMaps().Lister()
+	if _, err := all.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { k.observeNode(obj) },
+		UpdateFunc: func(_, obj any) { k.observeNode(obj) },
+		DeleteFunc: func(obj any) { k.forgetNode(obj) },
+	}); err != nil {
+		return k, err
+	}
 	selected := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 		o.LabelSelector = opts.Selector.String()
 	}))
+	k.podLister = selected.Core().V1().Pods().Lister()
 	k.informers = []informers.SharedInformerFactory{all, selected}
 	if _, err := selected.Core().V1().Pods().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { k.observe(obj) },
@@ -228,8 +257,9 @@ func (c *Cluster) StartProcessKubelet(ctx context.Context, opts ProcessKubeletOp
 	}
 	syncCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	// The ConfigMaps first: a pod that already runs starts as soon as the pod
-	// informer lists it, and its configMap volumes must not look empty.
+	// The ConfigMaps and nodes first: a pod that already runs starts as soon
+	// as the pod informer lists it, its configMap volumes must not look empty,
+	// and its node must be known to be offline.
 	for _, f := range k.informers {
 		f.Start(k.ctx.Done())
 		for typ, ok := range f.WaitForCacheSync(syncCtx.Done()) {
@@ -375,7 +405,8 @@ func (k *ProcessKubelet) logf(format string, args ...any) {
 }
 
 // observe starts a pod once kwok has handed it over (Running, bound, not
-// deleting), and passes later versions to its process.
+// deleting), and passes later versions to its process. A pod of an offline
+// node is left alone: reconnect passes on what changed meanwhile.
 func (k *ProcessKubelet) observe(obj any) {
 	pod, ok := obj.(*corev1.Pod)
 	if !ok {
@@ -384,20 +415,23 @@ func (k *ProcessKubelet) observe(obj any) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if p := k.pods[pod.UID]; p != nil {
+		if k.offline[p.node] != nil {
+			return
+		}
 		p.latest.Store(pod)
 		switch {
 		case pod.DeletionTimestamp != nil:
 			p.terminate()
 		case p.drifted(pod):
-			select {
-			case p.resync <- struct{}{}:
-			default: // one is pending
-			}
+			p.requestResync()
 		}
 		return
 	}
 	if k.ctx.Err() != nil || pod.Spec.NodeName == "" || pod.DeletionTimestamp != nil || pod.Status.Phase != corev1.PodRunning {
 		return
+	}
+	if k.offline[pod.Spec.NodeName] != nil {
+		return // started when its node returns
 	}
 	p := &podProcess{k: k, uid: pod.UID, namespace: pod.Namespace, name: pod.Name, node: pod.Spec.NodeName,
 		dir: filepath.Join(k.opts.Root, "pods", string(pod.UID)), done: make(chan struct{}), resync: make(chan struct{}, 1)}
@@ -421,9 +455,89 @@ func (k *ProcessKubelet) forget(obj any) {
 	}
 	k.mu.Lock()
 	defer k.mu.Unlock()
-	if p := k.pods[pod.UID]; p != nil {
+	if p := k.pods[pod.UID]; p != nil && k.offline[p.node] == nil {
 		p.terminate()
 	}
+}
+
+// observeNode notes a node going offline or coming back, and syncs the pods
+// of one that came back.
+func (k *ProcessKubelet) observeNode(obj any) {
+	node, ok := obj.(*corev1.Node)
+	if !ok {
+		return
+	}
+	_, offline := node.Annotations[OfflineAnnotation]
+	k.mu.Lock()
+	back, was := k.offline[node.Name]
+	switch {
+	case offline && !was:
+		k.offline[node.Name] = make(chan struct{})
+		k.mu.Unlock()
+		k.logf("node %s is offline: its processes keep running, nothing reaches them", node.Name)
+	case !offline && was:
+		delete(k.offline, node.Name)
+		close(back)
+		k.mu.Unlock()
+		k.logf("node %s is back: syncing its pods", node.Name)
+		k.reconnect(node.Name)
+	default:
+		k.mu.Unlock()
+	}
+}
+
+// forgetNode ends the offline state of a node that was deleted, so that its
+// pods (which the pod garbage collector deletes) do not wait for it.
+func (k *ProcessKubelet) forgetNode(obj any) {
+	if tomb, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = tomb.Obj
+	}
+	node, ok := obj.(*corev1.Node)
+	if !ok {
+		return
+	}
+	node = node.DeepCopy()
+	delete(node.Annotations, OfflineAnnotation)
+	k.observeNode(node)
+}
+
+// reconnect passes what the API server did while the node was offline to its
+// pods, as a kubelet does when it sees the API server again: a pod that was
+// deleted (or is being deleted) is stopped, a pod created for the node starts,
+// and every other pod writes the status it holds.
+func (k *ProcessKubelet) reconnect(node string) {
+	k.mu.Lock()
+	for _, p := range k.pods {
+		if p.node != node {
+			continue
+		}
+		pod, err := k.podLister.Pods(p.namespace).Get(p.name)
+		if err != nil || pod.UID != p.uid || pod.DeletionTimestamp != nil {
+			p.terminate()
+			continue
+		}
+		p.latest.Store(pod)
+		p.requestResync()
+	}
+	k.mu.Unlock()
+	pods, err := k.podLister.List(labels.Everything())
+	if err != nil {
+		k.logf("node %s: list its pods: %v", node, err)
+		return
+	}
+	for _, pod := range pods {
+		if pod.Spec.NodeName == node {
+			k.observe(pod)
+		}
+	}
+}
+
+// nodeOffline is the channel that is closed when node returns, or nil when
+// it is not offline.
+func (k *ProcessKubelet) nodeOffline(node string) chan struct{} {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.offline[node]
 }
 
 // podProcess runs the container of one pod, restarting it until the pod goes.
@@ -456,6 +570,27 @@ type podProcess struct {
 
 func (p *podProcess) terminate() { p.doneOnce.Do(func() { close(p.done) }) }
 
+// requestResync asks resyncStatus to write the status again.
+func (p *podProcess) requestResync() {
+	select {
+	case p.resync <- struct{}{}:
+	default: // one is pending
+	}
+}
+
+// online waits while the pod's node is offline, and reports whether ctx is
+// still live.
+func (p *podProcess) online(ctx context.Context) bool {
+	for back := p.k.nodeOffline(p.node); back != nil; back = p.k.nodeOffline(p.node) {
+		select {
+		case <-back:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return ctx.Err() == nil
+}
+
 func (p *podProcess) String() string { return p.namespace + "/" + p.name }
 
 // errConfig is a pod the process kubelet cannot run as it is.
@@ -476,6 +611,11 @@ func (p *podProcess) run(parent context.Context) {
 		}
 	}()
 
+	// A pod seen a moment before its node went offline starts when it
+	// returns.
+	if !p.online(ctx) {
+		return
+	}
 	pod := p.latest.Load()
 	if len(pod.Spec.Containers) != 1 {
 		p.reportWaiting(ctx, pod, "CreateContainerConfigError", "the process kubelet runs pods of one container")
@@ -523,7 +663,7 @@ func (p *podProcess) run(parent context.Context) {
 	}
 
 	backoff := restartBackoffMin
-	for ctx.Err() == nil {
+	for p.online(ctx) {
 		cmd, logStart, err := p.start(ctx, ctr, mounts)
 		if err != nil {
 			reason := "CreateContainerError"
@@ -944,6 +1084,9 @@ func touch(file string) error {
 // a kubelet.
 func (p *podProcess) refreshConfigMaps(ctx context.Context, volumes []configMapVolume) {
 	for sleep(ctx, configMapRefresh) {
+		if p.k.nodeOffline(p.node) != nil {
+			continue // the node cannot see a change
+		}
 		for _, v := range volumes {
 			if err := p.writeConfigMap(v); err != nil && !apierrors.IsNotFound(err) {
 				p.k.logf("%s: refresh configMap volume %s: %v", p, v.source.Name, err)
@@ -1246,7 +1389,10 @@ func (p *podProcess) resyncStatus(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-p.resync:
-			p.writeStatus(ctx, p.latest.Load().Status.PodIP != p.ipReported())
+			// The IP too when kwok replaced it, or when it was never written
+			// (the node went offline first).
+			reported := p.ipReported()
+			p.writeStatus(ctx, reported == "" || p.latest.Load().Status.PodIP != reported)
 			// A drift seen in a version older than the write is harmless, but
 			// must not turn into a busy loop.
 			if !sleep(ctx, probePeriod) {
@@ -1257,9 +1403,15 @@ func (p *podProcess) resyncStatus(ctx context.Context) {
 }
 
 // writeStatus writes the pod IP (when ip) and the latest reported status.
+//
+// Nothing is written while the node is offline: reconnect asks for the write
+// when it returns.
 func (p *podProcess) writeStatus(ctx context.Context, ip bool) {
 	p.writeMu.Lock()
 	defer p.writeMu.Unlock()
+	if p.k.nodeOffline(p.node) != nil {
+		return
+	}
 	if ip {
 		// A merge patch replaces podIPs, in case kwok gave the pod one before
 		// the harness took it over.

@@ -546,3 +546,157 @@ func TestProcessKubeletStageSelector(t *testing.T) {
 		})
 	}
 }
+
+// TestProcessKubeletHoldsOfflineNodes: while a node is offline, the process
+// kubelet plays a kubelet that cannot reach the API server. A pod deleted
+// meanwhile keeps its process until the node returns, a pod created meanwhile
+// starts only then, and a pod that lives through it keeps its process and is
+// Ready again; a node that stays online is not held.
+func TestProcessKubeletHoldsOfflineNodes(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	binary := buildProbeProgram(t)
+	const ns = "default"
+	c, err := Up(ctx, Options{Dir: filepath.Join(t.TempDir(), "cluster"), BinDir: testBinDir(t), Nodes: 2, Sites: 1})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = c.Down() })
+	cs := c.Clientset
+
+	root := t.TempDir()
+	away, online := NodeName(0, 1), NodeName(1, 1)
+	selector, err := labels.Parse("slmops.dev/run-as-process")
+	g.Expect(err).NotTo(HaveOccurred())
+	var log lockedBuffer
+	k, err := c.StartProcessKubelet(ctx, ProcessKubeletOptions{Name: "offline", Selector: selector, Binary: binary, Root: root, Log: &log})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() {
+		_ = k.Stop()
+		t.Logf("process kubelet log:\n%s", log.String())
+	})
+	for _, node := range []string{away, online} {
+		dir := filepath.Join(root, "nodes", node, "hostpath", "srv", "probe")
+		g.Expect(os.MkdirAll(dir, 0o755)).To(Succeed())
+		g.Expect(os.WriteFile(filepath.Join(dir, "ready"), nil, 0o644)).To(Succeed())
+	}
+
+	create := func(name, node string) *corev1.Pod {
+		t.Helper()
+		pod, err := cs.CoreV1().Pods(ns).Create(ctx, probePod(name, node), metav1.CreateOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		return pod
+	}
+	get := func(g Gomega, name string) *corev1.Pod {
+		pod, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		return pod
+	}
+	pidOf := func(g Gomega, pod *corev1.Pod) int {
+		report, err := readReport(root, pod)
+		g.Expect(err).NotTo(HaveOccurred())
+		var pid int
+		_, err = fmt.Sscan(report["pid"], &pid)
+		g.Expect(err).NotTo(HaveOccurred())
+		return pid
+	}
+	runningReady := func(name string) (pod *corev1.Pod, pid int) {
+		t.Helper()
+		g.Eventually(func(g Gomega) {
+			pod = get(g, name)
+			g.Expect(pod.Status.PodIP).To(HavePrefix("127.2."))
+			g.Expect(podReady(pod)).To(BeTrue())
+			pid = pidOf(g, pod)
+			g.Expect(processAlive(pid)).To(BeTrue())
+		}).WithTimeout(time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
+		return pod, pid
+	}
+
+	kept := create("kept", away)
+	stays := create("stays", away)
+	other := create("other", online)
+	_, keptPID := runningReady(kept.Name)
+	_, staysPID := runningReady(stays.Name)
+	_, otherPID := runningReady(other.Name)
+	g.Expect(k.Started()).To(Equal(3))
+
+	g.Expect(c.SetNodeOffline(ctx, away, true)).To(Succeed())
+	g.Eventually(log.String).WithTimeout(10 * time.Second).Should(ContainSubstring("node " + away + " is offline"))
+	g.Eventually(func(g Gomega) {
+		n, err := cs.CoreV1().Nodes().Get(ctx, away, metav1.GetOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(NodeReady(n)).To(BeFalse())
+	}).WithTimeout(30 * time.Second).Should(Succeed())
+
+	// Deleted while its node is offline, the pod object goes (kwok's delete
+	// stage) but its process keeps running; the pod of the online node stops.
+	for _, pod := range []*corev1.Pod{kept, other} {
+		g.Expect(cs.CoreV1().Pods(ns).Delete(ctx, pod.Name, metav1.DeleteOptions{})).To(Succeed())
+	}
+	g.Eventually(func() bool { return processAlive(otherPID) }).WithTimeout(10 * time.Second).Should(BeFalse())
+	g.Eventually(func() bool {
+		_, err := cs.CoreV1().Pods(ns).Get(ctx, kept.Name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err)
+	}).WithTimeout(10 * time.Second).Should(BeTrue())
+	g.Consistently(func() bool { return processAlive(keptPID) }).WithTimeout(3*time.Second).Should(BeTrue(),
+		"the process of a pod deleted while its node is offline stopped before the node returned")
+
+	// Created for the offline node, a pod gets no process and no status from
+	// the process kubelet (kwok hands it over: Running, without an IP).
+	late := create("late", away)
+	g.Eventually(func(g Gomega) {
+		g.Expect(get(g, late.Name).Status.Phase).To(Equal(corev1.PodRunning))
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+	g.Consistently(func(g Gomega) {
+		pod := get(g, late.Name)
+		g.Expect(pod.Status.PodIP).To(BeEmpty())
+		g.Expect(podReady(pod)).To(BeFalse())
+		_, err := readReport(root, pod)
+		g.Expect(err).To(HaveOccurred(), "the pod created for the offline node runs")
+	}).WithTimeout(3 * time.Second).WithPolling(200 * time.Millisecond).Should(Succeed())
+	g.Expect(k.Started()).To(Equal(3))
+	g.Expect(processAlive(keptPID)).To(BeTrue())
+	g.Expect(processAlive(staysPID)).To(BeTrue())
+
+	// Back online: the deleted pod's process stops, the new pod starts, and
+	// the pod that lived through it keeps its process and is Ready.
+	g.Expect(c.SetNodeOffline(ctx, away, false)).To(Succeed())
+	g.Eventually(func() bool { return processAlive(keptPID) }).WithTimeout(15 * time.Second).Should(BeFalse())
+	latePod, _ := runningReady(late.Name)
+	g.Expect(latePod.Spec.NodeName).To(Equal(away))
+	g.Eventually(func(g Gomega) {
+		pod := get(g, stays.Name)
+		g.Expect(podReady(pod)).To(BeTrue())
+		g.Expect(pod.Status.ContainerStatuses[0].RestartCount).To(BeZero())
+		g.Expect(pidOf(g, pod)).To(Equal(staysPID))
+	}).WithTimeout(30 * time.Second).WithPolling(200 * time.Millisecond).Should(Succeed())
+	g.Expect(processAlive(staysPID)).To(BeTrue())
+	g.Expect(k.Started()).To(Equal(4))
+	g.Expect(log.String()).To(ContainSubstring("node " + away + " is back"))
+}
+
+// probePod is a pod of the probe program bound to node, ready once the
+// node's ready file exists.
+func probePod(name, node string) *corev1.Pod {
+	return &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": "probe", "slmops.dev/run-as-process": "yes"}},
+		Spec: corev1.PodSpec{
+			NodeName: node,
+			Containers: []corev1.Container{{
+				Name: "probe", Image: "registry.invalid/probe:1",
+				Args: []string{"--data=/var/lib/probe"},
+				Env: []corev1.EnvVar{
+					{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
+					{Name: "POD_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+					{Name: "READY_FILE", Value: "/var/lib/probe/ready"},
+					{Name: "CRASH_FILE", Value: "/var/lib/probe/crash"},
+				},
+				Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}},
+				ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{
+					HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromString("http")},
+				}},
+				VolumeMounts: []corev1.VolumeMount{{Name: "data", MountPath: "/var/lib/probe"}},
+			}},
+			Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{
+				Path: "/srv/probe", Type: ptr.To(corev1.HostPathDirectoryOrCreate)}}}},
+		},
+	}
+}
