@@ -42,7 +42,7 @@ func TestNoSuccessWithoutNodes(t *testing.T) {
 				t.Fatalf("phase %s, stable %q (%s); want %s with stable old", p.Status.Phase, p.Status.StableRevision,
 					conditionMessage(p.Status, slmopsv1alpha1.ConditionStalled), wantPhase)
 			}
-			if r := conditionReason(p.Status, slmopsv1alpha1.ConditionStalled); r != ReasonStagingFailed {
+			if r := conditionReason(p.Status, slmopsv1alpha1.ConditionStalled); r != slmopsv1alpha1.ReasonStagingFailed {
 				t.Errorf("Stalled reason %q; want StagingFailed", r)
 			}
 			msg := conditionMessage(p.Status, slmopsv1alpha1.ConditionStalled)
@@ -68,7 +68,7 @@ func TestNoSuccessWithoutNodes(t *testing.T) {
 
 			// The next reconcile keeps the reason and the nodes.
 			next := planOf(s, p.Status, nodes)
-			if r := conditionReason(next.Status, slmopsv1alpha1.ConditionStalled); next.Status.Phase != wantPhase || r != ReasonStagingFailed {
+			if r := conditionReason(next.Status, slmopsv1alpha1.ConditionStalled); next.Status.Phase != wantPhase || r != slmopsv1alpha1.ReasonStagingFailed {
 				t.Errorf("next reconcile: phase %s reason %q; want %s StagingFailed", next.Status.Phase, r, wantPhase)
 			}
 			if len(next.Status.FailingNodes) == 0 {
@@ -239,7 +239,7 @@ func TestAnInvalidConfigIsNeverRolledOut(t *testing.T) {
 	if p.Status.Phase != slmopsv1alpha1.PhaseDegraded || p.Status.StableRevision != "old" {
 		t.Fatalf("phase %s stable %q; want Degraded, stable old", p.Status.Phase, p.Status.StableRevision)
 	}
-	if r := conditionReason(p.Status, slmopsv1alpha1.ConditionStalled); r != ReasonInvalidConfig {
+	if r := conditionReason(p.Status, slmopsv1alpha1.ConditionStalled); r != slmopsv1alpha1.ReasonInvalidConfig {
 		t.Errorf("Stalled reason %q; want InvalidConfig", r)
 	}
 	if msg := conditionMessage(p.Status, slmopsv1alpha1.ConditionStalled); !strings.Contains(msg, "contextLength") {
@@ -253,13 +253,13 @@ func TestAnInvalidConfigIsNeverRolledOut(t *testing.T) {
 			t.Errorf("revisions %v include the invalid one: its DaemonSet would be made", p.Revisions)
 		}
 	}
-	if !strings.Contains(reasons(p), ReasonInvalidConfig) {
+	if !strings.Contains(reasons(p), slmopsv1alpha1.ReasonInvalidConfig) {
 		t.Errorf("events %s; want InvalidConfig", reasons(p))
 	}
 	// Stays Degraded, one event only.
 	in.Status = p.Status
 	p = computePlan(in)
-	if p.Status.Phase != slmopsv1alpha1.PhaseDegraded || strings.Contains(reasons(p), ReasonInvalidConfig) {
+	if p.Status.Phase != slmopsv1alpha1.PhaseDegraded || strings.Contains(reasons(p), slmopsv1alpha1.ReasonInvalidConfig) {
 		t.Errorf("next reconcile: phase %s events %s; want Degraded without a second event", p.Status.Phase, reasons(p))
 	}
 	// A fixed spec is a new revision and rolls out.

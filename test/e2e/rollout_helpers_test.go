@@ -20,7 +20,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
-	"github.com/slmops/slmops/controllers/edgerollout"
 	"github.com/slmops/slmops/test/testenv"
 )
 
@@ -230,7 +229,7 @@ type podRef struct {
 func viewFleet(t *testing.T, ns, name string) fleetView {
 	t.Helper()
 	ctx := context.Background()
-	key := edgerollout.CohortLabel(ns, name)
+	key := slmopsv1alpha1.CohortLabel(ns, name)
 	nodes, err := cluster.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 	if err != nil {
 		t.Fatal(err)
@@ -239,17 +238,17 @@ func viewFleet(t *testing.T, ns, name string) fleetView {
 	for _, n := range nodes.Items {
 		v.revisionOf[n.Name] = n.Labels[key]
 	}
-	pods, err := cluster.Clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: edgerollout.RolloutLabel + "=" + name})
+	pods, err := cluster.Clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: slmopsv1alpha1.RolloutLabel + "=" + name})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range pods.Items {
-		if p.DeletionTimestamp != nil || p.Spec.NodeName == "" || p.Labels[edgerollout.StageRevisionLabel] != "" {
+		if p.DeletionTimestamp != nil || p.Spec.NodeName == "" || p.Labels[slmopsv1alpha1.StageRevisionLabel] != "" {
 			continue // stagers serve no model
 		}
 		for _, c := range p.Status.Conditions {
 			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-				v.readyOn[p.Spec.NodeName] = podRef{revision: p.Labels[edgerollout.RevisionLabel], uid: string(p.UID)}
+				v.readyOn[p.Spec.NodeName] = podRef{revision: p.Labels[slmopsv1alpha1.RevisionLabel], uid: string(p.UID)}
 			}
 		}
 	}

@@ -17,7 +17,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
-	"github.com/slmops/slmops/controllers/edgerollout"
 	"github.com/slmops/slmops/test/localcluster"
 )
 
@@ -123,7 +122,7 @@ func TestRolloutCompletesAcrossSites(t *testing.T) {
 		_ = c.List(context.Background(), &list, client.InNamespace(ns))
 		var revs []string
 		for _, ds := range list.Items {
-			revs = append(revs, ds.Labels[edgerollout.RevisionLabel])
+			revs = append(revs, ds.Labels[slmopsv1alpha1.RevisionLabel])
 		}
 		return revs
 	}).WithTimeout(30 * time.Second).Should(Equal([]string{got.Status.StableRevision}))
