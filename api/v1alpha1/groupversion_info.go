@@ -13,6 +13,9 @@
 //     the pure functions that build per-rollout names (CohortLabel,
 //     StageLabel, PeersConfigMapName, CacheConfigMapName). kubectl-slm, the
 //     tests and the controllers read them from here.
+//   - defaults.go: DefaultEdgeRolloutSpec and DefaultSLMModelSpec, the CRD
+//     defaults in Go for objects that did not pass through the schema; a test
+//     holds them equal to the generated CRDs.
 //
 // It may import only the Kubernetes API machinery: no controller-runtime
 // client, no controller package, no inferd package, so that any program can

@@ -362,6 +362,13 @@ type observation struct {
 
 // observe reads what the plan needs from the cache.
 func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout, model *slmopsv1alpha1.SLMModel, arts []artifact, labelKey string) (*observation, error) {
+	// The specs as the schema defaults them, so that an object that did not
+	// pass through the schema is read as one that did, and no code after
+	// this point needs a fallback of its own. In memory only: the operator
+	// never writes a spec (the finalizer patch was taken before, and a
+	// status update ignores the spec).
+	slmopsv1alpha1.DefaultEdgeRolloutSpec(&ro.Spec)
+	slmopsv1alpha1.DefaultSLMModelSpec(&model.Spec)
 	in := planInput{
 		Generation: ro.Generation, Spec: ro.Spec, Annotations: ro.Annotations, Status: ro.Status,
 		Revision: computeRevision(ro, model, r.Defaults), Digest: model.Spec.Digest, Now: r.Now(),
@@ -423,7 +430,7 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 		sizeOf[a.Name] = ptr.Deref(a.SizeBytes, 0)
 	}
 	fit := ro.Spec.Distribution.Fit
-	memHeadroom, diskHeadroom := quantityOr(fit.MemoryHeadroom, "256Mi"), quantityOr(fit.DiskHeadroom, "512Mi")
+	memHeadroom, diskHeadroom := bytesOf(fit.MemoryHeadroom), bytesOf(fit.DiskHeadroom)
 	key0 := client.ObjectKeyFromObject(ro)
 	for i := range nodes.Items {
 		n := &nodes.Items[i]

@@ -346,7 +346,7 @@ func buildStageDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMMod
 	if q := dist.Staging.MaxBytesPerSecond; q != nil {
 		cfg.Download.BytesPerSecond = max(q.Value()/int64(max(dist.Staging.MaxConcurrentNodes, 1)), 1024)
 	}
-	cfg.Download.DiskHeadroomBytes = quantityOr(dist.Fit.DiskHeadroom, "512Mi")
+	cfg.Download.DiskHeadroomBytes = bytesOf(dist.Fit.DiskHeadroom)
 	encoded, err := encodeValid(cfg, a)
 	if err != nil {
 		return nil, err
@@ -389,12 +389,13 @@ func buildStageDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMMod
 	return ds, nil
 }
 
-func quantityOr(q *resource.Quantity, def string) int64 {
-	if q != nil {
-		return q.Value()
+// bytesOf is a quantity of bytes; 0 when unset (the schema defaults the
+// headrooms, see slmopsv1alpha1.DefaultEdgeRolloutSpec).
+func bytesOf(q *resource.Quantity) int64 {
+	if q == nil {
+		return 0
 	}
-	v := resource.MustParse(def)
-	return v.Value()
+	return q.Value()
 }
 
 // errStableMissing says that a revision's DaemonSet is gone and cannot be

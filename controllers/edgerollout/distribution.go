@@ -16,7 +16,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -175,9 +174,6 @@ func (d *decider) originKey(n nodeState) siteKey {
 // completing on the few that can.
 func (d *decider) tooManyExcluded() (summary string, failed bool) {
 	limit := scaled(d.in.Spec.Distribution.MaxExcludedNodes, len(d.all), false, 0)
-	if d.in.Spec.Distribution.MaxExcludedNodes == nil {
-		limit = scaled(ptr.To(intstr.FromString(defaultMaxExcludedNodes)), len(d.all), false, 0)
-	}
 	if len(d.excluded) <= limit {
 		return "", false
 	}
@@ -214,10 +210,6 @@ func (d *decider) tooManyExcluded() (summary string, failed bool) {
 	return fmt.Sprintf("%d of %d target nodes excluded, more than maxExcludedNodes %d: %s",
 		len(d.excluded), len(d.all), limit, strings.Join(parts, "; ")), true
 }
-
-// defaultMaxExcludedNodes is the schema's default of
-// distribution.maxExcludedNodes, for a spec built without the schema.
-const defaultMaxExcludedNodes = "10%"
 
 // reportExclusions sends one event when nodes are newly excluded.
 func (d *decider) reportExclusions() {
@@ -385,7 +377,7 @@ func (d *decider) chooseStagers(rev string, want map[string]string) *metav1.Time
 	var next []nodeState
 	if canaryActive {
 		steps := canarySteps(d.canary)
-		ahead := int(st.CurrentStep) + int(ptr.Deref(staging.LookaheadSteps, 1))
+		ahead := int(st.CurrentStep) + int(ptr.Deref(staging.LookaheadSteps, 0))
 		size := stepSize(steps, min(ahead, len(steps)-1), len(d.targets))
 		for _, n := range d.ordered() {
 			if len(next) == size {
@@ -408,9 +400,6 @@ func (d *decider) chooseStagers(rev string, want map[string]string) *metav1.Time
 		d.wake(start)
 	}
 	limit := int(staging.MaxConcurrentNodes)
-	if limit <= 0 {
-		limit = 10
-	}
 	for _, n := range next {
 		if want[n.Name] == rev || n.Revision == rev {
 			continue
@@ -623,13 +612,7 @@ func (r *Reconciler) reconcilePeers(ctx context.Context, ro *slmopsv1alpha1.Edge
 // peerDirectory lists the holders of each artifact's file per site.
 func peerDirectory(ro *slmopsv1alpha1.EdgeRollout, arts []artifact, obs *observation) *config.PeerDirectory {
 	maxPeers := int(ro.Spec.Distribution.PeerSharing.MaxPeers)
-	if maxPeers <= 0 {
-		maxPeers = 3
-	}
 	port := ro.Spec.Template.Port
-	if port == 0 {
-		port = 8080
-	}
 	digestOf := map[string]string{}
 	for _, a := range arts {
 		digestOf[a.Name] = a.Digest

@@ -42,7 +42,7 @@ func stageWith(n *nodeState, rev string, ready bool) {
 }
 
 func planOf(s slmopsv1alpha1.EdgeRolloutSpec, st slmopsv1alpha1.EdgeRolloutStatus, nodes []nodeState) rolloutPlan {
-	return computePlan(planInput{Generation: 1, Spec: s, Status: st, Revision: "new", Digest: "sha256:new", Nodes: nodes, Now: t0})
+	return planFor(planInput{Generation: 1, Spec: s, Status: st, Revision: "new", Digest: "sha256:new", Nodes: nodes, Now: t0})
 }
 
 func stageStarts(p rolloutPlan) []string {
@@ -225,7 +225,7 @@ func TestStagingWindows(t *testing.T) {
 	// Outside the windows no stager starts, and the plan wakes at the next one.
 	spec := stagingSpec(4, false, "100%")
 	spec.Distribution.Staging.Windows = s.Windows
-	p := computePlan(planInput{Generation: 1, Spec: spec, Status: progressing(0, time.Minute), Revision: "new", Nodes: withSites(fleet(10, 1, "old")), Now: day(14, 0)})
+	p := planFor(planInput{Generation: 1, Spec: spec, Status: progressing(0, time.Minute), Revision: "new", Nodes: withSites(fleet(10, 1, "old")), Now: day(14, 0)})
 	if got := stageStarts(p); len(got) != 0 {
 		t.Errorf("%d stagers start outside the windows", len(got))
 	}

@@ -3,8 +3,9 @@
 // revision step by step while its inferd pods are Ready, or rolls it back.
 //
 // The controller follows observe, decide, act: Reconcile reads the rollout,
-// its model, the nodes, its DaemonSets and their Pods from the cache;
-// computePlan (plan.go, with distribution.go's decisions) decides,
+// its model, the nodes, its DaemonSets and their Pods from the cache, and
+// defaults both specs once (observe, with api/v1alpha1's defaulting
+// functions); computePlan (plan.go, with distribution.go's decisions) decides,
 // purely; Reconcile then writes what the plan says. All state lives in the
 // cluster (status, node labels, DaemonSets), so a restarted operator resumes
 // where the last one stopped.
@@ -13,8 +14,8 @@
 // DaemonSets (serving and stager) and ConfigMaps (peer directory, cache pins)
 // it creates, each owned by its rollout; and on Nodes only the labels under
 // cohort.slmops.dev/ and stage.slmops.dev/ of its rollouts. The names of all
-// of these are api/v1alpha1's (labels.go): this package declares none of
-// its own.
+// of these are api/v1alpha1's (labels.go), and the defaults of the specs too
+// (defaults.go): this package declares none of its own.
 //
 // What it may not touch: the spec or metadata (beyond its finalizer) of
 // EdgeRollouts and SLMModels, which Git owns; any other label or field of a

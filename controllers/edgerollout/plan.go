@@ -67,7 +67,9 @@ type podState struct {
 // planInput is everything a decision depends on. It is built by the controller
 // from the cluster; the plan is a pure function of it.
 type planInput struct {
-	Generation  int64
+	Generation int64
+	// Spec is defaulted (slmopsv1alpha1.DefaultEdgeRolloutSpec): the plan
+	// reads its fields without fallbacks.
 	Spec        slmopsv1alpha1.EdgeRolloutSpec
 	Annotations map[string]string
 	Status      slmopsv1alpha1.EdgeRolloutStatus
@@ -595,11 +597,7 @@ func (d *decider) waitDeadline() time.Time {
 	if u.Policy != slmopsv1alpha1.UnreachableNodesWait || d.st.StepStartedAt == nil {
 		return time.Time{}
 	}
-	wait := 10 * time.Minute
-	if u.Deadline != nil {
-		wait = u.Deadline.Duration
-	}
-	return d.st.StepStartedAt.Add(wait)
+	return d.st.StepStartedAt.Add(ptr.Deref(u.Deadline, metav1.Duration{}).Duration)
 }
 
 func failingNode(n nodeState, reason, message string) slmopsv1alpha1.FailingNode {
@@ -766,11 +764,9 @@ func scaled(v *intstr.IntOrString, total int, roundUp bool, atLeast int) int {
 	return max(n, atLeast)
 }
 
-// successRatio parses analysis.successRatio; the schema guarantees 0..1.
+// successRatio parses analysis.successRatio; the schema guarantees 0..1
+// (and defaults it). Anything else counts as 1, the strictest.
 func successRatio(s string) float64 {
-	if s == "" {
-		return 1
-	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || f < 0 || f > 1 {
 		return 1
