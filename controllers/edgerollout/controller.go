@@ -273,12 +273,15 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		return ctrl.Result{}, err
 	}
-	if err := r.reconcileCache(ctx, &ro, arts, obs); err != nil {
-		return ctrl.Result{}, err
-	}
+	// The Events of the decision the status just recorded go out before
+	// anything else can fail: the next reconcile will not decide them again.
 	for _, e := range p.Events {
 		r.Recorder.Eventf(&ro, nil, e.Type, e.Reason, "Rollout", "%s", e.Message)
 		countEvent(ro.Namespace, ro.Name, e.Reason)
+	}
+	// The pins go before the DaemonSets, so that a new canary's pods find them.
+	if err := r.reconcileCache(ctx, &ro, arts, obs); err != nil {
+		return ctrl.Result{}, err
 	}
 	var problems []error
 	byName, haveRevision := map[string]bool{}, map[string]bool{}

@@ -132,13 +132,14 @@ func TestWithNoSizeKnownTheDiskHeadroomBoundsAPeer(t *testing.T) {
 	var sent atomic.Int64
 	flood := endless(t, 512<<20, &sent)
 	f := fetcher(t)
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(f.CacheDir, &st); err != nil {
-		t.Fatal(err)
-	}
-	free := int64(st.Bavail) * int64(st.Bsize) //nolint:unconvert // field types differ by platform
+	// A disk of its own: 1 GiB, less what the cache folder holds, so that
+	// other tests writing to the machine's disk meanwhile change nothing.
+	const disk = 1 << 30
+	real := freeBytes
+	freeBytes = func(dir string) (int64, error) { return disk - du(t, f.CacheDir), nil }
+	t.Cleanup(func() { freeBytes = real })
 	// 48 MiB may be written above the headroom: room for the model, not for the flood.
-	f.DiskHeadroom = free - 48<<20
+	f.DiskHeadroom = disk - 48<<20
 	res, tried, err := f.FetchVia(context.Background(), []Source{PeerSource(f, flood.URL, digest)}, HTTPSource(f, o.URL), digest, 0)
 	if err != nil {
 		t.Fatal(err)
@@ -367,4 +368,24 @@ func TestACanceledVerificationReturnsPromptly(t *testing.T) {
 	if !exists(path) {
 		t.Error("a canceled check removed the cached file")
 	}
+}
+
+// du is the bytes of the regular files under dir.
+func du(t *testing.T, dir string) int64 {
+	var n int64
+	err := filepath.WalkDir(dir, func(_ string, d os.DirEntry, err error) error {
+		if err != nil {
+			return nil // a partial file renamed or removed meanwhile
+		}
+		if d.Type().IsRegular() {
+			if fi, err := d.Info(); err == nil {
+				n += fi.Size()
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
 }

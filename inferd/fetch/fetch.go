@@ -747,14 +747,24 @@ func fileSize(path string) int64 {
 	return st.Size()
 }
 
+// freeBytes is the space free to unprivileged writers on dir's filesystem.
+// Tests replace it with a disk of their own, since the machine's free space
+// moves while other tests run.
+var freeBytes = func(dir string) (int64, error) {
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(dir, &st); err != nil {
+		return 0, err
+	}
+	return int64(st.Bavail) * int64(st.Bsize), nil //nolint:unconvert // field types differ by platform
+}
+
 // checkFreeSpace fails when writing need more bytes into dir would leave
 // less than headroom free.
 func checkFreeSpace(dir string, need, headroom int64) error {
-	var st syscall.Statfs_t
-	if err := syscall.Statfs(dir, &st); err != nil {
+	free, err := freeBytes(dir)
+	if err != nil {
 		return err
 	}
-	free := int64(st.Bavail) * int64(st.Bsize) //nolint:unconvert // field types differ by platform
 	if need+headroom > free {
 		if headroom > 0 {
 			return fmt.Errorf("%w: %s has %d bytes free; the model needs %d more and %d must stay free", ErrNoSpace, dir, free, need, headroom)

@@ -152,6 +152,9 @@ func distribute(t *testing.T, inferdBin, prefix string, o runOptions) distributi
 	m.Spec.SizeBytes = ptr.To(int64(len(data)))
 	r := rollout(ns, "10%", "50%", "100%")
 	r.Name = prefix
+	// A loaded 2-core machine runs 200 stager processes here: give kwok's
+	// simulated serving pods time, since this test is not about the deadline.
+	r.Spec.Strategy.Canary.ProgressDeadlineSeconds = 180
 	r.Spec.Strategy.Canary.MinReadySeconds = ptr.To[int32](0)
 	r.Spec.Distribution.Staging = &slmopsv1alpha1.Staging{LookaheadSteps: ptr.To[int32](1), MaxConcurrentNodes: 50}
 	if o.sharing {

@@ -115,6 +115,9 @@ func TestStagingFailureFailsTheRollout(t *testing.T) {
 	r := rollout(ns, "10%", "100%")
 	r.Name = prefix
 	r.Spec.NodeSelector.MatchLabels[localcluster.ZoneLabel] = site
+	// A loaded 2-core machine runs 200 stager processes here: give kwok's
+	// simulated serving pods time, since this test is not about the deadline.
+	r.Spec.Strategy.Canary.ProgressDeadlineSeconds = 180
 	r.Spec.Strategy.Canary.MinReadySeconds = ptr.To[int32](0)
 	r.Spec.Distribution.Staging = &slmopsv1alpha1.Staging{LookaheadSteps: ptr.To[int32](1), MaxConcurrentNodes: 50}
 	r.Spec.Distribution.PeerSharing = &slmopsv1alpha1.PeerSharing{MaxPeers: 3}
