@@ -12,7 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/slmops/slmops/controllers/edgerollout"
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	"github.com/slmops/slmops/inferd/config"
 )
 
@@ -31,9 +31,9 @@ func TestTheCachePinsFollowTheRollout(t *testing.T) {
 	digest := func(i int) string { return fmt.Sprintf("sha256:%064x", i) }
 	pins := func(g Gomega) []string {
 		var cm corev1.ConfigMap
-		g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: edgerollout.CacheConfigMapName("kiosks")}, &cm)).To(Succeed())
+		g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: slmopsv1alpha1.CacheConfigMapName("kiosks")}, &cm)).To(Succeed())
 		g.Expect(metav1.IsControlledBy(&cm, r)).To(BeTrue())
-		g.Expect(cm.Labels).To(HaveKeyWithValue(edgerollout.ManagedByLabel, edgerollout.ManagedByValue))
+		g.Expect(cm.Labels).To(HaveKeyWithValue(slmopsv1alpha1.ManagedByLabel, slmopsv1alpha1.ManagedByValue))
 		var p config.Pins
 		g.Expect(json.Unmarshal([]byte(cm.Data[config.PinsKey]), &p)).To(Succeed())
 		return p.Digests

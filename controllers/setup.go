@@ -16,6 +16,7 @@ import (
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	"github.com/slmops/slmops/controllers/edgerollout"
+	"github.com/slmops/slmops/controllers/index"
 	"github.com/slmops/slmops/controllers/slmmodel"
 )
 
@@ -31,7 +32,7 @@ import (
 // parts no decision reads (container image lists, managed fields), which is
 // most of a Node's size on a fleet of thousands.
 func CacheOptions() cache.Options {
-	managed := labels.SelectorFromSet(labels.Set{edgerollout.ManagedByLabel: edgerollout.ManagedByValue})
+	managed := labels.SelectorFromSet(labels.Set{slmopsv1alpha1.ManagedByLabel: slmopsv1alpha1.ManagedByValue})
 	return cache.Options{
 		DefaultTransform: cache.TransformStripManagedFields(),
 		ByObject: map[client.Object]cache.ByObject{
@@ -56,8 +57,7 @@ func slimNode(o any) (any, error) {
 
 // SetupWithManager registers every slmops controller with mgr.
 func SetupWithManager(mgr ctrl.Manager, defaults edgerollout.Defaults) error {
-	if err := mgr.GetFieldIndexer().IndexField(context.Background(), &slmopsv1alpha1.EdgeRollout{},
-		slmmodel.ModelRefIndex, slmmodel.IndexModelRef); err != nil {
+	if err := index.Register(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
 	if err := (&edgerollout.Reconciler{

@@ -170,8 +170,8 @@ func TestRolloutDaemonSetIsSecureAndOwned(t *testing.T) {
 		g.Expect(env.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
 		g.Expect(list.Items).To(HaveLen(2))
 		for _, d := range list.Items {
-			switch d.Labels[edgerollout.VariantLabel] {
-			case edgerollout.DefaultVariant:
+			switch d.Labels[slmopsv1alpha1.VariantLabel] {
+			case slmopsv1alpha1.DefaultVariant:
 				ds = d
 			case "amd64":
 				variant = d
@@ -201,12 +201,12 @@ func TestRolloutDaemonSetIsSecureAndOwned(t *testing.T) {
 	rev := r.Status.CanaryRevision
 	g.Expect(metav1.IsControlledBy(&ds, r)).To(BeTrue())
 	g.Expect(ds.Labels).To(And(
-		HaveKeyWithValue(edgerollout.ManagedByLabel, edgerollout.ManagedByValue),
-		HaveKeyWithValue(edgerollout.RolloutLabel, "stores"),
-		HaveKeyWithValue(edgerollout.RevisionLabel, rev),
+		HaveKeyWithValue(slmopsv1alpha1.ManagedByLabel, slmopsv1alpha1.ManagedByValue),
+		HaveKeyWithValue(slmopsv1alpha1.RolloutLabel, "stores"),
+		HaveKeyWithValue(slmopsv1alpha1.RevisionLabel, rev),
 	))
 	pod := ds.Spec.Template.Spec
-	g.Expect(pod.NodeSelector).To(Equal(map[string]string{edgerollout.CohortLabel(ns, "stores"): rev}))
+	g.Expect(pod.NodeSelector).To(Equal(map[string]string{slmopsv1alpha1.CohortLabel(ns, "stores"): rev}))
 	g.Expect(*pod.SecurityContext.RunAsNonRoot).To(BeTrue())
 	g.Expect(pod.SecurityContext.SeccompProfile.Type).To(Equal(corev1.SeccompProfileTypeRuntimeDefault))
 	g.Expect(*pod.AutomountServiceAccountToken).To(BeFalse())
@@ -232,7 +232,7 @@ func TestRolloutDaemonSetIsSecureAndOwned(t *testing.T) {
 	// Step 1 (10% of 3 nodes, rounded up) labels one node with the revision.
 	g.Eventually(func() int {
 		var nodes corev1.NodeList
-		_ = env.Client.List(ctx, &nodes, client.MatchingLabels{edgerollout.CohortLabel(ns, "stores"): rev})
+		_ = env.Client.List(ctx, &nodes, client.MatchingLabels{slmopsv1alpha1.CohortLabel(ns, "stores"): rev})
 		return len(nodes.Items)
 	}).WithTimeout(20 * time.Second).Should(Equal(1))
 
@@ -240,7 +240,7 @@ func TestRolloutDaemonSetIsSecureAndOwned(t *testing.T) {
 	g.Expect(env.Client.Delete(ctx, r)).To(Succeed())
 	g.Eventually(func() int {
 		var nodes corev1.NodeList
-		_ = env.Client.List(ctx, &nodes, client.HasLabels{edgerollout.CohortLabel(ns, "stores")})
+		_ = env.Client.List(ctx, &nodes, client.HasLabels{slmopsv1alpha1.CohortLabel(ns, "stores")})
 		return len(nodes.Items)
 	}).WithTimeout(20 * time.Second).Should(Equal(0))
 }

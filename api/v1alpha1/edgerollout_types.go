@@ -292,21 +292,6 @@ const (
 	RollbackManual RollbackPolicy = "Manual"
 )
 
-// Annotations that act on a rollout once per new value, so that they work from
-// kubectl (kubectl annotate --overwrite, or the kubectl-slm plugin) and from Git
-// alike. The operator records the last value it acted on in status.actions and
-// never removes the annotation, so a GitOps tool sees no drift.
-const (
-	// PromoteAnnotation promotes the current step now, skipping its pause and analysis.
-	PromoteAnnotation = "slmops.dev/promote"
-	// PromoteFullAnnotation promotes the canary to every target node at once.
-	PromoteFullAnnotation = "slmops.dev/promote-full"
-	// AbortAnnotation moves the cohort back to the stable revision and stops.
-	AbortAnnotation = "slmops.dev/abort"
-	// RetryAnnotation starts an aborted, rolled-back or degraded canary again at step 0.
-	RetryAnnotation = "slmops.dev/retry"
-)
-
 // EdgeRolloutSpec says which model goes to which edge nodes, and how.
 // +kubebuilder:validation:XValidation:rule="!has(self.distribution) || !has(self.distribution.peerSharing) || has(self.distribution.peerSharing.topologyKey) || (has(self.strategy) && has(self.strategy.canary) && has(self.strategy.canary.topologyKey))",message="distribution.peerSharing needs a topologyKey (its own or strategy.canary.topologyKey) to tell the sites apart"
 // +kubebuilder:validation:XValidation:rule="!has(self.strategy) || !has(self.strategy.canary) || !has(self.strategy.canary.topologyOrder) || self.strategy.canary.topologyOrder != 'SiteBySite' || has(self.strategy.canary.topologyKey)",message="strategy.canary.topologyOrder SiteBySite needs strategy.canary.topologyKey"
@@ -509,27 +494,6 @@ const (
 	PhaseRolledBack RolloutPhase = "RolledBack"
 	// PhaseAborted: aborted by hand; the cohort is back on the stable revision.
 	PhaseAborted RolloutPhase = "Aborted"
-)
-
-// Condition types of an EdgeRollout. Ready, Reconciling and Stalled follow
-// kstatus, so that Flux, Argo CD and kubectl wait read health without plugins:
-// Completed is Ready=True; Progressing and Paused are Reconciling=True;
-// RolledBack, Degraded and Aborted are Stalled=True.
-const (
-	// ConditionReady is True when the rollout is Completed.
-	ConditionReady = "Ready"
-	// ConditionProgressing is True while the canary grows.
-	ConditionProgressing = "Progressing"
-	// ConditionDegraded is True when canary nodes failed beyond maxFailedNodes.
-	ConditionDegraded = "Degraded"
-	// ConditionPaused is True while the rollout is held.
-	ConditionPaused = "Paused"
-	// ConditionReconciling is kstatus's "in progress" condition.
-	ConditionReconciling = "Reconciling"
-	// ConditionStalled is kstatus's "failed" condition.
-	ConditionStalled = "Stalled"
-	// ConditionResolved is True on an SLMModel whose artifacts are resolved.
-	ConditionResolved = "Resolved"
 )
 
 // FailingNode is a target node whose inferd pod of the canary revision is not healthy.

@@ -16,7 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
-	"github.com/slmops/slmops/controllers/edgerollout"
 	"github.com/slmops/slmops/test/testenv"
 )
 
@@ -93,7 +92,7 @@ func fleet(t *testing.T, ns string) *slmopsv1alpha1.EdgeRollout {
 	if err := c.Create(ctx, r); err != nil {
 		t.Fatal(err)
 	}
-	cohort := edgerollout.CohortLabel(ns, r.Name)
+	cohort := slmopsv1alpha1.CohortLabel(ns, r.Name)
 	for i := range 8 {
 		name := fmt.Sprintf("%s-node-%d", ns, i)
 		site := "site-a"
@@ -115,7 +114,7 @@ func fleet(t *testing.T, ns string) *slmopsv1alpha1.EdgeRollout {
 		}
 		p := &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("inferd-%d", i), Namespace: ns, Labels: map[string]string{
-				edgerollout.RolloutLabel: r.Name, edgerollout.RevisionLabel: rev,
+				slmopsv1alpha1.RolloutLabel: r.Name, slmopsv1alpha1.RevisionLabel: rev,
 			}},
 			Spec: corev1.PodSpec{NodeName: name, Containers: []corev1.Container{{Name: "inferd", Image: "inferd"}}},
 		}

@@ -16,7 +16,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
-	"github.com/slmops/slmops/controllers/edgerollout"
 )
 
 // defaultTopologyKey groups nodes into sites when the rollout names no key.
@@ -124,7 +123,7 @@ func (c *cli) view(ctx context.Context, name string) (*statusView, error) {
 		return nil, fmt.Errorf("list nodes: %w", err)
 	}
 	var pods corev1.PodList
-	if err := c.client.List(ctx, &pods, client.InNamespace(r.Namespace), client.MatchingLabels{edgerollout.RolloutLabel: r.Name}); err != nil {
+	if err := c.client.List(ctx, &pods, client.InNamespace(r.Namespace), client.MatchingLabels{slmopsv1alpha1.RolloutLabel: r.Name}); err != nil {
 		return nil, fmt.Errorf("list pods: %w", err)
 	}
 	ready := map[string]bool{}
@@ -137,7 +136,7 @@ func (c *cli) view(ctx context.Context, name string) (*statusView, error) {
 	for _, f := range r.Status.FailingNodes {
 		failing[f.Node] = true
 	}
-	cohort := edgerollout.CohortLabel(r.Namespace, r.Name)
+	cohort := slmopsv1alpha1.CohortLabel(r.Namespace, r.Name)
 	bySite := map[string]*site{}
 	for _, n := range nodes.Items {
 		name := n.Labels[v.key]
@@ -190,7 +189,7 @@ func (v *statusView) render(w io.Writer, now time.Time) {
 
 	phase := string(st.Phase)
 	if phase == "" {
-		phase = "Pending"
+		phase = string(slmopsv1alpha1.PhasePending)
 	}
 	if r.Spec.Paused {
 		phase += " (spec.paused)"

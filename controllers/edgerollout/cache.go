@@ -32,18 +32,7 @@ import (
 const (
 	cacheVolume    = "cache-pins"
 	cacheMountPath = "/etc/slmops/cache"
-	// modelDigestAnnotation on a DaemonSet is the digest of the artifact its
-	// pods run.
-	modelDigestAnnotation = "slmops.dev/model-digest"
 )
-
-// CacheConfigMapName is the ConfigMap of a rollout's cache pins.
-func CacheConfigMapName(rollout string) string {
-	if len(rollout) > 240 {
-		rollout = rollout[:240]
-	}
-	return rollout + "-cache"
-}
 
 // cacheConfig is how the pods of r share the node cache: their rollout's
 // pins file and name, and the operator's bound on unpinned files.
@@ -59,7 +48,7 @@ func cacheConfig(r *slmopsv1alpha1.EdgeRollout, d Defaults) config.Cache {
 // starts before the operator wrote them (inferd then evicts nothing).
 func addCacheVolume(r *slmopsv1alpha1.EdgeRollout, spec *corev1.PodSpec) {
 	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: cacheVolume, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-		LocalObjectReference: corev1.LocalObjectReference{Name: CacheConfigMapName(r.Name)}, Optional: ptr.To(true),
+		LocalObjectReference: corev1.LocalObjectReference{Name: slmopsv1alpha1.CacheConfigMapName(r.Name)}, Optional: ptr.To(true),
 	}}})
 	c := &spec.Containers[0]
 	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: cacheVolume, MountPath: cacheMountPath, ReadOnly: true})
@@ -84,7 +73,7 @@ func cachePins(st *slmopsv1alpha1.EdgeRolloutStatus, arts []artifact, daemonSets
 		set[a.Digest] = true
 	}
 	for _, ds := range daemonSets {
-		if revs[ds.Labels[RevisionLabel]] {
+		if revs[ds.Labels[slmopsv1alpha1.RevisionLabel]] {
 			if d := daemonSetDigest(ds); d != "" {
 				set[d] = true
 			}
@@ -106,7 +95,7 @@ func cachePins(st *slmopsv1alpha1.EdgeRolloutStatus, arts []artifact, daemonSets
 // daemonSetDigest is the digest of the artifact a DaemonSet runs: its
 // annotation, or the model digest of its inferd config.
 func daemonSetDigest(ds *appsv1.DaemonSet) string {
-	if d := ds.Annotations[modelDigestAnnotation]; d != "" {
+	if d := ds.Annotations[slmopsv1alpha1.ModelDigestAnnotation]; d != "" {
 		return d
 	}
 	for _, c := range ds.Spec.Template.Spec.Containers {
@@ -131,7 +120,7 @@ func (r *Reconciler) reconcileCache(ctx context.Context, ro *slmopsv1alpha1.Edge
 	if err != nil {
 		return err
 	}
-	name := types.NamespacedName{Namespace: ro.Namespace, Name: CacheConfigMapName(ro.Name)}
+	name := types.NamespacedName{Namespace: ro.Namespace, Name: slmopsv1alpha1.CacheConfigMapName(ro.Name)}
 	var cm corev1.ConfigMap
 	err = r.Get(ctx, name, &cm)
 	if client.IgnoreNotFound(err) != nil {
@@ -153,7 +142,8 @@ func (r *Reconciler) reconcileCache(ctx context.Context, ro *slmopsv1alpha1.Edge
 	}
 	cm = corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: name.Name, Namespace: name.Namespace, Labels: map[string]string{
-			ManagedByLabel: ManagedByValue, RolloutLabel: ro.Name, "app.kubernetes.io/component": "model-cache-pins",
+			slmopsv1alpha1.ManagedByLabel: slmopsv1alpha1.ManagedByValue, slmopsv1alpha1.RolloutLabel: ro.Name,
+			slmopsv1alpha1.ComponentLabel: slmopsv1alpha1.ComponentModelCachePins,
 		}},
 		Data: map[string]string{config.PinsKey: string(data)},
 	}

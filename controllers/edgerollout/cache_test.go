@@ -141,10 +141,10 @@ func TestTheCacheConfigMapIsOwnedAndFollowsTheStatus(t *testing.T) {
 	pins := func() []string {
 		t.Helper()
 		var cm corev1.ConfigMap
-		if err := rec.Get(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: CacheConfigMapName(ro.Name)}, &cm); err != nil {
+		if err := rec.Get(ctx, client.ObjectKey{Namespace: ro.Namespace, Name: slmopsv1alpha1.CacheConfigMapName(ro.Name)}, &cm); err != nil {
 			t.Fatal(err)
 		}
-		if !metav1.IsControlledBy(&cm, ro) || cm.Labels[ManagedByLabel] != ManagedByValue || cm.Labels[RolloutLabel] != ro.Name {
+		if !metav1.IsControlledBy(&cm, ro) || cm.Labels[slmopsv1alpha1.ManagedByLabel] != slmopsv1alpha1.ManagedByValue || cm.Labels[slmopsv1alpha1.RolloutLabel] != ro.Name {
 			t.Errorf("ConfigMap %s: owners %v, labels %v; want owned by the rollout, with the managed-by and rollout labels", cm.Name, cm.OwnerReferences, cm.Labels)
 		}
 		var p config.Pins
@@ -204,7 +204,7 @@ func TestTheTemplateDoesNotChangeWithTheStableRevision(t *testing.T) {
 	if diff := cmp.Diff(serving.Spec.Template, servingAfter.Spec.Template); diff != "" {
 		t.Errorf("the serving template changed with the stable revision (-before +after):\n%s", diff)
 	}
-	if diff := cmp.Diff(stager.Spec.Template, stagerAfter.Spec.Template); diff != "" || stager.Annotations[stageConfigAnnotation] != stagerAfter.Annotations[stageConfigAnnotation] {
+	if diff := cmp.Diff(stager.Spec.Template, stagerAfter.Spec.Template); diff != "" || stager.Annotations[slmopsv1alpha1.StageConfigAnnotation] != stagerAfter.Annotations[slmopsv1alpha1.StageConfigAnnotation] {
 		t.Errorf("the stager template changed with the stable revision (-before +after):\n%s", diff)
 	}
 
@@ -224,7 +224,7 @@ func TestTheTemplateDoesNotChangeWithTheStableRevision(t *testing.T) {
 		}
 		mounted := false
 		for _, v := range spec.Volumes {
-			if v.Name == cacheVolume && v.ConfigMap != nil && v.ConfigMap.Name == CacheConfigMapName(r.Name) && ptr.Deref(v.ConfigMap.Optional, false) {
+			if v.Name == cacheVolume && v.ConfigMap != nil && v.ConfigMap.Name == slmopsv1alpha1.CacheConfigMapName(r.Name) && ptr.Deref(v.ConfigMap.Optional, false) {
 				mounted = true
 			}
 		}

@@ -1,12 +1,3 @@
-// Package edgerollout reconciles EdgeRollouts into one DaemonSet per revision
-// and a per-rollout cohort label on the target nodes, and promotes the canary
-// revision step by step while its inferd pods are Ready, or rolls it back.
-//
-// The controller follows observe, decide, act: Reconcile reads the rollout,
-// its model, the nodes, its DaemonSets and their Pods from the cache;
-// computePlan (plan.go) decides, purely; Reconcile then writes what the plan
-// says. All state lives in the cluster (status, node labels, DaemonSets), so a
-// restarted operator resumes where the last one stopped.
 package edgerollout
 
 import (
@@ -39,13 +30,10 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
-	"github.com/slmops/slmops/controllers/slmmodel"
+	"github.com/slmops/slmops/controllers/index"
 )
 
 const (
-	// finalizer removes the rollout's cohort label from the nodes before the
-	// rollout goes; its DaemonSets go by owner reference.
-	finalizer = "slmops.dev/node-labels"
 	// nodePatchConcurrency bounds concurrent node label patches.
 	nodePatchConcurrency = 16
 	// resync re-reads a moving rollout at least this often, in case a watch
@@ -156,7 +144,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 }
 
 func rolloutOfLabels(_ context.Context, o client.Object) []reconcile.Request {
-	name := o.GetLabels()[RolloutLabel]
+	name := o.GetLabels()[slmopsv1alpha1.RolloutLabel]
 	if name == "" {
 		return nil
 	}
@@ -179,7 +167,7 @@ func (r *Reconciler) rolloutsOfNode(ctx context.Context, _ client.Object) []reco
 
 func (r *Reconciler) rolloutsOfModel(ctx context.Context, o client.Object) []reconcile.Request {
 	var list slmopsv1alpha1.EdgeRolloutList
-	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{slmmodel.ModelRefIndex: o.GetName()}); err != nil {
+	if err := r.List(ctx, &list, client.InNamespace(o.GetNamespace()), client.MatchingFields{index.ModelRef: o.GetName()}); err != nil {
 		return nil
 	}
 	out := make([]reconcile.Request, 0, len(list.Items))
@@ -220,17 +208,17 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	labelKey := CohortLabel(ro.Namespace, ro.Name)
+	labelKey := slmopsv1alpha1.CohortLabel(ro.Namespace, ro.Name)
 
 	if !ro.DeletionTimestamp.IsZero() {
 		if err := r.removeCohortLabel(ctx, labelKey); err != nil {
 			return ctrl.Result{}, err
 		}
-		if err := r.removeCohortLabel(ctx, StageLabel(ro.Namespace, ro.Name)); err != nil {
+		if err := r.removeCohortLabel(ctx, slmopsv1alpha1.StageLabel(ro.Namespace, ro.Name)); err != nil {
 			return ctrl.Result{}, err
 		}
 		base := ro.DeepCopy()
-		if controllerutil.RemoveFinalizer(&ro, finalizer) {
+		if controllerutil.RemoveFinalizer(&ro, slmopsv1alpha1.NodeLabelsFinalizer) {
 			if err := r.Patch(ctx, &ro, finalizerPatch(base)); err != nil {
 				return ctrl.Result{}, client.IgnoreNotFound(err)
 			}
@@ -241,7 +229,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, nil
 	}
 	base := ro.DeepCopy()
-	if controllerutil.AddFinalizer(&ro, finalizer) {
+	if controllerutil.AddFinalizer(&ro, slmopsv1alpha1.NodeLabelsFinalizer) {
 		if err := r.Patch(ctx, &ro, finalizerPatch(base)); err != nil {
 			return ctrl.Result{}, err
 		}
@@ -255,7 +243,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		// Waits on the SLMModel watch, not on a retry.
 		return ctrl.Result{}, r.writeStatus(ctx, &ro, func(st *slmopsv1alpha1.EdgeRolloutStatus) {
-			setPhase(st, ro.Generation, slmopsv1alpha1.PhasePending, "ModelNotFound",
+			setPhase(st, ro.Generation, slmopsv1alpha1.PhasePending, slmopsv1alpha1.ReasonModelNotFound,
 				fmt.Sprintf("SLMModel %s/%s does not exist", ro.Namespace, ro.Spec.ModelRef.Name), metav1.NewTime(r.Now()))
 		})
 	}
@@ -298,7 +286,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	var problems []error
 	byName, haveRevision := map[string]bool{}, map[string]bool{}
 	for _, ds := range daemonSets {
-		byName[ds.Name], haveRevision[ds.Labels[RevisionLabel]] = true, true
+		byName[ds.Name], haveRevision[ds.Labels[slmopsv1alpha1.RevisionLabel]] = true, true
 	}
 	for _, rev := range p.Revisions {
 		if rev != in.Revision {
@@ -343,7 +331,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		keep[rev] = true
 	}
 	for _, ds := range daemonSets {
-		rev := ds.Labels[RevisionLabel]
+		rev := ds.Labels[slmopsv1alpha1.RevisionLabel]
 		if keep[rev] {
 			continue
 		}
@@ -377,6 +365,13 @@ type observation struct {
 
 // observe reads what the plan needs from the cache.
 func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout, model *slmopsv1alpha1.SLMModel, arts []artifact, labelKey string) (*observation, error) {
+	// The specs as the schema defaults them, so that an object that did not
+	// pass through the schema is read as one that did, and no code after
+	// this point needs a fallback of its own. In memory only: the operator
+	// never writes a spec (the finalizer patch was taken before, and a
+	// status update ignores the spec).
+	slmopsv1alpha1.DefaultEdgeRolloutSpec(&ro.Spec)
+	slmopsv1alpha1.DefaultSLMModelSpec(&model.Spec)
 	in := planInput{
 		Generation: ro.Generation, Spec: ro.Spec, Annotations: ro.Annotations, Status: ro.Status,
 		Revision: computeRevision(ro, model, r.Defaults), Digest: model.Spec.Digest, Now: r.Now(),
@@ -389,14 +384,14 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 	}
 
 	var dsList appsv1.DaemonSetList
-	if err := r.List(ctx, &dsList, client.InNamespace(ro.Namespace), client.MatchingLabels{RolloutLabel: ro.Name}); err != nil {
+	if err := r.List(ctx, &dsList, client.InNamespace(ro.Namespace), client.MatchingLabels{slmopsv1alpha1.RolloutLabel: ro.Name}); err != nil {
 		return nil, err
 	}
 	for i := range dsList.Items {
 		ds := &dsList.Items[i]
 		switch {
 		case !metav1.IsControlledBy(ds, ro):
-		case ds.Labels[StageRevisionLabel] != "":
+		case ds.Labels[slmopsv1alpha1.StageRevisionLabel] != "":
 			obs.stagers = append(obs.stagers, ds)
 		default:
 			obs.daemonSets = append(obs.daemonSets, ds)
@@ -404,7 +399,7 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 	}
 
 	var pods corev1.PodList
-	if err := r.List(ctx, &pods, client.InNamespace(ro.Namespace), client.MatchingLabels{RolloutLabel: ro.Name}); err != nil {
+	if err := r.List(ctx, &pods, client.InNamespace(ro.Namespace), client.MatchingLabels{slmopsv1alpha1.RolloutLabel: ro.Name}); err != nil {
 		return nil, err
 	}
 	type key struct{ rev, node string }
@@ -415,11 +410,11 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 		if p.Spec.NodeName == "" || !p.DeletionTimestamp.IsZero() {
 			continue
 		}
-		if rev := p.Labels[StageRevisionLabel]; rev != "" {
+		if rev := p.Labels[slmopsv1alpha1.StageRevisionLabel]; rev != "" {
 			stagerOf[key{rev, p.Spec.NodeName}] = p
 			continue
 		}
-		podOf[key{p.Labels[RevisionLabel], p.Spec.NodeName}] = p
+		podOf[key{p.Labels[slmopsv1alpha1.RevisionLabel], p.Spec.NodeName}] = p
 	}
 
 	var nodes corev1.NodeList
@@ -431,14 +426,14 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 	if ps := ro.Spec.Distribution.PeerSharing; ps != nil && ps.TopologyKey != "" {
 		peerKey = ps.TopologyKey
 	}
-	stageKey := StageLabel(ro.Namespace, ro.Name)
+	stageKey := slmopsv1alpha1.StageLabel(ro.Namespace, ro.Name)
 	variantOf := variantMatcher(model)
 	sizeOf := map[string]int64{}
 	for _, a := range arts {
 		sizeOf[a.Name] = ptr.Deref(a.SizeBytes, 0)
 	}
 	fit := ro.Spec.Distribution.Fit
-	memHeadroom, diskHeadroom := quantityOr(fit.MemoryHeadroom, "256Mi"), quantityOr(fit.DiskHeadroom, "512Mi")
+	memHeadroom, diskHeadroom := bytesOf(fit.MemoryHeadroom), bytesOf(fit.DiskHeadroom)
 	key0 := client.ObjectKeyFromObject(ro)
 	for i := range nodes.Items {
 		n := &nodes.Items[i]
@@ -515,7 +510,7 @@ func observePod(p *corev1.Pod) podState {
 		}
 	}
 	if ps.Failure == "" && p.Status.Phase == corev1.PodFailed {
-		ps.Failure, ps.Message = "PodFailed", p.Status.Message
+		ps.Failure, ps.Message = slmopsv1alpha1.FailingPodFailed, p.Status.Message
 	}
 	return ps
 }

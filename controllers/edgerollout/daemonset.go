@@ -19,37 +19,12 @@ import (
 	"github.com/slmops/slmops/inferd/config"
 )
 
-// Labels on everything the operator creates.
 const (
-	// ManagedByLabel and its value mark the operator's objects; the manager's
-	// cache watches only Pods and DaemonSets that carry it.
-	ManagedByLabel = "app.kubernetes.io/managed-by"
-	ManagedByValue = "slmops"
-	// RolloutLabel names the EdgeRollout an object belongs to.
-	RolloutLabel = "slmops.dev/rollout"
-	// RevisionLabel names the revision a DaemonSet or Pod runs.
-	RevisionLabel = "slmops.dev/revision"
-	// cohortLabelPrefix prefixes the node label that assigns a node to a
-	// revision of one rollout.
-	cohortLabelPrefix = "cohort.slmops.dev/"
 	// containerName is the inferd container.
 	containerName = "inferd"
 	// nonRootUID is distroless's "nonroot" user.
 	nonRootUID = 65532
 )
-
-// CohortLabel is the node label whose value is the revision of rollout that
-// the node runs: "<namespace>.<name>" under cohort.slmops.dev/, or a hash when
-// that is longer than a label name may be.
-func CohortLabel(namespace, name string) string {
-	n := namespace + "." + name
-	if len(n) > 63 {
-		sum := sha256.Sum256([]byte(namespace + "/" + name))
-		n = n[:46] + "-" + hex.EncodeToString(sum[:])[:16]
-		n = strings.Trim(n, ".-")
-	}
-	return cohortLabelPrefix + n
-}
 
 // Defaults are the operator's settings for what rollouts leave unset, from
 // the manager's flags (and so from the Helm chart's values).
@@ -165,7 +140,7 @@ type invalidConfigError struct {
 }
 
 func (e *invalidConfigError) Error() string {
-	if e.artifact == DefaultVariant {
+	if e.artifact == slmopsv1alpha1.DefaultVariant {
 		return e.err.Error()
 	}
 	return fmt.Sprintf("variant %s: %v", e.artifact, e.err)
@@ -220,13 +195,13 @@ func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, r
 	t := d.template(r)
 	cacheDir := d.withFallbacks().ModelCacheDir
 	labels := map[string]string{
-		"app.kubernetes.io/name":      "inferd",
-		"app.kubernetes.io/instance":  r.Name,
-		"app.kubernetes.io/component": "model-server",
-		ManagedByLabel:                ManagedByValue,
-		RolloutLabel:                  r.Name,
-		RevisionLabel:                 revision,
-		VariantLabel:                  a.Name,
+		slmopsv1alpha1.NameLabel:      slmopsv1alpha1.NameInferd,
+		slmopsv1alpha1.InstanceLabel:  r.Name,
+		slmopsv1alpha1.ComponentLabel: slmopsv1alpha1.ComponentModelServer,
+		slmopsv1alpha1.ManagedByLabel: slmopsv1alpha1.ManagedByValue,
+		slmopsv1alpha1.RolloutLabel:   r.Name,
+		slmopsv1alpha1.RevisionLabel:  revision,
+		slmopsv1alpha1.VariantLabel:   a.Name,
 	}
 	env := []corev1.EnvVar{
 		{Name: config.EnvConfig, Value: encoded},
@@ -234,7 +209,7 @@ func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, r
 	}
 	if h := a.Source.HTTP; h != nil && h.SecretRef != nil {
 		env = append(env, corev1.EnvVar{Name: config.EnvAuthorization, ValueFrom: &corev1.EnvVarSource{
-			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: h.SecretRef.Name}, Key: "authorization"},
+			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: h.SecretRef.Name}, Key: slmopsv1alpha1.HTTPAuthorizationKey},
 		}})
 	}
 	if o := a.Source.OCI; o != nil && o.PullSecretRef != nil {
@@ -266,17 +241,17 @@ func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, r
 	ds := &appsv1.DaemonSet{
 		ObjectMeta: metav1.ObjectMeta{
 			Name: artifactDaemonSetName(r.Name, revision, a.Name), Namespace: r.Namespace, Labels: labels,
-			Annotations: map[string]string{modelDigestAnnotation: a.Digest},
+			Annotations: map[string]string{slmopsv1alpha1.ModelDigestAnnotation: a.Digest},
 		},
 		Spec: appsv1.DaemonSetSpec{
-			Selector:             &metav1.LabelSelector{MatchLabels: map[string]string{RolloutLabel: r.Name, RevisionLabel: revision}},
+			Selector:             &metav1.LabelSelector{MatchLabels: map[string]string{slmopsv1alpha1.RolloutLabel: r.Name, slmopsv1alpha1.RevisionLabel: revision}},
 			MinReadySeconds:      ptr.Deref(r.Spec.Strategy.Canary.MinReadySeconds, 0),
 			RevisionHistoryLimit: ptr.To[int32](1),
 			UpdateStrategy:       appsv1.DaemonSetUpdateStrategy{Type: appsv1.OnDeleteDaemonSetStrategyType},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
-					NodeSelector:                  map[string]string{CohortLabel(r.Namespace, r.Name): revision},
+					NodeSelector:                  map[string]string{slmopsv1alpha1.CohortLabel(r.Namespace, r.Name): revision},
 					Affinity:                      affinity(a),
 					Tolerations:                   r.Spec.Tolerations,
 					PriorityClassName:             t.PriorityClassName,
@@ -343,7 +318,7 @@ func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, r
 // pod starts before the operator wrote it.
 func addPeersVolume(r *slmopsv1alpha1.EdgeRollout, spec *corev1.PodSpec) {
 	spec.Volumes = append(spec.Volumes, corev1.Volume{Name: peersVolume, VolumeSource: corev1.VolumeSource{ConfigMap: &corev1.ConfigMapVolumeSource{
-		LocalObjectReference: corev1.LocalObjectReference{Name: PeersConfigMapName(r.Name)}, Optional: ptr.To(true),
+		LocalObjectReference: corev1.LocalObjectReference{Name: slmopsv1alpha1.PeersConfigMapName(r.Name)}, Optional: ptr.To(true),
 	}}})
 	c := &spec.Containers[0]
 	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: peersVolume, MountPath: peersMountPath, ReadOnly: true})
@@ -371,28 +346,28 @@ func buildStageDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMMod
 	if q := dist.Staging.MaxBytesPerSecond; q != nil {
 		cfg.Download.BytesPerSecond = max(q.Value()/int64(max(dist.Staging.MaxConcurrentNodes, 1)), 1024)
 	}
-	cfg.Download.DiskHeadroomBytes = quantityOr(dist.Fit.DiskHeadroom, "512Mi")
+	cfg.Download.DiskHeadroomBytes = bytesOf(dist.Fit.DiskHeadroom)
 	encoded, err := encodeValid(cfg, a)
 	if err != nil {
 		return nil, err
 	}
 
 	labels := map[string]string{
-		"app.kubernetes.io/name":      "inferd",
-		"app.kubernetes.io/instance":  r.Name,
-		"app.kubernetes.io/component": "model-stager",
-		ManagedByLabel:                ManagedByValue,
-		RolloutLabel:                  r.Name,
-		StageRevisionLabel:            revision,
-		VariantLabel:                  a.Name,
+		slmopsv1alpha1.NameLabel:          slmopsv1alpha1.NameInferd,
+		slmopsv1alpha1.InstanceLabel:      r.Name,
+		slmopsv1alpha1.ComponentLabel:     slmopsv1alpha1.ComponentModelStager,
+		slmopsv1alpha1.ManagedByLabel:     slmopsv1alpha1.ManagedByValue,
+		slmopsv1alpha1.RolloutLabel:       r.Name,
+		slmopsv1alpha1.StageRevisionLabel: revision,
+		slmopsv1alpha1.VariantLabel:       a.Name,
 	}
 	ds.Name = stageDaemonSetName(r.Name, revision, a.Name)
 	ds.Labels = labels
-	ds.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{RolloutLabel: r.Name, StageRevisionLabel: revision, VariantLabel: a.Name}}
+	ds.Spec.Selector = &metav1.LabelSelector{MatchLabels: map[string]string{slmopsv1alpha1.RolloutLabel: r.Name, slmopsv1alpha1.StageRevisionLabel: revision, slmopsv1alpha1.VariantLabel: a.Name}}
 	ds.Spec.MinReadySeconds = 0
 	pt := &ds.Spec.Template
 	pt.Labels = labels
-	pt.Spec.NodeSelector = map[string]string{StageLabel(r.Namespace, r.Name): revision}
+	pt.Spec.NodeSelector = map[string]string{slmopsv1alpha1.StageLabel(r.Namespace, r.Name): revision}
 	// A stager makes way for serving pods under memory pressure.
 	pt.Spec.PriorityClassName = ""
 	c := &pt.Spec.Containers[0]
@@ -410,16 +385,17 @@ func buildStageDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMMod
 	c.LivenessProbe = nil
 	c.ReadinessProbe.PeriodSeconds = 2
 	sum := sha256.Sum256([]byte(encoded + "/" + c.Image))
-	ds.Annotations[stageConfigAnnotation] = hex.EncodeToString(sum[:])[:16]
+	ds.Annotations[slmopsv1alpha1.StageConfigAnnotation] = hex.EncodeToString(sum[:])[:16]
 	return ds, nil
 }
 
-func quantityOr(q *resource.Quantity, def string) int64 {
-	if q != nil {
-		return q.Value()
+// bytesOf is a quantity of bytes; 0 when unset (the schema defaults the
+// headrooms, see slmopsv1alpha1.DefaultEdgeRolloutSpec).
+func bytesOf(q *resource.Quantity) int64 {
+	if q == nil {
+		return 0
 	}
-	v := resource.MustParse(def)
-	return v.Value()
+	return q.Value()
 }
 
 // errStableMissing says that a revision's DaemonSet is gone and cannot be

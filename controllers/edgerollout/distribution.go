@@ -16,7 +16,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/klog/v2"
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
@@ -38,14 +37,6 @@ import (
 // file. A stager that cannot stage exits with a reason (InsufficientDisk,
 // FetchFailed) that the plan reads from its termination message: the node is
 // excluded from the rollout, listed with that reason, and keeps its revision.
-
-// Reasons a target node is excluded. A stager's own reasons (InsufficientDisk,
-// FetchFailed, OriginRejected, ...) come from its termination message;
-// StagingFailed is a stager's failure without one.
-const (
-	ReasonInsufficientMemory = "InsufficientMemory"
-	ReasonInsufficientDisk   = config.ReasonInsufficientDisk
-)
 
 // siteKey is one site's copy of one artifact: what peers share, and what a
 // seed learns about the origin for the rest of its site.
@@ -93,7 +84,7 @@ func stageFailure(s podState) (reason, message string) {
 	if msg == "" {
 		msg = strings.TrimSpace(s.Failure + ": " + s.Message)
 	}
-	return ReasonStagingFailed, truncate(msg, 1024)
+	return slmopsv1alpha1.ReasonStagingFailed, truncate(msg, 1024)
 }
 
 func truncate(s string, n int) string {
@@ -183,9 +174,6 @@ func (d *decider) originKey(n nodeState) siteKey {
 // completing on the few that can.
 func (d *decider) tooManyExcluded() (summary string, failed bool) {
 	limit := scaled(d.in.Spec.Distribution.MaxExcludedNodes, len(d.all), false, 0)
-	if d.in.Spec.Distribution.MaxExcludedNodes == nil {
-		limit = scaled(ptr.To(intstr.FromString(defaultMaxExcludedNodes)), len(d.all), false, 0)
-	}
 	if len(d.excluded) <= limit {
 		return "", false
 	}
@@ -223,10 +211,6 @@ func (d *decider) tooManyExcluded() (summary string, failed bool) {
 		len(d.excluded), len(d.all), limit, strings.Join(parts, "; ")), true
 }
 
-// defaultMaxExcludedNodes is the schema's default of
-// distribution.maxExcludedNodes, for a spec built without the schema.
-const defaultMaxExcludedNodes = "10%"
-
 // reportExclusions sends one event when nodes are newly excluded.
 func (d *decider) reportExclusions() {
 	before := map[string]bool{}
@@ -249,7 +233,7 @@ func (d *decider) reportExclusions() {
 	if len(shown) > 3 {
 		shown = append(shown[:3:3], fmt.Sprintf("and %d more", len(fresh)-3))
 	}
-	d.event(corev1.EventTypeWarning, "NodesExcluded", "%d target nodes cannot take the model and keep their revision: %s",
+	d.event(corev1.EventTypeWarning, slmopsv1alpha1.EventReasonNodesExcluded, "%d target nodes cannot take the model and keep their revision: %s",
 		len(fresh), strings.Join(shown, ", "))
 }
 
@@ -393,7 +377,7 @@ func (d *decider) chooseStagers(rev string, want map[string]string) *metav1.Time
 	var next []nodeState
 	if canaryActive {
 		steps := canarySteps(d.canary)
-		ahead := int(st.CurrentStep) + int(ptr.Deref(staging.LookaheadSteps, 1))
+		ahead := int(st.CurrentStep) + int(ptr.Deref(staging.LookaheadSteps, 0))
 		size := stepSize(steps, min(ahead, len(steps)-1), len(d.targets))
 		for _, n := range d.ordered() {
 			if len(next) == size {
@@ -416,9 +400,6 @@ func (d *decider) chooseStagers(rev string, want map[string]string) *metav1.Time
 		d.wake(start)
 	}
 	limit := int(staging.MaxConcurrentNodes)
-	if limit <= 0 {
-		limit = 10
-	}
 	for _, n := range next {
 		if want[n.Name] == rev || n.Revision == rev {
 			continue
@@ -492,11 +473,11 @@ func fitProblem(node *corev1.Node, size, memHeadroom, diskHeadroom int64) (reaso
 		return alloc.Value(), need, !known || alloc.Value() >= need
 	}
 	if have, need, ok := check(corev1.ResourceMemory, memHeadroom); !ok {
-		return ReasonInsufficientMemory, fmt.Sprintf("allocatable memory %s is less than the model's %s plus headroom (%s in all)",
+		return slmopsv1alpha1.ExcludedInsufficientMemory, fmt.Sprintf("allocatable memory %s is less than the model's %s plus headroom (%s in all)",
 			human(have), human(size), human(need))
 	}
 	if have, need, ok := check(corev1.ResourceEphemeralStorage, diskHeadroom); !ok {
-		return ReasonInsufficientDisk, fmt.Sprintf("allocatable ephemeral storage %s is less than the model's %s plus headroom (%s in all)",
+		return slmopsv1alpha1.ExcludedInsufficientDisk, fmt.Sprintf("allocatable ephemeral storage %s is less than the model's %s plus headroom (%s in all)",
 			human(have), human(size), human(need))
 	}
 	return "", ""
@@ -516,43 +497,17 @@ func human(b int64) string {
 	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTP"[exp])
 }
 
-// Labels and names of the stagers and the peer directory.
 const (
-	// StageRevisionLabel on a stager DaemonSet and its pods names the
-	// revision whose model they stage (they carry no RevisionLabel, so no
-	// serving DaemonSet's selector takes them).
-	StageRevisionLabel = "slmops.dev/stage-revision"
-	// stageLabelPrefix prefixes the node label that asks a node to stage a
-	// revision of one rollout.
-	stageLabelPrefix = "stage.slmops.dev/"
 	// peersVolume and peersMountPath are where inferd pods find the peer
 	// directory of their rollout.
 	peersVolume    = "peers"
 	peersMountPath = "/etc/slmops/peers"
-	// stageConfigAnnotation holds a hash of a stager DaemonSet's template:
-	// a stager whose template is outdated (the download budget changed) is
-	// replaced.
-	stageConfigAnnotation = "slmops.dev/stage-config"
 )
-
-// StageLabel is the node label whose value is the revision of rollout whose
-// model the node stages.
-func StageLabel(namespace, name string) string {
-	return stageLabelPrefix + strings.TrimPrefix(CohortLabel(namespace, name), cohortLabelPrefix)
-}
-
-// PeersConfigMapName is the ConfigMap of a rollout's peer directory.
-func PeersConfigMapName(rollout string) string {
-	if len(rollout) > 240 {
-		rollout = rollout[:240]
-	}
-	return rollout + "-peers"
-}
 
 // stageDaemonSetName is the stager DaemonSet of one artifact of a revision.
 func stageDaemonSetName(rollout, revision, variant string) string {
 	suffix := "-" + revision + "-stage"
-	if variant != DefaultVariant {
+	if variant != slmopsv1alpha1.DefaultVariant {
 		suffix = "-" + revision + "-" + shortVariant(variant) + "-stage"
 	}
 	if max := 63 - len(suffix); len(rollout) > max {
@@ -578,7 +533,7 @@ func (r *Reconciler) reconcileStagers(ctx context.Context, ro *slmopsv1alpha1.Ed
 	}
 	for _, ds := range obs.stagers {
 		w := want[ds.Name]
-		if w != nil && w.Annotations[stageConfigAnnotation] == ds.Annotations[stageConfigAnnotation] {
+		if w != nil && w.Annotations[slmopsv1alpha1.StageConfigAnnotation] == ds.Annotations[slmopsv1alpha1.StageConfigAnnotation] {
 			delete(want, ds.Name)
 			continue
 		}
@@ -587,7 +542,7 @@ func (r *Reconciler) reconcileStagers(ctx context.Context, ro *slmopsv1alpha1.Ed
 		if err := r.Delete(ctx, ds, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
 			return fmt.Errorf("delete stager DaemonSet %s: %w", klog.KObj(ds), err)
 		}
-		log.Info("Deleted stager DaemonSet", "daemonSet", klog.KObj(ds), "revision", ds.Labels[StageRevisionLabel])
+		log.Info("Deleted stager DaemonSet", "daemonSet", klog.KObj(ds), "revision", ds.Labels[slmopsv1alpha1.StageRevisionLabel])
 	}
 	for _, ds := range want {
 		if err := controllerutil.SetControllerReference(ro, ds, r.Scheme()); err != nil {
@@ -604,7 +559,7 @@ func (r *Reconciler) reconcileStagers(ctx context.Context, ro *slmopsv1alpha1.Ed
 	}
 
 	key := client.ObjectKeyFromObject(ro)
-	err := r.patchLabels(ctx, StageLabel(ro.Namespace, ro.Name), p.StageLabels)
+	err := r.patchLabels(ctx, slmopsv1alpha1.StageLabel(ro.Namespace, ro.Name), p.StageLabels)
 	r.expectStage.record(key, p.StageLabels, r.Now())
 	return err
 }
@@ -613,7 +568,7 @@ func (r *Reconciler) reconcileStagers(ctx context.Context, ro *slmopsv1alpha1.Ed
 // the current revision, up to maxPeers nodes per site that hold its verified
 // file (ready stagers first, then ready serving pods), by pod address.
 func (r *Reconciler) reconcilePeers(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout, arts []artifact, obs *observation) error {
-	name := types.NamespacedName{Namespace: ro.Namespace, Name: PeersConfigMapName(ro.Name)}
+	name := types.NamespacedName{Namespace: ro.Namespace, Name: slmopsv1alpha1.PeersConfigMapName(ro.Name)}
 	var cm corev1.ConfigMap
 	err := r.Get(ctx, name, &cm)
 	if client.IgnoreNotFound(err) != nil {
@@ -643,7 +598,8 @@ func (r *Reconciler) reconcilePeers(ctx context.Context, ro *slmopsv1alpha1.Edge
 	}
 	cm = corev1.ConfigMap{
 		ObjectMeta: metav1.ObjectMeta{Name: name.Name, Namespace: name.Namespace, Labels: map[string]string{
-			ManagedByLabel: ManagedByValue, RolloutLabel: ro.Name, "app.kubernetes.io/component": "peer-directory",
+			slmopsv1alpha1.ManagedByLabel: slmopsv1alpha1.ManagedByValue, slmopsv1alpha1.RolloutLabel: ro.Name,
+			slmopsv1alpha1.ComponentLabel: slmopsv1alpha1.ComponentPeerDirectory,
 		}},
 		Data: map[string]string{config.PeerDirectoryKey: string(data)},
 	}
@@ -656,13 +612,7 @@ func (r *Reconciler) reconcilePeers(ctx context.Context, ro *slmopsv1alpha1.Edge
 // peerDirectory lists the holders of each artifact's file per site.
 func peerDirectory(ro *slmopsv1alpha1.EdgeRollout, arts []artifact, obs *observation) *config.PeerDirectory {
 	maxPeers := int(ro.Spec.Distribution.PeerSharing.MaxPeers)
-	if maxPeers <= 0 {
-		maxPeers = 3
-	}
 	port := ro.Spec.Template.Port
-	if port == 0 {
-		port = 8080
-	}
 	digestOf := map[string]string{}
 	for _, a := range arts {
 		digestOf[a.Name] = a.Digest

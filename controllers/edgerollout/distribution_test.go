@@ -42,7 +42,7 @@ func stageWith(n *nodeState, rev string, ready bool) {
 }
 
 func planOf(s slmopsv1alpha1.EdgeRolloutSpec, st slmopsv1alpha1.EdgeRolloutStatus, nodes []nodeState) rolloutPlan {
-	return computePlan(planInput{Generation: 1, Spec: s, Status: st, Revision: "new", Digest: "sha256:new", Nodes: nodes, Now: t0})
+	return planFor(planInput{Generation: 1, Spec: s, Status: st, Revision: "new", Digest: "sha256:new", Nodes: nodes, Now: t0})
 }
 
 func stageStarts(p rolloutPlan) []string {
@@ -143,7 +143,7 @@ func TestANodeThatCannotStageIsExcludedNotFailed(t *testing.T) {
 	}
 	nodes[3].Stage = podState{Exists: true, Restarts: 2, Failure: "CrashLoopBackOff",
 		Terminated: "InsufficientDisk: not enough free disk space: /var/lib/slmops/models has 1048576 bytes free"}
-	nodes[5].Unfit, nodes[5].UnfitMessage = ReasonInsufficientMemory, "allocatable memory 1.0 GiB is less than 2.2 GiB"
+	nodes[5].Unfit, nodes[5].UnfitMessage = slmopsv1alpha1.ExcludedInsufficientMemory, "allocatable memory 1.0 GiB is less than 2.2 GiB"
 	nodes[5].StageRevision, nodes[5].Stage = "", podState{}
 
 	p := planOf(s, progressing(0, time.Minute), nodes)
@@ -159,10 +159,10 @@ func TestANodeThatCannotStageIsExcludedNotFailed(t *testing.T) {
 	if ds == nil || ds.FailedNodes != 1 || ds.UnfitNodes != 1 || len(ds.ExcludedNodes) != 2 {
 		t.Fatalf("distribution %+v; want 1 failed, 1 unfit, both listed", ds)
 	}
-	if e := ds.ExcludedNodes[0]; e.Node != nodes[3].Name || e.Reason != ReasonInsufficientDisk || !strings.HasPrefix(e.Message, "not enough free disk space") {
+	if e := ds.ExcludedNodes[0]; e.Node != nodes[3].Name || e.Reason != slmopsv1alpha1.ExcludedInsufficientDisk || !strings.HasPrefix(e.Message, "not enough free disk space") {
 		t.Errorf("excluded %+v; want %s InsufficientDisk with the stager's message", e, nodes[3].Name)
 	}
-	if e := ds.ExcludedNodes[1]; e.Node != nodes[5].Name || e.Reason != ReasonInsufficientMemory {
+	if e := ds.ExcludedNodes[1]; e.Node != nodes[5].Name || e.Reason != slmopsv1alpha1.ExcludedInsufficientMemory {
 		t.Errorf("excluded %+v; want %s InsufficientMemory", e, nodes[5].Name)
 	}
 	if p.StageLabels[nodes[3].Name] != "" || p.StageLabels[nodes[5].Name] != "" {
@@ -225,7 +225,7 @@ func TestStagingWindows(t *testing.T) {
 	// Outside the windows no stager starts, and the plan wakes at the next one.
 	spec := stagingSpec(4, false, "100%")
 	spec.Distribution.Staging.Windows = s.Windows
-	p := computePlan(planInput{Generation: 1, Spec: spec, Status: progressing(0, time.Minute), Revision: "new", Nodes: withSites(fleet(10, 1, "old")), Now: day(14, 0)})
+	p := planFor(planInput{Generation: 1, Spec: spec, Status: progressing(0, time.Minute), Revision: "new", Nodes: withSites(fleet(10, 1, "old")), Now: day(14, 0)})
 	if got := stageStarts(p); len(got) != 0 {
 		t.Errorf("%d stagers start outside the windows", len(got))
 	}
@@ -246,8 +246,8 @@ func TestFitChecksAllocatableMemoryAndDisk(t *testing.T) {
 		mem, disk, want string
 	}{
 		{"4Gi", "64Gi", ""},
-		{"2Gi", "64Gi", ReasonInsufficientMemory},
-		{"4Gi", "2Gi", ReasonInsufficientDisk},
+		{"2Gi", "64Gi", slmopsv1alpha1.ExcludedInsufficientMemory},
+		{"4Gi", "2Gi", slmopsv1alpha1.ExcludedInsufficientDisk},
 		{"2304Mi", "3Gi", ""}, // exactly model + headroom
 	} {
 		reason, msg := fitProblem(node(c.mem, c.disk), model, memHeadroom, diskHeadroom)
@@ -308,7 +308,7 @@ func TestAStagerFetchesWithinTheBudgetAndServesItsSite(t *testing.T) {
 	if sel := labels.SelectorFromSet(serving.Spec.Selector.MatchLabels); sel.Matches(labels.Set(pt.Labels)) {
 		t.Error("the serving DaemonSet's selector takes the stager's pods")
 	}
-	if pt.Spec.NodeSelector[StageLabel(r.Namespace, r.Name)] != rev || len(pt.Spec.NodeSelector) != 1 {
+	if pt.Spec.NodeSelector[slmopsv1alpha1.StageLabel(r.Namespace, r.Name)] != rev || len(pt.Spec.NodeSelector) != 1 {
 		t.Errorf("node selector %v; want only the stage label = %s", pt.Spec.NodeSelector, rev)
 	}
 	c := pt.Spec.Containers[0]
@@ -329,7 +329,7 @@ func TestAStagerFetchesWithinTheBudgetAndServesItsSite(t *testing.T) {
 	}
 	mounted := false
 	for _, v := range pt.Spec.Volumes {
-		if v.ConfigMap != nil && v.ConfigMap.Name == PeersConfigMapName(r.Name) && ptr.Deref(v.ConfigMap.Optional, false) {
+		if v.ConfigMap != nil && v.ConfigMap.Name == slmopsv1alpha1.PeersConfigMapName(r.Name) && ptr.Deref(v.ConfigMap.Optional, false) {
 			mounted = true
 		}
 	}
@@ -348,7 +348,7 @@ func TestAStagerFetchesWithinTheBudgetAndServesItsSite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if again.Annotations[stageConfigAnnotation] == ds.Annotations[stageConfigAnnotation] || computeRevision(r, m, Defaults{}) != rev {
+	if again.Annotations[slmopsv1alpha1.StageConfigAnnotation] == ds.Annotations[slmopsv1alpha1.StageConfigAnnotation] || computeRevision(r, m, Defaults{}) != rev {
 		t.Error("a new download budget must change the stager's config hash and not the revision")
 	}
 }
@@ -367,9 +367,9 @@ func TestThePeerDirectoryListsReadyHoldersPerSite(t *testing.T) {
 	}
 	obs := &observation{
 		in: planInput{Nodes: []nodeState{
-			{Name: "a1", PeerSite: "a", Target: true, Variant: DefaultVariant}, {Name: "a2", PeerSite: "a", Target: true, Variant: DefaultVariant},
-			{Name: "a3", PeerSite: "a", Target: true, Variant: DefaultVariant}, {Name: "b1", PeerSite: "b", Target: true, Variant: DefaultVariant},
-			{Name: "x", Target: true, Variant: DefaultVariant},
+			{Name: "a1", PeerSite: "a", Target: true, Variant: slmopsv1alpha1.DefaultVariant}, {Name: "a2", PeerSite: "a", Target: true, Variant: slmopsv1alpha1.DefaultVariant},
+			{Name: "a3", PeerSite: "a", Target: true, Variant: slmopsv1alpha1.DefaultVariant}, {Name: "b1", PeerSite: "b", Target: true, Variant: slmopsv1alpha1.DefaultVariant},
+			{Name: "x", Target: true, Variant: slmopsv1alpha1.DefaultVariant},
 		}},
 		stagePods:   map[string]*corev1.Pod{"a2": pod("10.0.0.2", true), "a3": pod("10.0.0.3", false), "b1": pod("10.0.1.1", true)},
 		servingPods: map[string]*corev1.Pod{"a1": pod("10.0.0.11", true), "a2": pod("10.0.0.12", true), "x": pod("10.9.9.9", true)},
@@ -433,5 +433,14 @@ func TestStagingStaysWithinTheLookahead(t *testing.T) {
 	}
 	if st.Phase != slmopsv1alpha1.PhasePaused || st.Distribution.StagedNodes != 50 {
 		t.Errorf("phase %s, %d staged; want Paused at step 1 with the next step's 50 staged", st.Phase, st.Distribution.StagedNodes)
+	}
+}
+
+// TestTheFitCheckAndTheStagerSayInsufficientDiskAlike: a node that the fit
+// check excludes for its disk and one whose stager found the cache full are
+// listed with one reason, which alerts and kubectl-slm match on.
+func TestTheFitCheckAndTheStagerSayInsufficientDiskAlike(t *testing.T) {
+	if slmopsv1alpha1.ExcludedInsufficientDisk != config.ReasonInsufficientDisk {
+		t.Errorf("the fit check says %q, the stager %q", slmopsv1alpha1.ExcludedInsufficientDisk, config.ReasonInsufficientDisk)
 	}
 }

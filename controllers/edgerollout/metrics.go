@@ -117,9 +117,9 @@ func observeSites(m *metav1.ObjectMeta, nodes []nodeState, canaryRevision string
 
 func countEvent(namespace, name, reason string) {
 	switch reason {
-	case "StepPromoted":
+	case slmopsv1alpha1.EventReasonStepPromoted:
 		promotions.WithLabelValues(namespace, name).Inc()
-	case "RolledBack", "Aborted":
+	case slmopsv1alpha1.EventReasonRolledBack, slmopsv1alpha1.EventReasonAborted:
 		rollbacks.WithLabelValues(namespace, name).Inc()
 	}
 }

@@ -25,7 +25,7 @@ type nodeState struct {
 	Name string
 	// Site is the node's value of spec.strategy.canary.topologyKey.
 	Site string
-	// Variant is the artifact of the model the node runs (DefaultVariant
+	// Variant is the artifact of the model the node runs (slmopsv1alpha1.DefaultVariant
 	// without variants).
 	Variant string
 	// Target: spec.nodeSelector selects the node.
@@ -67,7 +67,9 @@ type podState struct {
 // planInput is everything a decision depends on. It is built by the controller
 // from the cluster; the plan is a pure function of it.
 type planInput struct {
-	Generation  int64
+	Generation int64
+	// Spec is defaulted (slmopsv1alpha1.DefaultEdgeRolloutSpec): the plan
+	// reads its fields without fallbacks.
 	Spec        slmopsv1alpha1.EdgeRolloutSpec
 	Annotations map[string]string
 	Status      slmopsv1alpha1.EdgeRolloutStatus
@@ -140,7 +142,7 @@ func computePlan(in planInput) rolloutPlan {
 	case in.Spec.Paused:
 		// Hold everything: no node switches revision.
 		st.Phase = slmopsv1alpha1.PhasePaused
-		reason, message = "SpecPaused", "spec.paused is true; no node switches revision until it is false"
+		reason, message = slmopsv1alpha1.ReasonSpecPaused, "spec.paused is true; no node switches revision until it is false"
 	case st.CanaryRevision == "":
 		reason, message = d.steady()
 		d.assign()
@@ -153,7 +155,7 @@ func computePlan(in planInput) rolloutPlan {
 	}
 	d.count()
 	d.stage()
-	if n := len(d.excluded); n > 0 && (reason == "Completed" || reason == "NodesJoining") {
+	if n := len(d.excluded); n > 0 && (reason == slmopsv1alpha1.ReasonCompleted || reason == slmopsv1alpha1.ReasonNodesJoining) {
 		message += fmt.Sprintf("; %d target nodes excluded (status.distribution.excludedNodes)", n)
 	}
 	setPhase(&st, in.Generation, st.Phase, reason, message, now)
@@ -214,12 +216,12 @@ func (d *decider) actOnAnnotations() {
 	st := d.st
 	if d.action(slmopsv1alpha1.AbortAnnotation, &st.Actions.Abort) && st.CanaryRevision != "" && active(st.Phase) {
 		d.finishCanary(slmopsv1alpha1.PhaseAborted)
-		d.event(corev1.EventTypeWarning, "Aborted", "Rollout of revision %s aborted by %s; the cohort goes back to %s",
+		d.event(corev1.EventTypeWarning, slmopsv1alpha1.EventReasonAborted, "Rollout of revision %s aborted by %s; the cohort goes back to %s",
 			st.CanaryRevision, slmopsv1alpha1.AbortAnnotation, stableName(st.StableRevision))
 	}
 	if d.action(slmopsv1alpha1.RetryAnnotation, &st.Actions.Retry) && st.CanaryRevision != "" && !active(st.Phase) {
 		d.startCanary(st.CanaryRevision)
-		d.event(corev1.EventTypeNormal, "Retried", "Canary of revision %s started again at step 1 by %s", st.CanaryRevision, slmopsv1alpha1.RetryAnnotation)
+		d.event(corev1.EventTypeNormal, slmopsv1alpha1.EventReasonRetried, "Canary of revision %s started again at step 1 by %s", st.CanaryRevision, slmopsv1alpha1.RetryAnnotation)
 	}
 }
 
@@ -245,14 +247,14 @@ func (d *decider) followRevision() {
 	st, rev := d.st, d.in.Revision
 	switch {
 	case rev == st.StableRevision && st.CanaryRevision != "":
-		d.event(corev1.EventTypeNormal, "CanaryCancelled", "The spec went back to stable revision %s; canary %s is cancelled", rev, st.CanaryRevision)
+		d.event(corev1.EventTypeNormal, slmopsv1alpha1.EventReasonCanaryCancelled, "The spec went back to stable revision %s; canary %s is cancelled", rev, st.CanaryRevision)
 		d.setHistoryPhase(st.CanaryRevision, slmopsv1alpha1.PhaseAborted)
 		st.CanaryRevision, st.PauseStartedAt = "", nil
 		st.Phase = slmopsv1alpha1.PhaseProgressing
 	case rev != st.StableRevision && rev != st.CanaryRevision:
 		if st.CanaryRevision != "" && active(st.Phase) {
 			d.setHistoryPhase(st.CanaryRevision, slmopsv1alpha1.PhaseAborted)
-			d.event(corev1.EventTypeNormal, "CanarySuperseded", "Revision %s supersedes canary %s", rev, st.CanaryRevision)
+			d.event(corev1.EventTypeNormal, slmopsv1alpha1.EventReasonCanarySuperseded, "Revision %s supersedes canary %s", rev, st.CanaryRevision)
 		}
 		d.startCanary(rev)
 		st.History = append([]slmopsv1alpha1.RevisionHistory{{
@@ -261,7 +263,7 @@ func (d *decider) followRevision() {
 		if len(st.History) > 10 {
 			st.History = st.History[:10]
 		}
-		d.event(corev1.EventTypeNormal, "CanaryStarted", "Rolling out revision %s (model %s) in %d steps over %d target nodes, replacing %s",
+		d.event(corev1.EventTypeNormal, slmopsv1alpha1.EventReasonCanaryStarted, "Rolling out revision %s (model %s) in %d steps over %d target nodes, replacing %s",
 			rev, d.in.Digest, len(d.canary.Steps), len(d.targets), stableName(st.StableRevision))
 	}
 }
@@ -321,24 +323,24 @@ func (d *decider) steady() (reason, message string) {
 	}
 	if st.StableRevision == "" {
 		st.Phase = slmopsv1alpha1.PhasePending
-		return "NoRevision", "no revision to roll out yet"
+		return slmopsv1alpha1.ReasonNoRevision, "no revision to roll out yet"
 	}
 	if switched+away < len(d.targets) {
 		st.Phase = slmopsv1alpha1.PhaseProgressing
-		return "NodesJoining", fmt.Sprintf("%d of %d target nodes run stable revision %s", switched, len(d.targets), st.StableRevision)
+		return slmopsv1alpha1.ReasonNodesJoining, fmt.Sprintf("%d of %d target nodes run stable revision %s", switched, len(d.targets), st.StableRevision)
 	}
 	if switched == 0 {
 		// No success without nodes.
 		st.Phase = slmopsv1alpha1.PhaseProgressing
-		return "NoTargetNodes", fmt.Sprintf("no reachable target node runs revision %s (%d target nodes, %d unreachable, %d excluded)",
+		return slmopsv1alpha1.ReasonNoTargetNodes, fmt.Sprintf("no reachable target node runs revision %s (%d target nodes, %d unreachable, %d excluded)",
 			st.StableRevision, len(d.targets), away, len(d.excluded))
 	}
 	st.Phase = slmopsv1alpha1.PhaseCompleted
 	if away > 0 {
-		return "Completed", fmt.Sprintf("%d of %d target nodes run revision %s; %d unreachable nodes switch when they return",
+		return slmopsv1alpha1.ReasonCompleted, fmt.Sprintf("%d of %d target nodes run revision %s; %d unreachable nodes switch when they return",
 			switched, len(d.targets), st.StableRevision, away)
 	}
-	return "Completed", fmt.Sprintf("all %d target nodes run revision %s", len(d.targets), st.StableRevision)
+	return slmopsv1alpha1.ReasonCompleted, fmt.Sprintf("all %d target nodes run revision %s", len(d.targets), st.StableRevision)
 }
 
 // progress moves the canary: pick the cohort of the current step, judge it,
@@ -363,7 +365,7 @@ func (d *decider) progress() (reason, message string) {
 	if d.action(slmopsv1alpha1.PromoteFullAnnotation, &st.Actions.PromoteFull) && active(st.Phase) {
 		st.CurrentStep = int32(len(steps) - 1)
 		st.StepStartedAt, st.PauseStartedAt = &d.now, nil
-		d.event(corev1.EventTypeNormal, "PromotedFull", "Revision %s promoted to every target node by %s", st.CanaryRevision, slmopsv1alpha1.PromoteFullAnnotation)
+		d.event(corev1.EventTypeNormal, slmopsv1alpha1.EventReasonPromotedFull, "Revision %s promoted to every target node by %s", st.CanaryRevision, slmopsv1alpha1.PromoteFullAnnotation)
 	}
 	promote := d.action(slmopsv1alpha1.PromoteAnnotation, &st.Actions.Promote) && active(st.Phase)
 
@@ -411,7 +413,7 @@ func (d *decider) progress() (reason, message string) {
 				d.wake(since.Add(deadline))
 				continue
 			}
-			failing = append(failing, failingNode(n, "ProgressDeadlineExceeded",
+			failing = append(failing, failingNode(n, slmopsv1alpha1.FailingProgressDeadlineExceeded,
 				fmt.Sprintf("inferd pod of revision %s not ready %ds after it started", st.CanaryRevision, canary.ProgressDeadlineSeconds)))
 		}
 	}
@@ -426,20 +428,20 @@ func (d *decider) progress() (reason, message string) {
 			names = append(names, failing[i].Node+" ("+failing[i].Reason+")")
 		}
 		summary := fmt.Sprintf("%d canary nodes failed, more than maxFailedNodes %d: %s", len(failing), maxFailed, strings.Join(names, ", "))
-		return d.failCanary(ReasonCanaryFailed, summary)
+		return d.failCanary(slmopsv1alpha1.ReasonCanaryFailed, summary)
 	}
 	if st.Phase != slmopsv1alpha1.PhaseDegraded {
 		if summary, failed := d.tooManyExcluded(); failed {
-			return d.failCanary(ReasonStagingFailed, summary)
+			return d.failCanary(slmopsv1alpha1.ReasonStagingFailed, summary)
 		}
 	}
 	if st.Phase == slmopsv1alpha1.PhaseDegraded {
 		d.freeze()
-		if reason, message, ok := d.failure(); ok && reason != ReasonCanaryFailed {
+		if reason, message, ok := d.failure(); ok && reason != slmopsv1alpha1.ReasonCanaryFailed {
 			st.FailingNodes = before // the excluded nodes, as they failed
 			return reason, message
 		}
-		return ReasonCanaryFailed, fmt.Sprintf("%d canary nodes failed; annotate %s or %s", len(failing), slmopsv1alpha1.AbortAnnotation, slmopsv1alpha1.RetryAnnotation)
+		return slmopsv1alpha1.ReasonCanaryFailed, fmt.Sprintf("%d canary nodes failed; annotate %s or %s", len(failing), slmopsv1alpha1.AbortAnnotation, slmopsv1alpha1.RetryAnnotation)
 	}
 
 	step := steps[st.CurrentStep]
@@ -450,39 +452,39 @@ func (d *decider) progress() (reason, message string) {
 	if !promote && done && healthy >= needed {
 		if short := d.unstagedSlots(size); short > 0 {
 			st.Phase = slmopsv1alpha1.PhaseProgressing
-			return "WaitingForStaging", fmt.Sprintf("%s: %d cohort nodes are healthy; %d more must stage the model before they join", stepName, healthy, short)
+			return slmopsv1alpha1.ReasonWaitingForStaging, fmt.Sprintf("%s: %d cohort nodes are healthy; %d more must stage the model before they join", stepName, healthy, short)
 		}
 	}
 	if !promote && (!done || healthy < needed) {
 		st.Phase = slmopsv1alpha1.PhaseProgressing
 		if waitDeadline.After(d.in.Now) && unreachable > 0 {
 			d.wake(waitDeadline)
-			return "WaitingForUnreachableNodes", fmt.Sprintf("%s: %d cohort nodes are unreachable; waiting until %s", stepName, unreachable, waitDeadline.UTC().Format(time.RFC3339))
+			return slmopsv1alpha1.ReasonWaitingForUnreachableNodes, fmt.Sprintf("%s: %d cohort nodes are unreachable; waiting until %s", stepName, unreachable, waitDeadline.UTC().Format(time.RFC3339))
 		}
-		return "StepProgressing", fmt.Sprintf("%s: %d healthy, %d needed, %d to switch", stepName, healthy, needed, pendingSwitch)
+		return slmopsv1alpha1.ReasonStepProgressing, fmt.Sprintf("%s: %d healthy, %d needed, %d to switch", stepName, healthy, needed, pendingSwitch)
 	}
 
 	if !promote && step.Pause != nil {
 		if st.PauseStartedAt == nil {
 			st.PauseStartedAt = &d.now
-			d.event(corev1.EventTypeNormal, "StepPaused", "%s healthy; paused", stepName)
+			d.event(corev1.EventTypeNormal, slmopsv1alpha1.EventReasonStepPaused, "%s healthy; paused", stepName)
 		}
 		if step.Pause.Duration == nil {
 			st.Phase = slmopsv1alpha1.PhasePaused
-			return "StepPaused", fmt.Sprintf("%s healthy; paused until promoted (annotate %s)", stepName, slmopsv1alpha1.PromoteAnnotation)
+			return slmopsv1alpha1.ReasonStepPaused, fmt.Sprintf("%s healthy; paused until promoted (annotate %s)", stepName, slmopsv1alpha1.PromoteAnnotation)
 		}
 		end := st.PauseStartedAt.Add(step.Pause.Duration.Duration)
 		if end.After(d.in.Now) {
 			st.Phase = slmopsv1alpha1.PhasePaused
 			d.wake(end)
-			return "StepPaused", fmt.Sprintf("%s healthy; paused until %s", stepName, end.UTC().Format(time.RFC3339))
+			return slmopsv1alpha1.ReasonStepPaused, fmt.Sprintf("%s healthy; paused until %s", stepName, end.UTC().Format(time.RFC3339))
 		}
 	}
 
 	if promote {
-		d.event(corev1.EventTypeNormal, "StepPromoted", "%s promoted by %s", stepName, slmopsv1alpha1.PromoteAnnotation)
+		d.event(corev1.EventTypeNormal, slmopsv1alpha1.EventReasonStepPromoted, "%s promoted by %s", stepName, slmopsv1alpha1.PromoteAnnotation)
 	} else {
-		d.event(corev1.EventTypeNormal, "StepPromoted", "%s healthy: %d of %d ready", stepName, healthy, counted)
+		d.event(corev1.EventTypeNormal, slmopsv1alpha1.EventReasonStepPromoted, "%s healthy: %d of %d ready", stepName, healthy, counted)
 	}
 	if int(st.CurrentStep) == len(steps)-1 {
 		// No success without nodes: the last step completes only on at
@@ -490,36 +492,24 @@ func (d *decider) progress() (reason, message string) {
 		if ready := d.readyOnCanary(); ready == 0 {
 			st.Phase = slmopsv1alpha1.PhaseProgressing
 			if total == 0 {
-				return "NoTargetNodes", fmt.Sprintf("%s: no target node can take revision %s (%d excluded); a rollout completes only on at least one node",
+				return slmopsv1alpha1.ReasonNoTargetNodes, fmt.Sprintf("%s: no target node can take revision %s (%d excluded); a rollout completes only on at least one node",
 					stepName, st.CanaryRevision, len(d.excluded))
 			}
-			return "StepProgressing", fmt.Sprintf("%s: no target node runs revision %s ready yet; a rollout completes only on at least one node", stepName, st.CanaryRevision)
+			return slmopsv1alpha1.ReasonStepProgressing, fmt.Sprintf("%s: no target node runs revision %s ready yet; a rollout completes only on at least one node", stepName, st.CanaryRevision)
 		}
 		rev := st.CanaryRevision
 		d.finishCanary(slmopsv1alpha1.PhaseCompleted)
 		d.cohort = map[string]bool{}
-		d.event(corev1.EventTypeNormal, "Completed", "Revision %s is stable on the target nodes", rev)
-		return "Completed", fmt.Sprintf("revision %s is stable on %d target nodes", rev, total)
+		d.event(corev1.EventTypeNormal, slmopsv1alpha1.EventReasonCompleted, "Revision %s is stable on the target nodes", rev)
+		return slmopsv1alpha1.ReasonCompleted, fmt.Sprintf("revision %s is stable on %d target nodes", rev, total)
 	}
 	st.CurrentStep++
 	st.StepStartedAt, st.PauseStartedAt = &d.now, nil
 	st.Phase = slmopsv1alpha1.PhaseProgressing
 	size = stepSize(steps, int(st.CurrentStep), total)
 	d.cohort = selectCohort(d.ordered(), st.CanaryRevision, size, d.waitDeadline().After(d.in.Now), d.canJoin)
-	return "StepStarted", fmt.Sprintf("step %d of %d (%d of %d target nodes) started", st.CurrentStep+1, len(steps), size, total)
+	return slmopsv1alpha1.ReasonStepStarted, fmt.Sprintf("step %d of %d (%d of %d target nodes) started", st.CurrentStep+1, len(steps), size, total)
 }
-
-// Reasons of a failed canary.
-const (
-	// ReasonCanaryFailed: more cohort nodes failed than maxFailedNodes.
-	ReasonCanaryFailed = "CanaryFailed"
-	// ReasonStagingFailed: more target nodes were excluded (unfit, or
-	// failed to stage) than distribution.maxExcludedNodes.
-	ReasonStagingFailed = "StagingFailed"
-	// ReasonInvalidConfig: the inferd config of the revision fails
-	// config.Validate; no DaemonSet of it is made.
-	ReasonInvalidConfig = "InvalidConfig"
-)
 
 // failCanary ends a canary that failed for reason: Degraded under
 // rollbackPolicy Manual (the cohort stays as it is, for a person to look
@@ -529,13 +519,13 @@ func (d *decider) failCanary(reason, summary string) (string, string) {
 	if d.in.Spec.RollbackPolicy == slmopsv1alpha1.RollbackManual {
 		st.Phase = slmopsv1alpha1.PhaseDegraded
 		d.setHistoryPhase(st.CanaryRevision, slmopsv1alpha1.PhaseDegraded)
-		d.event(corev1.EventTypeWarning, "Degraded", "Revision %s degraded: %s; rollbackPolicy is Manual", st.CanaryRevision, summary)
+		d.event(corev1.EventTypeWarning, slmopsv1alpha1.EventReasonDegraded, "Revision %s degraded: %s; rollbackPolicy is Manual", st.CanaryRevision, summary)
 		d.freeze()
 		return reason, summary + "; annotate " + slmopsv1alpha1.AbortAnnotation + " or " + slmopsv1alpha1.RetryAnnotation
 	}
 	d.finishCanary(slmopsv1alpha1.PhaseRolledBack)
 	d.cohort = map[string]bool{}
-	d.event(corev1.EventTypeWarning, "RolledBack", "Revision %s rolled back to %s: %s", st.CanaryRevision, stableName(st.StableRevision), summary)
+	d.event(corev1.EventTypeWarning, slmopsv1alpha1.EventReasonRolledBack, "Revision %s rolled back to %s: %s", st.CanaryRevision, stableName(st.StableRevision), summary)
 	return reason, summary + "; rolled back"
 }
 
@@ -547,7 +537,7 @@ func (d *decider) failure() (reason, message string, ok bool) {
 		return "", "", false
 	}
 	switch c.Reason {
-	case ReasonCanaryFailed, ReasonStagingFailed, ReasonInvalidConfig:
+	case slmopsv1alpha1.ReasonCanaryFailed, slmopsv1alpha1.ReasonStagingFailed, slmopsv1alpha1.ReasonInvalidConfig:
 		return c.Reason, c.Message, true
 	}
 	return "", "", false
@@ -574,12 +564,12 @@ func (d *decider) invalidConfig() (reason, message string) {
 	message = fmt.Sprintf("revision %s cannot run: its inferd config is invalid: %s; fix the SLMModel or the EdgeRollout; %s keeps serving",
 		st.CanaryRevision, d.in.ConfigError, stableName(st.StableRevision))
 	if st.Phase != slmopsv1alpha1.PhaseDegraded {
-		d.event(corev1.EventTypeWarning, ReasonInvalidConfig, "%s", message)
+		d.event(corev1.EventTypeWarning, slmopsv1alpha1.EventReasonInvalidConfig, "%s", message)
 	}
 	st.Phase = slmopsv1alpha1.PhaseDegraded
 	st.PauseStartedAt = nil
 	d.setHistoryPhase(st.CanaryRevision, slmopsv1alpha1.PhaseDegraded)
-	return ReasonInvalidConfig, message
+	return slmopsv1alpha1.ReasonInvalidConfig, message
 }
 
 // canarySteps are the canary's steps; one step to every node when it has none.
@@ -607,11 +597,7 @@ func (d *decider) waitDeadline() time.Time {
 	if u.Policy != slmopsv1alpha1.UnreachableNodesWait || d.st.StepStartedAt == nil {
 		return time.Time{}
 	}
-	wait := 10 * time.Minute
-	if u.Deadline != nil {
-		wait = u.Deadline.Duration
-	}
-	return d.st.StepStartedAt.Add(wait)
+	return d.st.StepStartedAt.Add(ptr.Deref(u.Deadline, metav1.Duration{}).Duration)
 }
 
 func failingNode(n nodeState, reason, message string) slmopsv1alpha1.FailingNode {
@@ -778,11 +764,9 @@ func scaled(v *intstr.IntOrString, total int, roundUp bool, atLeast int) int {
 	return max(n, atLeast)
 }
 
-// successRatio parses analysis.successRatio; the schema guarantees 0..1.
+// successRatio parses analysis.successRatio; the schema guarantees 0..1
+// (and defaults it). Anything else counts as 1, the strictest.
 func successRatio(s string) float64 {
-	if s == "" {
-		return 1
-	}
 	f, err := strconv.ParseFloat(s, 64)
 	if err != nil || f < 0 || f > 1 {
 		return 1

@@ -95,6 +95,14 @@ func onCanary(nodes []nodeState, readyAgo time.Duration, names ...int) []nodeSta
 	return nodes
 }
 
+// planFor is computePlan of in with its spec defaulted as observe defaults
+// it: the specs of these tests are built in Go, without the schema.
+func planFor(in planInput) rolloutPlan {
+	in.Spec = *in.Spec.DeepCopy()
+	slmopsv1alpha1.DefaultEdgeRolloutSpec(&in.Spec)
+	return computePlan(in)
+}
+
 func labelChanges(p rolloutPlan) map[string]string {
 	if len(p.Labels) == 0 {
 		return nil
@@ -420,7 +428,7 @@ func TestComputePlan(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			p := computePlan(planInput{
+			p := planFor(planInput{
 				Generation: 1, Spec: tc.spec, Annotations: tc.annotations, Status: tc.status,
 				Revision: tc.revision, Digest: "sha256:x", Nodes: tc.nodes, Now: t0,
 			})
@@ -527,7 +535,7 @@ func TestPlanIsStable(t *testing.T) {
 	now := t0
 	for round := 0; round < 60 && st.Phase != slmopsv1alpha1.PhaseCompleted || round == 0; round++ {
 		sort.Slice(nodes, func(i, j int) bool { return (nodes[i].Name < nodes[j].Name) == (round%2 == 0) })
-		p := computePlan(planInput{Generation: 1, Spec: s, Status: st, Revision: "new", Nodes: nodes, Now: now})
+		p := planFor(planInput{Generation: 1, Spec: s, Status: st, Revision: "new", Nodes: nodes, Now: now})
 		st = p.Status
 		for i := range nodes {
 			if rev, ok := p.Labels[nodes[i].Name]; ok {

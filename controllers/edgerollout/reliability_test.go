@@ -42,7 +42,7 @@ func TestNoSuccessWithoutNodes(t *testing.T) {
 				t.Fatalf("phase %s, stable %q (%s); want %s with stable old", p.Status.Phase, p.Status.StableRevision,
 					conditionMessage(p.Status, slmopsv1alpha1.ConditionStalled), wantPhase)
 			}
-			if r := conditionReason(p.Status, slmopsv1alpha1.ConditionStalled); r != ReasonStagingFailed {
+			if r := conditionReason(p.Status, slmopsv1alpha1.ConditionStalled); r != slmopsv1alpha1.ReasonStagingFailed {
 				t.Errorf("Stalled reason %q; want StagingFailed", r)
 			}
 			msg := conditionMessage(p.Status, slmopsv1alpha1.ConditionStalled)
@@ -68,7 +68,7 @@ func TestNoSuccessWithoutNodes(t *testing.T) {
 
 			// The next reconcile keeps the reason and the nodes.
 			next := planOf(s, p.Status, nodes)
-			if r := conditionReason(next.Status, slmopsv1alpha1.ConditionStalled); next.Status.Phase != wantPhase || r != ReasonStagingFailed {
+			if r := conditionReason(next.Status, slmopsv1alpha1.ConditionStalled); next.Status.Phase != wantPhase || r != slmopsv1alpha1.ReasonStagingFailed {
 				t.Errorf("next reconcile: phase %s reason %q; want %s StagingFailed", next.Status.Phase, r, wantPhase)
 			}
 			if len(next.Status.FailingNodes) == 0 {
@@ -131,7 +131,7 @@ func TestCompletedNeedsAReadyNode(t *testing.T) {
 	onCanary(nodes, -time.Second, 0, 1, 2, 3, 4, 5)
 	s = spec("100%")
 	st := progressing(0, time.Minute)
-	p = computePlan(planInput{Generation: 1, Spec: s, Status: st, Revision: "new", Nodes: nodes, Now: t0,
+	p = planFor(planInput{Generation: 1, Spec: s, Status: st, Revision: "new", Nodes: nodes, Now: t0,
 		Annotations: map[string]string{slmopsv1alpha1.PromoteAnnotation: "1"}})
 	if p.Status.Phase == slmopsv1alpha1.PhaseCompleted {
 		t.Errorf("promoted to Completed with no ready node (%s)", conditionMessage(p.Status, slmopsv1alpha1.ConditionReady))
@@ -235,11 +235,11 @@ func TestAnInvalidConfigIsNeverRolledOut(t *testing.T) {
 	st := slmopsv1alpha1.EdgeRolloutStatus{StableRevision: "old", Phase: slmopsv1alpha1.PhaseCompleted}
 	in := planInput{Generation: 2, Spec: spec("10%", "100%"), Status: st, Revision: "new", Digest: "sha256:new", Nodes: nodes, Now: t0,
 		ConfigError: "runtime.contextLength and runtime.maxConcurrentRequests must be positive"}
-	p := computePlan(in)
+	p := planFor(in)
 	if p.Status.Phase != slmopsv1alpha1.PhaseDegraded || p.Status.StableRevision != "old" {
 		t.Fatalf("phase %s stable %q; want Degraded, stable old", p.Status.Phase, p.Status.StableRevision)
 	}
-	if r := conditionReason(p.Status, slmopsv1alpha1.ConditionStalled); r != ReasonInvalidConfig {
+	if r := conditionReason(p.Status, slmopsv1alpha1.ConditionStalled); r != slmopsv1alpha1.ReasonInvalidConfig {
 		t.Errorf("Stalled reason %q; want InvalidConfig", r)
 	}
 	if msg := conditionMessage(p.Status, slmopsv1alpha1.ConditionStalled); !strings.Contains(msg, "contextLength") {
@@ -253,18 +253,18 @@ func TestAnInvalidConfigIsNeverRolledOut(t *testing.T) {
 			t.Errorf("revisions %v include the invalid one: its DaemonSet would be made", p.Revisions)
 		}
 	}
-	if !strings.Contains(reasons(p), ReasonInvalidConfig) {
+	if !strings.Contains(reasons(p), slmopsv1alpha1.ReasonInvalidConfig) {
 		t.Errorf("events %s; want InvalidConfig", reasons(p))
 	}
 	// Stays Degraded, one event only.
 	in.Status = p.Status
-	p = computePlan(in)
-	if p.Status.Phase != slmopsv1alpha1.PhaseDegraded || strings.Contains(reasons(p), ReasonInvalidConfig) {
+	p = planFor(in)
+	if p.Status.Phase != slmopsv1alpha1.PhaseDegraded || strings.Contains(reasons(p), slmopsv1alpha1.ReasonInvalidConfig) {
 		t.Errorf("next reconcile: phase %s events %s; want Degraded without a second event", p.Status.Phase, reasons(p))
 	}
 	// A fixed spec is a new revision and rolls out.
 	in.Status, in.Revision, in.ConfigError = p.Status, "fixed", ""
-	p = computePlan(in)
+	p = planFor(in)
 	if p.Status.Phase != slmopsv1alpha1.PhaseProgressing || p.Status.CanaryRevision != "fixed" {
 		t.Errorf("after the fix: phase %s canary %q; want Progressing fixed", p.Status.Phase, p.Status.CanaryRevision)
 	}
@@ -287,7 +287,7 @@ func TestReturningNodesArePaced(t *testing.T) {
 			st := progressing(0, time.Minute)
 			in := planInput{Generation: 1, Spec: s, Status: st, Revision: "new", Nodes: nodes, Now: t0,
 				Annotations: map[string]string{slmopsv1alpha1.AbortAnnotation: "1"}}
-			p := computePlan(in)
+			p := planFor(in)
 			if p.Status.Phase != slmopsv1alpha1.PhaseAborted {
 				t.Fatalf("phase %s; want Aborted", p.Status.Phase)
 			}
@@ -299,7 +299,7 @@ func TestReturningNodesArePaced(t *testing.T) {
 				nodes[i].Reachable = true
 			}
 			in.Status = p.Status
-			p = computePlan(in)
+			p = planFor(in)
 			if got := len(p.Labels); got != 2 {
 				t.Errorf("%d returning nodes switch at once; want maxUnavailable (10%% of 20 = 2)", got)
 			}
@@ -317,7 +317,7 @@ func TestUnreachableNodesDoNotHoldACompletedRollout(t *testing.T) {
 		nodes[i].Revision, nodes[i].Reachable = "old", false
 	}
 	st := slmopsv1alpha1.EdgeRolloutStatus{StableRevision: "new", Phase: slmopsv1alpha1.PhaseCompleted}
-	p := computePlan(planInput{Generation: 1, Spec: spec("100%"), Status: st, Revision: "new", Nodes: nodes, Now: t0})
+	p := planFor(planInput{Generation: 1, Spec: spec("100%"), Status: st, Revision: "new", Nodes: nodes, Now: t0})
 	if p.Status.Phase != slmopsv1alpha1.PhaseCompleted || !strings.Contains(conditionMessage(p.Status, slmopsv1alpha1.ConditionReady), "3 unreachable nodes switch when they return") {
 		t.Errorf("phase %s (%s); want Completed naming the 3 unreachable nodes", p.Status.Phase, conditionMessage(p.Status, slmopsv1alpha1.ConditionReady))
 	}
@@ -327,7 +327,7 @@ func TestUnreachableNodesDoNotHoldACompletedRollout(t *testing.T) {
 	for i := range nodes {
 		nodes[i].Revision, nodes[i].Reachable = "old", false
 	}
-	p = computePlan(planInput{Generation: 1, Spec: spec("100%"), Status: st, Revision: "new", Nodes: nodes, Now: t0})
+	p = planFor(planInput{Generation: 1, Spec: spec("100%"), Status: st, Revision: "new", Nodes: nodes, Now: t0})
 	if p.Status.Phase == slmopsv1alpha1.PhaseCompleted {
 		t.Errorf("Completed with the stable revision on no node")
 	}

@@ -13,18 +13,10 @@ import (
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 )
 
-const (
-	// DefaultVariant names the model's own artifact, for the nodes that no
-	// variant matches.
-	DefaultVariant = "default"
-	// VariantLabel on a DaemonSet and its pods names the artifact they run.
-	VariantLabel = "slmops.dev/variant"
-	// maxAffinityTerms bounds the node affinity of one variant's DaemonSet:
-	// "this variant's selector and none of the earlier ones'" multiplies
-	// out into one term per combination of the earlier selectors'
-	// requirements.
-	maxAffinityTerms = 64
-)
+// maxAffinityTerms bounds the node affinity of one variant's DaemonSet:
+// "this variant's selector and none of the earlier ones'" multiplies out
+// into one term per combination of the earlier selectors' requirements.
+const maxAffinityTerms = 64
 
 // artifact is one file of a model, the default or a variant, and the nodes
 // it runs on.
@@ -45,7 +37,7 @@ type artifact struct {
 // variant that matches every node) is left out.
 func artifacts(m *slmopsv1alpha1.SLMModel) ([]artifact, error) {
 	spec := m.Spec
-	def := artifact{Name: DefaultVariant, Source: spec.Source, Digest: spec.Digest, Quantization: spec.Quantization, SizeBytes: spec.SizeBytes}
+	def := artifact{Name: slmopsv1alpha1.DefaultVariant, Source: spec.Source, Digest: spec.Digest, Quantization: spec.Quantization, SizeBytes: spec.SizeBytes}
 	if len(spec.Variants) == 0 {
 		return []artifact{def}, nil
 	}
@@ -99,7 +91,7 @@ func variantMatcher(m *slmopsv1alpha1.SLMModel) func(nodeLabels map[string]strin
 				return s.name
 			}
 		}
-		return DefaultVariant
+		return slmopsv1alpha1.DefaultVariant
 	}
 }
 
@@ -177,7 +169,7 @@ func nodeSelector(terms [][]corev1.NodeSelectorRequirement) *corev1.NodeSelector
 // the revision's name for the default artifact (as for a model without
 // variants), with the variant's name (or a hash of a long one) otherwise.
 func artifactDaemonSetName(rollout, revision, variant string) string {
-	if variant == DefaultVariant {
+	if variant == slmopsv1alpha1.DefaultVariant {
 		return daemonSetName(rollout, revision)
 	}
 	variant = shortVariant(variant)

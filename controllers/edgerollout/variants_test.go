@@ -103,13 +103,13 @@ func TestVariantAffinityAgreesWithFirstMatch(t *testing.T) {
 func TestVariantDaemonSetNames(t *testing.T) {
 	long := "a-very-long-rollout-name-that-goes-on-and-on-for-the-whole-fleet"
 	for _, c := range []struct{ rollout, variant string }{
-		{"stores", DefaultVariant}, {"stores", "arm64-q4"}, {long, "arm64-q4"}, {long, "a-variant-name-longer-than-twenty-characters"},
+		{"stores", slmopsv1alpha1.DefaultVariant}, {"stores", "arm64-q4"}, {long, "arm64-q4"}, {long, "a-variant-name-longer-than-twenty-characters"},
 	} {
 		name := artifactDaemonSetName(c.rollout, "0123456789", c.variant)
 		if len(name) > 63 {
 			t.Errorf("%s/%s: %q is longer than 63", c.rollout, c.variant, name)
 		}
-		if c.variant == DefaultVariant && name != daemonSetName(c.rollout, "0123456789") {
+		if c.variant == slmopsv1alpha1.DefaultVariant && name != daemonSetName(c.rollout, "0123456789") {
 			t.Errorf("the default artifact's DaemonSet %q is not the revision's %q", name, daemonSetName(c.rollout, "0123456789"))
 		}
 	}

@@ -16,16 +16,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/controllers/index"
 )
-
-// ModelRefIndex indexes EdgeRollouts by spec.modelRef.name; the manager
-// registers it once (controllers.SetupWithManager) for both controllers.
-const ModelRefIndex = "spec.modelRef.name"
-
-// IndexModelRef is the index function of ModelRefIndex.
-func IndexModelRef(o client.Object) []string {
-	return []string{o.(*slmopsv1alpha1.EdgeRollout).Spec.ModelRef.Name}
-}
 
 // Reconciler writes the status of SLMModels.
 type Reconciler struct {
@@ -62,7 +54,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	var rollouts slmopsv1alpha1.EdgeRolloutList
-	if err := r.List(ctx, &rollouts, client.InNamespace(m.Namespace), client.MatchingFields{ModelRefIndex: m.Name}); err != nil {
+	if err := r.List(ctx, &rollouts, client.InNamespace(m.Namespace), client.MatchingFields{index.ModelRef: m.Name}); err != nil {
 		return ctrl.Result{}, err
 	}
 	st := computeStatus(&m, int32(len(rollouts.Items)), metav1.NewTime(r.Now()))

@@ -28,7 +28,7 @@ func computeStatus(m *slmopsv1alpha1.SLMModel, rollouts int32, now metav1.Time) 
 	for _, t := range []string{slmopsv1alpha1.ConditionResolved, slmopsv1alpha1.ConditionReady} {
 		meta.SetStatusCondition(&st.Conditions, metav1.Condition{
 			Type: t, Status: metav1.ConditionTrue, ObservedGeneration: m.Generation,
-			Reason: "DigestPinned", Message: msg, LastTransitionTime: now,
+			Reason: slmopsv1alpha1.ReasonDigestPinned, Message: msg, LastTransitionTime: now,
 		})
 	}
 	return st

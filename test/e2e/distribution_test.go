@@ -24,7 +24,6 @@ import (
 	"k8s.io/utils/ptr"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
-	"github.com/slmops/slmops/controllers/edgerollout"
 	"github.com/slmops/slmops/inferd/config"
 	"github.com/slmops/slmops/inferd/engine/bigram"
 	"github.com/slmops/slmops/inferd/fetch"
@@ -130,9 +129,9 @@ func distribute(t *testing.T, inferdBin, prefix string, o runOptions) distributi
 	t.Cleanup(func() { _ = origin.Close() })
 
 	// The stagers of this rollout run as processes; every other pod stays kwok's.
-	hasStage, err := labels.NewRequirement(edgerollout.StageRevisionLabel, selection.Exists, nil)
+	hasStage, err := labels.NewRequirement(slmopsv1alpha1.StageRevisionLabel, selection.Exists, nil)
 	g.Expect(err).NotTo(HaveOccurred())
-	inNS, err := labels.NewRequirement(edgerollout.RolloutLabel, selection.Equals, []string{prefix})
+	inNS, err := labels.NewRequirement(slmopsv1alpha1.RolloutLabel, selection.Equals, []string{prefix})
 	g.Expect(err).NotTo(HaveOccurred())
 	root, err := os.MkdirTemp("", "slmops-nodes-")
 	g.Expect(err).NotTo(HaveOccurred())
@@ -204,7 +203,7 @@ func distribute(t *testing.T, inferdBin, prefix string, o runOptions) distributi
 	var excluded []string
 	for _, e := range ds.ExcludedNodes {
 		excluded = append(excluded, e.Node)
-		g.Expect(e.Reason).To(Equal(edgerollout.ReasonInsufficientDisk), "node %s: %s", e.Node, e.Message)
+		g.Expect(e.Reason).To(Equal(slmopsv1alpha1.ExcludedInsufficientDisk), "node %s: %s", e.Node, e.Message)
 		g.Expect(e.Message).To(ContainSubstring("free"))
 	}
 	sort.Strings(excluded)
@@ -274,7 +273,7 @@ func distribute(t *testing.T, inferdBin, prefix string, o runOptions) distributi
 // stageLabelled lists the nodes that carry the rollout's stage label.
 func stageLabelled(t *testing.T, ns, name string) []string {
 	t.Helper()
-	nodes, err := cluster.Clientset.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{LabelSelector: edgerollout.StageLabel(ns, name)})
+	nodes, err := cluster.Clientset.CoreV1().Nodes().List(context.Background(), metav1.ListOptions{LabelSelector: slmopsv1alpha1.StageLabel(ns, name)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -23,7 +23,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
-	"github.com/slmops/slmops/controllers/edgerollout"
 	"github.com/slmops/slmops/test/localcluster"
 	"github.com/slmops/slmops/test/testenv"
 )
@@ -240,7 +239,7 @@ func viewFleet(t *testing.T, ns, name string) fleetView {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pods, err := cluster.Clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: edgerollout.RolloutLabel + "=" + name})
+	pods, err := cluster.Clientset.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: slmopsv1alpha1.RolloutLabel + "=" + name})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -252,7 +251,7 @@ func viewFleet(t *testing.T, ns, name string) fleetView {
 	for i := range pods.Items {
 		podPtrs[i] = &pods.Items[i]
 	}
-	return newFleetView(edgerollout.CohortLabel(ns, name), nodePtrs, podPtrs)
+	return newFleetView(slmopsv1alpha1.CohortLabel(ns, name), nodePtrs, podPtrs)
 }
 
 // newFleetView is the view of the nodes and the rollout's pods; key is the
@@ -264,12 +263,12 @@ func newFleetView(key string, nodes []*corev1.Node, pods []*corev1.Pod) fleetVie
 		v.reachable[n.Name] = localcluster.NodeReady(n)
 	}
 	for _, p := range pods {
-		if p.DeletionTimestamp != nil || p.Spec.NodeName == "" || p.Labels[edgerollout.StageRevisionLabel] != "" {
+		if p.DeletionTimestamp != nil || p.Spec.NodeName == "" || p.Labels[slmopsv1alpha1.StageRevisionLabel] != "" {
 			continue // stagers serve no model
 		}
 		for _, c := range p.Status.Conditions {
 			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
-				v.readyOn[p.Spec.NodeName] = podRef{revision: p.Labels[edgerollout.RevisionLabel], uid: string(p.UID)}
+				v.readyOn[p.Spec.NodeName] = podRef{revision: p.Labels[slmopsv1alpha1.RevisionLabel], uid: string(p.UID)}
 			}
 		}
 	}
@@ -291,9 +290,9 @@ func watchFleet(t *testing.T, ns, name string) *fleetWatch {
 	t.Helper()
 	nodes := informers.NewSharedInformerFactory(cluster.Clientset, 0)
 	pods := informers.NewSharedInformerFactoryWithOptions(cluster.Clientset, 0, informers.WithNamespace(ns),
-		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = edgerollout.RolloutLabel + "=" + name }))
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = slmopsv1alpha1.RolloutLabel + "=" + name }))
 	w := &fleetWatch{
-		key:   edgerollout.CohortLabel(ns, name),
+		key:   slmopsv1alpha1.CohortLabel(ns, name),
 		nodes: nodes.Core().V1().Nodes().Lister(),
 		pods:  pods.Core().V1().Pods().Lister().Pods(ns),
 	}

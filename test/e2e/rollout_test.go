@@ -26,7 +26,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
-	"github.com/slmops/slmops/controllers/edgerollout"
 	"github.com/slmops/slmops/inferd/engine/bigram"
 	"github.com/slmops/slmops/inferd/gguf"
 	"github.com/slmops/slmops/test/localcluster"
@@ -135,7 +134,7 @@ func TestRolloutCompletesAcrossSites(t *testing.T) {
 		_ = c.List(context.Background(), &list, client.InNamespace(ns))
 		var revs []string
 		for _, ds := range list.Items {
-			revs = append(revs, ds.Labels[edgerollout.RevisionLabel])
+			revs = append(revs, ds.Labels[slmopsv1alpha1.RevisionLabel])
 		}
 		return revs
 	}).WithTimeout(30 * time.Second).Should(Equal([]string{got.Status.StableRevision}))
@@ -475,7 +474,7 @@ func TestReturningNodesArePacedWithRealPods(t *testing.T) {
 	base := "http://" + ln.Addr().String()
 
 	// Every pod of this rollout is a real inferd process.
-	ofRollout, err := labels.NewRequirement(edgerollout.RolloutLabel, selection.Equals, []string{name})
+	ofRollout, err := labels.NewRequirement(slmopsv1alpha1.RolloutLabel, selection.Equals, []string{name})
 	g.Expect(err).NotTo(HaveOccurred())
 	root, err := os.MkdirTemp("", "slmops-nodes-")
 	g.Expect(err).NotTo(HaveOccurred())

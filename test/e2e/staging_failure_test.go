@@ -29,7 +29,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
-	"github.com/slmops/slmops/controllers/edgerollout"
 	"github.com/slmops/slmops/inferd/engine/bigram"
 	"github.com/slmops/slmops/inferd/gguf"
 	"github.com/slmops/slmops/test/localcluster"
@@ -96,9 +95,9 @@ func TestStagingFailureFailsTheRollout(t *testing.T) {
 	base := "http://" + ln.Addr().String()
 
 	// The stagers of this rollout run as real inferd processes.
-	hasStage, err := labels.NewRequirement(edgerollout.StageRevisionLabel, selection.Exists, nil)
+	hasStage, err := labels.NewRequirement(slmopsv1alpha1.StageRevisionLabel, selection.Exists, nil)
 	g.Expect(err).NotTo(HaveOccurred())
-	inNS, err := labels.NewRequirement(edgerollout.RolloutLabel, selection.Equals, []string{prefix})
+	inNS, err := labels.NewRequirement(slmopsv1alpha1.RolloutLabel, selection.Equals, []string{prefix})
 	g.Expect(err).NotTo(HaveOccurred())
 	root, err := os.MkdirTemp("", "slmops-nodes-")
 	g.Expect(err).NotTo(HaveOccurred())
@@ -154,7 +153,7 @@ func TestStagingFailureFailsTheRollout(t *testing.T) {
 		g.Expect(failed.Status.Phase).To(Equal(slmopsv1alpha1.PhaseRolledBack), "conditions: %v", failed.Status.Conditions)
 	}).WithTimeout(4 * time.Minute).WithPolling(250 * time.Millisecond).Should(Succeed())
 	g.Expect(failed.Status.StableRevision).To(Equal(stable))
-	g.Expect(conditionReason(failed, slmopsv1alpha1.ConditionStalled)).To(Equal(edgerollout.ReasonStagingFailed))
+	g.Expect(conditionReason(failed, slmopsv1alpha1.ConditionStalled)).To(Equal(slmopsv1alpha1.ReasonStagingFailed))
 	msg := conditionMessage(failed, slmopsv1alpha1.ConditionStalled)
 	g.Expect(msg).To(ContainSubstring("target nodes excluded, more than maxExcludedNodes"))
 	g.Expect(msg).To(ContainSubstring("404"))

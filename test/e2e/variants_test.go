@@ -13,7 +13,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
-	"github.com/slmops/slmops/controllers/edgerollout"
 	"github.com/slmops/slmops/inferd/config"
 )
 
@@ -55,7 +54,7 @@ func TestVariantsOnAMixedFleet(t *testing.T) {
 
 	g.Eventually(func(g Gomega) {
 		var pods corev1.PodList
-		g.Expect(c.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels{edgerollout.RevisionLabel: got.Status.StableRevision})).To(Succeed())
+		g.Expect(c.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels{slmopsv1alpha1.RevisionLabel: got.Status.StableRevision})).To(Succeed())
 		archOf := map[string]string{}
 		for _, n := range nodes.Items {
 			archOf[n.Name] = n.Labels["kubernetes.io/arch"]
@@ -66,7 +65,7 @@ func TestVariantsOnAMixedFleet(t *testing.T) {
 				continue
 			}
 			v := want[archOf[p.Spec.NodeName]]
-			g.Expect(p.Labels[edgerollout.VariantLabel]).To(Equal(v.Name), "the pod on %s (%s)", p.Spec.NodeName, archOf[p.Spec.NodeName])
+			g.Expect(p.Labels[slmopsv1alpha1.VariantLabel]).To(Equal(v.Name), "the pod on %s (%s)", p.Spec.NodeName, archOf[p.Spec.NodeName])
 			var cfg config.Config
 			for _, e := range p.Spec.Containers[0].Env {
 				if e.Name == config.EnvConfig {
@@ -87,6 +86,6 @@ func TestVariantsOnAMixedFleet(t *testing.T) {
 	g.Expect(counts["arm64-q4"].TargetNodes).To(Equal(perArch["arm64"]))
 	g.Expect(counts["amd64-q8"].TargetNodes).To(Equal(perArch["amd64"]))
 	g.Expect(counts["arm64-q4"].Digest).To(Equal(arm.Digest))
-	g.Expect(counts[edgerollout.DefaultVariant].TargetNodes).To(BeZero(), "no node is neither ARM nor x86")
+	g.Expect(counts[slmopsv1alpha1.DefaultVariant].TargetNodes).To(BeZero(), "no node is neither ARM nor x86")
 	g.Expect(counts["arm64-q4"].ReadyNodes + counts["amd64-q8"].ReadyNodes).To(BeNumerically(">=", suiteNodes*9/10))
 }

@@ -26,7 +26,7 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
-	"github.com/slmops/slmops/controllers/edgerollout"
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 )
 
 // rendered is a chart rendered by helm template, by kind and name.
@@ -475,7 +475,7 @@ func TestChartInferdNetworkPolicy(t *testing.T) {
 			g.Expect(np).NotTo(BeNil(), "no %s policy in %s; have %v", component, ns, slices.Collect(maps.Keys(nps)))
 			// The labels the operator gives inferd pods (controllers/edgerollout/daemonset.go).
 			g.Expect(np.Spec.PodSelector.MatchLabels).To(Equal(map[string]string{
-				"app.kubernetes.io/name": "inferd", edgerollout.ManagedByLabel: edgerollout.ManagedByValue,
+				"app.kubernetes.io/name": "inferd", slmopsv1alpha1.ManagedByLabel: slmopsv1alpha1.ManagedByValue,
 				"app.kubernetes.io/component": "model-" + component,
 			}))
 			g.Expect(np.Spec.PolicyTypes).To(ConsistOf(networkingv1.PolicyTypeIngress))

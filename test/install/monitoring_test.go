@@ -9,6 +9,7 @@ import (
 	"github.com/prometheus/prometheus/promql/parser"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	"github.com/slmops/slmops/controllers/edgerollout"
 	"github.com/slmops/slmops/inferd/server"
 )
@@ -157,7 +158,7 @@ func TestChartMonitoring(t *testing.T) {
 		t.Errorf("the PodMonitor labels inferd's series with %v; the dashboard needs rollout and revision", targets)
 	}
 	match, _, _ := unstructured.NestedStringMap(pm.Object, "spec", "selector", "matchLabels")
-	if match[edgerollout.ManagedByLabel] != edgerollout.ManagedByValue {
+	if match[slmopsv1alpha1.ManagedByLabel] != slmopsv1alpha1.ManagedByValue {
 		t.Errorf("the PodMonitor selects %v, not the pods the operator manages", match)
 	}
 }

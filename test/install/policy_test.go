@@ -23,7 +23,6 @@ import (
 	"sigs.k8s.io/yaml"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
-	"github.com/slmops/slmops/controllers/edgerollout"
 )
 
 // probeNamespace holds the EdgeRollout that owns the objects the policy
@@ -49,8 +48,8 @@ func checkManagerPolicy(t *testing.T, ns, sa string) {
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(nodes.Items).NotTo(BeEmpty())
 	node := nodes.Items[0].Name
-	cohort := edgerollout.CohortLabel(probeNamespace, "probe")
-	stage := edgerollout.StageLabel(probeNamespace, "probe")
+	cohort := slmopsv1alpha1.CohortLabel(probeNamespace, "probe")
+	stage := slmopsv1alpha1.StageLabel(probeNamespace, "probe")
 	patchNode := func(patch map[string]any) error {
 		raw, _ := json.Marshal(patch)
 		_, err := manager.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, raw, metav1.PatchOptions{})
@@ -67,7 +66,7 @@ func checkManagerPolicy(t *testing.T, ns, sa string) {
 	defer deleteProbeRollout(t, owner)
 	ownerRef := metav1.OwnerReference{APIVersion: slmopsv1alpha1.GroupVersion.String(), Kind: "EdgeRollout",
 		Name: owner.Name, UID: owner.UID, Controller: ptr.To(true), BlockOwnerDeletion: ptr.To(true)}
-	managed := map[string]string{edgerollout.ManagedByLabel: edgerollout.ManagedByValue}
+	managed := map[string]string{slmopsv1alpha1.ManagedByLabel: slmopsv1alpha1.ManagedByValue}
 
 	unrelated := &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "unrelated", Namespace: "kube-system"}, Data: map[string]string{"a": "b"}}
 	_, err = admin.CoreV1().ConfigMaps("kube-system").Create(ctx, unrelated, metav1.CreateOptions{})
