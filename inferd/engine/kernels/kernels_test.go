@@ -614,12 +614,14 @@ func BenchmarkRows(b *testing.B) {
 	a.Set(x)
 	p := NewPool(1)
 	defer p.Close()
-	for _, typ := range []gguf.TensorType{gguf.Q8_0, gguf.Q4_0, gguf.Q4_K, gguf.Q6_K} {
+	for _, typ := range allTypes {
 		enc, _ := Quantize(nil, typ, randomVector(r, rows*cols, 0.05))
 		info, _ := RowInfo(typ, cols)
 		out := [][]float32{make([]float32, rows)}
+		// Only these types have row kernels; the others run in Go on every path.
+		rowKernel := slices.Contains([]gguf.TensorType{gguf.Q8_0, gguf.Q4_0, gguf.Q4_K, gguf.Q6_K}, typ)
 		for _, mode := range []string{"go", "avx2", "vnni", "avx512"} {
-			if (mode != "go" && !useAVX2) || (mode == "vnni" && !useVNNI) || (mode == "avx512" && !useQuads) {
+			if (mode != "go" && (!useAVX2 || !rowKernel)) || (mode == "vnni" && !useVNNI) || (mode == "avx512" && !useQuads) {
 				continue
 			}
 			b.Run(typ.String()+"/"+mode, func(b *testing.B) {
