@@ -35,7 +35,7 @@ const (
 // The messages that say what to fix, where several cases share one.
 const (
 	digestMessage       = "digest must be sha256: followed by 64 lowercase hex digits (0-9, a-f), as sha256sum prints them"
-	quantizationMessage = "quantization must be one that inferd runs: F32, F16, Q8_0, Q6_K, Q4_K_M or Q4_0 (requantize other files, for example with llama.cpp's llama-quantize)"
+	quantizationMessage = "quantization must be one that inferd runs: F32, F16, BF16, Q8_0, Q6_K, Q5_K_M, Q5_K_S, Q5_1, Q5_0, Q4_K_M, Q4_K_S, Q4_1, Q4_0, Q3_K_L, Q3_K_M, Q3_K_S, Q2_K or Q2_K_S (requantize other files, for example with llama.cpp's llama-quantize)"
 	architectureMessage = "architecture must be one that inferd runs: llama, qwen2 or slmops-bigram"
 	ttftMessage         = "selfTest.maxTimeToFirstToken must be a positive duration such as 1500ms or 2s (a number and a unit: ms, s, m or h)"
 	pauseMessage        = "pause.duration must be a duration from 0s to 720h, such as 90s, 10m or 1h30m (a number and a unit: s, m or h)"
@@ -215,8 +215,8 @@ func TestInvalidObjectsAreRejectedAtAdmission(t *testing.T) {
 			{name: a, nodeSelector: {}, source: {http: {url: "https://m.example.com/a.gguf"}}, digest: %[1]s, quantization: Q4_0},
 			{name: b, nodeSelector: {}, source: {http: {url: "https://m.example.com/b.gguf"}}, digest: %[1]s, quantization: Q8_0}]`, digestB)},
 			"variant b has the nodeSelector of an earlier variant"},
-		"a variant's quantization is one inferd runs": {validModel, map[string]any{"variants": fmt.Sprintf(`[{name: arm, nodeSelector: {}, source: {http: {url: "https://m.example.com/a.gguf"}}, digest: %s, quantization: BF16}]`, digestB)},
-			`spec.variants[0].quantization: Invalid value: "BF16": ` + quantizationMessage},
+		"a variant's quantization is one inferd runs": {validModel, map[string]any{"variants": fmt.Sprintf(`[{name: arm, nodeSelector: {}, source: {http: {url: "https://m.example.com/a.gguf"}}, digest: %s, quantization: IQ4_XS}]`, digestB)},
+			`spec.variants[0].quantization: Invalid value: "IQ4_XS": ` + quantizationMessage},
 		"a variant's digest is lower-case hex": {validModel, map[string]any{"variants": fmt.Sprintf(`[{name: arm, nodeSelector: {}, source: {http: {url: "https://m.example.com/a.gguf"}}, digest: %s, quantization: Q8_0}]`, "sha256:"+strings.ToUpper(digestB[7:]))},
 			`spec.variants[0].digest: Invalid value: "sha256:FEDCBA`},
 		"a variant has a digest": {validModel, map[string]any{"variants": `[{name: arm, nodeSelector: {}, source: {http: {url: "https://m.example.com/a.gguf"}}, quantization: Q4_0}]`},
@@ -280,7 +280,9 @@ func TestInvalidObjectsAreRejectedAtAdmission(t *testing.T) {
 		"excluded nodes are at most all":             {validRollout, map[string]any{"distribution": `{maxExcludedNodes: "150%"}`}, `spec.distribution.maxExcludedNodes: Invalid value: "150%": ` + maxExcludedMessage},
 		"excluded nodes are a count or a percentage": {validRollout, map[string]any{"distribution": `{maxExcludedNodes: "ten"}`}, `spec.distribution.maxExcludedNodes: Invalid value: "ten": ` + maxExcludedMessage},
 	}
-	for _, q := range []string{"BF16", "Q5_K_M", "Q5_K_S", "Q5_0", "Q4_K_S", "Q3_K_M", "Q2_K", "Q4_1"} {
+	// llama.cpp file types whose tensor types inferd has no kernels for, and
+	// a name in the wrong case.
+	for _, q := range []string{"IQ4_XS", "IQ4_NL", "IQ3_M", "IQ2_XXS", "IQ1_S", "TQ1_0", "MXFP4_MOE", "q4_k_m"} {
 		tests["a quantization inferd cannot run: "+q] = struct {
 			base string
 			set  map[string]any

@@ -15,7 +15,8 @@ type ModelFormat string
 const ModelFormatGGUF ModelFormat = "GGUF"
 
 // Quantization is the quantization of a model file as llama.cpp names it
-// (general.file_type): F32, F16, Q8_0, Q6_K, Q4_K_M or Q4_0.
+// (general.file_type): F32, F16, BF16, Q8_0, the K-quant mixtures from Q6_K
+// down to Q2_K_S, or Q5_1, Q5_0, Q4_1 and Q4_0.
 //
 // The rule below is the one list of what SLMModel accepts, and it is exactly
 // what the inferd engine runs (the file types whose tensor types its kernels
@@ -28,17 +29,29 @@ const ModelFormatGGUF ModelFormat = "GGUF"
 // message alone: an enum violation makes the API server skip every CEL rule of
 // the object and say so ("some validation rules were not checked").
 // +kubebuilder:validation:MaxLength=16
-// +kubebuilder:validation:XValidation:rule="self in ['F32', 'F16', 'Q8_0', 'Q6_K', 'Q4_K_M', 'Q4_0']",message="quantization must be one that inferd runs: F32, F16, Q8_0, Q6_K, Q4_K_M or Q4_0 (requantize other files, for example with llama.cpp's llama-quantize)"
+// +kubebuilder:validation:XValidation:rule="self in ['F32', 'F16', 'BF16', 'Q8_0', 'Q6_K', 'Q5_K_M', 'Q5_K_S', 'Q5_1', 'Q5_0', 'Q4_K_M', 'Q4_K_S', 'Q4_1', 'Q4_0', 'Q3_K_L', 'Q3_K_M', 'Q3_K_S', 'Q2_K', 'Q2_K_S']",message="quantization must be one that inferd runs: F32, F16, BF16, Q8_0, Q6_K, Q5_K_M, Q5_K_S, Q5_1, Q5_0, Q4_K_M, Q4_K_S, Q4_1, Q4_0, Q3_K_L, Q3_K_M, Q3_K_S, Q2_K or Q2_K_S (requantize other files, for example with llama.cpp's llama-quantize)"
 type Quantization string
 
 // The quantizations that SLMModel accepts.
 const (
 	QuantizationF32   Quantization = "F32"
 	QuantizationF16   Quantization = "F16"
+	QuantizationBF16  Quantization = "BF16"
 	QuantizationQ8_0  Quantization = "Q8_0"
 	QuantizationQ6_K  Quantization = "Q6_K"
+	QuantizationQ5_KM Quantization = "Q5_K_M"
+	QuantizationQ5_KS Quantization = "Q5_K_S"
+	QuantizationQ5_1  Quantization = "Q5_1"
+	QuantizationQ5_0  Quantization = "Q5_0"
 	QuantizationQ4_KM Quantization = "Q4_K_M"
+	QuantizationQ4_KS Quantization = "Q4_K_S"
+	QuantizationQ4_1  Quantization = "Q4_1"
 	QuantizationQ4_0  Quantization = "Q4_0"
+	QuantizationQ3_KL Quantization = "Q3_K_L"
+	QuantizationQ3_KM Quantization = "Q3_K_M"
+	QuantizationQ3_KS Quantization = "Q3_K_S"
+	QuantizationQ2_K  Quantization = "Q2_K"
+	QuantizationQ2_KS Quantization = "Q2_K_S"
 )
 
 // ModelSource says where a model file is fetched from: exactly one of http or oci.

@@ -202,3 +202,24 @@ func TestTensorRefusesARangeOutsideTheMapping(t *testing.T) {
 		t.Error("a tensor was sliced from a closed mapping")
 	}
 }
+
+// TestTensorSizesAreGGMLs: a tensor of each type the engine computes with
+// takes ggml's bytes (ggml-common.h: values and bytes per block), and one
+// that is not a whole number of blocks is refused. The kernels and the
+// layout checks rely on these sizes, so a wrong one would read past a row.
+func TestTensorSizesAreGGMLs(t *testing.T) {
+	for typ, block := range map[TensorType]struct{ values, bytes uint64 }{
+		F32: {1, 4}, F16: {1, 2}, BF16: {1, 2},
+		Q4_0: {32, 18}, Q4_1: {32, 20}, Q5_0: {32, 22}, Q5_1: {32, 24}, Q8_0: {32, 34},
+		Q2_K: {256, 84}, Q3_K: {256, 110}, Q4_K: {256, 144}, Q5_K: {256, 176}, Q6_K: {256, 210},
+	} {
+		if got, err := typ.Bytes(18 * block.values); err != nil || got != 18*block.bytes {
+			t.Errorf("%s: %d values take %d bytes (%v); want %d", typ, 18*block.values, got, err, 18*block.bytes)
+		}
+		if block.values > 1 {
+			if _, err := typ.Bytes(18*block.values + block.values/2); !errors.Is(err, ErrInvalid) {
+				t.Errorf("%s: half a block more: %v; want ErrInvalid", typ, err)
+			}
+		}
+	}
+}

@@ -22,6 +22,22 @@ func tiny(t gguf.TensorType) RandomSpec {
 	return RandomSpec{Embd: 256, Layers: 2, Heads: 4, KVHeads: 2, FF: 512, Vocab: 512, Context: 128, Type: t, Seed: 7, Scale: 0.08, ChatMLTokens: true}
 }
 
+// narrow is tiny at a width that no K-quant holds (96 = 3 blocks of 32),
+// as SmolLM2's 576 and Qwen2.5-0.5B's 896 are: llama-quantize writes those
+// rows in a 32-value block type. The feed-forward width stays 256, so a
+// mixture keeps ffn_down in its K-quants.
+func narrow(t gguf.TensorType) RandomSpec {
+	s := tiny(t)
+	s.Embd, s.FF = 96, 256
+	return s
+}
+
+// mix is tiny, or narrow, in a llama.cpp K-quant mixture.
+func mix(s RandomSpec, name string) RandomSpec {
+	s.Mix = name
+	return s
+}
+
 func writeSpec(t *testing.T, s RandomSpec) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "model.gguf")
@@ -249,23 +265,45 @@ func relMaxErr(a, b []float32) float64 {
 // summation order differs; the quantized types meet activations quantized
 // to 8 bits (as in llama.cpp), which costs about a percent.
 var logitTolerance = map[string]float64{
-	"F32": 1e-4, "F16": 1e-4, "Q8_0": 0.03, "Q4_0": 0.03, "Q4_K": 0.03, "Q6_K": 0.03, "Q4_K_M": 0.03,
-	"qwen2 F32": 1e-4, "qwen2 Q8_0": 0.03, "tied F32": 1e-4,
+	"F32": 1e-4, "F16": 1e-4, "BF16": 1e-4, "Q8_0": 0.03, "Q4_0": 0.03, "Q4_1": 0.03, "Q5_0": 0.03, "Q5_1": 0.03,
+	"Q2_K": 0.03, "Q3_K": 0.03, "Q4_K": 0.03, "Q5_K": 0.03, "Q6_K": 0.03,
+	"Q2_K mix": 0.03, "Q3_K_M": 0.03, "Q4_K_S": 0.03, "Q4_K_M": 0.03, "Q5_K_M": 0.03,
+	"narrow Q4_0": 0.03, "narrow Q4_1": 0.03, "narrow Q5_0": 0.03, "narrow Q5_1": 0.03, "narrow Q8_0": 0.03,
+	"narrow Q2_K": 0.03, "narrow Q3_K_M": 0.03, "narrow Q4_K_M": 0.03, "narrow Q5_K_M": 0.03, "narrow BF16": 1e-4,
+	"qwen2 F32": 1e-4, "qwen2 Q8_0": 0.03, "qwen2 Q5_K_M": 0.03, "tied F32": 1e-4,
 }
 
 func TestLogitsMatchTheReference(t *testing.T) {
 	cases := map[string]RandomSpec{}
-	for _, typ := range []gguf.TensorType{gguf.F32, gguf.F16, gguf.Q8_0, gguf.Q4_0, gguf.Q4_K, gguf.Q6_K} {
+	for _, typ := range []gguf.TensorType{
+		gguf.F32, gguf.F16, gguf.BF16, gguf.Q8_0, gguf.Q4_0, gguf.Q4_1, gguf.Q5_0, gguf.Q5_1,
+		gguf.Q2_K, gguf.Q3_K, gguf.Q4_K, gguf.Q5_K, gguf.Q6_K,
+	} {
 		cases[typ.String()] = tiny(typ)
 	}
 	km := tiny(gguf.Q4_K)
 	km.Q4KM = true
 	cases["Q4_K_M"] = km
+	cases["Q2_K mix"] = mix(tiny(gguf.Q2_K), "Q2_K")
+	for _, m := range []string{"Q3_K_M", "Q4_K_S", "Q5_K_M"} {
+		cases[m] = mix(tiny(gguf.Q4_K), m)
+	}
+	// Narrow models: the 32-value block types on rows of 3 blocks, and
+	// the mixtures with llama-quantize's fallbacks beside their K-quants.
+	for _, typ := range []gguf.TensorType{gguf.BF16, gguf.Q8_0, gguf.Q4_0, gguf.Q4_1, gguf.Q5_0, gguf.Q5_1} {
+		cases["narrow "+typ.String()] = narrow(typ)
+	}
+	for _, m := range []string{"Q2_K", "Q3_K_M", "Q4_K_M", "Q5_K_M"} {
+		cases["narrow "+m] = mix(narrow(gguf.Q4_K), m)
+	}
 	for _, typ := range []gguf.TensorType{gguf.F32, gguf.Q8_0} {
 		q := tiny(typ)
 		q.Arch = ArchQwen2
 		cases["qwen2 "+typ.String()] = q
 	}
+	q := mix(tiny(gguf.Q4_K), "Q5_K_M")
+	q.Arch = ArchQwen2
+	cases["qwen2 Q5_K_M"] = q
 	tied := tiny(gguf.F32)
 	tied.Tied = true
 	cases["tied F32"] = tied
@@ -292,10 +330,47 @@ func TestLogitsMatchTheReference(t *testing.T) {
 				}
 				worst = math.Max(worst, relMaxErr(got, ref[len(prompt)+i]))
 			}
-			if tol := logitTolerance[name]; worst > tol {
+			tol, ok := logitTolerance[name]
+			if !ok {
+				t.Fatalf("no tolerance for %s", name)
+			}
+			if worst > tol {
 				t.Errorf("logits differ from the reference by %.3g of the largest; want at most %.3g", worst, tol)
 			} else {
 				t.Logf("largest difference from the reference: %.3g of the largest logit", worst)
+			}
+		})
+	}
+}
+
+// TestNarrowModelsHoldTheFallbackTypes: the narrow models above hold what
+// llama-quantize writes for such a model (so TestLogitsMatchTheReference
+// runs those types): the fallback of each K-quant in the 96-wide matrices,
+// Q8_0 for the output, and the mixture's K-quants in the 256-wide ffn_down.
+func TestNarrowModelsHoldTheFallbackTypes(t *testing.T) {
+	for m, want := range map[string][]gguf.TensorType{
+		"Q2_K":   {gguf.Q4_0, gguf.Q8_0, gguf.Q3_K},
+		"Q3_K_M": {gguf.Q4_0, gguf.Q5_0, gguf.Q8_0, gguf.Q4_K},
+		"Q4_K_M": {gguf.Q5_0, gguf.Q8_0, gguf.Q4_K, gguf.Q6_K},
+		"Q5_K_M": {gguf.Q5_1, gguf.Q8_0, gguf.Q5_K, gguf.Q6_K},
+	} {
+		t.Run(m, func(t *testing.T) {
+			f, err := gguf.Open(writeSpec(t, mix(narrow(gguf.Q4_K), m)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer f.Close()
+			has := map[gguf.TensorType]bool{}
+			for _, info := range f.Tensors {
+				has[info.Type] = true
+			}
+			for _, typ := range want {
+				if !has[typ] {
+					t.Errorf("no %s tensor; the file has %v", typ, has)
+				}
+			}
+			if q := f.Quantization(); q != m {
+				t.Errorf("the file says it is %s; want %s", q, m)
 			}
 		})
 	}
@@ -307,7 +382,7 @@ func TestLogitsMatchTheReference(t *testing.T) {
 // the single-token kernels sum in different orders, and a random network
 // amplifies that, so the bound is the reference tolerance.
 func TestPrefillInOneCallEqualsTokenByToken(t *testing.T) {
-	for _, typ := range []gguf.TensorType{gguf.F32, gguf.Q4_0, gguf.Q8_0} {
+	for _, typ := range []gguf.TensorType{gguf.F32, gguf.Q4_0, gguf.Q8_0, gguf.Q5_0, gguf.Q3_K} {
 		t.Run(typ.String(), func(t *testing.T) {
 			md := load(t, writeSpec(t, tiny(typ)), engine.Options{Threads: 2})
 			prompt := make([]int32, 80) // more than one prefill chunk

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"slices"
 
 	"github.com/slmops/slmops/inferd/engine/kernels"
 	"github.com/slmops/slmops/inferd/gguf"
@@ -22,10 +23,16 @@ type RandomSpec struct {
 	FF      int
 	Vocab   int
 	Context int
-	// Type of the weight matrices: F32, F16, Q8_0, Q4_0, Q4_K or Q6_K.
+	// Type of the weight matrices: any type that kernels.Quantize writes.
+	// A K-quant matrix whose rows are not a whole number of 256 values is
+	// written in the type llama-quantize falls back to (see fallbackType).
 	Type gguf.TensorType
-	// Q4KM mixes Q4_K and Q6_K the way llama.cpp's Q4_K_M does (Q6_K for
-	// the output and half of the attn_v and ffn_down tensors).
+	// Mix, when set, is a llama.cpp K-quant mixture (Q2_K, Q3_K_M, Q4_K_S,
+	// Q4_K_M or Q5_K_M) in place of Type: its main type, and the tensors it
+	// keeps in other types, roughly as llama-quantize chooses them for a
+	// dense model (see mixType).
+	Mix string
+	// Q4KM is Mix "Q4_K_M".
 	Q4KM bool
 	// Tied shares the output matrix with the token embeddings.
 	Tied bool
@@ -55,12 +62,19 @@ func WriteRandom(w io.Writer, s RandomSpec) error {
 		s.Name = "random-" + s.Arch
 	}
 	tokens, scores, types := randomVocab(s.Vocab, s.ChatMLTokens)
-	fileType := s.Type.String()
-	if s.Type == gguf.Q4_K {
-		fileType = "Q4_K_S" // llama.cpp's name for all-Q4_K
-	}
 	if s.Q4KM {
-		fileType = "Q4_K_M"
+		s.Mix = "Q4_K_M"
+	}
+	fileType := s.Type.String()
+	switch s.Type {
+	case gguf.Q3_K, gguf.Q4_K, gguf.Q5_K: // llama.cpp's names for all-Q3_K, -Q4_K, -Q5_K
+		fileType += "_S"
+	}
+	if s.Mix != "" {
+		if !slices.Contains(mixes, s.Mix) {
+			return fmt.Errorf("no mixture %s: use one of %v", s.Mix, mixes)
+		}
+		fileType = s.Mix
 	}
 	ft, ok := gguf.FileTypeOf(fileType)
 	if !ok {
@@ -89,6 +103,7 @@ func WriteRandom(w io.Writer, s RandomSpec) error {
 	}
 	seed := s.Seed
 	matrix := func(name string, rows, cols int, t gguf.TensorType) gguf.Tensor {
+		t = fallbackType(t, cols, name == "output.weight")
 		seed++
 		mySeed := seed
 		return gguf.Tensor{Name: name, Dims: []uint64{uint64(cols), uint64(rows)}, Type: t, Fill: func() ([]byte, error) {
@@ -103,16 +118,10 @@ func WriteRandom(w io.Writer, s RandomSpec) error {
 		}}
 	}
 	typeFor := func(kind string, layer int) gguf.TensorType {
-		if !s.Q4KM {
+		if s.Mix == "" {
 			return s.Type
 		}
-		switch {
-		case kind == "output":
-			return gguf.Q6_K
-		case (kind == "attn_v" || kind == "ffn_down") && layer%2 == 0:
-			return gguf.Q6_K
-		}
-		return gguf.Q4_K
+		return mixType(s.Mix, kind, layer, s.Layers, s.Heads/s.KVHeads)
 	}
 	kv := s.KVHeads * (s.Embd / s.Heads)
 	tensors := []gguf.Tensor{
@@ -141,6 +150,77 @@ func WriteRandom(w io.Writer, s RandomSpec) error {
 		}
 	}
 	return gguf.Write(w, meta, tensors)
+}
+
+// mixes are the mixtures that mixType knows.
+var mixes = []string{"Q2_K", "Q3_K_M", "Q4_K_S", "Q4_K_M", "Q5_K_M"}
+
+// mixType is the type of a kind of matrix (embd, output, attn_q, attn_v,
+// ffn_down...) in layer of n in a llama.cpp mixture, after
+// llama_tensor_get_type in llama-quant.cpp for a dense model without an
+// importance matrix; "half of the layers" stands for its use_more_bits.
+func mixType(mix, kind string, layer, n, gqa int) gguf.TensorType {
+	more := layer%2 == 0
+	if kind == "output" {
+		return gguf.Q6_K
+	}
+	switch mix {
+	case "Q2_K":
+		switch {
+		case kind == "attn_v" && gqa >= 4:
+			return gguf.Q4_K
+		case kind == "attn_v" || kind == "ffn_down" || kind == "attn_output":
+			return gguf.Q3_K
+		}
+		return gguf.Q2_K
+	case "Q3_K_M":
+		switch {
+		case kind == "attn_v" && layer < 2, kind == "ffn_down" && layer < n/16:
+			return gguf.Q5_K
+		case kind == "attn_v" || kind == "ffn_down" || kind == "attn_output":
+			return gguf.Q4_K
+		}
+		return gguf.Q3_K
+	case "Q4_K_S":
+		if kind == "attn_v" && layer < 4 || kind == "ffn_down" && layer < max(1, n/8) {
+			return gguf.Q5_K
+		}
+		return gguf.Q4_K
+	case "Q4_K_M", "Q5_K_M":
+		if (kind == "attn_v" || kind == "ffn_down") && more {
+			return gguf.Q6_K
+		}
+		if mix == "Q5_K_M" {
+			return gguf.Q5_K
+		}
+		return gguf.Q4_K
+	}
+	panic("llama: no mixture " + mix)
+}
+
+// fallbackType is the type llama-quantize writes a matrix of rows of cols
+// values in when t cannot hold them (tensor_type_fallback in
+// llama-quant.cpp): a 32-value block type for the K-quants, Q8_0 for the
+// output matrix, F16 when not even 32-value blocks fit.
+func fallbackType(t gguf.TensorType, cols int, output bool) gguf.TensorType {
+	if _, err := t.Bytes(uint64(cols)); err == nil {
+		return t
+	}
+	switch {
+	case cols%kernels.QK8_0 != 0:
+		return gguf.F16
+	case output:
+		return gguf.Q8_0
+	}
+	switch t {
+	case gguf.Q2_K, gguf.Q3_K:
+		return gguf.Q4_0
+	case gguf.Q4_K:
+		return gguf.Q5_0
+	case gguf.Q5_K:
+		return gguf.Q5_1
+	}
+	return gguf.Q8_0
 }
 
 // randomTensor makes n uniform values in center ± scale, encoded as t.
