@@ -20,7 +20,10 @@
 # when the build cannot run (no cmake or no C++ compiler), so callers can skip
 # and say what was not checked.
 set -euo pipefail
-
+# The body is one compound command, which bash reads whole before it runs
+# it: a build takes minutes, and a checkout that changes this file meanwhile
+# must not make bash read the rest of it at the wrong offset.
+{
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 shared=${SLMOPS_SHARED:-$root/../shared}
 targets=(llama llama-bench llama-quantize llama-tokenize)
@@ -115,3 +118,5 @@ if [ -f "$parity_src" ]; then
 	ln -sfn "$(basename "$parity_bin")" "$out/build/bin/parity-logits"
 fi
 echo "$out"
+exit
+}
