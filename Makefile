@@ -77,8 +77,18 @@ helm: ## Build (or reuse) the helm binary from its Go module into bin/helm-curre
 controlplane: ## Build (or reuse) the local control plane binaries in bin/k8s.
 	@hack/build-controlplane.sh >/dev/null
 
+.PHONY: llama-cpp
+llama-cpp: ## Build (or reuse) llama.cpp from ../shared/llama.cpp (SLMOPS_SHARED overrides ../shared) and the parity program, cached outside the clone.
+	@hack/build-llama-cpp.sh >/dev/null
+
+.PHONY: parity
+parity: ## Compare the engine with llama.cpp: logits of random-weight models of every architecture and type, and the tokenizers; prints the tables.
+	@hack/build-llama-cpp.sh >/dev/null
+	SLMOPS_PARITY=1 go test -count=1 -run '^TestParityWithLlamaCpp$$' -v ./inferd/engine/parity | grep -v -e '^=== RUN' -e '^=== PAUSE' -e '^=== CONT'
+
 .PHONY: test
-test: controlplane helm verify vet ## Run every test: unit, envtest integration and e2e on the local control plane, and inferd's tests on arm64.
+test: controlplane helm verify vet ## Run every test: unit, envtest integration and e2e on the local control plane, and inferd's tests on arm64 (not yet parity with llama.cpp: make parity).
+	@echo "make test: NOT CHECKED here yet: the engine's logits and tokenizers against llama.cpp (make parity runs them; some quantized rows do not meet the bar yet)" >&2
 	go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) ./...
 	hack/test-arm64.sh
 
@@ -122,9 +132,17 @@ bench-rollout: controlplane ## An EdgeRollout on BENCH_NODES nodes (steps 1/10/5
 bench-inferd: ## inferd: verified download against a plain copy; tokens/s over HTTP against the engine called directly.
 	go run ./hack/bench-inferd
 
+# BENCH_ENGINE_FLAGS passes flags to hack/bench-engine (-types Q4_0 -runs 1 for a quick look).
+BENCH_ENGINE_FLAGS ?=
+
 .PHONY: bench-engine
-bench-engine: ## The engine on a random TinyLlama-shaped 1.1B model (Q8_0, Q4_0): tokens/s against the memory-bandwidth limit; LLAMA_BENCH=path compares.
-	go run ./hack/bench-engine
+bench-engine: ## The engine on a random TinyLlama-shaped 1.1B model (Q8_0, Q4_0): tokens/s against the memory-bandwidth limit and llama.cpp's llama-bench (built from ../shared/llama.cpp unless LLAMA_BENCH=path names one).
+	@llama_bench="$(LLAMA_BENCH)"; \
+	if [ -z "$$llama_bench" ]; then \
+		if dir=$$(hack/build-llama-cpp.sh); then llama_bench=$$dir/build/bin/llama-bench; \
+		else echo "bench-engine: llama.cpp is not built (see above), so no ratios against it" >&2; fi; \
+	fi; \
+	LLAMA_BENCH="$$llama_bench" go run ./hack/bench-engine $(BENCH_ENGINE_FLAGS)
 
 .PHONY: bench-distribution
 bench-distribution: controlplane ## 200 nodes in 4 sites, real inferd stagers: origin bytes with and without peer sharing; ends with "origin bytes per site = R copies".

@@ -1,0 +1,671 @@
+package parity
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+	"testing"
+
+	"github.com/slmops/slmops/inferd/engine"
+	"github.com/slmops/slmops/inferd/engine/kernels"
+	"github.com/slmops/slmops/inferd/engine/llama"
+	"github.com/slmops/slmops/inferd/engine/tokenizer"
+	"github.com/slmops/slmops/inferd/gguf"
+)
+
+// The exit codes of hack/build-llama-cpp.sh that mean "cannot check here"
+// rather than "broken".
+const (
+	exitNoSnapshot = 3
+	exitNoTools    = 4
+)
+
+// notChecked is what the skip message says was not verified.
+const notChecked = "NOT CHECKED: the engine's logits against llama.cpp (llama, qwen2 x F32, F16, Q8_0, Q4_0, Q4_K_M, Q4_K, Q6_K) " +
+	"and the tokenizers against llama_tokenize"
+
+// llamaCpp builds (or reuses) llama.cpp and the parity program and returns
+// the folder of the binaries and the parity program's path; it skips the
+// test when the snapshot or the tools are missing.
+func llamaCpp(t *testing.T) (bin, program string) {
+	t.Helper()
+	root, err := filepath.Abs("../../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script := filepath.Join(root, "hack", "build-llama-cpp.sh")
+	var stdout, stderr bytes.Buffer
+	cmd := exec.Command(script)
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case errors.As(err, &exit) && (exit.ExitCode() == exitNoSnapshot || exit.ExitCode() == exitNoTools):
+		t.Skipf("llama.cpp parity %s. hack/build-llama-cpp.sh could not build llama.cpp: %s",
+			notChecked, strings.TrimSpace(stderr.String()))
+	case err != nil:
+		t.Fatalf("hack/build-llama-cpp.sh: %v\n%s", err, stderr.String())
+	}
+	t.Log(strings.TrimSpace(stderr.String()))
+	bin = filepath.Join(strings.TrimSpace(stdout.String()), "build", "bin")
+	// The script names the program after its source's hash (see there).
+	src, err := os.ReadFile(filepath.Join(root, "hack", "parity", "logits.cpp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(src)
+	program = filepath.Join(bin, "parity-logits-"+hex.EncodeToString(sum[:])[:12])
+	if _, err := os.Stat(program); err != nil {
+		t.Fatalf("hack/build-llama-cpp.sh did not build the parity program: %v", err)
+	}
+	return bin, program
+}
+
+// The shape of the random models: small enough that the whole table runs in
+// seconds, with a real model's head size (64) and grouped-query attention;
+// every row length is a multiple of 256 so that each block format applies.
+func spec(arch string) llama.RandomSpec {
+	return llama.RandomSpec{
+		Name: "parity-" + arch, Arch: arch, Embd: 512, Layers: 4, Heads: 8, KVHeads: 4, FF: 1536,
+		Vocab: 4096, Context: 256, Type: gguf.F32, Scale: 0.05, Seed: 11,
+		// Qwen2.5's small models tie the output to the embeddings.
+		Tied: arch == llama.ArchQwen2,
+	}
+}
+
+// A case is one file: an F32 file from the project's writer, that file
+// quantized by llama.cpp's llama-quantize (as real files are made), or a
+// quantized file from the project's writer (what bench-engine hands to
+// llama-bench), whose blocks llama.cpp must read as the engine does.
+type typeCase struct {
+	name     string
+	quantize []string // llama-quantize arguments before the files
+	writer   *llama.RandomSpec
+	bar      float32 // max |logit difference| / RMS of llama.cpp's logits
+}
+
+func written(t gguf.TensorType, q4km bool) *llama.RandomSpec {
+	return &llama.RandomSpec{Type: t, Q4KM: q4km}
+}
+
+var typeCases = []typeCase{
+	{name: "F32", bar: 0.005},
+	{name: "F16", quantize: []string{"F16"}, bar: 0.005},
+	{name: "Q8_0", quantize: []string{"Q8_0"}, bar: 0.1},
+	{name: "Q4_0", quantize: []string{"Q4_0"}, bar: 0.1},
+	{name: "Q4_K_M", quantize: []string{"Q4_K_M"}, bar: 0.1},
+	{name: "Q4_K", quantize: []string{"--pure", "Q4_K_S"}, bar: 0.1},
+	{name: "Q6_K", quantize: []string{"Q6_K"}, bar: 0.1},
+	{name: "Q8_0 (writer)", writer: written(gguf.Q8_0, false), bar: 0.1},
+	{name: "Q4_0 (writer)", writer: written(gguf.Q4_0, false), bar: 0.1},
+	{name: "Q4_K_M (writer)", writer: written(gguf.Q4_K, true), bar: 0.1},
+	{name: "Q6_K (writer)", writer: written(gguf.Q6_K, false), bar: 0.1},
+}
+
+// activationNoise is why quantized cases miss the bar on these random
+// models: both engines quantize the activations of every product, the
+// engine to 32-value blocks with float32 scales for every weight type,
+// llama.cpp to Q8_0 blocks with F16 scales (Q8_0, Q4_0) or 256-value Q8_K
+// blocks (K-quants). The two roundings are independent, and llama.cpp's own
+// logits differ from exact F32 arithmetic on the same weights by about as
+// much as the engine's differ from llama.cpp's (the llama.cpp/F32 column):
+// matching llama.cpp closer needs its activation formats in the kernels.
+const activationNoise = "activation quantization differs (engine: 32-value blocks, F32 scales; llama.cpp: Q8_K or Q8_0 with F16 scales); llama.cpp/F32 column shows llama.cpp's own distance from exact arithmetic"
+
+// knownFailures are cases that miss the bar for a reason the engine cannot
+// fix yet; they are reported but do not fail the test. Key: "arch/type".
+var knownFailures = map[string]string{
+	"llama/Q4_K_M (writer)": activationNoise,
+	"llama/Q6_K (writer)":   activationNoise,
+	"qwen2/Q4_0 (writer)":   activationNoise,
+	"qwen2/Q4_K_M (writer)": activationNoise,
+	"qwen2/Q6_K (writer)":   activationNoise,
+}
+
+// knownTokenizerFailures are vocabularies whose mismatches are known.
+var knownTokenizerFailures = map[string]string{
+	// The file has no tokenizer.ggml.pre: llama.cpp then splits with its
+	// "default" pre-tokenizer (digits, punctuation and spaces apart), the
+	// project with GPT-2's.
+	"gpt-neox": "no tokenizer.ggml.pre: llama.cpp uses its default pre-tokenizer, the project GPT-2's",
+}
+
+// sequenceLength is the number of tokens each case evaluates; the prompt
+// path is also checked at these prefix lengths (the engine's prompt chunk is
+// 64 tokens, so 80 spans two chunks).
+const sequenceLength = 80
+
+var promptLengths = []int{1, 17, 64, sequenceLength}
+
+// gapThreshold: argmax is compared where llama.cpp's top two logits differ
+// by more than this.
+const gapThreshold = 0.01
+
+type result struct {
+	arch, typ, tensorTypes string
+	positions              int
+	argmaxOK, argmaxOf     int
+	decodeRel, promptRel   float32
+	// floorRel is llama.cpp's own distance from exact arithmetic on the
+	// same weights: its logits for the file against its logits for the file
+	// dequantized to F32 (the noise of quantizing activations), max |d| / RMS.
+	floorRel float32
+	rms      float32
+	bar      float32
+	problem  string
+	known    string
+}
+
+func (r result) pass() bool {
+	return r.problem == "" && r.argmaxOK == r.argmaxOf && r.decodeRel <= r.bar && r.promptRel <= r.bar
+}
+
+func TestParityWithLlamaCpp(t *testing.T) {
+	if os.Getenv("SLMOPS_PARITY") == "" {
+		// Not in make test yet: the quantized rows measured so far sit at
+		// 0.08-0.15 x RMS against the bar of 0.1 (the engine rounds
+		// activations in 32-value float32-scaled blocks, llama.cpp in Q8_0
+		// with F16 scales or Q8_K), and the llama-quantize rows are not
+		// measured yet.
+		t.Skip("llama.cpp parity " + notChecked + ". `make parity` runs it (SLMOPS_PARITY=1); it is not part of make test until every row meets the bar")
+	}
+	bin, program := llamaCpp(t)
+	t.Run("logits", func(t *testing.T) { testLogits(t, bin, program) })
+	t.Run("tokenizers", func(t *testing.T) { testTokenizers(t, program, filepath.Join(bin, "..", "..", "models")) })
+}
+
+func testLogits(t *testing.T, bin, program string) {
+	tmp := t.TempDir()
+	var results []result
+	for _, arch := range []string{llama.ArchLlama, llama.ArchQwen2} {
+		s := spec(arch)
+		f32 := filepath.Join(tmp, arch+"-F32.gguf")
+		writeModel(t, f32, s)
+		tokens := testTokens(s.Vocab)
+		for _, tc := range typeCases {
+			t.Run(arch+"/"+tc.name, func(t *testing.T) {
+				path := f32
+				switch {
+				case tc.writer != nil:
+					path = filepath.Join(tmp, arch+"-"+strings.Fields(tc.name)[0]+"-writer.gguf")
+					ws := s
+					ws.Type, ws.Q4KM = tc.writer.Type, tc.writer.Q4KM
+					writeModel(t, path, ws)
+				case tc.quantize != nil:
+					path = filepath.Join(tmp, arch+"-"+tc.name+".gguf")
+					args := append(slices.Clone(tc.quantize), f32, path, "2")
+					if out, err := exec.Command(filepath.Join(bin, "llama-quantize"), args...).CombinedOutput(); err != nil {
+						t.Fatalf("llama-quantize %v: %v\n%s", args, err, out)
+					}
+				}
+				r := compareLogits(t, program, path, tokens)
+				r.arch, r.typ, r.bar = arch, tc.name, tc.bar
+				if tc.writer != nil || tc.quantize != nil {
+					r.floorRel = noiseFloor(t, program, path, tokens)
+				}
+				r.known = knownFailures[arch+"/"+tc.name]
+				switch {
+				case r.pass():
+				case r.known != "":
+					t.Logf("known failure %s/%s: %s", arch, tc.name, r.known)
+				default:
+					t.Errorf("%s/%s misses the bar: %s", arch, tc.name, describe(r))
+				}
+				results = append(results, r)
+			})
+		}
+	}
+	printTable(results)
+}
+
+func writeModel(t *testing.T, path string, s llama.RandomSpec) {
+	t.Helper()
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := llama.WriteRandom(f, s); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// testTokens is BOS and then pseudo-random ids from the whole vocabulary.
+func testTokens(vocab int) []int32 {
+	r := rand.New(rand.NewPCG(16, 64))
+	tokens := []int32{1}
+	for len(tokens) < sequenceLength {
+		tokens = append(tokens, int32(3+r.IntN(vocab-3)))
+	}
+	return tokens
+}
+
+// compareLogits runs tokens through llama.cpp (one batch, every position's
+// logits) and through the engine: one token at a time (the decode path,
+// every position) and as prompts of promptLengths tokens (the batched
+// path, the last position of each).
+func compareLogits(t *testing.T, program, path string, tokens []int32) result {
+	t.Helper()
+	var r result
+	r.positions = len(tokens)
+	ref, vocab := llamaLogits(t, program, path, tokens)
+
+	m, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.tensorTypes = tensorTypes(m.File)
+	_ = m.Close()
+
+	e, err := engine.Load(path, engine.Expect{}, engine.Options{Threads: 2})
+	if err != nil {
+		r.problem = fmt.Sprintf("the engine cannot load it: %v", err)
+		return r
+	}
+	defer e.Close()
+	if e.Info().VocabSize != vocab {
+		t.Fatalf("vocabulary: the engine has %d tokens, llama.cpp %d", e.Info().VocabSize, vocab)
+	}
+	ctx := context.Background()
+	r.rms = rms(ref)
+	if r.rms < 1e-3 {
+		t.Fatalf("llama.cpp's logits are degenerate (RMS %g): the random model is not sane", r.rms)
+	}
+
+	seq, err := e.NewSequence()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seq.Close()
+	var worst float32
+	worstAt := -1
+	for p, tok := range tokens {
+		got, err := seq.Forward(ctx, []int32{tok})
+		if err != nil {
+			t.Fatalf("position %d: %v", p, err)
+		}
+		want := ref[p*vocab : (p+1)*vocab]
+		if d := maxAbsDiff(want, got); d > worst {
+			worst, worstAt = d, p
+		}
+		if top1, top2 := topTwo(want); want[top1]-want[top2] > gapThreshold {
+			r.argmaxOf++
+			if argmax(got) == top1 {
+				r.argmaxOK++
+			} else {
+				t.Logf("position %d: llama.cpp's argmax is %d (%.4f, next %.4f), the engine's %d", p, top1, want[top1], want[top2], argmax(got))
+			}
+		}
+	}
+	r.decodeRel = worst / r.rms
+	if worstAt >= 0 {
+		t.Logf("decode: max |logit difference| %.5f at position %d, RMS %.4f", worst, worstAt, r.rms)
+	}
+
+	for _, n := range promptLengths {
+		seq, err := e.NewSequence()
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := seq.Forward(ctx, tokens[:n])
+		if err != nil {
+			t.Fatalf("prompt of %d tokens: %v", n, err)
+		}
+		want := ref[(n-1)*vocab : n*vocab]
+		r.promptRel = max(r.promptRel, maxAbsDiff(want, got)/r.rms)
+		if top1, top2 := topTwo(want); want[top1]-want[top2] > gapThreshold {
+			r.argmaxOf++
+			if argmax(got) == top1 {
+				r.argmaxOK++
+			} else {
+				t.Logf("prompt of %d tokens: llama.cpp's argmax is %d, the engine's %d", n, top1, argmax(got))
+			}
+		}
+		seq.Close()
+	}
+	return r
+}
+
+// noiseFloor compares llama.cpp on a quantized file with llama.cpp on the
+// same weights dequantized to F32: the part of any difference that comes
+// from quantizing activations, which both engines do (llama.cpp to Q8_0 or
+// Q8_K blocks, the engine to its own 32-value blocks).
+func noiseFloor(t *testing.T, program, path string, tokens []int32) float32 {
+	t.Helper()
+	m, err := gguf.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	var tensors []gguf.Tensor
+	for _, ti := range m.Tensors {
+		_, data, _ := m.Tensor(ti.Name)
+		tensors = append(tensors, gguf.Tensor{Name: ti.Name, Dims: ti.Dims, Type: gguf.F32, Fill: func() ([]byte, error) {
+			out := make([]float32, ti.Elements())
+			if err := kernels.Dequantize(ti.Type, data, out); err != nil {
+				return nil, fmt.Errorf("dequantize %s: %w", ti.Name, err)
+			}
+			return kernels.Quantize(nil, gguf.F32, out)
+		}})
+	}
+	meta := slices.Clone(m.Metadata)
+	for i := range meta {
+		if meta[i].Key == "general.file_type" {
+			meta[i].Value = uint32(0) // F32
+		}
+	}
+	exactPath := path + ".f32"
+	f, err := os.Create(exactPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := gguf.Write(f, meta, tensors); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	exact, _ := llamaLogits(t, program, exactPath, tokens)
+	quantized, _ := llamaLogits(t, program, path, tokens)
+	return maxAbsDiff(exact, quantized) / rms(exact)
+}
+
+func rms(x []float32) float32 {
+	var sumSq float64
+	for _, v := range x {
+		sumSq += float64(v) * float64(v)
+	}
+	return float32(math.Sqrt(sumSq / float64(len(x))))
+}
+
+// llamaLogits runs the parity program; it returns positions x vocab logits.
+func llamaLogits(t *testing.T, program, path string, tokens []int32) ([]float32, int) {
+	t.Helper()
+	out := path + ".logits"
+	var ids strings.Builder
+	for _, tok := range tokens {
+		fmt.Fprintf(&ids, "%d\n", tok)
+	}
+	cmd := exec.Command(program, "logits", path, out, "2")
+	cmd.Stdin = strings.NewReader(ids.String())
+	stdout, err := cmd.Output()
+	if err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			t.Fatalf("parity-logits %s: %v\n%s", path, err, exit.Stderr)
+		}
+		t.Fatalf("parity-logits %s: %v", path, err)
+	}
+	var n, vocab int
+	if _, err := fmt.Sscanf(string(stdout), "positions %d vocab %d", &n, &vocab); err != nil || n != len(tokens) {
+		t.Fatalf("parity-logits printed %q", stdout)
+	}
+	raw, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(raw) != 4*n*vocab {
+		t.Fatalf("parity-logits wrote %d bytes, want %d", len(raw), 4*n*vocab)
+	}
+	logits := make([]float32, n*vocab)
+	for i := range logits {
+		logits[i] = math.Float32frombits(binary.LittleEndian.Uint32(raw[4*i:]))
+	}
+	return logits, vocab
+}
+
+// tensorTypes lists the types of the file's matrices, most bytes first.
+func tensorTypes(f *gguf.File) string {
+	bytesBy := map[string]uint64{}
+	for _, ti := range f.Tensors {
+		if len(ti.Dims) >= 2 {
+			bytesBy[ti.Type.String()] += ti.Size
+		}
+	}
+	names := make([]string, 0, len(bytesBy))
+	for n := range bytesBy {
+		names = append(names, n)
+	}
+	sort.Slice(names, func(i, j int) bool { return bytesBy[names[i]] > bytesBy[names[j]] })
+	return strings.Join(names, "+")
+}
+
+func maxAbsDiff(a, b []float32) float32 {
+	var m float32
+	for i := range a {
+		d := a[i] - b[i]
+		if d < 0 {
+			d = -d
+		}
+		if d > m || d != d {
+			m = d
+		}
+	}
+	return m
+}
+
+func argmax(x []float32) int {
+	best := 0
+	for i, v := range x {
+		if v > x[best] {
+			best = i
+		}
+	}
+	return best
+}
+
+func topTwo(x []float32) (int, int) {
+	a, b := 0, 1
+	if x[b] > x[a] {
+		a, b = b, a
+	}
+	for i := 2; i < len(x); i++ {
+		switch {
+		case x[i] > x[a]:
+			a, b = i, a
+		case x[i] > x[b]:
+			b = i
+		}
+	}
+	return a, b
+}
+
+func describe(r result) string {
+	if r.problem != "" {
+		return r.problem
+	}
+	return fmt.Sprintf("argmax %d/%d, max |logit difference| / RMS %.4f decode, %.4f prompt (bar %.3f, RMS %.4f)",
+		r.argmaxOK, r.argmaxOf, r.decodeRel, r.promptRel, r.bar, r.rms)
+}
+
+func printTable(results []result) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nparity with llama.cpp: logits of %d positions (decode) and %d prompts (batched), random weights\n", sequenceLength, len(promptLengths))
+	fmt.Fprintf(&b, "(llama.cpp/F32: llama.cpp on the file against llama.cpp on its weights dequantized to F32, the activation-quantization noise floor)\n")
+	fmt.Fprintf(&b, "%-6s %-15s %-11s %9s %9s %12s %12s %6s %12s  %s\n", "arch", "type", "tensors", "positions", "argmax", "max|d|/RMS", "prompt", "bar", "llama.cpp/F32", "result")
+	reasons := map[string]bool{}
+	for _, r := range results {
+		status := "pass"
+		switch {
+		case r.pass():
+		case r.known != "":
+			status = "KNOWN FAILURE"
+			reasons[r.known] = true
+		default:
+			status = "FAIL"
+		}
+		if r.problem != "" {
+			fmt.Fprintf(&b, "%-6s %-15s %-11s %s: %s\n", r.arch, r.typ, r.tensorTypes, status, r.problem)
+			continue
+		}
+		fmt.Fprintf(&b, "%-6s %-15s %-11s %9d %9s %12.5f %12.5f %6.3f %12.5f  %s\n", r.arch, r.typ, r.tensorTypes, r.positions,
+			fmt.Sprintf("%d/%d", r.argmaxOK, r.argmaxOf), r.decodeRel, r.promptRel, r.bar, r.floorRel, status)
+	}
+	for reason := range reasons {
+		fmt.Fprintf(&b, "KNOWN FAILURE: %s\n", reason)
+	}
+	fmt.Print(b.String())
+}
+
+// multilingual is text in many scripts, with the whitespace, digits and
+// punctuation that pre-tokenizers split on.
+var multilingual = []string{
+	"The quick brown fox jumps over the lazy dog. It's 3.14159 o'clock, isn't it? 1234567890 + 0.5 = ?",
+	"Größenwahn und Übermut: Straße, Fräulein, Öl. Ça va très bien, à bientôt ! ¿Dónde está el niño? ¡Olé!",
+	"Съешь же ещё этих мягких французских булок, да выпей чаю. Ελληνικά: Καλημέρα κόσμε. Українська: Привіт, світе!",
+	"我能吞下玻璃而不伤身体。日本語のテキスト、カタカナとひらがな。한국어 문장입니다. 中文，標點符號！",
+	"مرحبا بالعالم. שלום עולם. नमस्ते दुनिया। สวัสดีชาวโลก ทดสอบ. Tiếng Việt có dấu: Xin chào thế giới.",
+	"Emoji 🦙🚀👩‍💻 and symbols ™ © ≠ ≤ ∑ ∞ → 🇩🇪 ok",
+	"func main() {\n\tfmt.Println(\"hi\")   // three spaces\n}\n\n\n  \t  trailing   \r\nx = [1, 2, 3]; y = {'a': 0x1F}",
+	"   leading spaces and a\u00a0non-breaking space, zero\u200bwidth, tabs\t\tand\nnew\n\nlines   ",
+}
+
+// tokenizerCase is one vocabulary of the snapshot's models/ folder.
+type tokenizerCase struct {
+	name    string
+	strings int
+	// mismatches lists the texts whose ids differ, precisely.
+	mismatches []string
+	skipped    string
+	known      string
+}
+
+func testTokenizers(t *testing.T, program, models string) {
+	vocabs, err := filepath.Glob(filepath.Join(models, "ggml-vocab-*.gguf"))
+	if err != nil || len(vocabs) == 0 {
+		t.Fatalf("no vocabularies in %s", models)
+	}
+	var cases []tokenizerCase
+	for _, path := range vocabs {
+		name := strings.TrimSuffix(strings.TrimPrefix(filepath.Base(path), "ggml-vocab-"), ".gguf")
+		c := tokenizerCase{name: name}
+		m, err := gguf.Open(path)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		tok, err := tokenizer.FromGGUF(m)
+		_ = m.Close()
+		if err != nil {
+			if !errors.Is(err, tokenizer.ErrUnsupported) {
+				t.Errorf("%s: the project's tokenizer rejects it: %v", name, err)
+			}
+			c.skipped = err.Error()
+			cases = append(cases, c)
+			continue
+		}
+		texts := slices.Clone(multilingual)
+		if inp, err := os.ReadFile(path + ".inp"); err == nil {
+			const sep = "\n__ggml_vocab_test__\n"
+			texts = append(strings.Split(strings.TrimSuffix(string(inp), sep), sep), texts...)
+		}
+		c.strings = len(texts)
+		for _, addSpecial := range []bool{false, true} {
+			want := llamaTokenize(t, program, path, texts, addSpecial)
+			for i, text := range texts {
+				got := tok.Encode(text, addSpecial)
+				if !slices.Equal(got, want[i]) {
+					c.mismatches = append(c.mismatches, mismatch(text, addSpecial, want[i], got))
+				}
+			}
+		}
+		c.known = knownTokenizerFailures[name]
+		for _, m := range c.mismatches {
+			if c.known != "" {
+				t.Logf("known failure %s: %s", name, m)
+			} else {
+				t.Errorf("%s: %s", name, m)
+			}
+		}
+		cases = append(cases, c)
+	}
+
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nparity with llama.cpp: tokenizers (llama_tokenize, with and without BOS/EOS) on the snapshot's vocabularies\n")
+	fmt.Fprintf(&b, "%-16s %8s %11s  %s\n", "vocabulary", "strings", "mismatches", "result")
+	for _, c := range cases {
+		if c.skipped != "" {
+			fmt.Fprintf(&b, "%-16s %8s %11s  not checked: %s\n", c.name, "-", "-", c.skipped)
+			continue
+		}
+		status := "pass"
+		switch {
+		case len(c.mismatches) == 0:
+		case c.known != "":
+			status = "KNOWN FAILURE: " + c.known
+		default:
+			status = "FAIL"
+		}
+		fmt.Fprintf(&b, "%-16s %8d %11d  %s\n", c.name, c.strings, len(c.mismatches), status)
+	}
+	fmt.Print(b.String())
+}
+
+// llamaTokenize runs llama_tokenize on every text.
+func llamaTokenize(t *testing.T, program, vocab string, texts []string, addSpecial bool) [][]int32 {
+	t.Helper()
+	for _, text := range texts {
+		if strings.IndexByte(text, 0) >= 0 {
+			t.Fatalf("a test text holds a NUL byte, the separator: %q", text)
+		}
+	}
+	flag := "0"
+	if addSpecial {
+		flag = "1"
+	}
+	cmd := exec.Command(program, "tokenize", vocab, flag)
+	cmd.Stdin = strings.NewReader(strings.Join(texts, "\x00"))
+	stdout, err := cmd.Output()
+	if err != nil {
+		var exit *exec.ExitError
+		if errors.As(err, &exit) {
+			t.Fatalf("parity-logits tokenize %s: %v\n%s", vocab, err, exit.Stderr)
+		}
+		t.Fatalf("parity-logits tokenize %s: %v", vocab, err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(stdout), "\n"), "\n")
+	if len(lines) != len(texts) {
+		t.Fatalf("parity-logits tokenize %s: %d lines for %d texts", vocab, len(lines), len(texts))
+	}
+	out := make([][]int32, len(lines))
+	for i, line := range lines {
+		out[i] = []int32{}
+		for _, f := range strings.Fields(line) {
+			n, err := strconv.ParseInt(f, 10, 32)
+			if err != nil {
+				t.Fatalf("parity-logits tokenize %s: line %d: %v", vocab, i+1, err)
+			}
+			out[i] = append(out[i], int32(n))
+		}
+	}
+	return out
+}
+
+// mismatch says where two tokenizations of text part.
+func mismatch(text string, addSpecial bool, want, got []int32) string {
+	at := 0
+	for at < len(want) && at < len(got) && want[at] == got[at] {
+		at++
+	}
+	window := func(ids []int32) []int32 { return ids[max(0, at-2):min(len(ids), at+4)] }
+	shown := text
+	if len(shown) > 120 {
+		shown = shown[:120] + "..."
+	}
+	return fmt.Sprintf("text %q (addSpecial %v): %d ids from llama.cpp, %d from the project, first difference at id %d: llama.cpp ...%v..., project ...%v...",
+		shown, addSpecial, len(want), len(got), at, window(want), window(got))
+}
