@@ -120,32 +120,41 @@ func (r *Reconciler) reconcileCache(ctx context.Context, ro *slmopsv1alpha1.Edge
 	if err != nil {
 		return err
 	}
-	name := types.NamespacedName{Namespace: ro.Namespace, Name: slmopsv1alpha1.CacheConfigMapName(ro.Name)}
+	return r.applyConfigMap(ctx, ro, slmopsv1alpha1.CacheConfigMapName(ro.Name), slmopsv1alpha1.ComponentModelCachePins,
+		config.PinsKey, string(data), "the cache pins")
+}
+
+// applyConfigMap makes the rollout's ConfigMap name hold data under key
+// (and nothing else): created owned and labelled, updated only when it
+// changed, and never written when another owner holds the name. what names
+// the document in errors and logs.
+func (r *Reconciler) applyConfigMap(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout, name, component, key, data, what string) error {
+	nn := types.NamespacedName{Namespace: ro.Namespace, Name: name}
 	var cm corev1.ConfigMap
-	err = r.Get(ctx, name, &cm)
+	err := r.Get(ctx, nn, &cm)
 	if client.IgnoreNotFound(err) != nil {
 		return err
 	}
 	if err == nil {
 		if !metav1.IsControlledBy(&cm, ro) {
-			return fmt.Errorf("ConfigMap %s exists and is not this rollout's; the cache pins cannot be written", name)
+			return fmt.Errorf("ConfigMap %s exists and is not this rollout's; %s cannot be written", nn, what)
 		}
-		if cm.Data[config.PinsKey] == string(data) {
+		if len(cm.Data) == 1 && cm.Data[key] == data {
 			return nil
 		}
-		cm.Data = map[string]string{config.PinsKey: string(data)}
+		cm.Data = map[string]string{key: data}
 		if err := r.Update(ctx, &cm); err != nil {
 			return fmt.Errorf("update ConfigMap %s: %w", klog.KObj(&cm), err)
 		}
-		ctrl.LoggerFrom(ctx).V(1).Info("Updated the cache pins", "configMap", klog.KObj(&cm), "pins", string(data))
+		ctrl.LoggerFrom(ctx).V(1).Info("Updated "+what, "configMap", klog.KObj(&cm))
 		return nil
 	}
 	cm = corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: name.Name, Namespace: name.Namespace, Labels: map[string]string{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ro.Namespace, Labels: map[string]string{
 			slmopsv1alpha1.ManagedByLabel: slmopsv1alpha1.ManagedByValue, slmopsv1alpha1.RolloutLabel: ro.Name,
-			slmopsv1alpha1.ComponentLabel: slmopsv1alpha1.ComponentModelCachePins,
+			slmopsv1alpha1.ComponentLabel: component,
 		}},
-		Data: map[string]string{config.PinsKey: string(data)},
+		Data: map[string]string{key: data},
 	}
 	if err := controllerutil.SetControllerReference(ro, &cm, r.Scheme()); err != nil {
 		return err

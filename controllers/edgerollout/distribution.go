@@ -568,45 +568,20 @@ func (r *Reconciler) reconcileStagers(ctx context.Context, ro *slmopsv1alpha1.Ed
 // the current revision, up to maxPeers nodes per site that hold its verified
 // file (ready stagers first, then ready serving pods), by pod address.
 func (r *Reconciler) reconcilePeers(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout, arts []artifact, obs *observation) error {
-	name := types.NamespacedName{Namespace: ro.Namespace, Name: slmopsv1alpha1.PeersConfigMapName(ro.Name)}
-	var cm corev1.ConfigMap
-	err := r.Get(ctx, name, &cm)
-	if client.IgnoreNotFound(err) != nil {
-		return err
-	}
-	exists := err == nil
-	ps := ro.Spec.Distribution.PeerSharing
-	if ps == nil {
-		if exists && metav1.IsControlledBy(&cm, ro) {
+	name := slmopsv1alpha1.PeersConfigMapName(ro.Name)
+	if ro.Spec.Distribution.PeerSharing == nil {
+		var cm corev1.ConfigMap
+		err := r.Get(ctx, types.NamespacedName{Namespace: ro.Namespace, Name: name}, &cm)
+		if err == nil && metav1.IsControlledBy(&cm, ro) {
 			return client.IgnoreNotFound(r.Delete(ctx, &cm))
 		}
-		return nil
+		return client.IgnoreNotFound(err)
 	}
 	data, err := json.Marshal(peerDirectory(ro, arts, obs))
 	if err != nil {
 		return err
 	}
-	if exists && cm.Data[config.PeerDirectoryKey] == string(data) {
-		return nil
-	}
-	if exists {
-		if !metav1.IsControlledBy(&cm, ro) {
-			return fmt.Errorf("ConfigMap %s exists and is not this rollout's; the peer directory cannot be written", name)
-		}
-		cm.Data = map[string]string{config.PeerDirectoryKey: string(data)}
-		return r.Update(ctx, &cm)
-	}
-	cm = corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: name.Name, Namespace: name.Namespace, Labels: map[string]string{
-			slmopsv1alpha1.ManagedByLabel: slmopsv1alpha1.ManagedByValue, slmopsv1alpha1.RolloutLabel: ro.Name,
-			slmopsv1alpha1.ComponentLabel: slmopsv1alpha1.ComponentPeerDirectory,
-		}},
-		Data: map[string]string{config.PeerDirectoryKey: string(data)},
-	}
-	if err := controllerutil.SetControllerReference(ro, &cm, r.Scheme()); err != nil {
-		return err
-	}
-	return r.Create(ctx, &cm)
+	return r.applyConfigMap(ctx, ro, name, slmopsv1alpha1.ComponentPeerDirectory, config.PeerDirectoryKey, string(data), "the peer directory")
 }
 
 // peerDirectory lists the holders of each artifact's file per site.
