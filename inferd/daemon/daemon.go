@@ -537,13 +537,15 @@ func (d *Daemon) fetcher() (*fetch.Fetcher, fetch.Source, error) {
 // the termination message (written now too, in case inferd is killed).
 func (d *Daemon) fail(reason, message string) {
 	message = redact.Text(message)
-	d.srv.SetPhase(server.PhaseFailed, reason, message)
-	d.opts.Log.Info("Not ready", "reason", reason, "message", message)
+	// The termination message first: whoever sees Failed in /status may
+	// read it (and a kill right after leaves it in place).
 	msg := config.FormatTermination(reason, message)
 	d.mu.Lock()
 	d.message = msg
 	d.mu.Unlock()
 	d.writeTermination(msg)
+	d.srv.SetPhase(server.PhaseFailed, reason, message)
+	d.opts.Log.Info("Not ready", "reason", reason, "message", message)
 }
 
 // writeTermination writes the kubelet's termination message (at most 4 KiB
