@@ -380,17 +380,7 @@ func TestReturningNodesArePaced(t *testing.T) {
 	for i := 0; i < 2*maxUnavailable; i++ {
 		offline = append(offline, localcluster.NodeName(i*5, suiteSites))
 	}
-	for _, n := range offline {
-		g.Expect(cluster.SetNodeOffline(ctx, n, true)).To(Succeed())
-	}
-	t.Cleanup(func() {
-		for _, n := range offline {
-			_ = cluster.SetNodeOffline(context.Background(), n, false)
-		}
-	})
-	g.Eventually(func() int {
-		return len(reachable(t, offline))
-	}).WithTimeout(30 * time.Second).Should(BeZero())
+	goOffline(t, offline)
 
 	newDigest(t, c, ns, 2)
 	got := waitForPhase(t, c, r, slmopsv1alpha1.PhaseCompleted, first, 3*time.Minute, nil)
@@ -526,17 +516,7 @@ func TestReturningNodesArePacedWithRealPods(t *testing.T) {
 	for i := 0; i < 2*budget; i++ {
 		offline = append(offline, targets[i*len(targets)/(2*budget)])
 	}
-	for _, n := range offline {
-		g.Expect(cluster.SetNodeOffline(ctx, n, true)).To(Succeed())
-	}
-	t.Cleanup(func() {
-		for _, n := range offline {
-			_ = cluster.SetNodeOffline(context.Background(), n, false)
-		}
-	})
-	g.Eventually(func() int {
-		return len(reachable(t, offline))
-	}).WithTimeout(30 * time.Second).Should(BeZero())
+	goOffline(t, offline)
 
 	patch := fmt.Sprintf(`{"spec":{"digest":%q,"sizeBytes":%d,"source":{"http":{"url":%q}}}}`,
 		digests["second.gguf"], len(files["second.gguf"]), base+"/second.gguf")
@@ -586,6 +566,24 @@ func tail(s string, n int) string {
 		return s[len(s)-n:]
 	}
 	return s
+}
+
+// goOffline takes the nodes offline until the test ends, and waits until
+// they are NotReady.
+func goOffline(t *testing.T, names []string) {
+	t.Helper()
+	g := NewWithT(t)
+	for _, n := range names {
+		g.Expect(cluster.SetNodeOffline(context.Background(), n, true)).To(Succeed())
+	}
+	t.Cleanup(func() {
+		for _, n := range names {
+			_ = cluster.SetNodeOffline(context.Background(), n, false)
+		}
+	})
+	g.Eventually(func() int {
+		return len(reachable(t, names))
+	}).WithTimeout(30 * time.Second).Should(BeZero())
 }
 
 // reachable are the nodes of names that are Ready.
