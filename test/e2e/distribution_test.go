@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -49,10 +48,7 @@ var smallDiskNodes = []string{localcluster.NodeName(0, suiteSites), localcluster
 // `make bench-distribution` runs this test; it ends with the line
 // "origin bytes per site = R copies".
 func TestFleetDistribution(t *testing.T) {
-	inferdBin := filepath.Join(t.TempDir(), "inferd")
-	if out, err := exec.Command("go", "build", "-o", inferdBin, "github.com/slmops/slmops/cmd/inferd").CombinedOutput(); err != nil {
-		t.Fatalf("build inferd: %v\n%s", err, out)
-	}
+	inferdBin := buildBinary(t, "./cmd/inferd")
 	// Each run in its own subtest, so that its operator and process kubelet
 	// are gone before the next starts.
 	var off, on distributionRun

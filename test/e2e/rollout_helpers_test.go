@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"syscall"
 	"testing"
 	"time"
@@ -360,4 +361,17 @@ func (s *maxSampler) take() {
 	if u := viewFleet(s.t, s.ns, s.name).unavailable(); u > s.max {
 		s.max = u
 	}
+}
+
+// buildBinary builds the project's package pkg ("./cmd/inferd") into a
+// folder of the test and returns the binary's path.
+func buildBinary(t *testing.T, pkg string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), filepath.Base(pkg))
+	cmd := exec.Command("go", "build", "-o", bin, pkg)
+	cmd.Dir = testenv.RepoRoot()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build %s: %v\n%s", pkg, err, out)
+	}
+	return bin
 }

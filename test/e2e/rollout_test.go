@@ -422,12 +422,7 @@ func TestReturningNodesArePacedWithRealPods(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	c := kube(t)
-	inferdBin := filepath.Join(t.TempDir(), "inferd")
-	build := exec.Command("go", "build", "-o", inferdBin, "./cmd/inferd")
-	build.Dir = testenv.RepoRoot()
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("build inferd: %v\n%s", err, out)
-	}
+	inferdBin := buildBinary(t, "./cmd/inferd")
 	const name = "returning-real"
 	ns := newNamespace(t, "e2e-"+name)
 	site := localcluster.SiteName(2, suiteSites)

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -47,15 +46,7 @@ func TestStagingFailureFailsTheRollout(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	c := kube(t)
-	dir := t.TempDir()
-	inferdBin, slmBin := filepath.Join(dir, "inferd"), filepath.Join(dir, "kubectl-slm")
-	for bin, pkg := range map[string]string{inferdBin: "./cmd/inferd", slmBin: "./cmd/kubectl-slm"} {
-		cmd := exec.Command("go", "build", "-o", bin, pkg)
-		cmd.Dir = testenv.RepoRoot()
-		if out, err := cmd.CombinedOutput(); err != nil {
-			t.Fatalf("build %s: %v\n%s", pkg, err, out)
-		}
-	}
+	inferdBin, slmBin := buildBinary(t, "./cmd/inferd"), buildBinary(t, "./cmd/kubectl-slm")
 	const prefix = "staging-fails"
 	ns := newNamespace(t, "e2e-"+prefix)
 	site := localcluster.SiteName(1, suiteSites)
