@@ -734,7 +734,3 @@ type EdgeRolloutList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []EdgeRollout `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&EdgeRollout{}, &EdgeRolloutList{})
-}

@@ -18,7 +18,7 @@
 //     holds them equal to the generated CRDs.
 //
 // It may import only the Kubernetes API machinery: no controller-runtime
-// client, no controller package, no inferd package, so that any program can
+// (its scheme builder included), no controller package, no inferd package, so that any program can
 // read the API without linking the operator.
 //
 // +kubebuilder:object:generate=true
@@ -26,17 +26,28 @@
 package v1alpha1
 
 import (
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
-	"sigs.k8s.io/controller-runtime/pkg/scheme"
 )
 
 var (
 	// GroupVersion is the group and version of this API.
 	GroupVersion = schema.GroupVersion{Group: "slmops.dev", Version: "v1alpha1"}
 
-	// SchemeBuilder registers the types of this package with a runtime.Scheme.
-	SchemeBuilder = &scheme.Builder{GroupVersion: GroupVersion}
+	// SchemeBuilder registers the types of this package with a
+	// runtime.Scheme. It is API machinery's, not controller-runtime's, so
+	// that reading the API links no controller library.
+	SchemeBuilder = runtime.NewSchemeBuilder(addKnownTypes)
 
 	// AddToScheme adds the types of this package to a runtime.Scheme.
 	AddToScheme = SchemeBuilder.AddToScheme
 )
+
+// addKnownTypes registers the kinds of this package and the meta types of
+// its group version.
+func addKnownTypes(s *runtime.Scheme) error {
+	s.AddKnownTypes(GroupVersion, &SLMModel{}, &SLMModelList{}, &EdgeRollout{}, &EdgeRolloutList{})
+	metav1.AddToGroupVersion(s, GroupVersion)
+	return nil
+}

@@ -169,6 +169,12 @@ const (
 	ConditionStalled = "Stalled"
 	// ConditionResolved is True on an SLMModel whose artifacts are resolved.
 	ConditionResolved = "Resolved"
+	// ConditionApplied is True on an EdgeRollout when the operator's last
+	// reconcile wrote everything its decision asked for (DaemonSets, stagers,
+	// peer directory, cache pins, node labels); False, with the reason of the
+	// step that failed (ReasonApplyFailed) and the errors, when it could not.
+	// It is independent of the phase, and kstatus does not read it.
+	ConditionApplied = "Applied"
 )
 
 // Reasons of the conditions that are True (status.phase says which). A
@@ -213,6 +219,12 @@ const (
 	// ReasonInvalidConfig: the inferd config of the revision fails
 	// inferd's config.Validate; no DaemonSet of it is made (Degraded).
 	ReasonInvalidConfig = "InvalidConfig"
+	// ReasonApplied: the last reconcile wrote everything it decided (Applied).
+	ReasonApplied = "Applied"
+	// ReasonApplyFailed is the suffix of the reason of an Applied condition
+	// that is False: the act step that failed, such as
+	// EnsureDaemonSetsFailed or PatchLabelsFailed.
+	ReasonApplyFailed = "Failed"
 	// ReasonDigestPinned: every artifact of an SLMModel is pinned by its
 	// sha256 digest (Resolved, Ready).
 	ReasonDigestPinned = "DigestPinned"

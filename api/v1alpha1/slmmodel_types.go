@@ -409,7 +409,3 @@ type SLMModelList struct {
 	metav1.ListMeta `json:"metadata,omitempty"`
 	Items           []SLMModel `json:"items"`
 }
-
-func init() {
-	SchemeBuilder.Register(&SLMModel{}, &SLMModelList{})
-}

@@ -4,6 +4,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slmops/slmops/controllers/edgerollout/plan"
+
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
@@ -35,7 +37,7 @@ func TestArgoCDHealthScript(t *testing.T) {
 			TypeMeta:   metav1.TypeMeta{APIVersion: slmopsv1alpha1.GroupVersion.String(), Kind: "EdgeRollout"},
 			ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "default", Generation: 3},
 		}
-		setPhase(&r.Status, r.Generation, phase, "Why", "what happens", metav1.NewTime(time.Unix(1000, 0)))
+		plan.SetPhase(&r.Status, r.Generation, phase, "Why", "what happens", metav1.NewTime(time.Unix(1000, 0)))
 		status, message := runHealth(t, script, r)
 		if status != want {
 			t.Errorf("Argo CD health of a %s rollout = %s (%s), want %s", phase, status, message, want)

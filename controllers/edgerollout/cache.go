@@ -4,9 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"slices"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -17,6 +15,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/controllers/edgerollout/plan"
 	"github.com/slmops/slmops/inferd/config"
 )
 
@@ -54,69 +53,11 @@ func addCacheVolume(r *slmopsv1alpha1.EdgeRollout, spec *corev1.PodSpec) {
 	c.VolumeMounts = append(c.VolumeMounts, corev1.VolumeMount{Name: cacheVolume, MountPath: cacheMountPath, ReadOnly: true})
 }
 
-// cachePins are the digests the rollout may return to, sorted: every
-// artifact of its stable and of its canary revision (a rolled-back or
-// aborted canary too, since a retry returns to it). The artifacts of the
-// revision the spec describes come from the model (it is the stable or the
-// canary one once the plan ran); those of an older revision from its
-// DaemonSets, which carry each artifact's digest, and from the history,
-// which has its default artifact's digest even when its DaemonSets are gone.
-func cachePins(st *slmopsv1alpha1.EdgeRolloutStatus, arts []artifact, daemonSets []*appsv1.DaemonSet) []string {
-	revs := map[string]bool{}
-	for _, rev := range []string{st.StableRevision, st.CanaryRevision} {
-		if rev != "" {
-			revs[rev] = true
-		}
-	}
-	set := map[string]bool{}
-	for _, a := range arts {
-		set[a.Digest] = true
-	}
-	for _, ds := range daemonSets {
-		if revs[ds.Labels[slmopsv1alpha1.RevisionLabel]] {
-			if d := daemonSetDigest(ds); d != "" {
-				set[d] = true
-			}
-		}
-	}
-	for _, h := range st.History {
-		if revs[h.Revision] && h.Digest != "" {
-			set[h.Digest] = true
-		}
-	}
-	out := make([]string, 0, len(set))
-	for d := range set {
-		out = append(out, d)
-	}
-	slices.Sort(out)
-	return out
-}
-
-// daemonSetDigest is the digest of the artifact a DaemonSet runs: its
-// annotation, or the model digest of its inferd config.
-func daemonSetDigest(ds *appsv1.DaemonSet) string {
-	if d := ds.Annotations[slmopsv1alpha1.ModelDigestAnnotation]; d != "" {
-		return d
-	}
-	for _, c := range ds.Spec.Template.Spec.Containers {
-		for _, e := range c.Env {
-			if e.Name != config.EnvConfig {
-				continue
-			}
-			var cfg config.Config
-			if json.Unmarshal([]byte(e.Value), &cfg) == nil {
-				return cfg.Model.Digest
-			}
-		}
-	}
-	return ""
-}
-
 // reconcileCache writes the rollout's cache pins from its status, as the
 // plan just wrote it. It runs before the DaemonSets are made, so that the
 // pods of a new canary find their pins.
-func (r *Reconciler) reconcileCache(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout, arts []artifact, obs *observation) error {
-	data, err := json.Marshal(config.Pins{Digests: cachePins(&ro.Status, arts, obs.daemonSets)})
+func (r *Reconciler) reconcileCache(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout, arts []plan.Artifact, obs *observation) error {
+	data, err := json.Marshal(config.Pins{Digests: plan.CachePins(&ro.Status, arts, obs.daemonSets)})
 	if err != nil {
 		return err
 	}

@@ -5,6 +5,10 @@ import (
 	"encoding/json"
 	"testing"
 
+	"github.com/slmops/slmops/controllers/edgerollout/plan"
+
+	"github.com/slmops/slmops/test/testutil"
+
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -23,10 +27,10 @@ import (
 // base+1 (arm64).
 func variantModel(base int) *slmopsv1alpha1.SLMModel {
 	m, _ := httpModelAndRollout()
-	m.Spec.Digest = digestN(base)
+	m.Spec.Digest = testutil.Digest(base)
 	m.Spec.Variants = []slmopsv1alpha1.ModelVariant{{
 		Name: "arm64", NodeSelector: slmopsv1alpha1.NodeSelector{MatchLabels: map[string]string{"kubernetes.io/arch": "arm64"}},
-		Source: m.Spec.Source, Digest: digestN(base + 1), Quantization: slmopsv1alpha1.QuantizationQ4_0,
+		Source: m.Spec.Source, Digest: testutil.Digest(base + 1), Quantization: slmopsv1alpha1.QuantizationQ4_0,
 	}}
 	return m
 }
@@ -35,7 +39,7 @@ func variantModel(base int) *slmopsv1alpha1.SLMModel {
 // of m, one per artifact.
 func revisionDaemonSets(t *testing.T, r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, rev string) []*appsv1.DaemonSet {
 	t.Helper()
-	arts, err := artifacts(m)
+	arts, err := plan.Artifacts(m)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +62,7 @@ func TestTheCachePinsListStableAndCanaryOfEveryVariant(t *testing.T) {
 	_, r := httpModelAndRollout()
 	a, b, c := variantModel(10), variantModel(20), variantModel(30)
 	history := func(revs ...string) []slmopsv1alpha1.RevisionHistory {
-		digest := map[string]string{"rev-a": digestN(10), "rev-b": digestN(20), "rev-c": digestN(30)}
+		digest := map[string]string{"rev-a": testutil.Digest(10), "rev-b": testutil.Digest(20), "rev-c": testutil.Digest(30)}
 		var out []slmopsv1alpha1.RevisionHistory
 		for _, rev := range revs {
 			out = append(out, slmopsv1alpha1.RevisionHistory{Revision: rev, Digest: digest[rev]})
@@ -103,7 +107,7 @@ func TestTheCachePinsListStableAndCanaryOfEveryVariant(t *testing.T) {
 	}
 	for name, tc := range cases {
 		t.Run(name, func(t *testing.T) {
-			arts, err := artifacts(tc.current)
+			arts, err := plan.Artifacts(tc.current)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -113,9 +117,9 @@ func TestTheCachePinsListStableAndCanaryOfEveryVariant(t *testing.T) {
 			}
 			var want []string
 			for _, i := range tc.want {
-				want = append(want, digestN(i))
+				want = append(want, testutil.Digest(i))
 			}
-			if diff := cmp.Diff(want, cachePins(&tc.status, arts, daemonSets)); diff != "" {
+			if diff := cmp.Diff(want, plan.CachePins(&tc.status, arts, daemonSets)); diff != "" {
 				t.Errorf("pins (-want +got):\n%s", diff)
 			}
 		})
@@ -155,12 +159,12 @@ func TestTheCacheConfigMapIsOwnedAndFollowsTheStatus(t *testing.T) {
 	}
 
 	ro.Status = slmopsv1alpha1.EdgeRolloutStatus{StableRevision: "rev-a", CanaryRevision: "rev-b", Phase: slmopsv1alpha1.PhaseProgressing}
-	arts, _ := artifacts(b)
+	arts, _ := plan.Artifacts(b)
 	obs := &observation{daemonSets: revisionDaemonSets(t, ro, a, "rev-a")}
 	if err := rec.reconcileCache(ctx, ro, arts, obs); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{digestN(10), digestN(11), digestN(20), digestN(21)}, pins()); diff != "" {
+	if diff := cmp.Diff([]string{testutil.Digest(10), testutil.Digest(11), testutil.Digest(20), testutil.Digest(21)}, pins()); diff != "" {
 		t.Errorf("pins during the canary (-want +got):\n%s", diff)
 	}
 
@@ -170,7 +174,7 @@ func TestTheCacheConfigMapIsOwnedAndFollowsTheStatus(t *testing.T) {
 	if err := rec.reconcileCache(ctx, ro, arts, obs); err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff([]string{digestN(20), digestN(21)}, pins()); diff != "" {
+	if diff := cmp.Diff([]string{testutil.Digest(20), testutil.Digest(21)}, pins()); diff != "" {
 		t.Errorf("pins after the promotion (-want +got):\n%s", diff)
 	}
 }

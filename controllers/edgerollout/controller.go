@@ -3,7 +3,6 @@ package edgerollout
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -13,12 +12,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
-	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -30,6 +29,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/reconcile"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/controllers/edgerollout/plan"
 	"github.com/slmops/slmops/controllers/index"
 )
 
@@ -195,9 +195,9 @@ func nodeReady(n *corev1.Node) bool {
 	return false
 }
 
-// Reconcile moves one EdgeRollout one step closer to its plan.
+// Reconcile moves one EdgeRollout one step closer to its plan: get,
+// finalizer, observe, decide, record the decision, act, report.
 func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Result, error) {
-	log := ctrl.LoggerFrom(ctx)
 	began := time.Now()
 	defer func() { reconcileSeconds.Observe(time.Since(began).Seconds()) }()
 
@@ -208,31 +208,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
-	labelKey := slmopsv1alpha1.CohortLabel(ro.Namespace, ro.Name)
-
 	if !ro.DeletionTimestamp.IsZero() {
-		if err := r.removeCohortLabel(ctx, labelKey); err != nil {
-			return ctrl.Result{}, err
-		}
-		if err := r.removeCohortLabel(ctx, slmopsv1alpha1.StageLabel(ro.Namespace, ro.Name)); err != nil {
-			return ctrl.Result{}, err
-		}
-		base := ro.DeepCopy()
-		if controllerutil.RemoveFinalizer(&ro, slmopsv1alpha1.NodeLabelsFinalizer) {
-			if err := r.Patch(ctx, &ro, finalizerPatch(base)); err != nil {
-				return ctrl.Result{}, client.IgnoreNotFound(err)
-			}
-		}
-		forgetMetrics(ro.Namespace, ro.Name)
-		r.expect.forget(req.NamespacedName)
-		r.expectStage.forget(req.NamespacedName)
-		return ctrl.Result{}, nil
+		return ctrl.Result{}, r.finalize(ctx, &ro)
 	}
-	base := ro.DeepCopy()
-	if controllerutil.AddFinalizer(&ro, slmopsv1alpha1.NodeLabelsFinalizer) {
-		if err := r.Patch(ctx, &ro, finalizerPatch(base)); err != nil {
-			return ctrl.Result{}, err
-		}
+	if err := r.ensureFinalizer(ctx, &ro); err != nil {
+		return ctrl.Result{}, err
 	}
 
 	// Observe.
@@ -243,281 +223,100 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		// Waits on the SLMModel watch, not on a retry.
 		return ctrl.Result{}, r.writeStatus(ctx, &ro, func(st *slmopsv1alpha1.EdgeRolloutStatus) {
-			setPhase(st, ro.Generation, slmopsv1alpha1.PhasePending, slmopsv1alpha1.ReasonModelNotFound,
+			plan.SetPhase(st, ro.Generation, slmopsv1alpha1.PhasePending, slmopsv1alpha1.ReasonModelNotFound,
 				fmt.Sprintf("SLMModel %s/%s does not exist", ro.Namespace, ro.Spec.ModelRef.Name), metav1.NewTime(r.Now()))
 		})
 	}
-	arts, err := artifacts(&model)
-	if err != nil {
-		return ctrl.Result{}, fmt.Errorf("SLMModel %s: %w", model.Name, err)
-	}
-	obs, err := r.observe(ctx, &ro, &model, arts, labelKey)
+	s, err := r.observe(ctx, &ro, &model)
 	if err != nil {
 		return ctrl.Result{}, err
 	}
-	in, daemonSets := obs.in, obs.daemonSets
 
 	// Decide.
-	p := computePlan(in)
-	p.Status.Variants = variantCounts(&model, arts, in.Nodes)
+	s.plan = plan.Compute(s.obs.in)
 
-	// Act. The status goes first: its write fails on a conflict when this
-	// reconcile read a stale rollout from the cache, and then nothing else is
-	// done on a stale decision. Then the DaemonSets, so that a node labelled
-	// with a revision finds its DaemonSet; then the labels; then remove what no
-	// node uses. A crash between two writes is mended by the next reconcile,
-	// which recomputes the same plan from the status and the labels.
-	if err := r.writeStatus(ctx, &ro, func(st *slmopsv1alpha1.EdgeRolloutStatus) { *st = p.Status }); err != nil {
+	// Record the decision first: the status write fails on a conflict when
+	// this reconcile read a stale rollout from the cache, and then nothing
+	// is done on a stale decision.
+	if err := r.record(ctx, s); err != nil {
 		if apierrors.IsConflict(err) {
 			return ctrl.Result{Requeue: true}, nil
 		}
 		return ctrl.Result{}, err
 	}
-	// The Events of the decision the status just recorded go out before
-	// anything else can fail: the next reconcile will not decide them again.
-	for _, e := range p.Events {
-		r.Recorder.Eventf(&ro, nil, e.Type, e.Reason, "Rollout", "%s", e.Message)
-		countEvent(ro.Namespace, ro.Name, e.Reason)
-	}
-	// The pins go before the DaemonSets, so that a new canary's pods find them.
-	if err := r.reconcileCache(ctx, &ro, arts, obs); err != nil {
-		return ctrl.Result{}, err
-	}
-	var problems []error
-	byName, haveRevision := map[string]bool{}, map[string]bool{}
-	for _, ds := range daemonSets {
-		byName[ds.Name], haveRevision[ds.Labels[slmopsv1alpha1.RevisionLabel]] = true, true
-	}
-	for _, rev := range p.Revisions {
-		if rev != in.Revision {
-			// An older revision's artifacts are those of the model as it
-			// was; its DaemonSets can only be kept, not made again.
-			if !haveRevision[rev] {
-				problems = append(problems, errStableMissing(rev))
-			}
-			continue
-		}
-		// One DaemonSet per artifact: the default, and each variant on
-		// the nodes it is for.
-		for _, a := range arts {
-			if byName[artifactDaemonSetName(ro.Name, rev, a.Name)] {
-				continue
-			}
-			ds, err := buildDaemonSet(&ro, &model, rev, a, r.Defaults)
-			if err != nil {
-				return ctrl.Result{}, err
-			}
-			if err := controllerutil.SetControllerReference(&ro, ds, r.Scheme()); err != nil {
-				return ctrl.Result{}, err
-			}
-			if err := r.Create(ctx, ds); err != nil && !apierrors.IsAlreadyExists(err) {
-				return ctrl.Result{}, fmt.Errorf("create DaemonSet %s: %w", klog.KObj(ds), err)
-			}
-			log.Info("Created DaemonSet", "daemonSet", klog.KObj(ds), "revision", rev, "variant", a.Name)
-		}
-	}
-	if err := r.reconcileStagers(ctx, &ro, &model, arts, obs, p); err != nil {
-		return ctrl.Result{}, err
-	}
-	err = r.patchLabels(ctx, labelKey, p.Labels)
-	// Recorded even after a partial failure: a patch that failed is simply
-	// not seen, and forgotten after expectationTTL.
-	r.expect.record(req.NamespacedName, p.Labels, r.Now())
-	if err != nil {
-		return ctrl.Result{}, err
-	}
-	keep := map[string]bool{}
-	for _, rev := range p.Revisions {
-		keep[rev] = true
-	}
-	for _, ds := range daemonSets {
-		rev := ds.Labels[slmopsv1alpha1.RevisionLabel]
-		if keep[rev] {
-			continue
-		}
-		if err := r.Delete(ctx, ds, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
-			return ctrl.Result{}, fmt.Errorf("delete DaemonSet %s: %w", klog.KObj(ds), err)
-		}
-		log.Info("Deleted DaemonSet of a revision no node runs", "daemonSet", klog.KObj(ds), "revision", rev)
-	}
-	observeRollout(&ro.ObjectMeta, &p.Status)
-	observeSites(&ro.ObjectMeta, in.Nodes, p.Status.CanaryRevision)
-	if len(problems) > 0 {
-		log.Error(errors.Join(problems...), "Rollout cannot be fully reconciled")
-	}
 
+	// Act, and report how it went in the Applied condition.
+	applied := r.apply(ctx, s)
+	if err := r.writeStatus(ctx, &ro, func(st *slmopsv1alpha1.EdgeRolloutStatus) {
+		meta.SetStatusCondition(&st.Conditions, appliedCondition(ro.Generation, applied, metav1.NewTime(r.Now())))
+	}); err != nil && applied.err == nil {
+		return ctrl.Result{}, client.IgnoreNotFound(err)
+	}
+	if applied.err != nil {
+		return ctrl.Result{}, applied.err
+	}
+	observeRollout(&ro.ObjectMeta, &s.plan.Status)
+	observeSites(&ro.ObjectMeta, s.obs.in.Nodes, s.plan.Status.CanaryRevision)
+	return requeue(s.plan), nil
+}
+
+// requeue is when to look at the rollout again: when time alone changes the
+// decision, and at least every resync while it moves.
+func requeue(p plan.Plan) ctrl.Result {
 	res := ctrl.Result{RequeueAfter: p.RequeueAfter}
-	if active(p.Status.Phase) && (res.RequeueAfter == 0 || res.RequeueAfter > resync) {
+	if plan.Active(p.Status.Phase) && (res.RequeueAfter == 0 || res.RequeueAfter > resync) {
 		res.RequeueAfter = resync
 	}
-	return res, nil
+	return res
 }
 
-// observation is what a reconcile read from the cache.
-type observation struct {
-	in planInput
-	// daemonSets serve; stagers stage.
-	daemonSets, stagers []*appsv1.DaemonSet
-	// stagePods and servingPods of the current revision, by node, for the
-	// peer directory.
-	stagePods, servingPods map[string]*corev1.Pod
+// record writes the decided status, then sends the Events of the decision:
+// they go out before anything else can fail, since the next reconcile will
+// not decide them again.
+func (r *Reconciler) record(ctx context.Context, s *scope) error {
+	if err := r.writeStatus(ctx, s.ro, func(st *slmopsv1alpha1.EdgeRolloutStatus) { *st = s.plan.Status }); err != nil {
+		return err
+	}
+	for _, e := range s.plan.Events {
+		r.Recorder.Eventf(s.ro, nil, e.Type, e.Reason, "Rollout", "%s", e.Message)
+		countEvent(s.ro.Namespace, s.ro.Name, e.Reason)
+	}
+	return nil
 }
 
-// observe reads what the plan needs from the cache.
-func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout, model *slmopsv1alpha1.SLMModel, arts []artifact, labelKey string) (*observation, error) {
-	// The specs as the schema defaults them, so that an object that did not
-	// pass through the schema is read as one that did, and no code after
-	// this point needs a fallback of its own. In memory only: the operator
-	// never writes a spec (the finalizer patch was taken before, and a
-	// status update ignores the spec).
-	slmopsv1alpha1.DefaultEdgeRolloutSpec(&ro.Spec)
-	slmopsv1alpha1.DefaultSLMModelSpec(&model.Spec)
-	in := planInput{
-		Generation: ro.Generation, Spec: ro.Spec, Annotations: ro.Annotations, Status: ro.Status,
-		Revision: computeRevision(ro, model, r.Defaults), Digest: model.Spec.Digest, Now: r.Now(),
+// finalize removes the rollout's labels from every node, then its finalizer.
+func (r *Reconciler) finalize(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout) error {
+	if err := r.removeNodeLabel(ctx, slmopsv1alpha1.CohortLabel(ro.Namespace, ro.Name)); err != nil {
+		return err
 	}
-	in.ConfigError = configError(ro, model, in.Revision, arts, r.Defaults)
-	obs := &observation{stagePods: map[string]*corev1.Pod{}, servingPods: map[string]*corev1.Pod{}}
-	selector, err := ro.Spec.NodeSelector.Selector()
-	if err != nil {
-		return nil, fmt.Errorf("spec.nodeSelector: %w", err)
+	if err := r.removeNodeLabel(ctx, slmopsv1alpha1.StageLabel(ro.Namespace, ro.Name)); err != nil {
+		return err
 	}
-
-	var dsList appsv1.DaemonSetList
-	if err := r.List(ctx, &dsList, client.InNamespace(ro.Namespace), client.MatchingLabels{slmopsv1alpha1.RolloutLabel: ro.Name}); err != nil {
-		return nil, err
-	}
-	for i := range dsList.Items {
-		ds := &dsList.Items[i]
-		switch {
-		case !metav1.IsControlledBy(ds, ro):
-		case ds.Labels[slmopsv1alpha1.StageRevisionLabel] != "":
-			obs.stagers = append(obs.stagers, ds)
-		default:
-			obs.daemonSets = append(obs.daemonSets, ds)
+	base := ro.DeepCopy()
+	if controllerutil.RemoveFinalizer(ro, slmopsv1alpha1.NodeLabelsFinalizer) {
+		if err := r.Patch(ctx, ro, finalizerPatch(base)); err != nil {
+			return client.IgnoreNotFound(err)
 		}
 	}
-
-	var pods corev1.PodList
-	if err := r.List(ctx, &pods, client.InNamespace(ro.Namespace), client.MatchingLabels{slmopsv1alpha1.RolloutLabel: ro.Name}); err != nil {
-		return nil, err
-	}
-	type key struct{ rev, node string }
-	podOf := make(map[key]*corev1.Pod, len(pods.Items))
-	stagerOf := make(map[key]*corev1.Pod)
-	for i := range pods.Items {
-		p := &pods.Items[i]
-		if p.Spec.NodeName == "" || !p.DeletionTimestamp.IsZero() {
-			continue
-		}
-		if rev := p.Labels[slmopsv1alpha1.StageRevisionLabel]; rev != "" {
-			stagerOf[key{rev, p.Spec.NodeName}] = p
-			continue
-		}
-		podOf[key{p.Labels[slmopsv1alpha1.RevisionLabel], p.Spec.NodeName}] = p
-	}
-
-	var nodes corev1.NodeList
-	if err := r.List(ctx, &nodes); err != nil {
-		return nil, err
-	}
-	topologyKey := ro.Spec.Strategy.Canary.TopologyKey
-	peerKey := topologyKey
-	if ps := ro.Spec.Distribution.PeerSharing; ps != nil && ps.TopologyKey != "" {
-		peerKey = ps.TopologyKey
-	}
-	stageKey := slmopsv1alpha1.StageLabel(ro.Namespace, ro.Name)
-	variantOf := variantMatcher(model)
-	sizeOf := map[string]int64{}
-	for _, a := range arts {
-		sizeOf[a.Name] = ptr.Deref(a.SizeBytes, 0)
-	}
-	fit := ro.Spec.Distribution.Fit
-	memHeadroom, diskHeadroom := bytesOf(fit.MemoryHeadroom), bytesOf(fit.DiskHeadroom)
-	key0 := client.ObjectKeyFromObject(ro)
-	for i := range nodes.Items {
-		n := &nodes.Items[i]
-		target := selector.Matches(labels.Set(n.Labels)) && n.DeletionTimestamp.IsZero()
-		rev, pending := r.expect.adjust(key0, n.Name, n.Labels[labelKey], in.Now)
-		stageRev, stagePending := r.expectStage.adjust(key0, n.Name, n.Labels[stageKey], in.Now)
-		if !target && rev == "" && stageRev == "" {
-			continue
-		}
-		ns := nodeState{Name: n.Name, Target: target, Reachable: nodeReady(n), Revision: rev, Variant: variantOf(n.Labels), StageRevision: stageRev}
-		if peerKey != "" {
-			ns.PeerSite = n.Labels[peerKey]
-		}
-		if target && rev != in.Revision {
-			ns.Unfit, ns.UnfitMessage = fitProblem(n, sizeOf[ns.Variant], memHeadroom, diskHeadroom)
-		}
-		if p := stagerOf[key{stageRev, n.Name}]; p != nil && stageRev != "" && !stagePending {
-			ns.Stage = observePod(p)
-			if stageRev == in.Revision {
-				obs.stagePods[n.Name] = p
-			}
-		}
-		if p := podOf[key{in.Revision, n.Name}]; p != nil {
-			obs.servingPods[n.Name] = p
-		}
-		if topologyKey != "" {
-			// Before the pending case: a node's place in the cohort order
-			// must not move while its label change is in flight.
-			ns.Site = n.Labels[topologyKey]
-		}
-		if pending {
-			// Labelled by this process a moment ago: its old pod is going, the
-			// new one is not there yet.
-			in.Nodes = append(in.Nodes, ns)
-			continue
-		}
-		if p := podOf[key{rev, n.Name}]; p != nil && rev != "" {
-			ns.Pod = observePod(p)
-		}
-		in.Nodes = append(in.Nodes, ns)
-	}
-	obs.in = in
-	return obs, nil
+	key := client.ObjectKeyFromObject(ro)
+	forgetMetrics(ro.Namespace, ro.Name)
+	r.expect.forget(key)
+	r.expectStage.forget(key)
+	return nil
 }
 
-// waitingFailures are container states that waiting will not fix.
-var waitingFailures = map[string]bool{
-	"CrashLoopBackOff": true, "ImagePullBackOff": true, "ErrImagePull": true, "InvalidImageName": true,
-	"CreateContainerConfigError": true, "CreateContainerError": true, "RunContainerError": true,
+// ensureFinalizer adds the finalizer that lets finalize clean the nodes.
+func (r *Reconciler) ensureFinalizer(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout) error {
+	base := ro.DeepCopy()
+	if controllerutil.AddFinalizer(ro, slmopsv1alpha1.NodeLabelsFinalizer) {
+		return r.Patch(ctx, ro, finalizerPatch(base))
+	}
+	return nil
 }
 
-func observePod(p *corev1.Pod) podState {
-	ps := podState{Exists: true, Since: p.CreationTimestamp.Time}
-	for _, c := range p.Status.Conditions {
-		if c.Type == corev1.PodReady {
-			ps.Ready = c.Status == corev1.ConditionTrue
-			if !c.LastTransitionTime.IsZero() {
-				ps.Since = c.LastTransitionTime.Time
-			}
-		}
-	}
-	for _, cs := range p.Status.ContainerStatuses {
-		ps.Restarts = max(ps.Restarts, cs.RestartCount)
-		if t := cs.LastTerminationState.Terminated; t != nil {
-			ps.Terminated = t.Message
-		}
-		if w := cs.State.Waiting; w != nil && waitingFailures[w.Reason] {
-			ps.Failure, ps.Message = w.Reason, w.Message
-		}
-		if t := cs.LastTerminationState.Terminated; ps.Failure == "" && !ps.Ready && t != nil && t.Message != "" && cs.RestartCount > 0 {
-			// inferd writes why it failed (a bad digest, a failed self-test)
-			// to its termination message.
-			ps.Message = t.Message
-		}
-	}
-	if ps.Failure == "" && p.Status.Phase == corev1.PodFailed {
-		ps.Failure, ps.Message = slmopsv1alpha1.FailingPodFailed, p.Status.Message
-	}
-	return ps
-}
-
-// patchLabels sets or removes the cohort label on nodes, a bounded number at a
+// labelNodes sets or removes the label labelKey on nodes, a bounded number at a
 // time. A merge patch of one label touches nothing else of the node.
-func (r *Reconciler) patchLabels(ctx context.Context, labelKey string, changes map[string]string) error {
+func (r *Reconciler) labelNodes(ctx context.Context, labelKey string, changes map[string]string) error {
 	if len(changes) == 0 {
 		return nil
 	}
@@ -541,8 +340,8 @@ func (r *Reconciler) patchLabels(ctx context.Context, labelKey string, changes m
 	return g.Wait()
 }
 
-// removeCohortLabel removes labelKey from every node that has it.
-func (r *Reconciler) removeCohortLabel(ctx context.Context, labelKey string) error {
+// removeNodeLabel removes labelKey from every node that has it.
+func (r *Reconciler) removeNodeLabel(ctx context.Context, labelKey string) error {
 	var nodes corev1.NodeList
 	if err := r.List(ctx, &nodes, client.HasLabels{labelKey}); err != nil {
 		return err
@@ -551,7 +350,7 @@ func (r *Reconciler) removeCohortLabel(ctx context.Context, labelKey string) err
 	for _, n := range nodes.Items {
 		changes[n.Name] = ""
 	}
-	return r.patchLabels(ctx, labelKey, changes)
+	return r.labelNodes(ctx, labelKey, changes)
 }
 
 // writeStatus applies mutate to the status and writes it when it changed.

@@ -16,6 +16,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/controllers/edgerollout/plan"
 	"github.com/slmops/slmops/inferd/config"
 )
 
@@ -95,7 +96,7 @@ func daemonSetName(rollout, revision string) string {
 }
 
 // inferdConfig is the Config that the inferd pods of m get.
-func inferdConfig(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, a artifact) config.Config {
+func inferdConfig(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, a plan.Artifact) config.Config {
 	spec := m.Spec
 	c := config.Config{
 		Model: config.Model{
@@ -149,7 +150,7 @@ func (e *invalidConfigError) Error() string {
 func (e *invalidConfigError) Unwrap() error { return e.err }
 
 // encodeValid checks cfg as inferd will (config.Validate) and encodes it.
-func encodeValid(cfg config.Config, a artifact) (string, error) {
+func encodeValid(cfg config.Config, a plan.Artifact) (string, error) {
 	if err := cfg.Validate(); err != nil {
 		return "", &invalidConfigError{artifact: a.Name, err: err}
 	}
@@ -159,7 +160,7 @@ func encodeValid(cfg config.Config, a artifact) (string, error) {
 // configError is why the inferd config of some artifact of the current
 // revision is invalid, empty when every one is valid. It builds what the
 // act step would build, so it checks exactly what inferd gets.
-func configError(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, revision string, arts []artifact, d Defaults) string {
+func configError(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, revision string, arts []plan.Artifact, d Defaults) string {
 	var msgs []string
 	for _, a := range arts {
 		build := buildDaemonSet
@@ -179,7 +180,7 @@ func configError(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, revi
 // cohort label names that revision. Its template never changes: a change is a
 // new revision and so a new DaemonSet, which is how a promoted canary becomes
 // stable without a second restart.
-func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, revision string, a artifact, d Defaults) (*appsv1.DaemonSet, error) {
+func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, revision string, a plan.Artifact, d Defaults) (*appsv1.DaemonSet, error) {
 	cfg := inferdConfig(r, m, a)
 	cfg.Cache = cacheConfig(r, d)
 	sharing := r.Spec.Distribution.PeerSharing != nil
@@ -330,7 +331,7 @@ func addPeersVolume(r *slmopsv1alpha1.EdgeRollout, spec *corev1.PodSpec) {
 // the serving pods'), within the rollout's download budget, and serves it to
 // the site's peers; it is ready once the file is in place, and it loads no
 // model, so it asks for little memory.
-func buildStageDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, revision string, a artifact, d Defaults) (*appsv1.DaemonSet, error) {
+func buildStageDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, revision string, a plan.Artifact, d Defaults) (*appsv1.DaemonSet, error) {
 	ds, err := buildDaemonSet(r, m, revision, a, d)
 	if err != nil {
 		return nil, err
@@ -346,7 +347,7 @@ func buildStageDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMMod
 	if q := dist.Staging.MaxBytesPerSecond; q != nil {
 		cfg.Download.BytesPerSecond = max(q.Value()/int64(max(dist.Staging.MaxConcurrentNodes, 1)), 1024)
 	}
-	cfg.Download.DiskHeadroomBytes = bytesOf(dist.Fit.DiskHeadroom)
+	cfg.Download.DiskHeadroomBytes = plan.BytesOf(dist.Fit.DiskHeadroom)
 	encoded, err := encodeValid(cfg, a)
 	if err != nil {
 		return nil, err
@@ -389,15 +390,6 @@ func buildStageDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMMod
 	return ds, nil
 }
 
-// bytesOf is a quantity of bytes; 0 when unset (the schema defaults the
-// headrooms, see slmopsv1alpha1.DefaultEdgeRolloutSpec).
-func bytesOf(q *resource.Quantity) int64 {
-	if q == nil {
-		return 0
-	}
-	return q.Value()
-}
-
 // errStableMissing says that a revision's DaemonSet is gone and cannot be
 // rebuilt: only the current spec's revision can be.
 func errStableMissing(rev string) error {
@@ -406,9 +398,9 @@ func errStableMissing(rev string) error {
 
 // affinity keeps an artifact's pods on its nodes; nil for a model without
 // variants.
-func affinity(a artifact) *corev1.Affinity {
-	if a.affinity == nil {
+func affinity(a plan.Artifact) *corev1.Affinity {
+	if a.Affinity == nil {
 		return nil
 	}
-	return &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: a.affinity}}
+	return &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: a.Affinity}}
 }

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slmops/slmops/controllers/edgerollout/plan"
+
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -139,8 +141,8 @@ func httpModelAndRollout() (*slmopsv1alpha1.SLMModel, *slmopsv1alpha1.EdgeRollou
 	return m, r
 }
 
-func defaultArtifact(m *slmopsv1alpha1.SLMModel) artifact {
-	arts, err := artifacts(m)
+func defaultArtifact(m *slmopsv1alpha1.SLMModel) plan.Artifact {
+	arts, err := plan.Artifacts(m)
 	if err != nil || len(arts) != 1 {
 		panic(fmt.Sprintf("a model without variants has %d artifacts (%v)", len(arts), err))
 	}
@@ -154,7 +156,7 @@ func defaultArtifact(m *slmopsv1alpha1.SLMModel) artifact {
 // becoming a DaemonSet whose pods crash-loop.
 func TestTheOperatorRefusesAConfigInferdWouldRefuse(t *testing.T) {
 	m, r := httpModelAndRollout()
-	arts := []artifact{defaultArtifact(m)}
+	arts := []plan.Artifact{defaultArtifact(m)}
 	if msg := configError(r, m, "rev", arts, Defaults{}); msg != "" {
 		t.Fatalf("a valid model is refused: %s", msg)
 	}

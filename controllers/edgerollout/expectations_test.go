@@ -4,10 +4,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/slmops/slmops/test/testutil"
+
 	"k8s.io/apimachinery/pkg/types"
 )
 
 func TestLabelExpectationsBridgeALaggingCache(t *testing.T) {
+	t0 := testutil.Epoch
 	var e labelExpectations
 	key := types.NamespacedName{Namespace: "ns", Name: "r"}
 	e.record(key, map[string]string{"a": "rev2", "b": ""}, t0)

@@ -8,6 +8,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/controllers/edgerollout/plan"
 )
 
 var phases = []slmopsv1alpha1.RolloutPhase{
@@ -83,7 +84,7 @@ func observeRollout(m *metav1.ObjectMeta, st *slmopsv1alpha1.EdgeRolloutStatus) 
 
 // observeSites sets the per-site node counts of a rollout from the nodes
 // observed this reconcile; sites that no longer have target nodes go.
-func observeSites(m *metav1.ObjectMeta, nodes []nodeState, canaryRevision string) {
+func observeSites(m *metav1.ObjectMeta, nodes []plan.Node, canaryRevision string) {
 	type counts struct{ target, ready, canary int }
 	bySite := map[string]*counts{}
 	for _, n := range nodes {

@@ -3,6 +3,8 @@ package edgerollout
 import (
 	"testing"
 
+	"github.com/slmops/slmops/controllers/edgerollout/plan"
+
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -12,8 +14,8 @@ import (
 // any more loses its series.
 func TestSiteMetrics(t *testing.T) {
 	m := &metav1.ObjectMeta{Namespace: "shops", Name: "stores"}
-	ready := podState{Exists: true, Ready: true}
-	observeSites(m, []nodeState{
+	ready := plan.Pod{Exists: true, Ready: true}
+	observeSites(m, []plan.Node{
 		{Name: "a1", Site: "a", Target: true, Revision: "new", Pod: ready},
 		{Name: "a2", Site: "a", Target: true, Revision: "old", Pod: ready},
 		{Name: "a3", Site: "a", Target: true, Revision: "new"},
@@ -33,7 +35,7 @@ func TestSiteMetrics(t *testing.T) {
 			t.Errorf("site %s %s = %v, want %v", c.site, c.state, got, c.want)
 		}
 	}
-	observeSites(m, []nodeState{{Name: "a1", Site: "a", Target: true, Revision: "new", Pod: ready}}, "")
+	observeSites(m, []plan.Node{{Name: "a1", Site: "a", Target: true, Revision: "new", Pod: ready}}, "")
 	if n := testutil.CollectAndCount(siteNodesGauge); n != 3 {
 		t.Errorf("%d site series after sites b and none emptied; want the 3 of site a", n)
 	}

@@ -1,27 +1,21 @@
-package edgerollout
+package plan
 
 import (
 	"fmt"
-	"hash/fnv"
-	"math"
 	"slices"
-	"sort"
-	"strconv"
-	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/api/meta"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
-	"k8s.io/utils/ptr"
-
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"k8s.io/apimachinery/pkg/api/meta"
+	"k8s.io/utils/ptr"
 )
 
-// nodeState is what the controller observed of one node that the rollout
+// Node is what the controller observed of one node that the rollout
 // targets or once targeted.
-type nodeState struct {
+type Node struct {
 	Name string
 	// Site is the node's value of spec.strategy.canary.topologyKey.
 	Site string
@@ -36,21 +30,21 @@ type nodeState struct {
 	// revision the node is assigned to run; empty when it has none.
 	Revision string
 	// Pod is the inferd pod of Revision on the node.
-	Pod podState
+	Pod Pod
 	// StageRevision is the value of the rollout's stage label on the node:
 	// the revision whose model the node's stager holds or fetches.
 	StageRevision string
 	// Stage is the stager pod of StageRevision on the node.
-	Stage podState
-	// Unfit is why the node cannot hold the model of the rollout's revision
-	// (InsufficientMemory, InsufficientDisk); empty when it can.
-	Unfit, UnfitMessage string
+	Stage Pod
+	// Allocatable is the node's allocatable resources, for the fit check
+	// (memory and ephemeral storage).
+	Allocatable corev1.ResourceList
 	// PeerSite is the node's value of the peer sharing topologyKey.
 	PeerSite string
 }
 
-// podState is what matters of an inferd pod for the analysis.
-type podState struct {
+// Pod is what matters of an inferd pod for the analysis.
+type Pod struct {
 	Exists bool
 	Ready  bool
 	// Since is when the pod last changed readiness (or was created).
@@ -64,9 +58,9 @@ type podState struct {
 	Terminated string
 }
 
-// planInput is everything a decision depends on. It is built by the controller
+// Input is everything a decision depends on. It is built by the controller
 // from the cluster; the plan is a pure function of it.
-type planInput struct {
+type Input struct {
 	Generation int64
 	// Spec is defaulted (slmopsv1alpha1.DefaultEdgeRolloutSpec): the plan
 	// reads its fields without fallbacks.
@@ -77,21 +71,25 @@ type planInput struct {
 	Revision string
 	// Digest is the model digest of Revision, for the history.
 	Digest string
-	Nodes  []nodeState
-	Now    time.Time
+	// Artifacts are the files of the model of Revision (the default and
+	// each variant), for the fit check and the variant counts.
+	Artifacts []Artifact
+	// Nodes are sorted by name.
+	Nodes []Node
+	Now   time.Time
 	// ConfigError is why the inferd config of Revision fails
 	// config.Validate (empty when it passes): such a revision is never
 	// rolled out.
 	ConfigError string
 }
 
-// event is one Kubernetes Event the plan asks for.
-type event struct {
+// Event is one Kubernetes Event the plan asks for.
+type Event struct {
 	Type, Reason, Message string
 }
 
-// rolloutPlan is what the controller should do now.
-type rolloutPlan struct {
+// Plan is what the controller should do now.
+type Plan struct {
 	Status slmopsv1alpha1.EdgeRolloutStatus
 	// Labels maps a node to the revision its cohort label should name; an
 	// empty revision removes the label.
@@ -104,7 +102,7 @@ type rolloutPlan struct {
 	// StageRevision is the revision whose stager DaemonSets must exist;
 	// empty when nothing stages (the others go).
 	StageRevision string
-	Events        []event
+	Events        []Event
 	// RequeueAfter is when time alone changes the decision (a pause or
 	// minReadySeconds ends, a deadline passes); zero when only a change in the
 	// cluster can.
@@ -114,15 +112,19 @@ type rolloutPlan struct {
 // maxFailingNodes bounds status.failingNodes.
 const maxFailingNodes = 20
 
-// computePlan decides the phase, step, cohort and node assignments of a rollout.
-func computePlan(in planInput) rolloutPlan {
+// Compute decides the phase, step, cohort and node assignments of a
+// rollout. It runs in stages, each reading what the earlier ones decided:
+// the revisions (annotations acted on, a new canary started), the nodes
+// that take part (fit and staging exclusions, which depend on the revision
+// nodes move to), the phase and cohort, the label changes within the
+// budget, and last the counts and the staging of the next nodes.
+func Compute(in Input) Plan {
 	st := *in.Status.DeepCopy()
-	p := rolloutPlan{Labels: map[string]string{}}
+	p := Plan{Labels: map[string]string{}}
 	now := metav1.NewTime(in.Now)
-	canary := &in.Spec.Strategy.Canary
-	d := decider{in: in, st: &st, p: &p, now: now, canary: canary}
+	d := decider{in: in, st: &st, p: &p, now: now, canary: &in.Spec.Strategy.Canary}
 
-	targets := make([]nodeState, 0, len(in.Nodes))
+	targets := make([]Node, 0, len(in.Nodes))
 	for _, n := range in.Nodes {
 		if n.Target {
 			targets = append(targets, n)
@@ -131,26 +133,17 @@ func computePlan(in planInput) rolloutPlan {
 		}
 	}
 	d.all, d.targets = targets, targets
+	d.unfit = fit(in, targets)
+
+	// The revisions.
 	d.actOnAnnotations()
 	d.followRevision()
-	// Exclusions depend on the revision nodes move to, which followRevision
-	// may have just changed.
+	// The nodes that take part.
 	d.targets = d.eligible(targets)
-
-	var reason, message string
-	switch {
-	case in.Spec.Paused:
-		// Hold everything: no node switches revision.
-		st.Phase = slmopsv1alpha1.PhasePaused
-		reason, message = slmopsv1alpha1.ReasonSpecPaused, "spec.paused is true; no node switches revision until it is false"
-	case st.CanaryRevision == "":
-		reason, message = d.steady()
-		d.assign()
-	case in.ConfigError != "" && st.CanaryRevision == in.Revision:
-		reason, message = d.invalidConfig()
-		d.assign()
-	default:
-		reason, message = d.progress()
+	// The phase and the cohort.
+	reason, message := d.decide()
+	// The label changes, the counts, the stagers.
+	if !in.Spec.Paused {
 		d.assign()
 	}
 	d.count()
@@ -158,26 +151,48 @@ func computePlan(in planInput) rolloutPlan {
 	if n := len(d.excluded); n > 0 && (reason == slmopsv1alpha1.ReasonCompleted || reason == slmopsv1alpha1.ReasonNodesJoining) {
 		message += fmt.Sprintf("; %d target nodes excluded (status.distribution.excludedNodes)", n)
 	}
-	setPhase(&st, in.Generation, st.Phase, reason, message, now)
+	SetPhase(&st, in.Generation, st.Phase, reason, message, now)
+	st.Variants = variantCounts(in.Artifacts, in.Nodes)
 
 	p.Revisions = d.revisionsInUse()
 	p.Status = st
 	return p
 }
 
+// decide sets the phase and picks the cohort: held while the spec pauses
+// the rollout, steady without a canary, held on an invalid config, and
+// moved step by step otherwise.
+func (d *decider) decide() (reason, message string) {
+	st := d.st
+	switch {
+	case d.in.Spec.Paused:
+		// Hold everything: no node switches revision.
+		st.Phase = slmopsv1alpha1.PhasePaused
+		return slmopsv1alpha1.ReasonSpecPaused, "spec.paused is true; no node switches revision until it is false"
+	case st.CanaryRevision == "":
+		return d.steady()
+	case d.in.ConfigError != "" && st.CanaryRevision == d.in.Revision:
+		return d.invalidConfig()
+	default:
+		return d.progress()
+	}
+}
+
 type decider struct {
-	in     planInput
+	in     Input
 	st     *slmopsv1alpha1.EdgeRolloutStatus
-	p      *rolloutPlan
+	p      *Plan
 	now    metav1.Time
 	canary *slmopsv1alpha1.CanaryStrategy
 	// all are the target nodes; targets are those of them that take part
 	// (not excluded by a fit check or a failure to stage).
-	all, targets []nodeState
+	all, targets []Node
+	// unfit are the target nodes that cannot hold the model, by name.
+	unfit map[string]slmopsv1alpha1.ExcludedNode
 	// excluded are the target nodes left out, by name.
 	excluded map[string]slmopsv1alpha1.ExcludedNode
 	// order is targets in cohort order, computed once (see ordered).
-	order []nodeState
+	order []Node
 	// cohort are the target nodes that should run the canary revision now.
 	cohort map[string]bool
 	// originFailed are the origin's failures learned from a stager, per
@@ -186,7 +201,7 @@ type decider struct {
 }
 
 func (d *decider) event(typ, reason, format string, args ...any) {
-	d.p.Events = append(d.p.Events, event{Type: typ, Reason: reason, Message: fmt.Sprintf(format, args...)})
+	d.p.Events = append(d.p.Events, Event{Type: typ, Reason: reason, Message: fmt.Sprintf(format, args...)})
 }
 
 // wake asks to be reconciled again at t, if t is in the future.
@@ -214,19 +229,19 @@ func (d *decider) action(annotation string, recorded *string) bool {
 // actOnAnnotations applies abort and retry; promote is applied by progress.
 func (d *decider) actOnAnnotations() {
 	st := d.st
-	if d.action(slmopsv1alpha1.AbortAnnotation, &st.Actions.Abort) && st.CanaryRevision != "" && active(st.Phase) {
+	if d.action(slmopsv1alpha1.AbortAnnotation, &st.Actions.Abort) && st.CanaryRevision != "" && Active(st.Phase) {
 		d.finishCanary(slmopsv1alpha1.PhaseAborted)
 		d.event(corev1.EventTypeWarning, slmopsv1alpha1.EventReasonAborted, "Rollout of revision %s aborted by %s; the cohort goes back to %s",
 			st.CanaryRevision, slmopsv1alpha1.AbortAnnotation, stableName(st.StableRevision))
 	}
-	if d.action(slmopsv1alpha1.RetryAnnotation, &st.Actions.Retry) && st.CanaryRevision != "" && !active(st.Phase) {
+	if d.action(slmopsv1alpha1.RetryAnnotation, &st.Actions.Retry) && st.CanaryRevision != "" && !Active(st.Phase) {
 		d.startCanary(st.CanaryRevision)
 		d.event(corev1.EventTypeNormal, slmopsv1alpha1.EventReasonRetried, "Canary of revision %s started again at step 1 by %s", st.CanaryRevision, slmopsv1alpha1.RetryAnnotation)
 	}
 }
 
 // active reports whether a phase is one in which the canary moves or may move.
-func active(phase slmopsv1alpha1.RolloutPhase) bool {
+func Active(phase slmopsv1alpha1.RolloutPhase) bool {
 	switch phase {
 	case slmopsv1alpha1.PhaseRolledBack, slmopsv1alpha1.PhaseAborted, slmopsv1alpha1.PhaseDegraded, slmopsv1alpha1.PhaseCompleted:
 		return false
@@ -252,7 +267,7 @@ func (d *decider) followRevision() {
 		st.CanaryRevision, st.PauseStartedAt = "", nil
 		st.Phase = slmopsv1alpha1.PhaseProgressing
 	case rev != st.StableRevision && rev != st.CanaryRevision:
-		if st.CanaryRevision != "" && active(st.Phase) {
+		if st.CanaryRevision != "" && Active(st.Phase) {
 			d.setHistoryPhase(st.CanaryRevision, slmopsv1alpha1.PhaseAborted)
 			d.event(corev1.EventTypeNormal, slmopsv1alpha1.EventReasonCanarySuperseded, "Revision %s supersedes canary %s", rev, st.CanaryRevision)
 		}
@@ -343,174 +358,6 @@ func (d *decider) steady() (reason, message string) {
 	return slmopsv1alpha1.ReasonCompleted, fmt.Sprintf("all %d target nodes run revision %s", len(d.targets), st.StableRevision)
 }
 
-// progress moves the canary: pick the cohort of the current step, judge it,
-// and promote, pause, or fail.
-func (d *decider) progress() (reason, message string) {
-	st, canary := d.st, d.canary
-	steps := canarySteps(canary)
-	if int(st.CurrentStep) >= len(steps) {
-		st.CurrentStep = int32(len(steps) - 1)
-	}
-
-	switch st.Phase {
-	case slmopsv1alpha1.PhaseRolledBack, slmopsv1alpha1.PhaseAborted:
-		d.cohort = map[string]bool{}
-		if reason, message, ok := d.failure(); ok {
-			return reason, message
-		}
-		return string(st.Phase), fmt.Sprintf("revision %s is not rolled out (%s); the cohort runs %s; annotate %s to try again",
-			st.CanaryRevision, strings.ToLower(string(st.Phase)), stableName(st.StableRevision), slmopsv1alpha1.RetryAnnotation)
-	}
-
-	if d.action(slmopsv1alpha1.PromoteFullAnnotation, &st.Actions.PromoteFull) && active(st.Phase) {
-		st.CurrentStep = int32(len(steps) - 1)
-		st.StepStartedAt, st.PauseStartedAt = &d.now, nil
-		d.event(corev1.EventTypeNormal, slmopsv1alpha1.EventReasonPromotedFull, "Revision %s promoted to every target node by %s", st.CanaryRevision, slmopsv1alpha1.PromoteFullAnnotation)
-	}
-	promote := d.action(slmopsv1alpha1.PromoteAnnotation, &st.Actions.Promote) && active(st.Phase)
-
-	total := len(d.targets)
-	size := stepSize(steps, int(st.CurrentStep), total)
-	waitDeadline := d.waitDeadline()
-	d.cohort = selectCohort(d.ordered(), st.CanaryRevision, size, waitDeadline.After(d.in.Now), d.canJoin)
-
-	// Judge the cohort.
-	minReady := time.Duration(ptr.Deref(canary.MinReadySeconds, 0)) * time.Second
-	deadline := time.Duration(canary.ProgressDeadlineSeconds) * time.Second
-	var healthy, counted, pendingSwitch, unreachable int
-	var failing []slmopsv1alpha1.FailingNode
-	for _, n := range d.targets {
-		if !d.cohort[n.Name] {
-			continue
-		}
-		if n.Revision != st.CanaryRevision {
-			pendingSwitch++
-		}
-		if !n.Reachable {
-			unreachable++
-			if waitDeadline.After(d.in.Now) {
-				counted++ // Wait: an unreachable cohort node holds the step
-			}
-			continue
-		}
-		counted++
-		if n.Revision != st.CanaryRevision {
-			continue
-		}
-		switch {
-		case n.Pod.Ready && !n.Pod.Since.Add(minReady).After(d.in.Now):
-			healthy++
-		case n.Pod.Ready:
-			d.wake(n.Pod.Since.Add(minReady))
-		case n.Pod.Failure != "":
-			failing = append(failing, failingNode(n, n.Pod.Failure, n.Pod.Message))
-		default:
-			since := n.Pod.Since
-			if !n.Pod.Exists && st.StepStartedAt != nil {
-				since = st.StepStartedAt.Time
-			}
-			if since.IsZero() || since.Add(deadline).After(d.in.Now) {
-				d.wake(since.Add(deadline))
-				continue
-			}
-			failing = append(failing, failingNode(n, slmopsv1alpha1.FailingProgressDeadlineExceeded,
-				fmt.Sprintf("inferd pod of revision %s not ready %ds after it started", st.CanaryRevision, canary.ProgressDeadlineSeconds)))
-		}
-	}
-	sort.Slice(failing, func(i, j int) bool { return failing[i].Node < failing[j].Node })
-	before := st.FailingNodes
-	st.FailingNodes = mergeFailing(st.FailingNodes, failing)
-
-	maxFailed := scaled(d.in.Spec.Analysis.MaxFailedNodes, total, false, 0)
-	if len(failing) > maxFailed && st.Phase != slmopsv1alpha1.PhaseDegraded {
-		names := make([]string, 0, 3)
-		for i := 0; i < len(failing) && i < 3; i++ {
-			names = append(names, failing[i].Node+" ("+failing[i].Reason+")")
-		}
-		summary := fmt.Sprintf("%d canary nodes failed, more than maxFailedNodes %d: %s", len(failing), maxFailed, strings.Join(names, ", "))
-		return d.failCanary(slmopsv1alpha1.ReasonCanaryFailed, summary)
-	}
-	if st.Phase != slmopsv1alpha1.PhaseDegraded {
-		if summary, failed := d.tooManyExcluded(); failed {
-			return d.failCanary(slmopsv1alpha1.ReasonStagingFailed, summary)
-		}
-	}
-	if st.Phase == slmopsv1alpha1.PhaseDegraded {
-		d.freeze()
-		if reason, message, ok := d.failure(); ok && reason != slmopsv1alpha1.ReasonCanaryFailed {
-			st.FailingNodes = before // the excluded nodes, as they failed
-			return reason, message
-		}
-		return slmopsv1alpha1.ReasonCanaryFailed, fmt.Sprintf("%d canary nodes failed; annotate %s or %s", len(failing), slmopsv1alpha1.AbortAnnotation, slmopsv1alpha1.RetryAnnotation)
-	}
-
-	step := steps[st.CurrentStep]
-	stepName := fmt.Sprintf("step %d of %d (%d of %d target nodes)", st.CurrentStep+1, len(steps), size, total)
-	ratio := successRatio(d.in.Spec.Analysis.SuccessRatio)
-	needed := int(math.Ceil(ratio*float64(counted) - 1e-9))
-	done := pendingSwitch == 0 || (pendingSwitch == unreachable && !waitDeadline.After(d.in.Now))
-	if !promote && done && healthy >= needed {
-		if short := d.unstagedSlots(size); short > 0 {
-			st.Phase = slmopsv1alpha1.PhaseProgressing
-			return slmopsv1alpha1.ReasonWaitingForStaging, fmt.Sprintf("%s: %d cohort nodes are healthy; %d more must stage the model before they join", stepName, healthy, short)
-		}
-	}
-	if !promote && (!done || healthy < needed) {
-		st.Phase = slmopsv1alpha1.PhaseProgressing
-		if waitDeadline.After(d.in.Now) && unreachable > 0 {
-			d.wake(waitDeadline)
-			return slmopsv1alpha1.ReasonWaitingForUnreachableNodes, fmt.Sprintf("%s: %d cohort nodes are unreachable; waiting until %s", stepName, unreachable, waitDeadline.UTC().Format(time.RFC3339))
-		}
-		return slmopsv1alpha1.ReasonStepProgressing, fmt.Sprintf("%s: %d healthy, %d needed, %d to switch", stepName, healthy, needed, pendingSwitch)
-	}
-
-	if !promote && step.Pause != nil {
-		if st.PauseStartedAt == nil {
-			st.PauseStartedAt = &d.now
-			d.event(corev1.EventTypeNormal, slmopsv1alpha1.EventReasonStepPaused, "%s healthy; paused", stepName)
-		}
-		if step.Pause.Duration == nil {
-			st.Phase = slmopsv1alpha1.PhasePaused
-			return slmopsv1alpha1.ReasonStepPaused, fmt.Sprintf("%s healthy; paused until promoted (annotate %s)", stepName, slmopsv1alpha1.PromoteAnnotation)
-		}
-		end := st.PauseStartedAt.Add(step.Pause.Duration.Duration)
-		if end.After(d.in.Now) {
-			st.Phase = slmopsv1alpha1.PhasePaused
-			d.wake(end)
-			return slmopsv1alpha1.ReasonStepPaused, fmt.Sprintf("%s healthy; paused until %s", stepName, end.UTC().Format(time.RFC3339))
-		}
-	}
-
-	if promote {
-		d.event(corev1.EventTypeNormal, slmopsv1alpha1.EventReasonStepPromoted, "%s promoted by %s", stepName, slmopsv1alpha1.PromoteAnnotation)
-	} else {
-		d.event(corev1.EventTypeNormal, slmopsv1alpha1.EventReasonStepPromoted, "%s healthy: %d of %d ready", stepName, healthy, counted)
-	}
-	if int(st.CurrentStep) == len(steps)-1 {
-		// No success without nodes: the last step completes only on at
-		// least one ready node, even when a promotion skips the analysis.
-		if ready := d.readyOnCanary(); ready == 0 {
-			st.Phase = slmopsv1alpha1.PhaseProgressing
-			if total == 0 {
-				return slmopsv1alpha1.ReasonNoTargetNodes, fmt.Sprintf("%s: no target node can take revision %s (%d excluded); a rollout completes only on at least one node",
-					stepName, st.CanaryRevision, len(d.excluded))
-			}
-			return slmopsv1alpha1.ReasonStepProgressing, fmt.Sprintf("%s: no target node runs revision %s ready yet; a rollout completes only on at least one node", stepName, st.CanaryRevision)
-		}
-		rev := st.CanaryRevision
-		d.finishCanary(slmopsv1alpha1.PhaseCompleted)
-		d.cohort = map[string]bool{}
-		d.event(corev1.EventTypeNormal, slmopsv1alpha1.EventReasonCompleted, "Revision %s is stable on the target nodes", rev)
-		return slmopsv1alpha1.ReasonCompleted, fmt.Sprintf("revision %s is stable on %d target nodes", rev, total)
-	}
-	st.CurrentStep++
-	st.StepStartedAt, st.PauseStartedAt = &d.now, nil
-	st.Phase = slmopsv1alpha1.PhaseProgressing
-	size = stepSize(steps, int(st.CurrentStep), total)
-	d.cohort = selectCohort(d.ordered(), st.CanaryRevision, size, d.waitDeadline().After(d.in.Now), d.canJoin)
-	return slmopsv1alpha1.ReasonStepStarted, fmt.Sprintf("step %d of %d (%d of %d target nodes) started", st.CurrentStep+1, len(steps), size, total)
-}
-
 // failCanary ends a canary that failed for reason: Degraded under
 // rollbackPolicy Manual (the cohort stays as it is, for a person to look
 // at), RolledBack otherwise.
@@ -529,18 +376,18 @@ func (d *decider) failCanary(reason, summary string) (string, string) {
 	return reason, summary + "; rolled back"
 }
 
-// failure is the reason and message with which the canary failed, kept in
-// the Degraded condition while the rollout stays failed.
-func (d *decider) failure() (reason, message string, ok bool) {
+// failure is the failure with which the canary failed, kept in the Degraded
+// condition while the rollout stays failed; nil when there is none.
+func (d *decider) failure() *failure {
 	c := meta.FindStatusCondition(d.st.Conditions, slmopsv1alpha1.ConditionDegraded)
 	if c == nil || c.Status != metav1.ConditionTrue {
-		return "", "", false
+		return nil
 	}
 	switch c.Reason {
 	case slmopsv1alpha1.ReasonCanaryFailed, slmopsv1alpha1.ReasonStagingFailed, slmopsv1alpha1.ReasonInvalidConfig:
-		return c.Reason, c.Message, true
+		return &failure{Reason: c.Reason, Message: c.Message}
 	}
-	return "", "", false
+	return nil
 }
 
 // readyOnCanary counts the target nodes whose pod of the canary revision is
@@ -572,14 +419,6 @@ func (d *decider) invalidConfig() (reason, message string) {
 	return slmopsv1alpha1.ReasonInvalidConfig, message
 }
 
-// canarySteps are the canary's steps; one step to every node when it has none.
-func canarySteps(canary *slmopsv1alpha1.CanaryStrategy) []slmopsv1alpha1.CanaryStep {
-	if len(canary.Steps) == 0 {
-		return []slmopsv1alpha1.CanaryStep{{Nodes: intstr.FromString("100%")}}
-	}
-	return canary.Steps
-}
-
 // freeze keeps the cohort as it is: a Degraded rollout waits for a person.
 func (d *decider) freeze() {
 	d.cohort = map[string]bool{}
@@ -600,7 +439,7 @@ func (d *decider) waitDeadline() time.Time {
 	return d.st.StepStartedAt.Add(ptr.Deref(u.Deadline, metav1.Duration{}).Duration)
 }
 
-func failingNode(n nodeState, reason, message string) slmopsv1alpha1.FailingNode {
+func failingNode(n Node, reason, message string) slmopsv1alpha1.FailingNode {
 	since := metav1.NewTime(n.Pod.Since)
 	fn := slmopsv1alpha1.FailingNode{Node: n.Name, Reason: reason, Message: message}
 	if !n.Pod.Since.IsZero() {
@@ -707,7 +546,7 @@ func (d *decider) revisionsInUse() []string {
 	if d.st.StableRevision != "" {
 		set[d.st.StableRevision] = true
 	}
-	if d.st.CanaryRevision != "" && active(d.st.Phase) {
+	if d.st.CanaryRevision != "" && Active(d.st.Phase) {
 		set[d.st.CanaryRevision] = true
 	}
 	for _, n := range d.in.Nodes {
@@ -728,133 +567,5 @@ func (d *decider) revisionsInUse() []string {
 		out = append(out, rev)
 	}
 	slices.Sort(out)
-	return out
-}
-
-// stepSize is the cohort size of step i of total target nodes: a count, or a
-// percentage rounded up, never smaller than an earlier step's.
-func stepSize(steps []slmopsv1alpha1.CanaryStep, i, total int) int {
-	size := 0
-	for j := 0; j <= i && j < len(steps); j++ {
-		size = max(size, scaled(&steps[j].Nodes, total, true, 1))
-	}
-	return min(size, total)
-}
-
-// scaled resolves a count or percentage of total. roundUp picks ceil over
-// floor for percentages; atLeast is the floor of the result (and the value
-// when v is nil).
-func scaled(v *intstr.IntOrString, total int, roundUp bool, atLeast int) int {
-	if v == nil {
-		return atLeast
-	}
-	n := v.IntValue()
-	if v.Type == intstr.String {
-		pct, err := strconv.Atoi(strings.TrimSuffix(v.StrVal, "%"))
-		if err != nil {
-			return atLeast
-		}
-		f := float64(total) * float64(pct) / 100
-		if roundUp {
-			n = int(math.Ceil(f - 1e-9))
-		} else {
-			n = int(math.Floor(f + 1e-9))
-		}
-	}
-	return max(n, atLeast)
-}
-
-// successRatio parses analysis.successRatio; the schema guarantees 0..1
-// (and defaults it). Anything else counts as 1, the strictest.
-func successRatio(s string) float64 {
-	f, err := strconv.ParseFloat(s, 64)
-	if err != nil || f < 0 || f > 1 {
-		return 1
-	}
-	return f
-}
-
-// selectCohort picks the size target nodes that run the canary at this step,
-// from the target nodes in cohort order (cohortOrder: Spread takes nodes from
-// every site in turn, SiteBySite fills one site after another). Nodes that
-// already run it stay (no churn). Unreachable nodes are picked only when
-// includeUnreachable (the Wait policy before its deadline) or when they
-// already run the canary; others only when canJoin (nil: all) allows.
-func selectCohort(ordered []nodeState, canaryRev string, size int, includeUnreachable bool, canJoin func(nodeState) bool) map[string]bool {
-	cohort := make(map[string]bool, size)
-	for _, n := range ordered {
-		if len(cohort) == size {
-			return cohort
-		}
-		if canaryRev != "" && n.Revision == canaryRev {
-			cohort[n.Name] = true
-		}
-	}
-	for _, n := range ordered {
-		if len(cohort) == size {
-			break
-		}
-		if !cohort[n.Name] && (n.Reachable || includeUnreachable) && (canJoin == nil || canJoin(n)) {
-			cohort[n.Name] = true
-		}
-	}
-	return cohort
-}
-
-// ordered is the target nodes in cohort order, sorted once per plan.
-func (d *decider) ordered() []nodeState {
-	if d.order == nil {
-		d.order = cohortOrder(d.targets, d.canary)
-	}
-	return d.order
-}
-
-// cohortOrder orders the target nodes for cohort selection.
-func cohortOrder(targets []nodeState, canary *slmopsv1alpha1.CanaryStrategy) []nodeState {
-	ordered := slices.Clone(targets)
-	// A hash of the name, mixed so that similar names scatter: cohorts are
-	// a fixed pseudo-random sample rather than the alphabetically first nodes.
-	key := func(n nodeState) uint64 {
-		h := fnv.New64a()
-		_, _ = h.Write([]byte(n.Name))
-		x := h.Sum64()
-		x ^= x >> 33
-		x *= 0xff51afd7ed558ccd
-		x ^= x >> 33
-		return x
-	}
-	sort.SliceStable(ordered, func(i, j int) bool {
-		ki, kj := key(ordered[i]), key(ordered[j])
-		if ki != kj {
-			return ki < kj
-		}
-		return ordered[i].Name < ordered[j].Name
-	})
-	if canary.TopologyKey == "" {
-		return ordered
-	}
-	bySite := map[string][]nodeState{}
-	var sites []string
-	for _, n := range ordered {
-		if _, ok := bySite[n.Site]; !ok {
-			sites = append(sites, n.Site)
-		}
-		bySite[n.Site] = append(bySite[n.Site], n)
-	}
-	slices.Sort(sites)
-	out := make([]nodeState, 0, len(ordered))
-	if canary.TopologyOrder == slmopsv1alpha1.TopologySiteBySite {
-		for _, s := range sites {
-			out = append(out, bySite[s]...)
-		}
-		return out
-	}
-	for i := 0; len(out) < len(ordered); i++ {
-		for _, s := range sites {
-			if i < len(bySite[s]) {
-				out = append(out, bySite[s][i])
-			}
-		}
-	}
 	return out
 }

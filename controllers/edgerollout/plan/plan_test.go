@@ -1,4 +1,4 @@
-package edgerollout
+package plan
 
 import (
 	"fmt"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/slmops/slmops/test/testutil"
 
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -15,19 +17,19 @@ import (
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 )
 
-var t0 = time.Date(2026, 11, 28, 12, 0, 0, 0, time.UTC)
+var t0 = testutil.Epoch
 
 // fleet is n reachable target nodes dealt round-robin over sites, running rev
 // (empty: nothing) with a pod that has been ready since long ago.
-func fleet(n, sites int, rev string) []nodeState {
-	out := make([]nodeState, n)
+func fleet(n, sites int, rev string) []Node {
+	out := make([]Node, n)
 	for i := range out {
-		out[i] = nodeState{
+		out[i] = Node{
 			Name: fmt.Sprintf("node-%03d", i), Site: fmt.Sprintf("site-%d", i%sites),
-			Target: true, Reachable: true, Revision: rev,
+			Target: true, Reachable: true, Revision: rev, Variant: slmopsv1alpha1.DefaultVariant,
 		}
 		if rev != "" {
-			out[i].Pod = podState{Exists: true, Ready: true, Since: t0.Add(-time.Hour)}
+			out[i].Pod = Pod{Exists: true, Ready: true, Since: t0.Add(-time.Hour)}
 		}
 	}
 	return out
@@ -83,13 +85,13 @@ func progressing(step int32, startedAgo time.Duration) slmopsv1alpha1.EdgeRollou
 
 // onCanary puts the named nodes on "new", ready since readyAgo (negative: not
 // ready, created that long ago).
-func onCanary(nodes []nodeState, readyAgo time.Duration, names ...int) []nodeState {
+func onCanary(nodes []Node, readyAgo time.Duration, names ...int) []Node {
 	for _, i := range names {
 		nodes[i].Revision = "new"
 		if readyAgo >= 0 {
-			nodes[i].Pod = podState{Exists: true, Ready: true, Since: t0.Add(-readyAgo)}
+			nodes[i].Pod = Pod{Exists: true, Ready: true, Since: t0.Add(-readyAgo)}
 		} else {
-			nodes[i].Pod = podState{Exists: true, Since: t0.Add(readyAgo)}
+			nodes[i].Pod = Pod{Exists: true, Since: t0.Add(readyAgo)}
 		}
 	}
 	return nodes
@@ -97,20 +99,20 @@ func onCanary(nodes []nodeState, readyAgo time.Duration, names ...int) []nodeSta
 
 // planFor is computePlan of in with its spec defaulted as observe defaults
 // it: the specs of these tests are built in Go, without the schema.
-func planFor(in planInput) rolloutPlan {
+func planFor(in Input) Plan {
 	in.Spec = *in.Spec.DeepCopy()
 	slmopsv1alpha1.DefaultEdgeRolloutSpec(&in.Spec)
-	return computePlan(in)
+	return Compute(in)
 }
 
-func labelChanges(p rolloutPlan) map[string]string {
+func labelChanges(p Plan) map[string]string {
 	if len(p.Labels) == 0 {
 		return nil
 	}
 	return p.Labels
 }
 
-func reasons(p rolloutPlan) string {
+func reasons(p Plan) string {
 	var r []string
 	for _, e := range p.Events {
 		r = append(r, e.Reason)
@@ -138,7 +140,7 @@ func TestComputePlan(t *testing.T) {
 		spec        slmopsv1alpha1.EdgeRolloutSpec
 		annotations map[string]string
 		status      slmopsv1alpha1.EdgeRolloutStatus
-		nodes       []nodeState
+		nodes       []Node
 		revision    string
 
 		wantPhase    slmopsv1alpha1.RolloutPhase
@@ -168,10 +170,10 @@ func TestComputePlan(t *testing.T) {
 		},
 		"nodes that already have no ready pod switch without taking budget": {
 			spec: spec("20%", "100%"), status: progressing(0, time.Minute),
-			nodes: func() []nodeState {
+			nodes: func() []Node {
 				n := fleet(20, 1, "old")
 				for _, i := range i[:4] { // the first four in cohort order
-					n[i].Pod = podState{Exists: true, Since: t0.Add(-time.Minute)}
+					n[i].Pod = Pod{Exists: true, Since: t0.Add(-time.Minute)}
 				}
 				return n
 			}(),
@@ -277,7 +279,7 @@ func TestComputePlan(t *testing.T) {
 		},
 		"a crash-looping canary fails without waiting for the deadline": {
 			spec: spec("20%", "100%"), status: progressing(0, time.Minute),
-			nodes: func() []nodeState {
+			nodes: func() []Node {
 				n := onCanary(fleet(20, 1, "old"), -30*time.Second, i[0])
 				n[i[0]].Pod.Failure = "CrashLoopBackOff"
 				return n
@@ -294,7 +296,7 @@ func TestComputePlan(t *testing.T) {
 				return s
 			}(),
 			status: progressing(0, time.Minute),
-			nodes: func() []nodeState {
+			nodes: func() []Node {
 				n := onCanary(fleet(20, 1, "old"), -30*time.Second, i[0])
 				n[i[0]].Pod.Failure = "CrashLoopBackOff"
 				return n
@@ -353,10 +355,10 @@ func TestComputePlan(t *testing.T) {
 		},
 		"nodes that leave the selector lose their label; nodes that join get the stable revision": {
 			spec: spec("100%"), status: slmopsv1alpha1.EdgeRolloutStatus{Phase: slmopsv1alpha1.PhaseCompleted, StableRevision: "old"},
-			nodes: func() []nodeState {
+			nodes: func() []Node {
 				n := fleet(4, 1, "old")
 				n[0].Target = false
-				n[3].Revision, n[3].Pod = "", podState{}
+				n[3].Revision, n[3].Pod = "", Pod{}
 				return n
 			}(),
 			revision: "old", wantPhase: slmopsv1alpha1.PhaseProgressing, wantStable: "old",
@@ -375,7 +377,7 @@ func TestComputePlan(t *testing.T) {
 		},
 		"Skip leaves an unreachable node out of the cohort": {
 			spec: spec("10%", "100%"), status: progressing(0, time.Second),
-			nodes: func() []nodeState {
+			nodes: func() []Node {
 				n := fleet(20, 1, "old")
 				n[i[0]].Reachable = false // first in cohort order
 				return n
@@ -396,7 +398,7 @@ func TestComputePlan(t *testing.T) {
 				return s
 			}(),
 			status: progressing(0, time.Minute),
-			nodes: func() []nodeState {
+			nodes: func() []Node {
 				n := onCanary(fleet(20, 1, "old"), time.Minute, i[1])
 				n[i[0]].Reachable = false
 				return n
@@ -414,7 +416,7 @@ func TestComputePlan(t *testing.T) {
 				return s
 			}(),
 			status: progressing(0, 11*time.Minute),
-			nodes: func() []nodeState {
+			nodes: func() []Node {
 				n := onCanary(fleet(20, 1, "old"), time.Minute, i[1], i[2])
 				n[i[0]].Reachable = false
 				return n
@@ -428,7 +430,7 @@ func TestComputePlan(t *testing.T) {
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
-			p := planFor(planInput{
+			p := planFor(Input{
 				Generation: 1, Spec: tc.spec, Annotations: tc.annotations, Status: tc.status,
 				Revision: tc.revision, Digest: "sha256:x", Nodes: tc.nodes, Now: t0,
 			})
@@ -535,13 +537,13 @@ func TestPlanIsStable(t *testing.T) {
 	now := t0
 	for round := 0; round < 60 && st.Phase != slmopsv1alpha1.PhaseCompleted || round == 0; round++ {
 		sort.Slice(nodes, func(i, j int) bool { return (nodes[i].Name < nodes[j].Name) == (round%2 == 0) })
-		p := planFor(planInput{Generation: 1, Spec: s, Status: st, Revision: "new", Nodes: nodes, Now: now})
+		p := planFor(Input{Generation: 1, Spec: s, Status: st, Revision: "new", Nodes: nodes, Now: now})
 		st = p.Status
 		for i := range nodes {
 			if rev, ok := p.Labels[nodes[i].Name]; ok {
 				nodes[i].Revision = rev
 				// The new pod becomes ready a little later.
-				nodes[i].Pod = podState{Exists: true, Ready: true, Since: now}
+				nodes[i].Pod = Pod{Exists: true, Ready: true, Since: now}
 			}
 		}
 		now = now.Add(15 * time.Second)

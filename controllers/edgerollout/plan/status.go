@@ -1,10 +1,9 @@
-package edgerollout
+package plan
 
 import (
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 )
 
 // phaseConditions says, for each phase, which conditions are True. Ready,
@@ -33,11 +32,11 @@ var conditionTypes = []string{
 	slmopsv1alpha1.ConditionStalled,
 }
 
-// setPhase sets the phase and every condition of status to match it. reason is
+// SetPhase sets the phase and every condition of status to match it. reason is
 // a CamelCase word for the True conditions (the phase's name when empty), and
 // message says what happens for people. Conditions that keep their status keep
 // their lastTransitionTime.
-func setPhase(status *slmopsv1alpha1.EdgeRolloutStatus, generation int64, phase slmopsv1alpha1.RolloutPhase, reason, message string, now metav1.Time) {
+func SetPhase(status *slmopsv1alpha1.EdgeRolloutStatus, generation int64, phase slmopsv1alpha1.RolloutPhase, reason, message string, now metav1.Time) {
 	status.Phase = phase
 	status.ObservedGeneration = generation
 	if reason == "" {

@@ -1,29 +1,18 @@
-package edgerollout
+package plan
 
 import (
-	"context"
-	"encoding/json"
 	"fmt"
-	"net"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
-	corev1 "k8s.io/api/core/v1"
-	apierrors "k8s.io/apimachinery/pkg/api/errors"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/klog/v2"
-	"k8s.io/utils/ptr"
-	ctrl "sigs.k8s.io/controller-runtime"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
-
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/slmops/slmops/inferd/config"
+	"k8s.io/utils/ptr"
 )
 
 // Stage, then activate. With spec.distribution.staging, a node joins the
@@ -48,7 +37,7 @@ const maxExcludedNodes = 50
 // moveTo is the revision that nodes are moving to: the canary while it is
 // rolled out, the stable revision otherwise.
 func (d *decider) moveTo() string {
-	if d.st.CanaryRevision != "" && active(d.st.Phase) {
+	if d.st.CanaryRevision != "" && Active(d.st.Phase) {
 		return d.st.CanaryRevision
 	}
 	return d.st.StableRevision
@@ -63,20 +52,20 @@ func (d *decider) staging(rev string) bool {
 
 // staged reports whether node n holds rev's model: it runs rev, or its
 // stager of rev is ready.
-func staged(n nodeState, rev string) bool {
+func staged(n Node, rev string) bool {
 	return n.Revision == rev || (n.StageRevision == rev && n.Stage.Ready)
 }
 
 // stageFailed reports whether n's stager of rev cannot stage: it crash-loops
 // or failed (it exits with a reason when it cannot).
-func stageFailed(n nodeState, rev string) bool {
+func stageFailed(n Node, rev string) bool {
 	s := n.Stage
 	return n.StageRevision == rev && n.Revision != rev && s.Exists && !s.Ready && (s.Failure != "" || s.Restarts > 0)
 }
 
 // stageFailure is the reason and message of a failed stager, from inferd's
 // termination message.
-func stageFailure(s podState) (reason, message string) {
+func stageFailure(s Pod) (reason, message string) {
 	msg := strings.TrimSpace(s.Terminated)
 	if reason, message, ok := config.ParseTermination(msg); ok {
 		return reason, truncate(message, 1024)
@@ -97,16 +86,16 @@ func truncate(s string, n int) string {
 // eligible drops the target nodes that cannot take part: unfit for the
 // model, or failed to stage it. A node that already runs the revision nodes
 // move to is never dropped.
-func (d *decider) eligible(targets []nodeState) []nodeState {
+func (d *decider) eligible(targets []Node) []Node {
 	d.excluded = map[string]slmopsv1alpha1.ExcludedNode{}
 	rev := d.moveTo()
 	d.learnOriginFailures(targets, rev)
-	out := make([]nodeState, 0, len(targets))
+	out := make([]Node, 0, len(targets))
 	for _, n := range targets {
 		switch {
 		case n.Revision == rev && rev != "":
-		case n.Unfit != "":
-			d.excluded[n.Name] = slmopsv1alpha1.ExcludedNode{Node: n.Name, Reason: n.Unfit, Message: n.UnfitMessage}
+		case d.unfit[n.Name].Reason != "":
+			d.excluded[n.Name] = d.unfit[n.Name]
 			continue
 		case d.staging(rev) && stageFailed(n, rev):
 			reason, message := stageFailure(n.Stage)
@@ -134,7 +123,7 @@ func (d *decider) eligible(targets []nodeState) []nodeState {
 // nodes are excluded with the seed's reason, and only that stager keeps
 // retrying (paced by the kubelet's back-off) until the origin recovers.
 // Without peer sharing the whole fleet is one site.
-func (d *decider) learnOriginFailures(targets []nodeState, rev string) {
+func (d *decider) learnOriginFailures(targets []Node, rev string) {
 	d.originFailed = map[siteKey]slmopsv1alpha1.ExcludedNode{}
 	if !d.staging(rev) {
 		return
@@ -161,7 +150,7 @@ func (d *decider) learnOriginFailures(targets []nodeState, rev string) {
 
 // originKey is the group of nodes that share what one of them learns of
 // the origin: its site and artifact with peer sharing, its artifact without.
-func (d *decider) originKey(n nodeState) siteKey {
+func (d *decider) originKey(n Node) siteKey {
 	if d.in.Spec.Distribution.PeerSharing == nil {
 		return siteKey{variant: n.Variant}
 	}
@@ -177,11 +166,24 @@ func (d *decider) tooManyExcluded() (summary string, failed bool) {
 	if len(d.excluded) <= limit {
 		return "", false
 	}
-	byReason := map[string][]string{}
+	reasons, byReason := d.exclusionsByReason()
+	parts := make([]string, 0, 3)
+	for _, r := range reasons[:min(3, len(reasons))] {
+		first := d.excluded[byReason[r][0]]
+		parts = append(parts, fmt.Sprintf("%s on %d (%s: %s)", r, len(byReason[r]), first.Node, truncate(first.Message, 200)))
+	}
+	return fmt.Sprintf("%d of %d target nodes excluded, more than maxExcludedNodes %d: %s",
+		len(d.excluded), len(d.all), limit, strings.Join(parts, "; ")), true
+}
+
+// exclusionsByReason groups the excluded nodes by reason, most common
+// reason first, names sorted.
+func (d *decider) exclusionsByReason() (reasons []string, byReason map[string][]string) {
+	byReason = map[string][]string{}
 	for name, e := range d.excluded {
 		byReason[e.Reason] = append(byReason[e.Reason], name)
 	}
-	reasons := make([]string, 0, len(byReason))
+	reasons = make([]string, 0, len(byReason))
 	for r := range byReason {
 		reasons = append(reasons, r)
 		slices.Sort(byReason[r])
@@ -192,13 +194,13 @@ func (d *decider) tooManyExcluded() (summary string, failed bool) {
 		}
 		return reasons[i] < reasons[j]
 	})
-	parts := make([]string, 0, 3)
-	for _, r := range reasons[:min(3, len(reasons))] {
-		first := d.excluded[byReason[r][0]]
-		parts = append(parts, fmt.Sprintf("%s on %d (%s: %s)", r, len(byReason[r]), first.Node, truncate(first.Message, 200)))
-	}
-	// The excluded nodes become the failing nodes, so that status says which
-	// and why after the rollback, when nothing is excluded any more.
+	return reasons, byReason
+}
+
+// excludedAsFailing lists the excluded nodes as failing nodes, most common
+// reason first.
+func (d *decider) excludedAsFailing() []slmopsv1alpha1.FailingNode {
+	reasons, byReason := d.exclusionsByReason()
 	var failing []slmopsv1alpha1.FailingNode
 	for _, r := range reasons {
 		for _, name := range byReason[r] {
@@ -206,9 +208,7 @@ func (d *decider) tooManyExcluded() (summary string, failed bool) {
 			failing = append(failing, slmopsv1alpha1.FailingNode{Node: name, Reason: e.Reason, Message: e.Message})
 		}
 	}
-	d.st.FailingNodes = mergeFailing(nil, failing)
-	return fmt.Sprintf("%d of %d target nodes excluded, more than maxExcludedNodes %d: %s",
-		len(d.excluded), len(d.all), limit, strings.Join(parts, "; ")), true
+	return failing
 }
 
 // reportExclusions sends one event when nodes are newly excluded.
@@ -239,7 +239,7 @@ func (d *decider) reportExclusions() {
 
 // canJoin reports whether a node may join the canary cohort: with staging,
 // only once it holds the canary's model.
-func (d *decider) canJoin(n nodeState) bool {
+func (d *decider) canJoin(n Node) bool {
 	rev := d.st.CanaryRevision
 	return !d.staging(rev) || staged(n, rev)
 }
@@ -265,7 +265,7 @@ func (d *decider) unstagedSlots(size int) int {
 // one being staged; a node with nothing to serve switches at once (staging
 // first would gain nothing), and a canary node going back to stable does
 // (its previous model is still in its cache).
-func (d *decider) mayActivate(n nodeState, want string) bool {
+func (d *decider) mayActivate(n Node, want string) bool {
 	if want == "" || n.Revision == "" || !d.staging(want) || want != d.moveTo() {
 		return true
 	}
@@ -307,7 +307,7 @@ func (d *decider) stage() {
 	ds := &slmopsv1alpha1.DistributionStatus{Revision: rev, NextWindow: nextWindow}
 	for _, n := range d.all {
 		if e, ok := d.excluded[n.Name]; ok {
-			if n.Unfit != "" {
+			if d.unfit[n.Name].Reason != "" {
 				ds.UnfitNodes++
 			} else {
 				ds.FailedNodes++
@@ -338,14 +338,14 @@ func (d *decider) stage() {
 func (d *decider) chooseStagers(rev string, want map[string]string) *metav1.Time {
 	st := d.st
 	staging := d.in.Spec.Distribution.Staging
-	canaryActive := st.CanaryRevision == rev && active(st.Phase)
+	canaryActive := st.CanaryRevision == rev && Active(st.Phase)
 	sharing := d.in.Spec.Distribution.PeerSharing != nil
 
 	// Who holds the file, and who is fetching it, per site and artifact.
 	holders, fetching := map[siteKey]int{}, map[siteKey]int{}
 	inProgress := 0
 	for _, n := range d.in.Nodes {
-		if !n.Target || n.Unfit != "" {
+		if !n.Target || d.unfit[n.Name].Reason != "" {
 			continue
 		}
 		k := siteKey{n.PeerSite, n.Variant}
@@ -374,7 +374,7 @@ func (d *decider) chooseStagers(rev string, want map[string]string) *metav1.Time
 	}
 
 	// Who should stage next, in cohort order.
-	var next []nodeState
+	var next []Node
 	if canaryActive {
 		steps := canarySteps(d.canary)
 		ahead := int(st.CurrentStep) + int(ptr.Deref(staging.LookaheadSteps, 0))
@@ -458,171 +458,4 @@ func inWindows(s *slmopsv1alpha1.Staging, now time.Time) (open bool, start time.
 		}
 	}
 	return false, best
-}
-
-// fitProblem says why node cannot hold a model of size bytes with the
-// given headroom of memory and disk, or returns empty strings when it can or
-// nothing is known.
-func fitProblem(node *corev1.Node, size, memHeadroom, diskHeadroom int64) (reason, message string) {
-	if size <= 0 {
-		return "", ""
-	}
-	check := func(res corev1.ResourceName, headroom int64) (have, need int64, ok bool) {
-		alloc, known := node.Status.Allocatable[res]
-		need = size + headroom
-		return alloc.Value(), need, !known || alloc.Value() >= need
-	}
-	if have, need, ok := check(corev1.ResourceMemory, memHeadroom); !ok {
-		return slmopsv1alpha1.ExcludedInsufficientMemory, fmt.Sprintf("allocatable memory %s is less than the model's %s plus headroom (%s in all)",
-			human(have), human(size), human(need))
-	}
-	if have, need, ok := check(corev1.ResourceEphemeralStorage, diskHeadroom); !ok {
-		return slmopsv1alpha1.ExcludedInsufficientDisk, fmt.Sprintf("allocatable ephemeral storage %s is less than the model's %s plus headroom (%s in all)",
-			human(have), human(size), human(need))
-	}
-	return "", ""
-}
-
-// human prints bytes in binary units, such as 3.8 GiB.
-func human(b int64) string {
-	const unit = 1024
-	if b < unit {
-		return fmt.Sprintf("%d B", b)
-	}
-	div, exp := int64(unit), 0
-	for n := b / unit; n >= unit && exp < 4; n /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(b)/float64(div), "KMGTP"[exp])
-}
-
-const (
-	// peersVolume and peersMountPath are where inferd pods find the peer
-	// directory of their rollout.
-	peersVolume    = "peers"
-	peersMountPath = "/etc/slmops/peers"
-)
-
-// stageDaemonSetName is the stager DaemonSet of one artifact of a revision.
-func stageDaemonSetName(rollout, revision, variant string) string {
-	suffix := "-" + revision + "-stage"
-	if variant != slmopsv1alpha1.DefaultVariant {
-		suffix = "-" + revision + "-" + shortVariant(variant) + "-stage"
-	}
-	if max := 63 - len(suffix); len(rollout) > max {
-		rollout = strings.TrimRight(rollout[:max], "-.")
-	}
-	return rollout + suffix
-}
-
-// reconcileStagers makes the stager DaemonSets, the peer directory and the
-// stage labels what the plan says, in that order: a node asked to stage
-// finds its stager and its site's peers.
-func (r *Reconciler) reconcileStagers(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout, model *slmopsv1alpha1.SLMModel, arts []artifact, obs *observation, p rolloutPlan) error {
-	log := ctrl.LoggerFrom(ctx)
-	want := map[string]*appsv1.DaemonSet{}
-	if p.StageRevision != "" && p.StageRevision == obs.in.Revision {
-		for _, a := range arts {
-			ds, err := buildStageDaemonSet(ro, model, p.StageRevision, a, r.Defaults)
-			if err != nil {
-				return err
-			}
-			want[ds.Name] = ds
-		}
-	}
-	for _, ds := range obs.stagers {
-		w := want[ds.Name]
-		if w != nil && w.Annotations[slmopsv1alpha1.StageConfigAnnotation] == ds.Annotations[slmopsv1alpha1.StageConfigAnnotation] {
-			delete(want, ds.Name)
-			continue
-		}
-		// Not needed, or outdated: a new one is made once this one is gone.
-		delete(want, ds.Name)
-		if err := r.Delete(ctx, ds, client.PropagationPolicy(metav1.DeletePropagationBackground)); client.IgnoreNotFound(err) != nil {
-			return fmt.Errorf("delete stager DaemonSet %s: %w", klog.KObj(ds), err)
-		}
-		log.Info("Deleted stager DaemonSet", "daemonSet", klog.KObj(ds), "revision", ds.Labels[slmopsv1alpha1.StageRevisionLabel])
-	}
-	for _, ds := range want {
-		if err := controllerutil.SetControllerReference(ro, ds, r.Scheme()); err != nil {
-			return err
-		}
-		if err := r.Create(ctx, ds); err != nil && !apierrors.IsAlreadyExists(err) {
-			return fmt.Errorf("create stager DaemonSet %s: %w", klog.KObj(ds), err)
-		}
-		log.Info("Created stager DaemonSet", "daemonSet", klog.KObj(ds), "revision", p.StageRevision)
-	}
-
-	if err := r.reconcilePeers(ctx, ro, arts, obs); err != nil {
-		return err
-	}
-
-	key := client.ObjectKeyFromObject(ro)
-	err := r.patchLabels(ctx, slmopsv1alpha1.StageLabel(ro.Namespace, ro.Name), p.StageLabels)
-	r.expectStage.record(key, p.StageLabels, r.Now())
-	return err
-}
-
-// reconcilePeers writes the rollout's peer directory: for each artifact of
-// the current revision, up to maxPeers nodes per site that hold its verified
-// file (ready stagers first, then ready serving pods), by pod address.
-func (r *Reconciler) reconcilePeers(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout, arts []artifact, obs *observation) error {
-	name := slmopsv1alpha1.PeersConfigMapName(ro.Name)
-	if ro.Spec.Distribution.PeerSharing == nil {
-		var cm corev1.ConfigMap
-		err := r.Get(ctx, types.NamespacedName{Namespace: ro.Namespace, Name: name}, &cm)
-		if err == nil && metav1.IsControlledBy(&cm, ro) {
-			return client.IgnoreNotFound(r.Delete(ctx, &cm))
-		}
-		return client.IgnoreNotFound(err)
-	}
-	data, err := json.Marshal(peerDirectory(ro, arts, obs))
-	if err != nil {
-		return err
-	}
-	return r.applyConfigMap(ctx, ro, name, slmopsv1alpha1.ComponentPeerDirectory, config.PeerDirectoryKey, string(data), "the peer directory")
-}
-
-// peerDirectory lists the holders of each artifact's file per site.
-func peerDirectory(ro *slmopsv1alpha1.EdgeRollout, arts []artifact, obs *observation) *config.PeerDirectory {
-	maxPeers := int(ro.Spec.Distribution.PeerSharing.MaxPeers)
-	port := ro.Spec.Template.Port
-	digestOf := map[string]string{}
-	for _, a := range arts {
-		digestOf[a.Name] = a.Digest
-	}
-	dir := &config.PeerDirectory{Nodes: map[string]string{}, Blobs: map[string]map[string][]config.PeerEntry{}}
-	variantOf := map[string]string{}
-	for _, n := range obs.in.Nodes {
-		if n.Target && n.PeerSite != "" {
-			dir.Nodes[n.Name], variantOf[n.Name] = n.PeerSite, n.Variant
-		}
-	}
-	add := func(pods map[string]*corev1.Pod) {
-		names := make([]string, 0, len(pods))
-		for n := range pods {
-			names = append(names, n)
-		}
-		sort.Strings(names)
-		for _, node := range names {
-			pod := pods[node]
-			site, digest := dir.Nodes[node], digestOf[variantOf[node]]
-			if site == "" || digest == "" || pod.Status.PodIP == "" || !observePod(pod).Ready {
-				continue
-			}
-			if dir.Blobs[digest] == nil {
-				dir.Blobs[digest] = map[string][]config.PeerEntry{}
-			}
-			list := dir.Blobs[digest][site]
-			if len(list) >= maxPeers || slices.ContainsFunc(list, func(e config.PeerEntry) bool { return e.Node == node }) {
-				continue
-			}
-			u := "http://" + net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(int(port)))
-			dir.Blobs[digest][site] = append(list, config.PeerEntry{Node: node, URL: u})
-		}
-	}
-	add(obs.stagePods)
-	add(obs.servingPods)
-	return dir
 }

@@ -1,4 +1,4 @@
-package edgerollout
+package plan
 
 import (
 	"testing"
@@ -31,7 +31,7 @@ func TestKstatusReadsRolloutHealth(t *testing.T) {
 				TypeMeta:   metav1.TypeMeta{APIVersion: slmopsv1alpha1.GroupVersion.String(), Kind: "EdgeRollout"},
 				ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "default", Generation: 3},
 			}
-			setPhase(&r.Status, r.Generation, phase, "", "a message", metav1.NewTime(time.Unix(1000, 0)))
+			SetPhase(&r.Status, r.Generation, phase, "", "a message", metav1.NewTime(time.Unix(1000, 0)))
 			got, err := status.Compute(toUnstructured(t, r))
 			if err != nil {
 				t.Fatal(err)
@@ -50,7 +50,7 @@ func TestKstatusWaitsForTheObservedGeneration(t *testing.T) {
 		TypeMeta:   metav1.TypeMeta{APIVersion: slmopsv1alpha1.GroupVersion.String(), Kind: "EdgeRollout"},
 		ObjectMeta: metav1.ObjectMeta{Name: "r", Namespace: "default", Generation: 4},
 	}
-	setPhase(&r.Status, 3, slmopsv1alpha1.PhaseCompleted, "", "", metav1.Now())
+	SetPhase(&r.Status, 3, slmopsv1alpha1.PhaseCompleted, "", "", metav1.Now())
 	got, err := status.Compute(toUnstructured(t, r))
 	if err != nil {
 		t.Fatal(err)
@@ -63,8 +63,8 @@ func TestKstatusWaitsForTheObservedGeneration(t *testing.T) {
 func TestSetPhaseKeepsTransitionTimesOfUnchangedConditions(t *testing.T) {
 	var st slmopsv1alpha1.EdgeRolloutStatus
 	t0, t1 := metav1.NewTime(time.Unix(1000, 0)), metav1.NewTime(time.Unix(2000, 0))
-	setPhase(&st, 1, slmopsv1alpha1.PhaseProgressing, "StepStarted", "step 1 of 3", t0)
-	setPhase(&st, 1, slmopsv1alpha1.PhasePaused, "StepPaused", "step 1 of 3 paused for 1m", t1)
+	SetPhase(&st, 1, slmopsv1alpha1.PhaseProgressing, "StepStarted", "step 1 of 3", t0)
+	SetPhase(&st, 1, slmopsv1alpha1.PhasePaused, "StepPaused", "step 1 of 3 paused for 1m", t1)
 	got := map[string]string{}
 	for _, c := range st.Conditions {
 		got[c.Type] = string(c.Status) + "@" + c.LastTransitionTime.UTC().Format("15:04:05")

@@ -1,16 +1,13 @@
-package edgerollout
+package plan
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"slices"
-	"strings"
-
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+
+	"k8s.io/apimachinery/pkg/labels"
 )
 
 // maxAffinityTerms bounds the node affinity of one variant's DaemonSet:
@@ -18,30 +15,30 @@ import (
 // into one term per combination of the earlier selectors' requirements.
 const maxAffinityTerms = 64
 
-// artifact is one file of a model, the default or a variant, and the nodes
+// Artifact is one file of a model, the default or a variant, and the nodes
 // it runs on.
-type artifact struct {
+type Artifact struct {
 	Name         string
 	Source       slmopsv1alpha1.ModelSource
 	Digest       string
 	Quantization slmopsv1alpha1.Quantization
 	SizeBytes    *int64
-	// affinity selects the artifact's nodes; nil means every node (a model
+	// Affinity selects the artifact's nodes; nil means every node (a model
 	// without variants).
-	affinity *corev1.NodeSelector
+	Affinity *corev1.NodeSelector
 }
 
-// artifacts lists a model's files and their nodes: each variant runs on the
+// Artifacts lists a model's files and their nodes: each variant runs on the
 // nodes its nodeSelector matches and no earlier variant's does, the default
 // on the nodes no variant matches. A file that no node can get (after a
 // variant that matches every node) is left out.
-func artifacts(m *slmopsv1alpha1.SLMModel) ([]artifact, error) {
+func Artifacts(m *slmopsv1alpha1.SLMModel) ([]Artifact, error) {
 	spec := m.Spec
-	def := artifact{Name: slmopsv1alpha1.DefaultVariant, Source: spec.Source, Digest: spec.Digest, Quantization: spec.Quantization, SizeBytes: spec.SizeBytes}
+	def := Artifact{Name: slmopsv1alpha1.DefaultVariant, Source: spec.Source, Digest: spec.Digest, Quantization: spec.Quantization, SizeBytes: spec.SizeBytes}
 	if len(spec.Variants) == 0 {
-		return []artifact{def}, nil
+		return []Artifact{def}, nil
 	}
-	var out []artifact
+	var out []Artifact
 	var earlier [][]corev1.NodeSelectorRequirement
 	for _, v := range spec.Variants {
 		sel := requirements(&v.NodeSelector)
@@ -53,15 +50,15 @@ func artifacts(m *slmopsv1alpha1.SLMModel) ([]artifact, error) {
 		if len(terms) == 0 {
 			continue
 		}
-		out = append(out, artifact{Name: v.Name, Source: v.Source, Digest: v.Digest, Quantization: v.Quantization,
-			SizeBytes: v.SizeBytes, affinity: nodeSelector(terms)})
+		out = append(out, Artifact{Name: v.Name, Source: v.Source, Digest: v.Digest, Quantization: v.Quantization,
+			SizeBytes: v.SizeBytes, Affinity: nodeSelector(terms)})
 	}
 	terms, err := excluding([][]corev1.NodeSelectorRequirement{nil}, earlier)
 	if err != nil {
 		return nil, fmt.Errorf("the default artifact: %w", err)
 	}
 	if len(terms) > 0 {
-		def.affinity = nodeSelector(terms)
+		def.Affinity = nodeSelector(terms)
 		out = append(out, def)
 	}
 	return out, nil
@@ -69,12 +66,12 @@ func artifacts(m *slmopsv1alpha1.SLMModel) ([]artifact, error) {
 
 // variantOf is the artifact that a node with these labels runs.
 func variantOf(m *slmopsv1alpha1.SLMModel, nodeLabels map[string]string) string {
-	return variantMatcher(m)(nodeLabels)
+	return VariantMatcher(m)(nodeLabels)
 }
 
-// variantMatcher builds the variants' selectors once, for matching every
+// VariantMatcher builds the variants' selectors once, for matching every
 // node of a reconcile.
-func variantMatcher(m *slmopsv1alpha1.SLMModel) func(nodeLabels map[string]string) string {
+func VariantMatcher(m *slmopsv1alpha1.SLMModel) func(nodeLabels map[string]string) string {
 	type named struct {
 		name string
 		sel  labels.Selector
@@ -165,39 +162,14 @@ func nodeSelector(terms [][]corev1.NodeSelectorRequirement) *corev1.NodeSelector
 	return ns
 }
 
-// artifactDaemonSetName is the DaemonSet of one artifact of one revision:
-// the revision's name for the default artifact (as for a model without
-// variants), with the variant's name (or a hash of a long one) otherwise.
-func artifactDaemonSetName(rollout, revision, variant string) string {
-	if variant == slmopsv1alpha1.DefaultVariant {
-		return daemonSetName(rollout, revision)
-	}
-	variant = shortVariant(variant)
-	name := rollout
-	if max := 63 - len(revision) - len(variant) - 2; len(name) > max {
-		name = strings.TrimRight(name[:max], "-.")
-	}
-	return name + "-" + revision + "-" + variant
-}
-
-// shortVariant is a variant's name in object names: itself, or a hash of a
-// long one.
-func shortVariant(variant string) string {
-	if len(variant) > 20 {
-		sum := sha256.Sum256([]byte(variant))
-		return hex.EncodeToString(sum[:])[:8]
-	}
-	return variant
-}
-
 // variantCounts counts target nodes and ready ones per artifact; nil for a
 // model without variants.
-func variantCounts(m *slmopsv1alpha1.SLMModel, arts []artifact, nodes []nodeState) []slmopsv1alpha1.VariantStatus {
-	if len(m.Spec.Variants) == 0 {
+func variantCounts(arts []Artifact, nodes []Node) []slmopsv1alpha1.VariantStatus {
+	if !slices.ContainsFunc(arts, func(a Artifact) bool { return a.Name != slmopsv1alpha1.DefaultVariant }) {
 		return nil
 	}
 	byName := map[string]*slmopsv1alpha1.VariantStatus{}
-	var out []slmopsv1alpha1.VariantStatus
+	out := make([]slmopsv1alpha1.VariantStatus, 0, len(arts))
 	for _, a := range arts {
 		out = append(out, slmopsv1alpha1.VariantStatus{Name: a.Name, Digest: a.Digest})
 	}

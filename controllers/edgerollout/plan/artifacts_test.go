@@ -1,8 +1,10 @@
-package edgerollout
+package plan
 
 import (
 	"fmt"
 	"testing"
+
+	"github.com/slmops/slmops/test/testutil"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -49,26 +51,26 @@ func TestVariantAffinityAgreesWithFirstMatch(t *testing.T) {
 	}
 	for name, selectors := range models {
 		t.Run(name, func(t *testing.T) {
-			m := &slmopsv1alpha1.SLMModel{Spec: slmopsv1alpha1.SLMModelSpec{Digest: digestN(0), Quantization: slmopsv1alpha1.QuantizationQ4_0}}
+			m := &slmopsv1alpha1.SLMModel{Spec: slmopsv1alpha1.SLMModelSpec{Digest: testutil.Digest(0), Quantization: slmopsv1alpha1.QuantizationQ4_0}}
 			for i, s := range selectors {
 				m.Spec.Variants = append(m.Spec.Variants, slmopsv1alpha1.ModelVariant{
-					Name: fmt.Sprintf("v%d", i), NodeSelector: s, Digest: digestN(i + 1), Quantization: slmopsv1alpha1.QuantizationQ8_0,
+					Name: fmt.Sprintf("v%d", i), NodeSelector: s, Digest: testutil.Digest(i + 1), Quantization: slmopsv1alpha1.QuantizationQ8_0,
 				})
 			}
-			arts, err := artifacts(m)
+			arts, err := Artifacts(m)
 			if err != nil {
 				t.Fatal(err)
 			}
-			var state []nodeState
+			var state []Node
 			for i, l := range nodes {
 				node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("n%d", i), Labels: l}}
 				var matched []string
 				for _, a := range arts {
-					if a.affinity == nil {
+					if a.Affinity == nil {
 						matched = append(matched, a.Name)
 						continue
 					}
-					ok, err := nodeaffinity.NewLazyErrorNodeSelector(a.affinity).Match(node)
+					ok, err := nodeaffinity.NewLazyErrorNodeSelector(a.Affinity).Match(node)
 					if err != nil {
 						t.Fatalf("%s's affinity: %v", a.Name, err)
 					}
@@ -80,9 +82,9 @@ func TestVariantAffinityAgreesWithFirstMatch(t *testing.T) {
 				if len(matched) != 1 || matched[0] != want {
 					t.Errorf("node %v: the affinities of %v match; want only %s", l, matched, want)
 				}
-				state = append(state, nodeState{Name: node.Name, Target: true, Variant: want, Pod: podState{Ready: i%2 == 0}})
+				state = append(state, Node{Name: node.Name, Target: true, Variant: want, Pod: Pod{Ready: i%2 == 0}})
 			}
-			counts := variantCounts(m, arts, state)
+			counts := variantCounts(arts, state)
 			if len(selectors) == 0 {
 				if counts != nil {
 					t.Errorf("a model without variants counts %v", counts)
@@ -99,23 +101,3 @@ func TestVariantAffinityAgreesWithFirstMatch(t *testing.T) {
 		})
 	}
 }
-
-func TestVariantDaemonSetNames(t *testing.T) {
-	long := "a-very-long-rollout-name-that-goes-on-and-on-for-the-whole-fleet"
-	for _, c := range []struct{ rollout, variant string }{
-		{"stores", slmopsv1alpha1.DefaultVariant}, {"stores", "arm64-q4"}, {long, "arm64-q4"}, {long, "a-variant-name-longer-than-twenty-characters"},
-	} {
-		name := artifactDaemonSetName(c.rollout, "0123456789", c.variant)
-		if len(name) > 63 {
-			t.Errorf("%s/%s: %q is longer than 63", c.rollout, c.variant, name)
-		}
-		if c.variant == slmopsv1alpha1.DefaultVariant && name != daemonSetName(c.rollout, "0123456789") {
-			t.Errorf("the default artifact's DaemonSet %q is not the revision's %q", name, daemonSetName(c.rollout, "0123456789"))
-		}
-	}
-	if artifactDaemonSetName("stores", "0123456789", "a") == artifactDaemonSetName("stores", "0123456789", "b") {
-		t.Error("two variants share a DaemonSet name")
-	}
-}
-
-func digestN(n int) string { return fmt.Sprintf("sha256:%064x", n) }

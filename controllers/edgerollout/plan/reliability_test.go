@@ -1,4 +1,4 @@
-package edgerollout
+package plan
 
 import (
 	"strings"
@@ -13,9 +13,9 @@ import (
 )
 
 // stageFails makes n's stager of rev one that exited with reason.
-func stageFails(n *nodeState, rev, reason, message string) {
+func stageFails(n *Node, rev, reason, message string) {
 	n.StageRevision = rev
-	n.Stage = podState{Exists: true, Restarts: 1, Failure: "CrashLoopBackOff",
+	n.Stage = Pod{Exists: true, Restarts: 1, Failure: "CrashLoopBackOff",
 		Terminated: config.FormatTermination(reason, message), Since: t0.Add(-time.Minute)}
 }
 
@@ -131,7 +131,7 @@ func TestCompletedNeedsAReadyNode(t *testing.T) {
 	onCanary(nodes, -time.Second, 0, 1, 2, 3, 4, 5)
 	s = spec("100%")
 	st := progressing(0, time.Minute)
-	p = planFor(planInput{Generation: 1, Spec: s, Status: st, Revision: "new", Nodes: nodes, Now: t0,
+	p = planFor(Input{Generation: 1, Spec: s, Status: st, Revision: "new", Nodes: nodes, Now: t0,
 		Annotations: map[string]string{slmopsv1alpha1.PromoteAnnotation: "1"}})
 	if p.Status.Phase == slmopsv1alpha1.PhaseCompleted {
 		t.Errorf("promoted to Completed with no ready node (%s)", conditionMessage(p.Status, slmopsv1alpha1.ConditionReady))
@@ -218,7 +218,7 @@ func TestTheOriginIsAskedOncePerSite(t *testing.T) {
 	}
 }
 
-func hasStageLabel(nodes []nodeState, name string) bool {
+func hasStageLabel(nodes []Node, name string) bool {
 	for _, n := range nodes {
 		if n.Name == name {
 			return n.StageRevision != ""
@@ -233,7 +233,7 @@ func hasStageLabel(nodes []nodeState, name string) bool {
 func TestAnInvalidConfigIsNeverRolledOut(t *testing.T) {
 	nodes := fleet(10, 1, "old")
 	st := slmopsv1alpha1.EdgeRolloutStatus{StableRevision: "old", Phase: slmopsv1alpha1.PhaseCompleted}
-	in := planInput{Generation: 2, Spec: spec("10%", "100%"), Status: st, Revision: "new", Digest: "sha256:new", Nodes: nodes, Now: t0,
+	in := Input{Generation: 2, Spec: spec("10%", "100%"), Status: st, Revision: "new", Digest: "sha256:new", Nodes: nodes, Now: t0,
 		ConfigError: "runtime.contextLength and runtime.maxConcurrentRequests must be positive"}
 	p := planFor(in)
 	if p.Status.Phase != slmopsv1alpha1.PhaseDegraded || p.Status.StableRevision != "old" {
@@ -285,7 +285,7 @@ func TestReturningNodesArePaced(t *testing.T) {
 			s := spec("50%", "100%")
 			s.Strategy.Canary.UnreachableNodes.Policy = policy
 			st := progressing(0, time.Minute)
-			in := planInput{Generation: 1, Spec: s, Status: st, Revision: "new", Nodes: nodes, Now: t0,
+			in := Input{Generation: 1, Spec: s, Status: st, Revision: "new", Nodes: nodes, Now: t0,
 				Annotations: map[string]string{slmopsv1alpha1.AbortAnnotation: "1"}}
 			p := planFor(in)
 			if p.Status.Phase != slmopsv1alpha1.PhaseAborted {
@@ -317,7 +317,7 @@ func TestUnreachableNodesDoNotHoldACompletedRollout(t *testing.T) {
 		nodes[i].Revision, nodes[i].Reachable = "old", false
 	}
 	st := slmopsv1alpha1.EdgeRolloutStatus{StableRevision: "new", Phase: slmopsv1alpha1.PhaseCompleted}
-	p := planFor(planInput{Generation: 1, Spec: spec("100%"), Status: st, Revision: "new", Nodes: nodes, Now: t0})
+	p := planFor(Input{Generation: 1, Spec: spec("100%"), Status: st, Revision: "new", Nodes: nodes, Now: t0})
 	if p.Status.Phase != slmopsv1alpha1.PhaseCompleted || !strings.Contains(conditionMessage(p.Status, slmopsv1alpha1.ConditionReady), "3 unreachable nodes switch when they return") {
 		t.Errorf("phase %s (%s); want Completed naming the 3 unreachable nodes", p.Status.Phase, conditionMessage(p.Status, slmopsv1alpha1.ConditionReady))
 	}
@@ -327,7 +327,7 @@ func TestUnreachableNodesDoNotHoldACompletedRollout(t *testing.T) {
 	for i := range nodes {
 		nodes[i].Revision, nodes[i].Reachable = "old", false
 	}
-	p = planFor(planInput{Generation: 1, Spec: spec("100%"), Status: st, Revision: "new", Nodes: nodes, Now: t0})
+	p = planFor(Input{Generation: 1, Spec: spec("100%"), Status: st, Revision: "new", Nodes: nodes, Now: t0})
 	if p.Status.Phase == slmopsv1alpha1.PhaseCompleted {
 		t.Errorf("Completed with the stable revision on no node")
 	}

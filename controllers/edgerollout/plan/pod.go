@@ -1,0 +1,42 @@
+package plan
+
+import (
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	corev1 "k8s.io/api/core/v1"
+)
+
+// waitingFailures are container states that waiting will not fix.
+var waitingFailures = map[string]bool{
+	"CrashLoopBackOff": true, "ImagePullBackOff": true, "ErrImagePull": true, "InvalidImageName": true,
+	"CreateContainerConfigError": true, "CreateContainerError": true, "RunContainerError": true,
+}
+
+func ObservePod(p *corev1.Pod) Pod {
+	ps := Pod{Exists: true, Since: p.CreationTimestamp.Time}
+	for _, c := range p.Status.Conditions {
+		if c.Type == corev1.PodReady {
+			ps.Ready = c.Status == corev1.ConditionTrue
+			if !c.LastTransitionTime.IsZero() {
+				ps.Since = c.LastTransitionTime.Time
+			}
+		}
+	}
+	for _, cs := range p.Status.ContainerStatuses {
+		ps.Restarts = max(ps.Restarts, cs.RestartCount)
+		if t := cs.LastTerminationState.Terminated; t != nil {
+			ps.Terminated = t.Message
+		}
+		if w := cs.State.Waiting; w != nil && waitingFailures[w.Reason] {
+			ps.Failure, ps.Message = w.Reason, w.Message
+		}
+		if t := cs.LastTerminationState.Terminated; ps.Failure == "" && !ps.Ready && t != nil && t.Message != "" && cs.RestartCount > 0 {
+			// inferd writes why it failed (a bad digest, a failed self-test)
+			// to its termination message.
+			ps.Message = t.Message
+		}
+	}
+	if ps.Failure == "" && p.Status.Phase == corev1.PodFailed {
+		ps.Failure, ps.Message = slmopsv1alpha1.FailingPodFailed, p.Status.Message
+	}
+	return ps
+}
