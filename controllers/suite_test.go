@@ -244,3 +244,44 @@ func TestRolloutDaemonSetIsSecureAndOwned(t *testing.T) {
 		return len(nodes.Items)
 	}).WithTimeout(20 * time.Second).Should(Equal(0))
 }
+
+// TestAFailedActStepIsACondition: when the operator cannot write what it
+// decided (here the cache pins: a ConfigMap of that name exists and belongs
+// to no rollout), the rollout says so in its Applied condition, names the
+// step, makes no DaemonSet (the steps after it rely on it), and recovers once
+// the obstacle is gone.
+func TestAFailedActStepIsACondition(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := namespace(t)
+	squatter := &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: slmopsv1alpha1.CacheConfigMapName("stores"), Namespace: ns},
+		Data:       map[string]string{"someone": "else"},
+	}
+	g.Expect(env.Client.Create(ctx, squatter)).To(Succeed())
+	g.Expect(env.Client.Create(ctx, model(ns))).To(Succeed())
+	r := rollout(ns, "stores")
+	g.Expect(env.Client.Create(ctx, r)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(r), r)).To(Succeed())
+		c := meta.FindStatusCondition(r.Status.Conditions, slmopsv1alpha1.ConditionApplied)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Status).To(Equal(metav1.ConditionFalse))
+		g.Expect(c.Reason).To(Equal("PinCacheFailed"))
+		g.Expect(c.Message).To(ContainSubstring("is not this rollout's"))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+	var list appsv1.DaemonSetList
+	g.Expect(env.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+	g.Expect(list.Items).To(BeEmpty(), "a DaemonSet was made though the cache pins could not be written")
+
+	g.Expect(env.Client.Delete(ctx, squatter)).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(r), r)).To(Succeed())
+		c := meta.FindStatusCondition(r.Status.Conditions, slmopsv1alpha1.ConditionApplied)
+		g.Expect(c).NotTo(BeNil())
+		g.Expect(c.Status).To(Equal(metav1.ConditionTrue))
+		g.Expect(c.Reason).To(Equal(slmopsv1alpha1.ReasonApplied))
+		g.Expect(env.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+		g.Expect(list.Items).NotTo(BeEmpty())
+	}).WithTimeout(30 * time.Second).Should(Succeed())
+}

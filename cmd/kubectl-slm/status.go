@@ -9,6 +9,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
@@ -226,6 +228,9 @@ func (v *statusView) render(w io.Writer, now time.Time) {
 	}
 	if c := meta.FindStatusCondition(st.Conditions, conditionFor(st.Phase)); c != nil && c.Message != "" {
 		fmt.Fprintf(w, "Message:   %s\n", c.Message)
+	}
+	if c := meta.FindStatusCondition(st.Conditions, slmopsv1alpha1.ConditionApplied); c != nil && c.Status == metav1.ConditionFalse {
+		fmt.Fprintf(w, "Not applied: %s: %s\n", c.Reason, c.Message)
 	}
 
 	if len(v.sites) > 0 {

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -78,7 +80,7 @@ func (r *Reconciler) applyConfigMap(ctx context.Context, ro *slmopsv1alpha1.Edge
 	}
 	if err == nil {
 		if !metav1.IsControlledBy(&cm, ro) {
-			return fmt.Errorf("ConfigMap %s exists and is not this rollout's; %s cannot be written", nn, what)
+			return fmt.Errorf("ConfigMap %s exists and is not this rollout's; %s cannot be written: rename or delete it", nn, what)
 		}
 		if len(cm.Data) == 1 && cm.Data[key] == data {
 			return nil
@@ -101,6 +103,11 @@ func (r *Reconciler) applyConfigMap(ctx context.Context, ro *slmopsv1alpha1.Edge
 		return err
 	}
 	if err := r.Create(ctx, &cm); err != nil {
+		if apierrors.IsAlreadyExists(err) {
+			// The cache holds only the operator's ConfigMaps (by label):
+			// one it cannot see is someone else's.
+			return fmt.Errorf("ConfigMap %s exists and is not this rollout's; %s cannot be written: rename or delete it", nn, what)
+		}
 		return fmt.Errorf("create ConfigMap %s: %w", klog.KObj(&cm), err)
 	}
 	return nil

@@ -4,7 +4,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"strings"
 
@@ -158,19 +157,21 @@ func encodeValid(cfg config.Config, a plan.Artifact) (string, error) {
 }
 
 // configError is why the inferd config of some artifact of the current
-// revision is invalid, empty when every one is valid. It builds what the
-// act step would build, so it checks exactly what inferd gets.
-func configError(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, revision string, arts []plan.Artifact, d Defaults) string {
+// revision is invalid, empty when every one is valid. It checks the configs
+// that the act step would encode (serving, and stager with staging on), so
+// it checks exactly what inferd gets.
+func configError(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, arts []plan.Artifact, d Defaults) string {
 	var msgs []string
 	for _, a := range arts {
-		build := buildDaemonSet
+		configs := []config.Config{servingConfig(r, m, a, d)}
 		if r.Spec.Distribution.Staging != nil {
-			build = buildStageDaemonSet // builds the serving one first
+			configs = append(configs, stagerConfig(r, m, a, d))
 		}
-		_, err := build(r, m, revision, a, d)
-		var invalid *invalidConfigError
-		if errors.As(err, &invalid) {
-			msgs = append(msgs, invalid.Error())
+		for _, cfg := range configs {
+			if _, err := encodeValid(cfg, a); err != nil {
+				msgs = append(msgs, err.Error())
+				break
+			}
 		}
 	}
 	return strings.Join(msgs, "; ")
@@ -181,18 +182,48 @@ func configError(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, revi
 // new revision and so a new DaemonSet, which is how a promoted canary becomes
 // stable without a second restart.
 func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, revision string, a plan.Artifact, d Defaults) (*appsv1.DaemonSet, error) {
+	encoded, err := encodeValid(servingConfig(r, m, a, d), a)
+	if err != nil {
+		return nil, err
+	}
+	return inferdDaemonSet(r, m, revision, a, d, encoded), nil
+}
+
+// servingConfig is the inferd config of the serving pods of artifact a.
+func servingConfig(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, a plan.Artifact, d Defaults) config.Config {
 	cfg := inferdConfig(r, m, a)
 	cfg.Cache = cacheConfig(r, d)
-	sharing := r.Spec.Distribution.PeerSharing != nil
-	if sharing {
+	if r.Spec.Distribution.PeerSharing != nil {
 		// Serving pods share their verified file with the site too, and
 		// read the peer directory when they have to fetch.
 		cfg.Peers.Serve, cfg.Peers.File = true, peersMountPath+"/"+config.PeerDirectoryKey
 	}
-	encoded, err := encodeValid(cfg, a)
-	if err != nil {
-		return nil, err
+	return cfg
+}
+
+// stagerConfig is the inferd config of the stager pods of artifact a:
+// stage mode (fetch and verify, no model loaded, no self-test), the
+// rollout's share of the download budget and the disk headroom.
+func stagerConfig(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, a plan.Artifact, d Defaults) config.Config {
+	dist := r.Spec.Distribution
+	cfg := inferdConfig(r, m, a)
+	cfg.Stage = true
+	cfg.SelfTest = nil
+	cfg.Cache = cacheConfig(r, d)
+	if dist.PeerSharing != nil {
+		cfg.Peers.Serve, cfg.Peers.File = true, peersMountPath+"/"+config.PeerDirectoryKey
 	}
+	if s := dist.Staging; s != nil && s.MaxBytesPerSecond != nil {
+		cfg.Download.BytesPerSecond = max(s.MaxBytesPerSecond.Value()/int64(max(s.MaxConcurrentNodes, 1)), 1024)
+	}
+	cfg.Download.DiskHeadroomBytes = plan.BytesOf(dist.Fit.DiskHeadroom)
+	return cfg
+}
+
+// inferdDaemonSet is the serving DaemonSet of revision's artifact a, whose
+// inferd gets the config encoded.
+func inferdDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, revision string, a plan.Artifact, d Defaults, encoded string) *appsv1.DaemonSet {
+	sharing := r.Spec.Distribution.PeerSharing != nil
 	t := d.template(r)
 	cacheDir := d.withFallbacks().ModelCacheDir
 	labels := map[string]string{
@@ -312,7 +343,7 @@ func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, r
 		addPeersVolume(r, &ds.Spec.Template.Spec)
 	}
 	addCacheVolume(r, &ds.Spec.Template.Spec)
-	return ds, nil
+	return ds
 }
 
 // addPeersVolume mounts the rollout's peer directory; optional, so that a
@@ -332,26 +363,13 @@ func addPeersVolume(r *slmopsv1alpha1.EdgeRollout, spec *corev1.PodSpec) {
 // the site's peers; it is ready once the file is in place, and it loads no
 // model, so it asks for little memory.
 func buildStageDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, revision string, a plan.Artifact, d Defaults) (*appsv1.DaemonSet, error) {
-	ds, err := buildDaemonSet(r, m, revision, a, d)
+	encoded, err := encodeValid(stagerConfig(r, m, a, d), a)
 	if err != nil {
 		return nil, err
 	}
-	dist := r.Spec.Distribution
-	cfg := inferdConfig(r, m, a)
-	cfg.Stage = true
-	cfg.SelfTest = nil
-	cfg.Cache = cacheConfig(r, d)
-	if dist.PeerSharing != nil {
-		cfg.Peers.Serve, cfg.Peers.File = true, peersMountPath+"/"+config.PeerDirectoryKey
-	}
-	if q := dist.Staging.MaxBytesPerSecond; q != nil {
-		cfg.Download.BytesPerSecond = max(q.Value()/int64(max(dist.Staging.MaxConcurrentNodes, 1)), 1024)
-	}
-	cfg.Download.DiskHeadroomBytes = plan.BytesOf(dist.Fit.DiskHeadroom)
-	encoded, err := encodeValid(cfg, a)
-	if err != nil {
-		return nil, err
-	}
+	// The serving pods' shape (locked down, the node cache, the pins, the
+	// peers) with the stager's config, labels, nodes and resources.
+	ds := inferdDaemonSet(r, m, revision, a, d, encoded)
 
 	labels := map[string]string{
 		slmopsv1alpha1.NameLabel:          slmopsv1alpha1.NameInferd,
@@ -372,11 +390,6 @@ func buildStageDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMMod
 	// A stager makes way for serving pods under memory pressure.
 	pt.Spec.PriorityClassName = ""
 	c := &pt.Spec.Containers[0]
-	for i := range c.Env {
-		if c.Env[i].Name == config.EnvConfig {
-			c.Env[i].Value = encoded
-		}
-	}
 	c.Resources = corev1.ResourceRequirements{
 		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
 		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},

@@ -157,11 +157,11 @@ func defaultArtifact(m *slmopsv1alpha1.SLMModel) plan.Artifact {
 func TestTheOperatorRefusesAConfigInferdWouldRefuse(t *testing.T) {
 	m, r := httpModelAndRollout()
 	arts := []plan.Artifact{defaultArtifact(m)}
-	if msg := configError(r, m, "rev", arts, Defaults{}); msg != "" {
+	if msg := configError(r, m, arts, Defaults{}); msg != "" {
 		t.Fatalf("a valid model is refused: %s", msg)
 	}
 	m.Spec.Runtime = slmopsv1alpha1.ModelRuntime{}
-	msg := configError(r, m, "rev", arts, Defaults{})
+	msg := configError(r, m, arts, Defaults{})
 	if !strings.Contains(msg, "runtime.contextLength and runtime.maxConcurrentRequests must be positive") {
 		t.Errorf("configError %q; want config.Validate's message", msg)
 	}
@@ -169,7 +169,7 @@ func TestTheOperatorRefusesAConfigInferdWouldRefuse(t *testing.T) {
 		t.Errorf("buildDaemonSet built a DaemonSet of an invalid config")
 	}
 	r.Spec.Distribution.Staging = &slmopsv1alpha1.Staging{MaxConcurrentNodes: 2}
-	if msg := configError(r, m, "rev", arts, Defaults{}); msg == "" {
+	if msg := configError(r, m, arts, Defaults{}); msg == "" {
 		t.Errorf("the stager's config is not checked")
 	}
 }

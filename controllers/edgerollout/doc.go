@@ -2,13 +2,25 @@
 // and a per-rollout cohort label on the target nodes, and promotes the canary
 // revision step by step while its inferd pods are Ready, or rolls it back.
 //
-// The controller follows observe, decide, act: Reconcile reads the rollout,
-// its model, the nodes, its DaemonSets and their Pods from the cache, and
-// defaults both specs once (observe, with api/v1alpha1's defaulting
-// functions); computePlan (plan.go, with distribution.go's decisions) decides,
-// purely; Reconcile then writes what the plan says. All state lives in the
-// cluster (status, node labels, DaemonSets), so a restarted operator resumes
-// where the last one stopped.
+// Reconcile (controller.go) reads as get, finalizer, observe, decide,
+// record, act, report:
+//   - observe.go reads the rollout, its model, the nodes, its DaemonSets and
+//     their Pods from the cache, defaults both specs once (api/v1alpha1's
+//     defaulting functions) and builds the plan's Input;
+//   - the plan package decides, purely (plan.Compute);
+//   - record writes the decided status and its Events, first, so that a
+//     reconcile on a stale cache fails on a conflict before acting;
+//   - apply.go runs the act step as named phases from a list (PinCache,
+//     EnsureDaemonSets, ReconcileStagers, ReconcilePeers, PatchLabels,
+//     PruneDaemonSets); the first that fails stops the rest, and the outcome
+//     is the rollout's Applied condition;
+//   - daemonset.go, stagers.go, cache.go and names.go build the objects the
+//     phases write: the serving and stager DaemonSets from their own inferd
+//     configs (checked with config.Validate first), the peer directory, the
+//     cache pins, and their names.
+//
+// All state lives in the cluster (status, node labels, DaemonSets), so a
+// restarted operator resumes where the last one stopped.
 //
 // What it owns: the status of EdgeRollouts and their finalizer; the
 // DaemonSets (serving and stager) and ConfigMaps (peer directory, cache pins)
@@ -21,5 +33,6 @@
 // EdgeRollouts and SLMModels, which Git owns; any other label or field of a
 // Node; the status of SLMModels (controllers/slmmodel writes it); and any
 // other controller package: what two controllers share lives in
-// controllers/index or api/v1alpha1.
+// controllers/index or api/v1alpha1. Decisions belong in the plan package,
+// which may not import this one.
 package edgerollout

@@ -52,7 +52,7 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 		Generation: ro.Generation, Spec: ro.Spec, Annotations: ro.Annotations, Status: ro.Status,
 		Revision: computeRevision(ro, model, r.Defaults), Digest: model.Spec.Digest, Artifacts: arts, Now: r.Now(),
 	}
-	in.ConfigError = configError(ro, model, in.Revision, arts, r.Defaults)
+	in.ConfigError = configError(ro, model, arts, r.Defaults)
 	obs := &observation{stagePods: map[string]*corev1.Pod{}, servingPods: map[string]*corev1.Pod{}}
 	selector, err := ro.Spec.NodeSelector.Selector()
 	if err != nil {
