@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slmops/slmops/test/testutil"
+
 	"github.com/slmops/slmops/controllers/edgerollout/plan"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -127,18 +129,7 @@ func TestOperatorDefaultsFillTheTemplate(t *testing.T) {
 
 // httpModelAndRollout is a model from an https source and a rollout of it.
 func httpModelAndRollout() (*slmopsv1alpha1.SLMModel, *slmopsv1alpha1.EdgeRollout) {
-	m := &slmopsv1alpha1.SLMModel{
-		ObjectMeta: metav1.ObjectMeta{Name: "tiny", Namespace: "edge"},
-		Spec: slmopsv1alpha1.SLMModelSpec{
-			Source:       slmopsv1alpha1.ModelSource{HTTP: &slmopsv1alpha1.HTTPSource{URL: "https://m.example.com/tiny.gguf"}},
-			Digest:       "sha256:" + "ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12ab12",
-			Quantization: slmopsv1alpha1.QuantizationQ4_0,
-			Runtime:      slmopsv1alpha1.ModelRuntime{ContextLength: 2048, MaxConcurrentRequests: 2},
-		},
-	}
-	r := &slmopsv1alpha1.EdgeRollout{ObjectMeta: metav1.ObjectMeta{Name: "shops", Namespace: "edge"}}
-	r.Spec.Template.Port = 8080
-	return m, r
+	return testutil.Model("tiny").Digest("sha256:" + strings.Repeat("ab12", 16)).Obj(), testutil.Rollout("shops").Model("tiny").Obj()
 }
 
 func defaultArtifact(m *slmopsv1alpha1.SLMModel) plan.Artifact {

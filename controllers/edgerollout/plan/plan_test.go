@@ -97,7 +97,7 @@ func onCanary(nodes []Node, readyAgo time.Duration, names ...int) []Node {
 	return nodes
 }
 
-// planFor is computePlan of in with its spec defaulted as observe defaults
+// planFor is Compute of in with its spec defaulted as observe defaults
 // it: the specs of these tests are built in Go, without the schema.
 func planFor(in Input) Plan {
 	in.Spec = *in.Spec.DeepCopy()
