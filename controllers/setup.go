@@ -1,7 +1,13 @@
 // Package controllers wires the slmops controllers into a controller-runtime
-// manager. Each reconciled kind has its own package beside this file:
-// controller.go (watches and I/O), plan.go (pure decisions), status.go
-// (conditions).
+// manager: the cache (which objects it holds: only the operator's own Pods,
+// DaemonSets and ConfigMaps), the shared field index and each controller.
+// Each reconciled kind has its own package beside this file:
+// controllers/edgerollout (with its pure decisions in edgerollout/plan) and
+// controllers/slmmodel; what they share lives in controllers/index.
+//
+// What it owns: the wiring, and nothing that decides. What it may not
+// touch: a controller's logic (this package calls SetupWithManager and
+// nothing else of theirs).
 package controllers
 
 import (

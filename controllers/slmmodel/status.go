@@ -1,5 +1,10 @@
 // Package slmmodel reconciles the status of SLMModels: the artifacts they pin
 // and how many EdgeRollouts use them.
+//
+// What it owns: the status of SLMModels. What it may not touch: their spec
+// (Git owns it), EdgeRollouts and anything on the nodes; it finds the
+// rollouts of a model through controllers/index, never through the
+// edgerollout package.
 package slmmodel
 
 import (

@@ -3,6 +3,12 @@
 // only then report ready; on SIGTERM stop being ready, finish or cancel the
 // requests in flight within a grace period, and leave a termination message
 // that says how it went.
+//
+// What it owns: the order of a node's life and the termination message
+// (written with inferd/config's FormatTermination, the format the operator
+// parses). What it may not touch: the Kubernetes API (inferd has no
+// credentials; the operator reads what the kubelet reports), and anything
+// outside the node cache, its listen address and its termination log.
 package daemon
 
 import (

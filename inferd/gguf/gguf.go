@@ -4,6 +4,10 @@
 // lengths, known value and tensor types, tensor shapes whose byte sizes fit,
 // aligned offsets, and tensors that lie inside the file without overlapping.
 // A file that fails any check is an error, never a partially loaded model.
+//
+// What it owns: the file format and its validation. What it may not touch:
+// the forward pass (inferd/engine reads the tensors it returns) or the
+// network (it reads files and readers it is given).
 package gguf
 
 import (

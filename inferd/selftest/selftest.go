@@ -3,6 +3,11 @@
 // what it measured with the model's thresholds. A canary step is promoted
 // only when its nodes pass, so a model that is too slow or answers wrongly
 // on a real device stops the rollout where it starts.
+//
+// What it owns: running the golden prompts and judging the measurements.
+// What it may not touch: readiness itself (inferd/daemon turns its result
+// into /readyz) and the prompts' text in anything it reports: results name
+// a prompt by its index, never by what it says.
 package selftest
 
 import (

@@ -5,6 +5,10 @@
 // while a verified model is loaded and its self-test passed, and not while
 // shutting down. /healthz only says the process is alive, so a long download
 // never gets the pod restarted.
+//
+// What it owns: the HTTP API, its errors (one mapping from error classes to
+// status codes) and its metrics. What it may not touch: the model files
+// (inferd/fetch owns the cache) and the prompts in logs.
 package server
 
 import (

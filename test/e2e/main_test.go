@@ -3,6 +3,10 @@
 // edge nodes played by kwok, and the real manager binary. One cluster serves
 // the whole package; it is started in a temporary folder on free ports, so it
 // runs beside `make demo`.
+//
+// What it owns: user stories against the whole system. What it may not
+// touch: the operator's internals; it drives and reads the cluster only
+// through the API, kubectl-slm and the processes' own endpoints.
 package e2e
 
 import (

@@ -4,6 +4,10 @@
 // target platform, distroless or scratch, a numeric non-root user, exec-form
 // entrypoints), and the two binaries cross-compile, statically linked, for
 // linux/amd64 and linux/arm64.
+//
+// What it owns: the checks of the images. What it may not touch: a Docker
+// engine or registry (there is none here); it says so rather than pretend
+// to build an image.
 package image
 
 import (

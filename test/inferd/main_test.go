@@ -3,6 +3,10 @@
 // real local HTTP server into a real cache directory, answering real HTTP
 // clients (the official OpenAI Go client among them), and stopping on
 // SIGTERM.
+//
+// What it owns: inferd's behaviour as a process. What it may not touch:
+// inferd's packages from the inside; it talks to the binary over HTTP,
+// files and signals only.
 package inferd
 
 import (

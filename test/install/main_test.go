@@ -5,6 +5,9 @@
 // sample rollout; and the kustomize base (config/default) applied with
 // kubectl. The cluster is its own, with a few simulated K3s nodes, because
 // these tests own the CRDs.
+//
+// What it owns: the install paths users take. What it may not touch: the
+// chart or manifests themselves (it reads and applies them as they are).
 package install
 
 import (

@@ -1,6 +1,11 @@
 // Package testenv starts envtest (a real etcd and kube-apiserver, no
 // controllers) with the slmops CRDs installed, for controller and API
 // integration tests. It uses the binaries that hack/build-controlplane.sh builds.
+// It also holds what several test packages read the same way, such as the
+// Argo CD health script.
+//
+// What it owns: starting and stopping that API server. What it may not
+// touch: the controllers (the tests that use it start their own manager).
 package testenv
 
 import (

@@ -4,6 +4,10 @@
 // URL redacts one URL; Text redacts every URL in a message; Handler is the
 // last pass over every log record, and Error wraps an error whose message
 // may hold a URL (a *url.Error, an OCI client's error).
+//
+// What it owns: what counts as a secret in a URL. What it may not touch:
+// anything but strings; it imports only the standard library, so that every
+// package of inferd can use it.
 package redact
 
 import (
