@@ -61,6 +61,12 @@ func DefaultEdgeRolloutSpec(s *EdgeRolloutSpec) {
 	if a.MaxFailedNodes == nil {
 		a.MaxFailedNodes = ptr.To(intstr.FromInt32(0))
 	}
+	if a.HardwareClassLabels == nil {
+		a.HardwareClassLabels = []string{"kubernetes.io/arch", "node.kubernetes.io/instance-type"}
+	}
+	if a.Scope == "" {
+		a.Scope = AnalysisScopeFleet
+	}
 
 	if s.RollbackPolicy == "" {
 		s.RollbackPolicy = RollbackAutomatic

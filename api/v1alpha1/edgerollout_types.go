@@ -278,7 +278,63 @@ type RolloutAnalysis struct {
 	// +kubebuilder:validation:MaxLength=16
 	// +kubebuilder:validation:XValidation:rule="type(self) == int ? self >= 0 : self.matches('^(100|[1-9]?[0-9])%$')",message="maxFailedNodes must be a node count of at least 0 or a percentage from 0% to 100%"
 	MaxFailedNodes *intstr.IntOrString `json:"maxFailedNodes,omitempty"`
+
+	// hardwareClassLabels are the node labels whose values make up a node's
+	// hardware class: the nodes that share them are compared with each
+	// other (status.hardwareClasses, the relative thresholds, and the scope
+	// HardwareClass). A node without one of the labels has an empty value
+	// for it.
+	// +optional
+	// +kubebuilder:default={"kubernetes.io/arch","node.kubernetes.io/instance-type"}
+	// +kubebuilder:validation:MaxItems=4
+	// +kubebuilder:validation:items:MinLength=1
+	// +kubebuilder:validation:items:MaxLength=317
+	// +listType=set
+	HardwareClassLabels []string `json:"hardwareClassLabels,omitempty"`
+
+	// minRelativeThroughput, when set, is how fast the canary must generate
+	// compared with the stable revision on the same hardware class: the
+	// median decode tokens/s that its inferd pods measured in their
+	// self-test, as a fraction of the stable pods' median, such as "0.9". A
+	// class below it fails the step with reason SlowerThanStable. Classes
+	// without a stable figure are judged by the self-test's absolute
+	// thresholds alone.
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]{1,2}([.][0-9]{1,4})?$') && double(self) > 0.0",message="analysis.minRelativeThroughput must be a fraction of the stable revision's throughput above 0, such as 0.9"
+	MinRelativeThroughput string `json:"minRelativeThroughput,omitempty"`
+
+	// maxRelativeTimeToFirstToken, when set, is how much longer the canary
+	// may take to its first token than the stable revision on the same
+	// hardware class (medians of the self-test), such as "1.2". A class above
+	// it fails the step with reason SlowerThanStable.
+	// +optional
+	// +kubebuilder:validation:MaxLength=16
+	// +kubebuilder:validation:XValidation:rule="self.matches('^[0-9]{1,2}([.][0-9]{1,4})?$') && double(self) >= 1.0",message="analysis.maxRelativeTimeToFirstToken must be a factor of at least 1, such as 1.2"
+	MaxRelativeTimeToFirstToken string `json:"maxRelativeTimeToFirstToken,omitempty"`
+
+	// scope is what a failed step rolls back. Fleet (the default): the whole
+	// canary. HardwareClass: only the hardware classes whose cohort failed;
+	// their nodes go back to the stable revision and sit out the later
+	// steps, while the other classes go on to Completed (with the condition
+	// PartiallyRolledBack naming the classes that stayed on stable).
+	// +optional
+	// +kubebuilder:default=Fleet
+	Scope AnalysisScope `json:"scope,omitempty"`
 }
+
+// AnalysisScope is what a failed step of a canary rolls back.
+// +kubebuilder:validation:MaxLength=16
+// +kubebuilder:validation:XValidation:rule="self in ['Fleet', 'HardwareClass']",message="analysis.scope must be Fleet or HardwareClass"
+type AnalysisScope string
+
+const (
+	// AnalysisScopeFleet rolls the whole canary back.
+	AnalysisScopeFleet AnalysisScope = "Fleet"
+	// AnalysisScopeHardwareClass rolls back only the hardware classes that
+	// failed.
+	AnalysisScopeHardwareClass AnalysisScope = "HardwareClass"
+)
 
 // RollbackPolicy says what a failed rollout does.
 // +kubebuilder:validation:MaxLength=16

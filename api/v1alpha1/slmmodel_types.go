@@ -3,6 +3,7 @@ package v1alpha1
 import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 )
 
 // ModelFormat is the file format of a model artifact: GGUF, the only format
@@ -231,6 +232,23 @@ type GoldenPrompt struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=256
 	ExpectContains string `json:"expectContains,omitempty"`
+
+	// expectRegex, when set, is a regular expression (RE2 syntax, as Go's
+	// regexp reads it) that the generated text must match somewhere.
+	// +optional
+	// +kubebuilder:validation:MaxLength=256
+	ExpectRegex string `json:"expectRegex,omitempty"`
+
+	// expectJSONSchema, when set, is a JSON Schema that the generated text,
+	// read as one JSON value, must satisfy. inferd checks a subset: type
+	// (object, array, string, number, integer, boolean, null), required,
+	// properties, items and enum; a schema with any other keyword is refused
+	// before the model is rolled out (InvalidConfig).
+	// +optional
+	// +kubebuilder:validation:Type=object
+	// +kubebuilder:validation:Schemaless
+	// +kubebuilder:pruning:PreserveUnknownFields
+	ExpectJSONSchema *runtime.RawExtension `json:"expectJSONSchema,omitempty"`
 }
 
 // ModelVariant is a per-hardware alternative of the model: nodes whose labels

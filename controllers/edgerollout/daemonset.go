@@ -126,7 +126,11 @@ func inferdConfig(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, a p
 			c.SelfTest.Timeout = st.Timeout.Duration
 		}
 		for _, p := range st.Prompts {
-			c.SelfTest.Prompts = append(c.SelfTest.Prompts, config.Prompt{Prompt: p.Prompt, MaxTokens: p.MaxTokens, ExpectContains: p.ExpectContains})
+			cp := config.Prompt{Prompt: p.Prompt, MaxTokens: p.MaxTokens, ExpectContains: p.ExpectContains, ExpectRegex: p.ExpectRegex}
+			if p.ExpectJSONSchema != nil {
+				cp.ExpectJSONSchema = append(json.RawMessage(nil), p.ExpectJSONSchema.Raw...)
+			}
+			c.SelfTest.Prompts = append(c.SelfTest.Prompts, cp)
 		}
 	}
 	return c

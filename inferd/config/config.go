@@ -231,6 +231,11 @@ type Prompt struct {
 	Prompt         string `json:"prompt"`
 	MaxTokens      int32  `json:"maxTokens"`
 	ExpectContains string `json:"expectContains,omitempty"`
+	// ExpectRegex is an RE2 expression the answer must match.
+	ExpectRegex string `json:"expectRegex,omitempty"`
+	// ExpectJSONSchema is a JSON Schema (the subset the self-test checks)
+	// the answer, read as JSON, must satisfy.
+	ExpectJSONSchema json.RawMessage `json:"expectJSONSchema,omitempty"`
 }
 
 var digestPattern = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
