@@ -8,6 +8,18 @@
 // The same package backs `make cluster-up` (processes detached, state in
 // .cluster/) and the e2e tests (processes tied to the test, state in a temporary
 // folder), so both can run side by side on free ports.
+//
+// What it owns: the control plane's processes and their state folder
+// (cluster.go, pki.go), the simulated nodes (nodes.go), the kwok Stages that
+// play the kubelets and inject faults (apply.go, faults.go), and the process
+// kubelet that runs chosen pods as local processes (processes.go and the
+// files it lists).
+//
+// What it may not touch: the operator's code. It imports nothing of this
+// module (api/, controllers/, inferd/), so a test harness never sees more of
+// the system under test than a real cluster would: only what reaches the API
+// server. It writes only under its state folder (and a process kubelet's
+// Root), and every process it starts listens on loopback addresses.
 package localcluster
 
 import (

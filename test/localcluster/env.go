@@ -1,0 +1,92 @@
+package localcluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
+)
+
+// environment is the process's environment: a PATH, the pod's hostname, and
+// the container's env with mount paths translated.
+func (p *podProcess) environment(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container, mounts []mount) ([]string, error) {
+	if len(ctr.EnvFrom) > 0 {
+		return nil, errors.New("the process kubelet does not support envFrom")
+	}
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOSTNAME=" + pod.Name, "HOME=" + p.dir}
+	if tmp := translate("/tmp", mounts); tmp != "/tmp" {
+		env = append(env, "TMPDIR="+tmp)
+	}
+	for _, e := range ctr.Env {
+		value, set, err := p.envValue(ctx, pod, e)
+		if err != nil {
+			return nil, fmt.Errorf("env %s: %w", e.Name, err)
+		}
+		if set {
+			// A later duplicate wins, as in a container.
+			env = append(env, e.Name+"="+translate(value, mounts))
+		}
+	}
+	return env, nil
+}
+
+// envValue resolves one env var; set is false for a missing optional source.
+func (p *podProcess) envValue(ctx context.Context, pod *corev1.Pod, e corev1.EnvVar) (value string, set bool, err error) {
+	from := e.ValueFrom
+	switch {
+	case from == nil:
+		return e.Value, true, nil
+	case from.FieldRef != nil:
+		switch from.FieldRef.FieldPath {
+		case "spec.nodeName":
+			return pod.Spec.NodeName, true, nil
+		case "metadata.name":
+			return pod.Name, true, nil
+		case "metadata.namespace":
+			return pod.Namespace, true, nil
+		case "metadata.uid":
+			return string(pod.UID), true, nil
+		case "spec.serviceAccountName":
+			return pod.Spec.ServiceAccountName, true, nil
+		case "status.podIP":
+			return p.ip, true, nil
+		case "status.hostIP":
+			return pod.Status.HostIP, true, nil
+		}
+		return "", false, fmt.Errorf("the process kubelet does not resolve fieldRef %s", from.FieldRef.FieldPath)
+	case from.SecretKeyRef != nil:
+		ref := from.SecretKeyRef
+		secret, err := p.k.clientset.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
+		if err != nil {
+			if apierrors.IsNotFound(err) && ptr.Deref(ref.Optional, false) {
+				return "", false, nil
+			}
+			return "", false, fmt.Errorf("secret %s: %w", ref.Name, err)
+		}
+		v, ok := secret.Data[ref.Key]
+		if !ok && !ptr.Deref(ref.Optional, false) {
+			return "", false, fmt.Errorf("secret %s has no key %s", ref.Name, ref.Key)
+		}
+		return string(v), ok, nil
+	case from.ConfigMapKeyRef != nil:
+		ref := from.ConfigMapKeyRef
+		cm, err := p.k.configMaps.ConfigMaps(pod.Namespace).Get(ref.Name)
+		if err != nil {
+			if apierrors.IsNotFound(err) && ptr.Deref(ref.Optional, false) {
+				return "", false, nil
+			}
+			return "", false, fmt.Errorf("configmap %s: %w", ref.Name, err)
+		}
+		v, ok := cm.Data[ref.Key]
+		if !ok && !ptr.Deref(ref.Optional, false) {
+			return "", false, fmt.Errorf("configmap %s has no key %s", ref.Name, ref.Key)
+		}
+		return v, ok, nil
+	}
+	return "", false, errors.New("the process kubelet resolves fieldRef, secretKeyRef and configMapKeyRef only")
+}
