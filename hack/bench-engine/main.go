@@ -34,7 +34,8 @@ import (
 
 	"github.com/slmops/slmops/inferd/engine"
 	"github.com/slmops/slmops/inferd/engine/kernels"
-	"github.com/slmops/slmops/inferd/engine/llama"
+	_ "github.com/slmops/slmops/inferd/engine/llama" // registers the llama architectures with engine.Load
+	"github.com/slmops/slmops/inferd/engine/llama/llamatest"
 	"github.com/slmops/slmops/inferd/gguf"
 )
 
@@ -152,19 +153,19 @@ func burn() {
 }
 
 // specs are the benchmark models by type name.
-var specs = func() map[string]llama.RandomSpec {
-	m := map[string]llama.RandomSpec{}
+var specs = func() map[string]llamatest.RandomSpec {
+	m := map[string]llamatest.RandomSpec{}
 	for _, t := range []gguf.TensorType{gguf.Q8_0, gguf.Q4_0, gguf.Q6_K, gguf.F16} {
-		m[t.String()] = llama.TinyLlama(t)
+		m[t.String()] = llamatest.TinyLlama(t)
 	}
-	km := llama.TinyLlama(gguf.Q4_K)
+	km := llamatest.TinyLlama(gguf.Q4_K)
 	km.Q4KM = true
 	m["Q4_K_M"] = km
 	return m
 }()
 
 // ensureModel writes the model unless a file from the same generator is there.
-func ensureModel(dir, name string, spec llama.RandomSpec) (string, int64) {
+func ensureModel(dir, name string, spec llamatest.RandomSpec) (string, int64) {
 	path := filepath.Join(dir, "tinyllama-1.1b-random-"+name+".gguf")
 	if st, err := os.Stat(path); err == nil {
 		if m, err := gguf.Open(path); err == nil {
@@ -178,7 +179,7 @@ func ensureModel(dir, name string, spec llama.RandomSpec) (string, int64) {
 	if err != nil {
 		log.Fatal(err)
 	}
-	if err := llama.WriteRandom(f, spec); err != nil {
+	if err := llamatest.WriteRandom(f, spec); err != nil {
 		log.Fatal(err)
 	}
 	if err := f.Close(); err != nil {

@@ -104,10 +104,10 @@ func exercise(t *testing.T, e engine.Engine) {
 // loadSeeds are small valid models of every registered architecture,
 // written with gguf.Write: a SentencePiece llama and a byte-level BPE qwen2
 // of 8-wide F32 weights, a 32-wide Q8_0 llama, and bigram tables in F32 and
-// Q8_0. They are a few
-// KiB at most, so that the fuzzer's mutations and minimization stay fast;
-// llama.WriteRandom and bigram.Write always add the 256 byte tokens or the
-// printable ASCII characters, which makes their smallest files 20 KiB.
+// Q8_0. They are a few KiB at most, so that the fuzzer's mutations and
+// minimization stay fast; llamatest.WriteRandom and bigram.Write always add
+// the 256 byte tokens or the printable ASCII characters, which makes their
+// smallest files 20 KiB.
 func loadSeeds(tb testing.TB) [][]byte {
 	var seeds [][]byte
 	write := func(meta []gguf.KV, tensors []gguf.Tensor) {

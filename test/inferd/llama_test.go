@@ -12,7 +12,7 @@ import (
 	"github.com/openai/openai-go/v3/option"
 
 	"github.com/slmops/slmops/inferd/config"
-	"github.com/slmops/slmops/inferd/engine/llama"
+	"github.com/slmops/slmops/inferd/engine/llama/llamatest"
 	"github.com/slmops/slmops/inferd/gguf"
 	"github.com/slmops/slmops/inferd/server"
 )
@@ -22,8 +22,8 @@ import (
 // transformer engine, self-tested and answers the OpenAI client.
 func TestInferdServesALlamaModel(t *testing.T) {
 	var buf bytes.Buffer
-	spec := llama.RandomSpec{Embd: 256, Layers: 2, Heads: 4, KVHeads: 2, FF: 512, Vocab: 1024, Context: 512, Type: gguf.Q4_0, Seed: 3, ChatMLTokens: true}
-	if err := llama.WriteRandom(&buf, spec); err != nil {
+	spec := llamatest.RandomSpec{Embd: 256, Layers: 2, Heads: 4, KVHeads: 2, FF: 512, Vocab: 1024, Context: 512, Type: gguf.Q4_0, Seed: 3, ChatMLTokens: true}
+	if err := llamatest.WriteRandom(&buf, spec); err != nil {
 		t.Fatal(err)
 	}
 	sum := sha256.Sum256(buf.Bytes())

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/slmops/slmops/inferd/engine"
+	"github.com/slmops/slmops/inferd/engine/llama/llamatest"
 	"github.com/slmops/slmops/inferd/gguf"
 )
 
@@ -18,7 +19,7 @@ import (
 // fails at the second layer's first tensor without building the 65535
 // layers it does not have.
 func TestAHugeBlockCountCostsNothing(t *testing.T) {
-	path := writeSpec(t, RandomSpec{Embd: 32, Layers: 1, Heads: 2, KVHeads: 1, FF: 32, Vocab: 300, Context: 64, Type: gguf.F32, Seed: 3})
+	path := writeSpec(t, llamatest.RandomSpec{Embd: 32, Layers: 1, Heads: 2, KVHeads: 1, FF: 32, Vocab: 300, Context: 64, Type: gguf.F32, Seed: 3})
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatal(err)

@@ -13,39 +13,40 @@ import (
 
 	"github.com/slmops/slmops/inferd/engine"
 	"github.com/slmops/slmops/inferd/engine/kernels"
+	"github.com/slmops/slmops/inferd/engine/llama/llamatest"
 	"github.com/slmops/slmops/inferd/gguf"
 )
 
 // tiny is a small model shape whose rows suit every block format (K-quants
 // need multiples of 256).
-func tiny(t gguf.TensorType) RandomSpec {
-	return RandomSpec{Embd: 256, Layers: 2, Heads: 4, KVHeads: 2, FF: 512, Vocab: 512, Context: 128, Type: t, Seed: 7, Scale: 0.08, ChatMLTokens: true}
+func tiny(t gguf.TensorType) llamatest.RandomSpec {
+	return llamatest.RandomSpec{Embd: 256, Layers: 2, Heads: 4, KVHeads: 2, FF: 512, Vocab: 512, Context: 128, Type: t, Seed: 7, Scale: 0.08, ChatMLTokens: true}
 }
 
 // narrow is tiny at a width that no K-quant holds (96 = 3 blocks of 32),
 // as SmolLM2's 576 and Qwen2.5-0.5B's 896 are: llama-quantize writes those
 // rows in a 32-value block type. The feed-forward width stays 256, so a
 // mixture keeps ffn_down in its K-quants.
-func narrow(t gguf.TensorType) RandomSpec {
+func narrow(t gguf.TensorType) llamatest.RandomSpec {
 	s := tiny(t)
 	s.Embd, s.FF = 96, 256
 	return s
 }
 
 // mix is tiny, or narrow, in a llama.cpp K-quant mixture.
-func mix(s RandomSpec, name string) RandomSpec {
+func mix(s llamatest.RandomSpec, name string) llamatest.RandomSpec {
 	s.Mix = name
 	return s
 }
 
-func writeSpec(t *testing.T, s RandomSpec) string {
+func writeSpec(t *testing.T, s llamatest.RandomSpec) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), "model.gguf")
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := WriteRandom(f, s); err != nil {
+	if err := llamatest.WriteRandom(f, s); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
@@ -274,7 +275,7 @@ var logitTolerance = map[string]float64{
 }
 
 func TestLogitsMatchTheReference(t *testing.T) {
-	cases := map[string]RandomSpec{}
+	cases := map[string]llamatest.RandomSpec{}
 	for _, typ := range []gguf.TensorType{
 		gguf.F32, gguf.F16, gguf.BF16, gguf.Q8_0, gguf.Q4_0, gguf.Q4_1, gguf.Q5_0, gguf.Q5_1,
 		gguf.Q2_K, gguf.Q3_K, gguf.Q4_K, gguf.Q5_K, gguf.Q6_K,
@@ -454,15 +455,15 @@ func TestForwardStopsWhenCanceledAndChecksItsInput(t *testing.T) {
 }
 
 func TestLoadRefusesAModelWithAMissingOrMisshapenTensor(t *testing.T) {
-	for name, mutate := range map[string]func(*RandomSpec){
-		"a head count that does not divide the embedding": func(s *RandomSpec) { s.Heads = 3 },
+	for name, mutate := range map[string]func(*llamatest.RandomSpec){
+		"a head count that does not divide the embedding": func(s *llamatest.RandomSpec) { s.Heads = 3 },
 	} {
 		t.Run(name, func(t *testing.T) {
 			s := tiny(gguf.F32)
 			mutate(&s)
 			path := filepath.Join(t.TempDir(), "m.gguf")
 			f, _ := os.Create(path)
-			_ = WriteRandom(f, s)
+			_ = llamatest.WriteRandom(f, s)
 			f.Close()
 			if _, err := engine.Load(path, engine.Expect{}, engine.Options{}); !errors.Is(err, engine.ErrUnsupported) {
 				t.Errorf("err = %v; want ErrUnsupported", err)

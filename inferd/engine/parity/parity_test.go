@@ -22,6 +22,7 @@ import (
 	"github.com/slmops/slmops/inferd/engine"
 	"github.com/slmops/slmops/inferd/engine/kernels"
 	"github.com/slmops/slmops/inferd/engine/llama"
+	"github.com/slmops/slmops/inferd/engine/llama/llamatest"
 	"github.com/slmops/slmops/inferd/engine/tokenizer"
 	"github.com/slmops/slmops/inferd/gguf"
 )
@@ -77,8 +78,8 @@ func llamaCpp(t *testing.T) (bin, program string) {
 // The shape of the random models: small enough that the whole table runs in
 // seconds, with a real model's head size (64) and grouped-query attention;
 // every row length is a multiple of 256 so that each block format applies.
-func spec(arch string) llama.RandomSpec {
-	return llama.RandomSpec{
+func spec(arch string) llamatest.RandomSpec {
+	return llamatest.RandomSpec{
 		Name: "parity-" + arch, Arch: arch, Embd: 512, Layers: 4, Heads: 8, KVHeads: 4, FF: 1536,
 		Vocab: 4096, Context: 256, Type: gguf.F32, Scale: 0.05, Seed: 11,
 		// Qwen2.5's small models tie the output to the embeddings.
@@ -93,12 +94,12 @@ func spec(arch string) llama.RandomSpec {
 type typeCase struct {
 	name     string
 	quantize []string // llama-quantize arguments before the files
-	writer   *llama.RandomSpec
+	writer   *llamatest.RandomSpec
 	bar      float32 // max |logit difference| / RMS of llama.cpp's logits
 }
 
-func written(t gguf.TensorType, q4km bool) *llama.RandomSpec {
-	return &llama.RandomSpec{Type: t, Q4KM: q4km}
+func written(t gguf.TensorType, q4km bool) *llamatest.RandomSpec {
+	return &llamatest.RandomSpec{Type: t, Q4KM: q4km}
 }
 
 var typeCases = []typeCase{
@@ -231,13 +232,13 @@ func testLogits(t *testing.T, bin, program string) {
 	printTable(results)
 }
 
-func writeModel(t *testing.T, path string, s llama.RandomSpec) {
+func writeModel(t *testing.T, path string, s llamatest.RandomSpec) {
 	t.Helper()
 	f, err := os.Create(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := llama.WriteRandom(f, s); err != nil {
+	if err := llamatest.WriteRandom(f, s); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {

@@ -1,4 +1,9 @@
-package llama
+// Package llamatest writes llama-family models with random weights in
+// llama.cpp's layout, for the engine's tests, the parity test against
+// llama.cpp and the benchmark programs under hack/. It depends only on the
+// GGUF writer and the kernels' quantizers, not on package llama, so that
+// package's own tests can use it too.
+package llamatest
 
 import (
 	"fmt"
@@ -15,7 +20,7 @@ import (
 // none of its knowledge.
 type RandomSpec struct {
 	Name    string
-	Arch    string // llama (default) or qwen2
+	Arch    string // general.architecture: llama (default) or qwen2
 	Embd    int
 	Layers  int
 	Heads   int
@@ -53,7 +58,7 @@ func TinyLlama(t gguf.TensorType) RandomSpec {
 // time while writing, so a 1B model never sits in memory whole.
 func WriteRandom(w io.Writer, s RandomSpec) error {
 	if s.Arch == "" {
-		s.Arch = ArchLlama
+		s.Arch = "llama"
 	}
 	if s.Scale == 0 {
 		s.Scale = 0.05
@@ -144,7 +149,7 @@ func WriteRandom(w io.Writer, s RandomSpec) error {
 			matrix(p+"ffn_up.weight", s.FF, s.Embd, typeFor("ffn_up", i)),
 			matrix(p+"ffn_down.weight", s.Embd, s.FF, typeFor("ffn_down", i)),
 		)
-		if s.Arch == ArchQwen2 {
+		if s.Arch == "qwen2" {
 			tensors = append(tensors,
 				vector(p+"attn_q.bias", s.Embd, 0), vector(p+"attn_k.bias", kv, 0), vector(p+"attn_v.bias", kv, 0))
 		}
@@ -195,7 +200,7 @@ func mixType(mix, kind string, layer, n, gqa int) gguf.TensorType {
 		}
 		return gguf.Q4_K
 	}
-	panic("llama: no mixture " + mix)
+	panic("llamatest: no mixture " + mix)
 }
 
 // fallbackType is the type llama-quantize writes a matrix of rows of cols
