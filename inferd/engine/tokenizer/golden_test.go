@@ -16,10 +16,17 @@ import (
 	"github.com/slmops/slmops/inferd/gguf"
 )
 
-// goldenDir is ../shared/testdata/tokenizers from the project root: the
-// vocabularies and golden tokenizations from llama.cpp's models/ folder,
-// which stay out of this repository (see the README there).
-const goldenDir = "../../../../shared/testdata/tokenizers"
+// goldenDir is ../shared/testdata/tokenizers from the project root, or
+// $SLMOPS_SHARED/testdata/tokenizers (as for hack/build-llama-cpp.sh, for a
+// clone that does not sit beside the shared folder): the vocabularies and
+// golden tokenizations from llama.cpp's models/ folder, which stay out of
+// this repository (see the README there).
+var goldenDir = func() string {
+	if shared := os.Getenv("SLMOPS_SHARED"); shared != "" {
+		return filepath.Join(shared, "testdata", "tokenizers")
+	}
+	return "../../../../shared/testdata/tokenizers"
+}()
 
 const (
 	goldenSPM = "ggml-vocab-llama-spm.gguf"
@@ -31,7 +38,7 @@ const (
 func goldenTokenizer(tb testing.TB, name string) *Tokenizer {
 	tb.Helper()
 	if _, err := os.Stat(goldenDir); errors.Is(err, fs.ErrNotExist) {
-		tb.Skipf("golden tokenizer data not found: %s (../shared/testdata/tokenizers from the project root) is absent", goldenDir)
+		tb.Skipf("golden tokenizer data not found: %s (../shared/testdata/tokenizers from the project root, or $SLMOPS_SHARED/testdata/tokenizers) is absent", goldenDir)
 	}
 	m, err := gguf.Open(filepath.Join(goldenDir, name))
 	if err != nil {
