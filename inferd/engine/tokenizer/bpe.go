@@ -1,9 +1,6 @@
 package tokenizer
 
-import (
-	"container/heap"
-	"unicode/utf8"
-)
+import "unicode/utf8"
 
 // byteAlphabet is GPT-2's byte-to-unicode map: byte-level BPE vocabularies
 // spell every byte as one printable character so that a token is a readable
@@ -49,49 +46,19 @@ type bpeCandidate struct {
 	result      int32
 }
 
-// bpeQueue orders candidates by rank, then leftmost first, as the reference
+// before orders candidates by rank, then leftmost first, as the reference
 // implementations do when one rule applies at several places in a word.
-type bpeQueue []bpeCandidate
-
-func (q bpeQueue) Len() int { return len(q) }
-func (q bpeQueue) Less(i, j int) bool {
-	if q[i].rank != q[j].rank {
-		return q[i].rank < q[j].rank
+func (c bpeCandidate) before(o bpeCandidate) bool {
+	if c.rank != o.rank {
+		return c.rank < o.rank
 	}
-	return q[i].left < q[j].left
-}
-func (q bpeQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *bpeQueue) Push(x any)   { *q = append(*q, x.(bpeCandidate)) }
-func (q *bpeQueue) Pop() any {
-	old := *q
-	x := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return x
-}
-
-// push and pop go through heap.Fix rather than heap.Push and heap.Pop, which
-// would box every candidate in an interface value.
-func (q *bpeQueue) push(c bpeCandidate) {
-	*q = append(*q, c)
-	heap.Fix(q, len(*q)-1)
-}
-
-func (q *bpeQueue) pop() bpeCandidate {
-	old := *q
-	top := old[0]
-	n := len(old) - 1
-	old[0] = old[n]
-	*q = old[:n]
-	if n > 0 {
-		heap.Fix(q, 0)
-	}
-	return top
+	return c.left < o.left
 }
 
 // bpeScratch holds the buffers of one Encode call, reused across its words.
 type bpeScratch struct {
 	symbols []bpeSymbol
-	queue   bpeQueue
+	queue   queue[bpeCandidate]
 }
 
 // consider queues the pair of symbols left and right if a rule merges them.

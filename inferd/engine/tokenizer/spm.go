@@ -1,7 +1,6 @@
 package tokenizer
 
 import (
-	"container/heap"
 	"strings"
 	"unicode/utf8"
 )
@@ -31,41 +30,12 @@ type spmCandidate struct {
 	size        int32 // byte length of the pair when queued, to detect staleness
 }
 
-// spmQueue orders candidates by score, highest first, then leftmost first.
-type spmQueue []spmCandidate
-
-func (q spmQueue) Len() int { return len(q) }
-func (q spmQueue) Less(i, j int) bool {
-	if q[i].score != q[j].score {
-		return q[i].score > q[j].score
+// before orders candidates by score, highest first, then leftmost first.
+func (c spmCandidate) before(o spmCandidate) bool {
+	if c.score != o.score {
+		return c.score > o.score
 	}
-	return q[i].left < q[j].left
-}
-func (q spmQueue) Swap(i, j int) { q[i], q[j] = q[j], q[i] }
-func (q *spmQueue) Push(x any)   { *q = append(*q, x.(spmCandidate)) }
-func (q *spmQueue) Pop() any {
-	old := *q
-	x := old[len(old)-1]
-	*q = old[:len(old)-1]
-	return x
-}
-
-// push and pop avoid heap.Push and heap.Pop, which box every candidate.
-func (q *spmQueue) push(c spmCandidate) {
-	*q = append(*q, c)
-	heap.Fix(q, len(*q)-1)
-}
-
-func (q *spmQueue) pop() spmCandidate {
-	old := *q
-	top := old[0]
-	n := len(old) - 1
-	old[0] = old[n]
-	*q = old[:n]
-	if n > 0 {
-		heap.Fix(q, 0)
-	}
-	return top
+	return c.left < o.left
 }
 
 // escapeSPM replaces every space with the space mark and, when prefix is set,
@@ -109,7 +79,7 @@ func (t *Tokenizer) encodeSPM(out []int32, text string, prefix bool) []int32 {
 		nodes[i] = spmNode{start: s.start, end: s.end, left: -1, right: -1}
 	}
 
-	q := make(spmQueue, 0, len(symbols))
+	q := make(queue[spmCandidate], 0, len(symbols))
 	consider := func(left, right int32) {
 		if left < 0 || right < 0 {
 			return
