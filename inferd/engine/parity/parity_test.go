@@ -137,12 +137,7 @@ var knownFailures = map[string]string{
 }
 
 // knownTokenizerFailures are vocabularies whose mismatches are known.
-var knownTokenizerFailures = map[string]string{
-	// The file has no tokenizer.ggml.pre: llama.cpp then splits with its
-	// "default" pre-tokenizer (digits, punctuation and spaces apart), the
-	// project with GPT-2's.
-	"gpt-neox": "no tokenizer.ggml.pre: llama.cpp uses its default pre-tokenizer, the project GPT-2's",
-}
+var knownTokenizerFailures = map[string]string{}
 
 // sequenceLength is the number of tokens each case evaluates; the prompt
 // path is also checked at these prefix lengths (the engine's prompt chunk is

@@ -1,6 +1,7 @@
 package tokenizer
 
 import (
+	"strings"
 	"unicode"
 	"unicode/utf8"
 )
@@ -219,5 +220,85 @@ func splitQwen2(text string, emit func(start, end int)) {
 		}
 		emit(i, end)
 		i = end
+	}
+}
+
+// splitDefault is llama.cpp's pre-tokenizer for a byte-level BPE vocabulary
+// that names none or "default" (gpt-neox files, for one): four patterns
+// applied one after another, each splitting every piece the one before left
+// into its matches and the runs between them,
+//
+//	[\p{P}\$\+<=>\^~\|]+
+//	's|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)
+//	\p{N}+
+//	[0-9][0-9][0-9]
+//
+// So punctuation never joins a word (and an apostrophe is cut off before
+// the contraction rule sees it), a space before a number stands alone, and
+// ASCII digits go in threes from the left. Each piece is split as a text of
+// its own: its end counts as the end of the text.
+func splitDefault(text string, emit func(start, end int)) {
+	splitRuns(text, 0, len(text), isDefaultPunct, func(lo, hi int) {
+		splitGPT2(text[lo:hi], func(start, end int) {
+			splitRuns(text, lo+start, lo+end, isNumber, func(lo, hi int) {
+				splitDigitTriples(text, lo, hi, emit)
+			})
+		})
+	})
+}
+
+// defaultPunct is the ASCII part of the default pattern's first class:
+// \p{P} in llama.cpp's ASCII table plus $+<=>^~| (every ASCII punctuation
+// character or symbol but the backtick).
+const defaultPunct = "!\"#$%&'()*+,-./:;<=>?@[\\]^_{|}~"
+
+func isDefaultPunct(r rune, _ class) bool {
+	if r < utf8.RuneSelf {
+		return strings.IndexByte(defaultPunct, byte(r)) >= 0
+	}
+	return unicode.IsPunct(r)
+}
+
+func isNumber(_ rune, c class) bool { return c == classNumber }
+
+// splitRuns emits [lo, hi) as maximal runs of characters that do and do
+// not satisfy in, alternately.
+func splitRuns(text string, lo, hi int, in func(rune, class) bool, emit func(start, end int)) {
+	start, inside := lo, false
+	for i := lo; i < hi; {
+		r, n, c := at(text, i)
+		if got := in(r, c); got != inside || i == lo {
+			if i > start {
+				emit(start, i)
+			}
+			start, inside = i, got
+		}
+		i += n
+	}
+	if hi > start {
+		emit(start, hi)
+	}
+}
+
+// splitDigitTriples emits [lo, hi) with every leftmost three ASCII digits in
+// a row as a piece of its own, the way a regexp iterator finds
+// [0-9][0-9][0-9]: "12345" is "123" and "45".
+func splitDigitTriples(text string, lo, hi int, emit func(start, end int)) {
+	start, digits := lo, 0
+	for i := lo; i < hi; i++ {
+		if text[i] < '0' || text[i] > '9' {
+			digits = 0
+			continue
+		}
+		if digits++; digits == 3 {
+			if i-2 > start {
+				emit(start, i-2)
+			}
+			emit(i-2, i+1)
+			start, digits = i+1, 0
+		}
+	}
+	if hi > start {
+		emit(start, hi)
 	}
 }

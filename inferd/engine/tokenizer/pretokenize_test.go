@@ -69,14 +69,42 @@ func TestSplitQwen2(t *testing.T) {
 	}
 }
 
-// TestSplitCoversText checks on awkward inputs that both pre-tokenizers
+func TestSplitDefault(t *testing.T) {
+	tests := map[string]struct {
+		text string
+		want []string
+	}{
+		"a space leads the word after it":                 {text: "Hello world", want: []string{"Hello", " world"}},
+		"an apostrophe is punctuation, not a contraction": {text: "It's", want: []string{"It", "'", "s"}},
+		"punctuation never takes a space":                 {text: "hi !!! ?", want: []string{"hi", " ", "!!!", " ", "?"}},
+		"a space before a number stands alone":            {text: "pi 3.14159", want: []string{"pi", " ", "3", ".", "141", "59"}},
+		"ASCII digits go in threes from the left":         {text: "1234567890", want: []string{"123", "456", "789", "0"}},
+		"a symbol that is not punctuation takes a space":  {text: "a ™ b", want: []string{"a", " ™", " b"}},
+		"the backtick is not in the punctuation class":    {text: "x `y`", want: []string{"x", " `", "y", "`"}},
+		"$+<=>^~| are":                                      {text: "a+=b", want: []string{"a", "+=", "b"}},
+		"Unicode punctuation splits too":                    {text: "¿Qué tal?", want: []string{"¿", "Qué", " tal", "?"}},
+		"other digits are numbers but not in threes":        {text: "x ١٢٣٤", want: []string{"x", " ", "١٢٣٤"}},
+		"a run of spaces keeps its last space for the word": {text: "a   b", want: []string{"a", "  ", " b"}},
+		"spaces before punctuation end a piece":             {text: "a  (b", want: []string{"a", "  ", "(", "b"}},
+		"the empty text has no words":                       {text: "", want: []string{}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, split(splitDefault, tc.text)); diff != "" {
+				t.Errorf("splitDefault(%q) (-want +got):\n%s", tc.text, diff)
+			}
+		})
+	}
+}
+
+// TestSplitCoversText checks on awkward inputs that the pre-tokenizers
 // return words that are non-empty and join back into the text.
 func TestSplitCoversText(t *testing.T) {
 	inputs := []string{
 		"", " ", "\n", " \t\n\r\v\f", "'", "''s'", "'re've'll'd'm't", "a'S", "\xff\xfe", "€ 1,000.00 !!",
 		"日本語のテキスト 123", "emoji 🦙🦙 x", strings.Repeat("  \n", 50), "trailing   ",
 	}
-	for name, pre := range map[string]preTokenizer{"gpt2": splitGPT2, "qwen2": splitQwen2} {
+	for name, pre := range map[string]preTokenizer{"gpt2": splitGPT2, "qwen2": splitQwen2, "default": splitDefault} {
 		for _, text := range inputs {
 			words := split(pre, text)
 			for _, w := range words {
@@ -99,7 +127,9 @@ func TestQwen2Selected(t *testing.T) {
 	if diff := cmp.Diff(v.ids(t, "1", "1"), tok.Encode("11", false)); diff != "" {
 		t.Errorf("qwen2 Encode(11) (-want +got):\n%s", diff)
 	}
-	// "gpt-2", "default" and no name at all select the GPT-2 pattern.
+	// "gpt-2", "default" and no name at all keep "11" one word (the
+	// GPT-2 pattern, or llama.cpp's default one, which cuts digits in
+	// threes).
 	for _, pre := range []any{"gpt-2", "default", nil} {
 		if pre == nil {
 			delete(meta, keyPre)
@@ -110,5 +140,29 @@ func TestQwen2Selected(t *testing.T) {
 		if diff := cmp.Diff(v.ids(t, "11"), tok.Encode("11", false)); diff != "" {
 			t.Errorf("pre-tokenizer %v: Encode(11) (-want +got):\n%s", pre, diff)
 		}
+	}
+}
+
+func TestDefaultSelected(t *testing.T) {
+	v, meta := bpeVocab("1", "1 1", "11 11")
+	tests := map[string]struct {
+		pre  any // nil: no tokenizer.ggml.pre at all
+		want []string
+	}{
+		"gpt-2 keeps a number whole":             {pre: "gpt-2", want: []string{"1111"}},
+		"default cuts digits in threes":          {pre: "default", want: []string{"11", "1", "1"}},
+		"no name is llama.cpp's default as well": {pre: nil, want: []string{"11", "1", "1"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			delete(meta, keyPre)
+			if tc.pre != nil {
+				meta[keyPre] = tc.pre
+			}
+			tok := mustTokenizer(t, meta)
+			if diff := cmp.Diff(v.ids(t, tc.want...), tok.Encode("1111", false)); diff != "" {
+				t.Errorf("Encode(1111) (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

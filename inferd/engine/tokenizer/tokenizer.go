@@ -296,7 +296,11 @@ func (t *Tokenizer) loadBPE(meta Metadata) error {
 		return err
 	}
 	switch pre {
-	case "", "default", "gpt-2":
+	case "", "default":
+		// What llama.cpp does without a name (it warns that quality
+		// suffers), so that both tokenize such a file alike.
+		t.pre = splitDefault
+	case "gpt-2":
 		t.pre = splitGPT2
 	case "qwen2":
 		t.pre = splitQwen2
