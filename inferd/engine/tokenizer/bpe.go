@@ -59,7 +59,11 @@ func (c bpeCandidate) before(o bpeCandidate) bool {
 type bpeScratch struct {
 	symbols []bpeSymbol
 	queue   queue[bpeCandidate]
+	spelled []byte // a word in the byte alphabet, for wholeWords
 }
+
+// alphabet is byteAlphabet's table, for spelling words.
+var alphabet = byteAlphabet()
 
 // consider queues the pair of symbols left and right if a rule merges them.
 func (s *bpeScratch) consider(t *Tokenizer, left, right int32) {
@@ -90,6 +94,15 @@ func (t *Tokenizer) encodeBPE(out []int32, text string) []int32 {
 func (t *Tokenizer) encodeWord(out []int32, word string, s *bpeScratch) []int32 {
 	if word == "" {
 		return out
+	}
+	if t.wholeWords {
+		s.spelled = s.spelled[:0]
+		for i := 0; i < len(word); i++ {
+			s.spelled = utf8.AppendRune(s.spelled, alphabet[word[i]])
+		}
+		if id, ok := t.ids[string(s.spelled)]; ok {
+			return append(out, id)
+		}
 	}
 	symbols := s.symbols[:0]
 	for i := 0; i < len(word); i++ {

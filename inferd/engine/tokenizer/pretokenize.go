@@ -160,7 +160,16 @@ func isCRLF(b byte) bool { return b == '\r' || b == '\n' }
 // Unlike GPT-2's it lets any one non-letter, non-digit character other than a
 // line break lead a word ("(word", "\tword"), splits numbers into single
 // digits, and keeps line breaks together with the whitespace before them.
-func splitQwen2(text string, emit func(start, end int)) {
+func splitQwen2(text string, emit func(start, end int)) { splitDigitGroups(text, 1, emit) }
+
+// splitLlama3 is Llama 3's pattern (llama.cpp's llama-bpe and its aliases),
+// the qwen2 pattern with \p{N}{1,3} for \p{N}: numbers go in threes from the
+// left.
+func splitLlama3(text string, emit func(start, end int)) { splitDigitGroups(text, 3, emit) }
+
+// splitDigitGroups is the qwen2 and Llama 3 pattern with numbers split into
+// runs of at most digits characters.
+func splitDigitGroups(text string, digits int, emit func(start, end int)) {
 	for i := 0; i < len(text); {
 		if n := contraction(text[i:], true); n > 0 {
 			emit(i, i+n)
@@ -183,10 +192,18 @@ func splitQwen2(text string, emit func(start, end int)) {
 				continue
 			}
 		}
-		// \p{N}
+		// \p{N}{1,digits}
 		if c == classNumber {
-			emit(i, i+n)
-			i += n
+			end := i + n
+			for k := 1; k < digits; k++ {
+				_, m, cm := at(text, end)
+				if cm != classNumber {
+					break
+				}
+				end += m
+			}
+			emit(i, end)
+			i = end
 			continue
 		}
 		// " ?[^\s\p{L}\p{N}]+[\r\n]*"
@@ -244,6 +261,23 @@ func splitDefault(text string, emit func(start, end int)) {
 				splitDigitTriples(text, lo, hi, emit)
 			})
 		})
+	})
+}
+
+// splitSmolLM is llama.cpp's smollm pre-tokenizer (starcoder's and
+// refact's too): \p{N} (every digit a piece of its own), then the GPT-2
+// pattern over the runs between digits.
+func splitSmolLM(text string, emit func(start, end int)) {
+	splitRuns(text, 0, len(text), isNumber, func(lo, hi int) {
+		if _, _, c := at(text, lo); c == classNumber {
+			for i := lo; i < hi; {
+				_, n, _ := at(text, i)
+				emit(i, i+n)
+				i += n
+			}
+			return
+		}
+		splitGPT2(text[lo:hi], func(start, end int) { emit(lo+start, lo+end) })
 	})
 }
 

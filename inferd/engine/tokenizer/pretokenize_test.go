@@ -69,6 +69,60 @@ func TestSplitQwen2(t *testing.T) {
 	}
 }
 
+func TestSplitLlama3(t *testing.T) {
+	tests := map[string]struct {
+		text string
+		want []string
+	}{
+		"numbers go in threes from the left":     {text: "x 1234567", want: []string{"x", " ", "123", "456", "7"}},
+		"other digits count as numbers too":      {text: "١٢٣٤", want: []string{"١٢٣", "٤"}},
+		"a symbol leads a word as in qwen2":      {text: "f(x)", want: []string{"f", "(x", ")"}},
+		"contractions are case-insensitive":      {text: "I'M", want: []string{"I", "'M"}},
+		"line breaks stay with the space before": {text: "a \n\nb", want: []string{"a", " \n\n", "b"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, split(splitLlama3, tc.text)); diff != "" {
+				t.Errorf("splitLlama3(%q) (-want +got):\n%s", tc.text, diff)
+			}
+		})
+	}
+}
+
+func TestSplitSmolLM(t *testing.T) {
+	tests := map[string]struct {
+		text string
+		want []string
+	}{
+		"every digit is a piece":             {text: "x 2024!", want: []string{"x", " ", "2", "0", "2", "4", "!"}},
+		"the rest splits as GPT-2's pattern": {text: "It's fine", want: []string{"It", "'s", " fine"}},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, split(splitSmolLM, tc.text)); diff != "" {
+				t.Errorf("splitSmolLM(%q) (-want +got):\n%s", tc.text, diff)
+			}
+		})
+	}
+}
+
+func TestLlama3WholeWords(t *testing.T) {
+	// "abc" is a token, but no merge makes it: Llama 3's pre-tokenizer
+	// takes a word that is a token whole, the GPT-2 one merges.
+	v, meta := bpeVocab("abc", "a b")
+	v.add("abc", 0, typeNormal)
+	meta[keyTokens], meta[keyTokenType] = v.tokens, v.types
+	tok := mustTokenizer(t, meta)
+	if diff := cmp.Diff(v.ids(t, "ab", "c"), tok.Encode("abc", false)); diff != "" {
+		t.Errorf("gpt-2 Encode(abc) (-want +got):\n%s", diff)
+	}
+	meta[keyPre] = "llama-bpe"
+	tok = mustTokenizer(t, meta)
+	if diff := cmp.Diff(v.ids(t, "abc"), tok.Encode("abc", false)); diff != "" {
+		t.Errorf("llama-bpe Encode(abc) (-want +got):\n%s", diff)
+	}
+}
+
 func TestSplitDefault(t *testing.T) {
 	tests := map[string]struct {
 		text string
@@ -104,7 +158,7 @@ func TestSplitCoversText(t *testing.T) {
 		"", " ", "\n", " \t\n\r\v\f", "'", "''s'", "'re've'll'd'm't", "a'S", "\xff\xfe", "€ 1,000.00 !!",
 		"日本語のテキスト 123", "emoji 🦙🦙 x", strings.Repeat("  \n", 50), "trailing   ",
 	}
-	for name, pre := range map[string]preTokenizer{"gpt2": splitGPT2, "qwen2": splitQwen2, "default": splitDefault} {
+	for name, pre := range map[string]preTokenizer{"gpt2": splitGPT2, "qwen2": splitQwen2, "default": splitDefault, "llama3": splitLlama3, "smollm": splitSmolLM} {
 		for _, text := range inputs {
 			words := split(pre, text)
 			for _, w := range words {

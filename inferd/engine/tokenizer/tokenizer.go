@@ -100,6 +100,10 @@ type Tokenizer struct {
 	byteTokens [256]int32
 	merges     map[uint64]merge // byte-level BPE only
 	pre        preTokenizer     // byte-level BPE only
+	// wholeWords: a pre-tokenized word that is a token is that token,
+	// whatever the merges would make of it (llama.cpp's ignore_merges, set
+	// for Llama 3's pre-tokenizer). Byte-level BPE only.
+	wholeWords bool
 	// control holds the control, unknown and user-defined tokens that
 	// EncodeWithSpecials matches in text; userDefined only the user-defined
 	// ones, which plain Encode matches. Both are indexed by first byte.
@@ -253,13 +257,17 @@ func (t *Tokenizer) loadSpecialIDs(meta Metadata) error {
 
 // loadFlags reads what Encode adds around the text. The defaults are
 // llama.cpp's: SentencePiece models get BOS and a space prefix, byte-level BPE
-// models neither.
+// models neither, but for Llama 3's pre-tokenizer, which adds BOS.
 func (t *Tokenizer) loadFlags(meta Metadata) error {
 	addBOS, explicitBOS, err := getBool(meta, keyAddBOS)
 	if err != nil {
 		return err
 	}
-	t.addBOS = t.kind == kindSPM
+	pre, _, err := getString(meta, keyPre)
+	if err != nil {
+		return err
+	}
+	t.addBOS = t.kind == kindSPM || t.kind == kindBPE && llama3Pre[pre]
 	if explicitBOS {
 		t.addBOS = addBOS
 	}
@@ -289,6 +297,14 @@ func (t *Tokenizer) loadFlags(meta Metadata) error {
 	return nil
 }
 
+// llama3Pre are the tokenizer.ggml.pre names llama.cpp gives Llama 3's
+// pre-tokenizer: the llama3 pattern, whole-word tokens before merges, and
+// BOS by default.
+var llama3Pre = map[string]bool{
+	"llama3": true, "llama-v3": true, "llama-bpe": true, "falcon3": true, "falcon-h1": true,
+	"pixtral": true, "midm-2.0": true, "lfm2": true, "jina-v5-nano": true,
+}
+
 // loadBPE reads the merge rules and picks the pre-tokenizer.
 func (t *Tokenizer) loadBPE(meta Metadata) error {
 	pre, _, err := getString(meta, keyPre)
@@ -300,12 +316,17 @@ func (t *Tokenizer) loadBPE(meta Metadata) error {
 		// What llama.cpp does without a name (it warns that quality
 		// suffers), so that both tokenize such a file alike.
 		t.pre = splitDefault
-	case "gpt-2":
+	case "gpt-2", "mpt": // llama.cpp gives mpt GPT-2's pattern
 		t.pre = splitGPT2
 	case "qwen2":
 		t.pre = splitQwen2
+	case "smollm", "starcoder", "refact":
+		t.pre = splitSmolLM
 	default:
-		return fmt.Errorf("%w: %s %q (supported: \"gpt-2\", \"default\", \"qwen2\")", ErrUnsupported, keyPre, pre)
+		if !llama3Pre[pre] {
+			return fmt.Errorf("%w: %s %q (supported: \"gpt-2\", \"mpt\", \"default\", \"qwen2\", \"smollm\", \"starcoder\", \"refact\", \"llama-bpe\" and its aliases)", ErrUnsupported, keyPre, pre)
+		}
+		t.pre, t.wholeWords = splitLlama3, true
 	}
 
 	merges, ok, err := getArray(meta, keyMerges, "strings", asString)

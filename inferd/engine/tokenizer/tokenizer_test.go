@@ -568,7 +568,7 @@ func TestFromGGUFErrors(t *testing.T) {
 			meta: bpe(func(m fakeMeta) { m[keyMerges] = []string{"ab"} }), wantErr: ErrInvalid, wantText: keyMerges + "[0]",
 		},
 		"a pre-tokenizer this package does not implement": {
-			meta: bpe(func(m fakeMeta) { m[keyPre] = "llama-bpe" }), wantErr: ErrUnsupported, wantText: `"llama-bpe"`,
+			meta: bpe(func(m fakeMeta) { m[keyPre] = "deepseek-llm" }), wantErr: ErrUnsupported, wantText: `"deepseek-llm"`,
 		},
 		"a pre-tokenizer name that is not a string": {
 			meta: bpe(func(m fakeMeta) { m[keyPre] = []any{"qwen2"} }), wantErr: ErrInvalid, wantText: keyPre,
