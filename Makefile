@@ -21,6 +21,12 @@ SITES ?= 4
 CONTROLLER_GEN_VERSION := v0.21.0
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
 
+# golangci-lint must be built by a Go at least as new as the code it loads, so
+# the cached binary's name carries the Go version too: a new toolchain
+# rebuilds it.
+GOLANGCI_LINT_VERSION := v2.15.0
+GOLANGCI_LINT := $(BIN)/golangci-lint-$(GOLANGCI_LINT_VERSION)-$(shell go env GOVERSION)
+
 # envtest (controller integration tests) runs the same API server and etcd.
 export KUBEBUILDER_ASSETS := $(K8S_BIN)
 # The e2e suites start their own control plane from these binaries.
@@ -62,6 +68,13 @@ fmt: ## Run gofmt on the code.
 .PHONY: vet
 vet: ## Run go vet.
 	go vet ./...
+
+.PHONY: golangci-lint
+golangci-lint: $(GOLANGCI_LINT) ## Build (or reuse) golangci-lint from its Go module into bin/.
+
+.PHONY: lint
+lint: $(GOLANGCI_LINT) ## Run golangci-lint with .golangci.yml (its first run builds golangci-lint into bin/, a few minutes).
+	$(GOLANGCI_LINT) run ./...
 
 .PHONY: verify
 verify: $(CONTROLLER_GEN) ## Fail if a generator would change a generated file, or gofmt a Go file.
@@ -195,3 +208,9 @@ $(CONTROLLER_GEN):
 	@mkdir -p $(BIN)/tmp
 	GOBIN=$(BIN)/tmp go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
 	mv $(BIN)/tmp/controller-gen $@
+
+$(GOLANGCI_LINT):
+	@mkdir -p $(BIN)/tmp
+	tmp=$$(mktemp -d $(BIN)/tmp/golangci-lint.XXXXXX) && \
+		GOBIN=$$tmp go install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_LINT_VERSION) && \
+		mv $$tmp/golangci-lint $@ && rmdir $$tmp
