@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -300,15 +301,7 @@ func TestWatchEndsWithTheRollout(t *testing.T) {
 	}
 	out, err = slm(t, "status", "stores", "-n", "watch", "--watch", "--interval", "100ms")
 	var exit exitError
-	if err == nil || !errorsAs(err, &exit) || exit.code != 1 {
+	if err == nil || !errors.As(err, &exit) || exit.code != 1 {
 		t.Errorf("watch of a rolled-back rollout: %v; want exit code 1\n%s", err, out)
 	}
-}
-
-func errorsAs(err error, target *exitError) bool {
-	e, ok := err.(exitError)
-	if ok {
-		*target = e
-	}
-	return ok
 }

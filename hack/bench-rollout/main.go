@@ -66,7 +66,7 @@ func run(nodes, sites int, maxUnavailable string, steps []string) error {
 	defer os.RemoveAll(dir)
 	manager := filepath.Join(dir, "manager")
 	if out, err := exec.Command("go", "build", "-o", manager, "github.com/slmops/slmops/cmd/manager").CombinedOutput(); err != nil {
-		return fmt.Errorf("build the manager: %v\n%s", err, out)
+		return fmt.Errorf("build the manager: %w\n%s", err, out)
 	}
 	c, err := localcluster.Up(ctx, localcluster.Options{Dir: filepath.Join(dir, "cluster"), BinDir: bin, Nodes: nodes, Sites: sites})
 	if err != nil {

@@ -439,7 +439,7 @@ func (f *Fetcher) attempt(ctx context.Context, src Source, partial string, h *st
 	if f.BytesPerSecond > 0 {
 		r = &limitedReader{ctx: ctx, r: body, lim: rate.NewLimiter(rate.Limit(f.BytesPerSecond), int(min(f.BytesPerSecond, 64<<10)))}
 	}
-	var w io.Writer = io.MultiWriter(out, h)
+	w := io.MultiWriter(out, h)
 	var n int64
 	var copyErr error
 	if limit > 0 {
@@ -558,14 +558,12 @@ func (s *httpSource) Open(ctx context.Context, offset int64) (io.ReadCloser, int
 		}
 		return nil, 0, &SourceError{Role: s.role, URL: redact.URL(where), Err: redact.Error(cause)}
 	}
-	total := int64(-1)
 	switch {
 	case resp.StatusCode == http.StatusPartialContent && offset > 0:
 		start, size := contentRange(resp.Header.Get("Content-Range"))
 		return s.body(resp, done, size), start, nil
 	case resp.StatusCode == http.StatusOK:
-		total = resp.ContentLength
-		return s.body(resp, done, total), 0, nil
+		return s.body(resp, done, resp.ContentLength), 0, nil
 	}
 	resp.Body.Close()
 	done()

@@ -66,7 +66,7 @@ func (s *OCISource) Open(ctx context.Context, offset int64) (io.ReadCloser, int6
 		if len(s.DockerConfigJSON) > 0 {
 			cred, err := credentialFor(s.DockerConfigJSON, repo.Reference.Registry)
 			if err != nil {
-				return nil, 0, fmt.Errorf("%w: %v", ErrPermanent, err)
+				return nil, 0, fmt.Errorf("%w: %w", ErrPermanent, err)
 			}
 			client.Credential = auth.StaticCredential(repo.Reference.Registry, cred)
 		}
@@ -126,11 +126,11 @@ func (s *OCISource) findLayer(ctx context.Context) (*ocispec.Descriptor, error) 
 	}
 	var manifest ocispec.Manifest
 	if err := json.Unmarshal(raw, &manifest); err != nil {
-		return nil, fmt.Errorf("%w: manifest of %s: %v", ErrPermanent, s.Reference, err)
+		return nil, fmt.Errorf("%w: manifest of %s: %w", ErrPermanent, s.Reference, err)
 	}
 	want, err := digest.Parse(s.Digest)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrPermanent, err)
+		return nil, fmt.Errorf("%w: %w", ErrPermanent, err)
 	}
 	var have []string
 	for i := range manifest.Layers {
@@ -175,7 +175,7 @@ func credentialFor(dockerConfigJSON []byte, registry string) (auth.Credential, e
 		} `json:"auths"`
 	}
 	if err := json.Unmarshal(dockerConfigJSON, &cfg); err != nil {
-		return auth.Credential{}, fmt.Errorf("registry credentials are not a dockerconfigjson document: %v", err)
+		return auth.Credential{}, fmt.Errorf("registry credentials are not a dockerconfigjson document: %w", err)
 	}
 	for host, entry := range cfg.Auths {
 		host = strings.TrimPrefix(strings.TrimPrefix(host, "https://"), "http://")

@@ -37,7 +37,7 @@ import (
 // that was off for days are not all stale when its pods start again).
 const PinRecordTTL = 24 * time.Hour
 
-// ErrPinsUnknown: inferd cannot tell what its rollout may return to (its
+// ErrPinsUnknown means inferd cannot tell what its rollout may return to (its
 // pins file is not mounted yet, or not readable), so it evicts nothing.
 var ErrPinsUnknown = errors.New("the rollout's pins are unknown")
 

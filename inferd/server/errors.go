@@ -71,7 +71,7 @@ func toAPIError(err error) *apiError {
 }
 
 // writeError answers err as JSON: {"error": {...}}.
-func writeError(w http.ResponseWriter, err error) *apiError {
+func writeError(w http.ResponseWriter, err error) {
 	ae := toAPIError(err)
 	if ae.retryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(ae.retryAfter))
@@ -80,7 +80,6 @@ func writeError(w http.ResponseWriter, err error) *apiError {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="inferd"`)
 	}
 	writeJSON(w, ae.Status, map[string]any{"error": ae})
-	return ae
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -295,7 +295,7 @@ func (s *Server) chatCompletions(w http.ResponseWriter, r *http.Request) error {
 	}
 	tokens, err := e.EncodeChat(msgs)
 	if err != nil {
-		return fmt.Errorf("%w: %v", errBadRequest, err)
+		return fmt.Errorf("%w: %w", errBadRequest, err)
 	}
 	g := &generation{s: s, w: w, r: r, id: "chatcmpl-" + randomID(), chat: true, stream: req.Stream,
 		includeUsage: req.StreamOptions != nil && req.StreamOptions.IncludeUsage}
@@ -378,7 +378,7 @@ func (g *generation) run(generate func(emit func(string) error) (engine.Result, 
 		}
 		if g.started { // the stream is open: say it there and end it
 			ae := toAPIError(err)
-			g.event(map[string]any{"error": ae})
+			_ = g.event(map[string]any{"error": ae}) // the client may be gone: nothing to tell then
 			return nil
 		}
 		return err
@@ -390,9 +390,11 @@ func (g *generation) run(generate func(emit func(string) error) (engine.Result, 
 	if !g.started {
 		g.start()
 	}
-	g.event(g.chunk("", res.FinishReason))
+	// The generation is over: a client that went away misses the end, as it
+	// misses [DONE].
+	_ = g.event(g.chunk("", res.FinishReason))
 	if g.includeUsage {
-		g.event(map[string]any{"id": g.id, "object": g.chunkObject(), "created": g.created, "model": g.s.opts.ModelName, "choices": []any{}, "usage": usageOf(res)})
+		_ = g.event(map[string]any{"id": g.id, "object": g.chunkObject(), "created": g.created, "model": g.s.opts.ModelName, "choices": []any{}, "usage": usageOf(res)})
 	}
 	_, _ = io.WriteString(g.w, "data: [DONE]\n\n")
 	_ = http.NewResponseController(g.w).Flush()
@@ -449,7 +451,8 @@ func (g *generation) start() {
 	if g.chat {
 		c := g.chunk("", "")
 		c["choices"].([]any)[0].(map[string]any)["delta"] = map[string]any{"role": "assistant", "content": ""}
-		g.event(c)
+		// A failed write fails the emit that follows, which ends the generation.
+		_ = g.event(c)
 	}
 }
 

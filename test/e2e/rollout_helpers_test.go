@@ -35,7 +35,7 @@ type operator struct {
 	// metricsAddr serves the operator's Prometheus metrics over plain HTTP.
 	metricsAddr string
 	cmd         *exec.Cmd
-	exited      chan error
+	exited      chan struct{} // closed when cmd has exited; the test ends it, its log says how
 	logs        *testenv.SyncBuffer
 }
 
@@ -68,8 +68,11 @@ func (o *operator) start() {
 	if err := o.cmd.Start(); err != nil {
 		o.t.Fatal(err)
 	}
-	o.exited = make(chan error, 1)
-	go func(cmd *exec.Cmd, exited chan error) { exited <- cmd.Wait() }(o.cmd, o.exited)
+	o.exited = make(chan struct{})
+	go func(cmd *exec.Cmd, exited chan struct{}) {
+		_ = cmd.Wait()
+		close(exited)
+	}(o.cmd, o.exited)
 }
 
 // metrics returns the operator's metrics in the Prometheus text format.

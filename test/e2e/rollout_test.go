@@ -146,7 +146,7 @@ func TestRolloutCompletesAcrossSites(t *testing.T) {
 	// and no field manager but the test's own holds a spec field.
 	g.Expect(got.Generation).To(BeEquivalentTo(1), "the rollout's spec changed")
 	for _, mf := range got.ManagedFields {
-		if mf.Subresource == "" && mf.FieldsV1 != nil && strings.Contains(string(mf.FieldsV1.Raw), `"f:spec"`) {
+		if mf.Subresource == "" && mf.FieldsV1 != nil && strings.Contains(mf.FieldsV1.GetRawString(), `"f:spec"`) {
 			g.Expect(mf.Manager).NotTo(ContainSubstring("manager"), "the operator (%s, %s) holds spec fields", mf.Manager, mf.Operation)
 		}
 	}

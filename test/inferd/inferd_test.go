@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -101,7 +102,7 @@ func TestTheOpenAIClientTalksToInferd(t *testing.T) {
 		Model: "tiny", Prompt: openai.CompletionNewParamsPromptUnion{OfString: openai.String("x")}, MaxTokens: openai.Int(100000),
 	})
 	var apiErr *openai.Error
-	if !asOpenAIError(err, &apiErr) || apiErr.StatusCode != 400 || !strings.Contains(apiErr.Message, "max_tokens") {
+	if !errors.As(err, &apiErr) || apiErr.StatusCode != 400 || !strings.Contains(apiErr.Message, "max_tokens") {
 		t.Errorf("max_tokens 100000: %v; want a 400 the client parses", err)
 	}
 
@@ -111,14 +112,6 @@ func TestTheOpenAIClientTalksToInferd(t *testing.T) {
 	if logs := p.Logs(); strings.Contains(logs, secret) || strings.Contains(logs, "You run at the edge") {
 		t.Error("a prompt reached inferd's log")
 	}
-}
-
-func asOpenAIError(err error, target **openai.Error) bool {
-	e, ok := err.(*openai.Error)
-	if ok {
-		*target = e
-	}
-	return ok
 }
 
 // TestReadinessWaitsForLoadAndSelfTest: /readyz answers 503 while the model

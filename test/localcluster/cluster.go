@@ -403,10 +403,12 @@ func (c *Cluster) run(ctx context.Context, name, healthURL string, hc *http.Clie
 	var last error
 	for {
 		select {
+		// %v, not %w: err is nil after a clean exit, last before the first
+		// probe, and %w would print them as %!w(<nil>).
 		case err := <-exited:
-			return fmt.Errorf("%s exited (%v); the end of %s:\n%s", name, err, logPath, tail(logPath, 15))
+			return fmt.Errorf("%s exited (%v); the end of %s:\n%s", name, err, logPath, tail(logPath, 15)) //nolint:errorlint // see above
 		case <-ctx.Done():
-			return fmt.Errorf("%s not healthy at %s after %s (%v); the end of %s:\n%s",
+			return fmt.Errorf("%s not healthy at %s after %s (%v); the end of %s:\n%s", //nolint:errorlint // see above
 				name, healthURL, time.Since(began).Round(time.Second), last, logPath, tail(logPath, 15))
 		case <-tick.C:
 			if last = probe(ctx, hc, healthURL); last == nil {

@@ -173,8 +173,12 @@ func (c *Cluster) StartProcessKubelet(ctx context.Context, opts ProcessKubeletOp
 	if err != nil {
 		return nil, fmt.Errorf("process kubelet %s: %w", opts.Name, err)
 	}
-	if info, err := os.Stat(opts.Binary); err != nil || info.IsDir() || info.Mode()&0o111 == 0 {
-		return nil, fmt.Errorf("process kubelet %s: binary %q is not an executable file (%v)", opts.Name, opts.Binary, err)
+	info, err := os.Stat(opts.Binary)
+	if err != nil {
+		return nil, fmt.Errorf("process kubelet %s: binary: %w", opts.Name, err)
+	}
+	if info.IsDir() || info.Mode()&0o111 == 0 {
+		return nil, fmt.Errorf("process kubelet %s: binary %q is not an executable file", opts.Name, opts.Binary)
 	}
 	if opts.Root, err = filepath.Abs(opts.Root); err != nil {
 		return nil, err

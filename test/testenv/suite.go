@@ -36,7 +36,7 @@ func StartSuite(name string, nodes, sites int) (*Suite, error) {
 	s := &Suite{BinDir: bin, dir: dir, ManagerBin: filepath.Join(dir, "manager")}
 	if out, err := exec.Command("go", "build", "-o", s.ManagerBin, "github.com/slmops/slmops/cmd/manager").CombinedOutput(); err != nil {
 		os.RemoveAll(dir)
-		return nil, fmt.Errorf("build the manager: %v\n%s", err, out)
+		return nil, fmt.Errorf("build the manager: %w\n%s", err, out)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()

@@ -90,7 +90,9 @@ func Error(err error) error {
 	if err == nil {
 		return nil
 	}
-	if r, ok := err.(*redacted); ok {
+	// err itself, not its chain: a *redacted wrapped in another error still
+	// needs the wrapper's message redacted.
+	if r, ok := err.(*redacted); ok { //nolint:errorlint // see above
 		return r
 	}
 	return &redacted{msg: Text(err.Error()), orig: err}
