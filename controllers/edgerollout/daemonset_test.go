@@ -12,6 +12,7 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
@@ -194,5 +195,27 @@ func TestTheAPITokenComesFromASecret(t *testing.T) {
 	if e == nil || e.Value != "" || e.ValueFrom == nil || e.ValueFrom.SecretKeyRef == nil ||
 		e.ValueFrom.SecretKeyRef.Name != "inferd-api" || e.ValueFrom.SecretKeyRef.Key != "token" {
 		t.Errorf("%s = %+v; want it read from Secret inferd-api key token", config.EnvAPIToken, e)
+	}
+}
+
+// TestAQualityCheckInferdCannotCompileIsAnInvalidConfig: a golden prompt's
+// expectRegex that is not RE2, or an expectJSONSchema with a keyword the
+// self-test does not check, is refused by the operator with config.Validate's
+// words (so the rollout says InvalidConfig), not found out on every node.
+func TestAQualityCheckInferdCannotCompileIsAnInvalidConfig(t *testing.T) {
+	for name, tc := range map[string]struct {
+		prompt slmopsv1alpha1.GoldenPrompt
+		says   string
+	}{
+		"a lookahead":      {slmopsv1alpha1.GoldenPrompt{Prompt: "p", MaxTokens: 4, ExpectRegex: `(?!x)`}, "selfTest.prompts[0].expectRegex: error parsing regexp"},
+		"a schema keyword": {slmopsv1alpha1.GoldenPrompt{Prompt: "p", MaxTokens: 4, ExpectJSONSchema: &runtime.RawExtension{Raw: []byte(`{"type":"string","format":"email"}`)}}, `keyword "format" is not supported`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			m, r := httpModelAndRollout()
+			m.Spec.SelfTest = &slmopsv1alpha1.SelfTest{Prompts: []slmopsv1alpha1.GoldenPrompt{tc.prompt}}
+			if msg := configError(r, m, []plan.Artifact{defaultArtifact(m)}, Defaults{}); !strings.Contains(msg, tc.says) {
+				t.Errorf("configError %q; want it to say %q", msg, tc.says)
+			}
+		})
 	}
 }

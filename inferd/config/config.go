@@ -14,6 +14,8 @@ import (
 	"regexp"
 	"slices"
 	"time"
+
+	"github.com/slmops/slmops/inferd/selftest/jsonschema"
 )
 
 // Environment variables of the inferd container.
@@ -266,12 +268,36 @@ func (c *Config) Validate() error {
 	if c.Download.BytesPerSecond < 0 || c.Download.DiskHeadroomBytes < 0 {
 		errs = append(errs, errors.New("download.bytesPerSecond and download.diskHeadroomBytes must not be negative"))
 	}
+	if c.SelfTest != nil {
+		errs = append(errs, c.SelfTest.validate()...)
+	}
 	switch c.Runtime.CPUPolicy {
 	case "", CPUPolicyShared, CPUPolicyExclusive:
 	default:
 		errs = append(errs, fmt.Errorf("runtime.cpuPolicy %q is not %s or %s", c.Runtime.CPUPolicy, CPUPolicyShared, CPUPolicyExclusive))
 	}
 	return errors.Join(errs...)
+}
+
+// validate checks what the self-test compiles: each prompt's expectRegex
+// (RE2) and expectJSONSchema (the subset inferd/selftest/jsonschema checks),
+// so that a mistake is an InvalidConfig before the rollout, not a failed
+// self-test on every node.
+func (st *SelfTest) validate() []error {
+	var errs []error
+	for i, p := range st.Prompts {
+		if p.ExpectRegex != "" {
+			if _, err := regexp.Compile(p.ExpectRegex); err != nil {
+				errs = append(errs, fmt.Errorf("selfTest.prompts[%d].expectRegex: %w; write an RE2 expression (Go's regexp: no lookaround, no backreferences)", i, err))
+			}
+		}
+		if len(p.ExpectJSONSchema) > 0 {
+			if _, err := jsonschema.Compile(p.ExpectJSONSchema); err != nil {
+				errs = append(errs, fmt.Errorf("selfTest.prompts[%d].expectJSONSchema: %w", i, err))
+			}
+		}
+	}
+	return errs
 }
 
 // Encode returns c as the value of INFERD_CONFIG.

@@ -45,6 +45,15 @@ func TestValidateSaysEverythingThatIsWrong(t *testing.T) {
 		"a peer":           {func(c *Config) { c.Peers.From = []string{"http://10.0.0.7:8080", "10.0.0.8:8080"} }, []string{`peers.from[1] "10.0.0.8:8080"`}},
 		"a bad digest":     {func(c *Config) { c.Model.Digest = "md5:00" }, []string{`model.digest "md5:00"`}},
 		"several mistakes": {func(c *Config) { c.Port = 0; c.CacheDir = "" }, []string{"port 0 is out of range", "cacheDir is empty"}},
+		"a regex that is not RE2": {func(c *Config) {
+			c.SelfTest = &SelfTest{Prompts: []Prompt{{Prompt: "p", MaxTokens: 4}, {Prompt: "q", MaxTokens: 4, ExpectRegex: `(?=ready)`}}}
+		}, []string{"selfTest.prompts[1].expectRegex: error parsing regexp", "write an RE2 expression"}},
+		"a schema keyword the self-test does not check": {func(c *Config) {
+			c.SelfTest = &SelfTest{Prompts: []Prompt{{Prompt: "p", MaxTokens: 4, ExpectJSONSchema: []byte(`{"type":"object","properties":{"n":{"type":"integer","minimum":1}}}`)}}}
+		}, []string{`selfTest.prompts[0].expectJSONSchema: at $.n: keyword "minimum" is not supported; the self-test checks only type, required, properties, items, enum: remove it`}},
+		"a schema that is not JSON": {func(c *Config) {
+			c.SelfTest = &SelfTest{Prompts: []Prompt{{Prompt: "p", MaxTokens: 4, ExpectJSONSchema: []byte(`{"type":`)}}}
+		}, []string{"selfTest.prompts[0].expectJSONSchema: not JSON"}},
 	}
 	for name, tc := range tests {
 		t.Run(name, func(t *testing.T) {
@@ -120,5 +129,14 @@ func TestPeersOfOffersOnlyOtherNodesOfTheSameSite(t *testing.T) {
 	}
 	if _, err := ReadPeerDirectory(bad); err == nil {
 		t.Error("a malformed directory was accepted")
+	}
+}
+
+func TestValidateAcceptsQualityChecks(t *testing.T) {
+	c := valid()
+	c.SelfTest = &SelfTest{Prompts: []Prompt{{Prompt: "p", MaxTokens: 8, ExpectRegex: `^\s*\{`,
+		ExpectJSONSchema: []byte(`{"type":["object","null"],"required":["ok"],"properties":{"ok":{"enum":[true]},"l":{"items":{"type":"string"}}}}`)}}}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
 	}
 }

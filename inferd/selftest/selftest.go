@@ -13,11 +13,13 @@ package selftest
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"time"
 
 	"github.com/slmops/slmops/inferd/config"
 	"github.com/slmops/slmops/inferd/engine"
+	"github.com/slmops/slmops/inferd/selftest/jsonschema"
 )
 
 // Reasons a self-test failed, as /status and the termination message say.
@@ -49,6 +51,9 @@ type Report struct {
 	Gated bool `json:"gated"`
 	// TokensPerSecond is the decode rate over all prompts.
 	TokensPerSecond float64 `json:"tokensPerSecond"`
+	// PromptTokensPerSecond is the rate at which the prompts were read: their
+	// tokens over the time to each one's first token.
+	PromptTokensPerSecond float64 `json:"promptTokensPerSecond"`
 	// TimeToFirstTokenSeconds is the slowest prompt's.
 	TimeToFirstTokenSeconds float64 `json:"timeToFirstTokenSeconds"`
 	// Thresholds from the SLMModel (0 when not set).
@@ -67,9 +72,53 @@ type PromptResult struct {
 	CompletionTokens        int     `json:"completionTokens"`
 	TimeToFirstTokenSeconds float64 `json:"timeToFirstTokenSeconds"`
 	TokensPerSecond         float64 `json:"tokensPerSecond"`
-	// AnswerMatched is nil when the prompt expects nothing.
-	AnswerMatched *bool  `json:"answerMatched,omitempty"`
-	Error         string `json:"error,omitempty"`
+	// AnswerMatched is nil when the prompt expects nothing; otherwise
+	// whether the answer met every expectation it has (expectContains,
+	// expectRegex, expectJSONSchema).
+	AnswerMatched *bool `json:"answerMatched,omitempty"`
+	// Passed: the prompt ran to its end without error and its answer
+	// matched (or it expects nothing).
+	Passed bool   `json:"passed"`
+	Error  string `json:"error,omitempty"`
+}
+
+// expectation is one check of a prompt's answer; ok says why not in words
+// that never quote the answer.
+type expectation struct {
+	name  string
+	check func(answer string) (ok bool, why string)
+}
+
+// expectations are the checks of p's answer, compiled once.
+func expectations(p config.Prompt) ([]expectation, error) {
+	var out []expectation
+	if p.ExpectContains != "" {
+		out = append(out, expectation{"expectContains", func(a string) (bool, string) {
+			return strings.Contains(a, p.ExpectContains), "does not contain the expected text"
+		}})
+	}
+	if p.ExpectRegex != "" {
+		re, err := regexp.Compile(p.ExpectRegex)
+		if err != nil {
+			return nil, fmt.Errorf("expectRegex: %w", err)
+		}
+		out = append(out, expectation{"expectRegex", func(a string) (bool, string) {
+			return re.MatchString(a), "does not match expectRegex"
+		}})
+	}
+	if len(p.ExpectJSONSchema) > 0 {
+		s, err := jsonschema.Compile(p.ExpectJSONSchema)
+		if err != nil {
+			return nil, fmt.Errorf("expectJSONSchema: %w", err)
+		}
+		out = append(out, expectation{"expectJSONSchema", func(a string) (bool, string) {
+			if err := s.ValidateText(a); err != nil {
+				return false, "does not satisfy expectJSONSchema: " + err.Error()
+			}
+			return true, ""
+		}})
+	}
+	return out, nil
 }
 
 // Run runs the self-test of st (nil: measure only) on e. Prompts run
@@ -99,9 +148,17 @@ func Run(ctx context.Context, e engine.Engine, st *config.SelfTest) Report {
 		}
 		failures = append(failures, msg)
 	}
-	var decodeTokens int
-	var decodeTime time.Duration
+	var decodeTokens, promptTokens int
+	var decodeTime, promptTime time.Duration
 	for i, p := range prompts {
+		// config.Validate compiled these before; a failure here is a
+		// config that skipped it.
+		checks, err := expectations(p)
+		if err != nil {
+			rep.Prompts = append(rep.Prompts, PromptResult{Index: i, Error: err.Error()})
+			fail(ReasonError, fmt.Sprintf("prompt %d: %v", i, err))
+			continue
+		}
 		maxTokens := int(p.MaxTokens)
 		if maxTokens <= 0 {
 			maxTokens = 16
@@ -112,6 +169,10 @@ func Run(ctx context.Context, e engine.Engine, st *config.SelfTest) Report {
 			TimeToFirstTokenSeconds: res.TimeToFirstToken.Seconds(), TokensPerSecond: res.TokensPerSecond(),
 		}
 		rep.TimeToFirstTokenSeconds = max(rep.TimeToFirstTokenSeconds, pr.TimeToFirstTokenSeconds)
+		if res.TimeToFirstToken > 0 {
+			promptTokens += res.PromptTokens
+			promptTime += res.TimeToFirstToken
+		}
 		if res.CompletionTokens > 1 {
 			decodeTokens += res.CompletionTokens - 1
 			decodeTime += res.Duration - res.TimeToFirstToken
@@ -123,14 +184,20 @@ func Run(ctx context.Context, e engine.Engine, st *config.SelfTest) Report {
 		case err != nil:
 			pr.Error = err.Error()
 			fail(ReasonError, fmt.Sprintf("prompt %d: %v", i, err))
-		case p.ExpectContains != "":
-			ok := strings.Contains(res.Text, p.ExpectContains)
-			pr.AnswerMatched = &ok
-			if !ok {
-				// The expected text is config, not a user's prompt, but the
+		case len(checks) > 0:
+			ok := true
+			for _, c := range checks {
+				// The expectations are config, not a user's prompt, but the
 				// answer is the model's: neither goes into the message.
-				fail(ReasonUnexpectedAnswer, fmt.Sprintf("prompt %d: the answer (%d tokens) does not contain the expected text", i, res.CompletionTokens))
+				if matched, why := c.check(res.Text); !matched {
+					ok = false
+					fail(ReasonUnexpectedAnswer, fmt.Sprintf("prompt %d: the answer (%d tokens) %s", i, res.CompletionTokens, why))
+				}
 			}
+			pr.AnswerMatched = &ok
+			pr.Passed = ok
+		default:
+			pr.Passed = true
 		}
 		rep.Prompts = append(rep.Prompts, pr)
 		if ctx.Err() != nil {
@@ -139,6 +206,9 @@ func Run(ctx context.Context, e engine.Engine, st *config.SelfTest) Report {
 	}
 	if decodeTime > 0 {
 		rep.TokensPerSecond = float64(decodeTokens) / decodeTime.Seconds()
+	}
+	if promptTime > 0 {
+		rep.PromptTokensPerSecond = float64(promptTokens) / promptTime.Seconds()
 	}
 	if st != nil && reason != ReasonTimeout && reason != ReasonError {
 		if st.MinTokensPerSecond > 0 && rep.TokensPerSecond < float64(st.MinTokensPerSecond) {
