@@ -21,6 +21,7 @@ import (
 	"github.com/slmops/slmops/inferd/daemon"
 	"github.com/slmops/slmops/inferd/engine"
 	"github.com/slmops/slmops/inferd/fetch/redact"
+	"github.com/slmops/slmops/inferd/report"
 	// The architectures this build runs: llama and qwen2, and the bigram
 	// test architecture that the tests and the demo generate.
 	_ "github.com/slmops/slmops/inferd/engine/bigram"
@@ -61,7 +62,7 @@ func main() {
 	if *queueDepth < 0 {
 		*queueDepth = 2 * int(cfg.Runtime.MaxConcurrentRequests)
 	}
-	d := daemon.New(cfg, daemon.Options{
+	opts := daemon.Options{
 		Listen: *listen, NodeName: os.Getenv(config.EnvNodeName),
 		Authorization: os.Getenv(config.EnvAuthorization), RegistryAuth: []byte(os.Getenv(config.EnvRegistryAuth)),
 		APIToken:       os.Getenv(config.EnvAPIToken),
@@ -69,7 +70,18 @@ func main() {
 		QueueDepth: *queueDepth, QueueTimeout: *queueTimeout, MaxRequestBytes: *maxRequestBytes, MaxTokens: *maxTokens,
 		DownloadBytesPerSecond: *downloadRate, DownloadAttemptTimeout: *attemptTimeout, RetryBackoff: *retryBackoff, ChatTemplate: *chatTemplate,
 		Log: log.WithValues("node", os.Getenv(config.EnvNodeName)),
-	})
+	}
+	if cfg.Report.Enabled {
+		// Never fatal: without a token inferd serves, and the operator
+		// sees its readiness and termination message only.
+		w, err := report.New(report.TargetFromEnv(os.Getenv), opts.Log.WithName("report"))
+		if err != nil {
+			log.Info("Self-test reports are off", "reason", err.Error())
+		} else {
+			opts.Reporter = w
+		}
+	}
+	d := daemon.New(cfg, opts)
 	log.Info("Starting inferd", "version", version, "architectures", engine.Architectures())
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()

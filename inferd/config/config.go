@@ -31,6 +31,11 @@ const (
 	EnvRegistryAuth = "INFERD_REGISTRY_AUTH"
 	// EnvNodeName is the node inferd runs on (the downward API's spec.nodeName).
 	EnvNodeName = "INFERD_NODE_NAME"
+	// EnvPodName and EnvPodNamespace are inferd's pod (the downward API's
+	// metadata.name and metadata.namespace): where it writes its self-test
+	// report.
+	EnvPodName      = "INFERD_POD_NAME"
+	EnvPodNamespace = "INFERD_POD_NAMESPACE"
 	// EnvAPIToken, when set, is the bearer token that inferd's
 	// OpenAI-compatible API requires, from the EdgeRollout's
 	// template.apiTokenSecretRef; like EnvAuthorization it never reaches a
@@ -65,6 +70,18 @@ type Config struct {
 	// Cache is how inferd shares the node cache with the pods of other
 	// revisions and rollouts on the node.
 	Cache Cache `json:"cache,omitempty"`
+	// Report is whether inferd writes its self-test report into its pod.
+	Report Reporting `json:"report,omitempty"`
+}
+
+// Reporting is how inferd tells the operator what its self-test measured:
+// once per pod, after the self-test, the Report in the pod's annotation
+// ReportAnnotation, written with the pod's ServiceAccount token. Only
+// serving pods report; a stager runs no self-test and mounts no token.
+type Reporting struct {
+	// Enabled turns the report on. Without a mounted token inferd says that
+	// reporting is off and serves all the same.
+	Enabled bool `json:"enabled,omitempty"`
 }
 
 // Cache says which files of the node cache a rollout may still need. The
@@ -270,6 +287,9 @@ func (c *Config) Validate() error {
 	}
 	if c.SelfTest != nil {
 		errs = append(errs, c.SelfTest.validate()...)
+	}
+	if c.Stage && c.Report.Enabled {
+		errs = append(errs, errors.New("report.enabled is set on a stager: a stager runs no self-test, so only serving pods report"))
 	}
 	switch c.Runtime.CPUPolicy {
 	case "", CPUPolicyShared, CPUPolicyExclusive:

@@ -51,6 +51,7 @@ func TestValidateSaysEverythingThatIsWrong(t *testing.T) {
 		"a schema keyword the self-test does not check": {func(c *Config) {
 			c.SelfTest = &SelfTest{Prompts: []Prompt{{Prompt: "p", MaxTokens: 4, ExpectJSONSchema: []byte(`{"type":"object","properties":{"n":{"type":"integer","minimum":1}}}`)}}}
 		}, []string{`selfTest.prompts[0].expectJSONSchema: at $.n: keyword "minimum" is not supported; the self-test checks only type, required, properties, items, enum: remove it`}},
+		"a stager that reports": {func(c *Config) { c.Stage, c.Report.Enabled = true, true }, []string{"report.enabled is set on a stager"}},
 		"a schema that is not JSON": {func(c *Config) {
 			c.SelfTest = &SelfTest{Prompts: []Prompt{{Prompt: "p", MaxTokens: 4, ExpectJSONSchema: []byte(`{"type":`)}}}
 		}, []string{"selfTest.prompts[0].expectJSONSchema: not JSON"}},

@@ -4,11 +4,12 @@
 // requests in flight within a grace period, and leave a termination message
 // that says how it went.
 //
-// What it owns: the order of a node's life and the termination message
+// What it owns: the order of a node's life, the termination message
 // (written with inferd/config's FormatTermination, the format the operator
-// parses). What it may not touch: the Kubernetes API (inferd has no
-// credentials; the operator reads what the kubelet reports), and anything
-// outside the node cache, its listen address and its termination log.
+// parses) and the self-test report (config.FormatReport), handed once to a
+// Reporter. What it may not touch: the Kubernetes API beyond that one
+// report (readiness never waits for it), and anything outside the node
+// cache, its listen address and its termination log.
 package daemon
 
 import (
@@ -99,6 +100,9 @@ type Options struct {
 	Gatherer   prometheus.Gatherer
 	// Ready, when set, is told the address once the listener is open.
 	Listening func(addr string)
+	// Reporter, when set (config report.enabled and a token mounted),
+	// receives the self-test report once, after the self-test.
+	Reporter Reporter
 }
 
 // Daemon runs one model on one node.
@@ -106,6 +110,9 @@ type Daemon struct {
 	cfg  *config.Config
 	opts Options
 	srv  *server.Server
+
+	// reporting is done when the report's write ended (or never started).
+	reporting sync.WaitGroup
 
 	mu      sync.Mutex
 	engine  engine.Engine
@@ -219,6 +226,7 @@ func (d *Daemon) Run(ctx context.Context) error {
 		_ = httpSrv.Close()
 	}
 	<-prepDone
+	d.reporting.Wait()
 	// The engine's memory is the model's mapping: unmap it only when no
 	// handler can still read it (a canceled generation stops within a token).
 	drainCtx, cancelDrain := context.WithTimeout(context.Background(), 5*time.Second)
@@ -314,16 +322,44 @@ func (d *Daemon) prepare(ctx context.Context) {
 	d.srv.Metrics().SelfTestTokensSec.Set(rep.TokensPerSecond)
 	d.srv.Metrics().SelfTestTTFT.Set(rep.TimeToFirstTokenSeconds)
 	d.srv.Update(func(st *server.Status) { st.SelfTest = &rep })
+	prompts := 0
+	if d.cfg.SelfTest != nil {
+		prompts = len(d.cfg.SelfTest.Prompts)
+	}
+	report := selfTestReport(d.cfg.Model.Digest, rep, prompts, loadSeconds, peakRSSBytes())
 	if !rep.Passed {
-		d.fail(ReasonSelfTestFailed, fmt.Sprintf("self-test %s: %s", rep.Reason, rep.Message))
+		d.fail(ReasonSelfTestFailed, selfTestFailure(rep))
+		d.report(ctx, report)
 		return
 	}
 	d.srv.SetEngine(e)
 	d.srv.SetReady()
+	d.report(ctx, report)
 	d.mu.Lock()
 	d.message = fmt.Sprintf("Ready: served %s (%s); %s", d.cfg.Model.Digest, info.Quantization, rep.Message)
 	d.mu.Unlock()
 	log.Info("Ready", "tokensPerSecond", rep.TokensPerSecond, "timeToFirstTokenSeconds", rep.TimeToFirstTokenSeconds, "selfTest", rep.Message)
+}
+
+// report hands r to the Reporter in the background: readiness never waits
+// for the API server, and a report that cannot be written is logged, never
+// fatal. It runs once per process, so once per pod (and container restart).
+func (d *Daemon) report(ctx context.Context, r config.Report) {
+	if d.opts.Reporter == nil || !d.cfg.Report.Enabled || d.cfg.Stage {
+		return
+	}
+	value, err := config.FormatReport(r)
+	if err != nil {
+		d.opts.Log.Info("Cannot format the self-test report; not reporting", "error", err.Error())
+		return
+	}
+	d.reporting.Add(1)
+	go func() {
+		defer d.reporting.Done()
+		if err := d.opts.Reporter.Write(ctx, value); err != nil {
+			d.opts.Log.Info("Cannot write the self-test report to the pod; the operator sees readiness only", "error", redact.Text(err.Error()))
+		}
+	}()
 }
 
 // fetchModel gets the verified file into the cache. Transient failures are
