@@ -69,6 +69,8 @@ func run() error {
 		"The inferd image of rollouts that name none in spec.template.image; changing it rolls the new image out as a canary.")
 	flag.StringVar(&defaults.ModelCacheDir, "model-cache-dir", config.DefaultCacheDir,
 		"The node folder (a hostPath) where inferd keeps verified models between restarts and revisions.")
+	flag.BoolVar(&defaults.InferdReports, "inferd-reports", false,
+		"Serving inferd pods write their self-test report into their own pod's annotation, as the ServiceAccount slmops-inferd that the manager creates in each rollout's namespace (bound to the ClusterRole slmops-inferd-report, narrowed by the admission policy slmops-inferd-report); off, no inferd pod gets a token.")
 	flag.Func("model-cache-max-bytes",
 		"How much of the node cache (a quantity: 0, 20Gi) may hold models that no rollout on the node pins, least recently used evicted first; 0 keeps only pinned models (every rollout's stable and canary). Default 0.",
 		func(v string) error {
@@ -135,7 +137,7 @@ func run() error {
 	}
 
 	log.Info("Starting manager", "leaderElection", leaderElect, "metrics", metricsAddr, "probes", probeAddr,
-		"inferdImage", defaults.InferdImage, "modelCacheDir", defaults.ModelCacheDir,
+		"inferdImage", defaults.InferdImage, "modelCacheDir", defaults.ModelCacheDir, "inferdReports", defaults.InferdReports,
 		"modelCacheMaxBytes", defaults.ModelCacheMaxBytes)
 	if err := mgr.Start(ctrl.SetupSignalHandler()); err != nil {
 		return fmt.Errorf("run manager: %w", err)

@@ -144,6 +144,9 @@ func (r *Reconciler) ensureDaemonSets(ctx context.Context, s *scope) error {
 			if err := controllerutil.SetControllerReference(s.ro, ds, r.Scheme()); err != nil {
 				return err
 			}
+			if err := r.ensureReportAccess(ctx, s.ro.Namespace); err != nil {
+				return err
+			}
 			if err := r.Create(ctx, ds); client.IgnoreAlreadyExists(err) != nil {
 				return fmt.Errorf("create DaemonSet %s: %w", klog.KObj(ds), err)
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
@@ -36,6 +37,11 @@ type Defaults struct {
 	// ModelCacheMaxBytes bounds the files of the node cache that no rollout
 	// on the node pins; 0 keeps only pinned files.
 	ModelCacheMaxBytes int64
+	// InferdReports makes serving pods write their self-test report into
+	// their own pod (config.ReportAnnotation): they run as the
+	// InferdServiceAccount with its token mounted, which the operator makes
+	// in the rollout's namespace. Off, no inferd pod gets a token.
+	InferdReports bool
 }
 
 // DefaultInferdImage is the inferd image when neither the rollout nor the
@@ -197,6 +203,7 @@ func buildDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, r
 func servingConfig(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, a plan.Artifact, d Defaults) config.Config {
 	cfg := inferdConfig(r, m, a)
 	cfg.Cache = cacheConfig(r, d)
+	cfg.Report.Enabled = d.InferdReports
 	if r.Spec.Distribution.PeerSharing != nil {
 		// Serving pods share their verified file with the site too, and
 		// read the peer directory when they have to fetch.
@@ -347,7 +354,35 @@ func inferdDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, 
 		addPeersVolume(r, &ds.Spec.Template.Spec)
 	}
 	addCacheVolume(r, &ds.Spec.Template.Spec)
+	if d.InferdReports {
+		addReportAccess(&ds.Spec.Template.Spec)
+	}
 	return ds
+}
+
+// addReportAccess lets a serving pod write its self-test report: it runs as
+// InferdServiceAccount with the token mounted (a bound token, which names
+// the pod; the admission policy lets it change only the report annotation
+// of that pod), and learns its own name and namespace from the downward API.
+func addReportAccess(spec *corev1.PodSpec) {
+	spec.ServiceAccountName = InferdServiceAccount
+	spec.AutomountServiceAccountToken = ptr.To(true)
+	c := &spec.Containers[0]
+	c.Env = append(c.Env,
+		corev1.EnvVar{Name: config.EnvPodName, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}}},
+		corev1.EnvVar{Name: config.EnvPodNamespace, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.namespace"}}},
+	)
+}
+
+// removeReportAccess undoes addReportAccess: a stager runs no self-test and
+// gets no token.
+func removeReportAccess(spec *corev1.PodSpec) {
+	spec.ServiceAccountName = ""
+	spec.AutomountServiceAccountToken = ptr.To(false)
+	c := &spec.Containers[0]
+	c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool {
+		return e.Name == config.EnvPodName || e.Name == config.EnvPodNamespace
+	})
 }
 
 // addPeersVolume mounts the rollout's peer directory; optional, so that a
@@ -393,6 +428,7 @@ func buildStageDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMMod
 	pt.Spec.NodeSelector = map[string]string{slmopsv1alpha1.StageLabel(r.Namespace, r.Name): revision}
 	// A stager makes way for serving pods under memory pressure.
 	pt.Spec.PriorityClassName = ""
+	removeReportAccess(&pt.Spec)
 	c := &pt.Spec.Containers[0]
 	c.Resources = corev1.ResourceRequirements{
 		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("32Mi")},

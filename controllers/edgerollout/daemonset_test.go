@@ -1,9 +1,12 @@
 package edgerollout
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 
 	"github.com/slmops/slmops/test/testutil"
 
@@ -11,6 +14,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
@@ -217,5 +221,100 @@ func TestAQualityCheckInferdCannotCompileIsAnInvalidConfig(t *testing.T) {
 				t.Errorf("configError %q; want it to say %q", msg, tc.says)
 			}
 		})
+	}
+}
+
+// TestOnlyServingPodsGetAToken: with reports on, a serving pod runs as the
+// inferd ServiceAccount with its token and knows its own name (the downward
+// API), and its config turns the report on; the rest of the locked-down
+// shape stays. A stager, and every pod with reports off, gets no token.
+func TestOnlyServingPodsGetAToken(t *testing.T) {
+	m, r := httpModelAndRollout()
+	m.Spec.SelfTest = &slmopsv1alpha1.SelfTest{Prompts: []slmopsv1alpha1.GoldenPrompt{{Prompt: "hi", MaxTokens: 4}}}
+	r.Spec.Distribution.Staging = &slmopsv1alpha1.Staging{MaxConcurrentNodes: 2}
+	type shape struct {
+		ServiceAccount string
+		Token          bool
+		PodEnv         map[string]string
+		Report         bool
+	}
+	shapeOf := func(t *testing.T, ds *appsv1.DaemonSet) shape {
+		spec := ds.Spec.Template.Spec
+		c := spec.Containers[0]
+		// What every inferd pod keeps, token or not.
+		if !*spec.SecurityContext.RunAsNonRoot || spec.SecurityContext.SeccompProfile.Type != corev1.SeccompProfileTypeRuntimeDefault ||
+			*c.SecurityContext.AllowPrivilegeEscalation || !*c.SecurityContext.ReadOnlyRootFilesystem ||
+			!cmp.Equal(c.SecurityContext.Capabilities.Drop, []corev1.Capability{"ALL"}) || *spec.EnableServiceLinks {
+			t.Errorf("%s is not locked down: %+v", ds.Name, spec)
+		}
+		for _, v := range spec.Volumes {
+			if v.Projected != nil || v.Secret != nil {
+				t.Errorf("%s mounts volume %s itself; the token comes only from automountServiceAccountToken", ds.Name, v.Name)
+			}
+		}
+		s := shape{ServiceAccount: spec.ServiceAccountName, Token: spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken}
+		for _, e := range c.Env {
+			switch e.Name {
+			case config.EnvPodName, config.EnvPodNamespace:
+				if s.PodEnv == nil {
+					s.PodEnv = map[string]string{}
+				}
+				s.PodEnv[e.Name] = e.ValueFrom.FieldRef.FieldPath
+			case config.EnvConfig:
+				var cfg config.Config
+				if err := json.Unmarshal([]byte(e.Value), &cfg); err != nil {
+					t.Fatal(err)
+				}
+				if err := cfg.Validate(); err != nil {
+					t.Errorf("%s: inferd would refuse its config: %v", ds.Name, err)
+				}
+				s.Report = cfg.Report.Enabled
+			}
+		}
+		return s
+	}
+	reporting := shape{ServiceAccount: InferdServiceAccount, Token: true, Report: true,
+		PodEnv: map[string]string{config.EnvPodName: "metadata.name", config.EnvPodNamespace: "metadata.namespace"}}
+	for name, tc := range map[string]struct {
+		d               Defaults
+		serving, stager shape
+	}{
+		"reports off: no pod gets a token": {Defaults{}, shape{}, shape{}},
+		"reports on: only serving pods do": {Defaults{InferdReports: true}, reporting, shape{}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			rev := computeRevision(r, m, tc.d)
+			serving, err := buildDaemonSet(r, m, rev, defaultArtifact(m), tc.d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			stager, err := buildStageDaemonSet(r, m, rev, defaultArtifact(m), tc.d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.serving, shapeOf(t, serving)); diff != "" {
+				t.Errorf("serving pod (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.stager, shapeOf(t, stager)); diff != "" {
+				t.Errorf("stager pod (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestReportAccessIsOnlyThePodPatchRole: the ServiceAccount mounts no token
+// by itself, and its RoleBinding binds it, in its own namespace, to the
+// report ClusterRole and nothing else.
+func TestReportAccessIsOnlyThePodPatchRole(t *testing.T) {
+	sa, rb := reportAccess("edge")
+	if sa.Name != InferdServiceAccount || sa.Namespace != "edge" || sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken {
+		t.Errorf("ServiceAccount %+v; want %s in edge with automountServiceAccountToken false", sa, InferdServiceAccount)
+	}
+	want := rbacv1.RoleBinding{
+		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "slmops-inferd-report"},
+		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "slmops-inferd", Namespace: "edge"}},
+	}
+	if diff := cmp.Diff(want, rbacv1.RoleBinding{RoleRef: rb.RoleRef, Subjects: rb.Subjects}); diff != "" || rb.Namespace != "edge" {
+		t.Errorf("RoleBinding in %s (-want +got):\n%s", rb.Namespace, diff)
 	}
 }
