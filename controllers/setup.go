@@ -67,9 +67,10 @@ func SetupWithManager(mgr ctrl.Manager, defaults edgerollout.Defaults) error {
 		return err
 	}
 	if err := (&edgerollout.Reconciler{
-		Client:   mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("slmops"),
-		Defaults: defaults,
+		Client:    mgr.GetClient(),
+		APIReader: mgr.GetAPIReader(),
+		Recorder:  mgr.GetEventRecorder("slmops"),
+		Defaults:  defaults,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

@@ -70,7 +70,7 @@ func run() error {
 	flag.StringVar(&defaults.ModelCacheDir, "model-cache-dir", config.DefaultCacheDir,
 		"The node folder (a hostPath) where inferd keeps verified models between restarts and revisions.")
 	flag.BoolVar(&defaults.InferdReports, "inferd-reports", false,
-		"Serving inferd pods write their self-test report into their own pod's annotation, as the ServiceAccount slmops-inferd that the manager creates in each rollout's namespace (bound to the ClusterRole slmops-inferd-report, narrowed by the admission policy slmops-inferd-report); off, no inferd pod gets a token.")
+		"Serving inferd pods write their self-test report into their own pod's annotation, as the ServiceAccount slmops-inferd, in the namespaces where it exists (the chart's inferd.report.namespaces: bound to the ClusterRole slmops-inferd-report and narrowed by the admission policy slmops-inferd-report); off, no inferd pod gets a token.")
 	flag.Func("model-cache-max-bytes",
 		"How much of the node cache (a quantity: 0, 20Gi) may hold models that no rollout on the node pins, least recently used evicted first; 0 keeps only pinned models (every rollout's stable and canary). Default 0.",
 		func(v string) error {

@@ -5,28 +5,24 @@ import (
 	"fmt"
 
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/klog/v2"
-	"k8s.io/utils/ptr"
-	"sigs.k8s.io/controller-runtime/pkg/client"
-
-	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Serving inferd pods write their self-test report into their own pod
-// (Defaults.InferdReports). They run as InferdServiceAccount, which the
-// RoleBinding InferdServiceAccount in the rollout's namespace binds to the
-// ClusterRole InferdReportClusterRole (patch pods, nothing else; the chart
-// and config/rbac install it). The admission policy slmops-inferd-report
-// narrows that to the report annotation of the pod the token is bound to.
+// (Defaults.InferdReports). They run as InferdServiceAccount, which a
+// RoleBinding of the same name in the rollout's namespace binds to the
+// ClusterRole InferdReportClusterRole (patch pods, nothing else); the
+// admission policy slmops-inferd-report narrows that to the report
+// annotation of the pod the token is bound to.
 //
-// The operator makes the ServiceAccount and the RoleBinding in every
-// namespace it rolls out to, so that a rollout works in any namespace
-// without a list to keep. It may create only these two (the admission
-// policy slmops-manager-inferd-access), and may bind only that ClusterRole
-// (RBAC's bind verb, by name), never update or delete them: they are shared
-// by every rollout of the namespace and stay when the rollouts go.
+// The installer makes the ServiceAccount and RoleBinding (the chart in the
+// namespaces of inferd.report.namespaces), not the operator: creating
+// RoleBindings would let the manager grant what it holds to anyone, which
+// no admission policy should have to take back. So the operator only looks:
+// a namespace with the ServiceAccount gets reporting pods, one without it
+// gets pods that report nothing (and that the API server admits, since they
+// name no ServiceAccount that is missing).
 const (
 	// InferdServiceAccount is the ServiceAccount of serving inferd pods, and
 	// the name of its RoleBinding.
@@ -35,46 +31,24 @@ const (
 	InferdReportClusterRole = "slmops-inferd-report"
 )
 
-// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=create
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=rolebindings,verbs=create
-// +kubebuilder:rbac:groups=rbac.authorization.k8s.io,resources=clusterroles,verbs=bind,resourceNames=slmops-inferd-report
+// +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get
 
-// reportAccess is the ServiceAccount and RoleBinding of serving inferd pods
-// in namespace ns.
-func reportAccess(ns string) (*corev1.ServiceAccount, *rbacv1.RoleBinding) {
-	labels := map[string]string{
-		slmopsv1alpha1.NameLabel:      slmopsv1alpha1.NameInferd,
-		slmopsv1alpha1.ManagedByLabel: slmopsv1alpha1.ManagedByValue,
+// reportDefaults are the Defaults for a new serving DaemonSet in ns:
+// reports on only where the installer made the inferd ServiceAccount. It
+// reads the API server (not the cache: a watch of every ServiceAccount in
+// the cluster for one name is not worth it) once per new DaemonSet.
+func (r *Reconciler) reportDefaults(ctx context.Context, ns string) (Defaults, error) {
+	d := r.Defaults
+	if !d.InferdReports || r.APIReader == nil {
+		d.InferdReports = false
+		return d, nil
 	}
-	sa := &corev1.ServiceAccount{
-		ObjectMeta: metav1.ObjectMeta{Name: InferdServiceAccount, Namespace: ns, Labels: labels},
-		// Only the pods that ask for the token (serving inferd) get it.
-		AutomountServiceAccountToken: ptr.To(false),
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: InferdServiceAccount}, &corev1.ServiceAccount{})
+	switch {
+	case apierrors.IsNotFound(err):
+		d.InferdReports = false
+	case err != nil:
+		return d, fmt.Errorf("look up ServiceAccount %s/%s for inferd's self-test reports: %w", ns, InferdServiceAccount, err)
 	}
-	rb := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: InferdServiceAccount, Namespace: ns, Labels: labels},
-		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: InferdReportClusterRole},
-		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: InferdServiceAccount, Namespace: ns}},
-	}
-	return sa, rb
-}
-
-// ensureReportAccess creates the ServiceAccount and RoleBinding of serving
-// pods in ns when they are missing. It runs before a serving DaemonSet is
-// created, so at most two requests per new revision (both AlreadyExists
-// after the first), and no watch of every ServiceAccount in the cluster.
-func (r *Reconciler) ensureReportAccess(ctx context.Context, ns string) error {
-	if !r.Defaults.InferdReports {
-		return nil
-	}
-	sa, rb := reportAccess(ns)
-	for _, o := range []struct {
-		kind string
-		obj  client.Object
-	}{{"ServiceAccount", sa}, {"RoleBinding", rb}} {
-		if err := r.Create(ctx, o.obj); client.IgnoreAlreadyExists(err) != nil {
-			return fmt.Errorf("create %s %s for inferd's self-test reports: %w", o.kind, klog.KObj(o.obj), err)
-		}
-	}
-	return nil
+	return d, nil
 }

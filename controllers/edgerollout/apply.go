@@ -137,14 +137,15 @@ func (r *Reconciler) ensureDaemonSets(ctx context.Context, s *scope) error {
 			if byName[artifactDaemonSetName(s.ro.Name, rev, a.Name)] {
 				continue
 			}
-			ds, err := buildDaemonSet(s.ro, s.model, rev, a, r.Defaults)
+			d, err := r.reportDefaults(ctx, s.ro.Namespace)
+			if err != nil {
+				return err
+			}
+			ds, err := buildDaemonSet(s.ro, s.model, rev, a, d)
 			if err != nil {
 				return err
 			}
 			if err := controllerutil.SetControllerReference(s.ro, ds, r.Scheme()); err != nil {
-				return err
-			}
-			if err := r.ensureReportAccess(ctx, s.ro.Namespace); err != nil {
 				return err
 			}
 			if err := r.Create(ctx, ds); client.IgnoreAlreadyExists(err) != nil {

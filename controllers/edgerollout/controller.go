@@ -49,6 +49,9 @@ type Reconciler struct {
 	Now func() time.Time
 	// Defaults fill in what rollouts leave unset.
 	Defaults Defaults
+	// APIReader reads what the cache does not hold (the inferd
+	// ServiceAccount); nil turns self-test reports off.
+	APIReader client.Reader
 
 	// expect remembers the cohort labels this process wrote until the cache
 	// shows them, so that a reconcile on a cache that lags behind (as it does

@@ -39,8 +39,8 @@ type Defaults struct {
 	ModelCacheMaxBytes int64
 	// InferdReports makes serving pods write their self-test report into
 	// their own pod (config.ReportAnnotation): they run as the
-	// InferdServiceAccount with its token mounted, which the operator makes
-	// in the rollout's namespace. Off, no inferd pod gets a token.
+	// InferdServiceAccount with its token mounted, in the namespaces where
+	// the installer made it. Off, no inferd pod gets a token.
 	InferdReports bool
 }
 

@@ -14,7 +14,6 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
-	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/utils/ptr"
@@ -299,22 +298,5 @@ func TestOnlyServingPodsGetAToken(t *testing.T) {
 				t.Errorf("stager pod (-want +got):\n%s", diff)
 			}
 		})
-	}
-}
-
-// TestReportAccessIsOnlyThePodPatchRole: the ServiceAccount mounts no token
-// by itself, and its RoleBinding binds it, in its own namespace, to the
-// report ClusterRole and nothing else.
-func TestReportAccessIsOnlyThePodPatchRole(t *testing.T) {
-	sa, rb := reportAccess("edge")
-	if sa.Name != InferdServiceAccount || sa.Namespace != "edge" || sa.AutomountServiceAccountToken == nil || *sa.AutomountServiceAccountToken {
-		t.Errorf("ServiceAccount %+v; want %s in edge with automountServiceAccountToken false", sa, InferdServiceAccount)
-	}
-	want := rbacv1.RoleBinding{
-		RoleRef:  rbacv1.RoleRef{APIGroup: "rbac.authorization.k8s.io", Kind: "ClusterRole", Name: "slmops-inferd-report"},
-		Subjects: []rbacv1.Subject{{Kind: "ServiceAccount", Name: "slmops-inferd", Namespace: "edge"}},
-	}
-	if diff := cmp.Diff(want, rbacv1.RoleBinding{RoleRef: rb.RoleRef, Subjects: rb.Subjects}); diff != "" || rb.Namespace != "edge" {
-		t.Errorf("RoleBinding in %s (-want +got):\n%s", rb.Namespace, diff)
 	}
 }
