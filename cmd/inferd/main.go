@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -44,6 +45,7 @@ func main() {
 		attemptTimeout  = flag.Duration("download-attempt-timeout", 30*time.Minute, "bound on one download attempt (it resumes after)")
 		retryBackoff    = flag.Duration("fetch-retry-backoff", 5*time.Second, "first wait after a failed fetch round; it doubles up to 5 minutes")
 		chatTemplate    = flag.String("chat-template", "", "chat template to use instead of the one the model implies: chatml, llama2 or zephyr")
+		saDir           = flag.String("service-account-dir", filepath.Dir(report.DefaultTokenFile), "folder of the pod's ServiceAccount token and the cluster's CA (token, ca.crt), for the self-test report")
 		verbosity       = flag.Int("v", 0, "log verbosity (1: per-request events)")
 		showVersion     = flag.Bool("version", false, "print the version and the architectures this build runs, and exit")
 	)
@@ -74,7 +76,9 @@ func main() {
 	if cfg.Report.Enabled {
 		// Never fatal: without a token inferd serves, and the operator
 		// sees its readiness and termination message only.
-		w, err := report.New(report.TargetFromEnv(os.Getenv), opts.Log.WithName("report"))
+		target := report.TargetFromEnv(os.Getenv)
+		target.TokenFile, target.CAFile = filepath.Join(*saDir, filepath.Base(report.DefaultTokenFile)), filepath.Join(*saDir, filepath.Base(report.DefaultCAFile))
+		w, err := report.New(target, opts.Log.WithName("report"))
 		if err != nil {
 			log.Info("Self-test reports are off", "reason", err.Error())
 		} else {
