@@ -43,7 +43,9 @@ func TestMain(m *testing.M) {
 		Metrics: metricsserver.Options{BindAddress: "0"},
 	})
 	if err == nil {
-		err = controllers.SetupWithManager(mgr, edgerollout.Defaults{})
+		// Reports on, as the chart installs the operator: pods report only
+		// in namespaces with the inferd ServiceAccount.
+		err = controllers.SetupWithManager(mgr, edgerollout.Defaults{InferdReports: true})
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "manager: %v\n", err)
@@ -284,4 +286,41 @@ func TestAFailedActStepIsACondition(t *testing.T) {
 		g.Expect(env.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
 		g.Expect(list.Items).NotTo(BeEmpty())
 	}).WithTimeout(30 * time.Second).Should(Succeed())
+}
+
+// TestServingPodsReportWhereTheServiceAccountIs: in a namespace where the
+// installer made the inferd ServiceAccount, the serving DaemonSet's pods run
+// as it with its token and their own name, to write their self-test report;
+// everything else of the locked-down shape stays (the test above asserts
+// no token in a namespace without it).
+func TestServingPodsReportWhereTheServiceAccountIs(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := namespace(t)
+	g.Expect(env.Client.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: edgerollout.InferdServiceAccount, Namespace: ns}})).To(Succeed())
+	g.Expect(env.Client.Create(ctx, model(ns))).To(Succeed())
+	g.Expect(env.Client.Create(ctx, rollout(ns, "stores"))).To(Succeed())
+	var list appsv1.DaemonSetList
+	g.Eventually(func(g Gomega) {
+		g.Expect(env.Client.List(ctx, &list, client.InNamespace(ns))).To(Succeed())
+		g.Expect(list.Items).To(HaveLen(2))
+	}).WithTimeout(20 * time.Second).Should(Succeed())
+	for _, ds := range list.Items {
+		pod := ds.Spec.Template.Spec
+		g.Expect(pod.ServiceAccountName).To(Equal(edgerollout.InferdServiceAccount), ds.Name)
+		g.Expect(pod.AutomountServiceAccountToken).To(HaveValue(BeTrue()), ds.Name)
+		g.Expect(*pod.SecurityContext.RunAsNonRoot).To(BeTrue())
+		c := pod.Containers[0]
+		g.Expect(*c.SecurityContext.AllowPrivilegeEscalation).To(BeFalse())
+		g.Expect(*c.SecurityContext.ReadOnlyRootFilesystem).To(BeTrue())
+		vars := map[string]corev1.EnvVar{}
+		for _, e := range c.Env {
+			vars[e.Name] = e
+		}
+		g.Expect(vars[config.EnvPodName].ValueFrom.FieldRef.FieldPath).To(Equal("metadata.name"))
+		g.Expect(vars[config.EnvPodNamespace].ValueFrom.FieldRef.FieldPath).To(Equal("metadata.namespace"))
+		var cfg config.Config
+		g.Expect(json.Unmarshal([]byte(vars[config.EnvConfig].Value), &cfg)).To(Succeed())
+		g.Expect(cfg.Report.Enabled).To(BeTrue())
+	}
 }

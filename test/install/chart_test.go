@@ -115,7 +115,21 @@ func TestChartDefaults(t *testing.T) {
 		"ValidatingAdmissionPolicy/slmops-manager-nodes", "ValidatingAdmissionPolicyBinding/slmops-manager-nodes",
 		"ValidatingAdmissionPolicy/slmops-manager-owned", "ValidatingAdmissionPolicyBinding/slmops-manager-owned",
 		"ValidatingAdmissionPolicy/slmops-manager-pods", "ValidatingAdmissionPolicyBinding/slmops-manager-pods",
+		"ClusterRole/slmops-inferd-report",
+		"ValidatingAdmissionPolicy/slmops-inferd-report", "ValidatingAdmissionPolicyBinding/slmops-inferd-report",
 	))
+	// inferd's token may patch pods, nothing else (the policy narrows it to
+	// its own pod's report annotation); no namespace listed, no
+	// ServiceAccount made.
+	g.Expect(as[rbacv1.ClusterRole](t, r, "ClusterRole/slmops-inferd-report").Rules).To(Equal([]rbacv1.PolicyRule{
+		{APIGroups: []string{""}, Resources: []string{"pods"}, Verbs: []string{"patch"}}}))
+	inferdPolicy := as[admissionregistrationv1.ValidatingAdmissionPolicy](t, r, "ValidatingAdmissionPolicy/slmops-inferd-report")
+	g.Expect(inferdPolicy.Spec.FailurePolicy).To(HaveValue(Equal(admissionregistrationv1.Fail)))
+	for _, v := range inferdPolicy.Spec.Validations {
+		g.Expect(v.MessageExpression).NotTo(BeEmpty(), "every denial says what and why")
+	}
+	g.Expect(as[admissionregistrationv1.ValidatingAdmissionPolicyBinding](t, r, "ValidatingAdmissionPolicyBinding/slmops-inferd-report").Spec.ValidationActions).
+		To(ConsistOf(admissionregistrationv1.Deny))
 
 	d := as[appsv1.Deployment](t, r, "Deployment/slmops-manager")
 	pod := d.Spec.Template.Spec
@@ -136,7 +150,7 @@ func TestChartDefaults(t *testing.T) {
 		"--leader-elect=true", "--leader-election-namespace=slmops-system",
 		"--metrics-bind-address=:8443", "--metrics-secure=true",
 		"--inferd-image=ghcr.io/slmops/inferd:v0.1.0", "--model-cache-dir=/var/lib/slmops/models",
-		"--model-cache-max-bytes=0",
+		"--model-cache-max-bytes=0", "--inferd-reports=true",
 	))
 
 	// The CRDs are config/crd/bases, kept when the release goes.
@@ -259,10 +273,22 @@ func TestChartCustomValues(t *testing.T) {
 	g.Expect(tlsConfig).To(HaveKeyWithValue("ca", map[string]any{"secret": map[string]any{"name": "metrics-ca", "key": "ca.pem"}}))
 
 	// admissionPolicy.enabled=false; turned on, the policies name the
-	// custom ServiceAccount and model cache.
+	// custom ServiceAccount and model cache. Without the policies inferd's
+	// token would be RBAC's alone (patch any pod of the namespace), so
+	// reports stay off and nothing of them is rendered.
 	for _, key := range r.keys() {
 		g.Expect(key).NotTo(HavePrefix("ValidatingAdmissionPolicy"))
+		g.Expect(key).NotTo(ContainSubstring("slmops-inferd"))
 	}
+	g.Expect(c.Args).To(ContainElement("--inferd-reports=false"))
+	withPolicies := render(t, "--values", filepath.Join("testdata", "values-custom.yaml"), "--set", "admissionPolicy.enabled=true")
+	sa := as[corev1.ServiceAccount](t, withPolicies, "ServiceAccount/slmops-inferd")
+	g.Expect(sa.Namespace).To(Equal("stores"))
+	g.Expect(sa.AutomountServiceAccountToken).To(HaveValue(BeFalse()))
+	rb := as[rbacv1.RoleBinding](t, withPolicies, "RoleBinding/slmops-inferd")
+	g.Expect(rb.Namespace).To(Equal("stores"))
+	g.Expect(rb.RoleRef).To(Equal(rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "slmops-inferd-report"}))
+	g.Expect(rb.Subjects).To(ConsistOf(rbacv1.Subject{Kind: "ServiceAccount", Name: "slmops-inferd", Namespace: "stores"}))
 	checkPolicies(t, render(t, "--values", filepath.Join("testdata", "values-custom.yaml"), "--set", "admissionPolicy.enabled=true"),
 		"edge-ops-manager", "system:serviceaccount:slmops-system:slmops-operator", "/data/slmops/models")
 
@@ -290,6 +316,8 @@ func TestChartRejectsBadValues(t *testing.T) {
 		"metrics.port=80":                                   "/metrics/port",
 		"crds.install=yes-please-sure":                      "/crds/install",
 		"admissionPolicy.enabled=sometimes":                 "/admissionPolicy/enabled",
+		"inferd.report.namespaces={Stores_1}":               "/inferd/report/namespaces/0",
+		"inferd.report.enabled=often":                       "/inferd/report/enabled",
 		"inferd.networkPolicy.peerCIDRs={10.42.0.0}":        "/inferd/networkPolicy/peerCIDRs/0",
 		"inferd.networkPolicy.api.ipBlocks={everyone}":      "/inferd/networkPolicy/api/ipBlocks/0",
 		"inferd.networkPolicy.namespaces={Stores}":          "/inferd/networkPolicy/namespaces/0",

@@ -112,8 +112,8 @@ func TestKustomizePoliciesAreTheChartsOwn(t *testing.T) {
 		}
 		compared = append(compared, key)
 	}
-	if len(compared) != 6 {
-		t.Errorf("compared %v; want three policies and three bindings", compared)
+	if len(compared) != 8 {
+		t.Errorf("compared %v; want four policies and four bindings", compared)
 	}
 	for key, o := range built {
 		if strings.HasPrefix(o.GetKind(), "ValidatingAdmissionPolicy") && chart[key] == nil {

@@ -178,6 +178,20 @@ func checkManagerPolicy(t *testing.T, ns, sa string) {
 			_, err := manager.AppsV1().DaemonSets(probeNamespace).Create(ctx, ds, metav1.CreateOptions{})
 			return err
 		}, []string{podsPolicy, "may not mount a ServiceAccount token"}},
+		{"create a stager DaemonSet whose pods get the inferd token", func() error {
+			ds := probeDaemonSet(probeNamespace, "stager-token", managed, ownerRef)
+			ds.Spec.Template.Labels[slmopsv1alpha1.ComponentLabel] = slmopsv1alpha1.ComponentModelStager
+			ds.Spec.Template.Spec.ServiceAccountName, ds.Spec.Template.Spec.AutomountServiceAccountToken = "slmops-inferd", ptr.To(true)
+			_, err := manager.AppsV1().DaemonSets(probeNamespace).Create(ctx, ds, metav1.CreateOptions{})
+			return err
+		}, []string{podsPolicy, "may not mount a ServiceAccount token, but serving pods (app.kubernetes.io/component=model-server) that of slmops-inferd: create of DaemonSet " + probeNamespace + "/stager-token denied"}},
+		{"create a serving DaemonSet whose pods get another ServiceAccount's token", func() error {
+			ds := probeDaemonSet(probeNamespace, "other-token", managed, ownerRef)
+			ds.Spec.Template.Labels[slmopsv1alpha1.ComponentLabel] = slmopsv1alpha1.ComponentModelServer
+			ds.Spec.Template.Spec.ServiceAccountName, ds.Spec.Template.Spec.AutomountServiceAccountToken = "default", ptr.To(true)
+			_, err := manager.AppsV1().DaemonSets(probeNamespace).Create(ctx, ds, metav1.CreateOptions{})
+			return err
+		}, []string{podsPolicy, "may not mount a ServiceAccount token"}},
 	}
 	for _, c := range denied {
 		t.Run("denied: "+c.name, func(t *testing.T) {
@@ -250,6 +264,16 @@ func checkManagerPolicy(t *testing.T, ns, sa string) {
 		_, err := dss.Create(ctx, probeDaemonSet(probeNamespace, "probe", managed, ownerRef), metav1.CreateOptions{})
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(dss.Delete(ctx, "probe", metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})).To(Succeed())
+	})
+	t.Run("allowed: a serving DaemonSet whose pods get the inferd token to report", func(t *testing.T) {
+		g := NewWithT(t)
+		dss := manager.AppsV1().DaemonSets(probeNamespace)
+		ds := probeDaemonSet(probeNamespace, "serving-token", managed, ownerRef)
+		ds.Spec.Template.Labels[slmopsv1alpha1.ComponentLabel] = slmopsv1alpha1.ComponentModelServer
+		ds.Spec.Template.Spec.ServiceAccountName, ds.Spec.Template.Spec.AutomountServiceAccountToken = "slmops-inferd", ptr.To(true)
+		_, err := dss.Create(ctx, ds, metav1.CreateOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(dss.Delete(ctx, ds.Name, metav1.DeleteOptions{PropagationPolicy: ptr.To(metav1.DeletePropagationBackground)})).To(Succeed())
 	})
 }
 
