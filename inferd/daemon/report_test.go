@@ -20,6 +20,7 @@ import (
 	"github.com/slmops/slmops/inferd/engine/bigram"
 	"github.com/slmops/slmops/inferd/gguf"
 	"github.com/slmops/slmops/inferd/selftest"
+	"github.com/slmops/slmops/inferd/server"
 )
 
 func TestParseVmHWM(t *testing.T) {
@@ -169,5 +170,47 @@ func TestTheReportIsWrittenOnceAndNeverHoldsUpReadiness(t *testing.T) {
 				t.Errorf("report %+v; want passed %v (%s), prompts [%v true], and every figure measured", got, tc.wantPassed, wantReason, tc.wantPassed)
 			}
 		})
+	}
+}
+
+// TestNoReportWhenTheConfigSaysNone: a Reporter alone does not make inferd
+// write; the operator's config must ask for it (report.enabled).
+func TestNoReportWhenTheConfigSaysNone(t *testing.T) {
+	var model bytes.Buffer
+	if err := bigram.Write(&model, bigram.BuildOptions{Type: gguf.F16}); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(model.Bytes())
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "m.gguf", time.Time{}, bytes.NewReader(model.Bytes()))
+	}))
+	defer origin.Close()
+	cfg := &config.Config{
+		Model:   config.Model{Name: "tiny", URL: origin.URL + "/m.gguf", AllowInsecureHTTP: true, Digest: "sha256:" + hex.EncodeToString(sum[:])},
+		Runtime: config.Runtime{ContextLength: 512, MaxConcurrentRequests: 1},
+		Port:    8080, CacheDir: filepath.Join(t.TempDir(), "cache"),
+	}
+	rep := &blockingReporter{written: make(chan struct{}, 4), release: make(chan struct{})}
+	close(rep.release)
+	d := New(cfg, Options{Listen: "127.0.0.1:0", Log: logr.Discard(), Reporter: rep})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	for d.Server().Status().Phase != server.PhaseReady {
+		if st := d.Server().Status(); st.Phase == server.PhaseFailed {
+			t.Fatalf("inferd failed: %s %s", st.Reason, st.Message)
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("Run ended before Ready: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.values) != 0 {
+		t.Errorf("%d reports without report.enabled", len(rep.values))
 	}
 }

@@ -31,6 +31,7 @@ import (
 	"github.com/slmops/slmops/inferd/config"
 	"github.com/slmops/slmops/inferd/engine/bigram"
 	"github.com/slmops/slmops/inferd/gguf"
+	"github.com/slmops/slmops/inferd/server"
 	"github.com/slmops/slmops/test/testenv"
 )
 
@@ -272,5 +273,23 @@ func manifests(t *testing.T, path string) [][]byte {
 		if len(bytes.TrimSpace(doc)) > 0 {
 			docs = append(docs, doc)
 		}
+	}
+}
+
+// TestWithoutATokenInferdServesAndSaysReportsAreOff: reports enabled, but
+// the pod mounts no token (or runs outside a cluster): inferd says why it
+// does not report, and serves all the same.
+func TestWithoutATokenInferdServesAndSaysReportsAreOff(t *testing.T) {
+	m := generate(t, bigram.BuildOptions{Type: gguf.Q8_0})
+	cfg := baseConfig(t, "tiny", m, origin(t, m.data, nil).URL+"/tiny.gguf")
+	cfg.Report.Enabled = true
+	t.Setenv("KUBERNETES_SERVICE_HOST", "127.0.0.1")
+	t.Setenv("KUBERNETES_SERVICE_PORT", "6443")
+	t.Setenv(config.EnvPodName, "p")
+	t.Setenv(config.EnvPodNamespace, "stores")
+	p := start(t, cfg, "--service-account-dir", t.TempDir())
+	p.waitPhase(server.PhaseReady, time.Minute)
+	if logs := p.Logs(); !strings.Contains(logs, "Self-test reports are off") || !strings.Contains(logs, "no ServiceAccount token is mounted at") {
+		t.Errorf("inferd does not say that reports are off and why:\n%s", logs)
 	}
 }
