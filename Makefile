@@ -100,7 +100,7 @@ parity: ## Compare the engine with llama.cpp: logits of random-weight models of 
 	SLMOPS_PARITY=1 go test -count=1 -run '^TestParityWithLlamaCpp$$' -v ./inferd/engine/parity | grep -v -e '^=== RUN' -e '^=== PAUSE' -e '^=== CONT'
 
 .PHONY: test
-test: controlplane helm verify vet ## Run every test: unit, envtest integration and e2e on the local control plane, and inferd's tests on arm64 (not yet parity with llama.cpp: make parity).
+test: controlplane helm verify vet lint ## Run every test: unit, envtest integration and e2e on the local control plane, and inferd's tests on arm64 (not yet parity with llama.cpp: make parity).
 	@echo "make test: NOT CHECKED here yet: the engine's logits and tokenizers against llama.cpp (make parity runs them; some quantized rows do not meet the bar yet)" >&2
 	go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) ./...
 	hack/test-arm64.sh

@@ -3,10 +3,10 @@ package edgerollout
 import (
 	"testing"
 
-	"github.com/slmops/slmops/controllers/edgerollout/plan"
-
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/slmops/slmops/controllers/edgerollout/plan"
 )
 
 // TestSiteMetrics: per-site counts of target, ready and canary nodes; nodes

@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"slices"
 
-	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	appsv1 "k8s.io/api/apps/v1"
 
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	"github.com/slmops/slmops/inferd/config"
 )
 

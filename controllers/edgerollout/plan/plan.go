@@ -5,12 +5,12 @@ import (
 	"slices"
 	"time"
 
-	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 )
 
 // Node is what the controller observed of one node that the rollout
@@ -240,7 +240,7 @@ func (d *decider) actOnAnnotations() {
 	}
 }
 
-// active reports whether a phase is one in which the canary moves or may move.
+// Active reports whether a phase is one in which the canary moves or may move.
 func Active(phase slmopsv1alpha1.RolloutPhase) bool {
 	switch phase {
 	case slmopsv1alpha1.PhaseRolledBack, slmopsv1alpha1.PhaseAborted, slmopsv1alpha1.PhaseDegraded, slmopsv1alpha1.PhaseCompleted:

@@ -1,8 +1,9 @@
 package plan
 
 import (
-	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 )
 
 // waitingFailures are container states that waiting will not fix.
@@ -11,6 +12,9 @@ var waitingFailures = map[string]bool{
 	"CreateContainerConfigError": true, "CreateContainerError": true, "RunContainerError": true,
 }
 
+// ObservePod is what the analysis reads of an inferd pod: readiness and
+// since when, a waiting state that waiting will not fix, the restarts and
+// inferd's last termination message.
 func ObservePod(p *corev1.Pod) Pod {
 	ps := Pod{Exists: true, Since: p.CreationTimestamp.Time}
 	for _, c := range p.Status.Conditions {

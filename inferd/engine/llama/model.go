@@ -64,7 +64,7 @@ func Load(m *gguf.Mapped, opts engine.Options) (engine.Engine, error) {
 	}
 	tok, err := tokenizer.FromGGUF(m)
 	if err != nil {
-		return nil, fmt.Errorf("%w: tokenizer: %v", engine.ErrUnsupported, err)
+		return nil, fmt.Errorf("%w: tokenizer: %w", engine.ErrUnsupported, err)
 	}
 	cfg.Vocab = tok.VocabSize()
 	if opts.ContextLength > 0 {
@@ -147,7 +147,7 @@ func (l *loader) matrix(name string, rows, cols int) weight {
 	}
 	ti, err := kernels.RowInfo(info.Type, cols)
 	if err != nil {
-		l.err = fmt.Errorf("%w: tensor %s: %v", engine.ErrUnsupported, name, err)
+		l.err = fmt.Errorf("%w: tensor %s: %w", engine.ErrUnsupported, name, err)
 		return weight{}
 	}
 	return weight{TypeInfo: ti, data: data, rows: rows, cols: cols}
@@ -168,7 +168,7 @@ func (l *loader) vector(name string, n int) []float32 {
 	}
 	out := make([]float32, n)
 	if err := kernels.Dequantize(info.Type, data, out); err != nil {
-		l.err = fmt.Errorf("%w: tensor %s: %v", engine.ErrUnsupported, name, err)
+		l.err = fmt.Errorf("%w: tensor %s: %w", engine.ErrUnsupported, name, err)
 	}
 	return out
 }
