@@ -261,6 +261,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	observeRollout(&ro.ObjectMeta, &s.plan.Status)
 	observeSites(&ro.ObjectMeta, s.obs.in.Nodes, s.plan.Status.CanaryRevision)
+	observeClasses(&ro.ObjectMeta, &s.plan.Status)
 	return requeue(s.plan), nil
 }
 

@@ -19,7 +19,6 @@ import (
 	"github.com/slmops/slmops/controllers/index"
 )
 
-
 // conflictRetry is how soon a reconcile that lost a write race (it read a
 // stale model) looks again; the newer object's watch event usually wakes it
 // first.

@@ -4,6 +4,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/inferd/config"
 )
 
 // waitingFailures are container states that waiting will not fix.
@@ -37,6 +38,11 @@ func ObservePod(p *corev1.Pod) Pod {
 			// inferd writes why it failed (a bad digest, a failed self-test)
 			// to its termination message.
 			ps.Message = t.Message
+		}
+	}
+	if v, ok := p.Annotations[config.ReportAnnotation]; ok {
+		if r, err := config.ParseReport(v); err == nil {
+			ps.Report = &r
 		}
 	}
 	if ps.Failure == "" && p.Status.Phase == corev1.PodFailed {
