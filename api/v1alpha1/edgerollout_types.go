@@ -700,7 +700,7 @@ type EdgeRolloutStatus struct {
 	// analysis.scope HardwareClass: their nodes stay on revision and sit out
 	// the rest of the rollout, which goes on for the other classes.
 	// +optional
-	// +kubebuilder:validation:MaxItems=64
+	// +kubebuilder:validation:MaxItems=16
 	// +listType=map
 	// +listMapKey=name
 	ExcludedClasses []ExcludedClass `json:"excludedClasses,omitempty"`
@@ -848,7 +848,7 @@ type ExcludedClass struct {
 
 	// message says it with the figures.
 	// +optional
-	// +kubebuilder:validation:MaxLength=1024
+	// +kubebuilder:validation:MaxLength=512
 	Message string `json:"message,omitempty"`
 }
 

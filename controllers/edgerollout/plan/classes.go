@@ -29,8 +29,11 @@ const (
 	maxClasses = 16
 	// otherClass is the name the classes beyond maxClasses are added up under.
 	otherClass = "(other)"
-	// maxExcludedClasses bounds status.excludedClasses.
-	maxExcludedClasses = 64
+	// maxExcludedClasses bounds status.excludedClasses; a canary that
+	// would exclude more fails as a whole.
+	maxExcludedClasses = 16
+	// maxClassMessage bounds the message of an excluded class.
+	maxClassMessage = 512
 )
 
 // ClassOf is the hardware class of a node with these labels: the values of
@@ -300,7 +303,7 @@ func (d *decider) excludeClasses(failed []classFailure) bool {
 			home = e.Revision
 		}
 		entry := slmopsv1alpha1.ExcludedClass{Name: f.Class, Revision: home, CanaryRevision: st.CanaryRevision,
-			Reason: f.Reason, Message: truncate(f.Message, 1024)}
+			Reason: f.Reason, Message: truncate(f.Message, maxClassMessage)}
 		if i := slices.IndexFunc(st.ExcludedClasses, func(e slmopsv1alpha1.ExcludedClass) bool { return e.Name == f.Class }); i >= 0 {
 			st.ExcludedClasses[i] = entry
 		} else {

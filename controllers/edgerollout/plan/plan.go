@@ -118,6 +118,11 @@ type Plan struct {
 // maxFailingNodes bounds status.failingNodes.
 const maxFailingNodes = 20
 
+// maxListedMessage bounds the message of each node listed in the status
+// (failing and excluded nodes): with the lists' caps, it keeps the object of
+// a rollout over thousands of nodes under 64 KiB.
+const maxListedMessage = 256
+
 // Compute decides the phase, step, cohort and node assignments of a
 // rollout. It runs in stages, each reading what the earlier ones decided:
 // the revisions (annotations acted on, a new canary started), the nodes
@@ -489,6 +494,7 @@ func mergeFailing(old, now []slmopsv1alpha1.FailingNode) []slmopsv1alpha1.Failin
 		if p, ok := prev[f.Node]; ok && p.Reason == f.Reason && p.Since != nil {
 			f.Since = p.Since
 		}
+		f.Message = truncate(f.Message, maxListedMessage)
 		out = append(out, f)
 	}
 	if len(out) == 0 {

@@ -313,6 +313,7 @@ func (d *decider) stage() {
 				ds.FailedNodes++
 			}
 			if len(ds.ExcludedNodes) < maxExcludedNodes {
+				e.Message = truncate(e.Message, maxListedMessage)
 				ds.ExcludedNodes = append(ds.ExcludedNodes, e)
 			}
 			continue
