@@ -1,6 +1,7 @@
 package llama
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -405,6 +406,55 @@ func TestPrefillInOneCallEqualsTokenByToken(t *testing.T) {
 			tol := logitTolerance[typ.String()]
 			if e := relMaxErr(batched, one); e > tol {
 				t.Errorf("batched prefill differs from token by token by %.3g; want at most %.3g", e, tol)
+			}
+		})
+	}
+}
+
+// TestEveryArchitectureDecodesAsItPrefills runs each architecture's
+// features (wider queries, query and key norms, fused matrices, post-norms,
+// GELU, sliding windows, multipliers, RoPE factors) through both paths of
+// the forward pass: a prompt in one call, and one token at a time. Their
+// logits against llama.cpp's are the parity test's.
+func TestEveryArchitectureDecodesAsItPrefills(t *testing.T) {
+	specs := map[string]func(*llamatest.RandomSpec){
+		"qwen3 with 64-wide heads over a 256 embedding": func(s *llamatest.RandomSpec) { s.Arch, s.HeadDim = ArchQwen3, 64 },
+		"llama with Llama 3's tokenizer and RoPE factors": func(s *llamatest.RandomSpec) {
+			s.Pre, s.RopeFreqs = "llama-bpe", true
+		},
+		"phi3": func(s *llamatest.RandomSpec) { s.Arch = ArchPhi3 },
+		"gemma3 with an 8-token window": func(s *llamatest.RandomSpec) {
+			s.Arch, s.HeadDim, s.Layers, s.SlidingWindow = ArchGemma3, 128, 6, 8
+		},
+		"granite": func(s *llamatest.RandomSpec) { s.Arch = ArchGranite },
+	}
+	for name, mutate := range specs {
+		t.Run(name, func(t *testing.T) {
+			s := tiny(gguf.F32)
+			s.ChatMLTokens = false
+			mutate(&s)
+			md := load(t, writeSpec(t, s), engine.Options{Threads: 2})
+			if want := cmp.Or(s.Arch, ArchLlama); md.cfg.Arch != want {
+				t.Fatalf("loaded as %s, want %s", md.cfg.Arch, want)
+			}
+			prompt := make([]int32, 80) // more than one prefill chunk
+			for i := range prompt {
+				prompt[i] = int32(3 + (i*37)%500)
+			}
+			a, _ := md.NewSequence()
+			batched, err := a.Forward(context.Background(), prompt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := md.NewSequence()
+			var one []float32
+			for _, tok := range prompt {
+				if one, err = b.Forward(context.Background(), []int32{tok}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if e := relMaxErr(batched, one); e > logitTolerance["F32"] {
+				t.Errorf("batched prefill differs from token by token by %.3g; want at most %.3g", e, logitTolerance["F32"])
 			}
 		})
 	}
