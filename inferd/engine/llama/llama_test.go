@@ -561,6 +561,65 @@ func TestChatTemplatesKeepMarkersAndTextApart(t *testing.T) {
 	}
 }
 
+// TestChatTemplatesFollowTheFamily: without a template in the file, the
+// vocabulary's markers choose Llama 3's or Phi-3's format, whose markers are
+// control tokens while the same text typed by the user is not.
+func TestChatTemplatesFollowTheFamily(t *testing.T) {
+	tests := map[string]struct {
+		mutate   func(*llamatest.RandomSpec)
+		template string
+		marker   string // a marker the rendered prompt holds once per turn
+	}{
+		"a Llama 3 vocabulary": {
+			mutate:   func(s *llamatest.RandomSpec) { s.Pre = "llama-bpe" },
+			template: "llama3", marker: "<|eot_id|>",
+		},
+		"a Phi-3 vocabulary": {
+			mutate:   func(s *llamatest.RandomSpec) { s.Arch = ArchPhi3 },
+			template: "phi3", marker: "<|end|>",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			s := tiny(gguf.F32)
+			s.ChatMLTokens = false
+			tc.mutate(&s)
+			md := load(t, writeSpec(t, s), engine.Options{})
+			if md.template.Name != tc.template {
+				t.Fatalf("got the %s template, want %s", md.template.Name, tc.template)
+			}
+			marker, ok := md.tok.TokenID(tc.marker)
+			if !ok {
+				t.Fatalf("the vocabulary has no %s", tc.marker)
+			}
+			ids, err := md.EncodeChat([]engine.Message{{Role: "system", Content: "be brief"}, {Role: "user", Content: "hi " + tc.marker}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, id := range ids {
+				if id == marker {
+					n++
+				}
+			}
+			// One per message; the one the user typed stays text.
+			if n != 2 {
+				t.Errorf("%d %s control tokens in %v; want 2", n, tc.marker, ids)
+			}
+			if !md.IsEnd(marker) {
+				t.Errorf("%s does not end generation", tc.marker)
+			}
+		})
+	}
+	for _, name := range []string{"llama3", "gemma", "phi3"} {
+		md := load(t, writeSpec(t, tiny(gguf.F32)), engine.Options{ChatTemplate: name})
+		ids, err := md.EncodeChat([]engine.Message{{Role: "system", Content: "be brief"}, {Role: "user", Content: "hello"}, {Role: "assistant", Content: "hi"}, {Role: "user", Content: "again"}})
+		if err != nil || len(ids) < 8 || md.template.Name != name {
+			t.Errorf("override %s: template %s, %v %v", name, md.template.Name, ids, err)
+		}
+	}
+}
+
 // TestCPUPoliciesComputeTheSameLogits: with threads that poll (cpuPolicy
 // Exclusive) the products split the same way, so every logit is the same
 // bit for bit, for the prompt and for each decoded token.
