@@ -45,6 +45,7 @@ func main() {
 		attemptTimeout  = flag.Duration("download-attempt-timeout", 30*time.Minute, "bound on one download attempt (it resumes after)")
 		retryBackoff    = flag.Duration("fetch-retry-backoff", 5*time.Second, "first wait after a failed fetch round; it doubles up to 5 minutes")
 		chatTemplate    = flag.String("chat-template", "", "chat template to use instead of the one the model implies: chatml, llama2 or zephyr")
+		reportMarker    = flag.String("report-marker", filepath.Join(os.TempDir(), "slmops-self-test-reported"), "file that says this pod's self-test report was written (keep it on the pod's emptyDir, so that a restarted container does not write again; \"\" to write after every start)")
 		saDir           = flag.String("service-account-dir", filepath.Dir(report.DefaultTokenFile), "folder of the pod's ServiceAccount token and the cluster's CA (token, ca.crt), for the self-test report")
 		verbosity       = flag.Int("v", 0, "log verbosity (1: per-request events)")
 		showVersion     = flag.Bool("version", false, "print the version and the architectures this build runs, and exit")
@@ -82,7 +83,7 @@ func main() {
 		if err != nil {
 			log.Info("Self-test reports are off", "reason", err.Error())
 		} else {
-			opts.Reporter = w
+			opts.Reporter, opts.ReportMarker = w, *reportMarker
 		}
 	}
 	d := daemon.New(cfg, opts)

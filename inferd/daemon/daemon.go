@@ -103,6 +103,11 @@ type Options struct {
 	// Reporter, when set (config report.enabled and a token mounted),
 	// receives the self-test report once, after the self-test.
 	Reporter Reporter
+	// ReportMarker, when set, is a file in storage that outlives the
+	// container but not the pod (the pod's emptyDir /tmp): written once the
+	// report is, it keeps a restarted container from writing again, so a
+	// crash-looping pod costs one write, not one per restart.
+	ReportMarker string
 }
 
 // Daemon runs one model on one node.
@@ -343,7 +348,7 @@ func (d *Daemon) prepare(ctx context.Context) {
 
 // report hands r to the Reporter in the background: readiness never waits
 // for the API server, and a report that cannot be written is logged, never
-// fatal. It runs once per process, so once per pod (and container restart).
+// fatal. It runs once per process, and with ReportMarker once per pod.
 func (d *Daemon) report(ctx context.Context, r config.Report) {
 	if d.opts.Reporter == nil || !d.cfg.Report.Enabled || d.cfg.Stage {
 		return
@@ -353,11 +358,23 @@ func (d *Daemon) report(ctx context.Context, r config.Report) {
 		d.opts.Log.Info("Cannot format the self-test report; not reporting", "error", err.Error())
 		return
 	}
+	if d.opts.ReportMarker != "" {
+		if _, err := os.Stat(d.opts.ReportMarker); err == nil {
+			d.opts.Log.Info("The self-test report of this pod was written before this container started; not writing it again", "marker", d.opts.ReportMarker)
+			return
+		}
+	}
 	d.reporting.Add(1)
 	go func() {
 		defer d.reporting.Done()
 		if err := d.opts.Reporter.Write(ctx, value); err != nil {
 			d.opts.Log.Info("Cannot write the self-test report to the pod; the operator sees readiness only", "error", redact.Text(err.Error()))
+			return
+		}
+		if d.opts.ReportMarker != "" {
+			if err := os.WriteFile(d.opts.ReportMarker, []byte(r.Digest+"\n"), 0o600); err != nil {
+				d.opts.Log.Info("Cannot mark the self-test report as written; a restarted container writes it again", "error", err.Error())
+			}
 		}
 	}()
 }

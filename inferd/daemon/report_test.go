@@ -7,6 +7,7 @@ import (
 	"encoding/hex"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"runtime"
 	"sync"
@@ -212,5 +213,59 @@ func TestNoReportWhenTheConfigSaysNone(t *testing.T) {
 	}
 	if len(rep.values) != 0 {
 		t.Errorf("%d reports without report.enabled", len(rep.values))
+	}
+}
+
+// TestARestartedContainerDoesNotReportAgain: the marker on the pod's
+// emptyDir is written with the report, and a container that starts with it
+// in place does not write again (one write per pod, however often it
+// restarts); the marker holds the digest.
+func TestARestartedContainerDoesNotReportAgain(t *testing.T) {
+	var model bytes.Buffer
+	if err := bigram.Write(&model, bigram.BuildOptions{Type: gguf.F16}); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(model.Bytes())
+	digest := "sha256:" + hex.EncodeToString(sum[:])
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "m.gguf", time.Time{}, bytes.NewReader(model.Bytes()))
+	}))
+	defer origin.Close()
+	cfg := &config.Config{
+		Model:   config.Model{Name: "tiny", URL: origin.URL + "/m.gguf", AllowInsecureHTTP: true, Digest: digest},
+		Runtime: config.Runtime{ContextLength: 512, MaxConcurrentRequests: 1},
+		Port:    8080, CacheDir: filepath.Join(t.TempDir(), "cache"), Report: config.Reporting{Enabled: true},
+	}
+	marker := filepath.Join(t.TempDir(), "reported")
+	start := func() int {
+		rep := &blockingReporter{written: make(chan struct{}, 4), release: make(chan struct{})}
+		close(rep.release)
+		d := New(cfg, Options{Listen: "127.0.0.1:0", Log: logr.Discard(), Reporter: rep, ReportMarker: marker})
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- d.Run(ctx) }()
+		for d.Server().Status().Phase != server.PhaseReady {
+			select {
+			case err := <-done:
+				t.Fatalf("Run ended before Ready: %v", err)
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+		cancel() // Run waits for the report's write to end
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		rep.mu.Lock()
+		defer rep.mu.Unlock()
+		return len(rep.values)
+	}
+	if n := start(); n != 1 {
+		t.Fatalf("the first container wrote %d reports; want 1", n)
+	}
+	if b, err := os.ReadFile(marker); err != nil || string(b) != digest+"\n" {
+		t.Fatalf("marker %q, %v; want the digest", b, err)
+	}
+	if n := start(); n != 0 {
+		t.Errorf("the restarted container wrote %d reports; want none", n)
 	}
 }

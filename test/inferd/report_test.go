@@ -165,7 +165,8 @@ func TestTheSelfTestReportReachesItsOwnPodOnly(t *testing.T) {
 		{Prompt: "slmops", MaxTokens: 6, ExpectJSONSchema: json.RawMessage(`{"type":"object"}`)},
 	}}
 	cfg.Report.Enabled = true
-	p := start(t, cfg, "--service-account-dir", saDir)
+	marker := filepath.Join(t.TempDir(), "reported")
+	p := start(t, cfg, "--service-account-dir", saDir, "--report-marker", marker)
 
 	var rep config.Report
 	g.Eventually(func() error {
@@ -192,6 +193,8 @@ func TestTheSelfTestReportReachesItsOwnPodOnly(t *testing.T) {
 	g.Expect(rep.LoadSeconds).To(BeNumerically(">", 0))
 	g.Expect(rep.PeakRSSBytes).To(BeNumerically(">", 0))
 	g.Expect(p.Logs()).To(ContainSubstring("Wrote the self-test report to the pod"))
+	g.Eventually(func() error { _, err := os.Stat(marker); return err }).WithTimeout(10*time.Second).Should(Succeed(),
+		"no marker after the report: a restarted container would write again")
 	after, err := admin.CoreV1().Pods(ns).Get(ctx, mine.Name, metav1.GetOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(after.Labels).To(Equal(mine.Labels))
