@@ -45,7 +45,7 @@ func main() {
 		attemptTimeout  = flag.Duration("download-attempt-timeout", 30*time.Minute, "bound on one download attempt (it resumes after)")
 		retryBackoff    = flag.Duration("fetch-retry-backoff", 5*time.Second, "first wait after a failed fetch round; it doubles up to 5 minutes")
 		chatTemplate    = flag.String("chat-template", "", "chat template to use instead of the one the model implies: chatml, llama2 or zephyr")
-		reportMarker    = flag.String("report-marker", filepath.Join(os.TempDir(), "slmops-self-test-reported"), "file that says this pod's self-test report was written (keep it on the pod's emptyDir, so that a restarted container does not write again; \"\" to write after every start)")
+		reportMarker    = flag.String("report-marker", "", "file that says this pod's self-test report was written, so that a restarted container does not write again (default: slmops-self-test-<namespace>.<pod> in $TMPDIR, the pod's emptyDir /tmp)")
 		saDir           = flag.String("service-account-dir", filepath.Dir(report.DefaultTokenFile), "folder of the pod's ServiceAccount token and the cluster's CA (token, ca.crt), for the self-test report")
 		verbosity       = flag.Int("v", 0, "log verbosity (1: per-request events)")
 		showVersion     = flag.Bool("version", false, "print the version and the architectures this build runs, and exit")
@@ -84,6 +84,11 @@ func main() {
 			log.Info("Self-test reports are off", "reason", err.Error())
 		} else {
 			opts.Reporter, opts.ReportMarker = w, *reportMarker
+			if opts.ReportMarker == "" {
+				// Named by the pod: processes that share a /tmp (a test's
+				// process kubelet) keep apart.
+				opts.ReportMarker = filepath.Join(os.TempDir(), "slmops-self-test-"+target.Namespace+"."+target.Pod)
+			}
 		}
 	}
 	d := daemon.New(cfg, opts)
