@@ -49,6 +49,9 @@ func (k *ProcessKubelet) observe(obj any) {
 	if k.ctx.Err() != nil || pod.Spec.NodeName == "" || pod.DeletionTimestamp != nil || pod.Status.Phase != corev1.PodRunning {
 		return
 	}
+	if len(k.nodes) > 0 && !k.nodes[pod.Spec.NodeName] {
+		return // kwok's
+	}
 	if k.offline[pod.Spec.NodeName] != nil {
 		return // started when its node returns
 	}
@@ -185,6 +188,8 @@ type podProcess struct {
 	lastTerminated *corev1.ContainerStateTerminated
 	ready          bool
 	readySince     metav1.Time
+	cpuMillis      int64  // the process's CPU bound, 0 for none
+	cgroup         string // the process's cpu cgroup, "" for none
 }
 
 func (p *podProcess) terminate() { p.doneOnce.Do(func() { close(p.done) }) }
@@ -273,6 +278,16 @@ func (p *podProcess) run(parent context.Context) {
 			return
 		}
 	}
+	if !p.boundCPU(ctx, pod, ctr) {
+		return
+	}
+	if p.cgroup != "" {
+		defer func() {
+			if err := os.Remove(p.cgroup); err != nil {
+				p.k.logf("%s: remove cpu cgroup: %v", p, err)
+			}
+		}()
+	}
 	if len(configMaps) > 0 {
 		helpers.Add(1)
 		go func() {
@@ -314,6 +329,29 @@ func (p *podProcess) run(parent context.Context) {
 	}
 }
 
+// boundCPU works out the CPU bound of the pod's process and makes its cpu
+// cgroup, and reports whether ctx is still live. The node's bound is read
+// once, when the pod starts, as a kubelet reads its capacity.
+func (p *podProcess) boundCPU(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container) bool {
+	for {
+		node, _ := p.k.nodeLister.Get(p.node)
+		nodeMillis, ctrMillis, err := cpuMillis(node, ctr)
+		if err == nil {
+			p.cpuMillis = boundMillis(nodeMillis, ctrMillis)
+			if p.k.cpu == nil || p.cpuMillis == 0 {
+				return true
+			}
+			if p.cgroup, err = p.k.cpu.podGroup(p.node, nodeMillis, string(p.uid), p.cpuMillis); err == nil {
+				return true
+			}
+		}
+		p.reportWaiting(ctx, pod, "CreateContainerConfigError", err.Error())
+		if !sleep(ctx, configMapRefresh) {
+			return false
+		}
+	}
+}
+
 // start starts the container's process once.
 func (p *podProcess) start(ctx context.Context, ctr *corev1.Container, mounts []mount) (*exec.Cmd, int64, error) {
 	pod := p.latest.Load()
@@ -343,6 +381,10 @@ func (p *podProcess) start(ctx context.Context, ctr *corev1.Container, mounts []
 	if err != nil {
 		return nil, 0, err
 	}
+	if p.cpuMillis > 0 {
+		// First, so that the container's own GOMAXPROCS wins.
+		env = append([]string{"GOMAXPROCS=" + strconv.Itoa(gomaxprocs(p.cpuMillis))}, env...)
+	}
 	cmd := exec.Command(p.k.opts.Binary, args...)
 	cmd.Env, cmd.Dir = env, p.dir
 	cmd.Stdout, cmd.Stderr = logFile, logFile
@@ -351,6 +393,13 @@ func (p *podProcess) start(ctx context.Context, ctr *corev1.Container, mounts []
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, 0, err
+	}
+	if p.cgroup != "" {
+		if err := join(p.cgroup, cmd.Process.Pid); err != nil {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+			return nil, 0, fmt.Errorf("move pid %d into cpu cgroup %s: %w", cmd.Process.Pid, p.cgroup, err)
+		}
 	}
 	p.k.started.Add(1)
 	p.k.logf("%s on %s started as pid %d on %s (restarts %d)", p, p.node, cmd.Process.Pid, p.ip, p.restarts)

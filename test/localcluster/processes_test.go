@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -42,6 +43,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"syscall"
 	"time"
 )
@@ -61,9 +63,9 @@ func main() {
 	if !ok {
 		missing = "<unset>"
 	}
-	report := fmt.Sprintf("pid=%d\nnode=%s\npodIP=%s\nlisten=%s\ndata=%s\nsecret=%s\nmissing=%s\njson=%s\ntmpdir=%s\ndiskBytes=%d\n",
+	report := fmt.Sprintf("pid=%d\nnode=%s\npodIP=%s\nlisten=%s\ndata=%s\nsecret=%s\nmissing=%s\njson=%s\ntmpdir=%s\ndiskBytes=%d\ngomaxprocs=%d\n",
 		os.Getpid(), node, os.Getenv("POD_IP"), *listen, *data, os.Getenv("SECRET"), missing, os.Getenv("JSON"),
-		os.TempDir(), int64(st.Blocks)*int64(st.Bsize))
+		os.TempDir(), int64(st.Blocks)*int64(st.Bsize), runtime.GOMAXPROCS(0))
 	if err := os.WriteFile(filepath.Join(*data, "seen-"+os.Getenv("POD_NAME")), []byte(report), 0o644); err != nil {
 		log.Fatal(err)
 	}
@@ -480,9 +482,22 @@ func TestProcessKubeletStageSelector(t *testing.T) {
 	}
 	for name, tc := range map[string]struct {
 		selector string
+		nodes    []string
 		want     []any
 		err      string
 	}{
+		"the pods of chosen nodes, with a label": {
+			selector: "app.kubernetes.io/component=model-server",
+			nodes:    []string{"edge-02-0002", "edge-01-0001"},
+			want: slices.Concat(base, []any{
+				map[string]any{"key": ".spec.nodeName", "operator": "In", "values": []any{"edge-01-0001", "edge-02-0002"}},
+				map[string]any{"key": `.metadata.labels["app.kubernetes.io/component"]`, "operator": "In", "values": []any{"model-server"}},
+			}),
+		},
+		"every pod of chosen nodes": {
+			nodes: []string{"edge-01-0001"},
+			want:  slices.Concat(base, []any{map[string]any{"key": ".spec.nodeName", "operator": "In", "values": []any{"edge-01-0001"}}}),
+		},
 		"a label that exists": {
 			selector: "slmops.dev/stage-revision",
 			want:     slices.Concat(base, []any{map[string]any{"key": `.metadata.labels["slmops.dev/stage-revision"]`, "operator": "Exists"}}),
@@ -503,7 +518,7 @@ func TestProcessKubeletStageSelector(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := stageSelector(sel)
+			got, err := stageSelector(sel, tc.nodes)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("stageSelector(%q) error = %v, want one that says %q", tc.selector, err, tc.err)
@@ -672,4 +687,150 @@ func probePod(name, node string) *corev1.Pod {
 				Path: "/srv/probe", Type: ptr.To(corev1.HostPathDirectoryOrCreate)}}}},
 		},
 	}
+}
+
+// TestProcessKubeletRunsServingPodsOfChosenNodes: a process kubelet given
+// nodes runs the selected pods of those nodes only, each bounded to its
+// node's CPU: GOMAXPROCS (and, where cgroups are writable, a CFS quota)
+// follows ProcessCPULabel, so the two hardware classes differ. The pods of
+// the other node, and unselected pods of the chosen nodes, stay kwok's.
+func TestProcessKubeletRunsServingPodsOfChosenNodes(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	binary := buildProbeProgram(t)
+	const ns = "default"
+	c, err := Up(ctx, Options{Dir: filepath.Join(t.TempDir(), "cluster"), BinDir: testBinDir(t), Nodes: 3, Sites: 1})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = c.Down() })
+	cs := c.Clientset
+
+	// Of the two ARM boards and the mini PC, one of each architecture.
+	chosen, err := c.ChooseProcessNodes(ctx, 2, map[string]string{"arm64": "1", "amd64": "2"})
+	g.Expect(err).NotTo(HaveOccurred())
+	board, pc, simulated := NodeName(0, 1), NodeName(2, 1), NodeName(1, 1)
+	g.Expect(chosen).To(Equal([]string{board, pc}))
+	for node, cpu := range map[string]string{board: "1", pc: "2"} {
+		n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(n.Labels).To(HaveKeyWithValue(ProcessNodeLabel, "true"))
+		g.Expect(n.Labels).To(HaveKeyWithValue(ProcessCPULabel, cpu))
+	}
+	n, err := cs.CoreV1().Nodes().Get(ctx, simulated, metav1.GetOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(n.Labels).NotTo(HaveKey(ProcessNodeLabel))
+
+	root := t.TempDir()
+	for _, node := range []string{board, pc, simulated} {
+		dir := filepath.Join(root, "nodes", node, "hostpath", "srv", "probe")
+		g.Expect(os.MkdirAll(dir, 0o755)).To(Succeed())
+		g.Expect(os.WriteFile(filepath.Join(dir, "ready"), nil, 0o644)).To(Succeed())
+	}
+	selector, err := labels.Parse("app.kubernetes.io/component=model-server")
+	g.Expect(err).NotTo(HaveOccurred())
+	var log lockedBuffer
+	k, err := c.StartProcessKubelet(ctx, ProcessKubeletOptions{Name: "chosen", Selector: selector, Nodes: chosen, Binary: binary, Root: root, Log: &log})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() {
+		_ = k.Stop()
+		t.Logf("process kubelet log:\n%s", log.String())
+	})
+
+	serving := probePod("", "")
+	serving.Labels = map[string]string{"app": "serving", "app.kubernetes.io/component": "model-server"}
+	ds := &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "serving", Namespace: ns},
+		Spec: appsv1.DaemonSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "serving"}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: serving.Labels}, Spec: serving.Spec},
+		},
+	}
+	_, err = cs.AppsV1().DaemonSets(ns).Create(ctx, ds, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	other := probePod("other", board)
+	other.Labels = map[string]string{"app": "other"}
+	_, err = cs.CoreV1().Pods(ns).Create(ctx, other, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	pods := map[string]*corev1.Pod{}
+	g.Eventually(func(g Gomega) {
+		list, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=serving"})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(list.Items).To(HaveLen(3))
+		for i := range list.Items {
+			pod := &list.Items[i]
+			g.Expect(podReady(pod)).To(BeTrue(), "%s on %s", pod.Name, pod.Spec.NodeName)
+			pods[pod.Spec.NodeName] = pod
+		}
+	}).WithTimeout(time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
+
+	// The serving pod of the simulated node and the unselected pod are
+	// kwok's: its pod IPs, no process.
+	for _, pod := range []*corev1.Pod{pods[simulated], other} {
+		g.Eventually(func(g Gomega) {
+			got, err := cs.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(podReady(got)).To(BeTrue())
+			g.Expect(got.Status.PodIP).To(HavePrefix("10."), "%s on %s", got.Name, got.Spec.NodeName)
+			g.Expect(got.Status.ContainerStatuses[0].ContainerID).To(BeEmpty())
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		_, err := readReport(root, pod)
+		g.Expect(err).To(HaveOccurred(), "%s on %s ran as a process", pod.Name, pod.Spec.NodeName)
+	}
+
+	// The serving pods of the chosen nodes are processes, bounded by class.
+	want := map[string]int64{board: 1000, pc: 2000}
+	procs := map[string]string{}
+	for node, millis := range want {
+		pod := pods[node]
+		g.Expect(pod.Status.PodIP).To(HavePrefix("127.2."))
+		g.Expect(pod.Status.ContainerStatuses[0].ContainerID).To(HavePrefix("process://"))
+		report, err := readReport(root, pod)
+		g.Expect(err).NotTo(HaveOccurred())
+		procs[node] = report["gomaxprocs"]
+		g.Expect(report["gomaxprocs"]).To(Equal(fmt.Sprint(gomaxprocs(millis))), "GOMAXPROCS on %s", node)
+		if k.cpu == nil {
+			continue
+		}
+		var pid int
+		_, err = fmt.Sscan(report["pid"], &pid)
+		g.Expect(err).NotTo(HaveOccurred())
+		quota, err := processCPUQuota(pid)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(quota).To(Equal(millis*cfsPeriod/1000), "CFS quota of the process on %s", node)
+	}
+	if runtime.NumCPU() >= 2 {
+		g.Expect(procs[board]).NotTo(Equal(procs[pc]), "both classes run with the same GOMAXPROCS")
+	}
+	if k.cpu == nil {
+		t.Log("no writable cgroup v1 cpu hierarchy here: GOMAXPROCS alone bounds the processes")
+	}
+}
+
+// processCPUQuota reads the CFS quota of the cpu cgroup that pid is in.
+func processCPUQuota(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return 0, err
+	}
+	mountPoint, mountRoot, err := cpuHierarchy()
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(strings.TrimSpace(string(b)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) == 3 && slices.Contains(strings.Split(parts[1], ","), "cpu") {
+			rel, err := filepath.Rel(mountRoot, parts[2])
+			if err != nil {
+				return 0, err
+			}
+			q, err := os.ReadFile(filepath.Join(mountPoint, rel, "cpu.cfs_quota_us"))
+			if err != nil {
+				return 0, err
+			}
+			var quota int64
+			_, err = fmt.Sscan(string(q), &quota)
+			return quota, err
+		}
+	}
+	return 0, fmt.Errorf("pid %d is in no cpu cgroup", pid)
 }
