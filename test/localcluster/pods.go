@@ -269,8 +269,9 @@ func (p *podProcess) run(parent context.Context) {
 	// Volumes live as long as the pod, across restarts.
 	var mounts []mount
 	var configMaps []configMapVolume
+	var projected []*projectedVolume
 	for {
-		if mounts, configMaps, err = p.prepareVolumes(pod, ctr); err == nil {
+		if mounts, configMaps, projected, err = p.prepareVolumes(ctx, pod, ctr); err == nil {
 			break
 		}
 		p.reportWaiting(ctx, pod, "ContainerCreating", err.Error())
@@ -288,11 +289,11 @@ func (p *podProcess) run(parent context.Context) {
 			}
 		}()
 	}
-	if len(configMaps) > 0 {
+	if len(configMaps) > 0 || len(projected) > 0 {
 		helpers.Add(1)
 		go func() {
 			defer helpers.Done()
-			p.refreshConfigMaps(ctx, configMaps)
+			p.refreshVolumes(ctx, configMaps, projected)
 		}()
 	}
 

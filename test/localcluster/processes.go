@@ -11,6 +11,7 @@ package localcluster
 //	pods.go       the pod and node watches, offline nodes, a pod's run loop:
 //	              start, supervise, restart with back-off; loopback pod IPs
 //	volumes.go    emulated volume mounts, configMap files, path translation
+//	projected.go  projected volumes: bound service account tokens, ca.crt, namespace
 //	env.go        the process's environment (env, fieldRef, secret and configMap keys)
 //	probes.go     readiness probes (httpGet, tcpSocket)
 //	status.go     container status, termination messages, Ready conditions,
@@ -48,6 +49,7 @@ package localcluster
 //	hostPath   Root/nodes/<node>/hostpath/<hostPath.path>   (shared by the node's pods, kept across pods)
 //	emptyDir   Root/pods/<uid>/emptydir/<volume>
 //	configMap  Root/pods/<uid>/configmap/<volume>            (each key a file, refreshed every second)
+//	projected  Root/pods/<uid>/projected/<volume>            (serviceAccountToken, configMap, secret, downwardAPI fieldRef)
 //	other      Root/pods/<uid>/volume/<volume>               (an empty folder stands in)
 //
 // and every env value and arg is rewritten: a mountPath that stands as a path
@@ -57,6 +59,23 @@ package localcluster
 // the pod, rewritten to the emulated mounts; a path it builds itself from
 // parts it did not get from env or args (or a path compiled into it) is not
 // rewritten. TMPDIR points at the folder of a mount on /tmp, if any.
+//
+// Service account tokens. The API server's ServiceAccount admission turns
+// automountServiceAccountToken (true unless the pod or its service account
+// says false) into a projected volume on
+// /var/run/secrets/kubernetes.io/serviceaccount: a token, the
+// kube-root-ca.crt ConfigMap's ca.crt, the namespace. The process kubelet
+// writes it as a kubelet does: the token from the TokenRequest API, for the
+// pod's service account, bound to the pod (BoundObjectRef kind Pod, name,
+// UID: it dies with the pod, and a TokenReview names the pod in
+// extra["authentication.kubernetes.io/pod-name"]), renewed after 80% of its
+// life; the same for a projected serviceAccountToken volume of the pod's
+// own, with its audience and path. KUBERNETES_SERVICE_HOST and
+// KUBERNETES_SERVICE_PORT name the local API server, whose certificate the
+// ca.crt verifies. The folder is path-translated like any mount, so a
+// process finds it where its env or args say (a TOKEN_DIR, a config field);
+// one that uses the path compiled into client-go (rest.InClusterConfig)
+// does not.
 //
 // Offline nodes. While a node carries OfflineAnnotation (SetNodeOffline), the
 // process kubelet plays a kubelet cut off from the API server, as a K3s agent
@@ -87,6 +106,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -181,6 +201,9 @@ type ProcessKubelet struct {
 	mounts    []string
 	// nodes is the set of opts.Nodes; empty selects every node.
 	nodes map[string]bool
+	// apiHost and apiPort are the API server's, for KUBERNETES_SERVICE_HOST
+	// and KUBERNETES_SERVICE_PORT.
+	apiHost, apiPort string
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -244,6 +267,12 @@ func (c *Cluster) StartProcessKubelet(ctx context.Context, opts ProcessKubeletOp
 		},
 		pods:    map[types.UID]*podProcess{},
 		offline: map[string]chan struct{}{},
+	}
+	if u, err := url.Parse(cfg.Host); err == nil {
+		k.apiHost, k.apiPort = u.Hostname(), u.Port()
+		if k.apiPort == "" {
+			k.apiPort = "443"
+		}
 	}
 	k.ctx, k.cancel = context.WithCancel(context.Background())
 	defer func() {

@@ -3,6 +3,7 @@ package localcluster
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -20,6 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -37,13 +39,18 @@ import (
 const probeProgram = `package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
+	"io"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -83,6 +90,40 @@ func main() {
 			return
 		}
 		fmt.Fprintln(w, "ok")
+	})
+	// /whoami asks the API server who the projected token is, as a client
+	// in a pod does: KUBERNETES_SERVICE_HOST/PORT, and TOKEN_DIR's token,
+	// ca.crt and namespace.
+	http.HandleFunc("/whoami", func(w http.ResponseWriter, r *http.Request) {
+		dir := os.Getenv("TOKEN_DIR")
+		token, err := os.ReadFile(filepath.Join(dir, "token"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		ca, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		ns, _ := os.ReadFile(filepath.Join(dir, "namespace"))
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(ca)
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		url := "https://" + net.JoinHostPort(os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")) +
+			"/apis/authentication.k8s.io/v1/selfsubjectreviews"
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(` + "`" + `{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}` + "`" + `))
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.Header().Set("X-Namespace", string(ns))
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
 	})
 	http.HandleFunc("/config", func(w http.ResponseWriter, r *http.Request) {
 		b, err := os.ReadFile(*config)
@@ -833,4 +874,146 @@ func processCPUQuota(pid int) (int64, error) {
 		}
 	}
 	return 0, fmt.Errorf("pid %d is in no cpu cgroup", pid)
+}
+
+// TestProcessKubeletProjectsBoundServiceAccountTokens: a pod that mounts its
+// service account token (automountServiceAccountToken, which the API
+// server's admission turns into a projected volume, or a projected volume of
+// its own) gets a token bound to the pod, the cluster's ca.crt and its
+// namespace at its mount path, and the local API server in
+// KUBERNETES_SERVICE_HOST/PORT: the process authenticates as its service
+// account, and the API server names the pod in the user's extra.
+func TestProcessKubeletProjectsBoundServiceAccountTokens(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	binary := buildProbeProgram(t)
+	const ns = "default"
+	c, err := Up(ctx, Options{Dir: filepath.Join(t.TempDir(), "cluster"), BinDir: testBinDir(t), Nodes: 1, Sites: 1})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = c.Down() })
+	cs := c.Clientset
+	node := NodeName(0, 1)
+
+	root := t.TempDir()
+	dir := filepath.Join(root, "nodes", node, "hostpath", "srv", "probe")
+	g.Expect(os.MkdirAll(dir, 0o755)).To(Succeed())
+	g.Expect(os.WriteFile(filepath.Join(dir, "ready"), nil, 0o644)).To(Succeed())
+	selector, err := labels.Parse("slmops.dev/run-as-process")
+	g.Expect(err).NotTo(HaveOccurred())
+	var log lockedBuffer
+	k, err := c.StartProcessKubelet(ctx, ProcessKubeletOptions{Name: "tokens", Selector: selector, Binary: binary, Root: root, Log: &log})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() {
+		_ = k.Stop()
+		t.Logf("process kubelet log:\n%s", log.String())
+	})
+
+	_, err = cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "reporter"}}, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	automount := probePod("automount", node)
+	automount.Spec.ServiceAccountName = "reporter"
+	automount.Spec.Containers[0].Env = append(automount.Spec.Containers[0].Env,
+		corev1.EnvVar{Name: "TOKEN_DIR", Value: "/var/run/secrets/kubernetes.io/serviceaccount"})
+	own := probePod("own-projection", node)
+	own.Spec.AutomountServiceAccountToken = ptr.To(false)
+	own.Spec.Volumes = append(own.Spec.Volumes, corev1.Volume{Name: "report-token", VolumeSource: corev1.VolumeSource{
+		Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+			Audience: "slmops-test", ExpirationSeconds: ptr.To[int64](600), Path: "report/token",
+		}}}},
+	}})
+	own.Spec.Containers[0].VolumeMounts = append(own.Spec.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "report-token", MountPath: "/var/run/secrets/slmops"})
+	pods := map[string]*corev1.Pod{}
+	for _, pod := range []*corev1.Pod{automount, own} {
+		// Created once the namespace's default service account exists, as
+		// the ServiceAccount admission asks.
+		g.Eventually(func() error {
+			created, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+			pods[pod.Name] = created
+			return err
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+	}
+	for name := range pods {
+		g.Eventually(func(g Gomega) {
+			pod, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(podReady(pod)).To(BeTrue())
+			g.Expect(pod.Status.PodIP).To(HavePrefix("127.2."))
+			pods[name] = pod
+		}).WithTimeout(time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
+	}
+
+	// The process reads its token, verifies the API server with ca.crt and
+	// asks who it is.
+	var review struct {
+		Status struct {
+			UserInfo struct {
+				Username string              `json:"username"`
+				Extra    map[string][]string `json:"extra"`
+			} `json:"userInfo"`
+		} `json:"status"`
+	}
+	pod := pods[automount.Name]
+	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + pod.Status.PodIP + ":8080/whoami")
+	g.Expect(err).NotTo(HaveOccurred())
+	body, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(resp.StatusCode).To(Equal(http.StatusCreated), "SelfSubjectReview: %s", body)
+	g.Expect(resp.Header.Get("X-Namespace")).To(Equal(ns))
+	g.Expect(json.Unmarshal(body, &review)).To(Succeed())
+	g.Expect(review.Status.UserInfo.Username).To(Equal("system:serviceaccount:default:reporter"))
+	g.Expect(review.Status.UserInfo.Extra).To(HaveKeyWithValue("authentication.kubernetes.io/pod-name", []string{automount.Name}))
+	g.Expect(review.Status.UserInfo.Extra).To(HaveKeyWithValue("authentication.kubernetes.io/pod-uid", []string{string(pod.UID)}))
+
+	// A projection of its own: the token for its audience, at its path.
+	pod = pods[own.Name]
+	g.Expect(pod.Spec.Volumes).To(HaveLen(2), "automountServiceAccountToken false, and still a kube-api-access volume")
+	token, err := os.ReadFile(filepath.Join(root, "pods", string(pod.UID), "projected", "report-token", "report", "token"))
+	g.Expect(err).NotTo(HaveOccurred())
+	tr, err := cs.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{
+		Token: string(token), Audiences: []string{"slmops-test"},
+	}}, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(tr.Status.Error).To(BeEmpty())
+	g.Expect(tr.Status.Authenticated).To(BeTrue())
+	g.Expect(tr.Status.Audiences).To(Equal([]string{"slmops-test"}))
+	g.Expect(tr.Status.User.Username).To(Equal("system:serviceaccount:default:default"))
+	g.Expect(tr.Status.User.Extra).To(HaveKeyWithValue("authentication.kubernetes.io/pod-name", authenticationv1.ExtraValue{own.Name}))
+
+	// Bound to the pod, the token dies with it.
+	g.Expect(cs.CoreV1().Pods(ns).Delete(ctx, own.Name, metav1.DeleteOptions{})).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		_, err := cs.CoreV1().Pods(ns).Get(ctx, own.Name, metav1.GetOptions{})
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue())
+		tr, err := cs.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{
+			Token: string(token), Audiences: []string{"slmops-test"},
+		}}, metav1.CreateOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(tr.Status.Authenticated).To(BeFalse())
+	}).WithTimeout(30 * time.Second).Should(Succeed())
+}
+
+func TestTokenDue(t *testing.T) {
+	issued := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	hour := &issuedToken{issued: issued, expires: issued.Add(time.Hour)}
+	week := &issuedToken{issued: issued, expires: issued.Add(7 * 24 * time.Hour)}
+	for name, tc := range map[string]struct {
+		token *issuedToken
+		now   time.Time
+		want  bool
+	}{
+		"no token yet":                           {token: nil, now: issued, want: true},
+		"a fresh token":                          {token: hour, now: issued.Add(time.Minute), want: false},
+		"just before 80% of its life":            {token: hour, now: issued.Add(47 * time.Minute), want: false},
+		"at 80% of its life":                     {token: hour, now: issued.Add(48 * time.Minute), want: true},
+		"expired":                                {token: hour, now: issued.Add(2 * time.Hour), want: true},
+		"a long-lived token older than 24 hours": {token: week, now: issued.Add(25 * time.Hour), want: true},
+		"a long-lived token a day old at most":   {token: week, now: issued.Add(23 * time.Hour), want: false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := tokenDue(tc.token, tc.now); got != tc.want {
+				t.Errorf("tokenDue = %v, want %v", got, tc.want)
+			}
+		})
+	}
 }
