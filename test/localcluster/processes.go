@@ -505,3 +505,14 @@ func (k *ProcessKubelet) logf(format string, args ...any) {
 	defer k.logMu.Unlock()
 	fmt.Fprintf(k.opts.Log, "process kubelet %s: "+format+"\n", append([]any{k.opts.Name}, args...)...)
 }
+
+// ProcessKubeletReady reports whether the process kubelet called name has
+// claimed its pods from kwok: its Stage is in.
+func (c *Cluster) ProcessKubeletReady(ctx context.Context, name string) bool {
+	dc, err := dynamic.NewForConfig(c.Config)
+	if err != nil {
+		return false
+	}
+	_, err = dc.Resource(stageGVR).Get(ctx, processStagePrefix+name, metav1.GetOptions{})
+	return err == nil
+}
