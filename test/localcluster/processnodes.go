@@ -25,9 +25,12 @@ const (
 )
 
 // DefaultProcessCPU is the CPU bound per architecture that make cluster-up
-// gives the nodes it chooses: the ARM boards one core, the x86 mini PCs two,
-// so that GOMAXPROCS, the CPU quota and the CPU share all differ by class.
-var DefaultProcessCPU = map[string]string{"arm64": "1", "amd64": "2"}
+// and the e2e helpers give the nodes they choose: an ARM board half a core,
+// an x86 mini PC two, so that GOMAXPROCS (1 and 2), the CFS quota and the
+// CPU share all differ by class. Half a core rather than one: a quota of a
+// whole core never throttles a process that computes on one thread, so
+// two classes of 1 and 2 cores would decode a small model about as fast.
+var DefaultProcessCPU = map[string]string{"arm64": "500m", "amd64": "2"}
 
 // ChooseProcessNodes picks n of the cluster's simulated nodes spread over
 // the architectures and sites (see spreadNodes), labels them ProcessNodeLabel
