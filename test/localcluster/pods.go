@@ -387,11 +387,28 @@ func (p *podProcess) start(ctx context.Context, ctr *corev1.Container, mounts []
 		env = append([]string{"GOMAXPROCS=" + strconv.Itoa(gomaxprocs(p.cpuMillis))}, env...)
 	}
 	cmd := exec.Command(p.k.opts.Binary, args...)
+	if binds := secretMounts(mounts); len(binds) > 0 {
+		// Service account tokens also at the path compiled into clients.
+		if sh, err := privateMounts(); err == nil {
+			upper, work, err := overlayFolders(p.dir)
+			if err != nil {
+				return nil, 0, err
+			}
+			cmd = privateMountCommand(sh, upper, work, binds, p.k.opts.Binary, args...)
+		} else {
+			p.k.privateMountsOnce.Do(func() {
+				p.k.logf("service account tokens only at translated paths, not at /var/run/secrets: %v", err)
+			})
+		}
+	}
 	cmd.Env, cmd.Dir = env, p.dir
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Its own process group, so that a signal reaches what it starts; killed
-	// when the test dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// when the test dies. (sh execs the binary: the pid stays.)
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid, cmd.SysProcAttr.Pdeathsig = true, syscall.SIGKILL
 	if err := cmd.Start(); err != nil {
 		return nil, 0, err
 	}

@@ -12,6 +12,7 @@ package localcluster
 //	              start, supervise, restart with back-off; loopback pod IPs
 //	volumes.go    emulated volume mounts, configMap files, path translation
 //	projected.go  projected volumes: bound service account tokens, ca.crt, namespace
+//	secrets.go    a mount namespace that shows them at /var/run/secrets as well
 //	env.go        the process's environment (env, fieldRef, secret and configMap keys)
 //	probes.go     readiness probes (httpGet, tcpSocket)
 //	status.go     container status, termination messages, Ready conditions,
@@ -73,9 +74,14 @@ package localcluster
 // own, with its audience and path. KUBERNETES_SERVICE_HOST and
 // KUBERNETES_SERVICE_PORT name the local API server, whose certificate the
 // ca.crt verifies. The folder is path-translated like any mount, so a
-// process finds it where its env or args say (a TOKEN_DIR, a config field);
-// one that uses the path compiled into client-go (rest.InClusterConfig)
-// does not.
+// process finds it where its env or args say (a TOKEN_DIR, a config field).
+// A client finds it at the path compiled into client-go
+// (rest.InClusterConfig) too: a process with a mount under
+// /var/run/secrets runs in a mount namespace of its own (secrets.go), where
+// /run is an overlay of the machine's (nothing changes outside it) and those
+// mounts are bound to their folders. That needs root, sh, mount(8) and
+// overlayfs; where a trial fails, the log says so once and only the
+// translated paths hold.
 //
 // Offline nodes. While a node carries OfflineAnnotation (SetNodeOffline), the
 // process kubelet plays a kubelet cut off from the API server, as a K3s agent
@@ -216,9 +222,10 @@ type ProcessKubelet struct {
 	// channel that is closed when the annotation goes.
 	offline map[string]chan struct{}
 
-	logMu    sync.Mutex
-	stopOnce sync.Once
-	stopErr  error
+	logMu             sync.Mutex
+	privateMountsOnce sync.Once
+	stopOnce          sync.Once
+	stopErr           error
 }
 
 // StartProcessKubelet claims the pods that opts.Selector selects from kwok and

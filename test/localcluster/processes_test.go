@@ -95,7 +95,11 @@ func main() {
 	// in a pod does: KUBERNETES_SERVICE_HOST/PORT, and TOKEN_DIR's token,
 	// ca.crt and namespace.
 	http.HandleFunc("/whoami", func(w http.ResponseWriter, r *http.Request) {
+		// ?dir= names a folder that no env or arg carries: one compiled in.
 		dir := os.Getenv("TOKEN_DIR")
+		if d := r.URL.Query().Get("dir"); d != "" {
+			dir = d
+		}
 		token, err := os.ReadFile(filepath.Join(dir, "token"))
 		if err != nil {
 			http.Error(w, err.Error(), http.StatusNotFound)
@@ -953,17 +957,30 @@ func TestProcessKubeletProjectsBoundServiceAccountTokens(t *testing.T) {
 		} `json:"status"`
 	}
 	pod := pods[automount.Name]
-	resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + pod.Status.PodIP + ":8080/whoami")
-	g.Expect(err).NotTo(HaveOccurred())
-	body, err := io.ReadAll(resp.Body)
-	_ = resp.Body.Close()
-	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(resp.StatusCode).To(Equal(http.StatusCreated), "SelfSubjectReview: %s", body)
-	g.Expect(resp.Header.Get("X-Namespace")).To(Equal(ns))
-	g.Expect(json.Unmarshal(body, &review)).To(Succeed())
-	g.Expect(review.Status.UserInfo.Username).To(Equal("system:serviceaccount:default:reporter"))
-	g.Expect(review.Status.UserInfo.Extra).To(HaveKeyWithValue("authentication.kubernetes.io/pod-name", []string{automount.Name}))
-	g.Expect(review.Status.UserInfo.Extra).To(HaveKeyWithValue("authentication.kubernetes.io/pod-uid", []string{string(pod.UID)}))
+	whoami := func(query string) {
+		t.Helper()
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + pod.Status.PodIP + ":8080/whoami" + query)
+		g.Expect(err).NotTo(HaveOccurred())
+		body, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(resp.StatusCode).To(Equal(http.StatusCreated), "SelfSubjectReview%s: %s", query, body)
+		g.Expect(resp.Header.Get("X-Namespace")).To(Equal(ns))
+		g.Expect(json.Unmarshal(body, &review)).To(Succeed())
+		g.Expect(review.Status.UserInfo.Username).To(Equal("system:serviceaccount:default:reporter"))
+		g.Expect(review.Status.UserInfo.Extra).To(HaveKeyWithValue("authentication.kubernetes.io/pod-name", []string{automount.Name}))
+		g.Expect(review.Status.UserInfo.Extra).To(HaveKeyWithValue("authentication.kubernetes.io/pod-uid", []string{string(pod.UID)}))
+	}
+	whoami("") // TOKEN_DIR, translated
+	// At the path compiled into clients too, where the process gets a
+	// mount namespace of its own.
+	if _, err := privateMounts(); err == nil {
+		whoami("?dir=/var/run/secrets/kubernetes.io/serviceaccount")
+		_, err := os.Stat("/var/run/secrets/kubernetes.io/serviceaccount")
+		g.Expect(err).To(HaveOccurred(), "the token folder shows outside the process's mount namespace")
+	} else {
+		t.Logf("no private mount namespaces here (%v): the compiled-in path is not checked", err)
+	}
 
 	// A projection of its own: the token for its audience, at its path.
 	pod = pods[own.Name]
