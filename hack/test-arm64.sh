@@ -12,6 +12,9 @@ cd "$root"
 qemu=$(command -v qemu-aarch64-static || command -v qemu-aarch64 || true)
 if [ -z "$qemu" ]; then
 	echo "test-arm64: qemu-aarch64-static not found (apt-get install qemu-user-static); the arm64 tests did not run" >&2
+	if [ -n "${SLMOPS_SKIP_LOG:-}" ]; then
+		echo "hack/test-arm64.sh: inferd's tests on linux/arm64 (the pure-Go and NEON kernels of ARM nodes): qemu-aarch64-static is not installed; to run it: sudo apt-get install qemu-user-static" >>"$SLMOPS_SKIP_LOG"
+	fi
 	exit 0
 fi
 out=$root/bin/arm64-tests

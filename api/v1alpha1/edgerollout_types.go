@@ -686,6 +686,25 @@ type EdgeRolloutStatus struct {
 	// +listMapKey=name
 	Variants []VariantStatus `json:"variants,omitempty"`
 
+	// hardwareClasses are the target nodes per hardware class (the values of
+	// analysis.hardwareClassLabels), with what their inferd pods of the
+	// canary and the stable revision measured in their self-tests: at most
+	// 16 classes, largest first, and the rest added up under "(other)".
+	// +optional
+	// +kubebuilder:validation:MaxItems=17
+	// +listType=map
+	// +listMapKey=name
+	HardwareClasses []HardwareClassStatus `json:"hardwareClasses,omitempty"`
+
+	// excludedClasses are the hardware classes whose canary failed under
+	// analysis.scope HardwareClass: their nodes stay on revision and sit out
+	// the rest of the rollout, which goes on for the other classes.
+	// +optional
+	// +kubebuilder:validation:MaxItems=16
+	// +listType=map
+	// +listMapKey=name
+	ExcludedClasses []ExcludedClass `json:"excludedClasses,omitempty"`
+
 	// distribution is how far the model of the revision that nodes move to
 	// has reached their caches, and which nodes are left out and why.
 	// +optional
@@ -737,6 +756,99 @@ type ExcludedNode struct {
 	// message for people.
 	// +optional
 	// +kubebuilder:validation:MaxLength=1024
+	Message string `json:"message,omitempty"`
+}
+
+// HardwareClassStatus is one hardware class of the target nodes.
+type HardwareClassStatus struct {
+	// name is the class: the values of analysis.hardwareClassLabels on its
+	// nodes, joined by "/" ("-" for a label a node lacks), or "(other)".
+	// +required
+	// +kubebuilder:validation:MaxLength=512
+	Name string `json:"name"`
+
+	// nodes is how many target nodes the class has.
+	// +optional
+	Nodes int32 `json:"nodes,omitempty"`
+
+	// canary is what the class's nodes of the canary revision show.
+	// +optional
+	Canary *ClassFigures `json:"canary,omitempty"`
+
+	// stable is what the class's nodes of the stable revision show.
+	// +optional
+	Stable *ClassFigures `json:"stable,omitempty"`
+}
+
+// ClassFigures are the nodes of one revision in one hardware class and what
+// their inferd pods measured in their self-tests. The figures are decimal
+// strings (Kubernetes APIs carry no floats), empty when no pod reported.
+type ClassFigures struct {
+	// revision is the revision the figures are of.
+	// +required
+	// +kubebuilder:validation:MaxLength=64
+	Revision string `json:"revision"`
+
+	// nodes run the revision; ready of them have a Ready pod; failed of them
+	// failed (crash-looping, a failed self-test, past the progress
+	// deadline).
+	// +optional
+	Nodes int32 `json:"nodes,omitempty"`
+	// +optional
+	Ready int32 `json:"ready,omitempty"`
+	// +optional
+	Failed int32 `json:"failed,omitempty"`
+
+	// reports is how many of the nodes' inferd pods reported a self-test.
+	// +optional
+	Reports int32 `json:"reports,omitempty"`
+
+	// decodeTokensPerSecondP50 and decodeTokensPerSecondP90 are the median
+	// and the 90th percentile of the decode rate the reports measured.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	DecodeTokensPerSecondP50 string `json:"decodeTokensPerSecondP50,omitempty"`
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	DecodeTokensPerSecondP90 string `json:"decodeTokensPerSecondP90,omitempty"`
+
+	// timeToFirstTokenSecondsP50 and timeToFirstTokenSecondsP90 are the
+	// median and the 90th percentile of the time to the first token.
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	TimeToFirstTokenSecondsP50 string `json:"timeToFirstTokenSecondsP50,omitempty"`
+	// +optional
+	// +kubebuilder:validation:MaxLength=32
+	TimeToFirstTokenSecondsP90 string `json:"timeToFirstTokenSecondsP90,omitempty"`
+}
+
+// ExcludedClass is a hardware class left on its revision because the
+// canary failed on it.
+type ExcludedClass struct {
+	// name is the class, as in hardwareClasses.
+	// +required
+	// +kubebuilder:validation:MaxLength=512
+	Name string `json:"name"`
+
+	// revision is the revision the class's nodes stay on; empty when there
+	// was none (they then run nothing of this rollout).
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	Revision string `json:"revision,omitempty"`
+
+	// canaryRevision is the revision that failed on the class.
+	// +optional
+	// +kubebuilder:validation:MaxLength=64
+	CanaryRevision string `json:"canaryRevision,omitempty"`
+
+	// reason is why, in CamelCase (SlowerThanStable, CanaryFailed).
+	// +required
+	// +kubebuilder:validation:MaxLength=64
+	Reason string `json:"reason"`
+
+	// message says it with the figures.
+	// +optional
+	// +kubebuilder:validation:MaxLength=512
 	Message string `json:"message,omitempty"`
 }
 

@@ -175,6 +175,12 @@ const (
 	// step that failed (ReasonApplyFailed) and the errors, when it could not.
 	// It is independent of the phase, and kstatus does not read it.
 	ConditionApplied = "Applied"
+	// ConditionPartiallyRolledBack is True on an EdgeRollout with
+	// analysis.scope HardwareClass while some hardware classes stay on an
+	// older revision because the canary failed on them
+	// (status.excludedClasses); its message names them. kstatus does not
+	// read it: such a rollout is Ready once the other classes completed.
+	ConditionPartiallyRolledBack = "PartiallyRolledBack"
 )
 
 // Reasons of the conditions that are True (status.phase says which). A
@@ -219,6 +225,15 @@ const (
 	// ReasonInvalidConfig: the inferd config of the revision fails
 	// inferd's config.Validate; no DaemonSet of it is made (Degraded).
 	ReasonInvalidConfig = "InvalidConfig"
+	// ReasonSlowerThanStable: on a hardware class, the canary's self-tests
+	// measured a decode rate below analysis.minRelativeThroughput of the
+	// stable revision's, or a time to first token above
+	// analysis.maxRelativeTimeToFirstToken of it (RolledBack or Degraded; or
+	// the class excluded, under scope HardwareClass).
+	ReasonSlowerThanStable = "SlowerThanStable"
+	// ReasonClassesRolledBack: some hardware classes stay on an older
+	// revision (PartiallyRolledBack).
+	ReasonClassesRolledBack = "ClassesRolledBack"
 	// ReasonApplied: the last reconcile wrote everything it decided (Applied).
 	ReasonApplied = "Applied"
 	// ReasonApplyFailed is the suffix of the reason of an Applied condition
@@ -260,6 +275,9 @@ const (
 	EventReasonRetried = "Retried"
 	// EventReasonInvalidConfig: the revision's inferd config is invalid.
 	EventReasonInvalidConfig = "InvalidConfig"
+	// EventReasonClassRolledBack: under scope HardwareClass, the canary
+	// failed on a hardware class, whose nodes went back to their revision.
+	EventReasonClassRolledBack = "ClassRolledBack"
 	// EventReasonNodesExcluded: target nodes were newly excluded.
 	EventReasonNodesExcluded = "NodesExcluded"
 )

@@ -125,9 +125,9 @@ type OCISource struct {
 type CPUPolicy string
 
 const (
-	// CPUPolicyShared: threads sleep as soon as they wait.
+	// CPUPolicyShared makes threads sleep as soon as they wait.
 	CPUPolicyShared CPUPolicy = "Shared"
-	// CPUPolicyExclusive: threads poll briefly before they sleep.
+	// CPUPolicyExclusive makes threads poll briefly before they sleep.
 	CPUPolicyExclusive CPUPolicy = "Exclusive"
 )
 

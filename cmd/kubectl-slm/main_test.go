@@ -135,6 +135,14 @@ func fleet(t *testing.T, ns string) *slmopsv1alpha1.EdgeRollout {
 		TargetNodes: 8, CanaryNodes: 3, ReadyNodes: 6, UpdatedNodes: 3, UnavailableNodes: 2,
 		FailingNodes: []slmopsv1alpha1.FailingNode{{Node: ns + "-node-4", Reason: "SelfTestFailed", Message: "golden prompt 1: 1.2 tokens/s, below 5", Since: &since}},
 		Variants:     []slmopsv1alpha1.VariantStatus{{Name: "arm64-q4", TargetNodes: 5, ReadyNodes: 4}, {Name: "amd64-q8", TargetNodes: 3, ReadyNodes: 2}},
+		HardwareClasses: []slmopsv1alpha1.HardwareClassStatus{
+			{Name: "arm64/rpi4", Nodes: 5,
+				Canary: &slmopsv1alpha1.ClassFigures{Revision: "canary02", Nodes: 2, Ready: 2, Reports: 2, DecodeTokensPerSecondP50: "5.1", DecodeTokensPerSecondP90: "5.4", TimeToFirstTokenSecondsP50: "0.42"},
+				Stable: &slmopsv1alpha1.ClassFigures{Revision: "stable01", Nodes: 3, Ready: 3, Reports: 3, DecodeTokensPerSecondP50: "10.6", DecodeTokensPerSecondP90: "11", TimeToFirstTokenSecondsP50: "0.2"}},
+			{Name: "amd64/-", Nodes: 3, Stable: &slmopsv1alpha1.ClassFigures{Revision: "stable01", Nodes: 3, Ready: 2}},
+		},
+		ExcludedClasses: []slmopsv1alpha1.ExcludedClass{{Name: "arm64/rpi3", Revision: "stable01", CanaryRevision: "canary02", Reason: "SlowerThanStable",
+			Message: "on class arm64/rpi3 the canary decodes 2 tokens/s (median of 1 nodes), 0.4 of stable's 5"}},
 		Distribution: &slmopsv1alpha1.DistributionStatus{Revision: "canary02", StagedNodes: 5, StagingNodes: 1, WaitingNodes: 1, FailedNodes: 1,
 			ExcludedNodes: []slmopsv1alpha1.ExcludedNode{{Node: ns + "-node-6", Reason: "InsufficientDisk", Message: "the cache has 1.0 MiB free"}}},
 		History: []slmopsv1alpha1.RevisionHistory{
@@ -170,6 +178,9 @@ func TestStatusShowsStepSitesAndFailingNodes(t *testing.T) {
 		"status-node-6  InsufficientDisk  the cache has 1.0 MiB free",
 		"status-node-4  SelfTestFailed  3m",
 		"golden prompt 1: 1.2 tokens/s, below 5",
+		"arm64/rpi4      5      2/2           5.1/5.4        0.42s     3/3           10.6/11        0.2s",
+		"amd64/-         3      -             -              -         2/3           -              -",
+		"arm64/rpi3      stable01  SlowerThanStable  on class arm64/rpi3 the canary decodes 2 tokens/s",
 		`Not applied: PatchLabelsFailed: PatchLabels: label node status-node-2: nodes "status-node-2" is forbidden`,
 	} {
 		if !strings.Contains(out, want) {

@@ -9,11 +9,10 @@ import (
 	"text/tabwriter"
 	"time"
 
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"github.com/spf13/cobra"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/duration"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
@@ -242,6 +241,24 @@ func (v *statusView) render(w io.Writer, now time.Time) {
 		}
 		tw.Flush()
 	}
+	if len(st.HardwareClasses) > 0 {
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "HARDWARE CLASS\tNODES\tCANARY READY\tTOK/S P50/P90\tTTFT P50\tSTABLE READY\tTOK/S P50/P90\tTTFT P50")
+		for _, c := range st.HardwareClasses {
+			fmt.Fprintf(tw, "%s\t%d\t%s\n", c.Name, c.Nodes, strings.Join(append(classColumns(c.Canary), classColumns(c.Stable)...), "\t"))
+		}
+		tw.Flush()
+	}
+	if len(st.ExcludedClasses) > 0 {
+		fmt.Fprintln(w)
+		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "EXCLUDED CLASS\tSTAYS ON\tREASON\tMESSAGE")
+		for _, e := range st.ExcludedClasses {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", e.Name, orNone(e.Revision), e.Reason, oneLine(e.Message))
+		}
+		tw.Flush()
+	}
 	if d := st.Distribution; d != nil && len(d.ExcludedNodes) > 0 {
 		fmt.Fprintln(w)
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
@@ -264,6 +281,30 @@ func (v *statusView) render(w io.Writer, now time.Time) {
 		}
 		tw.Flush()
 	}
+}
+
+// classColumns are one revision's columns of the class table: ready of
+// nodes, decode tokens/s p50/p90 and time to first token p50 ("-" for a
+// figure no pod reported).
+func classColumns(f *slmopsv1alpha1.ClassFigures) []string {
+	if f == nil {
+		return []string{"-", "-", "-"}
+	}
+	dash := func(v string) string {
+		if v == "" {
+			return "-"
+		}
+		return v
+	}
+	tps := "-"
+	if f.DecodeTokensPerSecondP50 != "" {
+		tps = f.DecodeTokensPerSecondP50 + "/" + dash(f.DecodeTokensPerSecondP90)
+	}
+	ttft := "-"
+	if f.TimeToFirstTokenSecondsP50 != "" {
+		ttft = f.TimeToFirstTokenSecondsP50 + "s"
+	}
+	return []string{fmt.Sprintf("%d/%d", f.Ready, f.Nodes), tps, ttft}
 }
 
 // conditionFor is the condition whose message explains a phase.

@@ -4,12 +4,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slmops/slmops/controllers/edgerollout/plan"
-
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/controllers/edgerollout/plan"
 	"github.com/slmops/slmops/test/testenv"
 )
 

@@ -5,10 +5,6 @@ import (
 	"encoding/json"
 	"testing"
 
-	"github.com/slmops/slmops/controllers/edgerollout/plan"
-
-	"github.com/slmops/slmops/test/testutil"
-
 	"github.com/google/go-cmp/cmp"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -20,7 +16,9 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/controllers/edgerollout/plan"
 	"github.com/slmops/slmops/inferd/config"
+	"github.com/slmops/slmops/test/testutil"
 )
 
 // variantModel is a model with an arm64 variant: digests base (default) and

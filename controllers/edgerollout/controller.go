@@ -39,6 +39,10 @@ const (
 	// resync re-reads a moving rollout at least this often, in case a watch
 	// event was missed.
 	resync = time.Minute
+	// conflictRetry is how soon a reconcile that lost a write race (it read
+	// a stale rollout) looks again; the newer object's watch event usually
+	// wakes it first.
+	conflictRetry = 200 * time.Millisecond
 )
 
 // Reconciler reconciles EdgeRollouts.
@@ -240,7 +244,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	// is done on a stale decision.
 	if err := r.record(ctx, s); err != nil {
 		if apierrors.IsConflict(err) {
-			return ctrl.Result{Requeue: true}, nil
+			return ctrl.Result{RequeueAfter: conflictRetry}, nil
 		}
 		return ctrl.Result{}, err
 	}
@@ -257,6 +261,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 	observeRollout(&ro.ObjectMeta, &s.plan.Status)
 	observeSites(&ro.ObjectMeta, s.obs.in.Nodes, s.plan.Status.CanaryRevision)
+	observeClasses(&ro.ObjectMeta, &s.plan.Status)
 	return requeue(s.plan), nil
 }
 

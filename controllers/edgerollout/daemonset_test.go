@@ -5,17 +5,15 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/slmops/slmops/test/testutil"
-
-	"github.com/slmops/slmops/controllers/edgerollout/plan"
-
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/controllers/edgerollout/plan"
 	"github.com/slmops/slmops/inferd/config"
+	"github.com/slmops/slmops/test/testutil"
 )
 
 // TestRegistryCredentialsComeFromThePullSecretAtRunTime: an OCI model's pull

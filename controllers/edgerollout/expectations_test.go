@@ -4,9 +4,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slmops/slmops/test/testutil"
-
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/slmops/slmops/test/testutil"
 )
 
 func TestLabelExpectationsBridgeALaggingCache(t *testing.T) {

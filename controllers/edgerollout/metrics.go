@@ -2,6 +2,7 @@ package edgerollout
 
 import (
 	"regexp"
+	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -46,14 +47,30 @@ var (
 		Name: "slmops_rollout_site_nodes",
 		Help: "Target nodes of an EdgeRollout per site (the value of spec.strategy.canary.topologyKey; \"none\" without one) by state. state: target, ready (a Ready inferd pod of the node's revision), canary (in the canary cohort).",
 	}, []string{"namespace", "rollout", "site", "state"})
+	classNodesGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "slmops_rollout_class_nodes",
+		Help: "Target nodes of an EdgeRollout per hardware class (the values of analysis.hardwareClassLabels; at most 16 and \"(other)\") and revision (the canary's and the stable one's), by state. state: nodes (run the revision), ready, failed, reported (their inferd reported a self-test).",
+	}, []string{"namespace", "rollout", "revision", "class", "state"})
+	classDecodeGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "slmops_rollout_class_decode_tokens_per_second",
+		Help: "Decode rate that the self-tests of an EdgeRollout's inferd pods measured, per hardware class and revision. quantile: 0.5, 0.9.",
+	}, []string{"namespace", "rollout", "revision", "class", "quantile"})
+	classTTFTGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "slmops_rollout_class_time_to_first_token_seconds",
+		Help: "Time to the first token that the self-tests of an EdgeRollout's inferd pods measured, per hardware class and revision. quantile: 0.5, 0.9.",
+	}, []string{"namespace", "rollout", "revision", "class", "quantile"})
 	nodeWrites = prometheus.NewCounter(prometheus.CounterOpts{
 		Name: "slmops_node_label_writes_total",
 		Help: "Node label patches the operator made to move nodes between revisions.",
 	})
 )
 
+// collectors are every metric of the rollout controller.
+var collectors = []prometheus.Collector{phaseGauge, stepGauge, nodesGauge, siteNodesGauge, classNodesGauge, classDecodeGauge, classTTFTGauge,
+	promotions, rollbacks, reconcileSeconds, nodeWrites}
+
 func init() {
-	metrics.Registry.MustRegister(phaseGauge, stepGauge, nodesGauge, siteNodesGauge, promotions, rollbacks, reconcileSeconds, nodeWrites)
+	metrics.Registry.MustRegister(collectors...)
 }
 
 func observeRollout(m *metav1.ObjectMeta, st *slmopsv1alpha1.EdgeRolloutStatus) {
@@ -116,6 +133,35 @@ func observeSites(m *metav1.ObjectMeta, nodes []plan.Node, canaryRevision string
 	}
 }
 
+// observeClasses sets the per-class gauges of a rollout from its status;
+// classes and revisions that are gone lose their series.
+func observeClasses(m *metav1.ObjectMeta, st *slmopsv1alpha1.EdgeRolloutStatus) {
+	labels := prometheus.Labels{"namespace": m.Namespace, "rollout": m.Name}
+	classNodesGauge.DeletePartialMatch(labels)
+	classDecodeGauge.DeletePartialMatch(labels)
+	classTTFTGauge.DeletePartialMatch(labels)
+	for _, c := range st.HardwareClasses {
+		for _, f := range []*slmopsv1alpha1.ClassFigures{c.Canary, c.Stable} {
+			if f == nil {
+				continue
+			}
+			for state, v := range map[string]int32{"nodes": f.Nodes, "ready": f.Ready, "failed": f.Failed, "reported": f.Reports} {
+				classNodesGauge.WithLabelValues(m.Namespace, m.Name, f.Revision, c.Name, state).Set(float64(v))
+			}
+			for q, v := range map[string]string{"0.5": f.DecodeTokensPerSecondP50, "0.9": f.DecodeTokensPerSecondP90} {
+				if x, err := strconv.ParseFloat(v, 64); err == nil {
+					classDecodeGauge.WithLabelValues(m.Namespace, m.Name, f.Revision, c.Name, q).Set(x)
+				}
+			}
+			for q, v := range map[string]string{"0.5": f.TimeToFirstTokenSecondsP50, "0.9": f.TimeToFirstTokenSecondsP90} {
+				if x, err := strconv.ParseFloat(v, 64); err == nil {
+					classTTFTGauge.WithLabelValues(m.Namespace, m.Name, f.Revision, c.Name, q).Set(x)
+				}
+			}
+		}
+	}
+}
+
 func countEvent(namespace, name, reason string) {
 	switch reason {
 	case slmopsv1alpha1.EventReasonStepPromoted:
@@ -132,6 +178,9 @@ func forgetMetrics(namespace, name string) {
 	stepGauge.DeletePartialMatch(labels)
 	nodesGauge.DeletePartialMatch(labels)
 	siteNodesGauge.DeletePartialMatch(labels)
+	classNodesGauge.DeletePartialMatch(labels)
+	classDecodeGauge.DeletePartialMatch(labels)
+	classTTFTGauge.DeletePartialMatch(labels)
 	promotions.DeletePartialMatch(labels)
 	rollbacks.DeletePartialMatch(labels)
 }
@@ -140,7 +189,7 @@ func forgetMetrics(namespace, name string) {
 // dashboards and alert rules can be checked against what it really serves.
 func MetricNames() []string {
 	var names []string
-	for _, c := range []prometheus.Collector{phaseGauge, stepGauge, nodesGauge, siteNodesGauge, promotions, rollbacks, reconcileSeconds, nodeWrites} {
+	for _, c := range collectors {
 		ch := make(chan *prometheus.Desc)
 		go func() { c.Describe(ch); close(ch) }()
 		for d := range ch {

@@ -115,7 +115,7 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 			continue
 		}
 		ns := plan.Node{Name: n.Name, Target: target, Reachable: nodeReady(n), Revision: rev, Variant: variantOf(n.Labels),
-			StageRevision: stageRev, Allocatable: n.Status.Allocatable}
+			StageRevision: stageRev, Allocatable: n.Status.Allocatable, Class: plan.ClassOf(n.Labels, ro.Spec.Analysis.HardwareClassLabels)}
 		if peerKey != "" {
 			ns.PeerSite = n.Labels[peerKey]
 		}

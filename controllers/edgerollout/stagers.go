@@ -10,10 +10,6 @@ import (
 	"strconv"
 	"strings"
 
-	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
-
-	"github.com/slmops/slmops/controllers/edgerollout/plan"
-	"github.com/slmops/slmops/inferd/config"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -22,6 +18,10 @@ import (
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/controllers/edgerollout/plan"
+	"github.com/slmops/slmops/inferd/config"
 )
 
 const (

@@ -5,16 +5,15 @@ import (
 	"strings"
 	"testing"
 
-	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
-	corev1 "k8s.io/api/core/v1"
-
-	"github.com/slmops/slmops/controllers/edgerollout/plan"
-
 	"github.com/google/go-cmp/cmp"
-	"github.com/slmops/slmops/inferd/config"
+	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/utils/ptr"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/controllers/edgerollout/plan"
+	"github.com/slmops/slmops/inferd/config"
 )
 
 // TestAStagerFetchesWithinTheBudgetAndServesItsSite: the stager DaemonSet of

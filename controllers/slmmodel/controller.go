@@ -19,6 +19,11 @@ import (
 	"github.com/slmops/slmops/controllers/index"
 )
 
+// conflictRetry is how soon a reconcile that lost a write race (it read a
+// stale model) looks again; the newer object's watch event usually wakes it
+// first.
+const conflictRetry = 200 * time.Millisecond
+
 // Reconciler writes the status of SLMModels.
 type Reconciler struct {
 	client.Client
@@ -64,7 +69,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	m.Status = st
 	if err := r.Status().Update(ctx, &m); err != nil {
 		if apierrors.IsConflict(err) {
-			return ctrl.Result{Requeue: true}, nil
+			return ctrl.Result{RequeueAfter: conflictRetry}, nil
 		}
 		return ctrl.Result{}, fmt.Errorf("update status of %s: %w", klog.KObj(&m), err)
 	}

@@ -89,7 +89,8 @@ type Options struct {
 	// ContextLength caps the model's own context length; 0 keeps it.
 	ContextLength int
 	// ChatTemplate overrides the chat template the model's metadata
-	// implies (chatml, llama2, zephyr); empty keeps the model's.
+	// implies (chatml, llama2, llama3, gemma, phi3, zephyr); empty keeps
+	// the model's.
 	ChatTemplate string
 	// ExclusiveCPUs says that the CPUs the engine runs on run nothing else:
 	// waiting threads may then poll briefly instead of sleeping at once,

@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/slmops/slmops/test/skip"
 )
 
 // tiny writes a small valid model: metadata of every scalar kind, an array,
@@ -104,7 +106,8 @@ func TestCorruptFilesAreRefused(t *testing.T) {
 func TestReadsLlamaCppFiles(t *testing.T) {
 	dir := filepath.Join("..", "..", "..", "shared", "testdata", "tokenizers")
 	if _, err := os.Stat(dir); err != nil {
-		t.Skipf("llama.cpp vocabulary files not found in %s (they live beside the project, not in it)", dir)
+		skip.Because(t, "reading real GGUF files written by llama.cpp: "+dir+" is absent (it lives beside the project, not in it)",
+			"put the shared folder beside the project (../shared/testdata/tokenizers)")
 	}
 	for file, want := range map[string]struct {
 		model  string

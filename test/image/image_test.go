@@ -23,6 +23,7 @@ import (
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 
+	"github.com/slmops/slmops/test/skip"
 	"github.com/slmops/slmops/test/testenv"
 )
 
@@ -132,7 +133,7 @@ func TestDockerfileRules(t *testing.T) {
 // Dockerfile does, for both architectures, and reads their ELF headers.
 func TestBinariesCrossCompileStatically(t *testing.T) {
 	if testing.Short() {
-		t.Skip("cross-compiles two binaries for two architectures")
+		skip.Because(t, "cross-compiling the binaries for amd64 and arm64 (-short)", "go test without -short (make test)")
 	}
 	dir := t.TempDir()
 	for _, arch := range []struct {

@@ -205,6 +205,15 @@ func (b *PodBuilder) On(node string) *PodBuilder { b.p.Spec.NodeName = node; ret
 // Label sets a label.
 func (b *PodBuilder) Label(key, value string) *PodBuilder { b.p.Labels[key] = value; return b }
 
+// Annotate sets an annotation.
+func (b *PodBuilder) Annotate(key, value string) *PodBuilder {
+	if b.p.Annotations == nil {
+		b.p.Annotations = map[string]string{}
+	}
+	b.p.Annotations[key] = value
+	return b
+}
+
 // IP sets the pod's address.
 func (b *PodBuilder) IP(ip string) *PodBuilder { b.p.Status.PodIP = ip; return b }
 

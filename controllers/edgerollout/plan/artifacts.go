@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"slices"
 
-	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
-
 	"k8s.io/apimachinery/pkg/labels"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 )
 
 // maxAffinityTerms bounds the node affinity of one variant's DaemonSet:

@@ -4,13 +4,12 @@ import (
 	"fmt"
 	"testing"
 
-	"github.com/slmops/slmops/test/testutil"
-
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/component-helpers/scheduling/corev1/nodeaffinity"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/test/testutil"
 )
 
 // TestVariantAffinityAgreesWithFirstMatch: on every node, exactly one

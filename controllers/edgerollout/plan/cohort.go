@@ -8,9 +8,9 @@ import (
 	"strconv"
 	"strings"
 
-	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
-
 	"k8s.io/apimachinery/pkg/util/intstr"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 )
 
 // canarySteps are the canary's steps; one step to every node when it has none.

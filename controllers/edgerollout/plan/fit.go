@@ -3,11 +3,11 @@ package plan
 import (
 	"fmt"
 
-	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
-
 	"k8s.io/apimachinery/pkg/api/resource"
 	"k8s.io/utils/ptr"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 )
 
 // fit is the target nodes that cannot hold the model of the rollout's

@@ -4,9 +4,9 @@ import (
 	"encoding/json"
 	"slices"
 
-	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	appsv1 "k8s.io/api/apps/v1"
 
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	"github.com/slmops/slmops/inferd/config"
 )
 
@@ -19,7 +19,11 @@ import (
 // which has its default artifact's digest even when its DaemonSets are gone.
 func CachePins(st *slmopsv1alpha1.EdgeRolloutStatus, arts []Artifact, daemonSets []*appsv1.DaemonSet) []string {
 	revs := map[string]bool{}
-	for _, rev := range []string{st.StableRevision, st.CanaryRevision} {
+	homes := []string{st.StableRevision, st.CanaryRevision}
+	for _, e := range st.ExcludedClasses {
+		homes = append(homes, e.Revision)
+	}
+	for _, rev := range homes {
 		if rev != "" {
 			revs[rev] = true
 		}

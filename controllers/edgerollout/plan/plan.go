@@ -5,12 +5,13 @@ import (
 	"slices"
 	"time"
 
-	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
 	"k8s.io/apimachinery/pkg/api/meta"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/inferd/config"
 )
 
 // Node is what the controller observed of one node that the rollout
@@ -41,6 +42,8 @@ type Node struct {
 	Allocatable corev1.ResourceList
 	// PeerSite is the node's value of the peer sharing topologyKey.
 	PeerSite string
+	// Class is the node's hardware class (ClassOf its labels).
+	Class string
 }
 
 // Pod is what matters of an inferd pod for the analysis.
@@ -56,6 +59,9 @@ type Pod struct {
 	// Restarts of the container; Terminated is its last termination message.
 	Restarts   int32
 	Terminated string
+	// Report is what the pod's inferd measured in its self-test (its
+	// config.ReportAnnotation); nil when it reported nothing valid.
+	Report *config.Report
 }
 
 // Input is everything a decision depends on. It is built by the controller
@@ -112,6 +118,11 @@ type Plan struct {
 // maxFailingNodes bounds status.failingNodes.
 const maxFailingNodes = 20
 
+// maxListedMessage bounds the message of each node listed in the status
+// (failing and excluded nodes): with the lists' caps, it keeps the object of
+// a rollout over thousands of nodes under 64 KiB.
+const maxListedMessage = 256
+
 // Compute decides the phase, step, cohort and node assignments of a
 // rollout. It runs in stages, each reading what the earlier ones decided:
 // the revisions (annotations acted on, a new canary started), the nodes
@@ -138,8 +149,10 @@ func Compute(in Input) Plan {
 	// The revisions.
 	d.actOnAnnotations()
 	d.followRevision()
-	// The nodes that take part.
+	// The nodes that take part: not excluded, and not of a hardware class
+	// the canary failed on.
 	d.targets = d.eligible(targets)
+	d.blockClasses()
 	// The phase and the cohort.
 	reason, message := d.decide()
 	// The label changes, the counts, the stagers.
@@ -148,11 +161,18 @@ func Compute(in Input) Plan {
 	}
 	d.count()
 	d.stage()
-	if n := len(d.excluded); n > 0 && (reason == slmopsv1alpha1.ReasonCompleted || reason == slmopsv1alpha1.ReasonNodesJoining) {
-		message += fmt.Sprintf("; %d target nodes excluded (status.distribution.excludedNodes)", n)
+	if reason == slmopsv1alpha1.ReasonCompleted || reason == slmopsv1alpha1.ReasonNodesJoining {
+		if n := len(d.excluded); n > 0 {
+			message += fmt.Sprintf("; %d target nodes excluded (status.distribution.excludedNodes)", n)
+		}
+		if n := len(st.ExcludedClasses); n > 0 {
+			message += fmt.Sprintf("; %d hardware classes stay on an older revision (status.excludedClasses)", n)
+		}
 	}
 	SetPhase(&st, in.Generation, st.Phase, reason, message, now)
+	d.partiallyRolledBack()
 	st.Variants = variantCounts(in.Artifacts, in.Nodes)
+	st.HardwareClasses = d.classStatus()
 
 	p.Revisions = d.revisionsInUse()
 	p.Status = st
@@ -189,6 +209,9 @@ type decider struct {
 	all, targets []Node
 	// unfit are the target nodes that cannot hold the model, by name.
 	unfit map[string]slmopsv1alpha1.ExcludedNode
+	// blocked are the target nodes of the hardware classes the canary
+	// failed on: out of targets, they go home (see home).
+	blocked []Node
 	// excluded are the target nodes left out, by name.
 	excluded map[string]slmopsv1alpha1.ExcludedNode
 	// order is targets in cohort order, computed once (see ordered).
@@ -240,7 +263,7 @@ func (d *decider) actOnAnnotations() {
 	}
 }
 
-// active reports whether a phase is one in which the canary moves or may move.
+// Active reports whether a phase is one in which the canary moves or may move.
 func Active(phase slmopsv1alpha1.RolloutPhase) bool {
 	switch phase {
 	case slmopsv1alpha1.PhaseRolledBack, slmopsv1alpha1.PhaseAborted, slmopsv1alpha1.PhaseDegraded, slmopsv1alpha1.PhaseCompleted:
@@ -292,6 +315,13 @@ func (d *decider) startCanary(rev string) {
 	st.FailingNodes = nil
 	st.Phase = slmopsv1alpha1.PhaseProgressing
 	d.setHistoryPhase(rev, slmopsv1alpha1.PhaseProgressing)
+	// A retry tries the classes it failed on again; they stay on their
+	// revision until it reaches them.
+	for i := range st.ExcludedClasses {
+		if st.ExcludedClasses[i].CanaryRevision == rev {
+			st.ExcludedClasses[i].CanaryRevision = ""
+		}
+	}
 }
 
 // finishCanary ends the canary in phase: Completed makes it stable; RolledBack
@@ -307,6 +337,7 @@ func (d *decider) finishCanary(phase slmopsv1alpha1.RolloutPhase) {
 	st.Phase = phase
 	st.PauseStartedAt = nil
 	if phase == slmopsv1alpha1.PhaseCompleted {
+		d.keepClassesOf(st.CanaryRevision)
 		st.StableRevision, st.CanaryRevision = st.CanaryRevision, ""
 		st.FailingNodes = nil
 	}
@@ -330,7 +361,7 @@ func (d *decider) steady() (reason, message string) {
 	switched, away := 0, 0
 	for _, n := range d.targets {
 		switch {
-		case n.Revision == st.StableRevision:
+		case n.Revision == d.home(n):
 			switched++
 		case !n.Reachable && n.Revision != "":
 			away++
@@ -384,7 +415,7 @@ func (d *decider) failure() *failure {
 		return nil
 	}
 	switch c.Reason {
-	case slmopsv1alpha1.ReasonCanaryFailed, slmopsv1alpha1.ReasonStagingFailed, slmopsv1alpha1.ReasonInvalidConfig:
+	case slmopsv1alpha1.ReasonCanaryFailed, slmopsv1alpha1.ReasonStagingFailed, slmopsv1alpha1.ReasonInvalidConfig, slmopsv1alpha1.ReasonSlowerThanStable:
 		return &failure{Reason: c.Reason, Message: c.Message}
 	}
 	return nil
@@ -463,6 +494,7 @@ func mergeFailing(old, now []slmopsv1alpha1.FailingNode) []slmopsv1alpha1.Failin
 		if p, ok := prev[f.Node]; ok && p.Reason == f.Reason && p.Since != nil {
 			f.Since = p.Since
 		}
+		f.Message = truncate(f.Message, maxListedMessage)
 		out = append(out, f)
 	}
 	if len(out) == 0 {
@@ -483,8 +515,8 @@ func (d *decider) assign() {
 	budget := scaled(d.canary.MaxUnavailable, len(d.targets), true, 1)
 	type change struct{ node, want string }
 	var costly []change
-	for _, n := range d.ordered() {
-		want := st.StableRevision
+	for _, n := range append(slices.Clone(d.ordered()), d.blocked...) {
+		want := d.home(n)
 		if d.cohort[n.Name] && st.CanaryRevision != "" {
 			want = st.CanaryRevision
 		}
@@ -545,6 +577,11 @@ func (d *decider) revisionsInUse() []string {
 	set := map[string]bool{}
 	if d.st.StableRevision != "" {
 		set[d.st.StableRevision] = true
+	}
+	for _, e := range d.st.ExcludedClasses {
+		if e.Revision != "" {
+			set[e.Revision] = true
+		}
 	}
 	if d.st.CanaryRevision != "" && Active(d.st.Phase) {
 		set[d.st.CanaryRevision] = true

@@ -7,14 +7,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slmops/slmops/test/testutil"
-
 	"github.com/google/go-cmp/cmp"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/test/testutil"
 )
 
 var t0 = testutil.Epoch
@@ -128,7 +127,9 @@ func cohortOrderOf20() ([]string, []int) {
 	for _, n := range cohortOrder(fleet(20, 1, ""), &s) {
 		names = append(names, n.Name)
 		var i int
-		fmt.Sscanf(n.Name, "node-%03d", &i)
+		if _, err := fmt.Sscanf(n.Name, "node-%03d", &i); err != nil {
+			panic(err)
+		}
 		idx = append(idx, i)
 	}
 	return names, idx

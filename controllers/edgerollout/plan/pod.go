@@ -1,8 +1,10 @@
 package plan
 
 import (
-	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/inferd/config"
 )
 
 // waitingFailures are container states that waiting will not fix.
@@ -11,6 +13,9 @@ var waitingFailures = map[string]bool{
 	"CreateContainerConfigError": true, "CreateContainerError": true, "RunContainerError": true,
 }
 
+// ObservePod is what the analysis reads of an inferd pod: readiness and
+// since when, a waiting state that waiting will not fix, the restarts and
+// inferd's last termination message.
 func ObservePod(p *corev1.Pod) Pod {
 	ps := Pod{Exists: true, Since: p.CreationTimestamp.Time}
 	for _, c := range p.Status.Conditions {
@@ -33,6 +38,11 @@ func ObservePod(p *corev1.Pod) Pod {
 			// inferd writes why it failed (a bad digest, a failed self-test)
 			// to its termination message.
 			ps.Message = t.Message
+		}
+	}
+	if v, ok := p.Annotations[config.ReportAnnotation]; ok {
+		if r, err := config.ParseReport(v); err == nil {
+			ps.Report = &r
 		}
 	}
 	if ps.Failure == "" && p.Status.Phase == corev1.PodFailed {

@@ -7,6 +7,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/inferd/config"
 	"github.com/slmops/slmops/test/testutil"
 )
 
@@ -39,6 +40,14 @@ func TestHowAPodReads(t *testing.T) {
 		"waiting for an image pull to start is not a failure": {
 			testutil.Pod("p", created).Waiting("ContainerCreating", ""),
 			Pod{Exists: true, Since: created},
+		},
+		"a ready pod's self-test report is read": {
+			testutil.Pod("p", created).Ready(readyAt).Annotate(config.ReportAnnotation, `{"passed":true,"reason":"Passed","decodeTokensPerSecond":12.5,"timeToFirstTokenSeconds":0.2}`),
+			Pod{Exists: true, Ready: true, Since: readyAt, Report: &config.Report{Passed: true, Reason: "Passed", DecodeTokensPerSecond: 12.5, TimeToFirstTokenSeconds: 0.2}},
+		},
+		"an annotation that is not inferd's report is no report": {
+			testutil.Pod("p", created).Ready(readyAt).Annotate(config.ReportAnnotation, `{"tokensPerSecond":1e9}`),
+			Pod{Exists: true, Ready: true, Since: readyAt},
 		},
 		"a Failed pod fails with its message": {
 			testutil.Pod("p", created).Failed("evicted: the node ran low on memory"),

@@ -54,6 +54,9 @@ type judgement struct {
 	Kept     *failure
 	// Unstaged is how many cohort slots wait for nodes to stage.
 	Unstaged int
+	// Slower are the hardware classes on which the healthy cohort is slower
+	// than the stable revision beyond the relative thresholds.
+	Slower []classFailure
 	// Pause is the step's pause, which started at PauseStartedAt (now,
 	// when it starts with this decision).
 	Pause          *slmopsv1alpha1.CanaryPause
@@ -121,6 +124,7 @@ var checks = []check{
 	{"failed", checkFailed},
 	{"healthy", checkHealthy},
 	{"staging", checkStaging},
+	{"slower", checkSlower},
 	{"paused", checkPaused},
 	{"promote", checkPromote},
 }
@@ -184,6 +188,21 @@ func checkStaging(j judgement) (verdict, bool) {
 		Message: fmt.Sprintf("%s: %d cohort nodes are healthy; %d more must stage the model before they join", j.stepName(), j.Healthy, j.Unstaged)}, true
 }
 
+// checkSlower fails the canary when, on some hardware class, its healthy
+// cohort nodes measured a slower self-test than the stable revision's
+// beyond analysis.minRelativeThroughput or maxRelativeTimeToFirstToken. A
+// person's promotion overrides it.
+func checkSlower(j judgement) (verdict, bool) {
+	if j.Promote || len(j.Slower) == 0 {
+		return verdict{}, false
+	}
+	msgs := make([]string, 0, len(j.Slower))
+	for _, c := range j.Slower {
+		msgs = append(msgs, c.Message)
+	}
+	return verdict{Decision: fail, Reason: slmopsv1alpha1.ReasonSlowerThanStable, Message: strings.Join(msgs, "; ")}, true
+}
+
 // checkPaused holds a healthy step with a pause until the pause ends, or
 // for good when it has no duration, unless a person promoted the step.
 func checkPaused(j judgement) (verdict, bool) {
@@ -242,6 +261,12 @@ func (d *decider) progress() (reason, message string) {
 	d.wake(v.Wake)
 	switch v.Decision {
 	case fail:
+		// Under scope HardwareClass, a failure of some classes sends only
+		// them back, and the step goes on for the others.
+		if d.excludeClasses(d.classesOf(v, j)) {
+			st.FailingNodes = before
+			return d.progress()
+		}
 		if v.Reason == slmopsv1alpha1.ReasonStagingFailed {
 			// The excluded nodes become the failing nodes, so that status
 			// says which and why after the rollback, when nothing is
@@ -301,6 +326,7 @@ func (d *decider) judge(steps []slmopsv1alpha1.CanaryStep, promoted bool) judgem
 	j.Size = stepSize(steps, j.Step, j.Total)
 	d.cohort = selectCohort(d.ordered(), st.CanaryRevision, j.Size, j.Waiting, d.canJoin)
 
+	healthy := map[string]bool{}
 	minReady := time.Duration(ptr.Deref(canary.MinReadySeconds, 0)) * time.Second
 	deadline := time.Duration(canary.ProgressDeadlineSeconds) * time.Second
 	for _, n := range d.targets {
@@ -324,6 +350,7 @@ func (d *decider) judge(steps []slmopsv1alpha1.CanaryStep, promoted bool) judgem
 		switch {
 		case n.Pod.Ready && !n.Pod.Since.Add(minReady).After(d.in.Now):
 			j.Healthy++
+			healthy[n.Name] = true
 		case n.Pod.Ready:
 			d.wake(n.Pod.Since.Add(minReady))
 		case n.Pod.Failure != "":
@@ -348,6 +375,7 @@ func (d *decider) judge(steps []slmopsv1alpha1.CanaryStep, promoted bool) judgem
 	}
 	if !j.Promote && j.done() && j.Healthy >= j.Needed {
 		j.Unstaged = d.unstagedSlots(j.Size)
+		j.Slower = d.slowerClasses(healthy)
 	}
 	j.ReadyOnCanary = d.readyOnCanary()
 	return j
@@ -376,4 +404,17 @@ func (d *decider) promote(j judgement) (reason, message string) {
 	size := stepSize(steps, int(st.CurrentStep), j.Total)
 	d.cohort = selectCohort(d.ordered(), st.CanaryRevision, size, d.waitDeadline().After(d.in.Now), d.canJoin)
 	return slmopsv1alpha1.ReasonStepStarted, fmt.Sprintf("step %d of %d (%d of %d target nodes) started", st.CurrentStep+1, len(steps), size, j.Total)
+}
+
+// classesOf are the hardware classes a failed verdict is about: the slower
+// classes, or those with more failing cohort nodes than maxFailedNodes of
+// theirs; none for a failure of the whole rollout (too many exclusions).
+func (d *decider) classesOf(v verdict, j judgement) []classFailure {
+	switch v.Reason {
+	case slmopsv1alpha1.ReasonSlowerThanStable:
+		return j.Slower
+	case slmopsv1alpha1.ReasonCanaryFailed:
+		return d.failingClasses(j.Failing)
+	}
+	return nil
 }

@@ -7,12 +7,12 @@ import (
 	"strings"
 	"time"
 
-	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-
-	"github.com/slmops/slmops/inferd/config"
 	"k8s.io/utils/ptr"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/inferd/config"
 )
 
 // Stage, then activate. With spec.distribution.staging, a node joins the
@@ -313,6 +313,7 @@ func (d *decider) stage() {
 				ds.FailedNodes++
 			}
 			if len(ds.ExcludedNodes) < maxExcludedNodes {
+				e.Message = truncate(e.Message, maxListedMessage)
 				ds.ExcludedNodes = append(ds.ExcludedNodes, e)
 			}
 			continue

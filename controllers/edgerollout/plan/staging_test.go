@@ -5,14 +5,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/slmops/slmops/test/testutil"
-
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	"github.com/slmops/slmops/inferd/config"
+	"github.com/slmops/slmops/test/testutil"
 )
 
 // stagingSpec is spec(steps...) with staging of at most limit nodes at once.

@@ -1,9 +1,10 @@
 package plan
 
 import (
-	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 )
 
 // phaseConditions says, for each phase, which conditions are True. Ready,

@@ -1,6 +1,7 @@
 package llama
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -410,6 +411,55 @@ func TestPrefillInOneCallEqualsTokenByToken(t *testing.T) {
 	}
 }
 
+// TestEveryArchitectureDecodesAsItPrefills runs each architecture's
+// features (wider queries, query and key norms, fused matrices, post-norms,
+// GELU, sliding windows, multipliers, RoPE factors) through both paths of
+// the forward pass: a prompt in one call, and one token at a time. Their
+// logits against llama.cpp's are the parity test's.
+func TestEveryArchitectureDecodesAsItPrefills(t *testing.T) {
+	specs := map[string]func(*llamatest.RandomSpec){
+		"qwen3 with 64-wide heads over a 256 embedding": func(s *llamatest.RandomSpec) { s.Arch, s.HeadDim = ArchQwen3, 64 },
+		"llama with Llama 3's tokenizer and RoPE factors": func(s *llamatest.RandomSpec) {
+			s.Pre, s.RopeFreqs = "llama-bpe", true
+		},
+		"phi3": func(s *llamatest.RandomSpec) { s.Arch = ArchPhi3 },
+		"gemma3 with an 8-token window": func(s *llamatest.RandomSpec) {
+			s.Arch, s.HeadDim, s.Layers, s.SlidingWindow = ArchGemma3, 128, 6, 8
+		},
+		"granite": func(s *llamatest.RandomSpec) { s.Arch = ArchGranite },
+	}
+	for name, mutate := range specs {
+		t.Run(name, func(t *testing.T) {
+			s := tiny(gguf.F32)
+			s.ChatMLTokens = false
+			mutate(&s)
+			md := load(t, writeSpec(t, s), engine.Options{Threads: 2})
+			if want := cmp.Or(s.Arch, ArchLlama); md.cfg.Arch != want {
+				t.Fatalf("loaded as %s, want %s", md.cfg.Arch, want)
+			}
+			prompt := make([]int32, 80) // more than one prefill chunk
+			for i := range prompt {
+				prompt[i] = int32(3 + (i*37)%500)
+			}
+			a, _ := md.NewSequence()
+			batched, err := a.Forward(context.Background(), prompt)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := md.NewSequence()
+			var one []float32
+			for _, tok := range prompt {
+				if one, err = b.Forward(context.Background(), []int32{tok}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if e := relMaxErr(batched, one); e > logitTolerance["F32"] {
+				t.Errorf("batched prefill differs from token by token by %.3g; want at most %.3g", e, logitTolerance["F32"])
+			}
+		})
+	}
+}
+
 func TestGreedyDecodingAgreesAcrossF32F16AndQ8_0(t *testing.T) {
 	var want []int32
 	for _, typ := range []gguf.TensorType{gguf.F32, gguf.F16, gguf.Q8_0} {
@@ -508,6 +558,65 @@ func TestChatTemplatesKeepMarkersAndTextApart(t *testing.T) {
 	}
 	if _, err := engine.Load(writeSpec(t, tiny(gguf.F32)), engine.Expect{}, engine.Options{ChatTemplate: "nope"}); !errors.Is(err, engine.ErrUnsupported) {
 		t.Errorf("an unknown template override: %v", err)
+	}
+}
+
+// TestChatTemplatesFollowTheFamily: without a template in the file, the
+// vocabulary's markers choose Llama 3's or Phi-3's format, whose markers are
+// control tokens while the same text typed by the user is not.
+func TestChatTemplatesFollowTheFamily(t *testing.T) {
+	tests := map[string]struct {
+		mutate   func(*llamatest.RandomSpec)
+		template string
+		marker   string // a marker the rendered prompt holds once per turn
+	}{
+		"a Llama 3 vocabulary": {
+			mutate:   func(s *llamatest.RandomSpec) { s.Pre = "llama-bpe" },
+			template: "llama3", marker: "<|eot_id|>",
+		},
+		"a Phi-3 vocabulary": {
+			mutate:   func(s *llamatest.RandomSpec) { s.Arch = ArchPhi3 },
+			template: "phi3", marker: "<|end|>",
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			s := tiny(gguf.F32)
+			s.ChatMLTokens = false
+			tc.mutate(&s)
+			md := load(t, writeSpec(t, s), engine.Options{})
+			if md.template.Name != tc.template {
+				t.Fatalf("got the %s template, want %s", md.template.Name, tc.template)
+			}
+			marker, ok := md.tok.TokenID(tc.marker)
+			if !ok {
+				t.Fatalf("the vocabulary has no %s", tc.marker)
+			}
+			ids, err := md.EncodeChat([]engine.Message{{Role: "system", Content: "be brief"}, {Role: "user", Content: "hi " + tc.marker}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, id := range ids {
+				if id == marker {
+					n++
+				}
+			}
+			// One per message; the one the user typed stays text.
+			if n != 2 {
+				t.Errorf("%d %s control tokens in %v; want 2", n, tc.marker, ids)
+			}
+			if !md.IsEnd(marker) {
+				t.Errorf("%s does not end generation", tc.marker)
+			}
+		})
+	}
+	for _, name := range []string{"llama3", "gemma", "phi3"} {
+		md := load(t, writeSpec(t, tiny(gguf.F32)), engine.Options{ChatTemplate: name})
+		ids, err := md.EncodeChat([]engine.Message{{Role: "system", Content: "be brief"}, {Role: "user", Content: "hello"}, {Role: "assistant", Content: "hi"}, {Role: "user", Content: "again"}})
+		if err != nil || len(ids) < 8 || md.template.Name != name {
+			t.Errorf("override %s: template %s, %v %v", name, md.template.Name, ids, err)
+		}
 	}
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 
 	"github.com/slmops/slmops/inferd/engine"
 	"github.com/slmops/slmops/inferd/engine/kernels"
@@ -13,8 +14,9 @@ import (
 )
 
 func init() {
-	engine.Register(ArchLlama, Load)
-	engine.Register(ArchQwen2, Load)
+	for _, arch := range Architectures {
+		engine.Register(arch, Load)
+	}
 }
 
 // prefillChunk bounds how many prompt tokens go through the layers at once:
@@ -29,6 +31,14 @@ type weight struct {
 	rows, cols int
 }
 
+// slice is the rows [lo, hi) of w: one part of a fused matrix (phi3's
+// attn_qkv and ffn_up), which the kernels then treat as a matrix of its own.
+func (w weight) slice(lo, hi int) weight {
+	w.data = w.data[lo*w.RowBytes : hi*w.RowBytes]
+	w.rows = hi - lo
+	return w
+}
+
 // job is a product of w with acts into out.
 func (w weight) job(acts []*kernels.Act, out [][]float32) kernels.Job {
 	return kernels.Job{Type: w.TypeInfo, W: w.data, Rows: w.rows, Acts: acts, Out: out}
@@ -38,6 +48,8 @@ type layer struct {
 	attnNorm, ffnNorm []float32
 	wq, wk, wv, wo    weight
 	bq, bk, bv        []float32
+	qNorm, kNorm      []float32 // per head (Config.QKNorm)
+	attnPost, ffnPost []float32 // Config.PostNorms
 	gate, up, down    weight
 }
 
@@ -52,7 +64,10 @@ type Model struct {
 	template Template
 	pool     *kernels.Pool
 	info     engine.Info
-	ropeFreq []float32
+	// ropeFreq are the rotation frequencies of each pair (divided by the
+	// file's rope_freqs factors, Llama 3's long-context scaling), ropeSWA
+	// those of sliding-window layers (Config.RopeBaseSWA).
+	ropeFreq, ropeSWA []float32
 }
 
 // Load builds a Model over a mapped GGUF file.
@@ -64,7 +79,7 @@ func Load(m *gguf.Mapped, opts engine.Options) (engine.Engine, error) {
 	}
 	tok, err := tokenizer.FromGGUF(m)
 	if err != nil {
-		return nil, fmt.Errorf("%w: tokenizer: %v", engine.ErrUnsupported, err)
+		return nil, fmt.Errorf("%w: tokenizer: %w", engine.ErrUnsupported, err)
 	}
 	cfg.Vocab = tok.VocabSize()
 	if opts.ContextLength > 0 {
@@ -73,6 +88,7 @@ func Load(m *gguf.Mapped, opts engine.Options) (engine.Engine, error) {
 	md := &Model{cfg: cfg, tok: tok}
 	l := loader{m: m}
 	kv := cfg.KVHeads * cfg.HeadDim
+	qdim := cfg.QDim()
 	md.embd = l.matrix("token_embd.weight", cfg.Vocab, cfg.Embd)
 	md.outNorm = l.vector("output_norm.weight", cfg.Embd)
 	tied := true
@@ -87,19 +103,43 @@ func Load(m *gguf.Mapped, opts engine.Options) (engine.Engine, error) {
 		p := fmt.Sprintf("blk.%d.", i)
 		ly := layer{
 			attnNorm: l.vector(p+"attn_norm.weight", cfg.Embd),
-			wq:       l.matrix(p+"attn_q.weight", cfg.Embd, cfg.Embd),
-			wk:       l.matrix(p+"attn_k.weight", kv, cfg.Embd),
-			wv:       l.matrix(p+"attn_v.weight", kv, cfg.Embd),
-			wo:       l.matrix(p+"attn_output.weight", cfg.Embd, cfg.Embd),
+			wo:       l.matrix(p+"attn_output.weight", cfg.Embd, qdim),
 			ffnNorm:  l.vector(p+"ffn_norm.weight", cfg.Embd),
-			gate:     l.matrix(p+"ffn_gate.weight", cfg.FF, cfg.Embd),
-			up:       l.matrix(p+"ffn_up.weight", cfg.FF, cfg.Embd),
 			down:     l.matrix(p+"ffn_down.weight", cfg.Embd, cfg.FF),
 		}
+		// Any architecture may fuse Q, K and V into one matrix, as
+		// llama.cpp's loader allows; phi3 files always do.
+		if _, _, ok := m.Tensor(p + "attn_qkv.weight"); ok {
+			qkv := l.matrix(p+"attn_qkv.weight", qdim+2*kv, cfg.Embd)
+			if l.err == nil {
+				ly.wq, ly.wk, ly.wv = qkv.slice(0, qdim), qkv.slice(qdim, qdim+kv), qkv.slice(qdim+kv, qdim+2*kv)
+			}
+		} else {
+			ly.wq = l.matrix(p+"attn_q.weight", qdim, cfg.Embd)
+			ly.wk = l.matrix(p+"attn_k.weight", kv, cfg.Embd)
+			ly.wv = l.matrix(p+"attn_v.weight", kv, cfg.Embd)
+		}
+		if cfg.FusedGateUp {
+			gateUp := l.matrix(p+"ffn_up.weight", 2*cfg.FF, cfg.Embd)
+			if l.err == nil {
+				ly.gate, ly.up = gateUp.slice(0, cfg.FF), gateUp.slice(cfg.FF, 2*cfg.FF)
+			}
+		} else {
+			ly.gate = l.matrix(p+"ffn_gate.weight", cfg.FF, cfg.Embd)
+			ly.up = l.matrix(p+"ffn_up.weight", cfg.FF, cfg.Embd)
+		}
 		if cfg.AttnBiases {
-			ly.bq = l.vector(p+"attn_q.bias", cfg.Embd)
+			ly.bq = l.vector(p+"attn_q.bias", qdim)
 			ly.bk = l.vector(p+"attn_k.bias", kv)
 			ly.bv = l.vector(p+"attn_v.bias", kv)
+		}
+		if cfg.QKNorm {
+			ly.qNorm = l.vector(p+"attn_q_norm.weight", cfg.HeadDim)
+			ly.kNorm = l.vector(p+"attn_k_norm.weight", cfg.HeadDim)
+		}
+		if cfg.PostNorms {
+			ly.attnPost = l.vector(p+"post_attention_norm.weight", cfg.Embd)
+			ly.ffnPost = l.vector(p+"post_ffw_norm.weight", cfg.Embd)
 		}
 		md.layers = append(md.layers, ly)
 	}
@@ -110,9 +150,23 @@ func Load(m *gguf.Mapped, opts engine.Options) (engine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	md.ropeFreq = make([]float32, cfg.RopeDim/2)
-	for i := range md.ropeFreq {
-		md.ropeFreq[i] = float32(math.Pow(float64(cfg.RopeBase), -2*float64(i)/float64(cfg.RopeDim)))
+	for _, name := range []string{"rope_factors_long.weight", "rope_factors_short.weight"} {
+		if _, _, ok := m.Tensor(name); ok {
+			return nil, fmt.Errorf("%w: LongRoPE scaling (%s)", engine.ErrUnsupported, name)
+		}
+	}
+	md.ropeFreq = ropeFrequencies(cfg.RopeBase, cfg.RopeDim)
+	if _, _, ok := m.Tensor("rope_freqs.weight"); ok {
+		factors := l.vector("rope_freqs.weight", cfg.RopeDim/2)
+		if l.err != nil {
+			return nil, l.err
+		}
+		for i, f := range factors {
+			md.ropeFreq[i] /= f
+		}
+	}
+	if cfg.SlidingWindow > 0 {
+		md.ropeSWA = ropeFrequencies(cfg.RopeBaseSWA, cfg.RopeDim)
 	}
 	if opts.ExclusiveCPUs {
 		md.pool = kernels.NewSpinningPool(opts.Threads)
@@ -124,6 +178,15 @@ func Load(m *gguf.Mapped, opts engine.Options) (engine.Engine, error) {
 		VocabSize: cfg.Vocab, ContextLength: cfg.Context, Parameters: cfg.Parameters(tied),
 	}
 	return md, nil
+}
+
+// ropeFrequencies are base^(-2i/dim) for each rotated pair i.
+func ropeFrequencies(base float32, dim int) []float32 {
+	f := make([]float32, dim/2)
+	for i := range f {
+		f[i] = float32(math.Pow(float64(base), -2*float64(i)/float64(dim)))
+	}
+	return f
 }
 
 // loader reads tensors, remembering the first problem.
@@ -147,7 +210,7 @@ func (l *loader) matrix(name string, rows, cols int) weight {
 	}
 	ti, err := kernels.RowInfo(info.Type, cols)
 	if err != nil {
-		l.err = fmt.Errorf("%w: tensor %s: %v", engine.ErrUnsupported, name, err)
+		l.err = fmt.Errorf("%w: tensor %s: %w", engine.ErrUnsupported, name, err)
 		return weight{}
 	}
 	return weight{TypeInfo: ti, data: data, rows: rows, cols: cols}
@@ -168,7 +231,7 @@ func (l *loader) vector(name string, n int) []float32 {
 	}
 	out := make([]float32, n)
 	if err := kernels.Dequantize(info.Type, data, out); err != nil {
-		l.err = fmt.Errorf("%w: tensor %s: %v", engine.ErrUnsupported, name, err)
+		l.err = fmt.Errorf("%w: tensor %s: %w", engine.ErrUnsupported, name, err)
 	}
 	return out
 }
@@ -220,6 +283,7 @@ type scratch struct {
 	logits                              [][]float32
 	scores                              [][]float32
 	rope                                []float32 // cos, sin per pair per position
+	ropeSWA                             []float32 // the same for sliding-window layers
 }
 
 func grow(buf [][]float32, t, n int) [][]float32 {
@@ -267,16 +331,16 @@ func (s *sequence) forward(ctx context.Context, tokens []int32) ([]float32, erro
 	sc := &s.s
 	sc.x = grow(sc.x, T, cfg.Embd)
 	sc.xn = grow(sc.xn, T, cfg.Embd)
-	sc.q = grow(sc.q, T, cfg.Embd)
+	sc.q = grow(sc.q, T, cfg.QDim())
 	sc.kk = grow(sc.kk, T, kvDim)
 	sc.vv = grow(sc.vv, T, kvDim)
-	sc.att = grow(sc.att, T, cfg.Embd)
+	sc.att = grow(sc.att, T, cfg.QDim())
 	sc.gate = grow(sc.gate, T, cfg.FF)
 	sc.up = grow(sc.up, T, cfg.FF)
 	sc.ff = grow(sc.ff, T, cfg.Embd)
 	if sc.acts == nil {
 		// Laid out evenly, so the kernels take four tokens at a time.
-		sc.acts = kernels.NewActs(prefillChunk, cfg.Embd)
+		sc.acts = kernels.NewActs(prefillChunk, max(cfg.Embd, cfg.QDim()))
 		sc.ffActs = kernels.NewActs(prefillChunk, cfg.FF)
 	}
 
@@ -285,25 +349,36 @@ func (s *sequence) forward(ctx context.Context, tokens []int32) ([]float32, erro
 		if err := kernels.Dequantize(md.embd.Type, row, sc.x[t]); err != nil {
 			return nil, err
 		}
+		scale(sc.x[t], cfg.EmbedScale)
 	}
 	if len(sc.rope) < T*cfg.RopeDim {
 		sc.rope = make([]float32, prefillChunk*cfg.RopeDim)
+		if md.ropeSWA != nil {
+			sc.ropeSWA = make([]float32, prefillChunk*cfg.RopeDim)
+		}
 	}
 	for t := range T {
-		md.ropeAngles(sc.rope[t*cfg.RopeDim:(t+1)*cfg.RopeDim], s.n+t)
+		ropeAngles(sc.rope[t*cfg.RopeDim:(t+1)*cfg.RopeDim], md.ropeFreq, float32(s.n+t)/cfg.RopeScale)
+		if md.ropeSWA != nil {
+			ropeAngles(sc.ropeSWA[t*cfg.RopeDim:(t+1)*cfg.RopeDim], md.ropeSWA, float32(s.n+t))
+		}
 	}
 	for li := range md.layers {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
 		ly := &md.layers[li]
+		rope := sc.rope
+		if cfg.SlidingWindowLayer(li) {
+			rope = sc.ropeSWA
+		}
 		// Attention.
 		for t := range T {
 			rmsNorm(sc.xn[t], sc.x[t], ly.attnNorm, cfg.RMSEps)
 			sc.acts[t].Set(sc.xn[t])
 		}
 		if T == 1 {
-			s.attendOne(li, ly)
+			s.attendOne(li, ly, rope[:cfg.RopeDim])
 		} else {
 			kernels.MatMuls(md.pool, ly.wq.job(sc.acts[:T], sc.q), ly.wk.job(sc.acts[:T], sc.kk), ly.wv.job(sc.acts[:T], sc.vv))
 			for t := range T {
@@ -312,7 +387,11 @@ func (s *sequence) forward(ctx context.Context, tokens []int32) ([]float32, erro
 					addTo(sc.kk[t], ly.bk)
 					addTo(sc.vv[t], ly.bv)
 				}
-				cs := sc.rope[t*cfg.RopeDim : (t+1)*cfg.RopeDim]
+				if ly.qNorm != nil {
+					md.headNorm(sc.q[t], ly.qNorm)
+					md.headNorm(sc.kk[t], ly.kNorm)
+				}
+				cs := rope[t*cfg.RopeDim : (t+1)*cfg.RopeDim]
 				md.rope(sc.q[t], cfg.Heads, cs)
 				md.rope(sc.kk[t], cfg.KVHeads, cs)
 				s.k[li] = append(s.k[li], sc.kk[t]...)
@@ -325,7 +404,7 @@ func (s *sequence) forward(ctx context.Context, tokens []int32) ([]float32, erro
 		}
 		kernels.MatMul(md.pool, ly.wo.TypeInfo, ly.wo.data, ly.wo.rows, sc.acts[:T], sc.ff)
 		for t := range T {
-			addTo(sc.x[t], sc.ff[t])
+			md.joinResidual(sc.x[t], sc.ff[t], ly.attnPost)
 		}
 		// Feed-forward (SwiGLU).
 		for t := range T {
@@ -341,6 +420,12 @@ func (s *sequence) forward(ctx context.Context, tokens []int32) ([]float32, erro
 			kernels.MatRows(ly.up.TypeInfo, ly.up.data, acts, sc.up, lo, hi)
 			for t := range T {
 				g, u := sc.gate[t][lo:hi], sc.up[t][lo:hi]
+				if cfg.GELU {
+					for i := range g {
+						g[i] = gelu(g[i]) * u[i]
+					}
+					continue
+				}
 				for i := range g {
 					g[i] = silu(g[i]) * u[i]
 				}
@@ -351,7 +436,7 @@ func (s *sequence) forward(ctx context.Context, tokens []int32) ([]float32, erro
 		}
 		kernels.MatMul(md.pool, ly.down.TypeInfo, ly.down.data, ly.down.rows, sc.ffActs[:T], sc.ff)
 		for t := range T {
-			addTo(sc.x[t], sc.ff[t])
+			md.joinResidual(sc.x[t], sc.ff[t], ly.ffnPost)
 		}
 	}
 	s.n += T
@@ -360,7 +445,46 @@ func (s *sequence) forward(ctx context.Context, tokens []int32) ([]float32, erro
 	sc.acts[0].Set(sc.xn[T-1])
 	sc.logits = grow(sc.logits, 1, cfg.Vocab)
 	kernels.MatMul(md.pool, md.output.TypeInfo, md.output.data, md.output.rows, sc.acts[:1], sc.logits)
-	return sc.logits[0], nil
+	logits := sc.logits[0]
+	scale(logits, cfg.LogitScale)
+	if c := cfg.SoftCap; c > 0 {
+		for i, v := range logits {
+			logits[i] = c * float32(math.Tanh(float64(v/c)))
+		}
+	}
+	return logits, nil
+}
+
+// joinResidual adds a block's output y to the residual stream x, after the
+// architecture's post-norm (norm, when not nil) and residual multiplier.
+func (md *Model) joinResidual(x, y, norm []float32) {
+	if norm != nil {
+		rmsNorm(y, y, norm, md.cfg.RMSEps)
+	}
+	if r := md.cfg.ResidualScale; r != 1 {
+		for i, v := range y {
+			x[i] += r * v
+		}
+		return
+	}
+	addTo(x, y)
+}
+
+// headNorm RMS-normalises each head of x (Config.QKNorm).
+func (md *Model) headNorm(x, w []float32) {
+	d := md.cfg.HeadDim
+	for h := 0; h+d <= len(x); h += d {
+		rmsNorm(x[h:h+d], x[h:h+d], w, md.cfg.RMSEps)
+	}
+}
+
+// window is the first cached position a query at position n-1 of layer li
+// attends to.
+func (md *Model) window(li, n int) int {
+	if md.cfg.SlidingWindowLayer(li) {
+		return max(0, n-md.cfg.SlidingWindow)
+	}
+	return 0
 }
 
 // attention computes causal grouped-query attention for the T newest
@@ -379,7 +503,8 @@ func (s *sequence) attention(li, T int) {
 				sc.scores[job] = make([]float32, total)
 			}
 			out := sc.att[t][h*cfg.HeadDim : (h+1)*cfg.HeadDim]
-			md.attendHead(s.k[li], s.v[li], sc.q[t][h*cfg.HeadDim:(h+1)*cfg.HeadDim], h, s.n+t+1, sc.scores[job], out)
+			n := s.n + t + 1
+			md.attendHead(s.k[li], s.v[li], sc.q[t][h*cfg.HeadDim:(h+1)*cfg.HeadDim], h, md.window(li, n), n, sc.scores[job], out)
 		}
 	})
 }
@@ -389,7 +514,7 @@ func (s *sequence) attention(li, T int) {
 // key/value head), whose query, key and value rows (whole rows, read in
 // place), rotary embedding, cache write and attention depend on nothing
 // outside the group. The threads meet once here instead of twice.
-func (s *sequence) attendOne(li int, ly *layer) {
+func (s *sequence) attendOne(li int, ly *layer, cs []float32) {
 	md, cfg := s.md, s.md.cfg
 	sc := &s.s
 	kvDim := cfg.KVHeads * cfg.HeadDim
@@ -402,8 +527,9 @@ func (s *sequence) attendOne(li int, ly *layer) {
 	if len(sc.scores) < cfg.KVHeads {
 		sc.scores = append(sc.scores, make([][]float32, cfg.KVHeads-len(sc.scores))...)
 	}
-	acts, cs := sc.acts[:1], sc.rope[:cfg.RopeDim]
+	acts := sc.acts[:1]
 	q, k, v := sc.q[:1], sc.kk[:1], sc.vv[:1]
+	lo := md.window(li, pos+1)
 	md.pool.Run(cfg.KVHeads, 1, func(g0, g1 int) {
 		for g := g0; g < g1; g++ {
 			qlo, qhi := g*groupRows, (g+1)*groupRows
@@ -416,6 +542,10 @@ func (s *sequence) attendOne(li int, ly *layer) {
 				addTo(k[0][klo:khi], ly.bk[klo:khi])
 				addTo(v[0][klo:khi], ly.bv[klo:khi])
 			}
+			if ly.qNorm != nil {
+				md.headNorm(q[0][qlo:qhi], ly.qNorm)
+				md.headNorm(k[0][klo:khi], ly.kNorm)
+			}
 			md.rope(q[0][qlo:qhi], group, cs)
 			md.rope(k[0][klo:khi], 1, cs)
 			copy(keys[pos*kvDim+klo:pos*kvDim+khi], k[0][klo:khi])
@@ -424,26 +554,27 @@ func (s *sequence) attendOne(li int, ly *layer) {
 				sc.scores[g] = make([]float32, pos+1, 2*(pos+1))
 			}
 			for h := g * group; h < (g+1)*group; h++ {
-				md.attendHead(keys, values, q[0][h*cfg.HeadDim:(h+1)*cfg.HeadDim], h, pos+1, sc.scores[g], sc.att[0][h*cfg.HeadDim:(h+1)*cfg.HeadDim])
+				md.attendHead(keys, values, q[0][h*cfg.HeadDim:(h+1)*cfg.HeadDim], h, lo, pos+1, sc.scores[g], sc.att[0][h*cfg.HeadDim:(h+1)*cfg.HeadDim])
 			}
 		}
 	})
 }
 
-// attendHead is head h's attention over the first n cached positions:
+// attendHead is head h's attention over the cached positions [lo, n):
 // softmax of the scaled query-key products, then the weighted sum of the
 // values, into out.
-func (md *Model) attendHead(keys, values, q []float32, h, n int, scratch, out []float32) {
+func (md *Model) attendHead(keys, values, q []float32, h, lo, n int, scratch, out []float32) {
 	cfg := md.cfg
 	kvDim := cfg.KVHeads * cfg.HeadDim
 	kvh := h / (cfg.Heads / cfg.KVHeads)
-	scale := float32(1 / math.Sqrt(float64(cfg.HeadDim)))
-	scores := scratch[:n]
+	scale := cfg.AttnScale
+	scores := scratch[:n-lo]
 	maxS := float32(math.Inf(-1))
-	for p := range n {
+	for i := range scores {
+		p := lo + i
 		k := keys[p*kvDim+kvh*cfg.HeadDim : p*kvDim+(kvh+1)*cfg.HeadDim]
 		d := kernels.DotF32(q, k) * scale
-		scores[p] = d
+		scores[i] = d
 		maxS = max(maxS, d)
 	}
 	var sum float32
@@ -454,17 +585,18 @@ func (md *Model) attendHead(keys, values, q []float32, h, n int, scratch, out []
 	}
 	clear(out)
 	inv := 1 / sum
-	for p, w := range scores {
+	for i, w := range scores {
+		p := lo + i
 		vrow := values[p*kvDim+kvh*cfg.HeadDim : p*kvDim+(kvh+1)*cfg.HeadDim]
 		kernels.AxpyF32(w*inv, vrow, out)
 	}
 }
 
 // ropeAngles fills cs with the cosine and sine of each rotated pair's
-// angle at pos (computed once per position, shared by every head and layer).
-func (md *Model) ropeAngles(cs []float32, pos int) {
-	p := float32(pos) / md.cfg.RopeScale
-	for i, f := range md.ropeFreq {
+// angle at position p (computed once per position, shared by every head and
+// layer).
+func ropeAngles(cs, freqs []float32, p float32) {
+	for i, f := range freqs {
 		sin, cos := math.Sincos(float64(p * f))
 		cs[2*i], cs[2*i+1] = float32(cos), float32(sin)
 	}
@@ -509,3 +641,39 @@ func addTo(dst, x []float32) {
 }
 
 func silu(x float32) float32 { return x / (1 + kernels.Exp(-x)) }
+
+// gelu is GELU in the tanh form, as ggml computes it on CPUs: the input
+// rounded to F16 and the result looked up in a table of F16 values (which
+// gelu16 holds), and x itself (0) from 10 (-10) on.
+func gelu(x float32) float32 {
+	switch {
+	case x <= -10:
+		return 0
+	case x >= 10:
+		return x
+	}
+	return gelu16()[kernels.F32ToF16(x)]
+}
+
+// gelu16 is GELU of every F16 value, rounded to F16: 256 KiB, built once
+// when a GELU model first runs.
+var gelu16 = sync.OnceValue(func() []float32 {
+	const sqrt2OverPi, a = 0.7978845608028654, 0.044715
+	t := make([]float32, 1<<16)
+	for h := range t {
+		x := kernels.F16ToF32(uint16(h))
+		y := 0.5 * x * (1 + float32(math.Tanh(float64(sqrt2OverPi*x*(1+a*x*x)))))
+		t[h] = kernels.F16ToF32(kernels.F32ToF16(y))
+	}
+	return t
+})
+
+// scale multiplies x by f in place; 1 costs nothing.
+func scale(x []float32, f float32) {
+	if f == 1 {
+		return
+	}
+	for i := range x {
+		x[i] *= f
+	}
+}

@@ -12,7 +12,7 @@ import (
 // not executed; the common formats are recognised by their markers and
 // rendered by Go code, which can keep markers and user text apart.
 type Template struct {
-	// Name is chatml, llama2 or zephyr.
+	// Name is chatml, llama2, llama3, gemma, phi3 or zephyr.
 	Name   string
 	render func(messages []engine.Message) []segment
 }
@@ -28,8 +28,14 @@ type segment struct {
 var Templates = map[string]Template{
 	"chatml": {Name: "chatml", render: chatML},
 	"llama2": {Name: "llama2", render: llama2},
+	"llama3": {Name: "llama3", render: llama3},
+	"gemma":  {Name: "gemma", render: gemma},
+	"phi3":   {Name: "phi3", render: phi3},
 	"zephyr": {Name: "zephyr", render: zephyr},
 }
+
+// templateNames lists Templates for messages.
+const templateNames = "chatml, llama2, llama3, gemma, phi3, zephyr"
 
 // Encode renders messages and tokenizes them, the beginning-of-sequence
 // token first when the model uses one.
@@ -54,7 +60,7 @@ func chooseTemplate(m meta, tok *tokenizer.Tokenizer, override string) (Template
 	if override != "" {
 		t, ok := Templates[override]
 		if !ok {
-			return Template{}, fmt.Errorf("%w: chat template %q (chatml, llama2, zephyr)", engine.ErrUnsupported, override)
+			return Template{}, fmt.Errorf("%w: chat template %q (%s)", engine.ErrUnsupported, override, templateNames)
 		}
 		return t, nil
 	}
@@ -63,6 +69,12 @@ func chooseTemplate(m meta, tok *tokenizer.Tokenizer, override string) (Template
 			switch {
 			case strings.Contains(src, "<|im_start|>"):
 				return Templates["chatml"], nil
+			case strings.Contains(src, "<|start_header_id|>"):
+				return Templates["llama3"], nil
+			case strings.Contains(src, "<start_of_turn>"):
+				return Templates["gemma"], nil
+			case strings.Contains(src, "<|user|>") && strings.Contains(src, "<|end|>"):
+				return Templates["phi3"], nil
 			case strings.Contains(src, "<|user|>"):
 				return Templates["zephyr"], nil
 			case strings.Contains(src, "[INST]"):
@@ -70,10 +82,61 @@ func chooseTemplate(m meta, tok *tokenizer.Tokenizer, override string) (Template
 			}
 		}
 	}
-	if _, ok := tok.TokenID("<|im_start|>"); ok {
-		return Templates["chatml"], nil
+	// Without a template, the vocabulary's markers say the family.
+	for _, family := range []struct{ marker, template string }{
+		{"<|im_start|>", "chatml"}, {"<|start_header_id|>", "llama3"}, {"<start_of_turn>", "gemma"}, {"<|end|>", "phi3"},
+	} {
+		if _, ok := tok.TokenID(family.marker); ok {
+			return Templates[family.template], nil
+		}
 	}
 	return Templates["zephyr"], nil
+}
+
+// llama3 is Llama 3's format: each turn a header with the role, a blank
+// line, the trimmed text and <|eot_id|>; BOS is the tokenizer's.
+func llama3(msgs []engine.Message) []segment {
+	var out []segment
+	header := func(role string) {
+		out = append(out, segment{"<|start_header_id|>", true}, segment{role, false}, segment{"<|end_header_id|>", true}, segment{"\n\n", false})
+	}
+	for _, m := range msgs {
+		header(m.Role)
+		out = append(out, segment{strings.TrimSpace(m.Content), false}, segment{"<|eot_id|>", true})
+	}
+	header("assistant")
+	return out
+}
+
+// gemma is Gemma's format: <start_of_turn>user or model, the trimmed text,
+// <end_of_turn>; Gemma has no system role, so a system message opens the
+// first user turn, as its template does.
+func gemma(msgs []engine.Message) []segment {
+	var out []segment
+	system := ""
+	for _, m := range msgs {
+		role, text := m.Role, strings.TrimSpace(m.Content)
+		switch role {
+		case "system":
+			system = text + "\n\n"
+			continue
+		case "assistant":
+			role = "model"
+		case "user":
+			text, system = system+text, ""
+		}
+		out = append(out, segment{"<start_of_turn>", true}, segment{role + "\n" + text, false}, segment{"<end_of_turn>", true}, segment{"\n", false})
+	}
+	return append(out, segment{"<start_of_turn>", true}, segment{"model\n", false})
+}
+
+// phi3 is Phi-3's format: <|role|>, a line break, the text, <|end|>.
+func phi3(msgs []engine.Message) []segment {
+	var out []segment
+	for _, m := range msgs {
+		out = append(out, segment{"<|" + m.Role + "|>", true}, segment{"\n" + m.Content, false}, segment{"<|end|>", true}, segment{"\n", false})
+	}
+	return append(out, segment{"<|assistant|>", true}, segment{"\n", false})
 }
 
 func chatML(msgs []engine.Message) []segment {

@@ -8,6 +8,7 @@ package llamatest
 import (
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"slices"
 
@@ -15,16 +16,24 @@ import (
 	"github.com/slmops/slmops/inferd/gguf"
 )
 
-// RandomSpec describes a llama-architecture model with random weights, for
-// tests and benchmarks: the shape of a real one, the speed of a real one,
-// none of its knowledge.
+// RandomSpec describes a llama-family model with random weights, for tests
+// and benchmarks: the shape of a real one, the speed of a real one, none of
+// its knowledge. The tensors and metadata are laid out as llama.cpp's
+// converter writes each architecture.
 type RandomSpec struct {
-	Name    string
-	Arch    string // general.architecture: llama (default) or qwen2
+	Name string
+	// Arch is general.architecture: llama (default), qwen2, qwen3 (query
+	// and key norms), phi3 (fused attn_qkv and gate/up in ffn_up), gemma3
+	// (query and key norms, post-norms, tied embeddings, sliding windows)
+	// or granite (its four multipliers).
+	Arch    string
 	Embd    int
 	Layers  int
 	Heads   int
 	KVHeads int
+	// HeadDim, when set, is the size of a head (attention.key_length),
+	// which then need not be Embd/Heads.
+	HeadDim int
 	FF      int
 	Vocab   int
 	Context int
@@ -47,6 +56,16 @@ type RandomSpec struct {
 	Seed  uint64
 	// ChatMLTokens adds <|im_start|> and <|im_end|> control tokens.
 	ChatMLTokens bool
+	// Pre, when set, makes the vocabulary byte-level BPE (tokenizer.ggml.model
+	// gpt2) with this tokenizer.ggml.pre, Llama 3's special tokens and
+	// merges, in place of the SentencePiece one.
+	Pre string
+	// RopeFreqs adds Llama 3.1's rope_freqs.weight: its long-context
+	// factors (8, 1, 4, 8192), as the converter computes them.
+	RopeFreqs bool
+	// SlidingWindow, for gemma3, is attention.sliding_window; the layers
+	// follow llama.cpp's default pattern (five sliding, one global).
+	SlidingWindow int
 }
 
 // TinyLlama is the shape of TinyLlama 1.1B, for benchmarks.
@@ -66,7 +85,21 @@ func WriteRandom(w io.Writer, s RandomSpec) error {
 	if s.Name == "" {
 		s.Name = "random-" + s.Arch
 	}
-	tokens, scores, types := randomVocab(s.Vocab, s.ChatMLTokens)
+	a := s.Arch
+	var tokens, scores, types, merges []any
+	if s.Pre != "" {
+		tokens, types, merges = randomBPEVocab(s.Vocab)
+	} else {
+		var specials []string
+		if s.ChatMLTokens {
+			specials = append(specials, "<|im_start|>", "<|im_end|>")
+		}
+		if a == "phi3" {
+			// llama.cpp looks these up in a Phi-3 vocabulary by name.
+			specials = append(specials, "<|endoftext|>", "<|assistant|>", "<|end|>", "<|system|>", "<|user|>")
+		}
+		tokens, scores, types = randomVocab(s.Vocab, specials)
+	}
 	if s.Q4KM {
 		s.Mix = "Q4_K_M"
 	}
@@ -85,7 +118,6 @@ func WriteRandom(w io.Writer, s RandomSpec) error {
 	if !ok {
 		return fmt.Errorf("no general.file_type for %s", fileType)
 	}
-	a := s.Arch
 	meta := []gguf.KV{
 		{Key: "general.architecture", Type: gguf.TypeString, Value: a},
 		{Key: "general.name", Type: gguf.TypeString, Value: s.Name},
@@ -98,13 +130,49 @@ func WriteRandom(w io.Writer, s RandomSpec) error {
 		{Key: a + ".attention.head_count_kv", Type: gguf.TypeUint32, Value: uint32(s.KVHeads)},
 		{Key: a + ".attention.layer_norm_rms_epsilon", Type: gguf.TypeFloat32, Value: float32(1e-5)},
 		{Key: a + ".rope.freq_base", Type: gguf.TypeFloat32, Value: float32(10000)},
-		{Key: "tokenizer.ggml.model", Type: gguf.TypeString, Value: "llama"},
-		{Key: "tokenizer.ggml.tokens", Type: gguf.TypeArray, Value: gguf.Array{Type: gguf.TypeString, Values: tokens}},
-		{Key: "tokenizer.ggml.scores", Type: gguf.TypeArray, Value: gguf.Array{Type: gguf.TypeFloat32, Values: scores}},
-		{Key: "tokenizer.ggml.token_type", Type: gguf.TypeArray, Value: gguf.Array{Type: gguf.TypeInt32, Values: types}},
-		{Key: "tokenizer.ggml.bos_token_id", Type: gguf.TypeUint32, Value: uint32(1)},
-		{Key: "tokenizer.ggml.eos_token_id", Type: gguf.TypeUint32, Value: uint32(2)},
-		{Key: "tokenizer.ggml.unknown_token_id", Type: gguf.TypeUint32, Value: uint32(0)},
+	}
+	if s.Pre != "" {
+		meta = append(meta,
+			gguf.KV{Key: "tokenizer.ggml.model", Type: gguf.TypeString, Value: "gpt2"},
+			gguf.KV{Key: "tokenizer.ggml.pre", Type: gguf.TypeString, Value: s.Pre},
+			gguf.KV{Key: "tokenizer.ggml.tokens", Type: gguf.TypeArray, Value: gguf.Array{Type: gguf.TypeString, Values: tokens}},
+			gguf.KV{Key: "tokenizer.ggml.token_type", Type: gguf.TypeArray, Value: gguf.Array{Type: gguf.TypeInt32, Values: types}},
+			gguf.KV{Key: "tokenizer.ggml.merges", Type: gguf.TypeArray, Value: gguf.Array{Type: gguf.TypeString, Values: merges}},
+			gguf.KV{Key: "tokenizer.ggml.bos_token_id", Type: gguf.TypeUint32, Value: uint32(256)},
+			gguf.KV{Key: "tokenizer.ggml.eos_token_id", Type: gguf.TypeUint32, Value: uint32(257)},
+		)
+	} else {
+		meta = append(meta,
+			gguf.KV{Key: "tokenizer.ggml.model", Type: gguf.TypeString, Value: "llama"},
+			gguf.KV{Key: "tokenizer.ggml.tokens", Type: gguf.TypeArray, Value: gguf.Array{Type: gguf.TypeString, Values: tokens}},
+			gguf.KV{Key: "tokenizer.ggml.scores", Type: gguf.TypeArray, Value: gguf.Array{Type: gguf.TypeFloat32, Values: scores}},
+			gguf.KV{Key: "tokenizer.ggml.token_type", Type: gguf.TypeArray, Value: gguf.Array{Type: gguf.TypeInt32, Values: types}},
+			gguf.KV{Key: "tokenizer.ggml.bos_token_id", Type: gguf.TypeUint32, Value: uint32(1)},
+			gguf.KV{Key: "tokenizer.ggml.eos_token_id", Type: gguf.TypeUint32, Value: uint32(2)},
+			gguf.KV{Key: "tokenizer.ggml.unknown_token_id", Type: gguf.TypeUint32, Value: uint32(0)},
+		)
+	}
+	headDim := s.Embd / s.Heads
+	if s.HeadDim != 0 {
+		headDim = s.HeadDim
+		meta = append(meta,
+			gguf.KV{Key: a + ".attention.key_length", Type: gguf.TypeUint32, Value: uint32(headDim)},
+			gguf.KV{Key: a + ".attention.value_length", Type: gguf.TypeUint32, Value: uint32(headDim)})
+	}
+	switch a {
+	case "gemma3":
+		// The converter's SentencePiece Gemma vocabulary has no space prefix.
+		meta = append(meta, gguf.KV{Key: "tokenizer.ggml.add_space_prefix", Type: gguf.TypeBool, Value: false})
+		if s.SlidingWindow > 0 {
+			meta = append(meta, gguf.KV{Key: a + ".attention.sliding_window", Type: gguf.TypeUint32, Value: uint32(s.SlidingWindow)})
+		}
+	case "granite":
+		// Granite 3.x's multipliers.
+		meta = append(meta,
+			gguf.KV{Key: a + ".embedding_scale", Type: gguf.TypeFloat32, Value: float32(12)},
+			gguf.KV{Key: a + ".residual_scale", Type: gguf.TypeFloat32, Value: float32(0.22)},
+			gguf.KV{Key: a + ".attention.scale", Type: gguf.TypeFloat32, Value: float32(0.015625)},
+			gguf.KV{Key: a + ".logit_scale", Type: gguf.TypeFloat32, Value: float32(8)})
 	}
 	seed := s.Seed
 	matrix := func(name string, rows, cols int, t gguf.TensorType) gguf.Tensor {
@@ -128,33 +196,163 @@ func WriteRandom(w io.Writer, s RandomSpec) error {
 		}
 		return mixType(s.Mix, kind, layer, s.Layers, s.Heads/s.KVHeads)
 	}
-	kv := s.KVHeads * (s.Embd / s.Heads)
+	kv := s.KVHeads * headDim
+	qdim := s.Heads * headDim
 	tensors := []gguf.Tensor{
 		matrix("token_embd.weight", s.Vocab, s.Embd, typeFor("embd", 0)),
 		vector("output_norm.weight", s.Embd, 1),
 	}
-	if !s.Tied {
+	if !s.Tied && a != "gemma3" { // Gemma ties its output to the embeddings
 		tensors = append(tensors, matrix("output.weight", s.Vocab, s.Embd, typeFor("output", 0)))
+	}
+	if s.RopeFreqs {
+		tensors = append(tensors, gguf.Tensor{Name: "rope_freqs.weight", Dims: []uint64{uint64(headDim / 2)}, Type: gguf.F32, Fill: func() ([]byte, error) {
+			return kernels.Quantize(nil, gguf.F32, llama3RopeFactors(10000, headDim))
+		}})
 	}
 	for i := range s.Layers {
 		p := fmt.Sprintf("blk.%d.", i)
-		tensors = append(tensors,
-			vector(p+"attn_norm.weight", s.Embd, 1),
-			matrix(p+"attn_q.weight", s.Embd, s.Embd, typeFor("attn_q", i)),
-			matrix(p+"attn_k.weight", kv, s.Embd, typeFor("attn_k", i)),
-			matrix(p+"attn_v.weight", kv, s.Embd, typeFor("attn_v", i)),
-			matrix(p+"attn_output.weight", s.Embd, s.Embd, typeFor("attn_output", i)),
-			vector(p+"ffn_norm.weight", s.Embd, 1),
-			matrix(p+"ffn_gate.weight", s.FF, s.Embd, typeFor("ffn_gate", i)),
-			matrix(p+"ffn_up.weight", s.FF, s.Embd, typeFor("ffn_up", i)),
-			matrix(p+"ffn_down.weight", s.Embd, s.FF, typeFor("ffn_down", i)),
-		)
-		if s.Arch == "qwen2" {
+		tensors = append(tensors, vector(p+"attn_norm.weight", s.Embd, 1))
+		if a == "phi3" {
+			tensors = append(tensors, matrix(p+"attn_qkv.weight", qdim+2*kv, s.Embd, typeFor("attn_qkv", i)))
+		} else {
 			tensors = append(tensors,
-				vector(p+"attn_q.bias", s.Embd, 0), vector(p+"attn_k.bias", kv, 0), vector(p+"attn_v.bias", kv, 0))
+				matrix(p+"attn_q.weight", qdim, s.Embd, typeFor("attn_q", i)),
+				matrix(p+"attn_k.weight", kv, s.Embd, typeFor("attn_k", i)),
+				matrix(p+"attn_v.weight", kv, s.Embd, typeFor("attn_v", i)))
+		}
+		tensors = append(tensors,
+			matrix(p+"attn_output.weight", s.Embd, qdim, typeFor("attn_output", i)),
+			vector(p+"ffn_norm.weight", s.Embd, 1))
+		if a == "phi3" {
+			tensors = append(tensors, matrix(p+"ffn_up.weight", 2*s.FF, s.Embd, typeFor("ffn_up", i)))
+		} else {
+			tensors = append(tensors,
+				matrix(p+"ffn_gate.weight", s.FF, s.Embd, typeFor("ffn_gate", i)),
+				matrix(p+"ffn_up.weight", s.FF, s.Embd, typeFor("ffn_up", i)))
+		}
+		tensors = append(tensors, matrix(p+"ffn_down.weight", s.Embd, s.FF, typeFor("ffn_down", i)))
+		switch a {
+		case "qwen2":
+			tensors = append(tensors,
+				vector(p+"attn_q.bias", qdim, 0), vector(p+"attn_k.bias", kv, 0), vector(p+"attn_v.bias", kv, 0))
+		case "qwen3":
+			tensors = append(tensors, vector(p+"attn_q_norm.weight", headDim, 1), vector(p+"attn_k_norm.weight", headDim, 1))
+		case "gemma3":
+			// Gemma's norms are 1 + w; the converter stores them so.
+			tensors = append(tensors,
+				vector(p+"attn_q_norm.weight", headDim, 1), vector(p+"attn_k_norm.weight", headDim, 1),
+				vector(p+"post_attention_norm.weight", s.Embd, 1), vector(p+"post_ffw_norm.weight", s.Embd, 1))
 		}
 	}
 	return gguf.Write(w, meta, tensors)
+}
+
+// llama3RopeFactors are the rope_freqs.weight values llama.cpp's converter
+// writes for Llama 3.1's "llama3" RoPE scaling (factor 8, low and high
+// frequency factors 1 and 4, original context 8192): 1 for short
+// wavelengths, 8 for long ones, a smooth blend between.
+func llama3RopeFactors(base float64, dim int) []float32 {
+	const factor, low, high, context = 8.0, 1.0, 4.0, 8192.0
+	out := make([]float32, dim/2)
+	for i := range out {
+		freq := 1 / math.Pow(base, float64(2*i)/float64(dim))
+		wavelen := 2 * math.Pi / freq
+		switch {
+		case wavelen < context/high:
+			out[i] = 1
+		case wavelen > context/low:
+			out[i] = factor
+		default:
+			smooth := (context/wavelen - low) / (high - low)
+			out[i] = float32(1 / ((1-smooth)/factor + smooth))
+		}
+	}
+	return out
+}
+
+// randomBPEVocab is a byte-level BPE vocabulary in Llama 3's manner: the
+// 256 byte characters of GPT-2's alphabet in byte order, Llama 3's
+// begin/end-of-text and chat markers as control tokens, then tokens made
+// by merges (a space or a letter followed by letters, and numbers of up
+// to three digits), until n tokens; a merge's rank is the order it was
+// made in.
+func randomBPEVocab(n int) (tokens, types, merges []any) {
+	enc := byteAlphabet()
+	seen := map[string]bool{}
+	add := func(tok string, typ int32) {
+		seen[tok] = true
+		tokens = append(tokens, tok)
+		types = append(types, typ)
+	}
+	for b := range 256 {
+		add(string(enc[b]), 1)
+	}
+	for _, special := range []string{"<|begin_of_text|>", "<|end_of_text|>", "<|start_header_id|>", "<|end_header_id|>", "<|eot_id|>"} {
+		add(special, 3)
+	}
+	merge := func(left, right string) {
+		if len(tokens) < n && !seen[left+right] {
+			add(left+right, 1)
+			merges = append(merges, left+" "+right)
+		}
+	}
+	space := string(enc[' '])
+	letters := "etaoinshrdlucmfwypvbgkjqxz"
+	digits := "0123456789"
+	var words []string
+	for _, c := range letters {
+		merge(space, string(c))
+		words = append(words, space+string(c))
+	}
+	for _, a := range letters {
+		for _, b := range letters {
+			merge(string(a), string(b))
+			words = append(words, string(a)+string(b))
+		}
+	}
+	for _, a := range digits {
+		for _, b := range digits {
+			merge(string(a), string(b))
+		}
+	}
+	for _, a := range digits {
+		for _, b := range digits[:5] {
+			for _, c := range digits[:5] {
+				merge(string(a)+string(b), string(c))
+			}
+		}
+	}
+	for len(tokens) < n {
+		var next []string
+		for _, w := range words {
+			for _, c := range letters {
+				merge(w, string(c))
+				next = append(next, w+string(c))
+				if len(tokens) >= n {
+					break
+				}
+			}
+		}
+		words = next
+	}
+	return tokens, types, merges
+}
+
+// byteAlphabet is GPT-2's byte-to-character map (see the tokenizer
+// package): printable Latin-1 bytes stand for themselves, the others take
+// code points from U+0100 upwards in byte order.
+func byteAlphabet() (enc [256]rune) {
+	next := rune(256)
+	for b := range 256 {
+		if ('!' <= b && b <= '~') || (0xA1 <= b && b <= 0xAC) || (0xAE <= b && b <= 0xFF) {
+			enc[b] = rune(b)
+		} else {
+			enc[b] = next
+			next++
+		}
+	}
+	return enc
 }
 
 // mixes are the mixtures that mixType knows.
@@ -243,11 +441,11 @@ func randomTensor(n int, t gguf.TensorType, scale float32, seed uint64, center f
 }
 
 // randomVocab is a SentencePiece-style vocabulary: <unk>, <s>, </s>, the
-// 256 byte tokens, optional ChatML markers, then pieces (printable ASCII
+// 256 byte tokens, the specials as control tokens, then pieces (printable ASCII
 // characters and lowercase strings, each bare and with the "▁" word
 // prefix) until n tokens, longer pieces scoring higher so that merges
 // prefer them.
-func randomVocab(n int, chatML bool) (tokens, scores, types []any) {
+func randomVocab(n int, specials []string) (tokens, scores, types []any) {
 	add := func(tok string, score float32, typ int32) {
 		tokens = append(tokens, tok)
 		scores = append(scores, score)
@@ -259,9 +457,8 @@ func randomVocab(n int, chatML bool) (tokens, scores, types []any) {
 	for b := range 256 {
 		add(fmt.Sprintf("<0x%02X>", b), 0, 6)
 	}
-	if chatML {
-		add("<|im_start|>", 0, 3)
-		add("<|im_end|>", 0, 3)
+	for _, special := range specials {
+		add(special, 0, 3)
 	}
 	seen := map[string]bool{}
 	piece := func(p string) {

@@ -1,0 +1,59 @@
+package plan
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/inferd/config"
+)
+
+// TestTheStatusStaysSmallAtFleetScale: at 5,000 nodes, with every list at
+// its worst (hundreds of failing, excluded and unfit nodes with long
+// messages, more hardware classes than listed, a full history), the status
+// the plan writes stays under 64 KiB, so the EdgeRollout object stays far
+// from etcd's limits and kubectl slm status stays fast.
+func TestTheStatusStaysSmallAtFleetScale(t *testing.T) {
+	long := strings.Repeat("a long reason from inferd, ", 40)
+	nodes := fleet(5000, 50, "old")
+	for i := range nodes {
+		n := &nodes[i]
+		n.Class = fmt.Sprintf("arm64/board-%02d", i%40)
+		n.PeerSite = n.Site
+		n.Pod.Report = report(float64(5 + i%7))
+		switch {
+		case i%10 == 0:
+			stageFails(n, "new", config.ReasonFetchFailed, long)
+		case i%10 == 1:
+			n.Revision, n.Pod = "new", Pod{Exists: true, Since: t0.Add(-time.Hour), Failure: "CrashLoopBackOff", Message: long}
+		}
+	}
+	s := stagingSpec(100, true, "10%", "50%", "100%")
+	st := progressing(0, time.Hour)
+	for i := range 10 {
+		st.History = append(st.History, slmopsv1alpha1.RevisionHistory{Revision: fmt.Sprintf("rev%07d", i), Digest: "sha256:" + strings.Repeat("ab", 32), Phase: slmopsv1alpha1.PhaseCompleted})
+	}
+	for i := range maxExcludedClasses {
+		st.ExcludedClasses = append(st.ExcludedClasses, slmopsv1alpha1.ExcludedClass{Name: fmt.Sprintf("riscv64/board-%02d", i), Revision: "old", CanaryRevision: "new",
+			Reason: slmopsv1alpha1.ReasonSlowerThanStable, Message: truncate(long, maxClassMessage)})
+	}
+	p := planFor(Input{Generation: 1, Spec: s, Status: st, Revision: "new", Digest: "sha256:new", Nodes: nodes, Now: t0})
+	b, err := json.Marshal(p.Status)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("status of 5,000 nodes: %d bytes; %d failing, %d excluded listed, %d classes, %d excluded classes",
+		len(b), len(p.Status.FailingNodes), len(p.Status.Distribution.ExcludedNodes), len(p.Status.HardwareClasses), len(p.Status.ExcludedClasses))
+	if len(b) > 64<<10 {
+		t.Errorf("the status of 5,000 nodes is %d bytes; want under 64 KiB", len(b))
+	}
+	if len(p.Status.FailingNodes) > maxFailingNodes || len(p.Status.Distribution.ExcludedNodes) > maxExcludedNodes || len(p.Status.HardwareClasses) > maxClasses+1 {
+		t.Errorf("lists past their caps: %d failing, %d excluded, %d classes", len(p.Status.FailingNodes), len(p.Status.Distribution.ExcludedNodes), len(p.Status.HardwareClasses))
+	}
+	if p.Status.TargetNodes != 5000 || p.Status.Distribution.FailedNodes == 0 {
+		t.Errorf("counts %d target, %d failed to stage; the counts must cover every node even when the lists are capped", p.Status.TargetNodes, p.Status.Distribution.FailedNodes)
+	}
+}
