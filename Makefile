@@ -17,6 +17,10 @@ KUBECTL := $(K8S_BIN)/kubectl
 CLUSTER_DIR ?= $(ROOT)/.cluster
 NODES ?= 50
 SITES ?= 4
+# REAL_NODES of the NODES run their serving inferd pods as local processes
+# (spread over architectures and sites, CPU bounded by architecture); the
+# rest stay kwok-simulated.
+REAL_NODES ?= 0
 
 CONTROLLER_GEN_VERSION := v0.21.0
 CONTROLLER_GEN := $(BIN)/controller-gen-$(CONTROLLER_GEN_VERSION)
@@ -178,8 +182,12 @@ bench: bench-cluster bench-rollout bench-inferd bench-engine bench-distribution 
 ##@ Local cluster
 
 .PHONY: cluster-up
-cluster-up: controlplane ## Start the local control plane with NODES simulated edge nodes in SITES sites.
-	go run ./hack/cluster up --dir "$(CLUSTER_DIR)" --bin "$(K8S_BIN)" --nodes $(NODES) --sites $(SITES)
+cluster-up: controlplane ## Start the local control plane with NODES simulated edge nodes in SITES sites, REAL_NODES of them serving with real inferd processes.
+ifneq ($(REAL_NODES),0)
+	go build -o "$(BIN)/inferd" ./cmd/inferd
+endif
+	go run ./hack/cluster up --dir "$(CLUSTER_DIR)" --bin "$(K8S_BIN)" --nodes $(NODES) --sites $(SITES) \
+		--real-nodes $(REAL_NODES) $(if $(filter-out 0,$(REAL_NODES)),--inferd "$(BIN)/inferd")
 
 .PHONY: cluster-down
 cluster-down: ## Stop every process of the local control plane and remove its state.

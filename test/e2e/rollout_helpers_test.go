@@ -378,3 +378,56 @@ func buildBinary(t *testing.T, pkg string) string {
 	}
 	return bin
 }
+
+// realServing is a process kubelet that runs the serving inferd pods of
+// one rollout on a few chosen nodes as real inferd processes.
+type realServing struct {
+	// nodes are the chosen nodes, labelled localcluster.ProcessNodeLabel.
+	nodes []string
+	// root holds the nodes' and pods' folders (see localcluster.ProcessKubeletOptions).
+	root string
+	pk   *localcluster.ProcessKubelet
+	log  *testenv.SyncBuffer
+}
+
+// startRealServing chooses n nodes spread over the architectures and sites,
+// bounds their CPU by class (localcluster.DefaultProcessCPU), and runs the
+// serving inferd pods of rollout on them as processes of inferdBin; every
+// other pod stays kwok's. A rollout aims at the nodes with a nodeSelector
+// on localcluster.ProcessNodeLabel. The labels go when the test ends.
+func startRealServing(t *testing.T, rollout, inferdBin string, n int) *realServing {
+	t.Helper()
+	g := NewWithT(t)
+	ctx := context.Background()
+	nodes, err := cluster.ChooseProcessNodes(ctx, n, localcluster.DefaultProcessCPU)
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() {
+		if _, err := cluster.ChooseProcessNodes(context.Background(), 0, nil); err != nil {
+			t.Errorf("remove the process node labels: %v", err)
+		}
+	})
+	root, err := os.MkdirTemp("", "slmops-nodes-")
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = os.RemoveAll(root) })
+	serving := labels.SelectorFromSet(labels.Set{
+		slmopsv1alpha1.ComponentLabel: slmopsv1alpha1.ComponentModelServer,
+		slmopsv1alpha1.RolloutLabel:   rollout,
+	})
+	rs := &realServing{nodes: nodes, root: root, log: &testenv.SyncBuffer{}}
+	rs.pk, err = cluster.StartProcessKubelet(ctx, localcluster.ProcessKubeletOptions{
+		Name: rollout, Selector: serving, Nodes: nodes, Binary: inferdBin, Root: root, Log: rs.log,
+	})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() {
+		_ = rs.pk.Stop()
+		if t.Failed() {
+			t.Logf("process kubelet log:\n%s", rs.log.String())
+			logs, _ := filepath.Glob(filepath.Join(root, "pods", "*", "log"))
+			for _, l := range logs {
+				b, _ := os.ReadFile(l)
+				t.Logf("inferd log %s (end):\n%s", l, tail(string(b), 3000))
+			}
+		}
+	})
+	return rs
+}

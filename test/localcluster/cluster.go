@@ -182,11 +182,19 @@ func reuse(ctx context.Context, opts Options) (*Cluster, error) {
 	if err != nil {
 		return nil, errNotRunning
 	}
+	live := st.Components[:0]
 	for _, comp := range st.Components {
-		if !comp.alive() {
+		switch {
+		case comp.alive():
+			live = append(live, comp)
+		case !controlPlane(comp.Name):
+			// A process kubelet that died leaves the control plane sound:
+			// the caller may start another (TrackProcess).
+		default:
 			return nil, fmt.Errorf("%s (pid %d) is not running", comp.Name, comp.PID)
 		}
 	}
+	st.Components = live
 	c := newCluster(opts)
 	c.state = st
 	if err := c.connect(); err != nil {
@@ -343,6 +351,63 @@ leaderElection:
 	}
 	o.progress("==> Control plane ready in %.1fs: %s (kubeconfig %s)", time.Since(began).Seconds(), c.state.APIServer, c.Kubeconfig)
 	return nil
+}
+
+// controlPlane reports whether name is one of the control plane's own
+// components, rather than a process tracked beside them (TrackProcess).
+func controlPlane(name string) bool {
+	switch name {
+	case etcdName, apiServerName, controllerName, schedulerName, kwokName:
+		return true
+	}
+	return false
+}
+
+// Attach connects to the cluster that runs in dir, as Up left it, without
+// changing it.
+func Attach(ctx context.Context, dir string) (*Cluster, error) {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, err
+	}
+	c, err := reuse(ctx, Options{Dir: dir})
+	if err != nil {
+		return nil, fmt.Errorf("attach to the cluster in %s: %w", dir, err)
+	}
+	return c, nil
+}
+
+// TrackProcess records a process that belongs to the cluster beside its
+// components (a detached process kubelet), so that Down stops it first. A
+// dead tracked process does not keep Up from reusing the cluster.
+func (c *Cluster) TrackProcess(name string, pid int) error {
+	if controlPlane(name) {
+		return fmt.Errorf("%s is a control plane component", name)
+	}
+	exe, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(pid), "exe"))
+	if err != nil {
+		return fmt.Errorf("track %s (pid %d): %w", name, pid, err)
+	}
+	c.state.Components = append(c.state.Components, component{Name: name, PID: pid, Binary: strings.TrimSuffix(exe, " (deleted)")})
+	return writeState(c.Dir, c.state)
+}
+
+// StopProcess stops the tracked processes called name (SIGTERM, then
+// SIGKILL after a grace period) and forgets them.
+func (c *Cluster) StopProcess(name string) error {
+	kept := c.state.Components[:0]
+	for _, comp := range c.state.Components {
+		if comp.Name != name || controlPlane(name) {
+			kept = append(kept, comp)
+			continue
+		}
+		if comp.alive() {
+			comp.stop()
+			c.opts.progress("    stopped %s (pid %d)", comp.Name, comp.PID)
+		}
+	}
+	c.state.Components = kept
+	return writeState(c.Dir, c.state)
 }
 
 // connect builds the REST config and clientset from the kubeconfig.

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"syscall"
 	"testing"
 	"time"
 
@@ -100,4 +102,49 @@ func TestUpCleansUpAfterAFailedComponent(t *testing.T) {
 func TestUpNamesMissingBinaries(t *testing.T) {
 	_, err := Up(context.Background(), Options{Dir: t.TempDir(), BinDir: t.TempDir(), Nodes: 1})
 	NewWithT(t).Expect(err).To(MatchError(ContainSubstring("run hack/build-controlplane.sh")))
+}
+
+// TestTrackedProcessesStopWithTheCluster: a process tracked beside the
+// control plane (the detached process kubelet of make cluster-up) is
+// stopped by StopProcess and by Down, and one that died does not make Up
+// start the control plane anew.
+func TestTrackedProcessesStopWithTheCluster(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	opts := Options{Dir: filepath.Join(t.TempDir(), "cluster"), BinDir: testBinDir(t), Nodes: 1, Sites: 1}
+	c, err := Up(ctx, opts)
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = c.Down() })
+	sleeper := func() *exec.Cmd {
+		cmd := exec.Command("sleep", "300")
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		g.Expect(cmd.Start()).To(Succeed())
+		go func() { _ = cmd.Wait() }()
+		t.Cleanup(func() { _ = cmd.Process.Kill() })
+		return cmd
+	}
+	g.Expect(c.TrackProcess(apiServerName, os.Getpid())).NotTo(Succeed(), "a control plane name")
+
+	first := sleeper()
+	g.Expect(c.TrackProcess("helper", first.Process.Pid)).To(Succeed())
+	g.Expect(c.StopProcess("helper")).To(Succeed())
+	g.Eventually(func() bool { return processAlive(first.Process.Pid) }).WithTimeout(15 * time.Second).Should(BeFalse())
+	g.Expect(c.state.Components).To(HaveLen(5))
+
+	// Killed behind the cluster's back, it is dropped on the next Up.
+	second := sleeper()
+	g.Expect(c.TrackProcess("helper", second.Process.Pid)).To(Succeed())
+	g.Expect(syscall.Kill(second.Process.Pid, syscall.SIGKILL)).To(Succeed())
+	g.Eventually(func() bool { return processAlive(second.Process.Pid) }).WithTimeout(15 * time.Second).Should(BeFalse())
+	var progress bytes.Buffer
+	opts.Progress = &progress
+	again, err := Up(ctx, opts)
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(progress.String()).To(ContainSubstring("Reusing the control plane"))
+	g.Expect(again.state.Components).To(Equal(c.state.Components[:5]))
+
+	third := sleeper()
+	g.Expect(again.TrackProcess("helper", third.Process.Pid)).To(Succeed())
+	g.Expect(Down(opts.Dir, nil)).To(Succeed())
+	g.Eventually(func() bool { return processAlive(third.Process.Pid) }).WithTimeout(15 * time.Second).Should(BeFalse())
 }

@@ -18,7 +18,10 @@ func (p *podProcess) environment(ctx context.Context, pod *corev1.Pod, ctr *core
 	if len(ctr.EnvFrom) > 0 {
 		return nil, errors.New("the process kubelet does not support envFrom")
 	}
-	env := []string{"PATH=" + os.Getenv("PATH"), "HOSTNAME=" + pod.Name, "HOME=" + p.dir}
+	env := []string{"PATH=" + os.Getenv("PATH"), "HOSTNAME=" + pod.Name, "HOME=" + p.dir,
+		// The in-cluster API server, as a kubelet sets it in every container:
+		// here the local one, which the projected ca.crt verifies.
+		"KUBERNETES_SERVICE_HOST=" + p.k.apiHost, "KUBERNETES_SERVICE_PORT=" + p.k.apiPort}
 	if tmp := translate("/tmp", mounts); tmp != "/tmp" {
 		env = append(env, "TMPDIR="+tmp)
 	}
@@ -42,23 +45,8 @@ func (p *podProcess) envValue(ctx context.Context, pod *corev1.Pod, e corev1.Env
 	case from == nil:
 		return e.Value, true, nil
 	case from.FieldRef != nil:
-		switch from.FieldRef.FieldPath {
-		case "spec.nodeName":
-			return pod.Spec.NodeName, true, nil
-		case "metadata.name":
-			return pod.Name, true, nil
-		case "metadata.namespace":
-			return pod.Namespace, true, nil
-		case "metadata.uid":
-			return string(pod.UID), true, nil
-		case "spec.serviceAccountName":
-			return pod.Spec.ServiceAccountName, true, nil
-		case "status.podIP":
-			return p.ip, true, nil
-		case "status.hostIP":
-			return pod.Status.HostIP, true, nil
-		}
-		return "", false, fmt.Errorf("the process kubelet does not resolve fieldRef %s", from.FieldRef.FieldPath)
+		value, err := p.fieldRefValue(pod, from.FieldRef.FieldPath)
+		return value, err == nil, err
 	case from.SecretKeyRef != nil:
 		ref := from.SecretKeyRef
 		secret, err := p.k.clientset.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
@@ -89,4 +77,25 @@ func (p *podProcess) envValue(ctx context.Context, pod *corev1.Pod, e corev1.Env
 		return v, ok, nil
 	}
 	return "", false, errors.New("the process kubelet resolves fieldRef, secretKeyRef and configMapKeyRef only")
+}
+
+// fieldRefValue resolves a fieldRef of env or a downwardAPI volume.
+func (p *podProcess) fieldRefValue(pod *corev1.Pod, fieldPath string) (string, error) {
+	switch fieldPath {
+	case "spec.nodeName":
+		return pod.Spec.NodeName, nil
+	case "metadata.name":
+		return pod.Name, nil
+	case "metadata.namespace":
+		return pod.Namespace, nil
+	case "metadata.uid":
+		return string(pod.UID), nil
+	case "spec.serviceAccountName":
+		return pod.Spec.ServiceAccountName, nil
+	case "status.podIP":
+		return p.ip, nil
+	case "status.hostIP":
+		return pod.Status.HostIP, nil
+	}
+	return "", fmt.Errorf("the process kubelet does not resolve fieldRef %s", fieldPath)
 }

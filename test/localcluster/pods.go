@@ -49,6 +49,9 @@ func (k *ProcessKubelet) observe(obj any) {
 	if k.ctx.Err() != nil || pod.Spec.NodeName == "" || pod.DeletionTimestamp != nil || pod.Status.Phase != corev1.PodRunning {
 		return
 	}
+	if len(k.nodes) > 0 && !k.nodes[pod.Spec.NodeName] {
+		return // kwok's
+	}
 	if k.offline[pod.Spec.NodeName] != nil {
 		return // started when its node returns
 	}
@@ -185,6 +188,8 @@ type podProcess struct {
 	lastTerminated *corev1.ContainerStateTerminated
 	ready          bool
 	readySince     metav1.Time
+	cpuMillis      int64  // the process's CPU bound, 0 for none
+	cgroup         string // the process's cpu cgroup, "" for none
 }
 
 func (p *podProcess) terminate() { p.doneOnce.Do(func() { close(p.done) }) }
@@ -264,8 +269,9 @@ func (p *podProcess) run(parent context.Context) {
 	// Volumes live as long as the pod, across restarts.
 	var mounts []mount
 	var configMaps []configMapVolume
+	var projected []*projectedVolume
 	for {
-		if mounts, configMaps, err = p.prepareVolumes(pod, ctr); err == nil {
+		if mounts, configMaps, projected, err = p.prepareVolumes(ctx, pod, ctr); err == nil {
 			break
 		}
 		p.reportWaiting(ctx, pod, "ContainerCreating", err.Error())
@@ -273,11 +279,21 @@ func (p *podProcess) run(parent context.Context) {
 			return
 		}
 	}
-	if len(configMaps) > 0 {
+	if !p.boundCPU(ctx, pod, ctr) {
+		return
+	}
+	if p.cgroup != "" {
+		defer func() {
+			if err := os.Remove(p.cgroup); err != nil {
+				p.k.logf("%s: remove cpu cgroup: %v", p, err)
+			}
+		}()
+	}
+	if len(configMaps) > 0 || len(projected) > 0 {
 		helpers.Add(1)
 		go func() {
 			defer helpers.Done()
-			p.refreshConfigMaps(ctx, configMaps)
+			p.refreshVolumes(ctx, configMaps, projected)
 		}()
 	}
 
@@ -314,6 +330,29 @@ func (p *podProcess) run(parent context.Context) {
 	}
 }
 
+// boundCPU works out the CPU bound of the pod's process and makes its cpu
+// cgroup, and reports whether ctx is still live. The node's bound is read
+// once, when the pod starts, as a kubelet reads its capacity.
+func (p *podProcess) boundCPU(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container) bool {
+	for {
+		node, _ := p.k.nodeLister.Get(p.node)
+		nodeMillis, ctrMillis, err := cpuMillis(node, ctr)
+		if err == nil {
+			p.cpuMillis = boundMillis(nodeMillis, ctrMillis)
+			if p.k.cpu == nil || p.cpuMillis == 0 {
+				return true
+			}
+			if p.cgroup, err = p.k.cpu.podGroup(p.node, nodeMillis, string(p.uid), p.cpuMillis); err == nil {
+				return true
+			}
+		}
+		p.reportWaiting(ctx, pod, "CreateContainerConfigError", err.Error())
+		if !sleep(ctx, configMapRefresh) {
+			return false
+		}
+	}
+}
+
 // start starts the container's process once.
 func (p *podProcess) start(ctx context.Context, ctr *corev1.Container, mounts []mount) (*exec.Cmd, int64, error) {
 	pod := p.latest.Load()
@@ -343,14 +382,42 @@ func (p *podProcess) start(ctx context.Context, ctr *corev1.Container, mounts []
 	if err != nil {
 		return nil, 0, err
 	}
+	if p.cpuMillis > 0 {
+		// First, so that the container's own GOMAXPROCS wins.
+		env = append([]string{"GOMAXPROCS=" + strconv.Itoa(gomaxprocs(p.cpuMillis))}, env...)
+	}
 	cmd := exec.Command(p.k.opts.Binary, args...)
+	if binds := secretMounts(mounts); len(binds) > 0 {
+		// Service account tokens also at the path compiled into clients.
+		if sh, err := privateMounts(); err == nil {
+			upper, work, err := overlayFolders(p.dir)
+			if err != nil {
+				return nil, 0, err
+			}
+			cmd = privateMountCommand(sh, upper, work, binds, p.k.opts.Binary, args...)
+		} else {
+			p.k.privateMountsOnce.Do(func() {
+				p.k.logf("service account tokens only at translated paths, not at /var/run/secrets: %v", err)
+			})
+		}
+	}
 	cmd.Env, cmd.Dir = env, p.dir
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	// Its own process group, so that a signal reaches what it starts; killed
-	// when the test dies.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	// when the test dies. (sh execs the binary: the pid stays.)
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{}
+	}
+	cmd.SysProcAttr.Setpgid, cmd.SysProcAttr.Pdeathsig = true, syscall.SIGKILL
 	if err := cmd.Start(); err != nil {
 		return nil, 0, err
+	}
+	if p.cgroup != "" {
+		if err := join(p.cgroup, cmd.Process.Pid); err != nil {
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			_ = cmd.Wait()
+			return nil, 0, fmt.Errorf("move pid %d into cpu cgroup %s: %w", cmd.Process.Pid, p.cgroup, err)
+		}
 	}
 	p.k.started.Add(1)
 	p.k.logf("%s on %s started as pid %d on %s (restarts %d)", p, p.node, cmd.Process.Pid, p.ip, p.restarts)

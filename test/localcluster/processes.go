@@ -6,13 +6,39 @@ package localcluster
 // control plane. Its files, by concern:
 //
 //	processes.go  options, timings, start and stop, the kwok Stage that hands pods over
+//	processnodes.go  choosing the nodes whose pods run as processes, their labels
+//	cpu.go        the CPU bound of a process: GOMAXPROCS and a cgroup v1 CFS quota
 //	pods.go       the pod and node watches, offline nodes, a pod's run loop:
 //	              start, supervise, restart with back-off; loopback pod IPs
 //	volumes.go    emulated volume mounts, configMap files, path translation
+//	projected.go  projected volumes: bound service account tokens, ca.crt, namespace
+//	secrets.go    a mount namespace that shows them at /var/run/secrets as well
 //	env.go        the process's environment (env, fieldRef, secret and configMap keys)
 //	probes.go     readiness probes (httpGet, tcpSocket)
 //	status.go     container status, termination messages, Ready conditions,
 //	              status writes and their resync
+//
+// Which pods. Those that the Selector picks by label and, when Nodes is set,
+// that are bound to one of those nodes: so `make cluster-up REAL_NODES=4`
+// and the e2e helpers run the serving inferd pods
+// (app.kubernetes.io/component=model-server) of a few chosen nodes as real
+// processes, and every other pod stays kwok-simulated. The kwok Stage that
+// hands them over matches .spec.nodeName against the named nodes (a Stage
+// sees the pod alone, not its node's labels), so the set is fixed when the
+// kubelet starts; ChooseProcessNodes picks it spread over architectures and
+// sites and labels the nodes ProcessNodeLabel for people and nodeSelectors.
+//
+// CPU. Every node of the fleet claims 4 cores, and this machine may have 2,
+// so a process is bounded by its node's ProcessCPULabel ("1", "500m") and by
+// its container's CPU limit, the smaller of the two. The bound sets
+// GOMAXPROCS (rounded up, as Go rounds a cgroup quota; inferd's compute
+// threads default to GOMAXPROCS) and, where the cgroup v1 cpu controller is
+// mounted and writable (it is on the development machines: cgroup v2 there
+// has no controllers delegated), a CFS quota and cpu.shares per node and per
+// pod: the quota caps a class when the machine is idle, the shares keep
+// the classes' ratio when it is busy. Without a writable cgroup v1 cpu
+// hierarchy (cgroup v2 alone is not done) GOMAXPROCS alone bounds the
+// process, and the log says so.
 //
 // What a process sees. Its container's image and command are ignored: every
 // pod runs opts.Binary with the container's args, then --listen=<pod IP>:<first
@@ -24,6 +50,7 @@ package localcluster
 //	hostPath   Root/nodes/<node>/hostpath/<hostPath.path>   (shared by the node's pods, kept across pods)
 //	emptyDir   Root/pods/<uid>/emptydir/<volume>
 //	configMap  Root/pods/<uid>/configmap/<volume>            (each key a file, refreshed every second)
+//	projected  Root/pods/<uid>/projected/<volume>            (serviceAccountToken, configMap, secret, downwardAPI fieldRef)
 //	other      Root/pods/<uid>/volume/<volume>               (an empty folder stands in)
 //
 // and every env value and arg is rewritten: a mountPath that stands as a path
@@ -33,6 +60,28 @@ package localcluster
 // the pod, rewritten to the emulated mounts; a path it builds itself from
 // parts it did not get from env or args (or a path compiled into it) is not
 // rewritten. TMPDIR points at the folder of a mount on /tmp, if any.
+//
+// Service account tokens. The API server's ServiceAccount admission turns
+// automountServiceAccountToken (true unless the pod or its service account
+// says false) into a projected volume on
+// /var/run/secrets/kubernetes.io/serviceaccount: a token, the
+// kube-root-ca.crt ConfigMap's ca.crt, the namespace. The process kubelet
+// writes it as a kubelet does: the token from the TokenRequest API, for the
+// pod's service account, bound to the pod (BoundObjectRef kind Pod, name,
+// UID: it dies with the pod, and a TokenReview names the pod in
+// extra["authentication.kubernetes.io/pod-name"]), renewed after 80% of its
+// life; the same for a projected serviceAccountToken volume of the pod's
+// own, with its audience and path. KUBERNETES_SERVICE_HOST and
+// KUBERNETES_SERVICE_PORT name the local API server, whose certificate the
+// ca.crt verifies. The folder is path-translated like any mount, so a
+// process finds it where its env or args say (a TOKEN_DIR, a config field).
+// A client finds it at the path compiled into client-go
+// (rest.InClusterConfig) too: a process with a mount under
+// /var/run/secrets runs in a mount namespace of its own (secrets.go), where
+// /run is an overlay of the machine's (nothing changes outside it) and those
+// mounts are bound to their folders. That needs root, sh, mount(8) and
+// overlayfs; where a trial fails, the log says so once and only the
+// translated paths hold.
 //
 // Offline nodes. While a node carries OfflineAnnotation (SetNodeOffline), the
 // process kubelet plays a kubelet cut off from the API server, as a K3s agent
@@ -50,7 +99,7 @@ package localcluster
 //
 // What it does not emulate: liveness and startup probes, exec and gRPC
 // readiness probes, $(VAR) expansion, envFrom, workingDir (a process runs in
-// its pod folder), resource limits, users and security contexts, init and
+// its pod folder), resource limits other than CPU, users and security contexts, init and
 // further containers, restartPolicy other than Always. Pod deletion stays
 // kwok's: its delete stage removes the pod object within a second, while the
 // process may still be in its grace period.
@@ -63,6 +112,7 @@ import (
 	"io"
 	"maps"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -115,8 +165,15 @@ type ProcessKubeletOptions struct {
 	Name string
 	// Selector picks the pods to run, by label. Its requirements may only be
 	// Exists ("key"), Equals ("key=value") or In: they become the kwok Stage's
-	// selector.
+	// selector. It may be empty when Nodes is not.
 	Selector labels.Selector
+	// Nodes, when set, limits the pods to run to those bound to these nodes:
+	// the pods of every other node stay kwok's. A kwok Stage sees only the
+	// pod, not its node's labels, so the nodes are named (the Stage matches
+	// .spec.nodeName), and the set is fixed for the kubelet's life: a Stage
+	// that changed under running pods would hand some over twice or never.
+	// ChooseProcessNodes picks such a set and labels it.
+	Nodes []string
 	// Binary is the program run for every selected pod's container; the image
 	// and command are ignored.
 	Binary string
@@ -140,10 +197,19 @@ type ProcessKubelet struct {
 	dynamic    dynamic.Interface
 	clientset  kubernetes.Interface
 	configMaps corelisters.ConfigMapLister
+	nodeLister corelisters.NodeLister
 	podLister  corelisters.PodLister
-	informers  []informers.SharedInformerFactory
-	probes     *http.Client
-	mounts     []string
+	// cpu holds the cgroups that bound the processes' CPU; nil where cgroups
+	// are not available, and GOMAXPROCS alone bounds them.
+	cpu       *cpuCgroups
+	informers []informers.SharedInformerFactory
+	probes    *http.Client
+	mounts    []string
+	// nodes is the set of opts.Nodes; empty selects every node.
+	nodes map[string]bool
+	// apiHost and apiPort are the API server's, for KUBERNETES_SERVICE_HOST
+	// and KUBERNETES_SERVICE_PORT.
+	apiHost, apiPort string
 
 	ctx     context.Context
 	cancel  context.CancelFunc
@@ -156,9 +222,10 @@ type ProcessKubelet struct {
 	// channel that is closed when the annotation goes.
 	offline map[string]chan struct{}
 
-	logMu    sync.Mutex
-	stopOnce sync.Once
-	stopErr  error
+	logMu             sync.Mutex
+	privateMountsOnce sync.Once
+	stopOnce          sync.Once
+	stopErr           error
 }
 
 // StartProcessKubelet claims the pods that opts.Selector selects from kwok and
@@ -169,7 +236,7 @@ func (c *Cluster) StartProcessKubelet(ctx context.Context, opts ProcessKubeletOp
 	if opts.Name == "" {
 		return nil, errors.New("process kubelet: a Name is required")
 	}
-	exprs, err := stageSelector(opts.Selector)
+	exprs, err := stageSelector(opts.Selector, opts.Nodes)
 	if err != nil {
 		return nil, fmt.Errorf("process kubelet %s: %w", opts.Name, err)
 	}
@@ -208,6 +275,12 @@ func (c *Cluster) StartProcessKubelet(ctx context.Context, opts ProcessKubeletOp
 		pods:    map[types.UID]*podProcess{},
 		offline: map[string]chan struct{}{},
 	}
+	if u, err := url.Parse(cfg.Host); err == nil {
+		k.apiHost, k.apiPort = u.Hostname(), u.Port()
+		if k.apiPort == "" {
+			k.apiPort = "443"
+		}
+	}
 	k.ctx, k.cancel = context.WithCancel(context.Background())
 	defer func() {
 		if err != nil {
@@ -233,12 +306,19 @@ func (c *Cluster) StartProcessKubelet(ctx context.Context, opts ProcessKubeletOp
 		k.mounts = append(k.mounts, dir)
 	}
 
+	if cg, cerr := newCPUCgroups(opts.Name); cerr != nil {
+		k.logf("CPU bounds by GOMAXPROCS alone, no cgroup: %v", cerr)
+	} else {
+		k.cpu = cg
+	}
+
 	// ConfigMaps come from a watch, not a GET per pod and second: 200 pods
 	// would otherwise spend the API server's attention on polling. So do
 	// the nodes, for OfflineAnnotation; they change rarely (kwok renews
 	// Leases, not the Node objects).
 	all := informers.NewSharedInformerFactory(cs, 0)
 	k.configMaps = all.Core().V1().ConfigMaps().Lister()
+	k.nodeLister = all.Core().V1().Nodes().Lister()
 	if _, err := all.Core().V1().Nodes().Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { k.observeNode(obj) },
 		UpdateFunc: func(_, obj any) { k.observeNode(obj) },
@@ -246,6 +326,16 @@ func (c *Cluster) StartProcessKubelet(ctx context.Context, opts ProcessKubeletOp
 	}); err != nil {
 		return k, err
 	}
+	if opts.Selector == nil {
+		opts.Selector = labels.Everything()
+		k.opts.Selector = opts.Selector
+	}
+	k.nodes = map[string]bool{}
+	for _, n := range opts.Nodes {
+		k.nodes[n] = true
+	}
+	// The pods of the chosen nodes are filtered here (observe): a field
+	// selector takes one node name, not a set.
 	selected := informers.NewSharedInformerFactoryWithOptions(cs, 0, informers.WithTweakListOptions(func(o *metav1.ListOptions) {
 		o.LabelSelector = opts.Selector.String()
 	}))
@@ -296,6 +386,11 @@ func (k *ProcessKubelet) Stop() error {
 			f.Shutdown()
 		}
 		var errs []error
+		if k.cpu != nil {
+			if err := k.cpu.remove(); err != nil {
+				errs = append(errs, fmt.Errorf("remove cpu cgroups: %w", err))
+			}
+		}
 		for _, dir := range k.mounts {
 			if err := syscall.Unmount(dir, 0); err != nil {
 				// Something still holds a file open there: detach it now, it goes when released.
@@ -319,10 +414,14 @@ func (k *ProcessKubelet) Stop() error {
 func (k *ProcessKubelet) Started() int { return int(k.started.Load()) }
 
 // stageSelector is the kwok selector of the Stage that claims the pods sel
-// selects: pending, not deleting, with the labels.
-func stageSelector(sel labels.Selector) ([]any, error) {
-	if sel == nil || sel.Empty() {
-		return nil, errors.New("the selector is empty: it would take every pod from kwok")
+// selects: pending, not deleting, with the labels, and bound to one of nodes
+// when there are any.
+func stageSelector(sel labels.Selector, nodes []string) ([]any, error) {
+	if (sel == nil || sel.Empty()) && len(nodes) == 0 {
+		return nil, errors.New("the selector is empty and no nodes are named: it would take every pod from kwok")
+	}
+	if sel == nil {
+		sel = labels.Everything()
 	}
 	reqs, selectable := sel.Requirements()
 	if !selectable {
@@ -331,6 +430,13 @@ func stageSelector(sel labels.Selector) ([]any, error) {
 	exprs := []any{
 		map[string]any{"key": ".metadata.deletionTimestamp", "operator": "DoesNotExist"},
 		map[string]any{"key": ".status.phase", "operator": "In", "values": []any{"Pending"}},
+	}
+	if len(nodes) > 0 {
+		values := make([]any, 0, len(nodes))
+		for _, n := range slices.Sorted(slices.Values(nodes)) {
+			values = append(values, n)
+		}
+		exprs = append(exprs, map[string]any{"key": ".spec.nodeName", "operator": "In", "values": values})
 	}
 	for _, r := range reqs {
 		// kwok's keys are jq expressions; a label key is a valid JSON string once quoted.
@@ -405,4 +511,15 @@ func (k *ProcessKubelet) logf(format string, args ...any) {
 	k.logMu.Lock()
 	defer k.logMu.Unlock()
 	fmt.Fprintf(k.opts.Log, "process kubelet %s: "+format+"\n", append([]any{k.opts.Name}, args...)...)
+}
+
+// ProcessKubeletReady reports whether the process kubelet called name has
+// claimed its pods from kwok: its Stage is in.
+func (c *Cluster) ProcessKubeletReady(ctx context.Context, name string) bool {
+	dc, err := dynamic.NewForConfig(c.Config)
+	if err != nil {
+		return false
+	}
+	_, err = dc.Resource(stageGVR).Get(ctx, processStagePrefix+name, metav1.GetOptions{})
+	return err == nil
 }

@@ -3,12 +3,14 @@ package localcluster
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -19,6 +21,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -36,12 +39,18 @@ import (
 const probeProgram = `package main
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"flag"
 	"fmt"
+	"io"
 	"log"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"syscall"
 	"time"
 )
@@ -61,9 +70,9 @@ func main() {
 	if !ok {
 		missing = "<unset>"
 	}
-	report := fmt.Sprintf("pid=%d\nnode=%s\npodIP=%s\nlisten=%s\ndata=%s\nsecret=%s\nmissing=%s\njson=%s\ntmpdir=%s\ndiskBytes=%d\n",
+	report := fmt.Sprintf("pid=%d\nnode=%s\npodIP=%s\nlisten=%s\ndata=%s\nsecret=%s\nmissing=%s\njson=%s\ntmpdir=%s\ndiskBytes=%d\ngomaxprocs=%d\n",
 		os.Getpid(), node, os.Getenv("POD_IP"), *listen, *data, os.Getenv("SECRET"), missing, os.Getenv("JSON"),
-		os.TempDir(), int64(st.Blocks)*int64(st.Bsize))
+		os.TempDir(), int64(st.Blocks)*int64(st.Bsize), runtime.GOMAXPROCS(0))
 	if err := os.WriteFile(filepath.Join(*data, "seen-"+os.Getenv("POD_NAME")), []byte(report), 0o644); err != nil {
 		log.Fatal(err)
 	}
@@ -81,6 +90,44 @@ func main() {
 			return
 		}
 		fmt.Fprintln(w, "ok")
+	})
+	// /whoami asks the API server who the projected token is, as a client
+	// in a pod does: KUBERNETES_SERVICE_HOST/PORT, and TOKEN_DIR's token,
+	// ca.crt and namespace.
+	http.HandleFunc("/whoami", func(w http.ResponseWriter, r *http.Request) {
+		// ?dir= names a folder that no env or arg carries: one compiled in.
+		dir := os.Getenv("TOKEN_DIR")
+		if d := r.URL.Query().Get("dir"); d != "" {
+			dir = d
+		}
+		token, err := os.ReadFile(filepath.Join(dir, "token"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		ca, err := os.ReadFile(filepath.Join(dir, "ca.crt"))
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusNotFound)
+			return
+		}
+		ns, _ := os.ReadFile(filepath.Join(dir, "namespace"))
+		pool := x509.NewCertPool()
+		pool.AppendCertsFromPEM(ca)
+		c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+		url := "https://" + net.JoinHostPort(os.Getenv("KUBERNETES_SERVICE_HOST"), os.Getenv("KUBERNETES_SERVICE_PORT")) +
+			"/apis/authentication.k8s.io/v1/selfsubjectreviews"
+		req, _ := http.NewRequest(http.MethodPost, url, strings.NewReader(` + "`" + `{"apiVersion":"authentication.k8s.io/v1","kind":"SelfSubjectReview"}` + "`" + `))
+		req.Header.Set("Authorization", "Bearer "+strings.TrimSpace(string(token)))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := c.Do(req)
+		if err != nil {
+			http.Error(w, err.Error(), http.StatusBadGateway)
+			return
+		}
+		defer resp.Body.Close()
+		w.Header().Set("X-Namespace", string(ns))
+		w.WriteHeader(resp.StatusCode)
+		io.Copy(w, resp.Body)
 	})
 	http.HandleFunc("/config", func(w http.ResponseWriter, r *http.Request) {
 		b, err := os.ReadFile(*config)
@@ -480,9 +527,22 @@ func TestProcessKubeletStageSelector(t *testing.T) {
 	}
 	for name, tc := range map[string]struct {
 		selector string
+		nodes    []string
 		want     []any
 		err      string
 	}{
+		"the pods of chosen nodes, with a label": {
+			selector: "app.kubernetes.io/component=model-server",
+			nodes:    []string{"edge-02-0002", "edge-01-0001"},
+			want: slices.Concat(base, []any{
+				map[string]any{"key": ".spec.nodeName", "operator": "In", "values": []any{"edge-01-0001", "edge-02-0002"}},
+				map[string]any{"key": `.metadata.labels["app.kubernetes.io/component"]`, "operator": "In", "values": []any{"model-server"}},
+			}),
+		},
+		"every pod of chosen nodes": {
+			nodes: []string{"edge-01-0001"},
+			want:  slices.Concat(base, []any{map[string]any{"key": ".spec.nodeName", "operator": "In", "values": []any{"edge-01-0001"}}}),
+		},
 		"a label that exists": {
 			selector: "slmops.dev/stage-revision",
 			want:     slices.Concat(base, []any{map[string]any{"key": `.metadata.labels["slmops.dev/stage-revision"]`, "operator": "Exists"}}),
@@ -503,7 +563,7 @@ func TestProcessKubeletStageSelector(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := stageSelector(sel)
+			got, err := stageSelector(sel, tc.nodes)
 			if tc.err != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.err) {
 					t.Fatalf("stageSelector(%q) error = %v, want one that says %q", tc.selector, err, tc.err)
@@ -671,5 +731,306 @@ func probePod(name, node string) *corev1.Pod {
 			Volumes: []corev1.Volume{{Name: "data", VolumeSource: corev1.VolumeSource{HostPath: &corev1.HostPathVolumeSource{
 				Path: "/srv/probe", Type: ptr.To(corev1.HostPathDirectoryOrCreate)}}}},
 		},
+	}
+}
+
+// TestProcessKubeletRunsServingPodsOfChosenNodes: a process kubelet given
+// nodes runs the selected pods of those nodes only, each bounded to its
+// node's CPU: GOMAXPROCS (and, where cgroups are writable, a CFS quota)
+// follows ProcessCPULabel, so the two hardware classes differ. The pods of
+// the other node, and unselected pods of the chosen nodes, stay kwok's.
+func TestProcessKubeletRunsServingPodsOfChosenNodes(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	binary := buildProbeProgram(t)
+	const ns = "default"
+	c, err := Up(ctx, Options{Dir: filepath.Join(t.TempDir(), "cluster"), BinDir: testBinDir(t), Nodes: 3, Sites: 1})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = c.Down() })
+	cs := c.Clientset
+
+	// Of the two ARM boards and the mini PC, one of each architecture.
+	chosen, err := c.ChooseProcessNodes(ctx, 2, map[string]string{"arm64": "1", "amd64": "2"})
+	g.Expect(err).NotTo(HaveOccurred())
+	board, pc, simulated := NodeName(0, 1), NodeName(2, 1), NodeName(1, 1)
+	g.Expect(chosen).To(Equal([]string{board, pc}))
+	for node, cpu := range map[string]string{board: "1", pc: "2"} {
+		n, err := cs.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(n.Labels).To(HaveKeyWithValue(ProcessNodeLabel, "true"))
+		g.Expect(n.Labels).To(HaveKeyWithValue(ProcessCPULabel, cpu))
+	}
+	n, err := cs.CoreV1().Nodes().Get(ctx, simulated, metav1.GetOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(n.Labels).NotTo(HaveKey(ProcessNodeLabel))
+
+	root := t.TempDir()
+	for _, node := range []string{board, pc, simulated} {
+		dir := filepath.Join(root, "nodes", node, "hostpath", "srv", "probe")
+		g.Expect(os.MkdirAll(dir, 0o755)).To(Succeed())
+		g.Expect(os.WriteFile(filepath.Join(dir, "ready"), nil, 0o644)).To(Succeed())
+	}
+	selector, err := labels.Parse("app.kubernetes.io/component=model-server")
+	g.Expect(err).NotTo(HaveOccurred())
+	var log lockedBuffer
+	k, err := c.StartProcessKubelet(ctx, ProcessKubeletOptions{Name: "chosen", Selector: selector, Nodes: chosen, Binary: binary, Root: root, Log: &log})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() {
+		_ = k.Stop()
+		t.Logf("process kubelet log:\n%s", log.String())
+	})
+
+	serving := probePod("", "")
+	serving.Labels = map[string]string{"app": "serving", "app.kubernetes.io/component": "model-server"}
+	ds := &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "serving", Namespace: ns},
+		Spec: appsv1.DaemonSetSpec{
+			Selector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": "serving"}},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: serving.Labels}, Spec: serving.Spec},
+		},
+	}
+	_, err = cs.AppsV1().DaemonSets(ns).Create(ctx, ds, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	other := probePod("other", board)
+	other.Labels = map[string]string{"app": "other"}
+	_, err = cs.CoreV1().Pods(ns).Create(ctx, other, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+
+	pods := map[string]*corev1.Pod{}
+	g.Eventually(func(g Gomega) {
+		list, err := cs.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=serving"})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(list.Items).To(HaveLen(3))
+		for i := range list.Items {
+			pod := &list.Items[i]
+			g.Expect(podReady(pod)).To(BeTrue(), "%s on %s", pod.Name, pod.Spec.NodeName)
+			pods[pod.Spec.NodeName] = pod
+		}
+	}).WithTimeout(time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
+
+	// The serving pod of the simulated node and the unselected pod are
+	// kwok's: its pod IPs, no process.
+	for _, pod := range []*corev1.Pod{pods[simulated], other} {
+		g.Eventually(func(g Gomega) {
+			got, err := cs.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(podReady(got)).To(BeTrue())
+			g.Expect(got.Status.PodIP).To(HavePrefix("10."), "%s on %s", got.Name, got.Spec.NodeName)
+			g.Expect(got.Status.ContainerStatuses[0].ContainerID).To(BeEmpty())
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+		_, err := readReport(root, pod)
+		g.Expect(err).To(HaveOccurred(), "%s on %s ran as a process", pod.Name, pod.Spec.NodeName)
+	}
+
+	// The serving pods of the chosen nodes are processes, bounded by class.
+	want := map[string]int64{board: 1000, pc: 2000}
+	procs := map[string]string{}
+	for node, millis := range want {
+		pod := pods[node]
+		g.Expect(pod.Status.PodIP).To(HavePrefix("127.2."))
+		g.Expect(pod.Status.ContainerStatuses[0].ContainerID).To(HavePrefix("process://"))
+		report, err := readReport(root, pod)
+		g.Expect(err).NotTo(HaveOccurred())
+		procs[node] = report["gomaxprocs"]
+		g.Expect(report["gomaxprocs"]).To(Equal(fmt.Sprint(gomaxprocs(millis))), "GOMAXPROCS on %s", node)
+		if k.cpu == nil {
+			continue
+		}
+		var pid int
+		_, err = fmt.Sscan(report["pid"], &pid)
+		g.Expect(err).NotTo(HaveOccurred())
+		quota, err := processCPUQuota(pid)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(quota).To(Equal(millis*cfsPeriod/1000), "CFS quota of the process on %s", node)
+	}
+	if runtime.NumCPU() >= 2 {
+		g.Expect(procs[board]).NotTo(Equal(procs[pc]), "both classes run with the same GOMAXPROCS")
+	}
+	if k.cpu == nil {
+		t.Log("no writable cgroup v1 cpu hierarchy here: GOMAXPROCS alone bounds the processes")
+	}
+}
+
+// processCPUQuota reads the CFS quota of the cpu cgroup that pid is in.
+func processCPUQuota(pid int) (int64, error) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/cgroup", pid))
+	if err != nil {
+		return 0, err
+	}
+	mountPoint, mountRoot, err := cpuHierarchy()
+	if err != nil {
+		return 0, err
+	}
+	for line := range strings.SplitSeq(strings.TrimSpace(string(b)), "\n") {
+		parts := strings.SplitN(line, ":", 3)
+		if len(parts) == 3 && slices.Contains(strings.Split(parts[1], ","), "cpu") {
+			rel, err := filepath.Rel(mountRoot, parts[2])
+			if err != nil {
+				return 0, err
+			}
+			q, err := os.ReadFile(filepath.Join(mountPoint, rel, "cpu.cfs_quota_us"))
+			if err != nil {
+				return 0, err
+			}
+			var quota int64
+			_, err = fmt.Sscan(string(q), &quota)
+			return quota, err
+		}
+	}
+	return 0, fmt.Errorf("pid %d is in no cpu cgroup", pid)
+}
+
+// TestProcessKubeletProjectsBoundServiceAccountTokens: a pod that mounts its
+// service account token (automountServiceAccountToken, which the API
+// server's admission turns into a projected volume, or a projected volume of
+// its own) gets a token bound to the pod, the cluster's ca.crt and its
+// namespace at its mount path, and the local API server in
+// KUBERNETES_SERVICE_HOST/PORT: the process authenticates as its service
+// account, and the API server names the pod in the user's extra.
+func TestProcessKubeletProjectsBoundServiceAccountTokens(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	binary := buildProbeProgram(t)
+	const ns = "default"
+	c, err := Up(ctx, Options{Dir: filepath.Join(t.TempDir(), "cluster"), BinDir: testBinDir(t), Nodes: 1, Sites: 1})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() { _ = c.Down() })
+	cs := c.Clientset
+	node := NodeName(0, 1)
+
+	root := t.TempDir()
+	dir := filepath.Join(root, "nodes", node, "hostpath", "srv", "probe")
+	g.Expect(os.MkdirAll(dir, 0o755)).To(Succeed())
+	g.Expect(os.WriteFile(filepath.Join(dir, "ready"), nil, 0o644)).To(Succeed())
+	selector, err := labels.Parse("slmops.dev/run-as-process")
+	g.Expect(err).NotTo(HaveOccurred())
+	var log lockedBuffer
+	k, err := c.StartProcessKubelet(ctx, ProcessKubeletOptions{Name: "tokens", Selector: selector, Binary: binary, Root: root, Log: &log})
+	g.Expect(err).NotTo(HaveOccurred())
+	t.Cleanup(func() {
+		_ = k.Stop()
+		t.Logf("process kubelet log:\n%s", log.String())
+	})
+
+	_, err = cs.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "reporter"}}, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	automount := probePod("automount", node)
+	automount.Spec.ServiceAccountName = "reporter"
+	automount.Spec.Containers[0].Env = append(automount.Spec.Containers[0].Env,
+		corev1.EnvVar{Name: "TOKEN_DIR", Value: "/var/run/secrets/kubernetes.io/serviceaccount"})
+	own := probePod("own-projection", node)
+	own.Spec.AutomountServiceAccountToken = ptr.To(false)
+	own.Spec.Volumes = append(own.Spec.Volumes, corev1.Volume{Name: "report-token", VolumeSource: corev1.VolumeSource{
+		Projected: &corev1.ProjectedVolumeSource{Sources: []corev1.VolumeProjection{{ServiceAccountToken: &corev1.ServiceAccountTokenProjection{
+			Audience: "slmops-test", ExpirationSeconds: ptr.To[int64](600), Path: "report/token",
+		}}}},
+	}})
+	own.Spec.Containers[0].VolumeMounts = append(own.Spec.Containers[0].VolumeMounts, corev1.VolumeMount{Name: "report-token", MountPath: "/var/run/secrets/slmops"})
+	pods := map[string]*corev1.Pod{}
+	for _, pod := range []*corev1.Pod{automount, own} {
+		// Created once the namespace's default service account exists, as
+		// the ServiceAccount admission asks.
+		g.Eventually(func() error {
+			created, err := cs.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{})
+			pods[pod.Name] = created
+			return err
+		}).WithTimeout(30 * time.Second).Should(Succeed())
+	}
+	for name := range pods {
+		g.Eventually(func(g Gomega) {
+			pod, err := cs.CoreV1().Pods(ns).Get(ctx, name, metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(podReady(pod)).To(BeTrue())
+			g.Expect(pod.Status.PodIP).To(HavePrefix("127.2."))
+			pods[name] = pod
+		}).WithTimeout(time.Minute).WithPolling(200 * time.Millisecond).Should(Succeed())
+	}
+
+	// The process reads its token, verifies the API server with ca.crt and
+	// asks who it is.
+	var review struct {
+		Status struct {
+			UserInfo struct {
+				Username string              `json:"username"`
+				Extra    map[string][]string `json:"extra"`
+			} `json:"userInfo"`
+		} `json:"status"`
+	}
+	pod := pods[automount.Name]
+	whoami := func(query string) {
+		t.Helper()
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Get("http://" + pod.Status.PodIP + ":8080/whoami" + query)
+		g.Expect(err).NotTo(HaveOccurred())
+		body, err := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(resp.StatusCode).To(Equal(http.StatusCreated), "SelfSubjectReview%s: %s", query, body)
+		g.Expect(resp.Header.Get("X-Namespace")).To(Equal(ns))
+		g.Expect(json.Unmarshal(body, &review)).To(Succeed())
+		g.Expect(review.Status.UserInfo.Username).To(Equal("system:serviceaccount:default:reporter"))
+		g.Expect(review.Status.UserInfo.Extra).To(HaveKeyWithValue("authentication.kubernetes.io/pod-name", []string{automount.Name}))
+		g.Expect(review.Status.UserInfo.Extra).To(HaveKeyWithValue("authentication.kubernetes.io/pod-uid", []string{string(pod.UID)}))
+	}
+	whoami("") // TOKEN_DIR, translated
+	// At the path compiled into clients too, where the process gets a
+	// mount namespace of its own.
+	if _, err := privateMounts(); err == nil {
+		whoami("?dir=/var/run/secrets/kubernetes.io/serviceaccount")
+		_, err := os.Stat("/var/run/secrets/kubernetes.io/serviceaccount")
+		g.Expect(err).To(HaveOccurred(), "the token folder shows outside the process's mount namespace")
+	} else {
+		t.Logf("no private mount namespaces here (%v): the compiled-in path is not checked", err)
+	}
+
+	// A projection of its own: the token for its audience, at its path.
+	pod = pods[own.Name]
+	g.Expect(pod.Spec.Volumes).To(HaveLen(2), "automountServiceAccountToken false, and still a kube-api-access volume")
+	token, err := os.ReadFile(filepath.Join(root, "pods", string(pod.UID), "projected", "report-token", "report", "token"))
+	g.Expect(err).NotTo(HaveOccurred())
+	tr, err := cs.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{
+		Token: string(token), Audiences: []string{"slmops-test"},
+	}}, metav1.CreateOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(tr.Status.Error).To(BeEmpty())
+	g.Expect(tr.Status.Authenticated).To(BeTrue())
+	g.Expect(tr.Status.Audiences).To(Equal([]string{"slmops-test"}))
+	g.Expect(tr.Status.User.Username).To(Equal("system:serviceaccount:default:default"))
+	g.Expect(tr.Status.User.Extra).To(HaveKeyWithValue("authentication.kubernetes.io/pod-name", authenticationv1.ExtraValue{own.Name}))
+
+	// Bound to the pod, the token dies with it.
+	g.Expect(cs.CoreV1().Pods(ns).Delete(ctx, own.Name, metav1.DeleteOptions{})).To(Succeed())
+	g.Eventually(func(g Gomega) {
+		_, err := cs.CoreV1().Pods(ns).Get(ctx, own.Name, metav1.GetOptions{})
+		g.Expect(apierrors.IsNotFound(err)).To(BeTrue())
+		tr, err := cs.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{
+			Token: string(token), Audiences: []string{"slmops-test"},
+		}}, metav1.CreateOptions{})
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(tr.Status.Authenticated).To(BeFalse())
+	}).WithTimeout(30 * time.Second).Should(Succeed())
+}
+
+func TestTokenDue(t *testing.T) {
+	issued := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	hour := &issuedToken{issued: issued, expires: issued.Add(time.Hour)}
+	week := &issuedToken{issued: issued, expires: issued.Add(7 * 24 * time.Hour)}
+	for name, tc := range map[string]struct {
+		token *issuedToken
+		now   time.Time
+		want  bool
+	}{
+		"no token yet":                           {token: nil, now: issued, want: true},
+		"a fresh token":                          {token: hour, now: issued.Add(time.Minute), want: false},
+		"just before 80% of its life":            {token: hour, now: issued.Add(47 * time.Minute), want: false},
+		"at 80% of its life":                     {token: hour, now: issued.Add(48 * time.Minute), want: true},
+		"expired":                                {token: hour, now: issued.Add(2 * time.Hour), want: true},
+		"a long-lived token older than 24 hours": {token: week, now: issued.Add(25 * time.Hour), want: true},
+		"a long-lived token a day old at most":   {token: week, now: issued.Add(23 * time.Hour), want: false},
+	} {
+		t.Run(name, func(t *testing.T) {
+			if got := tokenDue(tc.token, tc.now); got != tc.want {
+				t.Errorf("tokenDue = %v, want %v", got, tc.want)
+			}
+		})
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -28,23 +29,24 @@ type configMapVolume struct {
 
 // prepareVolumes creates the local folders of the container's volume mounts
 // and writes its configMap volumes once.
-func (p *podProcess) prepareVolumes(pod *corev1.Pod, ctr *corev1.Container) ([]mount, []configMapVolume, error) {
+func (p *podProcess) prepareVolumes(ctx context.Context, pod *corev1.Pod, ctr *corev1.Container) ([]mount, []configMapVolume, []*projectedVolume, error) {
 	volumes := map[string]*corev1.Volume{}
 	for i := range pod.Spec.Volumes {
 		volumes[pod.Spec.Volumes[i].Name] = &pod.Spec.Volumes[i]
 	}
 	if err := os.MkdirAll(p.k.nodeDir(p.node), 0o755); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err := os.MkdirAll(p.dir, 0o755); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	var mounts []mount
 	var configMaps []configMapVolume
+	var projected []*projectedVolume
 	for _, vm := range ctr.VolumeMounts {
 		v := volumes[vm.Name]
 		if v == nil {
-			return nil, nil, fmt.Errorf("volumeMount %s names no volume", vm.Name)
+			return nil, nil, nil, fmt.Errorf("volumeMount %s names no volume", vm.Name)
 		}
 		var local string
 		switch {
@@ -52,24 +54,33 @@ func (p *podProcess) prepareVolumes(pod *corev1.Pod, ctr *corev1.Container) ([]m
 			local = filepath.Join(p.k.nodeDir(p.node), "hostpath", filepath.Clean("/"+v.HostPath.Path))
 			if t := v.HostPath.Type; t != nil && (*t == corev1.HostPathFile || *t == corev1.HostPathFileOrCreate) {
 				if err := touch(local); err != nil {
-					return nil, nil, err
+					return nil, nil, nil, err
 				}
 			} else if err := os.MkdirAll(local, 0o755); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 		case v.EmptyDir != nil:
 			local = filepath.Join(p.dir, "emptydir", v.Name)
 			if err := os.MkdirAll(local, 0o755); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 		case v.ConfigMap != nil:
 			local = filepath.Join(p.dir, "configmap", v.Name)
 			if !slices.ContainsFunc(configMaps, func(c configMapVolume) bool { return c.dir == local }) {
 				cmv := configMapVolume{source: *v.ConfigMap, dir: local}
 				if err := p.writeConfigMap(cmv); err != nil {
-					return nil, nil, err
+					return nil, nil, nil, err
 				}
 				configMaps = append(configMaps, cmv)
+			}
+		case v.Projected != nil:
+			local = filepath.Join(p.dir, "projected", v.Name)
+			if !slices.ContainsFunc(projected, func(pv *projectedVolume) bool { return pv.dir == local }) {
+				pv := &projectedVolume{source: *v.Projected, dir: local}
+				if err := p.writeProjected(ctx, pod, pv, time.Now()); err != nil {
+					return nil, nil, nil, fmt.Errorf("projected volume %s: %w", v.Name, err)
+				}
+				projected = append(projected, pv)
 			}
 		default:
 			local = filepath.Join(p.dir, "volume", v.Name)
@@ -77,14 +88,14 @@ func (p *podProcess) prepareVolumes(pod *corev1.Pod, ctr *corev1.Container) ([]m
 				p.k.logf("%s: volume %s is no hostPath, emptyDir or configMap: an empty folder stands in for it", p, v.Name)
 			}
 			if err := os.MkdirAll(local, 0o755); err != nil {
-				return nil, nil, err
+				return nil, nil, nil, err
 			}
 		}
 		if vm.SubPath != "" {
 			local = filepath.Join(local, vm.SubPath)
-			if v.ConfigMap == nil {
+			if v.ConfigMap == nil && v.Projected == nil {
 				if err := os.MkdirAll(local, 0o755); err != nil {
-					return nil, nil, err
+					return nil, nil, nil, err
 				}
 			}
 		}
@@ -93,7 +104,7 @@ func (p *podProcess) prepareVolumes(pod *corev1.Pod, ctr *corev1.Container) ([]m
 		}
 	}
 	slices.SortStableFunc(mounts, func(a, b mount) int { return len(b.path) - len(a.path) })
-	return mounts, configMaps, nil
+	return mounts, configMaps, projected, nil
 }
 
 func touch(file string) error {
@@ -107,10 +118,11 @@ func touch(file string) error {
 	return f.Close()
 }
 
-// refreshConfigMaps rewrites the configMap volumes every configMapRefresh
-// until ctx ends. A ConfigMap that went missing keeps its last files, as with
-// a kubelet.
-func (p *podProcess) refreshConfigMaps(ctx context.Context, volumes []configMapVolume) {
+// refreshVolumes rewrites the configMap and projected volumes every
+// configMapRefresh until ctx ends; a projected token is requested anew
+// once it is due (tokenDue). A ConfigMap that went missing keeps its last
+// files, as with a kubelet.
+func (p *podProcess) refreshVolumes(ctx context.Context, volumes []configMapVolume, projected []*projectedVolume) {
 	for sleep(ctx, configMapRefresh) {
 		if p.k.nodeOffline(p.node) != nil {
 			continue // the node cannot see a change
@@ -120,6 +132,11 @@ func (p *podProcess) refreshConfigMaps(ctx context.Context, volumes []configMapV
 				p.k.logf("%s: refresh configMap volume %s: %v", p, v.source.Name, err)
 			}
 		}
+		for _, v := range projected {
+			if err := p.writeProjected(ctx, p.latest.Load(), v, time.Now()); err != nil && !apierrors.IsNotFound(err) && ctx.Err() == nil {
+				p.k.logf("%s: refresh projected volume %s: %v", p, filepath.Base(v.dir), err)
+			}
+		}
 	}
 }
 
@@ -127,13 +144,23 @@ func (p *podProcess) refreshConfigMaps(ctx context.Context, volumes []configMapV
 // file, replacing a changed file atomically, and removes files of keys that
 // are gone. A missing optional ConfigMap is an empty folder.
 func (p *podProcess) writeConfigMap(v configMapVolume) error {
-	optional := ptr.Deref(v.source.Optional, false)
+	files, err := p.configMapFiles(v.source)
+	if err != nil {
+		return err
+	}
+	return writeFiles(v.dir, files)
+}
+
+// configMapFiles are the files of a configMap volume: each key of its
+// ConfigMap, or its items.
+func (p *podProcess) configMapFiles(source corev1.ConfigMapVolumeSource) (map[string][]byte, error) {
+	optional := ptr.Deref(source.Optional, false)
 	files := map[string][]byte{}
-	cm, err := p.k.configMaps.ConfigMaps(p.namespace).Get(v.source.Name)
+	cm, err := p.k.configMaps.ConfigMaps(p.namespace).Get(source.Name)
 	switch {
 	case apierrors.IsNotFound(err) && optional:
 	case err != nil:
-		return fmt.Errorf("configmap %s: %w", v.source.Name, err)
+		return nil, fmt.Errorf("configmap %s: %w", source.Name, err)
 	default:
 		value := func(key string) ([]byte, bool) {
 			if s, ok := cm.Data[key]; ok {
@@ -142,7 +169,7 @@ func (p *podProcess) writeConfigMap(v configMapVolume) error {
 			b, ok := cm.BinaryData[key]
 			return b, ok
 		}
-		if len(v.source.Items) == 0 {
+		if len(source.Items) == 0 {
 			for key := range cm.Data {
 				files[key], _ = value(key)
 			}
@@ -150,18 +177,18 @@ func (p *podProcess) writeConfigMap(v configMapVolume) error {
 				files[key], _ = value(key)
 			}
 		}
-		for _, item := range v.source.Items {
+		for _, item := range source.Items {
 			b, ok := value(item.Key)
 			if !ok {
 				if optional {
 					continue
 				}
-				return fmt.Errorf("configmap %s has no key %s", v.source.Name, item.Key)
+				return nil, fmt.Errorf("configmap %s has no key %s", source.Name, item.Key)
 			}
 			files[item.Path] = b
 		}
 	}
-	return writeFiles(v.dir, files)
+	return files, nil
 }
 
 // writeFiles makes dir hold exactly files (relative path to content). A file
