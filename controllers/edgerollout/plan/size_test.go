@@ -24,10 +24,10 @@ func TestTheStatusStaysSmallAtFleetScale(t *testing.T) {
 		n.Class = fmt.Sprintf("arm64/board-%02d", i%40)
 		n.PeerSite = n.Site
 		n.Pod.Report = report(float64(5 + i%7))
-		switch {
-		case i%10 == 0:
+		switch i % 10 {
+		case 0:
 			stageFails(n, "new", config.ReasonFetchFailed, long)
-		case i%10 == 1:
+		case 1:
 			n.Revision, n.Pod = "new", Pod{Exists: true, Since: t0.Add(-time.Hour), Failure: "CrashLoopBackOff", Message: long}
 		}
 	}
