@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/slmops/slmops/inferd/gguf"
+	"github.com/slmops/slmops/test/skip"
 )
 
 var allTypes = []gguf.TensorType{
@@ -412,7 +413,7 @@ func testPoolCoversEveryIndexOnce(t *testing.T, p *Pool) {
 // CPU.
 func TestSpinningPoolSleepsWhenIdle(t *testing.T) {
 	if runtimeProcs() < 2 {
-		t.Skip("one CPU: the pool has no helper threads")
+		skip.Because(t, "the spinning pool's idle sleep: one CPU, so the pool has no helper threads", "a machine with two or more CPUs")
 	}
 	p := NewSpinningPool(2)
 	defer p.Close()
@@ -451,7 +452,7 @@ func withPath(fast bool, f func()) {
 // matrix-vector product.
 func TestRowKernelsAgreeOnEveryPath(t *testing.T) {
 	if !useAVX2 {
-		t.Skip("no row kernels on this CPU (they are amd64 AVX2): MatMul uses the per-row kernels, which TestFastAndFallbackPathsAgree compares")
+		skip.Because(t, "the multi-row kernels: none on this CPU (they are amd64 AVX2); MatMul uses the per-row kernels, which TestFastAndFallbackPathsAgree compares", "an amd64 machine with AVX2")
 	}
 	type mode struct {
 		name              string
@@ -502,7 +503,7 @@ func TestRowKernelsAgreeOnEveryPath(t *testing.T) {
 
 func TestFastAndFallbackPathsAgree(t *testing.T) {
 	if !hasFast() {
-		t.Skip("this CPU has no accelerated kernels (" + Accelerated() + "): only the fallback runs")
+		skip.Because(t, "accelerated kernels against the fallback: this CPU has none ("+Accelerated()+")", "an amd64 machine with AVX2, or arm64 with the dot-product extension")
 	}
 	t.Logf("fast path: %s", Accelerated())
 	r := rand.New(rand.NewPCG(5, 6))

@@ -25,6 +25,7 @@ import (
 	"github.com/slmops/slmops/inferd/engine/llama/llamatest"
 	"github.com/slmops/slmops/inferd/engine/tokenizer"
 	"github.com/slmops/slmops/inferd/gguf"
+	"github.com/slmops/slmops/test/skip"
 )
 
 // The exit codes of hack/build-llama-cpp.sh that mean "cannot check here"
@@ -55,8 +56,8 @@ func llamaCpp(t *testing.T) (bin, program string) {
 	var exit *exec.ExitError
 	switch {
 	case errors.As(err, &exit) && (exit.ExitCode() == exitNoSnapshot || exit.ExitCode() == exitNoTools):
-		t.Skipf("llama.cpp parity %s. hack/build-llama-cpp.sh could not build llama.cpp: %s",
-			notChecked, strings.TrimSpace(stderr.String()))
+		skip.Because(t, fmt.Sprintf("llama.cpp parity %s: hack/build-llama-cpp.sh could not build llama.cpp: %s", notChecked, strings.TrimSpace(stderr.String())),
+			"put the llama.cpp snapshot in ../shared/llama.cpp (or SLMOPS_SHARED) with cmake and g++ installed, then make parity")
 	case err != nil:
 		t.Fatalf("hack/build-llama-cpp.sh: %v\n%s", err, stderr.String())
 	}
@@ -218,7 +219,7 @@ func TestParityWithLlamaCpp(t *testing.T) {
 		// llama.cpp's top two are close (the engine rounds activations in
 		// 32-value float32-scaled blocks, llama.cpp in Q8_0 with F16 scales
 		// or Q8_K); see knownFailure.
-		t.Skip("llama.cpp parity " + notChecked + ". `make parity` runs it (SLMOPS_PARITY=1); it is not part of make test until every row meets the bar")
+		skip.Because(t, "llama.cpp parity "+notChecked+" (not part of make test until every row meets the bar)", "make parity")
 	}
 	bin, program := llamaCpp(t)
 	t.Run("logits", func(t *testing.T) { testLogits(t, bin, program) })

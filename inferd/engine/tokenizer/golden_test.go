@@ -14,6 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/slmops/slmops/inferd/gguf"
+	"github.com/slmops/slmops/test/skip"
 )
 
 // goldenDir is ../shared/testdata/tokenizers from the project root, or
@@ -38,7 +39,8 @@ const (
 func goldenTokenizer(tb testing.TB, name string) *Tokenizer {
 	tb.Helper()
 	if _, err := os.Stat(goldenDir); errors.Is(err, fs.ErrNotExist) {
-		tb.Skipf("golden tokenizer data not found: %s (../shared/testdata/tokenizers from the project root, or $SLMOPS_SHARED/testdata/tokenizers) is absent", goldenDir)
+		skip.Because(tb, "the tokenizers against their golden tokenizations: "+goldenDir+" is absent",
+			"put the shared folder beside the project (../shared/testdata/tokenizers), or set SLMOPS_SHARED to it")
 	}
 	m, err := gguf.Open(filepath.Join(goldenDir, name))
 	if err != nil {
