@@ -297,7 +297,7 @@ func TestServingPodsReportWhereTheServiceAccountIs(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := namespace(t)
-	g.Expect(env.Client.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: edgerollout.InferdServiceAccount, Namespace: ns}})).To(Succeed())
+	g.Expect(env.Client.Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: slmopsv1alpha1.InferdServiceAccount, Namespace: ns}})).To(Succeed())
 	g.Expect(env.Client.Create(ctx, model(ns))).To(Succeed())
 	g.Expect(env.Client.Create(ctx, rollout(ns, "stores"))).To(Succeed())
 	var list appsv1.DaemonSetList
@@ -307,7 +307,7 @@ func TestServingPodsReportWhereTheServiceAccountIs(t *testing.T) {
 	}).WithTimeout(20 * time.Second).Should(Succeed())
 	for _, ds := range list.Items {
 		pod := ds.Spec.Template.Spec
-		g.Expect(pod.ServiceAccountName).To(Equal(edgerollout.InferdServiceAccount), ds.Name)
+		g.Expect(pod.ServiceAccountName).To(Equal(slmopsv1alpha1.InferdServiceAccount), ds.Name)
 		g.Expect(pod.AutomountServiceAccountToken).To(HaveValue(BeTrue()), ds.Name)
 		g.Expect(*pod.SecurityContext.RunAsNonRoot).To(BeTrue())
 		c := pod.Containers[0]

@@ -150,6 +150,19 @@ func configMapPrefix(rollout string) string {
 	return rollout
 }
 
+// The identity of serving inferd pods, which the installer makes (the
+// chart's inferd.report.namespaces, or config/samples/inferd_report_access.yaml):
+// the operator only looks for it.
+const (
+	// InferdServiceAccount is the ServiceAccount of serving inferd pods, and
+	// the name of its RoleBinding.
+	InferdServiceAccount = "slmops-inferd"
+	// InferdReportClusterRole is what that ServiceAccount may do: patch pods
+	// (narrowed by the admission policy of the same name to its own pod's
+	// self-test report).
+	InferdReportClusterRole = "slmops-inferd-report"
+)
+
 // Condition types. Ready, Reconciling and Stalled follow kstatus, so that
 // Flux, Argo CD and kubectl wait read health without plugins: an EdgeRollout
 // that is Completed is Ready=True; Progressing and Paused are

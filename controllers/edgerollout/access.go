@@ -7,12 +7,14 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/types"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 )
 
 // Serving inferd pods write their self-test report into their own pod
-// (Defaults.InferdReports). They run as InferdServiceAccount, which a
+// (Defaults.InferdReports). They run as slmopsv1alpha1.InferdServiceAccount, which a
 // RoleBinding of the same name in the rollout's namespace binds to the
-// ClusterRole InferdReportClusterRole (patch pods, nothing else); the
+// ClusterRole slmopsv1alpha1.InferdReportClusterRole (patch pods, nothing else); the
 // admission policy slmops-inferd-report narrows that to the report
 // annotation of the pod the token is bound to.
 //
@@ -23,14 +25,6 @@ import (
 // a namespace with the ServiceAccount gets reporting pods, one without it
 // gets pods that report nothing (and that the API server admits, since they
 // name no ServiceAccount that is missing).
-const (
-	// InferdServiceAccount is the ServiceAccount of serving inferd pods, and
-	// the name of its RoleBinding.
-	InferdServiceAccount = "slmops-inferd"
-	// InferdReportClusterRole is what that ServiceAccount may do: patch pods.
-	InferdReportClusterRole = "slmops-inferd-report"
-)
-
 // +kubebuilder:rbac:groups="",resources=serviceaccounts,verbs=get
 
 // reportDefaults are the Defaults for a new serving DaemonSet in ns:
@@ -43,12 +37,12 @@ func (r *Reconciler) reportDefaults(ctx context.Context, ns string) (Defaults, e
 		d.InferdReports = false
 		return d, nil
 	}
-	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: InferdServiceAccount}, &corev1.ServiceAccount{})
+	err := r.APIReader.Get(ctx, types.NamespacedName{Namespace: ns, Name: slmopsv1alpha1.InferdServiceAccount}, &corev1.ServiceAccount{})
 	switch {
 	case apierrors.IsNotFound(err):
 		d.InferdReports = false
 	case err != nil:
-		return d, fmt.Errorf("look up ServiceAccount %s/%s for inferd's self-test reports: %w", ns, InferdServiceAccount, err)
+		return d, fmt.Errorf("look up ServiceAccount %s/%s for inferd's self-test reports: %w", ns, slmopsv1alpha1.InferdServiceAccount, err)
 	}
 	return d, nil
 }

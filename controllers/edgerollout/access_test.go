@@ -7,6 +7,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client/fake"
+
+	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 )
 
 // TestReportsOnlyWhereTheServiceAccountIs: with reports on, serving pods of a
@@ -14,7 +16,7 @@ import (
 // there; elsewhere they name none, so the API server still admits them.
 func TestReportsOnlyWhereTheServiceAccountIs(t *testing.T) {
 	reader := fake.NewClientBuilder().WithObjects(&corev1.ServiceAccount{
-		ObjectMeta: metav1.ObjectMeta{Name: InferdServiceAccount, Namespace: "edge"},
+		ObjectMeta: metav1.ObjectMeta{Name: slmopsv1alpha1.InferdServiceAccount, Namespace: "edge"},
 	}).Build()
 	for name, tc := range map[string]struct {
 		r    *Reconciler

@@ -365,7 +365,7 @@ func inferdDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, 
 // the pod; the admission policy lets it change only the report annotation
 // of that pod), and learns its own name and namespace from the downward API.
 func addReportAccess(spec *corev1.PodSpec) {
-	spec.ServiceAccountName = InferdServiceAccount
+	spec.ServiceAccountName = slmopsv1alpha1.InferdServiceAccount
 	spec.AutomountServiceAccountToken = ptr.To(true)
 	c := &spec.Containers[0]
 	c.Env = append(c.Env,

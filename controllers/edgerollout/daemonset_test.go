@@ -269,7 +269,7 @@ func TestOnlyServingPodsGetAToken(t *testing.T) {
 		}
 		return s
 	}
-	reporting := shape{ServiceAccount: InferdServiceAccount, Token: true, Report: true,
+	reporting := shape{ServiceAccount: slmopsv1alpha1.InferdServiceAccount, Token: true, Report: true,
 		PodEnv: map[string]string{config.EnvPodName: "metadata.name", config.EnvPodNamespace: "metadata.namespace"}}
 	for name, tc := range map[string]struct {
 		d               Defaults

@@ -304,7 +304,7 @@ func (d *Daemon) prepare(ctx context.Context) {
 		ExclusiveCPUs: d.cfg.Runtime.CPUPolicy == config.CPUPolicyExclusive,
 	})
 	if err != nil {
-		d.fail(loadFailure(err), fmt.Sprintf("load %s: %v", d.cfg.Model.Digest, err))
+		d.failAndReport(ctx, loadFailure(err), fmt.Sprintf("load %s: %v", d.cfg.Model.Digest, err))
 		return
 	}
 	loadSeconds := time.Since(start).Seconds()
@@ -455,7 +455,7 @@ func (d *Daemon) fetchModel(ctx context.Context) (string, bool) {
 		}
 		reason, final := fetchFailure(err, d.cfg.Stage, round, mismatches)
 		if final {
-			d.fail(reason, err.Error())
+			d.failAndReport(ctx, reason, err.Error())
 			return "", false
 		}
 		log.Info("Fetching the model failed; retrying", "error", err.Error(), "after", backoff)
@@ -605,6 +605,17 @@ func (d *Daemon) fail(reason, message string) {
 	d.writeTermination(msg)
 	d.srv.SetPhase(server.PhaseFailed, reason, message)
 	d.opts.Log.Info("Not ready", "reason", reason, "message", message)
+}
+
+// failAndReport fails, and reports the failure into the pod as the
+// self-test would have: a serving inferd that gives up before its
+// self-test (the file fails verification, the origin rejects it, the
+// engine cannot load it) stays up, not ready, and without the report the
+// operator would wait for the progress deadline to learn nothing. One
+// report per pod, as for the self-test's (which then never runs).
+func (d *Daemon) failAndReport(ctx context.Context, reason, message string) {
+	d.fail(reason, message)
+	d.report(ctx, config.Report{Digest: d.cfg.Model.Digest, Reason: reason, Message: redact.Text(message)})
 }
 
 // writeTermination writes the kubelet's termination message (at most 4 KiB

@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -171,6 +172,61 @@ func TestTheReportIsWrittenOnceAndNeverHoldsUpReadiness(t *testing.T) {
 				t.Errorf("report %+v; want passed %v (%s), prompts [%v true], and every figure measured", got, tc.wantPassed, wantReason, tc.wantPassed)
 			}
 		})
+	}
+}
+
+// TestAFileThatFailsVerificationIsReported: a serving inferd whose origin
+// keeps sending bytes that do not hash to the digest gives up, stays up not
+// ready, and reports DigestMismatch into its pod, so that the operator
+// fails the node at once instead of after the progress deadline.
+func TestAFileThatFailsVerificationIsReported(t *testing.T) {
+	var model bytes.Buffer
+	if err := bigram.Write(&model, bigram.BuildOptions{Type: gguf.F16}); err != nil {
+		t.Fatal(err)
+	}
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "m.gguf", time.Time{}, bytes.NewReader(model.Bytes()))
+	}))
+	defer origin.Close()
+	wrong := "sha256:" + strings.Repeat("ab", 32)
+	cfg := &config.Config{
+		Model:   config.Model{Name: "tiny", URL: origin.URL + "/m.gguf?sig=secret", AllowInsecureHTTP: true, Digest: wrong},
+		Runtime: config.Runtime{ContextLength: 512, MaxConcurrentRequests: 1},
+		Port:    8080, CacheDir: filepath.Join(t.TempDir(), "cache"), Report: config.Reporting{Enabled: true},
+	}
+	rep := &blockingReporter{written: make(chan struct{}, 4), release: make(chan struct{})}
+	close(rep.release)
+	d := New(cfg, Options{Listen: "127.0.0.1:0", Log: logr.Discard(), Reporter: rep})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	select {
+	case <-rep.written:
+	case err := <-done:
+		t.Fatalf("Run ended before a report: %v", err)
+	case <-time.After(2 * time.Minute):
+		t.Fatal("no report within two minutes")
+	}
+	rec := httptest.NewRecorder()
+	d.Server().Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if rec.Code == http.StatusOK {
+		t.Error("ready with a file that fails verification")
+	}
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
+	if len(rep.values) != 1 {
+		t.Fatalf("%d reports; want 1", len(rep.values))
+	}
+	got, err := config.ParseReport(rep.values[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Passed || got.Reason != config.ReasonDigestMismatch || got.Digest != wrong || strings.Contains(got.Message, "secret") {
+		t.Errorf("report %+v; want not passed, DigestMismatch of %s, and no signature in the message", got, wrong)
 	}
 }
 

@@ -353,6 +353,10 @@ func (d *decider) judge(steps []slmopsv1alpha1.CanaryStep, promoted bool) judgem
 			healthy[n.Name] = true
 		case n.Pod.Ready:
 			d.wake(n.Pod.Since.Add(minReady))
+		case n.Pod.Report != nil && !n.Pod.Report.Passed:
+			// inferd said why it cannot serve (a failed self-test, a file
+			// that fails verification): no deadline to wait for.
+			j.Failing = append(j.Failing, failingNode(n, n.Pod.Report.Reason, n.Pod.Report.Message))
 		case n.Pod.Failure != "":
 			j.Failing = append(j.Failing, failingNode(n, n.Pod.Failure, n.Pod.Message))
 		default:

@@ -332,3 +332,26 @@ func TestUnreachableNodesDoNotHoldACompletedRollout(t *testing.T) {
 		t.Errorf("Completed with the stable revision on no node")
 	}
 }
+
+// TestInferdsOwnReportFailsTheNodeAtOnce: a canary pod whose inferd
+// reported a failure (its self-test, or a file that failed verification)
+// fails its node at once with inferd's reason and message, without waiting
+// for progressDeadlineSeconds; a pod that passed and is not ready yet still
+// waits.
+func TestInferdsOwnReportFailsTheNodeAtOnce(t *testing.T) {
+	nodes := fleet(20, 2, "old")
+	onCanary(nodes, -time.Minute, 0, 1) // not ready, a minute old: the deadline is 10 minutes away
+	nodes[0].Pod.Report = &config.Report{Reason: config.ReasonSelfTestFailed, Message: "self-test Failed: golden prompt 1: the answer does not match expectRegex"}
+	nodes[1].Pod.Report = &config.Report{Passed: true, Reason: config.ReasonPassed}
+	cohort := []string{nodes[0].Name, nodes[1].Name}
+	s := spec("10%", "100%")
+	s.Strategy.Canary.MaxUnavailable = ptr.To(intstr.FromString("100%"))
+	p := planFor(Input{Generation: 1, Spec: s, Status: progressing(0, time.Minute), Revision: "new", Nodes: nodes, Now: t0})
+	if p.Status.Phase != slmopsv1alpha1.PhaseRolledBack {
+		t.Fatalf("phase %s (%s); want RolledBack at once on inferd's report (cohort %v)", p.Status.Phase, condMessage(p.Status), cohort)
+	}
+	f := p.Status.FailingNodes
+	if len(f) != 1 || f[0].Node != nodes[0].Name || f[0].Reason != config.ReasonSelfTestFailed || !strings.Contains(f[0].Message, "expectRegex") {
+		t.Errorf("failing nodes %+v; want %s with inferd's SelfTestFailed and its message", f, nodes[0].Name)
+	}
+}
