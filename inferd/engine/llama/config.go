@@ -35,21 +35,28 @@ var Architectures = []string{ArchLlama, ArchQwen2, ArchQwen3, ArchPhi3, ArchGemm
 
 // Config is the shape of a model, read from GGUF metadata.
 type Config struct {
-	Arch       string
-	Embd       int // embedding length
-	Layers     int
-	Heads      int
-	KVHeads    int
-	HeadDim    int // per head; Heads x HeadDim need not be Embd (qwen3, gemma3)
-	FF         int // feed-forward length
-	Vocab      int
-	Context    int
-	RMSEps     float32
-	RopeBase   float32
-	RopeDim    int     // dimensions rotated per head
-	RopeScale  float32 // linear scaling: positions are divided by it
-	RopeNeox   bool    // rotate (i, i+d/2) pairs instead of (2i, 2i+1)
-	AttnBiases bool
+	Arch      string
+	Embd      int // embedding length
+	Layers    int
+	Heads     int
+	KVHeads   int
+	HeadDim   int // per head; Heads x HeadDim need not be Embd (qwen3, gemma3)
+	FF        int // feed-forward length
+	Vocab     int
+	Context   int
+	RMSEps    float32
+	RopeBase  float32
+	RopeDim   int     // dimensions rotated per head
+	RopeScale float32 // linear scaling: positions are divided by it
+	RopeNeox  bool    // rotate (i, i+d/2) pairs instead of (2i, 2i+1)
+	// RopeAttnFactor multiplies the rotated values (rope.scaling.attn_factor,
+	// LongRoPE's magnitude correction); 1 when the file has none.
+	RopeAttnFactor float32
+	// RopeOrigContext is the context the model was trained at before
+	// LongRoPE stretched it (rope.scaling.original_context_length): beyond
+	// it the long factors apply, within it the short ones.
+	RopeOrigContext int
+	AttnBiases      bool
 	// QKNorm: queries and keys are RMS-normalised per head (weights
 	// attn_q_norm, attn_k_norm) before the rotation.
 	QKNorm bool
@@ -177,6 +184,14 @@ func ReadConfig(m meta, arch string) (Config, error) {
 	c.RopeDim = c.HeadDim
 	if n, ok := getUint(m, arch+".rope.dimension_count"); ok && n > 0 && n <= c.HeadDim && n%2 == 0 {
 		c.RopeDim = n
+	}
+	c.RopeAttnFactor = 1
+	if f, ok := getFloat(m, arch+".rope.scaling.attn_factor"); ok && f > 0 {
+		c.RopeAttnFactor = f
+	}
+	c.RopeOrigContext = c.Context
+	if n, ok := getUint(m, arch+".rope.scaling.original_context_length"); ok && n > 0 {
+		c.RopeOrigContext = n
 	}
 	if v, ok := m.Get(arch + ".rope.scaling.type"); ok {
 		switch v {

@@ -423,6 +423,9 @@ func TestEveryArchitectureDecodesAsItPrefills(t *testing.T) {
 			s.Pre, s.RopeFreqs = "llama-bpe", true
 		},
 		"phi3": func(s *llamatest.RandomSpec) { s.Arch = ArchPhi3 },
+		"phi3 with partial rotation and LongRoPE's long factors": func(s *llamatest.RandomSpec) {
+			s.Arch, s.RopeDim, s.LongRoPE = ArchPhi3, 48, 32
+		},
 		"gemma3 with an 8-token window": func(s *llamatest.RandomSpec) {
 			s.Arch, s.HeadDim, s.Layers, s.SlidingWindow = ArchGemma3, 128, 6, 8
 		},

@@ -150,19 +150,25 @@ func Load(m *gguf.Mapped, opts engine.Options) (engine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	for _, name := range []string{"rope_factors_long.weight", "rope_factors_short.weight"} {
-		if _, _, ok := m.Tensor(name); ok {
-			return nil, fmt.Errorf("%w: LongRoPE scaling (%s)", engine.ErrUnsupported, name)
+	md.ropeFreq = ropeFrequencies(cfg.RopeBase, cfg.RopeDim)
+	// Frequency factors divide the frequencies: Llama 3's rope_freqs, or
+	// LongRoPE's (Phi-3.5, Phi-4-mini) long or short ones, chosen as
+	// llama.cpp's get_rope_factors does, by whether the context in use
+	// goes beyond the one the model was first trained at.
+	factors := "rope_freqs.weight"
+	if _, _, ok := m.Tensor(factors); !ok {
+		factors = "rope_factors_short.weight"
+		if cfg.Context > cfg.RopeOrigContext {
+			factors = "rope_factors_long.weight"
 		}
 	}
-	md.ropeFreq = ropeFrequencies(cfg.RopeBase, cfg.RopeDim)
-	if _, _, ok := m.Tensor("rope_freqs.weight"); ok {
-		factors := l.vector("rope_freqs.weight", cfg.RopeDim/2)
+	if _, _, ok := m.Tensor(factors); ok {
+		f := l.vector(factors, cfg.RopeDim/2)
 		if l.err != nil {
 			return nil, l.err
 		}
-		for i, f := range factors {
-			md.ropeFreq[i] /= f
+		for i := range md.ropeFreq {
+			md.ropeFreq[i] /= f[i]
 		}
 	}
 	if cfg.SlidingWindow > 0 {
@@ -358,9 +364,9 @@ func (s *sequence) forward(ctx context.Context, tokens []int32) ([]float32, erro
 		}
 	}
 	for t := range T {
-		ropeAngles(sc.rope[t*cfg.RopeDim:(t+1)*cfg.RopeDim], md.ropeFreq, float32(s.n+t)/cfg.RopeScale)
+		ropeAngles(sc.rope[t*cfg.RopeDim:(t+1)*cfg.RopeDim], md.ropeFreq, float32(s.n+t)/cfg.RopeScale, cfg.RopeAttnFactor)
 		if md.ropeSWA != nil {
-			ropeAngles(sc.ropeSWA[t*cfg.RopeDim:(t+1)*cfg.RopeDim], md.ropeSWA, float32(s.n+t))
+			ropeAngles(sc.ropeSWA[t*cfg.RopeDim:(t+1)*cfg.RopeDim], md.ropeSWA, float32(s.n+t), cfg.RopeAttnFactor)
 		}
 	}
 	for li := range md.layers {
@@ -593,12 +599,12 @@ func (md *Model) attendHead(keys, values, q []float32, h, lo, n int, scratch, ou
 }
 
 // ropeAngles fills cs with the cosine and sine of each rotated pair's
-// angle at position p (computed once per position, shared by every head and
-// layer).
-func ropeAngles(cs, freqs []float32, p float32) {
+// angle at position p, times mscale (computed once per position, shared by
+// every head and layer).
+func ropeAngles(cs, freqs []float32, p, mscale float32) {
 	for i, f := range freqs {
 		sin, cos := math.Sincos(float64(p * f))
-		cs[2*i], cs[2*i+1] = float32(cos), float32(sin)
+		cs[2*i], cs[2*i+1] = float32(cos)*mscale, float32(sin)*mscale
 	}
 }
 

@@ -80,7 +80,8 @@ func llamaCpp(t *testing.T) (bin, program string) {
 // seconds, with a real model's head size (64) and grouped-query attention;
 // every row length is a multiple of 256 so that each block format applies.
 // Each architecture's row adds what its real files have: llama3 is the
-// llama architecture with Llama 3's tokenizer and RoPE factors.
+// llama architecture with Llama 3's tokenizer and RoPE factors, phi4 phi3
+// with Phi-4-mini's partial rotation and LongRoPE.
 func spec(name string) llamatest.RandomSpec {
 	s := llamatest.RandomSpec{
 		Name: "parity-" + name, Arch: name, Embd: 512, Layers: 4, Heads: 8, KVHeads: 4, FF: 1536,
@@ -96,6 +97,12 @@ func spec(name string) llamatest.RandomSpec {
 		s.HeadDim, s.Tied = 128, true
 	case "llama3":
 		s.Arch, s.Pre, s.RopeFreqs = llama.ArchLlama, "llama-bpe", true
+	case "phi4":
+		// Phi-4-mini's shape of phi3: three quarters of each head rotate,
+		// with LongRoPE factors. Its original context (64) is below both
+		// engines' context (llama.cpp's is the 80 tokens), so both take
+		// the long factors.
+		s.Arch, s.RopeDim, s.LongRoPE = llama.ArchPhi3, 48, 64
 	case llama.ArchGemma3:
 		// Gemma 3's heads of 256 over a narrower embedding, six layers so
 		// that llama.cpp's default pattern (five sliding, one global)
@@ -106,8 +113,8 @@ func spec(name string) llamatest.RandomSpec {
 }
 
 // architectures are the rows of the logits table: general.architecture
-// names, and llama3 (see spec).
-var architectures = []string{llama.ArchLlama, llama.ArchQwen2, llama.ArchQwen3, "llama3", llama.ArchPhi3, llama.ArchGemma3, llama.ArchGranite}
+// names, llama3 and phi4 (see spec).
+var architectures = []string{llama.ArchLlama, llama.ArchQwen2, llama.ArchQwen3, "llama3", llama.ArchPhi3, "phi4", llama.ArchGemma3, llama.ArchGranite}
 
 // A case is one file: an F32 file from the project's writer, that file
 // quantized by llama.cpp's llama-quantize (as real files are made), or a
@@ -162,6 +169,9 @@ var knownFailures = map[string]string{
 	"phi3/Q8_0":            activationNoise,
 	"phi3/Q8_0 (writer)":   activationNoise,
 	"phi3/Q4_0 (writer)":   activationNoise,
+	"phi4/Q8_0":            activationNoise,
+	"phi4/Q8_0 (writer)":   activationNoise,
+	"phi4/Q4_0 (writer)":   activationNoise,
 	"gemma3/Q4_0 (writer)": activationNoise,
 }
 

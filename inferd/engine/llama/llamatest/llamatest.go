@@ -66,6 +66,14 @@ type RandomSpec struct {
 	// SlidingWindow, for gemma3, is attention.sliding_window; the layers
 	// follow llama.cpp's default pattern (five sliding, one global).
 	SlidingWindow int
+	// RopeDim, when set, rotates only that many values of each head
+	// (rope.dimension_count), as Phi-4-mini does with 96 of 128.
+	RopeDim int
+	// LongRoPE, when set, is the original context of a LongRoPE model
+	// (Phi-3.5, Phi-4-mini): the converter's rope_factors_long and
+	// rope_factors_short, rope.scaling.original_context_length and the
+	// attn_factor it derives from the two contexts.
+	LongRoPE int
 }
 
 // TinyLlama is the shape of TinyLlama 1.1B, for benchmarks.
@@ -166,6 +174,16 @@ func WriteRandom(w io.Writer, s RandomSpec) error {
 		if s.SlidingWindow > 0 {
 			meta = append(meta, gguf.KV{Key: a + ".attention.sliding_window", Type: gguf.TypeUint32, Value: uint32(s.SlidingWindow)})
 		}
+	case "phi3":
+		if s.LongRoPE > 0 {
+			attnFactor := 1.0
+			if scale := float64(s.Context) / float64(s.LongRoPE); scale > 1 {
+				attnFactor = math.Sqrt(1 + math.Log(scale)/math.Log(float64(s.LongRoPE)))
+			}
+			meta = append(meta,
+				gguf.KV{Key: a + ".rope.scaling.original_context_length", Type: gguf.TypeUint32, Value: uint32(s.LongRoPE)},
+				gguf.KV{Key: a + ".rope.scaling.attn_factor", Type: gguf.TypeFloat32, Value: float32(attnFactor)})
+		}
 	case "granite":
 		// Granite 3.x's multipliers.
 		meta = append(meta,
@@ -205,10 +223,32 @@ func WriteRandom(w io.Writer, s RandomSpec) error {
 	if !s.Tied && a != "gemma3" { // Gemma ties its output to the embeddings
 		tensors = append(tensors, matrix("output.weight", s.Vocab, s.Embd, typeFor("output", 0)))
 	}
+	ropeDim := headDim
+	if s.RopeDim != 0 {
+		ropeDim = s.RopeDim
+		meta = append(meta, gguf.KV{Key: a + ".rope.dimension_count", Type: gguf.TypeUint32, Value: uint32(ropeDim)})
+	}
 	if s.RopeFreqs {
-		tensors = append(tensors, gguf.Tensor{Name: "rope_freqs.weight", Dims: []uint64{uint64(headDim / 2)}, Type: gguf.F32, Fill: func() ([]byte, error) {
-			return kernels.Quantize(nil, gguf.F32, llama3RopeFactors(10000, headDim))
+		tensors = append(tensors, gguf.Tensor{Name: "rope_freqs.weight", Dims: []uint64{uint64(ropeDim / 2)}, Type: gguf.F32, Fill: func() ([]byte, error) {
+			return kernels.Quantize(nil, gguf.F32, llama3RopeFactors(10000, ropeDim))
 		}})
+	}
+	if s.LongRoPE > 0 {
+		// Factors of the shape Phi-3.5's have: 1 to about 1.5 for the
+		// short context, 1 to about 40 for the long one, growing with
+		// the wavelength.
+		for _, f := range []struct {
+			name string
+			top  float64
+		}{{"rope_factors_long.weight", 40}, {"rope_factors_short.weight", 1.5}} {
+			factors := make([]float32, ropeDim/2)
+			for i := range factors {
+				factors[i] = float32(1 + (f.top-1)*float64(i)/float64(len(factors)-1))
+			}
+			tensors = append(tensors, gguf.Tensor{Name: f.name, Dims: []uint64{uint64(len(factors))}, Type: gguf.F32, Fill: func() ([]byte, error) {
+				return kernels.Quantize(nil, gguf.F32, factors)
+			}})
+		}
 	}
 	for i := range s.Layers {
 		p := fmt.Sprintf("blk.%d.", i)
