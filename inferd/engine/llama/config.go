@@ -1,6 +1,7 @@
 // Package llama runs the llama family of transformer language models from
 // GGUF files: llama (LLaMA, Llama 3.x with its rope_freqs, TinyLlama,
-// SmolLM), qwen2 (with attention biases), qwen3 (per-head RMSNorm of queries
+// SmolLM and SmolLM2), smollm3 (llama with every fourth layer unrotated),
+// qwen2 (with attention biases), qwen3 (per-head RMSNorm of queries
 // and keys), phi3 (fused QKV and gate/up matrices), gemma3 (scaled
 // embeddings, norms after attention and feed-forward, GeGLU, interleaved
 // sliding-window attention) and granite (its embedding, residual,
@@ -28,10 +29,11 @@ const (
 	ArchPhi3    = "phi3"
 	ArchGemma3  = "gemma3"
 	ArchGranite = "granite"
+	ArchSmolLM3 = "smollm3"
 )
 
 // Architectures lists the architectures this package runs.
-var Architectures = []string{ArchLlama, ArchQwen2, ArchQwen3, ArchPhi3, ArchGemma3, ArchGranite}
+var Architectures = []string{ArchLlama, ArchQwen2, ArchQwen3, ArchPhi3, ArchGemma3, ArchGranite, ArchSmolLM3}
 
 // Config is the shape of a model, read from GGUF metadata.
 type Config struct {
@@ -83,7 +85,13 @@ type Config struct {
 	// RopeBaseSWA and no scaling.
 	SlidingWindow, SWAPattern int
 	RopeBaseSWA               float32
+	// NoRopeEvery, when positive, leaves every NoRopeEvery-th layer
+	// without rotary embeddings (SmolLM3's NoPE layers: 4).
+	NoRopeEvery int
 }
+
+// RopeLayer reports whether layer li rotates its queries and keys.
+func (c Config) RopeLayer(li int) bool { return c.NoRopeEvery <= 0 || (li+1)%c.NoRopeEvery != 0 }
 
 // QDim is the width of the queries and of the attention output.
 func (c Config) QDim() int { return c.Heads * c.HeadDim }
@@ -223,6 +231,8 @@ func ReadConfig(m meta, arch string) (Config, error) {
 				c.RopeBaseSWA = f
 			}
 		}
+	case ArchSmolLM3:
+		c.NoRopeEvery = 4 // llama.cpp's n_no_rope_layer_step; not in the file
 	case ArchGranite:
 		f, ok := getFloat(m, arch+".logit_scale")
 		if !ok || f == 0 {

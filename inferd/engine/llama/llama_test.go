@@ -430,6 +430,9 @@ func TestEveryArchitectureDecodesAsItPrefills(t *testing.T) {
 			s.Arch, s.HeadDim, s.Layers, s.SlidingWindow = ArchGemma3, 128, 6, 8
 		},
 		"granite": func(s *llamatest.RandomSpec) { s.Arch = ArchGranite },
+		"smollm3 with 4 layers, the last without rotation": func(s *llamatest.RandomSpec) {
+			s.Arch, s.Layers = ArchSmolLM3, 4
+		},
 	}
 	for name, mutate := range specs {
 		t.Run(name, func(t *testing.T) {

@@ -383,8 +383,11 @@ func (s *sequence) forward(ctx context.Context, tokens []int32) ([]float32, erro
 			rmsNorm(sc.xn[t], sc.x[t], ly.attnNorm, cfg.RMSEps)
 			sc.acts[t].Set(sc.xn[t])
 		}
+		if !cfg.RopeLayer(li) {
+			rope = nil
+		}
 		if T == 1 {
-			s.attendOne(li, ly, rope[:cfg.RopeDim])
+			s.attendOne(li, ly, rope[:min(len(rope), cfg.RopeDim)])
 		} else {
 			kernels.MatMuls(md.pool, ly.wq.job(sc.acts[:T], sc.q), ly.wk.job(sc.acts[:T], sc.kk), ly.wv.job(sc.acts[:T], sc.vv))
 			for t := range T {
@@ -397,9 +400,11 @@ func (s *sequence) forward(ctx context.Context, tokens []int32) ([]float32, erro
 					md.headNorm(sc.q[t], ly.qNorm)
 					md.headNorm(sc.kk[t], ly.kNorm)
 				}
-				cs := rope[t*cfg.RopeDim : (t+1)*cfg.RopeDim]
-				md.rope(sc.q[t], cfg.Heads, cs)
-				md.rope(sc.kk[t], cfg.KVHeads, cs)
+				if rope != nil {
+					cs := rope[t*cfg.RopeDim : (t+1)*cfg.RopeDim]
+					md.rope(sc.q[t], cfg.Heads, cs)
+					md.rope(sc.kk[t], cfg.KVHeads, cs)
+				}
 				s.k[li] = append(s.k[li], sc.kk[t]...)
 				s.v[li] = append(s.v[li], sc.vv[t]...)
 			}
@@ -552,8 +557,10 @@ func (s *sequence) attendOne(li int, ly *layer, cs []float32) {
 				md.headNorm(q[0][qlo:qhi], ly.qNorm)
 				md.headNorm(k[0][klo:khi], ly.kNorm)
 			}
-			md.rope(q[0][qlo:qhi], group, cs)
-			md.rope(k[0][klo:khi], 1, cs)
+			if len(cs) > 0 { // not a NoPE layer
+				md.rope(q[0][qlo:qhi], group, cs)
+				md.rope(k[0][klo:khi], 1, cs)
+			}
 			copy(keys[pos*kvDim+klo:pos*kvDim+khi], k[0][klo:khi])
 			copy(values[pos*kvDim+klo:pos*kvDim+khi], v[0][klo:khi])
 			if cap(sc.scores[g]) < pos+1 {

@@ -25,7 +25,8 @@ type RandomSpec struct {
 	// Arch is general.architecture: llama (default), qwen2, qwen3 (query
 	// and key norms), phi3 (fused attn_qkv and gate/up in ffn_up), gemma3
 	// (query and key norms, post-norms, tied embeddings, sliding windows)
-	// or granite (its four multipliers).
+	// granite (its four multipliers) or smollm3 (llama's tensors; llama.cpp
+	// leaves every fourth layer unrotated).
 	Arch    string
 	Embd    int
 	Layers  int
