@@ -101,7 +101,7 @@ llama-cpp: ## Build (or reuse) llama.cpp from ../shared/llama.cpp (SLMOPS_SHARED
 .PHONY: parity
 parity: ## Compare the engine with llama.cpp: logits of random-weight models of every architecture and type, and the tokenizers; prints the tables.
 	@hack/build-llama-cpp.sh >/dev/null
-	SLMOPS_PARITY=1 go test -count=1 -run '^TestParityWithLlamaCpp$$' -v ./inferd/engine/parity | grep -v -e '^=== RUN' -e '^=== PAUSE' -e '^=== CONT'
+	SLMOPS_PARITY=1 go test -count=1 -timeout 30m -run '^TestParityWithLlamaCpp$$' -v ./inferd/engine/parity | grep -v -e '^=== RUN' -e '^=== PAUSE' -e '^=== CONT'
 
 .PHONY: test
 # SKIP_LOG collects the tests that skipped (test/skip), for the summary at

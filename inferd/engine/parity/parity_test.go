@@ -273,10 +273,10 @@ func testLogits(t *testing.T, bin, program string) {
 						t.Fatalf("llama-quantize %v: %v\n%s", args, err, out)
 					}
 				}
-				r := compareLogits(t, program, path, tokens)
+				r, ref := compareLogits(t, program, path, tokens)
 				r.arch, r.typ, r.bar = arch, tc.name, tc.bar
 				if tc.writer != nil || tc.quantize != nil {
-					r.floorRel = noiseFloor(t, program, path, tokens)
+					r.floorRel = noiseFloor(t, program, path, tokens, ref)
 				}
 				r.known = knownFailure(arch, tc.name, r.tensorTypes)
 				switch {
@@ -320,8 +320,8 @@ func testTokens(vocab int) []int32 {
 // compareLogits runs tokens through llama.cpp (one batch, every position's
 // logits) and through the engine: one token at a time (the decode path,
 // every position) and as prompts of promptLengths tokens (the batched
-// path, the last position of each).
-func compareLogits(t *testing.T, program, path string, tokens []int32) result {
+// path, the last position of each). It returns llama.cpp's logits too.
+func compareLogits(t *testing.T, program, path string, tokens []int32) (result, []float32) {
 	t.Helper()
 	var r result
 	r.positions = len(tokens)
@@ -337,7 +337,7 @@ func compareLogits(t *testing.T, program, path string, tokens []int32) result {
 	e, err := engine.Load(path, engine.Expect{}, engine.Options{Threads: 2})
 	if err != nil {
 		r.problem = fmt.Sprintf("the engine cannot load it: %v", err)
-		return r
+		return r, ref
 	}
 	defer e.Close()
 	if e.Info().VocabSize != vocab {
@@ -400,14 +400,15 @@ func compareLogits(t *testing.T, program, path string, tokens []int32) result {
 		}
 		seq.Close()
 	}
-	return r
+	return r, ref
 }
 
-// noiseFloor compares llama.cpp on a quantized file with llama.cpp on the
-// same weights dequantized to F32: the part of any difference that comes
-// from quantizing activations, which both engines do (llama.cpp to Q8_0 or
-// Q8_K blocks, the engine to its own 32-value blocks).
-func noiseFloor(t *testing.T, program, path string, tokens []int32) float32 {
+// noiseFloor compares llama.cpp on a quantized file (its logits quantized,
+// from compareLogits) with llama.cpp on the same weights dequantized to F32:
+// the part of any difference that comes from quantizing activations, which
+// both engines do (llama.cpp to Q8_0 or Q8_K blocks, the engine to its own
+// 32-value blocks).
+func noiseFloor(t *testing.T, program, path string, tokens []int32, quantized []float32) float32 {
 	t.Helper()
 	m, err := gguf.Open(path)
 	if err != nil {
@@ -443,7 +444,6 @@ func noiseFloor(t *testing.T, program, path string, tokens []int32) float32 {
 		t.Fatal(err)
 	}
 	exact, _ := llamaLogits(t, program, exactPath, tokens)
-	quantized, _ := llamaLogits(t, program, path, tokens)
 	return maxAbsDiff(exact, quantized) / rms(exact)
 }
 
