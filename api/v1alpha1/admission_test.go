@@ -36,7 +36,7 @@ const (
 const (
 	digestMessage       = "digest must be sha256: followed by 64 lowercase hex digits (0-9, a-f), as sha256sum prints them"
 	quantizationMessage = "quantization must be one that inferd runs: F32, F16, BF16, Q8_0, Q6_K, Q5_K_M, Q5_K_S, Q5_1, Q5_0, Q4_K_M, Q4_K_S, Q4_1, Q4_0, Q3_K_L, Q3_K_M, Q3_K_S, Q2_K or Q2_K_S (requantize other files, for example with llama.cpp's llama-quantize)"
-	architectureMessage = "architecture must be one that inferd runs: llama, qwen2, qwen3, phi3, gemma3, granite or slmops-bigram"
+	architectureMessage = "architecture must be one that inferd runs: llama, qwen2, qwen3, phi3, gemma3, granite, smollm3 or slmops-bigram"
 	ttftMessage         = "selfTest.maxTimeToFirstToken must be a positive duration such as 1500ms or 2s (a number and a unit: ms, s, m or h)"
 	pauseMessage        = "pause.duration must be a duration from 0s to 720h, such as 90s, 10m or 1h30m (a number and a unit: s, m or h)"
 	successRatioMessage = "analysis.successRatio must be a fraction from 0 to 1 with at most 4 decimals, such as 0.95 (not a percentage)"

@@ -321,13 +321,13 @@ type SLMModelSpec struct {
 	SizeBytes *int64 `json:"sizeBytes,omitempty"`
 
 	// architecture is the model architecture that the GGUF metadata must declare
-	// (general.architecture): llama (Llama 2 and 3.x, SmolLM, TinyLlama),
-	// qwen2, qwen3, phi3 (Phi-3, Phi-4-mini), gemma3, granite, or
-	// slmops-bigram (the test architecture), the ones inferd runs; inferd
-	// refuses to load a file that declares another.
+	// (general.architecture): llama (Llama 2 and 3.x, SmolLM2, TinyLlama),
+	// qwen2, qwen3, phi3 (Phi-3, Phi-3.5, Phi-4-mini), gemma3, granite,
+	// smollm3, or slmops-bigram (the test architecture), the ones inferd
+	// runs; inferd refuses to load a file that declares another.
 	// +optional
 	// +kubebuilder:validation:MaxLength=64
-	// +kubebuilder:validation:XValidation:rule="self in ['llama', 'qwen2', 'qwen3', 'phi3', 'gemma3', 'granite', 'slmops-bigram']",message="architecture must be one that inferd runs: llama, qwen2, qwen3, phi3, gemma3, granite or slmops-bigram"
+	// +kubebuilder:validation:XValidation:rule="self in ['llama', 'qwen2', 'qwen3', 'phi3', 'gemma3', 'granite', 'smollm3', 'slmops-bigram']",message="architecture must be one that inferd runs: llama, qwen2, qwen3, phi3, gemma3, granite, smollm3 or slmops-bigram"
 	Architecture string `json:"architecture,omitempty"`
 
 	// runtime is how inferd runs the model.
