@@ -43,6 +43,12 @@ const (
 	// a stale rollout) looks again; the newer object's watch event usually
 	// wakes it first.
 	conflictRetry = 200 * time.Millisecond
+	// countsInterval is how often a status whose only change is what it
+	// counts (nodes ready, per-class figures) is written: as pods turn Ready
+	// one by one, writing each count would cost a status write per node. A
+	// decision (phase, step, a failure, a label change, an Event) is written
+	// at once.
+	countsInterval = 5 * time.Second
 )
 
 // Reconciler reconciles EdgeRollouts.
@@ -66,6 +72,9 @@ type Reconciler struct {
 	// expectStage does the same for the stage labels, so that a lagging
 	// cache does not start more stagers than the download budget allows.
 	expectStage labelExpectations
+	// statusWritten is when each rollout's status was last written by this
+	// process (see countsInterval).
+	statusWritten sync.Map
 }
 
 // labelExpectations are label values written but not yet seen in the cache,
@@ -265,7 +274,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	observeRollout(&ro.ObjectMeta, &s.plan.Status)
 	observeSites(&ro.ObjectMeta, s.obs.in.Nodes, s.plan.Status.CanaryRevision)
 	observeClasses(&ro.ObjectMeta, &s.plan.Status)
-	return requeue(s.plan), nil
+	res := requeue(s.plan)
+	if s.deferred > 0 && (res.RequeueAfter == 0 || s.deferred < res.RequeueAfter) {
+		res.RequeueAfter = s.deferred
+	}
+	return res, nil
 }
 
 // requeue is when to look at the rollout again: when time alone changes the
@@ -282,8 +295,21 @@ func requeue(p plan.Plan) ctrl.Result {
 // they go out before anything else can fail, since the next reconcile will
 // not decide them again.
 func (r *Reconciler) record(ctx context.Context, s *scope) error {
+	key, now := client.ObjectKeyFromObject(s.ro), r.Now()
+	if len(s.plan.Events) == 0 && len(s.plan.Labels) == 0 && len(s.plan.StageLabels) == 0 && plan.CountsOnly(&s.ro.Status, &s.plan.Status) {
+		if last, ok := r.statusWritten.Load(key); ok && now.Sub(last.(time.Time)) < countsInterval {
+			// Nothing decided, only counted: written with the next
+			// decision, or once countsInterval has passed.
+			s.deferred = countsInterval - now.Sub(last.(time.Time))
+			return nil
+		}
+	}
+	written := !apiequality.Semantic.DeepEqual(s.ro.Status, s.plan.Status)
 	if err := r.writeStatus(ctx, s.ro, func(st *slmopsv1alpha1.EdgeRolloutStatus) { *st = s.plan.Status }); err != nil {
 		return err
+	}
+	if written {
+		r.statusWritten.Store(key, now)
 	}
 	for _, e := range s.plan.Events {
 		r.Recorder.Eventf(s.ro, nil, e.Type, e.Reason, "Rollout", "%s", e.Message)
@@ -310,6 +336,7 @@ func (r *Reconciler) finalize(ctx context.Context, ro *slmopsv1alpha1.EdgeRollou
 	forgetMetrics(ro.Namespace, ro.Name)
 	r.expect.forget(key)
 	r.expectStage.forget(key)
+	r.statusWritten.Delete(key)
 	return nil
 }
 

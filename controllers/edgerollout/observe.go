@@ -3,6 +3,7 @@ package edgerollout
 import (
 	"context"
 	"fmt"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -22,6 +23,9 @@ type scope struct {
 	arts  []plan.Artifact
 	obs   *observation
 	plan  plan.Plan
+	// deferred is how soon a status that record did not write (it only
+	// counted) is due.
+	deferred time.Duration
 }
 
 // observation is what a reconcile read from the cache.

@@ -77,10 +77,35 @@ type Cluster struct {
 	// ServingKey are a serving certificate for 127.0.0.1 that it signed, which
 	// tests can give to servers they start (the manager's metrics endpoint).
 	CACert, ServingCert, ServingKey string
+	// AuditLog is the API server's audit log (JSON lines): every create,
+	// update, patch and delete of nodes, pods, ConfigMaps, DaemonSets and
+	// slmops objects, at the Metadata level (who, what, when; no bodies), so
+	// that tests count the writes a component makes (AuditPolicy).
+	AuditLog string
 
 	opts  Options
 	state state
 }
+
+// AuditPolicy is the API server's audit policy: writes of the objects
+// slmops and its nodes touch, at the Metadata level; status subresources
+// of nodes and pods (the simulated kubelets' heartbeats) and everything
+// else not at all, so that the log stays small at fleet scale.
+const AuditPolicy = `apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived, ResponseStarted]
+rules:
+  - level: Metadata
+    verbs: [create, update, patch, delete]
+    resources:
+      - group: ""
+        resources: [nodes, pods, configmaps]
+      - group: apps
+        resources: [daemonsets]
+      - group: slmops.dev
+        resources: [edgerollouts, edgerollouts/status, slmmodels, slmmodels/status]
+  - level: None
+`
 
 // state is what Down needs to stop a cluster started by another process.
 type state struct {
@@ -217,6 +242,11 @@ func (c *Cluster) start(ctx context.Context) error {
 	}
 	began := time.Now()
 	o.progress("==> Starting a local control plane in %s", c.Dir)
+	c.AuditLog = filepath.Join(c.Dir, "logs", "audit.log")
+	auditPolicy := filepath.Join(c.Dir, "audit-policy.yaml")
+	if err := os.WriteFile(auditPolicy, []byte(AuditPolicy), 0o600); err != nil {
+		return err
+	}
 	p, err := newPKI(filepath.Join(c.Dir, "pki"))
 	if err != nil {
 		return err
@@ -278,6 +308,11 @@ func (c *Cluster) start(ctx context.Context) error {
 		// Room for 1,000 simulated kubelets and the controllers at once.
 		"--max-requests-inflight=1000",
 		"--max-mutating-requests-inflight=500",
+		"--audit-policy-file="+auditPolicy,
+		"--audit-log-path="+c.AuditLog,
+		"--audit-log-format=json",
+		"--audit-log-maxsize=200",
+		"--audit-log-maxbackup=1",
 	); err != nil {
 		return err
 	}

@@ -1,6 +1,7 @@
 package plan
 
 import (
+	"k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -58,4 +59,25 @@ func SetPhase(status *slmopsv1alpha1.EdgeRolloutStatus, generation int64, phase 
 		}
 		meta.SetStatusCondition(&status.Conditions, cond)
 	}
+}
+
+// CountsOnly reports whether next differs from prev only in what it counts
+// (the node counts, the per-variant and per-class figures, the staging
+// counts and the words of the conditions), and not in anything decided
+// (phase, step, revisions, reasons, failing or excluded nodes, history).
+// The controller writes such a status at a bounded rate.
+func CountsOnly(prev, next *slmopsv1alpha1.EdgeRolloutStatus) bool {
+	strip := func(s *slmopsv1alpha1.EdgeRolloutStatus) *slmopsv1alpha1.EdgeRolloutStatus {
+		c := s.DeepCopy()
+		c.TargetNodes, c.CanaryNodes, c.ReadyNodes, c.UpdatedNodes, c.UnavailableNodes, c.UnreachableNodes = 0, 0, 0, 0, 0, 0
+		c.Variants, c.HardwareClasses = nil, nil
+		if d := c.Distribution; d != nil {
+			d.StagedNodes, d.StagingNodes, d.WaitingNodes = 0, 0, 0
+		}
+		for i := range c.Conditions {
+			c.Conditions[i].Message = ""
+		}
+		return c
+	}
+	return equality.Semantic.DeepEqual(strip(prev), strip(next))
 }

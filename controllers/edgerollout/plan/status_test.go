@@ -90,3 +90,39 @@ func toUnstructured(t *testing.T, obj runtime.Object) *unstructured.Unstructured
 	}
 	return &unstructured.Unstructured{Object: m}
 }
+
+// TestCountsOnlyTellsCountsFromDecisions: a status that only counted more
+// ready nodes (with the words of its message) is counts only; a new step, a
+// new reason or a failing node is a decision.
+func TestCountsOnlyTellsCountsFromDecisions(t *testing.T) {
+	now := metav1.NewTime(t0)
+	base := progressing(1, time.Minute)
+	SetPhase(&base, 1, slmopsv1alpha1.PhaseProgressing, slmopsv1alpha1.ReasonStepProgressing, "step 2 of 3: 3 healthy, 12 needed", now)
+	base.ReadyNodes, base.HardwareClasses = 3, []slmopsv1alpha1.HardwareClassStatus{{Name: "arm64", Nodes: 12}}
+	for name, tc := range map[string]struct {
+		edit func(*slmopsv1alpha1.EdgeRolloutStatus)
+		want bool
+	}{
+		"more ready nodes, another message": {func(s *slmopsv1alpha1.EdgeRolloutStatus) {
+			s.ReadyNodes = 4
+			SetPhase(s, 1, slmopsv1alpha1.PhaseProgressing, slmopsv1alpha1.ReasonStepProgressing, "step 2 of 3: 4 healthy, 12 needed", now)
+			s.HardwareClasses[0].Stable = &slmopsv1alpha1.ClassFigures{Revision: "old", Reports: 3}
+		}, true},
+		"the next step": {func(s *slmopsv1alpha1.EdgeRolloutStatus) { s.CurrentStep = 2 }, false},
+		"another reason": {func(s *slmopsv1alpha1.EdgeRolloutStatus) {
+			SetPhase(s, 1, slmopsv1alpha1.PhaseProgressing, slmopsv1alpha1.ReasonWaitingForStaging, "step 2 of 3: 3 healthy", now)
+		}, false},
+		"a failing node": {func(s *slmopsv1alpha1.EdgeRolloutStatus) {
+			s.FailingNodes = []slmopsv1alpha1.FailingNode{{Node: "n1", Reason: "SelfTestFailed"}}
+		}, false},
+		"a class excluded": {func(s *slmopsv1alpha1.EdgeRolloutStatus) {
+			s.ExcludedClasses = []slmopsv1alpha1.ExcludedClass{{Name: "arm64", Reason: slmopsv1alpha1.ReasonSlowerThanStable}}
+		}, false},
+	} {
+		next := base.DeepCopy()
+		tc.edit(next)
+		if got := CountsOnly(&base, next); got != tc.want {
+			t.Errorf("%s: CountsOnly %v; want %v", name, got, tc.want)
+		}
+	}
+}
