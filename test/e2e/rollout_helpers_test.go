@@ -37,13 +37,15 @@ type operator struct {
 	cmd         *exec.Cmd
 	exited      chan struct{} // closed when cmd has exited; the test ends it, its log says how
 	logs        *testenv.SyncBuffer
+	// args are the manager's flags beyond the suite's.
+	args []string
 }
 
 // startOperator runs the manager binary against the suite's cluster, electing
 // its leader in ns; it is stopped when the test ends.
-func startOperator(t *testing.T, ns string) *operator {
+func startOperator(t *testing.T, ns string, args ...string) *operator {
 	t.Helper()
-	o := &operator{t: t, ns: ns, logs: &testenv.SyncBuffer{}, metricsAddr: freeAddr(t)}
+	o := &operator{t: t, ns: ns, logs: &testenv.SyncBuffer{}, metricsAddr: freeAddr(t), args: args}
 	o.start()
 	t.Cleanup(func() {
 		o.stop()
@@ -60,9 +62,9 @@ func startOperator(t *testing.T, ns string) *operator {
 
 func (o *operator) start() {
 	o.t.Helper()
-	o.cmd = exec.Command(managerBin,
-		"--leader-elect=true", "--leader-election-namespace="+o.ns,
-		"--metrics-bind-address="+o.metricsAddr, "--metrics-secure=false", "--health-probe-bind-address=127.0.0.1:0")
+	o.cmd = exec.Command(managerBin, append([]string{
+		"--leader-elect=true", "--leader-election-namespace=" + o.ns,
+		"--metrics-bind-address=" + o.metricsAddr, "--metrics-secure=false", "--health-probe-bind-address=127.0.0.1:0"}, o.args...)...)
 	o.cmd.Env = append(os.Environ(), "KUBECONFIG="+cluster.Kubeconfig)
 	o.cmd.Stdout, o.cmd.Stderr = o.logs, o.logs
 	if err := o.cmd.Start(); err != nil {
@@ -397,9 +399,16 @@ type realServing struct {
 // on localcluster.ProcessNodeLabel. The labels go when the test ends.
 func startRealServing(t *testing.T, rollout, inferdBin string, n int) *realServing {
 	t.Helper()
+	return startRealServingOn(t, rollout, inferdBin, n, localcluster.DefaultProcessCPU)
+}
+
+// startRealServingOn is startRealServing with the CPU bound of each
+// architecture's nodes.
+func startRealServingOn(t *testing.T, rollout, inferdBin string, n int, cpuByArch map[string]string) *realServing {
+	t.Helper()
 	g := NewWithT(t)
 	ctx := context.Background()
-	nodes, err := cluster.ChooseProcessNodes(ctx, n, localcluster.DefaultProcessCPU)
+	nodes, err := cluster.ChooseProcessNodes(ctx, n, cpuByArch)
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(func() {
 		if _, err := cluster.ChooseProcessNodes(context.Background(), 0, nil); err != nil {
@@ -430,4 +439,13 @@ func startRealServing(t *testing.T, rollout, inferdBin string, n int) *realServi
 		}
 	})
 	return rs
+}
+
+// kubectlSLM runs the kubectl-slm plugin against the suite's cluster.
+func kubectlSLM(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(buildBinary(t, "./cmd/kubectl-slm"), args...)
+	cmd.Env = append(os.Environ(), "KUBECONFIG="+cluster.Kubeconfig)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
 }

@@ -131,19 +131,22 @@ func (d *decider) classStatus() []slmopsv1alpha1.HardwareClassStatus {
 		name           string
 		nodes          int32
 		canary, stable classCount
+		// home is the class's stable revision: the rollout's, or the
+		// revision an excluded class stays on.
+		home string
 	}
 	byName := map[string]*class{}
 	for _, n := range d.all {
 		c := byName[n.Class]
 		if c == nil {
-			c = &class{name: n.Class}
+			c = &class{name: n.Class, home: d.home(n)}
 			byName[n.Class] = c
 		}
 		c.nodes++
 		switch {
 		case st.CanaryRevision != "" && n.Revision == st.CanaryRevision:
 			c.canary.add(n)
-		case n.Revision != "" && n.Revision == st.StableRevision:
+		case n.Revision != "" && n.Revision == c.home:
 			c.stable.add(n)
 		}
 	}
@@ -161,7 +164,7 @@ func (d *decider) classStatus() []slmopsv1alpha1.HardwareClassStatus {
 		return classes[i].name < classes[j].name
 	})
 	if len(classes) > maxClasses {
-		other := &class{name: otherClass}
+		other := &class{name: otherClass, home: st.StableRevision}
 		for _, c := range classes[maxClasses:] {
 			other.nodes += c.nodes
 			other.canary.merge(&c.canary)
@@ -176,7 +179,7 @@ func (d *decider) classStatus() []slmopsv1alpha1.HardwareClassStatus {
 			cs.Canary = c.canary.figures(st.CanaryRevision)
 		}
 		if c.stable.nodes > 0 {
-			cs.Stable = c.stable.figures(st.StableRevision)
+			cs.Stable = c.stable.figures(c.home)
 		}
 		out = append(out, cs)
 	}

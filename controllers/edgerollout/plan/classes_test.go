@@ -150,7 +150,7 @@ func TestPerClassRollbackKeepsTheSlowClassOnStable(t *testing.T) {
 	if c == nil || c.Status != "True" || !strings.Contains(c.Message, armClass+" stays on revision old") {
 		t.Errorf("PartiallyRolledBack %+v; want True naming %s", c, armClass)
 	}
-	if !strings.Contains(condMessage(st), "1 hardware classes stay on an older revision") {
+	if !strings.Contains(condMessage(st), "revision new is stable on 20 target nodes; excluded hardware classes: 1") {
 		t.Errorf("Ready message %q does not mention the class left on old", condMessage(st))
 	}
 	for _, n := range nodes {
@@ -160,6 +160,15 @@ func TestPerClassRollbackKeepsTheSlowClassOnStable(t *testing.T) {
 		}
 		if n.Revision != want {
 			t.Errorf("node %s of %s runs %s; want %s", n.Name, n.Class, n.Revision, want)
+		}
+	}
+	for _, hc := range st.HardwareClasses {
+		want := "new"
+		if hc.Name == armClass {
+			want = "old"
+		}
+		if hc.Stable == nil || hc.Stable.Revision != want || hc.Stable.Nodes != 20 {
+			t.Errorf("class %s's stable figures %+v; want its 20 nodes on %s", hc.Name, hc.Stable, want)
 		}
 	}
 	if !strings.Contains(strings.Join(p.Revisions, ","), "old") {
@@ -176,6 +185,9 @@ func TestPerClassRollbackKeepsTheSlowClassOnStable(t *testing.T) {
 	again := planFor(Input{Generation: 1, Spec: classSpec(slmopsv1alpha1.AnalysisScopeHardwareClass), Status: st, Revision: "new", Nodes: nodes, Now: t0})
 	if len(again.Labels) != 0 || again.Status.Phase != slmopsv1alpha1.PhaseCompleted {
 		t.Errorf("a completed partial rollout moves nodes %v, phase %s", again.Labels, again.Status.Phase)
+	}
+	if want := "all 40 target nodes run their revision: 20 run new, 20 of excluded hardware classes stay on their own"; !strings.Contains(condMessage(again.Status), want) {
+		t.Errorf("steady Ready message %q; want %q", condMessage(again.Status), want)
 	}
 
 	// A later canary that keeps up on ARM too reaches the class and clears it.

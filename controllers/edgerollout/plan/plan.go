@@ -166,7 +166,7 @@ func Compute(in Input) Plan {
 			message += fmt.Sprintf("; %d target nodes excluded (status.distribution.excludedNodes)", n)
 		}
 		if n := len(st.ExcludedClasses); n > 0 {
-			message += fmt.Sprintf("; %d hardware classes stay on an older revision (status.excludedClasses)", n)
+			message += fmt.Sprintf("; excluded hardware classes: %d (status.excludedClasses)", n)
 		}
 	}
 	SetPhase(&st, in.Generation, st.Phase, reason, message, now)
@@ -177,6 +177,18 @@ func Compute(in Input) Plan {
 	p.Revisions = d.revisionsInUse()
 	p.Status = st
 	return p
+}
+
+// behind is how many target nodes of excluded hardware classes run their
+// class's revision rather than the stable one.
+func (d *decider) behind() int {
+	n := 0
+	for _, t := range d.targets {
+		if home := d.home(t); home != d.st.StableRevision && t.Revision == home {
+			n++
+		}
+	}
+	return n
 }
 
 // decide sets the phase and picks the cohort: held while the spec pauses
@@ -382,6 +394,10 @@ func (d *decider) steady() (reason, message string) {
 			st.StableRevision, len(d.targets), away, len(d.excluded))
 	}
 	st.Phase = slmopsv1alpha1.PhaseCompleted
+	if behind := d.behind(); behind > 0 && away == 0 {
+		return slmopsv1alpha1.ReasonCompleted, fmt.Sprintf("all %d target nodes run their revision: %d run %s, %d of excluded hardware classes stay on their own",
+			len(d.targets), switched-behind, st.StableRevision, behind)
+	}
 	if away > 0 {
 		return slmopsv1alpha1.ReasonCompleted, fmt.Sprintf("%d of %d target nodes run revision %s; %d unreachable nodes switch when they return",
 			switched, len(d.targets), st.StableRevision, away)
