@@ -104,16 +104,7 @@ func (r *blockingReporter) Write(ctx context.Context, value string) error {
 // report that ParseReport reads, with the load time and peak memory, and
 // the pod is Ready while the write is still waiting.
 func TestTheReportIsWrittenOnceAndNeverHoldsUpReadiness(t *testing.T) {
-	var model bytes.Buffer
-	if err := bigram.Write(&model, bigram.BuildOptions{Type: gguf.F16}); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(model.Bytes())
-	digest := "sha256:" + hex.EncodeToString(sum[:])
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.ServeContent(w, r, "m.gguf", time.Time{}, bytes.NewReader(model.Bytes()))
-	}))
-	defer origin.Close()
+	origin, digest := modelOrigin(t)
 
 	for name, tc := range map[string]struct {
 		expect     string
@@ -180,14 +171,7 @@ func TestTheReportIsWrittenOnceAndNeverHoldsUpReadiness(t *testing.T) {
 // ready, and reports DigestMismatch into its pod, so that the operator
 // fails the node at once instead of after the progress deadline.
 func TestAFileThatFailsVerificationIsReported(t *testing.T) {
-	var model bytes.Buffer
-	if err := bigram.Write(&model, bigram.BuildOptions{Type: gguf.F16}); err != nil {
-		t.Fatal(err)
-	}
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.ServeContent(w, r, "m.gguf", time.Time{}, bytes.NewReader(model.Bytes()))
-	}))
-	defer origin.Close()
+	origin, _ := modelOrigin(t)
 	wrong := "sha256:" + strings.Repeat("ab", 32)
 	cfg := &config.Config{
 		Model:   config.Model{Name: "tiny", URL: origin.URL + "/m.gguf?sig=secret", AllowInsecureHTTP: true, Digest: wrong},
@@ -233,17 +217,9 @@ func TestAFileThatFailsVerificationIsReported(t *testing.T) {
 // TestNoReportWhenTheConfigSaysNone: a Reporter alone does not make inferd
 // write; the operator's config must ask for it (report.enabled).
 func TestNoReportWhenTheConfigSaysNone(t *testing.T) {
-	var model bytes.Buffer
-	if err := bigram.Write(&model, bigram.BuildOptions{Type: gguf.F16}); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(model.Bytes())
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.ServeContent(w, r, "m.gguf", time.Time{}, bytes.NewReader(model.Bytes()))
-	}))
-	defer origin.Close()
+	origin, digest := modelOrigin(t)
 	cfg := &config.Config{
-		Model:   config.Model{Name: "tiny", URL: origin.URL + "/m.gguf", AllowInsecureHTTP: true, Digest: "sha256:" + hex.EncodeToString(sum[:])},
+		Model:   config.Model{Name: "tiny", URL: origin.URL + "/m.gguf", AllowInsecureHTTP: true, Digest: digest},
 		Runtime: config.Runtime{ContextLength: 512, MaxConcurrentRequests: 1},
 		Port:    8080, CacheDir: filepath.Join(t.TempDir(), "cache"),
 	}
@@ -277,16 +253,7 @@ func TestNoReportWhenTheConfigSaysNone(t *testing.T) {
 // in place does not write again (one write per pod, however often it
 // restarts); the marker holds the digest.
 func TestARestartedContainerDoesNotReportAgain(t *testing.T) {
-	var model bytes.Buffer
-	if err := bigram.Write(&model, bigram.BuildOptions{Type: gguf.F16}); err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256(model.Bytes())
-	digest := "sha256:" + hex.EncodeToString(sum[:])
-	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.ServeContent(w, r, "m.gguf", time.Time{}, bytes.NewReader(model.Bytes()))
-	}))
-	defer origin.Close()
+	origin, digest := modelOrigin(t)
 	cfg := &config.Config{
 		Model:   config.Model{Name: "tiny", URL: origin.URL + "/m.gguf", AllowInsecureHTTP: true, Digest: digest},
 		Runtime: config.Runtime{ContextLength: 512, MaxConcurrentRequests: 1},
@@ -324,4 +291,20 @@ func TestARestartedContainerDoesNotReportAgain(t *testing.T) {
 	if n := start(); n != 0 {
 		t.Errorf("the restarted container wrote %d reports; want none", n)
 	}
+}
+
+// modelOrigin serves a generated model at /m.gguf until the test ends, and
+// returns the server and the model's digest.
+func modelOrigin(t *testing.T) (*httptest.Server, string) {
+	t.Helper()
+	var model bytes.Buffer
+	if err := bigram.Write(&model, bigram.BuildOptions{Type: gguf.F16}); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256(model.Bytes())
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.ServeContent(w, r, "m.gguf", time.Time{}, bytes.NewReader(model.Bytes()))
+	}))
+	t.Cleanup(origin.Close)
+	return origin, "sha256:" + hex.EncodeToString(sum[:])
 }

@@ -103,6 +103,19 @@ func reportAccess(t *testing.T, ns string) {
 	}
 }
 
+// realFleet is the setting of a feedback test called name: its namespace
+// with the report access, an origin serving the models, 24 real inferd
+// serving nodes of the two classes, and the operator with reports on.
+func realFleet(t *testing.T, name string, models map[string]llamatest.RandomSpec) (string, *modelOrigin, *realServing, *operator) {
+	t.Helper()
+	ns := newNamespace(t, "e2e-"+name)
+	inferdBin := buildBinary(t, "./cmd/inferd")
+	origin := serveModels(t, models)
+	reportAccess(t, ns)
+	rs := startRealServingOn(t, name, inferdBin, 24, feedbackCPU)
+	return ns, origin, rs, startOperator(t, ns, "--inferd-reports")
+}
+
 // feedbackModel is the SLMModel of file, served by o, with one golden
 // prompt.
 func feedbackModel(ns string, o *modelOrigin, file string) *slmopsv1alpha1.SLMModel {
@@ -278,15 +291,10 @@ func TestCanaryDecidedByInferd(t *testing.T) {
 	c := kube(t)
 	ctx := context.Background()
 	const name = "decided"
-	ns := newNamespace(t, "e2e-"+name)
-	inferdBin := buildBinary(t, "./cmd/inferd")
-	origin := serveModels(t, map[string]llamatest.RandomSpec{
+	ns, origin, rs, _ := realFleet(t, name, map[string]llamatest.RandomSpec{
 		"fast.gguf": edgeLlama(name+"-fast", 2, 1),
 		"slow.gguf": edgeLlama(name+"-slow", 5, 2),
 	})
-	reportAccess(t, ns)
-	rs := startRealServingOn(t, name, inferdBin, 24, feedbackCPU)
-	startOperator(t, ns, "--inferd-reports")
 	sites := map[string]bool{}
 	for _, n := range rs.nodes {
 		node, err := cluster.Clientset.CoreV1().Nodes().Get(ctx, n, metav1.GetOptions{})
@@ -391,8 +399,7 @@ func TestCanaryDecidedByInferd(t *testing.T) {
 	g.Expect(cond.Reason).To(Equal(slmopsv1alpha1.ReasonSlowerThanStable), cond.Message)
 	g.Expect(cond.Message).To(And(ContainSubstring("of stable's"), ContainSubstring("below minRelativeThroughput 0.9")))
 	fmt.Printf("feedback: a canary with 5 layers instead of 2: %s: %s\n", cond.Reason, cond.Message)
-	viewAll := servingPods(t, ns, stable)
-	g.Eventually(func() int { viewAll = servingPods(t, ns, stable); return len(viewAll) }).WithTimeout(2*time.Minute).Should(Equal(len(rs.nodes)), "every node back on stable")
+	g.Eventually(func() int { return len(servingPods(t, ns, stable)) }).WithTimeout(2*time.Minute).Should(Equal(len(rs.nodes)), "every node back on stable")
 }
 
 // TestPerClassRollback: under analysis.scope HardwareClass, a new revision
@@ -404,16 +411,11 @@ func TestPerClassRollback(t *testing.T) {
 	c := kube(t)
 	ctx := context.Background()
 	const name = "per-class"
-	ns := newNamespace(t, "e2e-"+name)
-	inferdBin := buildBinary(t, "./cmd/inferd")
-	origin := serveModels(t, map[string]llamatest.RandomSpec{
+	ns, origin, rs, op := realFleet(t, name, map[string]llamatest.RandomSpec{
 		"fast.gguf":  edgeLlama(name+"-fast", 2, 1),
 		"fast2.gguf": edgeLlama(name+"-fast2", 2, 3),
 		"slow.gguf":  edgeLlama(name+"-slow", 5, 2),
 	})
-	reportAccess(t, ns)
-	rs := startRealServingOn(t, name, inferdBin, 24, feedbackCPU)
-	op := startOperator(t, ns, "--inferd-reports")
 
 	m := feedbackModel(ns, origin, "fast.gguf")
 	r := feedbackRollout(ns, name)

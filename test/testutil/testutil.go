@@ -13,6 +13,9 @@ package testutil
 
 import (
 	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -249,3 +252,23 @@ func (b *PodBuilder) Failed(message string) *PodBuilder {
 
 // Obj is the Pod as built.
 func (b *PodBuilder) Obj() *corev1.Pod { return b.p.DeepCopy() }
+
+// GoListDeps is every package that the package in the test's folder links,
+// itself included, as `go list -deps` prints them: for tests that hold a
+// package's imports to what it may use.
+func GoListDeps(t testing.TB) []string {
+	t.Helper()
+	goCmd, err := exec.LookPath("go")
+	if err != nil {
+		t.Fatalf("the go command, to list the package's imports: %v", err)
+	}
+	out, err := exec.Command(goCmd, "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	deps := strings.Fields(string(out))
+	if len(deps) < 10 {
+		t.Fatalf("go list -deps listed %d packages: %q", len(deps), deps)
+	}
+	return deps
+}

@@ -1,7 +1,7 @@
 package plan
 
 import (
-	"k8s.io/apimachinery/pkg/api/equality"
+	apiequality "k8s.io/apimachinery/pkg/api/equality"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -79,5 +79,5 @@ func CountsOnly(prev, next *slmopsv1alpha1.EdgeRolloutStatus) bool {
 		}
 		return c
 	}
-	return equality.Semantic.DeepEqual(strip(prev), strip(next))
+	return apiequality.Semantic.DeepEqual(strip(prev), strip(next))
 }
