@@ -125,7 +125,9 @@ func feedbackModel(ns string, o *modelOrigin, file string) *slmopsv1alpha1.SLMMo
 	m.Spec.Quantization, m.Spec.Architecture = slmopsv1alpha1.QuantizationQ8_0, "llama"
 	m.Spec.Runtime.ContextLength = 256
 	m.Spec.SelfTest = &slmopsv1alpha1.SelfTest{
-		Prompts: []slmopsv1alpha1.GoldenPrompt{{Prompt: "hello edge", MaxTokens: 32}},
+		// Long enough to span many CFS periods of a node's CPU bound, so
+		// that what it measures is the bound, not a burst inside one.
+		Prompts: []slmopsv1alpha1.GoldenPrompt{{Prompt: "hello edge", MaxTokens: 96}},
 		Timeout: &metav1.Duration{Duration: 3 * time.Minute},
 	}
 	return m
@@ -318,11 +320,17 @@ func TestCanaryDecidedByInferd(t *testing.T) {
 		g.Expect(pod).NotTo(BeNil(), "no serving pod on %s", node)
 		g.Expect(podReady(pod)).To(BeTrue(), "%s on %s", pod.Name, node)
 		g.Expect(pod.Status.ContainerStatuses[0].ContainerID).To(HavePrefix("process://"), "%s is not a real process", pod.Name)
-		rep, err := config.ParseReport(pod.Annotations[config.ReportAnnotation])
-		g.Expect(err).NotTo(HaveOccurred(), "the self-test report of %s", pod.Name)
-		g.Expect(rep.Passed).To(BeTrue())
-		g.Expect(rep.Digest).To(Equal(m.Spec.Digest))
-		g.Expect(rep.DecodeTokensPerSecond).To(BeNumerically(">", 0))
+		// inferd writes its report after it turned Ready, without holding
+		// readiness up: it may land a moment after the pod is Ready.
+		g.Eventually(func(g Gomega) {
+			p, err := cluster.Clientset.CoreV1().Pods(ns).Get(ctx, pod.Name, metav1.GetOptions{})
+			g.Expect(err).NotTo(HaveOccurred())
+			rep, err := config.ParseReport(p.Annotations[config.ReportAnnotation])
+			g.Expect(err).NotTo(HaveOccurred(), "the self-test report of %s", pod.Name)
+			g.Expect(rep.Passed).To(BeTrue())
+			g.Expect(rep.Digest).To(Equal(m.Spec.Digest))
+			g.Expect(rep.DecodeTokensPerSecond).To(BeNumerically(">", 0))
+		}).WithTimeout(30 * time.Second).Should(Succeed())
 		base := "http://" + net.JoinHostPort(pod.Status.PodIP, strconv.Itoa(int(pod.Spec.Containers[0].Ports[0].ContainerPort)))
 		oc := openai.NewClient(option.WithBaseURL(base+"/v1/"), option.WithAPIKey("x"), option.WithMaxRetries(0))
 		completion, err := oc.Chat.Completions.New(ctx, openai.ChatCompletionNewParams{
@@ -332,10 +340,16 @@ func TestCanaryDecidedByInferd(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred(), "chat completion on %s", node)
 		g.Expect(completion.Choices).To(HaveLen(1))
 	}
-	g.Expect(got.Status.HardwareClasses).To(HaveLen(2), "two hardware classes: %+v", got.Status.HardwareClasses)
+	// The status counts the last reports within countsInterval (5 s).
+	g.Eventually(func(g Gomega) {
+		got = get(t, c, r)
+		g.Expect(got.Status.HardwareClasses).To(HaveLen(2), "two hardware classes: %+v", got.Status.HardwareClasses)
+		for _, hc := range got.Status.HardwareClasses {
+			g.Expect(hc.Stable).NotTo(BeNil())
+			g.Expect(hc.Stable.Reports).To(Equal(hc.Nodes), "class %s: every node reported", hc.Name)
+		}
+	}).WithTimeout(30 * time.Second).Should(Succeed())
 	for _, hc := range got.Status.HardwareClasses {
-		g.Expect(hc.Stable).NotTo(BeNil())
-		g.Expect(hc.Stable.Reports).To(Equal(hc.Nodes), "class %s: every node reported", hc.Name)
 		fmt.Printf("feedback: class %s (CPU %s): %d nodes, self-test decode %s tokens/s p50, %s p90; first token %ss p50\n",
 			hc.Name, feedbackCPU[strings.SplitN(hc.Name, "/", 2)[0]], hc.Nodes, hc.Stable.DecodeTokensPerSecondP50, hc.Stable.DecodeTokensPerSecondP90, hc.Stable.TimeToFirstTokenSecondsP50)
 	}
@@ -370,7 +384,7 @@ func TestCanaryDecidedByInferd(t *testing.T) {
 	fmt.Printf("feedback: a failing golden prompt: RolledBack at step 1 with %s on %d nodes: %s\n", got.Status.FailingNodes[0].Reason, len(got.Status.FailingNodes), got.Status.FailingNodes[0].Message)
 
 	// (c) A file that fails verification: the digest of another file.
-	patchModel(t, c, ns, m.Name, fmt.Sprintf(`{"spec":{"digest":%q,"selfTest":{"prompts":[{"prompt":"hello edge","maxTokens":32}]}}}`, digestOf(99)))
+	patchModel(t, c, ns, m.Name, fmt.Sprintf(`{"spec":{"digest":%q,"selfTest":{"prompts":[{"prompt":"hello edge","maxTokens":96}]}}}`, digestOf(99)))
 	canary = waitForNewCanary(t, c, r, canary)
 	readyCanary := 0
 	got = waitForPhase(t, c, r, slmopsv1alpha1.PhaseRolledBack, "", 5*time.Minute, func() {
@@ -419,7 +433,9 @@ func TestPerClassRollback(t *testing.T) {
 
 	m := feedbackModel(ns, origin, "fast.gguf")
 	r := feedbackRollout(ns, name)
-	r.Spec.Analysis.MinRelativeThroughput = "0.9"
+	// The ARM variant decodes at about 0.3 to 0.45 of stable's rate; the x86
+	// file at stable's, within what a shared machine's timing spreads.
+	r.Spec.Analysis.MinRelativeThroughput = "0.6"
 	r.Spec.Analysis.Scope = slmopsv1alpha1.AnalysisScopeHardwareClass
 	createRollout(t, c, m, r)
 	stable := waitForPhase(t, c, r, slmopsv1alpha1.PhaseCompleted, "", 8*time.Minute, nil).Status.StableRevision
