@@ -48,8 +48,10 @@ type applyResult struct {
 	// err is the failed phase's error, for a retry with back-off.
 	err error
 	// problems are what no retry mends and did not stop the later phases
-	// (a stable DaemonSet that is gone and cannot be made again).
-	problems []error
+	// (a stable DaemonSet that is gone and cannot be made again), and
+	// problemPhase the first phase that reported one.
+	problems     []error
+	problemPhase string
 }
 
 // apply runs the phases in order. A phase that fails stops the ones after
@@ -60,6 +62,9 @@ func (r *Reconciler) apply(ctx context.Context, s *scope) applyResult {
 		err := ph.run(ctx, s)
 		var p *problem
 		if errors.As(err, &p) {
+			if res.problemPhase == "" {
+				res.problemPhase = ph.name
+			}
 			res.problems = append(res.problems, p.errs...)
 			continue
 		}
@@ -97,10 +102,11 @@ func appliedCondition(generation int64, res applyResult, now metav1.Time) metav1
 	if len(errs) == 0 {
 		return c
 	}
-	c.Status, c.Reason = metav1.ConditionFalse, "EnsureDaemonSets"+slmopsv1alpha1.ReasonApplyFailed
-	if res.failed != "" {
-		c.Reason = res.failed + slmopsv1alpha1.ReasonApplyFailed
+	phase := res.failed
+	if phase == "" {
+		phase = res.problemPhase
 	}
+	c.Status, c.Reason = metav1.ConditionFalse, phase+slmopsv1alpha1.ReasonApplyFailed
 	msg := errors.Join(errs...).Error()
 	if len(msg) > maxAppliedMessage {
 		msg = msg[:maxAppliedMessage-3] + "..."

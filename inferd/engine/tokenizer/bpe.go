@@ -2,12 +2,12 @@ package tokenizer
 
 import "unicode/utf8"
 
-// byteAlphabet is GPT-2's byte-to-unicode map: byte-level BPE vocabularies
+// ByteAlphabet is GPT-2's byte-to-unicode map: byte-level BPE vocabularies
 // spell every byte as one printable character so that a token is a readable
 // string. Printable Latin-1 bytes stand for themselves; the other 68 bytes
 // (controls, space, DEL, NBSP, soft hyphen) take the code points from U+0100
 // upwards, in byte order, so space is "Ġ" (U+0120) and \n is "Ċ" (U+010A).
-func byteAlphabet() (enc [256]rune) {
+func ByteAlphabet() (enc [256]rune) {
 	next := rune(256)
 	for b := range 256 {
 		if ('!' <= b && b <= '~') || (0xA1 <= b && b <= 0xAC) || (0xAE <= b && b <= 0xFF) {
@@ -63,7 +63,7 @@ type bpeScratch struct {
 }
 
 // alphabet is byteAlphabet's table, for spelling words.
-var alphabet = byteAlphabet()
+var alphabet = ByteAlphabet()
 
 // consider queues the pair of symbols left and right if a rule merges them.
 func (s *bpeScratch) consider(t *Tokenizer, left, right int32) {

@@ -368,7 +368,7 @@ func (t *Tokenizer) loadBPE(meta Metadata) error {
 
 // indexBytes finds the token that spells each byte.
 func (t *Tokenizer) indexBytes() {
-	alphabet := byteAlphabet()
+	alphabet := ByteAlphabet()
 	for b := range 256 {
 		t.byteTokens[b] = NoToken
 		var candidates []string
@@ -393,7 +393,7 @@ func (t *Tokenizer) buildPieces() {
 	for i := range reverse {
 		reverse[i] = -1
 	}
-	for b, r := range byteAlphabet() {
+	for b, r := range ByteAlphabet() {
 		reverse[r] = int16(b)
 	}
 	t.pieces = make([][]byte, len(t.tokens))

@@ -65,7 +65,7 @@ func (v *vocab) spmMeta() fakeMeta {
 // given bytes, then the results of the merges, which are listed in rank
 // order as "left right".
 func bpeVocab(alphabet string, merges ...string) (*vocab, fakeMeta) {
-	enc := byteAlphabet()
+	enc := ByteAlphabet()
 	v := newVocab()
 	for i := 0; i < len(alphabet); i++ {
 		if _, ok := v.id[string(enc[alphabet[i]])]; !ok {

@@ -13,6 +13,7 @@ import (
 	"slices"
 
 	"github.com/slmops/slmops/inferd/engine/kernels"
+	"github.com/slmops/slmops/inferd/engine/tokenizer"
 	"github.com/slmops/slmops/inferd/gguf"
 )
 
@@ -319,7 +320,7 @@ func llama3RopeFactors(base float64, dim int) []float32 {
 // to three digits), until n tokens; a merge's rank is the order it was
 // made in.
 func randomBPEVocab(n int) (tokens, types, merges []any) {
-	enc := byteAlphabet()
+	enc := tokenizer.ByteAlphabet()
 	seen := map[string]bool{}
 	add := func(tok string, typ int32) {
 		seen[tok] = true
@@ -378,22 +379,6 @@ func randomBPEVocab(n int) (tokens, types, merges []any) {
 		words = next
 	}
 	return tokens, types, merges
-}
-
-// byteAlphabet is GPT-2's byte-to-character map (see the tokenizer
-// package): printable Latin-1 bytes stand for themselves, the others take
-// code points from U+0100 upwards in byte order.
-func byteAlphabet() (enc [256]rune) {
-	next := rune(256)
-	for b := range 256 {
-		if ('!' <= b && b <= '~') || (0xA1 <= b && b <= 0xAC) || (0xAE <= b && b <= 0xFF) {
-			enc[b] = rune(b)
-		} else {
-			enc[b] = next
-			next++
-		}
-	}
-	return enc
 }
 
 // mixes are the mixtures that mixType knows.
