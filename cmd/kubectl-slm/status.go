@@ -4,7 +4,9 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -296,9 +298,17 @@ func classColumns(f *slmopsv1alpha1.ClassFigures) []string {
 		}
 		return v
 	}
+	// Tokens/s to a tenth: the status keeps thousandths, which only widen
+	// the table.
+	tenth := func(v string) string {
+		if x, err := strconv.ParseFloat(v, 64); err == nil {
+			return strconv.FormatFloat(math.Round(x*10)/10, 'f', -1, 64)
+		}
+		return v
+	}
 	tps := "-"
 	if f.DecodeTokensPerSecondP50 != "" {
-		tps = f.DecodeTokensPerSecondP50 + "/" + dash(f.DecodeTokensPerSecondP90)
+		tps = tenth(f.DecodeTokensPerSecondP50) + "/" + dash(tenth(f.DecodeTokensPerSecondP90))
 	}
 	ttft := "-"
 	if f.TimeToFirstTokenSecondsP50 != "" {
