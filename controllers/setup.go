@@ -12,6 +12,7 @@ package controllers
 
 import (
 	"context"
+	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -61,8 +62,18 @@ func slimNode(o any) (any, error) {
 	return o, nil
 }
 
+// Options are how the controllers run.
+type Options struct {
+	// Defaults fill in what rollouts leave unset.
+	Defaults edgerollout.Defaults
+	// Resync is the safety-net re-read of a moving rollout
+	// (edgerollout.DefaultResync when 0). Tests make it long, to show that
+	// every decision is taken on watch events.
+	Resync time.Duration
+}
+
 // SetupWithManager registers every slmops controller with mgr.
-func SetupWithManager(mgr ctrl.Manager, defaults edgerollout.Defaults) error {
+func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := index.Register(context.Background(), mgr.GetFieldIndexer()); err != nil {
 		return err
 	}
@@ -70,7 +81,8 @@ func SetupWithManager(mgr ctrl.Manager, defaults edgerollout.Defaults) error {
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
 		Recorder:  mgr.GetEventRecorder("slmops"),
-		Defaults:  defaults,
+		Defaults:  opts.Defaults,
+		Resync:    opts.Resync,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

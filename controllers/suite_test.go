@@ -13,6 +13,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
@@ -44,8 +46,10 @@ func TestMain(m *testing.M) {
 	})
 	if err == nil {
 		// Reports on, as the chart installs the operator: pods report only
-		// in namespaces with the inferd ServiceAccount.
-		err = controllers.SetupWithManager(mgr, edgerollout.Defaults{InferdReports: true})
+		// in namespaces with the inferd ServiceAccount. The safety-net
+		// resync is an hour, longer than any test here: what they see the
+		// controller do, it did on watch events.
+		err = controllers.SetupWithManager(mgr, controllers.Options{Defaults: edgerollout.Defaults{InferdReports: true}, Resync: time.Hour})
 	}
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "manager: %v\n", err)
@@ -323,4 +327,89 @@ func TestServingPodsReportWhereTheServiceAccountIs(t *testing.T) {
 		g.Expect(json.Unmarshal([]byte(vars[config.EnvConfig].Value), &cfg)).To(Succeed())
 		g.Expect(cfg.Report.Enabled).To(BeTrue())
 	}
+}
+
+// TestAReadyPodPromotesTheStep: the step ends when its last pod gets Ready,
+// on that pod's watch event: the manager here re-reads a rollout only every
+// hour, and the pods are made Ready after every write of the operator's has
+// settled, so no requeue and no event of its own can be what moves it. There
+// is no DaemonSet controller here; the test makes each pod as the DaemonSet
+// would, on the nodes the operator labelled.
+func TestAReadyPodPromotesTheStep(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := namespace(t)
+	for i := range 2 {
+		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-node-%d", ns, i), Labels: map[string]string{"ctrl-test": ns}}}
+		g.Expect(env.Client.Create(ctx, n)).To(Succeed())
+		n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
+		g.Expect(env.Client.Status().Update(ctx, n)).To(Succeed())
+	}
+	g.Expect(env.Client.Create(ctx, model(ns))).To(Succeed())
+	r := rollout(ns, "stores")
+	r.Spec.Strategy.Canary.Steps = []slmopsv1alpha1.CanaryStep{{Nodes: intstr.FromString("50%")}, {Nodes: intstr.FromString("100%")}}
+	r.Spec.Strategy.Canary.MinReadySeconds = ptr.To[int32](0)
+	g.Expect(env.Client.Create(ctx, r)).To(Succeed())
+	cohort := slmopsv1alpha1.CohortLabel(ns, "stores")
+
+	// readyPod makes the serving pod of the revision's DaemonSet on node,
+	// first not Ready; once the operator's status has stopped changing, it
+	// makes the pod Ready.
+	readyPod := func(node string) {
+		var ds appsv1.DaemonSet
+		g.Eventually(func(g Gomega) {
+			var list appsv1.DaemonSetList
+			g.Expect(env.Client.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{slmopsv1alpha1.VariantLabel: slmopsv1alpha1.DefaultVariant})).To(Succeed())
+			g.Expect(list.Items).To(HaveLen(1))
+			ds = list.Items[0]
+		}).WithTimeout(20 * time.Second).Should(Succeed())
+		pod := &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: ds.Name + "-" + node, Namespace: ns, Labels: ds.Spec.Template.Labels,
+				OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(&ds, appsv1.SchemeGroupVersion.WithKind("DaemonSet"))}},
+			Spec: *ds.Spec.Template.Spec.DeepCopy(),
+		}
+		pod.Spec.NodeName = node
+		g.Expect(env.Client.Create(ctx, pod)).To(Succeed())
+		// Settled: the status has not changed for twice the pace of the
+		// count-only writes, so any requeue of the operator's has run.
+		var last string
+		g.Eventually(func() bool {
+			g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(r), r)).To(Succeed())
+			settled := r.ResourceVersion == last
+			last = r.ResourceVersion
+			return settled
+		}).WithPolling(11 * time.Second).WithTimeout(time.Minute).Should(BeTrue())
+		g.Expect(r.Status.Phase).To(Equal(slmopsv1alpha1.PhaseProgressing), "the step moved before its pod was Ready")
+		pod.Status.Phase = corev1.PodRunning
+		pod.Status.Conditions = []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue, LastTransitionTime: metav1.Now()}}
+		g.Expect(env.Client.Status().Update(ctx, pod)).To(Succeed())
+	}
+	labelled := func() []string {
+		var nodes corev1.NodeList
+		g.Expect(env.Client.List(ctx, &nodes, client.HasLabels{cohort})).To(Succeed())
+		var out []string
+		for _, n := range nodes.Items {
+			out = append(out, n.Name)
+		}
+		return out
+	}
+
+	g.Eventually(labelled).WithTimeout(20 * time.Second).Should(HaveLen(1))
+	first := labelled()[0]
+	readyPod(first)
+	g.Eventually(func(g Gomega) {
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(r), r)).To(Succeed())
+		g.Expect(r.Status.CurrentStep).To(BeEquivalentTo(1))
+		g.Expect(labelled()).To(HaveLen(2))
+	}).WithTimeout(30*time.Second).Should(Succeed(), "the Ready pod did not promote step 1")
+
+	second := labelled()[0]
+	if second == first {
+		second = labelled()[1]
+	}
+	readyPod(second)
+	g.Eventually(func(g Gomega) {
+		g.Expect(env.Client.Get(ctx, client.ObjectKeyFromObject(r), r)).To(Succeed())
+		g.Expect(r.Status.Phase).To(Equal(slmopsv1alpha1.PhaseCompleted))
+	}).WithTimeout(30*time.Second).Should(Succeed(), "the Ready pod did not complete the rollout")
 }

@@ -47,6 +47,7 @@ func run() error {
 		metricsSecure        bool
 		metricsCertDir       string
 		probeAddr            string
+		pprofAddr            string
 		leaderElect          bool
 		leaderElectNamespace string
 		shutdownTimeout      time.Duration
@@ -58,6 +59,8 @@ func run() error {
 	flag.StringVar(&metricsCertDir, "metrics-cert-dir", "",
 		"Folder with tls.crt and tls.key for the metrics endpoint; empty means a self-signed certificate made at start.")
 	flag.StringVar(&probeAddr, "health-probe-bind-address", ":8081", "Address of the /healthz and /readyz probes.")
+	flag.StringVar(&pprofAddr, "pprof-bind-address", "0",
+		"Address of Go's /debug/pprof profiles, to find where the manager spends its time; 0 (the default) turns it off. Bind it to 127.0.0.1: it is not authenticated.")
 	flag.BoolVar(&leaderElect, "leader-elect", true,
 		"Elect a leader through a Lease, so that only one replica reconciles at a time.")
 	flag.StringVar(&leaderElectNamespace, "leader-election-namespace", "",
@@ -110,6 +113,7 @@ func run() error {
 		Cache:                         controllers.CacheOptions(),
 		Metrics:                       metricsOpts,
 		HealthProbeBindAddress:        probeAddr,
+		PprofBindAddress:              pprofAddr,
 		LeaderElection:                leaderElect,
 		LeaderElectionID:              leaderElectionID,
 		LeaderElectionNamespace:       leaderElectNamespace,
@@ -119,7 +123,7 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
-	if err := controllers.SetupWithManager(mgr, defaults); err != nil {
+	if err := controllers.SetupWithManager(mgr, controllers.Options{Defaults: defaults}); err != nil {
 		return fmt.Errorf("set up controllers: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

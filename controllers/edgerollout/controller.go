@@ -36,9 +36,11 @@ import (
 const (
 	// nodePatchConcurrency bounds concurrent node label patches.
 	nodePatchConcurrency = 16
-	// resync re-reads a moving rollout at least this often, in case a watch
-	// event was missed.
-	resync = time.Minute
+	// DefaultResync is how often a moving rollout is re-read when nothing
+	// happens, in case a watch event was missed; every decision is taken on
+	// the watch events themselves (a pod that gets Ready, a node that
+	// changes), or on plan.RequeueAfter when time alone changes it.
+	DefaultResync = time.Minute
 	// conflictRetry is how soon a reconcile that lost a write race (it read
 	// a stale rollout) looks again; the newer object's watch event usually
 	// wakes it first.
@@ -62,6 +64,9 @@ type Reconciler struct {
 	// APIReader reads what the cache does not hold (the inferd
 	// ServiceAccount); nil turns self-test reports off.
 	APIReader client.Reader
+	// Resync is the safety-net re-read of a moving rollout; DefaultResync
+	// when 0.
+	Resync time.Duration
 
 	// expect remembers the cohort labels this process wrote until the cache
 	// shows them, so that a reconcile on a cache that lags behind (as it does
@@ -274,7 +279,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	observeRollout(&ro.ObjectMeta, &s.plan.Status)
 	observeSites(&ro.ObjectMeta, s.obs.in.Nodes, s.plan.Status.CanaryRevision)
 	observeClasses(&ro.ObjectMeta, &s.plan.Status)
-	res := requeue(s.plan)
+	res := requeue(s.plan, r.Resync)
 	if s.deferred > 0 && (res.RequeueAfter == 0 || s.deferred < res.RequeueAfter) {
 		res.RequeueAfter = s.deferred
 	}
@@ -283,7 +288,10 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 
 // requeue is when to look at the rollout again: when time alone changes the
 // decision, and at least every resync while it moves.
-func requeue(p plan.Plan) ctrl.Result {
+func requeue(p plan.Plan, resync time.Duration) ctrl.Result {
+	if resync <= 0 {
+		resync = DefaultResync
+	}
 	res := ctrl.Result{RequeueAfter: p.RequeueAfter}
 	if plan.Active(p.Status.Phase) && (res.RequeueAfter == 0 || res.RequeueAfter > resync) {
 		res.RequeueAfter = resync

@@ -14,6 +14,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"os"
@@ -45,14 +46,15 @@ func main() {
 	sites := flag.Int("sites", 10, "sites")
 	maxUnavailable := flag.String("max-unavailable", "10%", "maxUnavailable of both the DaemonSet and the rollout")
 	steps := flag.String("steps", "1%,10%,50%,100%", "canary steps")
+	profile := flag.String("cpuprofile", "", "write a 20 s CPU profile of the manager, taken from the start of the update, to this file (go tool pprof reads it)")
 	flag.Parse()
-	if err := run(*nodes, *sites, *maxUnavailable, strings.Split(*steps, ",")); err != nil {
+	if err := run(*nodes, *sites, *maxUnavailable, strings.Split(*steps, ","), *profile); err != nil {
 		fmt.Fprintf(os.Stderr, "bench-rollout: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(nodes, sites int, maxUnavailable string, steps []string) error {
+func run(nodes, sites int, maxUnavailable string, steps []string, profile string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	bin, err := localcluster.BinDir()
@@ -98,9 +100,9 @@ func run(nodes, sites int, maxUnavailable string, steps []string) error {
 	if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}); err != nil {
 		return err
 	}
-	metricsAddr := freeAddr()
+	metricsAddr, pprofAddr := freeAddr(), freeAddr()
 	op := exec.Command(manager, "--leader-election-namespace=bench", "--metrics-secure=false",
-		"--metrics-bind-address="+metricsAddr, "--health-probe-bind-address=127.0.0.1:0")
+		"--metrics-bind-address="+metricsAddr, "--health-probe-bind-address=127.0.0.1:0", "--pprof-bind-address="+pprofAddr)
 	op.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig)
 	logs, err := os.Create(filepath.Join(dir, "manager.log"))
 	if err != nil {
@@ -146,12 +148,16 @@ func run(nodes, sites int, maxUnavailable string, steps []string) error {
 	}
 	fmt.Printf("  %-52s %7.1f s\n", "EdgeRollout, first revision on every node", time.Since(began).Seconds())
 
-	before, err := writes(metricsAddr)
+	before, err := scrape(metricsAddr)
 	if err != nil {
 		return err
 	}
 	first := r.Status.StableRevision
 	began = time.Now()
+	sampled := sampleIdle(ctx, cl, "bench", first)
+	if profile != "" {
+		go cpuProfile(pprofAddr, profile)
+	}
 	digest := fmt.Appendf(nil, `{"spec":{"digest":"sha256:%064x"}}`, 2)
 	if err := cl.Patch(ctx, m, client.RawPatch(types.MergePatchType, digest)); err != nil {
 		return err
@@ -160,19 +166,26 @@ func run(nodes, sites int, maxUnavailable string, steps []string) error {
 		return fmt.Errorf("second revision: %w (manager log %s)", err, logs.Name())
 	}
 	update := time.Since(began)
-	after, err := writes(metricsAddr)
+	idle := <-sampled
+	after, err := scrape(metricsAddr)
 	if err != nil {
 		return err
 	}
 	fmt.Printf("  %-52s %7.1f s   ratio to anchor %.2fx\n", "EdgeRollout, canary v1 -> v2 through every step", update.Seconds(), update.Seconds()/anchor.Seconds())
 	if evs, err := c.Clientset.EventsV1().Events("bench").List(ctx, metav1.ListOptions{}); err == nil {
 		for _, e := range evs.Items {
-			if at := e.EventTime.Time; at.After(began) {
+			// The rollout's own Events: the pods' scheduling Events would
+			// bury them.
+			if at := e.EventTime.Time; at.After(began) && e.Regarding.Kind == "EdgeRollout" {
 				fmt.Printf("      +%5.1f s  %-14s %s\n", at.Sub(began).Seconds(), e.Reason, e.Note)
 			}
 		}
 	}
-	fmt.Printf("  %-52s %7.2f   (%d writes: node labels, DaemonSets, status, Events)\n", "operator API writes per node for the update", float64(after-before)/float64(nodes), after-before)
+	d := after.minus(before)
+	fmt.Printf("  %-52s %7.1f s   (no canary pod starting, not Completed: the operator's own latency)\n", "  of which idle", idle.Seconds())
+	fmt.Printf("  %-52s %7d      (%.1f ms mean wait in the queue, %.1f ms mean work; %d conflicts)\n", "  reconciles", int(d.reconciles),
+		1000*d.queueSeconds/max(d.reconciles, 1), 1000*d.workSeconds/max(d.reconciles, 1), int(d.conflicts))
+	fmt.Printf("  %-52s %7.2f   (%d writes: node labels, DaemonSets, status, Events)\n", "operator API writes per node for the update", d.writes/float64(nodes), int(d.writes))
 	fmt.Printf("  %-52s %7d MiB\n", "operator peak resident memory", localcluster.MemoryBytes(op.Process.Pid, "VmHWM")>>20)
 	return nil
 }
@@ -236,29 +249,118 @@ func waitCompleted(ctx context.Context, cl client.Client, r *slmopsv1alpha1.Edge
 	return r, err
 }
 
-// writes sums the operator's non-GET API requests from its metrics.
-func writes(addr string) (int64, error) {
+// counters are the operator's metrics that the benchmark reads.
+type counters struct {
+	// writes are its non-GET API requests, conflicts those answered 409.
+	writes, conflicts float64
+	// reconciles of EdgeRollouts, and the seconds they waited in the
+	// work queue and took.
+	reconciles, queueSeconds, workSeconds float64
+}
+
+func (c counters) minus(o counters) counters {
+	return counters{c.writes - o.writes, c.conflicts - o.conflicts, c.reconciles - o.reconciles,
+		c.queueSeconds - o.queueSeconds, c.workSeconds - o.workSeconds}
+}
+
+// scrape reads the counters from the operator's metrics.
+func scrape(addr string) (counters, error) {
+	var c counters
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
-		return 0, err
+		return c, err
 	}
 	defer resp.Body.Close()
-	var total float64
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
 		line := sc.Text()
-		if !strings.HasPrefix(line, "rest_client_requests_total{") {
-			continue
-		}
-		if strings.Contains(line, `method="GET"`) {
-			continue
-		}
 		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
 		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
-		total += v
+		edgerollout := strings.Contains(line, `name="edgerollout"`) || strings.Contains(line, `controller="edgerollout"`)
+		switch {
+		case strings.HasPrefix(line, "rest_client_requests_total{") && !strings.Contains(line, `method="GET"`):
+			c.writes += v
+			if strings.Contains(line, `code="409"`) {
+				c.conflicts += v
+			}
+		case strings.HasPrefix(line, "workqueue_queue_duration_seconds_sum{") && edgerollout:
+			c.queueSeconds += v
+		case strings.HasPrefix(line, "workqueue_work_duration_seconds_sum{") && edgerollout:
+			c.workSeconds += v
+		case strings.HasPrefix(line, "workqueue_work_duration_seconds_count{") && edgerollout:
+			c.reconciles += v
+		}
 	}
-	return int64(total), sc.Err()
+	return c, sc.Err()
+}
+
+// sampleIdle polls the namespace's serving DaemonSets until the rollout
+// completes on a revision other than notStable, and sends the time during
+// which none of them had a pod on its way (not yet scheduled, or scheduled
+// and not ready): what remains of the update is the operator's reaction and
+// promotion latency.
+func sampleIdle(ctx context.Context, cl client.Client, ns, notStable string) <-chan time.Duration {
+	out := make(chan time.Duration, 1)
+	go func() {
+		var idle time.Duration
+		last := time.Now()
+		for {
+			select {
+			case <-ctx.Done():
+				out <- idle
+				return
+			case <-time.After(100 * time.Millisecond):
+			}
+			var list appsv1.DaemonSetList
+			var ro slmopsv1alpha1.EdgeRollout
+			if cl.List(ctx, &list, client.InNamespace(ns)) != nil || cl.Get(ctx, types.NamespacedName{Namespace: ns, Name: "fleet"}, &ro) != nil {
+				continue
+			}
+			now := time.Now()
+			busy := false
+			for _, ds := range list.Items {
+				st := ds.Status
+				if ds.Labels[slmopsv1alpha1.ComponentLabel] != slmopsv1alpha1.ComponentModelServer {
+					continue
+				}
+				if st.ObservedGeneration != ds.Generation || st.NumberReady != st.DesiredNumberScheduled || st.CurrentNumberScheduled != st.DesiredNumberScheduled {
+					busy = true
+				}
+			}
+			if !busy {
+				idle += now.Sub(last)
+			}
+			last = now
+			if ro.Status.Phase == slmopsv1alpha1.PhaseCompleted && ro.Status.ObservedGeneration == ro.Generation && ro.Status.StableRevision != notStable {
+				out <- idle
+				return
+			}
+		}
+	}()
+	return out
+}
+
+// cpuProfile saves a 20 s CPU profile of the manager at addr to path.
+func cpuProfile(addr, path string) {
+	resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=20")
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench-rollout: CPU profile: %v\n", err)
+		return
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(path)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench-rollout: CPU profile: %v\n", err)
+		return
+	}
+	defer f.Close()
+	if _, err := io.Copy(f, resp.Body); err != nil {
+		fmt.Fprintf(os.Stderr, "bench-rollout: CPU profile: %v\n", err)
+	}
 }
 
 func freeAddr() string {
