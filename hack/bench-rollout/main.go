@@ -2,11 +2,14 @@
 // anchor of a plain DaemonSet RollingUpdate, in the same run, on the same local
 // control plane. `make bench-rollout` runs it.
 //
-// On N simulated nodes it first updates a plain DaemonSet with the rollout's
-// maxUnavailable (the anchor), then rolls a first model revision out with the
-// operator, then times the update to a second revision through the canary
-// steps. It prints both times, their ratio, the operator's API writes per node
-// for the update, and the operator's peak resident memory.
+// On N simulated nodes it rolls a first model revision out with the operator,
+// then, --runs times, updates a plain DaemonSet with the rollout's
+// maxUnavailable (the anchor) and times the update of the rollout to a new
+// revision through the canary steps. It prints both times and their ratio,
+// when each step was promoted, how long no pod was on its way, the nodes
+// without a ready pod (mean and most), the reconciles with their queue wait
+// and work, the operator's API writes per node, and the operator's peak
+// resident memory; with more than one run, the medians and ranges.
 package main
 
 import (
@@ -20,6 +23,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -27,6 +31,7 @@ import (
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -46,16 +51,21 @@ func main() {
 	sites := flag.Int("sites", 10, "sites")
 	maxUnavailable := flag.String("max-unavailable", "10%", "maxUnavailable of both the DaemonSet and the rollout")
 	steps := flag.String("steps", "1%,10%,50%,100%", "canary steps")
+	runs := flag.Int("runs", 1, "updates to time, each beside its own anchor; more than 1 prints the median and range")
 	profile := flag.String("cpuprofile", "", "write a 20 s CPU profile of the manager, taken from the start of the update, to this file (go tool pprof reads it)")
 	flag.Parse()
-	if err := run(*nodes, *sites, *maxUnavailable, strings.Split(*steps, ","), *profile); err != nil {
+	if *runs < 1 {
+		fmt.Fprintln(os.Stderr, "bench-rollout: --runs must be at least 1")
+		os.Exit(2)
+	}
+	if err := run(*nodes, *sites, *runs, *maxUnavailable, strings.Split(*steps, ","), *profile); err != nil {
 		fmt.Fprintf(os.Stderr, "bench-rollout: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(nodes, sites int, maxUnavailable string, steps []string, profile string) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
+func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(20+20*runs)*time.Minute)
 	defer cancel()
 	bin, err := localcluster.BinDir()
 	if err != nil {
@@ -85,13 +95,6 @@ func run(nodes, sites int, maxUnavailable string, steps []string, profile string
 	mu := intstr.Parse(maxUnavailable)
 	fmt.Printf("rollout benchmark: %d simulated nodes in %d sites, maxUnavailable %s, steps %s, minReadySeconds 0\n",
 		nodes, sites, maxUnavailable, strings.Join(steps, " / "))
-
-	// Anchor: a plain DaemonSet RollingUpdate from v1 to v2.
-	anchor, err := daemonSetUpdate(ctx, cl, nodes, mu)
-	if err != nil {
-		return fmt.Errorf("anchor: %w", err)
-	}
-	fmt.Printf("  %-52s %7.1f s   (anchor)\n", "plain DaemonSet RollingUpdate, v1 -> v2", anchor.Seconds())
 
 	// The operator.
 	if err := testenv.InstallCRDs(ctx, c); err != nil {
@@ -148,44 +151,65 @@ func run(nodes, sites int, maxUnavailable string, steps []string, profile string
 	}
 	fmt.Printf("  %-52s %7.1f s\n", "EdgeRollout, first revision on every node", time.Since(began).Seconds())
 
-	before, err := scrape(metricsAddr)
-	if err != nil {
-		return err
-	}
-	first := r.Status.StableRevision
-	began = time.Now()
-	sampled := sampleIdle(ctx, cl, "bench", first)
-	if profile != "" {
-		go cpuProfile(pprofAddr, profile)
-	}
-	digest := fmt.Appendf(nil, `{"spec":{"digest":"sha256:%064x"}}`, 2)
-	if err := cl.Patch(ctx, m, client.RawPatch(types.MergePatchType, digest)); err != nil {
-		return err
-	}
-	if _, err := waitCompleted(ctx, cl, r, first); err != nil {
-		return fmt.Errorf("second revision: %w (manager log %s)", err, logs.Name())
-	}
-	update := time.Since(began)
-	idle := <-sampled
-	after, err := scrape(metricsAddr)
-	if err != nil {
-		return err
-	}
-	fmt.Printf("  %-52s %7.1f s   ratio to anchor %.2fx\n", "EdgeRollout, canary v1 -> v2 through every step", update.Seconds(), update.Seconds()/anchor.Seconds())
-	if evs, err := c.Clientset.EventsV1().Events("bench").List(ctx, metav1.ListOptions{}); err == nil {
-		for _, e := range evs.Items {
-			// The rollout's own Events: the pods' scheduling Events would
-			// bury them.
-			if at := e.EventTime.Time; at.After(began) && e.Regarding.Kind == "EdgeRollout" {
-				fmt.Printf("      +%5.1f s  %-14s %s\n", at.Sub(began).Seconds(), e.Reason, e.Note)
+	var ratios, anchors, updates []float64
+	budget, _ := intstr.GetScaledValueFromIntOrPercent(&mu, nodes, true)
+	for i := 1; i <= runs; i++ {
+		// The anchor: a plain DaemonSet RollingUpdate, on the same nodes,
+		// just before the update it anchors.
+		anchor, err := daemonSetUpdate(ctx, cl, nodes, mu)
+		if err != nil {
+			return fmt.Errorf("anchor: %w", err)
+		}
+		fmt.Printf("run %d of %d\n", i, runs)
+		fmt.Printf("  %-52s %7.1f s   (anchor)\n", "plain DaemonSet RollingUpdate", anchor.Seconds())
+		before, err := scrape(metricsAddr)
+		if err != nil {
+			return err
+		}
+		first := r.Status.StableRevision
+		began = time.Now()
+		sampled := sampleIdle(ctx, cl, "bench", first)
+		if profile != "" && i == 1 {
+			go cpuProfile(pprofAddr, profile)
+		}
+		digest := fmt.Appendf(nil, `{"spec":{"digest":"sha256:%064x"}}`, i+1)
+		if err := cl.Patch(ctx, m, client.RawPatch(types.MergePatchType, digest)); err != nil {
+			return err
+		}
+		if _, err := waitCompleted(ctx, cl, r, first); err != nil {
+			return fmt.Errorf("update %d: %w (manager log %s)", i, err, logs.Name())
+		}
+		update := time.Since(began)
+		sample := <-sampled
+		after, err := scrape(metricsAddr)
+		if err != nil {
+			return err
+		}
+		ratio := update.Seconds() / anchor.Seconds()
+		anchors, updates, ratios = append(anchors, anchor.Seconds()), append(updates, update.Seconds()), append(ratios, ratio)
+		fmt.Printf("  %-52s %7.1f s   ratio to anchor %.2fx\n", "EdgeRollout update through every step", update.Seconds(), ratio)
+		if evs, err := c.Clientset.EventsV1().Events("bench").List(ctx, metav1.ListOptions{}); err == nil {
+			for _, e := range evs.Items {
+				// The rollout's own Events: the pods' scheduling Events would
+				// bury them.
+				if at := e.EventTime.Time; at.After(began) && e.Regarding.Kind == "EdgeRollout" && e.Reason == "StepPromoted" {
+					fmt.Printf("      +%5.1f s  %s\n", at.Sub(began).Seconds(), e.Note)
+				}
 			}
 		}
+		d := after.minus(before)
+		fmt.Printf("  %-52s %7.1f s   (no serving pod on its way: the operator's own latency)\n", "  of which idle", sample.idle.Seconds())
+		fmt.Printf("  %-52s %7.0f      (mean; the most at once %d, maxUnavailable %d)\n", "  nodes without a ready pod", sample.meanUnavailable, sample.maxUnavailable, budget)
+		fmt.Printf("  %-52s %7d      (%.1f ms mean wait in the queue, %.1f ms mean work; %d conflicts)\n", "  reconciles", int(d.reconciles),
+			1000*d.queueSeconds/max(d.reconciles, 1), 1000*d.workSeconds/max(d.reconciles, 1), int(d.conflicts))
+		fmt.Printf("  %-52s %7.2f   (%d writes: node labels, DaemonSets, status, Events)\n", "  operator API writes per node", d.writes/float64(nodes), int(d.writes))
 	}
-	d := after.minus(before)
-	fmt.Printf("  %-52s %7.1f s   (no canary pod starting, not Completed: the operator's own latency)\n", "  of which idle", idle.Seconds())
-	fmt.Printf("  %-52s %7d      (%.1f ms mean wait in the queue, %.1f ms mean work; %d conflicts)\n", "  reconciles", int(d.reconciles),
-		1000*d.queueSeconds/max(d.reconciles, 1), 1000*d.workSeconds/max(d.reconciles, 1), int(d.conflicts))
-	fmt.Printf("  %-52s %7.2f   (%d writes: node labels, DaemonSets, status, Events)\n", "operator API writes per node for the update", d.writes/float64(nodes), int(d.writes))
+	if runs > 1 {
+		fmt.Printf("%d runs, median (min-max)\n", runs)
+		fmt.Printf("  %-52s %7.1f s   (%.1f-%.1f)\n", "plain DaemonSet RollingUpdate", median(anchors), slices.Min(anchors), slices.Max(anchors))
+		fmt.Printf("  %-52s %7.1f s   (%.1f-%.1f)\n", "EdgeRollout update", median(updates), slices.Min(updates), slices.Max(updates))
+		fmt.Printf("  %-52s %7.2fx  (%.2f-%.2f)\n", "ratio", median(ratios), slices.Min(ratios), slices.Max(ratios))
+	}
 	fmt.Printf("  %-52s %7d MiB\n", "operator peak resident memory", localcluster.MemoryBytes(op.Process.Pid, "VmHWM")>>20)
 	return nil
 }
@@ -235,7 +259,15 @@ func daemonSetUpdate(ctx context.Context, cl client.Client, nodes int, mu intstr
 		return 0, err
 	}
 	took := time.Since(began)
-	return took, cl.Delete(ctx, ds, client.PropagationPolicy(metav1.DeletePropagationForeground))
+	if err := cl.Delete(ctx, ds, client.PropagationPolicy(metav1.DeletePropagationForeground)); err != nil {
+		return 0, err
+	}
+	// Gone, pods and all, before the update it anchors starts.
+	gone := func(ctx context.Context) (bool, error) {
+		err := cl.Get(ctx, client.ObjectKeyFromObject(ds), &appsv1.DaemonSet{})
+		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
+	}
+	return took, wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 10*time.Minute, true, gone)
 }
 
 func waitCompleted(ctx context.Context, cl client.Client, r *slmopsv1alpha1.EdgeRollout, notStable string) (*slmopsv1alpha1.EdgeRollout, error) {
@@ -298,20 +330,31 @@ func scrape(addr string) (counters, error) {
 	return c, sc.Err()
 }
 
-// sampleIdle polls the namespace's serving DaemonSets until the rollout
-// completes on a revision other than notStable, and sends the time during
-// which none of them had a pod on its way (not yet scheduled, or scheduled
-// and not ready): what remains of the update is the operator's reaction and
-// promotion latency.
-func sampleIdle(ctx context.Context, cl client.Client, ns, notStable string) <-chan time.Duration {
-	out := make(chan time.Duration, 1)
+// sample is what sampleIdle saw during an update.
+type sample struct {
+	// idle is the time during which no serving pod was on its way (not
+	// yet scheduled, or scheduled and not ready).
+	idle time.Duration
+	// meanUnavailable and maxUnavailable are the target nodes without a
+	// ready serving pod, on average over time and at the worst sample.
+	meanUnavailable float64
+	maxUnavailable  int
+}
+
+// sampleIdle polls the namespace's serving DaemonSets every 100 ms until the
+// rollout completes on a revision other than notStable: what is left of the
+// update when no pod is on its way is the operator's reaction and promotion
+// latency.
+func sampleIdle(ctx context.Context, cl client.Client, ns, notStable string) <-chan sample {
+	out := make(chan sample, 1)
 	go func() {
-		var idle time.Duration
+		var s sample
+		var weighted, total time.Duration
 		last := time.Now()
 		for {
 			select {
 			case <-ctx.Done():
-				out <- idle
+				out <- s
 				return
 			case <-time.After(100 * time.Millisecond):
 			}
@@ -321,27 +364,42 @@ func sampleIdle(ctx context.Context, cl client.Client, ns, notStable string) <-c
 				continue
 			}
 			now := time.Now()
+			unavailable := 0
 			busy := false
 			for _, ds := range list.Items {
 				st := ds.Status
 				if ds.Labels[slmopsv1alpha1.ComponentLabel] != slmopsv1alpha1.ComponentModelServer {
 					continue
 				}
+				unavailable += int(st.DesiredNumberScheduled - st.NumberReady)
 				if st.ObservedGeneration != ds.Generation || st.NumberReady != st.DesiredNumberScheduled || st.CurrentNumberScheduled != st.DesiredNumberScheduled {
 					busy = true
 				}
 			}
+			dt := now.Sub(last)
 			if !busy {
-				idle += now.Sub(last)
+				s.idle += dt
 			}
+			weighted += time.Duration(unavailable) * dt
+			total += dt
+			s.maxUnavailable = max(s.maxUnavailable, unavailable)
+			s.meanUnavailable = float64(weighted) / float64(total)
 			last = now
 			if ro.Status.Phase == slmopsv1alpha1.PhaseCompleted && ro.Status.ObservedGeneration == ro.Generation && ro.Status.StableRevision != notStable {
-				out <- idle
+				out <- s
 				return
 			}
 		}
 	}()
 	return out
+}
+
+func median(v []float64) float64 {
+	s := slices.Sorted(slices.Values(v))
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 // cpuProfile saves a 20 s CPU profile of the manager at addr to path.
