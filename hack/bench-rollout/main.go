@@ -15,6 +15,8 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -151,17 +153,24 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile 
 	}
 	fmt.Printf("  %-52s %7.1f s\n", "EdgeRollout, first revision on every node", time.Since(began).Seconds())
 
+	// The anchor's pods are the rollout's serving pods (the same spec, so
+	// that both updates move pods of one size through the cluster), without
+	// slmops' labels and cohort node selector: what a user would run
+	// without the operator.
+	servingPod, err := servingPodSpec(ctx, cl, "bench")
+	if err != nil {
+		return err
+	}
 	var ratios, anchors, updates []float64
 	budget, _ := intstr.GetScaledValueFromIntOrPercent(&mu, nodes, true)
 	for i := 1; i <= runs; i++ {
 		// The anchor: a plain DaemonSet RollingUpdate, on the same nodes,
 		// just before the update it anchors.
-		anchor, err := daemonSetUpdate(ctx, cl, nodes, mu)
+		fmt.Printf("run %d of %d\n", i, runs)
+		anchor, err := daemonSetUpdate(ctx, cl, nodes, mu, servingPod)
 		if err != nil {
 			return fmt.Errorf("anchor: %w", err)
 		}
-		fmt.Printf("run %d of %d\n", i, runs)
-		fmt.Printf("  %-52s %7.1f s   (anchor)\n", "plain DaemonSet RollingUpdate", anchor.Seconds())
 		before, err := scrape(metricsAddr)
 		if err != nil {
 			return err
@@ -197,6 +206,12 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile 
 				}
 			}
 		}
+		if b, err := breakdown(ctx, cl, c.AuditLog, "bench", began); err == nil {
+			fmt.Printf("  %-52s %7.2f s   (label patch to pod created %.2f s, to scheduled %.2f s, to Ready %.2f s; %d nodes)\n",
+				"  a node's switch, mean", b.ready, b.created, b.scheduled, b.ready, b.nodes)
+		} else {
+			fmt.Fprintf(os.Stderr, "bench-rollout: switch breakdown: %v\n", err)
+		}
 		d := after.minus(before)
 		fmt.Printf("  %-52s %7.1f s   (no serving pod on its way: the operator's own latency)\n", "  of which idle", sample.idle.Seconds())
 		fmt.Printf("  %-52s %7.0f      (mean; the most at once %d, maxUnavailable %d)\n", "  nodes without a ready pod", sample.meanUnavailable, sample.maxUnavailable, budget)
@@ -214,19 +229,36 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile 
 	return nil
 }
 
-// daemonSetUpdate creates a DaemonSet on every node, waits until it is ready,
-// then times a RollingUpdate of its image.
-func daemonSetUpdate(ctx context.Context, cl client.Client, nodes int, mu intstr.IntOrString) (time.Duration, error) {
+// servingPodSpec is the pod spec of the rollout's serving DaemonSet in ns,
+// without its node selector.
+func servingPodSpec(ctx context.Context, cl client.Client, ns string) (corev1.PodSpec, error) {
+	var list appsv1.DaemonSetList
+	if err := cl.List(ctx, &list, client.InNamespace(ns), client.MatchingLabels{slmopsv1alpha1.ComponentLabel: slmopsv1alpha1.ComponentModelServer}); err != nil {
+		return corev1.PodSpec{}, err
+	}
+	if len(list.Items) == 0 {
+		return corev1.PodSpec{}, errors.New("no serving DaemonSet")
+	}
+	spec := list.Items[0].Spec.Template.Spec
+	spec.NodeSelector = nil
+	return spec, nil
+}
+
+// daemonSetUpdate creates a DaemonSet of pod on every node, waits until it
+// is ready, then times a RollingUpdate of its image.
+func daemonSetUpdate(ctx context.Context, cl client.Client, nodes int, mu intstr.IntOrString, pod corev1.PodSpec) (time.Duration, error) {
 	labels := map[string]string{"app": "anchor"}
+	pod = *pod.DeepCopy()
+	pod.Containers[0].Image = "registry.invalid/inferd:v1"
 	ds := &appsv1.DaemonSet{
-		ObjectMeta: metav1.ObjectMeta{Name: "anchor", Namespace: "default"},
+		ObjectMeta: metav1.ObjectMeta{Name: "anchor", Namespace: "bench"},
 		Spec: appsv1.DaemonSetSpec{
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			UpdateStrategy: appsv1.DaemonSetUpdateStrategy{Type: appsv1.RollingUpdateDaemonSetStrategyType,
 				RollingUpdate: &appsv1.RollingUpdateDaemonSet{MaxUnavailable: &mu, MaxSurge: ptr.To(intstr.FromInt32(0))}},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "inferd", Image: "registry.invalid/inferd:v1"}}},
+				Spec:       pod,
 			},
 		},
 	}
@@ -259,6 +291,32 @@ func daemonSetUpdate(ctx context.Context, cl client.Client, nodes int, mu intstr
 		return 0, err
 	}
 	took := time.Since(began)
+	fmt.Printf("  %-52s %7.1f s   (anchor)\n", "plain DaemonSet RollingUpdate", took.Seconds())
+	var pods corev1.PodList
+	if err := cl.List(ctx, &pods, client.InNamespace(ds.Namespace), client.MatchingLabels(labels)); err == nil {
+		var toScheduled, toReady float64
+		n := 0
+		for _, p := range pods.Items {
+			var scheduled, ready time.Time
+			for _, c := range p.Status.Conditions {
+				switch c.Type {
+				case corev1.PodScheduled:
+					scheduled = c.LastTransitionTime.Time
+				case corev1.PodReady:
+					ready = c.LastTransitionTime.Time
+				}
+			}
+			if p.CreationTimestamp.Time.Before(began.Truncate(time.Second)) || scheduled.IsZero() || ready.IsZero() {
+				continue
+			}
+			toScheduled += scheduled.Sub(p.CreationTimestamp.Time).Seconds()
+			toReady += ready.Sub(p.CreationTimestamp.Time).Seconds()
+			n++
+		}
+		if n > 0 {
+			fmt.Printf("  %-52s %7.2f s   (to scheduled %.2f s; %d pods)\n", "  a new pod from created to Ready, mean", toReady/float64(n), toScheduled/float64(n), n)
+		}
+	}
 	if err := cl.Delete(ctx, ds, client.PropagationPolicy(metav1.DeletePropagationForeground)); err != nil {
 		return 0, err
 	}
@@ -400,6 +458,79 @@ func median(v []float64) float64 {
 		return s[len(s)/2]
 	}
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+// switches is how long, on average, a node took from the operator's label
+// patch to its new pod's creation, scheduling and readiness.
+type switches struct {
+	created, scheduled, ready float64
+	nodes                     int
+}
+
+// breakdown reads the operator's node label patches since began from the
+// API server's audit log (microseconds) and the serving pods' timestamps
+// (seconds, so half a second is added to each: on average they are cut by
+// that much).
+func breakdown(ctx context.Context, cl client.Client, auditLog, ns string, began time.Time) (switches, error) {
+	var b switches
+	f, err := os.Open(auditLog)
+	if err != nil {
+		return b, err
+	}
+	defer f.Close()
+	patched := map[string]time.Time{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var e struct {
+			Verb      string    `json:"verb"`
+			Received  time.Time `json:"requestReceivedTimestamp"`
+			ObjectRef struct {
+				Resource, Name, Subresource string
+			} `json:"objectRef"`
+		}
+		if json.Unmarshal(sc.Bytes(), &e) != nil || e.Verb != "patch" || e.ObjectRef.Resource != "nodes" || e.ObjectRef.Subresource != "" || e.Received.Before(began) {
+			continue
+		}
+		// The last patch: a node is patched once per switch.
+		patched[e.ObjectRef.Name] = e.Received
+	}
+	if err := sc.Err(); err != nil {
+		return b, err
+	}
+	var pods corev1.PodList
+	if err := cl.List(ctx, &pods, client.InNamespace(ns), client.MatchingLabels{slmopsv1alpha1.ComponentLabel: slmopsv1alpha1.ComponentModelServer}); err != nil {
+		return b, err
+	}
+	half := 500 * time.Millisecond
+	for _, p := range pods.Items {
+		at, ok := patched[p.Spec.NodeName]
+		if !ok || p.CreationTimestamp.Time.Add(time.Second).Before(at) {
+			continue
+		}
+		var scheduled, ready time.Time
+		for _, c := range p.Status.Conditions {
+			switch c.Type {
+			case corev1.PodScheduled:
+				scheduled = c.LastTransitionTime.Time
+			case corev1.PodReady:
+				ready = c.LastTransitionTime.Time
+			}
+		}
+		if scheduled.IsZero() || ready.IsZero() {
+			continue
+		}
+		b.created += p.CreationTimestamp.Add(half).Sub(at).Seconds()
+		b.scheduled += scheduled.Add(half).Sub(at).Seconds()
+		b.ready += ready.Add(half).Sub(at).Seconds()
+		b.nodes++
+	}
+	if b.nodes == 0 {
+		return b, errors.New("no switched node found in the audit log")
+	}
+	n := float64(b.nodes)
+	b.created, b.scheduled, b.ready = b.created/n, b.scheduled/n, b.ready/n
+	return b, nil
 }
 
 // cpuProfile saves a 20 s CPU profile of the manager at addr to path.

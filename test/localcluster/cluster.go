@@ -372,7 +372,24 @@ leaderElection:
 	if err := c.installStages(ctx); err != nil {
 		return err
 	}
+	// kwok plays four pod stages at a time by default: on 2 cores with a
+	// thousand pods in flight that queue, not the API server, set the pace
+	// of every pod's start and deletion.
+	kwokConfig := filepath.Join(c.Dir, "run", "kwok.yaml")
+	if err := os.WriteFile(kwokConfig, []byte(`apiVersion: config.kwok.x-k8s.io/v1alpha1
+kind: KwokConfiguration
+options:
+  podPlayStageParallelism: 32
+  nodePlayStageParallelism: 8
+  # A config file gets no defaults: kwok's own for the rest.
+  nodeLeaseParallelism: 4
+  podsOnNodeSyncParallelism: 1
+  enablePodsOnNodeSyncListPager: true
+`), 0o600); err != nil {
+		return err
+	}
 	if err := c.run(ctx, kwokName, fmt.Sprintf("http://127.0.0.1:%d/healthz", kwokPort), plain,
+		"--config="+kwokConfig,
 		"--kubeconfig="+c.Kubeconfig,
 		"--manage-all-nodes=false",
 		"--manage-nodes-with-annotation-selector="+kwokNodeAnnotation+"=fake",
