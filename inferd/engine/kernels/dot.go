@@ -229,10 +229,17 @@ func (a *Act) setBlocks256(x []float32) {
 		blk := x[b*QK_K : b*QK_K+QK_K : b*QK_K+QK_K]
 		q := a.KQ[b*QK_K : b*QK_K+QK_K : b*QK_K+QK_K]
 		sums := a.KB[b*QK_K/16 : b*QK_K/16+QK_K/16 : b*QK_K/16+QK_K/16]
-		var amax, mx float32
+		// The largest magnitude, branch-free on the bits; then the first
+		// value of that magnitude, for its sign.
+		var amax uint32
 		for _, v := range blk {
-			if av := abs(v); av > amax {
-				amax, mx = av, v
+			amax = max(amax, math.Float32bits(v)&0x7fffffff)
+		}
+		var mx float32
+		for _, v := range blk {
+			if math.Float32bits(v)&0x7fffffff == amax {
+				mx = v
+				break
 			}
 		}
 		if amax == 0 {

@@ -645,11 +645,17 @@ func (md *Model) rope(x []float32, heads int, cs []float32) {
 func (s *sequence) Close() { s.k, s.v = nil, nil }
 
 func rmsNorm(dst, x, w []float32, eps float32) {
+	// Rounded as ggml rounds it (ggml_compute_forward_rms_norm_f32): the
+	// squares in float32 summed in float64, the mean, the root and its
+	// inverse in float32. The normed values are what the next product
+	// quantizes to int8, so a last-bit difference here moves some of them
+	// across a rounding boundary, and the engines' logits part.
 	var ss float64
 	for _, v := range x {
-		ss += float64(v) * float64(v)
+		ss += float64(float32(v * v))
 	}
-	inv := float32(1 / math.Sqrt(ss/float64(len(x))+float64(eps)))
+	mean := float32(ss / float64(len(x)))
+	inv := 1 / float32(math.Sqrt(float64(float32(mean+eps))))
 	for i, v := range x {
 		dst[i] = v * inv * w[i]
 	}
