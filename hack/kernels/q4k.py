@@ -1,47 +1,44 @@
 #!/usr/bin/env python3
 # Generates inferd/engine/kernels/q4k_amd64.s (Go assembly, amd64). The
-# kernels are unrolled and come in AVX2 and AVX512-VNNI variants, which is
-# easier to keep right as a generator than by hand. Run `make kernels`
-# after editing, then `go test ./inferd/engine/kernels`.
+# kernels are unrolled, which is easier to keep right as a generator than by
+# hand. Run `make kernels` after editing, then `go test ./inferd/engine/kernels`.
 import os
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 def sub(j):
+    # 32 bytes of nibbles: sub-block 2j (low nibbles), 2j+1 (high nibbles).
     lo_off, hi_off = 64*j, 64*j + 32
     return f"""	VMOVDQU {16+32*j}(SI), Y0
 	VPSRLW $4, Y0, Y1
 	VPAND Y14, Y0, Y0
 	VPAND Y14, Y1, Y1
 	VPMADDUBSW {lo_off}(DI), Y0, Y0
-	VPMADDWD Y15, Y0, Y0
-	VCVTDQ2PS Y0, Y0
-	VBROADCASTSS {8*j}(SP), Y9
-	VFMADD231PS Y9, Y0, Y4
+	VPBROADCASTW {4*j}(SP), Y9
+	VPMADDWD Y9, Y0, Y0
+	VPADDD Y0, Y5, Y5
 	VPMADDUBSW {hi_off}(DI), Y1, Y1
-	VPMADDWD Y15, Y1, Y1
-	VCVTDQ2PS Y1, Y1
-	VBROADCASTSS {8*j+4}(SP), Y9
-	VFMADD231PS Y9, Y1, Y5"""
+	VPBROADCASTW {4*j+2}(SP), Y10
+	VPMADDWD Y10, Y1, Y1
+	VPADDD Y1, Y8, Y8"""
 
 s = f"""#include "textflag.h"
 
-// Q4_K rows against one activation (decoding), AVX2+FMA+F16C. A Q4_K
-// super-block is 256 values in eight 32-value sub-blocks, each
-// y = d*sc*q - dmin*m with 6-bit sc and m packed in 12 bytes. Per
-// super-block: unpack the eight scales and mins with 32-bit integer
-// operations, turn them into eight factors d*sc*xd (one per activation
-// block) kept on the stack, and accumulate dmin*m*(8*sum*xd) separately;
-// then each 32 bytes of nibbles give two sub-blocks (low and high nibbles)
+// Q4_K rows against one activation's Q8_K copy (decoding), AVX2+FMA+F16C.
+// A Q4_K super-block is 256 values in eight 32-value sub-blocks, each
+// y = d*sc*q - dmin*m with 6-bit sc and m packed in 12 bytes; the
+// activation's super-block has one float32 scale xd and the sums of each 16
+// values. Per super-block, as llama.cpp's ggml_vec_dot_q4_K_q8_K: unpack
+// the scales and mins with 32-bit integer operations; the mins times the
+// activation's 32-value sums (pairs of its 16-value sums) give the mins
+// term; each 32 bytes of nibbles give two sub-blocks (low and high nibbles)
 // whose int8 products (VPMADDUBSW, unsigned nibbles x signed activation)
-// are scaled by their factor. The mins term is divided by 8 at the end.
+// are multiplied by their scale (VPMADDWD) and summed as int32; the two
+// integer sums are scaled once, by d*xd and dmin*xd.
 
-// func rowsQ4_KAVX2(w *byte, rowBytes int, nrows int, xq *int8, xd *float32, xc *float32, nsb int, out *float32)
+// func rowsQ4_KAVX2(w *byte, rowBytes int, nrows int, xq *int8, xd *float32, xb *int16, nsb int, out *float32)
 TEXT ·rowsQ4_KAVX2(SB), NOSPLIT, $32-64
 	MOVQ w+0(FP), R13
 	MOVQ nrows+16(FP), R12
 	MOVQ out+56(FP), BX
-	MOVQ xc+40(FP), R9
-	MOVQ xd+32(FP), AX
-	SUBQ AX, R9 // xc - xd: the scale sums lie R9 bytes after the scales
 	MOVL $0x00010001, AX
 	VMOVD AX, X15
 	VPBROADCASTD X15, Y15
@@ -54,16 +51,19 @@ q4krow:
 	MOVQ R13, SI
 	MOVQ xq+24(FP), DI
 	MOVQ xd+32(FP), R8
+	MOVQ xb+40(FP), R9
 	MOVQ nsb+48(FP), CX
 	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
 	VXORPS Y6, Y6, Y6
 q4kblock:
-	// d and dmin as eight-lane vectors.
+	// d*xd and dmin*xd as eight-lane vectors.
+	VBROADCASTSS (R8), Y7
 	VPBROADCASTW (SI), X2
 	VCVTPH2PS X2, Y2
+	VMULPS Y7, Y2, Y2
 	VPBROADCASTW 2(SI), X3
 	VCVTPH2PS X3, Y3
+	VMULPS Y7, Y3, Y3
 	// Unpack scales (AX: sc0-3, DX: sc4-7) and mins (R10: m0-3, R11: m4-7).
 	MOVL 4(SI), AX
 	MOVL 8(SI), R10
@@ -88,40 +88,38 @@ q4kblock:
 	ORQ DX, AX
 	SHLQ $32, R11
 	ORQ R11, R10
-	// Factors d*sc*xd to the stack; dmin*m*(8*sum*xd) into Y6.
-	VMOVQ AX, X0
-	VPMOVZXBD X0, Y0
-	VCVTDQ2PS Y0, Y0
-	VMULPS Y2, Y0, Y0
-	VMULPS (R8), Y0, Y0
-	VMOVUPS Y0, 0(SP)
+	// The mins term: m_j times the activation's sum over sub-block j.
 	VMOVQ R10, X1
 	VPMOVZXBD X1, Y1
-	VCVTDQ2PS Y1, Y1
-	VMULPS Y3, Y1, Y1
-	VFMADD231PS (R8)(R9*1), Y1, Y6
+	VMOVDQU (R9), Y0
+	VPMADDWD Y15, Y0, Y0
+	VPMULLD Y1, Y0, Y0
+	VCVTDQ2PS Y0, Y0
+	VFMADD231PS Y3, Y0, Y6
+	// The scales as int16, to the stack.
+	VMOVQ AX, X0
+	VPMOVZXBW X0, X0
+	VMOVDQU X0, 0(SP)
+	VPXOR Y5, Y5, Y5
+	VPXOR Y8, Y8, Y8
 {sub(0)}
 {sub(1)}
 {sub(2)}
 {sub(3)}
+	VPADDD Y8, Y5, Y5
+	VCVTDQ2PS Y5, Y5
+	VFMADD231PS Y2, Y5, Y4
 	ADDQ $144, SI
 	ADDQ $256, DI
-	ADDQ $32, R8
+	ADDQ $4, R8
+	ADDQ $32, R9
 	DECQ CX
 	JNE q4kblock
-	VADDPS Y5, Y4, Y4
+	VSUBPS Y6, Y4, Y4
 	VEXTRACTF128 $1, Y4, X5
 	VADDPS X5, X4, X4
 	VHADDPS X4, X4, X4
 	VHADDPS X4, X4, X4
-	VEXTRACTF128 $1, Y6, X7
-	VADDPS X7, X6, X6
-	VHADDPS X6, X6, X6
-	VHADDPS X6, X6, X6
-	MOVL $0x3e000000, AX // 0.125
-	VMOVD AX, X7
-	VMULSS X7, X6, X6
-	VSUBSS X6, X4, X4
 	MOVSS X4, (BX)
 	ADDQ $4, BX
 	ADDQ rowBytes+8(FP), R13

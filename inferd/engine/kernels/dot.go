@@ -8,21 +8,58 @@ import (
 	"github.com/slmops/slmops/inferd/gguf"
 )
 
-// QA is the block size of a quantized activation.
+// QA is the block size of a quantized activation for the 32-value block
+// types.
 const QA = 32
 
+// Formats is a set of the quantized copies an Act holds: which ones a
+// product needs follows from its weight type (FormatOf), and Set makes only
+// those asked for, since quantizing is a pass over the activation.
+type Formats uint8
+
+const (
+	// Blocks32 is llama.cpp's Q8_0 (and Q8_1's block sums), what it
+	// multiplies the 32-value block types with: Q, D, Sum, S, C, N8.
+	Blocks32 Formats = 1 << iota
+	// Blocks256 is llama.cpp's Q8_K, what it multiplies the K-quants with:
+	// KQ, KD, KB.
+	Blocks256
+
+	// AllFormats is every quantized copy.
+	AllFormats = Blocks32 | Blocks256
+)
+
+// FormatOf is the quantized copy of an activation that products with
+// weights of type t read: none for the float types, which take Act.F.
+func FormatOf(t gguf.TensorType) Formats {
+	switch t {
+	case gguf.Q8_0, gguf.Q4_0, gguf.Q4_1, gguf.Q5_0, gguf.Q5_1:
+		return Blocks32
+	case gguf.Q2_K, gguf.Q3_K, gguf.Q4_K, gguf.Q5_K, gguf.Q6_K:
+		return Blocks256
+	}
+	return 0
+}
+
 // Act is an activation vector prepared for dot products with weight rows of
-// any type: the float values for F32 and F16 rows, and a copy quantized to
-// int8 in 32-value blocks (each with a float32 scale and the sum of its
-// quantized values) for the quantized rows, whose dot products then run in
-// integer arithmetic block by block, without dequantizing the row. This is
-// what llama.cpp does with its Q8 activations; the float32 scales keep a
-// little more precision than its fp16 ones.
+// any type: the float values for F32 and F16 rows, and copies quantized to
+// int8 for the quantized rows, whose dot products then run in integer
+// arithmetic block by block, without dequantizing the row. The copies are
+// llama.cpp's, rounded as its CPU backend rounds them, so that both engines
+// sum the same integers: Q8_0 blocks of 32 values with an fp16 scale (and
+// Q8_1's fp16 d*sum) for the 32-value block types, Q8_K blocks of 256
+// values with a float32 scale and the sums of each 16 values for the
+// K-quants.
 type Act struct {
-	F   []float32
-	D   []float32
-	Q   []int8
+	F []float32
+	// Q holds the 32-value blocks' int8 values; D their scales, fp16
+	// values held as float32.
+	Q []int8
+	D []float32
+	// Sum is the sum of each block's values; S is Q8_1's s, the fp16 of
+	// d*Sum with d before its rounding to fp16 (what Q4_1 and Q5_1 read).
 	Sum []int32
+	S   []float32
 	// C is 8 x Sum x D per block: what Q4_0's -8 offset costs, subtracted
 	// once per block by the row kernels.
 	C []float32
@@ -35,6 +72,11 @@ type Act struct {
 	// P4 is the block-quad layout of the AVX-512 Q4_0 kernel (see
 	// quads_amd64.s), 256 bytes per four blocks.
 	P4 []byte
+	// KQ holds the 256-value blocks' int8 values, KD their float32 scales
+	// and KB the sums of each 16 values (Q8_K's bsums).
+	KQ []int8
+	KD []float32
+	KB []int16
 }
 
 // quadBytes is the size of one block quad in Act.P4.
@@ -86,41 +128,78 @@ func strides(a []*Act) (qs, ds int, ok bool) {
 	return qs, ds, len(a[1].Q) == len(a[0].Q)
 }
 
-// Set prepares a for x (len(x) a multiple of 32), reusing a's memory; a
-// keeps x itself, so x must not change while a is used.
-func (a *Act) Set(x []float32) {
+// Set prepares a for x with every quantized copy (SetFormats with
+// AllFormats).
+func (a *Act) Set(x []float32) { a.SetFormats(x, AllFormats) }
+
+// SetFormats prepares a for x (len(x) a multiple of 32) with the quantized
+// copies f, reusing a's memory; a keeps x itself, so x must not change while
+// a is used. Blocks256 needs len(x) a multiple of 256 and is left out
+// otherwise (no K-quant row has such a width). A copy left out is emptied,
+// so a product that needs it fails loudly instead of reading stale values.
+func (a *Act) SetFormats(x []float32, f Formats) {
+	a.F = x
+	if f&Blocks32 != 0 {
+		a.setBlocks32(x)
+	} else {
+		a.Q, a.D, a.Sum, a.S, a.C, a.N8, a.P, a.P4 = a.Q[:0], a.D[:0], a.Sum[:0], a.S[:0], a.C[:0], a.N8[:0], a.P[:0], a.P4[:0]
+	}
+	if f&Blocks256 != 0 && len(x)%QK_K == 0 {
+		a.setBlocks256(x)
+	} else {
+		a.KQ, a.KD, a.KB = a.KQ[:0], a.KD[:0], a.KB[:0]
+	}
+}
+
+// roundQ8 rounds v (|v| < 2^22) to the nearest integer, ties to even, as
+// llama.cpp's nearest_int and its _mm256_round_ps do: adding 1.5 x 2^23
+// leaves the integer in the low mantissa bits. The conversion of the sum
+// keeps the compiler from fusing it with the caller's multiplication.
+func roundQ8(v float32) int32 {
+	return int32(math.Float32bits(float32(v+12582912))&0x7fffff) - 0x400000
+}
+
+// setBlocks32 quantizes x as llama.cpp's quantize_row_q8_0 and
+// quantize_row_q8_1 do on x86: per 32 values, d = amax/127 stored as fp16,
+// the values multiplied by 127/amax (not 1/d) and rounded to nearest even,
+// and for Q8_1 s = fp16(d*sum) with d before its rounding.
+func (a *Act) setBlocks32(x []float32) {
 	n := len(x)
 	nb := n / QA
-	a.F = x
-	if cap(a.Q) < n || cap(a.C) < nb || cap(a.N8) < nb {
+	if cap(a.Q) < n || cap(a.D) < nb || cap(a.Sum) < nb || cap(a.C) < nb || cap(a.N8) < nb {
 		a.Q = make([]int8, n)
 		a.D = make([]float32, nb)
 		a.Sum = make([]int32, nb)
 		a.C = make([]float32, nb)
 		a.N8 = make([]int32, nb)
 	}
-	a.Q, a.D, a.Sum, a.C, a.N8 = a.Q[:n], a.D[:nb], a.Sum[:nb], a.C[:nb], a.N8[:nb]
+	if cap(a.S) < nb {
+		a.S = make([]float32, nb)
+	}
+	a.Q, a.D, a.Sum, a.S, a.C, a.N8 = a.Q[:n], a.D[:nb], a.Sum[:nb], a.S[:nb], a.C[:nb], a.N8[:nb]
+	t := f16table
 	for b := range nb {
 		blk := x[b*QA : b*QA+QA : b*QA+QA]
 		var amax uint32
 		for _, v := range blk {
 			amax = max(amax, math.Float32bits(v)&0x7fffffff)
 		}
-		d := math.Float32frombits(amax) / 127
-		inv := float32(0)
-		if d != 0 {
-			inv = 1 / d
+		m := math.Float32frombits(amax)
+		d := m / 127
+		id := float32(0)
+		if m != 0 {
+			id = 127 / m
 		}
 		q := a.Q[b*QA : b*QA+QA : b*QA+QA]
 		var sum int32
 		for i, v := range blk {
-			// Round half away from zero: add 0.5 with v's sign, truncate.
-			half := math.Float32frombits(math.Float32bits(v)&0x80000000 | 0x3f000000)
-			r := int32(v*inv + half)
+			r := roundQ8(float32(v * id))
 			q[i] = int8(r)
 			sum += r
 		}
-		a.D[b], a.Sum[b], a.C[b], a.N8[b] = d, sum, 8*float32(sum)*d, -8*sum
+		dh := t[F32ToF16(d)]
+		a.D[b], a.Sum[b], a.C[b], a.N8[b] = dh, sum, 8*float32(sum)*dh, -8*sum
+		a.S[b] = t[F32ToF16(d*float32(sum))]
 	}
 	if useQuads && nb%4 == 0 {
 		a.setQuads()
@@ -129,6 +208,57 @@ func (a *Act) Set(x []float32) {
 		a.setPairs()
 	} else {
 		a.P = a.P[:0]
+	}
+}
+
+// setBlocks256 quantizes x as llama.cpp's quantize_row_q8_K does: per 256
+// values, the value of largest magnitude (the first, on a tie) sets
+// iscale = -127/max, each value becomes nearest(iscale*v) capped at 127,
+// the scale is 1/iscale, and the sums of each 16 values are kept for the
+// weights' minimums and offsets.
+func (a *Act) setBlocks256(x []float32) {
+	n := len(x)
+	nb := n / QK_K
+	if cap(a.KQ) < n || cap(a.KD) < nb || cap(a.KB) < n/16 {
+		a.KQ = make([]int8, n)
+		a.KD = make([]float32, nb)
+		a.KB = make([]int16, n/16)
+	}
+	a.KQ, a.KD, a.KB = a.KQ[:n], a.KD[:nb], a.KB[:n/16]
+	for b := range nb {
+		blk := x[b*QK_K : b*QK_K+QK_K : b*QK_K+QK_K]
+		q := a.KQ[b*QK_K : b*QK_K+QK_K : b*QK_K+QK_K]
+		sums := a.KB[b*QK_K/16 : b*QK_K/16+QK_K/16 : b*QK_K/16+QK_K/16]
+		// The largest magnitude, branch-free on the bits; then the first
+		// value of that magnitude, for its sign.
+		var amax uint32
+		for _, v := range blk {
+			amax = max(amax, math.Float32bits(v)&0x7fffffff)
+		}
+		var mx float32
+		for _, v := range blk {
+			if math.Float32bits(v)&0x7fffffff == amax {
+				mx = v
+				break
+			}
+		}
+		if amax == 0 {
+			a.KD[b] = 0
+			clear(q)
+			clear(sums)
+			continue
+		}
+		iscale := -127 / mx
+		for j := 0; j < QK_K; j += 16 {
+			var s int32
+			for i, v := range blk[j : j+16] {
+				r := min(127, roundQ8(float32(iscale*v)))
+				q[j+i] = int8(r)
+				s += r
+			}
+			sums[j/16] = int16(s)
+		}
+		a.KD[b] = 1 / iscale
 	}
 }
 
@@ -191,6 +321,9 @@ func hasDot4(t gguf.TensorType) bool { return t == gguf.Q8_0 || t == gguf.Q4_0 }
 func Dot(t gguf.TensorType, row []byte, a *Act) float32 {
 	if v, ok := dotFast(t, row, a); ok {
 		return v
+	}
+	if FormatOf(t) == Blocks32 && (len(a.Q) != len(a.F) || len(a.D)*QA != len(a.Q)) {
+		panic("kernels: a product of " + t.String() + " with an activation that has no Q8_0 blocks (SetFormats without Blocks32)")
 	}
 	switch t {
 	case gguf.F32:
@@ -320,8 +453,8 @@ func dotQ4_1(row []byte, a *Act) float32 {
 				int32(v1&0xF)*int32(x[j+1]) + int32(v1>>4)*int32(x[j+17])
 		}
 		// sum((d*q + m)*x) = d*sum(q*x) + m*sum(x): the min meets the
-		// activation's block sum.
-		sum += a.D[b] * (d*float32(s) + m*float32(a.Sum[b]))
+		// activation's block sum, Q8_1's s = D*Sum in fp16.
+		sum += d*a.D[b]*float32(s) + m*a.S[b]
 	}
 	return sum
 }
@@ -353,7 +486,7 @@ func dotQ5_1(row []byte, a *Act) float32 {
 		q := blk[8:24]
 		x := a.Q[b*QA : b*QA+QA]
 		s := quants5Dot(q, qh, x)
-		sum += a.D[b] * (d*float32(s) + m*float32(a.Sum[b]))
+		sum += d*a.D[b]*float32(s) + m*a.S[b]
 	}
 	return sum
 }
@@ -388,162 +521,172 @@ var spread4 = func() (t [16]uint32) {
 	return t
 }()
 
-// dotQ2_K: the sub-blocks are 16 values, half an activation block, so the
-// min term needs the activation's sum over each half: the first half's is
-// summed here, the second's is the block sum minus it.
+// k256 returns the activation's Q8_K copy, or panics when SetFormats left
+// it out: a K-quant product cannot run without it.
+func (a *Act) k256() ([]int8, []float32, []int16) {
+	if len(a.KQ) != len(a.F) || len(a.KD)*QK_K != len(a.KQ) {
+		panic("kernels: a K-quant product with an activation that has no Q8_K blocks (SetFormats without Blocks256)")
+	}
+	return a.KQ, a.KD, a.KB
+}
+
+// The K-quant products below sum, per 256-value super-block, the integer
+// products of each sub-block times its integer scale (and the minimums
+// times the activation's 16-value sums) into one int32 each, then scale
+// once by the weight's and the activation's super-block scales: the same
+// integers as llama.cpp's ggml_vec_dot_*_q8_K, in one float operation per
+// super-block.
+
+// dotQ2_K: sixteen 16-value sub-blocks, each with a 4-bit scale and a 4-bit
+// minimum, whose term is the minimum times the activation's 16-value sum.
 func dotQ2_K(row []byte, a *Act) float32 {
+	xq, xd, xb := a.k256()
 	var sum float32
 	t := f16table
-	nb := len(a.D) / (QK_K / QA)
-	for b := range nb {
+	for b := range xd {
 		blk := row[b*BytesQ2_K : b*BytesQ2_K+BytesQ2_K]
 		sc := blk[:QK_K/16]
 		qs := blk[QK_K/16 : QK_K/16+QK_K/4]
 		d := t[uint16(blk[BytesQ2_K-4])|uint16(blk[BytesQ2_K-3])<<8]
 		dmin := t[uint16(blk[BytesQ2_K-2])|uint16(blk[BytesQ2_K-1])<<8]
-		ab := b * (QK_K / QA)
-		var acc, accMin float32
-		for k := range QK_K / QA { // activation block k: values 32k..32k+31
+		x := xq[b*QK_K : b*QK_K+QK_K]
+		bs := xb[b*QK_K/16 : b*QK_K/16+QK_K/16]
+		var sumi, mins int32
+		for k := range QK_K / 32 { // values 32k..32k+31: sub-blocks 2k and 2k+1
 			q := qs[k/4*32 : k/4*32+32]
 			shift := 2 * (k % 4)
-			x := a.Q[(ab+k)*QA : (ab+k)*QA+QA]
-			var p0, p1, x0 int32
+			xk := x[32*k : 32*k+32]
+			var p0, p1 int32
 			for l := range 16 {
-				p0 += int32(q[l]>>shift&3) * int32(x[l])
-				x0 += int32(x[l])
+				p0 += int32(q[l]>>shift&3) * int32(xk[l])
+				p1 += int32(q[l+16]>>shift&3) * int32(xk[l+16])
 			}
-			for l := 16; l < 32; l++ {
-				p1 += int32(q[l]>>shift&3) * int32(x[l])
-			}
-			x1 := a.Sum[ab+k] - x0
 			s0, s1 := sc[2*k], sc[2*k+1]
-			xd := a.D[ab+k]
-			acc += xd * float32(int32(s0&0xF)*p0+int32(s1&0xF)*p1)
-			accMin += xd * float32(int32(s0>>4)*x0+int32(s1>>4)*x1)
+			sumi += int32(s0&0xF)*p0 + int32(s1&0xF)*p1
+			mins += int32(s0>>4)*int32(bs[2*k]) + int32(s1>>4)*int32(bs[2*k+1])
 		}
-		sum += d*acc - dmin*accMin
+		sum += xd[b] * (d*float32(sumi) - dmin*float32(mins))
 	}
 	return sum
 }
 
 func dotQ3_K(row []byte, a *Act) float32 {
+	xq, xd, _ := a.k256()
 	var sum float32
 	t := f16table
-	nb := len(a.D) / (QK_K / QA)
-	for b := range nb {
+	for b := range xd {
 		blk := row[b*BytesQ3_K : b*BytesQ3_K+BytesQ3_K]
 		hm := blk[:QK_K/8]
 		qs := blk[QK_K/8 : QK_K/8+QK_K/4]
 		sc := blk[QK_K/8+QK_K/4 : QK_K/8+QK_K/4+12]
 		d := t[uint16(blk[BytesQ3_K-2])|uint16(blk[BytesQ3_K-1])<<8]
-		ab := b * (QK_K / QA)
-		var acc float32
-		for k := range QK_K / QA {
+		x := xq[b*QK_K : b*QK_K+QK_K]
+		var sumi int32
+		for k := range QK_K / 32 {
 			q := qs[k/4*32 : k/4*32+32]
 			shift := 2 * (k % 4)
-			x := a.Q[(ab+k)*QA : (ab+k)*QA+QA]
+			xk := x[32*k : 32*k+32]
 			// q = low two bits - 4, plus 4 where the mask bit is set.
 			var p0, p1 int32
 			for l := range 16 {
-				p0 += (int32(q[l]>>shift&3) - 4 + 4*int32(hm[l]>>k&1)) * int32(x[l])
+				p0 += (int32(q[l]>>shift&3) - 4 + 4*int32(hm[l]>>k&1)) * int32(xk[l])
+				p1 += (int32(q[l+16]>>shift&3) - 4 + 4*int32(hm[l+16]>>k&1)) * int32(xk[l+16])
 			}
-			for l := 16; l < 32; l++ {
-				p1 += (int32(q[l]>>shift&3) - 4 + 4*int32(hm[l]>>k&1)) * int32(x[l])
-			}
-			acc += a.D[ab+k] * float32(scaleK3(2*k, sc)*p0+scaleK3(2*k+1, sc)*p1)
+			sumi += scaleK3(2*k, sc)*p0 + scaleK3(2*k+1, sc)*p1
 		}
-		sum += d * acc
+		sum += xd[b] * d * float32(sumi)
 	}
 	return sum
 }
 
+// sums32 is the activation's sum over 32 values from its 16-value sums.
+func sums32(bs []int16, j int) int32 { return int32(bs[2*j]) + int32(bs[2*j+1]) }
+
 func dotQ4_K(row []byte, a *Act) float32 {
+	xq, xd, xb := a.k256()
 	var sum float32
 	t := f16table
-	nb := len(a.D) / (QK_K / QA)
-	for b := range nb {
+	for b := range xd {
 		blk := row[b*BytesQ4_K : b*BytesQ4_K+BytesQ4_K]
 		d := t[uint16(blk[0])|uint16(blk[1])<<8]
 		dmin := t[uint16(blk[2])|uint16(blk[3])<<8]
 		sc := blk[4:16]
 		q := blk[16:BytesQ4_K]
-		ab := b * (QK_K / QA) // first activation block of this super-block
-		var acc, accMin float32
-		for j := 0; j < 4; j++ { // 64 values: two sub-blocks share 32 bytes
+		x := xq[b*QK_K : b*QK_K+QK_K]
+		bs := xb[b*QK_K/16 : b*QK_K/16+QK_K/16]
+		var sumi, mins int32
+		for j := range 4 { // 64 values: two sub-blocks share 32 bytes
 			s1, m1 := scaleMinK4(2*j, sc)
 			s2, m2 := scaleMinK4(2*j+1, sc)
 			qq := q[32*j : 32*j+32]
-			x1 := a.Q[(ab+2*j)*QA : (ab+2*j)*QA+QA]
-			x2 := a.Q[(ab+2*j+1)*QA : (ab+2*j+1)*QA+QA]
+			x1 := x[64*j : 64*j+32]
+			x2 := x[64*j+32 : 64*j+64]
 			var d1, d2 int32
 			for l := 0; l < 32; l += 2 {
 				v0, v1 := qq[l], qq[l+1]
 				d1 += int32(v0&0xF)*int32(x1[l]) + int32(v1&0xF)*int32(x1[l+1])
 				d2 += int32(v0>>4)*int32(x2[l]) + int32(v1>>4)*int32(x2[l+1])
 			}
-			xd1, xd2 := a.D[ab+2*j], a.D[ab+2*j+1]
-			acc += xd1*float32(s1)*float32(d1) + xd2*float32(s2)*float32(d2)
-			accMin += xd1*float32(m1)*float32(a.Sum[ab+2*j]) + xd2*float32(m2)*float32(a.Sum[ab+2*j+1])
+			sumi += int32(s1)*d1 + int32(s2)*d2
+			mins += int32(m1)*sums32(bs, 2*j) + int32(m2)*sums32(bs, 2*j+1)
 		}
-		sum += d*acc - dmin*accMin
+		sum += xd[b] * (d*float32(sumi) - dmin*float32(mins))
 	}
 	return sum
 }
 
 func dotQ5_K(row []byte, a *Act) float32 {
+	xq, xd, xb := a.k256()
 	var sum float32
 	t := f16table
-	nb := len(a.D) / (QK_K / QA)
-	for b := range nb {
+	for b := range xd {
 		blk := row[b*BytesQ5_K : b*BytesQ5_K+BytesQ5_K]
 		d := t[uint16(blk[0])|uint16(blk[1])<<8]
 		dmin := t[uint16(blk[2])|uint16(blk[3])<<8]
 		sc := blk[4:16]
 		qh := blk[16 : 16+QK_K/8]
 		q := blk[16+QK_K/8 : BytesQ5_K]
-		ab := b * (QK_K / QA)
-		var acc, accMin float32
-		for j := 0; j < 4; j++ { // as Q4_K, with fifth bits 2j and 2j+1 of qh
+		x := xq[b*QK_K : b*QK_K+QK_K]
+		bs := xb[b*QK_K/16 : b*QK_K/16+QK_K/16]
+		var sumi, mins int32
+		for j := range 4 { // as Q4_K, with fifth bits 2j and 2j+1 of qh
 			s1, m1 := scaleMinK4(2*j, sc)
 			s2, m2 := scaleMinK4(2*j+1, sc)
 			qq := q[32*j : 32*j+32]
-			x1 := a.Q[(ab+2*j)*QA : (ab+2*j)*QA+QA]
-			x2 := a.Q[(ab+2*j+1)*QA : (ab+2*j+1)*QA+QA]
+			x1 := x[64*j : 64*j+32]
+			x2 := x[64*j+32 : 64*j+64]
 			var d1, d2 int32
 			for l := range 32 {
 				v, h := qq[l], qh[l]>>(2*j)
 				d1 += (int32(v&0xF) | int32(h&1)<<4) * int32(x1[l])
 				d2 += (int32(v>>4) | int32(h&2)<<3) * int32(x2[l])
 			}
-			xd1, xd2 := a.D[ab+2*j], a.D[ab+2*j+1]
-			acc += xd1*float32(s1)*float32(d1) + xd2*float32(s2)*float32(d2)
-			accMin += xd1*float32(m1)*float32(a.Sum[ab+2*j]) + xd2*float32(m2)*float32(a.Sum[ab+2*j+1])
+			sumi += int32(s1)*d1 + int32(s2)*d2
+			mins += int32(m1)*sums32(bs, 2*j) + int32(m2)*sums32(bs, 2*j+1)
 		}
-		sum += d*acc - dmin*accMin
+		sum += xd[b] * (d*float32(sumi) - dmin*float32(mins))
 	}
 	return sum
 }
 
 func dotQ6_K(row []byte, a *Act) float32 {
+	xq, xd, _ := a.k256()
 	var sum float32
 	t := f16table
-	nb := len(a.D) / (QK_K / QA)
-	for b := range nb {
+	for b := range xd {
 		blk := row[b*BytesQ6_K : b*BytesQ6_K+BytesQ6_K]
 		ql := blk[:QK_K/2]
 		qh := blk[QK_K/2 : QK_K/2+QK_K/4]
 		sc := blk[QK_K/2+QK_K/4 : QK_K/2+QK_K/4+QK_K/16]
 		d := t[uint16(blk[BytesQ6_K-2])|uint16(blk[BytesQ6_K-1])<<8]
-		ab := b * (QK_K / QA)
-		var acc float32
+		x := xq[b*QK_K : b*QK_K+QK_K]
+		var sumi int32
 		for n := 0; n < QK_K; n += 128 {
 			l0, h0, s0 := ql[n/2:n/2+64], qh[n/4:n/4+32], sc[n/16:n/16+8]
 			// The four 32-value runs of this half start at n, n+32, n+64,
-			// n+96: activation blocks ab+n/32 .. +3.
-			xa := ab + n/32
-			x1, x2 := a.Q[xa*QA:xa*QA+QA], a.Q[(xa+1)*QA:(xa+1)*QA+QA]
-			x3, x4 := a.Q[(xa+2)*QA:(xa+2)*QA+QA], a.Q[(xa+3)*QA:(xa+3)*QA+QA]
-			for half := 0; half < 2; half++ { // 16-value sub-blocks
+			// n+96.
+			x1, x2, x3, x4 := x[n:n+32], x[n+32:n+64], x[n+64:n+96], x[n+96:n+128]
+			for half := range 2 { // 16-value sub-blocks
 				var p1, p2, p3, p4 int32
 				for l := 16 * half; l < 16*half+16; l++ {
 					h := h0[l]
@@ -556,13 +699,11 @@ func dotQ6_K(row []byte, a *Act) float32 {
 					p3 += q3 * int32(x3[l])
 					p4 += q4 * int32(x4[l])
 				}
-				acc += a.D[xa]*float32(int8(s0[half]))*float32(p1) +
-					a.D[xa+1]*float32(int8(s0[half+2]))*float32(p2) +
-					a.D[xa+2]*float32(int8(s0[half+4]))*float32(p3) +
-					a.D[xa+3]*float32(int8(s0[half+6]))*float32(p4)
+				sumi += int32(int8(s0[half]))*p1 + int32(int8(s0[half+2]))*p2 +
+					int32(int8(s0[half+4]))*p3 + int32(int8(s0[half+6]))*p4
 			}
 		}
-		sum += d * acc
+		sum += xd[b] * d * float32(sumi)
 	}
 	return sum
 }

@@ -45,7 +45,7 @@ func rowsQ4_0VNNI(w *byte, rowBytes int, nrows int, xq *int8, xd *float32, xc *f
 // rowsFast computes out[i] = row i of w · a for the rows of w (rowBytes
 // each) in one call, when the CPU and the type allow.
 func rowsFast(t gguf.TensorType, w []byte, rowBytes int, a *Act, out []float32) bool {
-	if !useAVX2 || !useRows || len(out) == 0 || len(a.D) == 0 {
+	if !useAVX2 || !useRows || len(out) == 0 {
 		return false
 	}
 	nb := len(a.D)
@@ -82,26 +82,30 @@ func rowsFast(t gguf.TensorType, w []byte, rowBytes int, a *Act, out []float32) 
 			rowsQ4_0AVX2(&w[0], rowBytes, len(out), &a.Q[0], &a.D[0], &a.C[0], nb, &f16table[0], &out[0])
 		}
 	case gguf.Q4_K:
-		if nb%8 != 0 || nb/8*BytesQ4_K != rowBytes {
+		nsb := len(a.KD)
+		if nsb == 0 || len(a.KQ) != nsb*QK_K || nsb*BytesQ4_K != rowBytes {
 			return false
 		}
-		rowsQ4_KAVX2(&w[0], rowBytes, len(out), &a.Q[0], &a.D[0], &a.C[0], nb/8, &out[0])
+		rowsQ4_KAVX2(&w[0], rowBytes, len(out), &a.KQ[0], &a.KD[0], &a.KB[0], nsb, &out[0])
 	case gguf.Q6_K:
-		if nb%8 != 0 || nb/8*BytesQ6_K != rowBytes {
+		nsb := len(a.KD)
+		if nsb == 0 || len(a.KQ) != nsb*QK_K || nsb*BytesQ6_K != rowBytes {
 			return false
 		}
-		rowsQ6_KAVX2(&w[0], rowBytes, len(out), &a.Q[0], &a.D[0], nb/8, &out[0])
+		rowsQ6_KAVX2(&w[0], rowBytes, len(out), &a.KQ[0], &a.KD[0], &a.KB[0], nsb, &out[0])
 	default:
 		return false
 	}
 	return true
 }
 
-//go:noescape
-func rowsQ6_KAVX2(w *byte, rowBytes int, nrows int, xq *int8, xd *float32, nsb int, out *float32)
+// The K-quant row kernels read the activation's Q8_K copy (Act.KQ, KD, KB).
 
 //go:noescape
-func rowsQ4_KAVX2(w *byte, rowBytes int, nrows int, xq *int8, xd *float32, xc *float32, nsb int, out *float32)
+func rowsQ6_KAVX2(w *byte, rowBytes int, nrows int, xq *int8, xd *float32, xb *int16, nsb int, out *float32)
+
+//go:noescape
+func rowsQ4_KAVX2(w *byte, rowBytes int, nrows int, xq *int8, xd *float32, xb *int16, nsb int, out *float32)
 
 // dotFast is one row's dot product through the row kernels, when the CPU
 // and the type allow: one kernel per type serves single rows and ranges.

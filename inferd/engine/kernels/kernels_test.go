@@ -674,12 +674,21 @@ func TestExpIsAccurate(t *testing.T) {
 	}
 }
 
+// BenchmarkActSet: quantizing one TinyLlama-wide activation, per copy
+// (blocks32 is what Set made before the Q8_K copy existed).
 func BenchmarkActSet(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 2))
 	x := randomVector(r, 2048, 1)
-	var a Act
-	b.SetBytes(2048 * 4)
-	for b.Loop() {
-		a.Set(x)
+	for _, f := range []struct {
+		name string
+		f    Formats
+	}{{"blocks32", Blocks32}, {"blocks256", Blocks256}, {"all", AllFormats}} {
+		b.Run(f.name, func(b *testing.B) {
+			var a Act
+			b.SetBytes(2048 * 4)
+			for b.Loop() {
+				a.SetFormats(x, f.f)
+			}
+		})
 	}
 }

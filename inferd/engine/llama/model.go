@@ -39,6 +39,14 @@ func (w weight) slice(lo, hi int) weight {
 	return w
 }
 
+// formats is what the activation of a product with a, b and c must hold:
+// each weight type reads its own quantized copy (llama.cpp's Q8_0 for the
+// 32-value block types, Q8_K for the K-quants), and making only those
+// saves a pass over the activation per copy.
+func formats(a, b, c weight) kernels.Formats {
+	return kernels.FormatOf(a.Type) | kernels.FormatOf(b.Type) | kernels.FormatOf(c.Type)
+}
+
 // job is a product of w with acts into out.
 func (w weight) job(acts []*kernels.Act, out [][]float32) kernels.Job {
 	return kernels.Job{Type: w.TypeInfo, W: w.data, Rows: w.rows, Acts: acts, Out: out}
@@ -381,7 +389,7 @@ func (s *sequence) forward(ctx context.Context, tokens []int32) ([]float32, erro
 		// Attention.
 		for t := range T {
 			rmsNorm(sc.xn[t], sc.x[t], ly.attnNorm, cfg.RMSEps)
-			sc.acts[t].Set(sc.xn[t])
+			sc.acts[t].SetFormats(sc.xn[t], formats(ly.wq, ly.wk, ly.wv))
 		}
 		if !cfg.RopeLayer(li) {
 			rope = nil
@@ -411,7 +419,7 @@ func (s *sequence) forward(ctx context.Context, tokens []int32) ([]float32, erro
 			s.attention(li, T)
 		}
 		for t := range T {
-			sc.acts[t].Set(sc.att[t])
+			sc.acts[t].SetFormats(sc.att[t], formats(ly.wo, ly.wo, ly.wo))
 		}
 		kernels.MatMul(md.pool, ly.wo.TypeInfo, ly.wo.data, ly.wo.rows, sc.acts[:T], sc.ff)
 		for t := range T {
@@ -420,7 +428,7 @@ func (s *sequence) forward(ctx context.Context, tokens []int32) ([]float32, erro
 		// Feed-forward (SwiGLU).
 		for t := range T {
 			rmsNorm(sc.xn[t], sc.x[t], ly.ffnNorm, cfg.RMSEps)
-			sc.acts[t].Set(sc.xn[t])
+			sc.acts[t].SetFormats(sc.xn[t], formats(ly.gate, ly.up, ly.up))
 		}
 		// The gate and up rows of a range, then SwiGLU over it, in one
 		// parallel pass: the exponentials run on every thread, beside
@@ -443,7 +451,7 @@ func (s *sequence) forward(ctx context.Context, tokens []int32) ([]float32, erro
 			}
 		})
 		for t := range T {
-			sc.ffActs[t].Set(sc.gate[t])
+			sc.ffActs[t].SetFormats(sc.gate[t], formats(ly.down, ly.down, ly.down))
 		}
 		kernels.MatMul(md.pool, ly.down.TypeInfo, ly.down.data, ly.down.rows, sc.ffActs[:T], sc.ff)
 		for t := range T {
@@ -453,7 +461,7 @@ func (s *sequence) forward(ctx context.Context, tokens []int32) ([]float32, erro
 	s.n += T
 	// Only the last position's logits are needed.
 	rmsNorm(sc.xn[T-1], sc.x[T-1], md.outNorm, cfg.RMSEps)
-	sc.acts[0].Set(sc.xn[T-1])
+	sc.acts[0].SetFormats(sc.xn[T-1], formats(md.output, md.output, md.output))
 	sc.logits = grow(sc.logits, 1, cfg.Vocab)
 	kernels.MatMul(md.pool, md.output.TypeInfo, md.output.data, md.output.rows, sc.acts[:1], sc.logits)
 	logits := sc.logits[0]
@@ -637,11 +645,17 @@ func (md *Model) rope(x []float32, heads int, cs []float32) {
 func (s *sequence) Close() { s.k, s.v = nil, nil }
 
 func rmsNorm(dst, x, w []float32, eps float32) {
+	// Rounded as ggml rounds it (ggml_compute_forward_rms_norm_f32): the
+	// squares in float32 summed in float64, the mean, the root and its
+	// inverse in float32. The normed values are what the next product
+	// quantizes to int8, so a last-bit difference here moves some of them
+	// across a rounding boundary, and the engines' logits part.
 	var ss float64
 	for _, v := range x {
-		ss += float64(v) * float64(v)
+		ss += float64(float32(v * v))
 	}
-	inv := float32(1 / math.Sqrt(ss/float64(len(x))+float64(eps)))
+	mean := float32(ss / float64(len(x)))
+	inv := 1 / float32(math.Sqrt(float64(float32(mean+eps))))
 	for i, v := range x {
 		dst[i] = v * inv * w[i]
 	}
