@@ -227,6 +227,25 @@ docker-buildx: ## Build and push multi-arch images (PLATFORMS, default linux/amd
 	docker buildx build --platform $(PLATFORMS) --target manager -t $(IMG_MANAGER) $(BUILDX_OUTPUT) .
 	docker buildx build --platform $(PLATFORMS) --target inferd -t $(IMG_INFERD) $(BUILDX_OUTPUT) .
 
+# VERSION is the release's version (v-prefixed semver, as krew requires);
+# RELEASE_BASE_URL the folder its archives are published in, which the krew
+# manifest's URIs name.
+VERSION ?= $(shell awk '$$1 == "appVersion:" { print $$2 }' charts/slmops/Chart.yaml)
+RELEASE_BASE_URL ?= https://github.com/slmops/slmops/releases/download/$(VERSION)
+RELEASE_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+DIST := $(ROOT)/dist
+
+.PHONY: release
+release: ## Cross-build kubectl-slm for RELEASE_PLATFORMS into dist/: tar.gz archives, checksums.txt and the krew plugin manifest slm.yaml (VERSION, RELEASE_BASE_URL).
+	rm -rf $(DIST)
+	for p in $(RELEASE_PLATFORMS); do \
+		os=$${p%/*} arch=$${p#*/}; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath -ldflags "-s -w" \
+			-o $(DIST)/build/$${os}_$${arch}/kubectl-slm ./cmd/kubectl-slm; \
+	done
+	go run ./hack/release -dist $(DIST) -version $(VERSION) -base-url $(RELEASE_BASE_URL)
+	@cd $(DIST) && ls -l *.tar.gz checksums.txt slm.yaml
+
 $(CONTROLLER_GEN):
 	@mkdir -p $(BIN)/tmp
 	GOBIN=$(BIN)/tmp go install sigs.k8s.io/controller-tools/cmd/controller-gen@$(CONTROLLER_GEN_VERSION)
