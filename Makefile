@@ -14,6 +14,7 @@ BIN := $(ROOT)/bin
 K8S_BIN := $(BIN)/k8s
 HELM := $(BIN)/helm-current/helm
 PROMTOOL := $(BIN)/prometheus-current/promtool
+KREW := $(BIN)/krew-current/krew
 KUBECTL := $(K8S_BIN)/kubectl
 CLUSTER_DIR ?= $(ROOT)/.cluster
 NODES ?= 50
@@ -40,6 +41,8 @@ export SLMOPS_K8S_BIN := $(K8S_BIN)
 export SLMOPS_HELM := $(HELM)
 # The alert rules' unit tests (test/prometheus) run this promtool.
 export SLMOPS_PROMTOOL := $(PROMTOOL)
+# The release test (hack/release) installs the plugin with this krew.
+export SLMOPS_KREW := $(KREW)
 
 GO_TEST_FLAGS ?= -count=1
 E2E_TIMEOUT ?= 20m
@@ -97,6 +100,10 @@ helm: ## Build (or reuse) the helm binary from its Go module into bin/helm-curre
 prometheus: ## Build (or reuse) prometheus and promtool from their Go module into bin/prometheus-current.
 	@hack/build-prometheus.sh >/dev/null
 
+.PHONY: krew
+krew: ## Build (or reuse) krew, the kubectl plugin manager, from its Go module into bin/krew-current.
+	@hack/build-krew.sh >/dev/null
+
 .PHONY: controlplane
 controlplane: ## Build (or reuse) the local control plane binaries in bin/k8s.
 	@hack/build-controlplane.sh >/dev/null
@@ -115,7 +122,7 @@ parity: ## Compare the engine with llama.cpp: logits of random-weight models of 
 # the end of make test.
 SKIP_LOG := $(CURDIR)/bin/tmp/skipped.txt
 
-test: controlplane helm prometheus verify vet lint ## Run every test: unit, envtest integration and e2e on the local control plane, and inferd's tests on arm64; ends with what was skipped and how to run it.
+test: controlplane helm prometheus krew verify vet lint ## Run every test: unit, envtest integration and e2e on the local control plane, and inferd's tests on arm64; ends with what was skipped and how to run it.
 	@mkdir -p $(dir $(SKIP_LOG)) && : > $(SKIP_LOG)
 	@echo "go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) ./... && hack/test-arm64.sh"
 	@rc=0; \
@@ -129,7 +136,7 @@ test-arm64: ## Cross-compile inferd's tests for arm64 and run them under qemu-us
 	hack/test-arm64.sh
 
 .PHONY: test-unit
-test-unit: helm prometheus ## Run the tests that need no control plane.
+test-unit: helm prometheus krew ## Run the tests that need no control plane.
 	go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v -e /test/e2e -e /test/install -e /test/localcluster)
 
 .PHONY: test-e2e

@@ -9,13 +9,18 @@ import (
 	"errors"
 	"io"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
+	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 	"sigs.k8s.io/yaml"
+
+	"github.com/slmops/slmops/test/skip"
 )
 
 // fakeDist lays out dist/build/<os>_<arch>/kubectl-slm for every platform,
@@ -237,5 +242,71 @@ func TestMakefilePlatforms(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, strings.Fields(string(m[1]))); diff != "" {
 		t.Errorf("RELEASE_PLATFORMS against Platforms (-want +got):\n%s", diff)
+	}
+}
+
+// krew is the krew binary that SLMOPS_KREW names (the Makefile sets it),
+// or bin/krew-current/krew; without it the test skips loudly.
+func krew(t *testing.T) string {
+	t.Helper()
+	path := os.Getenv("SLMOPS_KREW")
+	if path == "" {
+		path = filepath.Join("..", "..", "bin", "krew-current", "krew")
+	}
+	if fi, err := os.Stat(path); err != nil || fi.IsDir() {
+		skip.Because(t, "installing the release with krew from its manifest: no krew at "+path, "make krew")
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return abs
+}
+
+// TestKrewInstallsTheRelease: krew itself (built from its Go module)
+// accepts the manifest and installs this machine's archive from it, as
+// `kubectl krew install` does from a published release, with kubectl-slm
+// linked into its bin folder; and it refuses an archive whose sha256 is not
+// the manifest's.
+func TestKrewInstallsTheRelease(t *testing.T) {
+	krew := krew(t)
+	dist := fakeDist(t)
+	if err := Release(dist, "v1.2.3", "https://example.com/releases/v1.2.3", ""); err != nil {
+		t.Fatal(err)
+	}
+	// krew picks the platform it runs on; this machine's must be one.
+	here := Platform{runtime.GOOS, runtime.GOARCH}
+	if !slices.Contains(Platforms, here) {
+		skip.Because(t, "installing the release with krew: "+here.OS+"/"+here.Arch+" is not a release platform", "a linux or darwin machine, amd64 or arm64")
+	}
+	install := func(archive string) (string, string, error) {
+		root := t.TempDir()
+		cmd := exec.Command(krew, "install", "--manifest="+filepath.Join(dist, "slm.yaml"), "--archive="+archive)
+		cmd.Env = append(os.Environ(), "KREW_ROOT="+root, "KREW_NO_UPGRADE_CHECK=1")
+		out, err := cmd.CombinedOutput()
+		return root, string(out), err
+	}
+
+	root, out, err := install(filepath.Join(dist, ArchiveName("v1.2.3", here)))
+	if err != nil {
+		t.Fatalf("krew install: %v\n%s", err, out)
+	}
+	b, err := os.ReadFile(filepath.Join(root, "bin", Binary))
+	if err != nil {
+		t.Fatalf("krew installed no %s: %v\n%s", Binary, err, out)
+	}
+	if want := "binary for " + here.OS + "/" + here.Arch; string(b) != want {
+		t.Errorf("krew linked a %s that holds %q; want %q", Binary, b, want)
+	}
+
+	// Another platform's archive has another sha256.
+	other := Platforms[0]
+	if other == here {
+		other = Platforms[1]
+	}
+	if _, out, err := install(filepath.Join(dist, ArchiveName("v1.2.3", other))); err == nil {
+		t.Errorf("krew installed an archive whose sha256 is not the manifest's:\n%s", out)
+	} else if !strings.Contains(out, "sha256") && !strings.Contains(out, "checksum") {
+		t.Errorf("krew refused the wrong archive, but not for its checksum: %v\n%s", err, out)
 	}
 }
