@@ -280,3 +280,26 @@ func TestDashboardQueries(t *testing.T) {
 		t.Errorf("promtool checked other than the dashboard's %d queries:\n%s", len(rules), out)
 	}
 }
+
+// TestScrapeKeepsTheRolloutsNamespace: the ServiceMonitor honours the
+// manager's labels, so the rollout gauges keep the rollout's namespace (as
+// the series of testdata/alerts_test.yaml have it) instead of Prometheus
+// renaming it exported_namespace and setting the manager's namespace.
+func TestScrapeKeepsTheRolloutsNamespace(t *testing.T) {
+	out := run(t, root, helm(t), "template", "slmops", "charts/slmops", "--namespace", "slmops-system",
+		"--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.certSecret=metrics-tls",
+		"--show-only", "templates/servicemonitor.yaml")
+	var sm struct {
+		Spec struct {
+			Endpoints []struct {
+				HonorLabels bool `json:"honorLabels"`
+			} `json:"endpoints"`
+		} `json:"spec"`
+	}
+	if err := yaml.Unmarshal([]byte(out), &sm); err != nil {
+		t.Fatalf("the ServiceMonitor does not parse: %v\n%s", err, out)
+	}
+	if len(sm.Spec.Endpoints) != 1 || !sm.Spec.Endpoints[0].HonorLabels {
+		t.Errorf("the ServiceMonitor's endpoint does not set honorLabels: true:\n%s", out)
+	}
+}
