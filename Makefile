@@ -13,6 +13,8 @@ ROOT := $(shell pwd)
 BIN := $(ROOT)/bin
 K8S_BIN := $(BIN)/k8s
 HELM := $(BIN)/helm-current/helm
+PROMTOOL := $(BIN)/prometheus-current/promtool
+KREW := $(BIN)/krew-current/krew
 KUBECTL := $(K8S_BIN)/kubectl
 CLUSTER_DIR ?= $(ROOT)/.cluster
 NODES ?= 50
@@ -37,6 +39,10 @@ export KUBEBUILDER_ASSETS := $(K8S_BIN)
 export SLMOPS_K8S_BIN := $(K8S_BIN)
 # The chart's tests run this helm.
 export SLMOPS_HELM := $(HELM)
+# The alert rules' unit tests (test/prometheus) run this promtool.
+export SLMOPS_PROMTOOL := $(PROMTOOL)
+# The release test (hack/release) installs the plugin with this krew.
+export SLMOPS_KREW := $(KREW)
 
 GO_TEST_FLAGS ?= -count=1
 E2E_TIMEOUT ?= 20m
@@ -90,6 +96,14 @@ verify: $(CONTROLLER_GEN) ## Fail if a generator would change a generated file, 
 helm: ## Build (or reuse) the helm binary from its Go module into bin/helm-current.
 	@hack/build-helm.sh >/dev/null
 
+.PHONY: prometheus
+prometheus: ## Build (or reuse) prometheus and promtool from their Go module into bin/prometheus-current.
+	@hack/build-prometheus.sh >/dev/null
+
+.PHONY: krew
+krew: ## Build (or reuse) krew, the kubectl plugin manager, from its Go module into bin/krew-current.
+	@hack/build-krew.sh >/dev/null
+
 .PHONY: controlplane
 controlplane: ## Build (or reuse) the local control plane binaries in bin/k8s.
 	@hack/build-controlplane.sh >/dev/null
@@ -108,7 +122,7 @@ parity: ## Compare the engine with llama.cpp: logits of random-weight models of 
 # the end of make test.
 SKIP_LOG := $(CURDIR)/bin/tmp/skipped.txt
 
-test: controlplane helm verify vet lint ## Run every test: unit, envtest integration and e2e on the local control plane, and inferd's tests on arm64; ends with what was skipped and how to run it.
+test: controlplane helm prometheus krew verify vet lint ## Run every test: unit, envtest integration and e2e on the local control plane, and inferd's tests on arm64; ends with what was skipped and how to run it.
 	@mkdir -p $(dir $(SKIP_LOG)) && : > $(SKIP_LOG)
 	@echo "go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) ./... && hack/test-arm64.sh"
 	@rc=0; \
@@ -122,11 +136,11 @@ test-arm64: ## Cross-compile inferd's tests for arm64 and run them under qemu-us
 	hack/test-arm64.sh
 
 .PHONY: test-unit
-test-unit: ## Run the tests that need no control plane.
+test-unit: helm prometheus krew ## Run the tests that need no control plane.
 	go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v -e /test/e2e -e /test/install -e /test/localcluster)
 
 .PHONY: test-e2e
-test-e2e: controlplane helm ## Run the e2e suites on a fresh local control plane with simulated nodes.
+test-e2e: controlplane helm prometheus ## Run the e2e suites on a fresh local control plane with simulated nodes.
 	go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) -v ./test/...
 
 FUZZTIME ?= 1m
@@ -219,6 +233,25 @@ docker-build: ## Build the manager and inferd images for this machine's platform
 docker-buildx: ## Build and push multi-arch images (PLATFORMS, default linux/amd64,linux/arm64) with docker buildx.
 	docker buildx build --platform $(PLATFORMS) --target manager -t $(IMG_MANAGER) $(BUILDX_OUTPUT) .
 	docker buildx build --platform $(PLATFORMS) --target inferd -t $(IMG_INFERD) $(BUILDX_OUTPUT) .
+
+# VERSION is the release's version (v-prefixed semver, as krew requires);
+# RELEASE_BASE_URL the folder its archives are published in, which the krew
+# manifest's URIs name.
+VERSION ?= $(shell awk '$$1 == "appVersion:" { print $$2 }' charts/slmops/Chart.yaml)
+RELEASE_BASE_URL ?= https://github.com/slmops/slmops/releases/download/$(VERSION)
+RELEASE_PLATFORMS := linux/amd64 linux/arm64 darwin/amd64 darwin/arm64
+DIST := $(ROOT)/dist
+
+.PHONY: release
+release: ## Cross-build kubectl-slm for RELEASE_PLATFORMS into dist/: tar.gz archives, checksums.txt and the krew plugin manifest slm.yaml (VERSION, RELEASE_BASE_URL).
+	rm -rf $(DIST)
+	for p in $(RELEASE_PLATFORMS); do \
+		os=$${p%/*} arch=$${p#*/}; \
+		CGO_ENABLED=0 GOOS=$$os GOARCH=$$arch go build -trimpath -ldflags "-s -w" \
+			-o $(DIST)/build/$${os}_$${arch}/kubectl-slm ./cmd/kubectl-slm; \
+	done
+	go run ./hack/release -dist $(DIST) -version $(VERSION) -base-url $(RELEASE_BASE_URL)
+	@cd $(DIST) && ls -l *.tar.gz checksums.txt slm.yaml
 
 $(CONTROLLER_GEN):
 	@mkdir -p $(BIN)/tmp
