@@ -164,8 +164,9 @@ bench-cluster: controlplane ## Time the local control plane with BENCH_NODES nod
 	go run ./hack/bench-cluster --nodes $(BENCH_NODES)
 
 .PHONY: bench-rollout
-bench-rollout: controlplane ## An EdgeRollout on BENCH_NODES nodes (steps 1/10/50/100%) against a plain DaemonSet RollingUpdate.
-	go run ./hack/bench-rollout --nodes $(BENCH_NODES)
+BENCH_RUNS ?= 1
+bench-rollout: controlplane ## An EdgeRollout on BENCH_NODES nodes (steps 1/10/50/100%) against a plain DaemonSet RollingUpdate, BENCH_RUNS times (medians and ranges).
+	go run ./hack/bench-rollout --nodes $(BENCH_NODES) --runs $(BENCH_RUNS)
 
 .PHONY: bench-inferd
 bench-inferd: ## inferd: verified download against a plain copy; tokens/s over HTTP against the engine called directly.
