@@ -91,6 +91,22 @@ func model(ns string) *slmopsv1alpha1.SLMModel {
 	}
 }
 
+// readyNodes makes n Ready nodes that rollout's selector in ns picks.
+func readyNodes(t *testing.T, ns string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	for i := range n {
+		node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-node-%d", ns, i), Labels: map[string]string{"ctrl-test": ns}}}
+		if err := env.Client.Create(ctx, node); err != nil {
+			t.Fatal(err)
+		}
+		node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
+		if err := env.Client.Status().Update(ctx, node); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
 func rollout(ns, name string) *slmopsv1alpha1.EdgeRollout {
 	return &slmopsv1alpha1.EdgeRollout{
 		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
@@ -158,12 +174,7 @@ func TestRolloutDaemonSetIsSecureAndOwned(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := namespace(t)
-	for i := range 3 {
-		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-node-%d", ns, i), Labels: map[string]string{"ctrl-test": ns}}}
-		g.Expect(env.Client.Create(ctx, n)).To(Succeed())
-		n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
-		g.Expect(env.Client.Status().Update(ctx, n)).To(Succeed())
-	}
+	readyNodes(t, ns, 3)
 	g.Expect(env.Client.Create(ctx, model(ns))).To(Succeed())
 	r := rollout(ns, "stores")
 	g.Expect(env.Client.Create(ctx, r)).To(Succeed())
@@ -339,12 +350,7 @@ func TestAReadyPodPromotesTheStep(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	ns := namespace(t)
-	for i := range 2 {
-		n := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("%s-node-%d", ns, i), Labels: map[string]string{"ctrl-test": ns}}}
-		g.Expect(env.Client.Create(ctx, n)).To(Succeed())
-		n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue}}
-		g.Expect(env.Client.Status().Update(ctx, n)).To(Succeed())
-	}
+	readyNodes(t, ns, 2)
 	g.Expect(env.Client.Create(ctx, model(ns))).To(Succeed())
 	r := rollout(ns, "stores")
 	r.Spec.Strategy.Canary.Steps = []slmopsv1alpha1.CanaryStep{{Nodes: intstr.FromString("50%")}, {Nodes: intstr.FromString("100%")}}

@@ -297,15 +297,7 @@ func daemonSetUpdate(ctx context.Context, cl client.Client, nodes int, mu intstr
 		var toScheduled, toReady float64
 		n := 0
 		for _, p := range pods.Items {
-			var scheduled, ready time.Time
-			for _, c := range p.Status.Conditions {
-				switch c.Type {
-				case corev1.PodScheduled:
-					scheduled = c.LastTransitionTime.Time
-				case corev1.PodReady:
-					ready = c.LastTransitionTime.Time
-				}
-			}
+			scheduled, ready := podTimes(&p)
 			if p.CreationTimestamp.Time.Before(began.Truncate(time.Second)) || scheduled.IsZero() || ready.IsZero() {
 				continue
 			}
@@ -508,15 +500,7 @@ func breakdown(ctx context.Context, cl client.Client, auditLog, ns string, began
 		if !ok || p.CreationTimestamp.Time.Add(time.Second).Before(at) {
 			continue
 		}
-		var scheduled, ready time.Time
-		for _, c := range p.Status.Conditions {
-			switch c.Type {
-			case corev1.PodScheduled:
-				scheduled = c.LastTransitionTime.Time
-			case corev1.PodReady:
-				ready = c.LastTransitionTime.Time
-			}
-		}
+		scheduled, ready := podTimes(&p)
 		if scheduled.IsZero() || ready.IsZero() {
 			continue
 		}
@@ -531,6 +515,19 @@ func breakdown(ctx context.Context, cl client.Client, auditLog, ns string, began
 	n := float64(b.nodes)
 	b.created, b.scheduled, b.ready = b.created/n, b.scheduled/n, b.ready/n
 	return b, nil
+}
+
+// podTimes are when a pod was scheduled and got Ready (zero if it has not).
+func podTimes(p *corev1.Pod) (scheduled, ready time.Time) {
+	for _, c := range p.Status.Conditions {
+		switch c.Type {
+		case corev1.PodScheduled:
+			scheduled = c.LastTransitionTime.Time
+		case corev1.PodReady:
+			ready = c.LastTransitionTime.Time
+		}
+	}
+	return scheduled, ready
 }
 
 // cpuProfile saves a 20 s CPU profile of the manager at addr to path.

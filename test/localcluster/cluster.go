@@ -339,6 +339,8 @@ func (c *Cluster) start(ctx context.Context) error {
 		"--kube-api-qps=500",
 		"--kube-api-burst=1000",
 		"--concurrent-daemonset-syncs=4",
+		// Its default (50 s) up to 1,000 nodes; beyond, the longer lease's.
+		fmt.Sprintf("--node-monitor-grace-period=%ds", max(50, leaseSeconds(o.Nodes)+20)),
 	); err != nil {
 		return err
 	}
@@ -372,6 +374,11 @@ leaderElection:
 	if err := c.installStages(ctx); err != nil {
 		return err
 	}
+	// kwok renews each node's Lease every quarter of its duration: K3s's
+	// 40 s is 100 renewals a second for 1,000 nodes. A larger fleet gets a
+	// longer lease, so that renewals stay at that rate on 2 cores, and the
+	// controller-manager a grace period to match (see leaseSeconds).
+	lease := leaseSeconds(o.Nodes)
 	// kwok plays four pod stages at a time by default: on 2 cores with a
 	// thousand pods in flight that queue, not the API server, set the pace
 	// of every pod's start and deletion.
@@ -380,7 +387,7 @@ leaderElection:
 kind: KwokConfiguration
 options:
   podPlayStageParallelism: 32
-  nodePlayStageParallelism: 8
+  nodePlayStageParallelism: 16
   # A config file gets no defaults: kwok's own for the rest.
   nodeLeaseParallelism: 4
   podsOnNodeSyncParallelism: 1
@@ -397,12 +404,18 @@ options:
 		fmt.Sprintf("--server-address=127.0.0.1:%d", kwokPort),
 		"--cidr=10.128.0.0/10",
 		"--node-ip=10.127.0.1",
-		"--node-lease-duration-seconds=40",
+		fmt.Sprintf("--node-lease-duration-seconds=%d", lease),
 	); err != nil {
 		return err
 	}
 	o.progress("==> Control plane ready in %.1fs: %s (kubeconfig %s)", time.Since(began).Seconds(), c.state.APIServer, c.Kubeconfig)
 	return nil
+}
+
+// leaseSeconds is the simulated nodes' Lease duration for a fleet of n:
+// K3s's 40 s up to 1,000 nodes, then growing with the fleet (200 s at 5,000).
+func leaseSeconds(n int) int {
+	return max(40, 40*n/1000)
 }
 
 // controlPlane reports whether name is one of the control plane's own

@@ -144,7 +144,10 @@ func (c *Cluster) EnsureNodes(ctx context.Context, n, sites int) error {
 	c.opts.progress("==> Simulated edge nodes: %d created, %d deleted, %d in %d sites; waiting until all are Ready", created, deleted, n, sites)
 
 	var ready int
-	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+	// Three minutes, and more for a fleet past 3,000 nodes: kwok brings
+	// about 25 nodes a second up on 2 cores.
+	timeout := max(3*time.Minute, time.Duration(n)*60*time.Millisecond)
+	err = wait.PollUntilContextTimeout(ctx, 250*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		list, err := c.Clientset.CoreV1().Nodes().List(ctx, metav1.ListOptions{
 			LabelSelector:   SimulatedLabel + "=true",
 			ResourceVersion: "0", // served from the watch cache: cheap at 1,000 nodes
