@@ -12,6 +12,7 @@ import (
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	"github.com/slmops/slmops/controllers/edgerollout"
 	"github.com/slmops/slmops/inferd/server"
+	"github.com/slmops/slmops/test/testenv"
 )
 
 // TestChartMonitoring: the dashboard and the alert rules are valid PromQL
@@ -65,22 +66,7 @@ func TestChartMonitoring(t *testing.T) {
 		t.Errorf("the dashboard ConfigMap lacks the Grafana sidecar's label: %v", cm.GetLabels())
 	}
 	raw, _, _ := unstructured.NestedString(cm.Object, "data", "slmops-rollouts.json")
-	var dash struct {
-		UID        string `json:"uid"`
-		Templating struct {
-			List []struct {
-				Name       string `json:"name"`
-				Definition string `json:"definition"`
-			} `json:"list"`
-		} `json:"templating"`
-		Panels []struct {
-			Title   string `json:"title"`
-			Type    string `json:"type"`
-			Targets []struct {
-				Expr string `json:"expr"`
-			} `json:"targets"`
-		} `json:"panels"`
-	}
+	var dash testenv.Dashboard
 	if err := json.Unmarshal([]byte(raw), &dash); err != nil {
 		t.Fatalf("the dashboard is not JSON: %v", err)
 	}
