@@ -123,9 +123,11 @@ watch_rollout() {
 real_pods() {
 	[ "$real_nodes" -gt 0 ] || return 0
 	say "The real inferd pods: what each measured on its node, and a chat completion from each"
-	local node line pod ip port
+	local node line pod ip port rev
+	# The stable revision's pod: a switched node's old pod may still be going.
+	rev=$(kubectl get er tinyllama-stores -o jsonpath='{.status.stableRevision}')
 	for node in $(kubectl get nodes -l slmops.dev/process-node=true -o jsonpath='{.items[*].metadata.name}'); do
-		line=$(kubectl get pods --field-selector spec.nodeName="$node" -l app.kubernetes.io/component=model-server \
+		line=$(kubectl get pods --field-selector spec.nodeName="$node" -l "app.kubernetes.io/component=model-server,slmops.dev/revision=$rev" \
 			-o jsonpath='{.items[0].metadata.name} {.items[0].status.podIP} {.items[0].spec.containers[0].ports[0].containerPort}')
 		read -r pod ip port <<<"$line"
 		echo "$node ($(kubectl get node "$node" -o jsonpath='{.metadata.labels.kubernetes\.io/arch}, CPU {.metadata.labels.slmops\.dev/process-cpu}')): $pod at $ip:$port"

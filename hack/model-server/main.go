@@ -79,7 +79,7 @@ func main() {
 			fmt.Printf("serving %s%s (%d bytes, %s, %s)\n", base, f.path, len(f.data), f.quantization, f.digest)
 		}
 		if *patchDir != "" {
-			if err := writePatch(*patchDir, rev, base, pair[0], pair[1]); err != nil {
+			if err := writePatch(*patchDir, *name, rev, base, pair[0], pair[1]); err != nil {
 				log.Fatal(err)
 			}
 		}
@@ -103,12 +103,8 @@ func main() {
 // generate writes revision rev of the model in typ: the revision seeds the
 // weights, so each revision is a new file with a new digest.
 func generate(name string, rev, layers int, typ gguf.TensorType) (file, error) {
-	spec := llamatest.RandomSpec{
-		Name: name, Embd: 256, Layers: layers, Heads: 4, KVHeads: 2, FF: 512, Vocab: 512, Context: 256,
-		Type: typ, Seed: uint64(rev), ChatMLTokens: true,
-	}
 	var buf bytes.Buffer
-	if err := llamatest.WriteRandom(&buf, spec); err != nil {
+	if err := llamatest.WriteRandom(&buf, llamatest.Edge(name, layers, typ, uint64(rev))); err != nil {
 		return file{}, fmt.Errorf("generate revision %d in %s: %w", rev, typ, err)
 	}
 	sum := sha256.Sum256(buf.Bytes())
@@ -123,14 +119,14 @@ func generate(name string, rev, layers int, typ gguf.TensorType) (file, error) {
 // writePatch writes the merge patch that points the SLMModel at a revision:
 // the ARM file as its default artifact, the x86 one as its amd64 variant.
 // JSON is YAML, so kubectl patch --patch-file and kustomize take it as is.
-func writePatch(dir string, rev int, base string, arm, x86 file) error {
+func writePatch(dir, name string, rev int, base string, arm, x86 file) error {
 	source := func(f file) map[string]any {
 		return map[string]any{"http": map[string]any{"url": base + f.path, "allowInsecureHTTP": true}}
 	}
 	patch := map[string]any{
 		"apiVersion": "slmops.dev/v1alpha1",
 		"kind":       "SLMModel",
-		"metadata":   map[string]any{"name": "tinyllama-chat"},
+		"metadata":   map[string]any{"name": name},
 		"spec": map[string]any{
 			"source": source(arm), "digest": arm.digest, "quantization": arm.quantization, "sizeBytes": len(arm.data),
 			"runtime": map[string]any{"contextLength": 256},

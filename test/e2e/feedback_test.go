@@ -86,8 +86,7 @@ func serveModels(t *testing.T, specs map[string]llamatest.RandomSpec) *modelOrig
 // edgeLlama is a small llama-architecture model of layers layers: more
 // layers, slower decoding, the rest alike.
 func edgeLlama(name string, layers int, seed uint64) llamatest.RandomSpec {
-	return llamatest.RandomSpec{Name: name, Embd: 256, Layers: layers, Heads: 4, KVHeads: 2, FF: 512, Vocab: 512, Context: 256,
-		Type: gguf.Q8_0, Seed: seed, ChatMLTokens: true}
+	return llamatest.Edge(name, layers, gguf.Q8_0, seed)
 }
 
 // reportAccess installs what the serving inferd pods of ns need to report:

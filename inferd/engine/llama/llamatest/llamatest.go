@@ -78,6 +78,14 @@ type RandomSpec struct {
 	LongRoPE int
 }
 
+// Edge is a small llama model of the given layers (more layers, slower
+// decoding, the rest alike) with ChatML's control tokens: what the demo's
+// model store serves and the e2e tests run as real serving pods.
+func Edge(name string, layers int, t gguf.TensorType, seed uint64) RandomSpec {
+	return RandomSpec{Name: name, Embd: 256, Layers: layers, Heads: 4, KVHeads: 2, FF: 512, Vocab: 512, Context: 256,
+		Type: t, Seed: seed, ChatMLTokens: true}
+}
+
 // TinyLlama is the shape of TinyLlama 1.1B, for benchmarks.
 func TinyLlama(t gguf.TensorType) RandomSpec {
 	return RandomSpec{Name: "tinyllama-1.1b-random", Embd: 2048, Layers: 22, Heads: 32, KVHeads: 4, FF: 5632, Vocab: 32000, Context: 2048, Type: t, Scale: 0.035, Seed: 1}
