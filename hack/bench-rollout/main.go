@@ -20,7 +20,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -550,10 +549,9 @@ func cpuProfile(addr, path string) {
 }
 
 func freeAddr() string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := localcluster.ReserveAddr()
 	if err != nil {
 		return "127.0.0.1:18080"
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }

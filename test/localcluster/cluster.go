@@ -30,7 +30,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -251,7 +250,7 @@ func (c *Cluster) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ports, err := freePorts(7)
+	ports, err := ReservePorts(7)
 	if err != nil {
 		return fmt.Errorf("pick free ports: %w", err)
 	}
@@ -577,22 +576,6 @@ func tlsClient(caFile string) (*http.Client, error) {
 		cfg = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	return &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{TLSClientConfig: cfg}}, nil
-}
-
-// freePorts reserves n distinct free ports on 127.0.0.1. They are released
-// before the components bind them; a clash with another process in between is
-// possible but rare, and shows as a component that fails to start.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, 0, n)
-	for range n {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close()
-		ports = append(ports, l.Addr().(*net.TCPAddr).Port)
-	}
-	return ports, nil
 }
 
 func tail(path string, lines int) string {

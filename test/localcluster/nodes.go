@@ -3,6 +3,7 @@ package localcluster
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -164,7 +165,10 @@ func (c *Cluster) EnsureNodes(ctx context.Context, n, sites int) error {
 		return ready == n && len(list.Items) == n, nil
 	})
 	if err != nil {
-		return fmt.Errorf("%d of %d simulated nodes Ready: %w (see %s/logs/kwok.log)", ready, n, err, c.Dir)
+		// The tail, not only the path: a cluster that fails to start is
+		// removed, logs and all.
+		kwokLog := filepath.Join(c.Dir, "logs", kwokName+".log")
+		return fmt.Errorf("%d of %d simulated nodes Ready: %w; the end of %s:\n%s", ready, n, err, kwokLog, tail(kwokLog, 15))
 	}
 	c.opts.progress("==> %d simulated edge nodes Ready in %.1fs", n, time.Since(began).Seconds())
 	return nil

@@ -1,7 +1,6 @@
 package testenv
 
 import (
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -12,6 +11,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/test/localcluster"
 )
 
 // Client is a controller-runtime client with the Kubernetes and slmops
@@ -32,15 +32,15 @@ func Client(t testing.TB, cfg *rest.Config) client.Client {
 	return c
 }
 
-// FreeAddr is a free 127.0.0.1 address for a process to listen on.
+// FreeAddr is a free 127.0.0.1 address for a process to listen on, reserved
+// against the other test processes (localcluster.ReserveAddr).
 func FreeAddr(t testing.TB) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addr, err := localcluster.ReserveAddr()
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addr
 }
 
 // SyncBuffer collects a process's output; its stdout and stderr may write at
