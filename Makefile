@@ -39,8 +39,10 @@ export KUBEBUILDER_ASSETS := $(K8S_BIN)
 export SLMOPS_K8S_BIN := $(K8S_BIN)
 # The chart's tests run this helm.
 export SLMOPS_HELM := $(HELM)
-# The alert rules' unit tests (test/prometheus) run this promtool.
+# The alert rules' unit tests (test/prometheus) run this promtool, and the
+# e2e this Prometheus server.
 export SLMOPS_PROMTOOL := $(PROMTOOL)
+export SLMOPS_PROMETHEUS := $(BIN)/prometheus-current/prometheus
 # The release test (hack/release) installs the plugin with this krew.
 export SLMOPS_KREW := $(KREW)
 

@@ -86,6 +86,11 @@ func observeRollout(m *metav1.ObjectMeta, st *slmopsv1alpha1.EdgeRolloutStatus) 
 		step = float64(st.CurrentStep + 1)
 	}
 	stepGauge.WithLabelValues(m.Namespace, m.Name).Set(step)
+	// The counters exist at 0 from a rollout's first reconcile: increase()
+	// (the dashboard's, an alert's) sees no rise in a series that appears
+	// at 1, so the first rollback would go unseen.
+	promotions.WithLabelValues(m.Namespace, m.Name)
+	rollbacks.WithLabelValues(m.Namespace, m.Name)
 	var staged, staging, excluded int32
 	if d := st.Distribution; d != nil {
 		staged, staging, excluded = d.StagedNodes, d.StagingNodes, d.FailedNodes+d.UnfitNodes

@@ -3,6 +3,7 @@ package edgerollout
 import (
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -46,6 +47,22 @@ func TestSiteMetrics(t *testing.T) {
 	forgetMetrics("shops", "stores")
 	if n := testutil.CollectAndCount(siteNodesGauge); n != 0 {
 		t.Errorf("%d site series after the rollout was deleted", n)
+	}
+}
+
+// TestCountersStartAtZero: a rollout's promotion and rollback counters
+// exist, at 0, from its first reconcile, before any event counts.
+func TestCountersStartAtZero(t *testing.T) {
+	m := &metav1.ObjectMeta{Namespace: "shops", Name: "fresh"}
+	defer forgetMetrics(m.Namespace, m.Name)
+	observeRollout(m, &slmopsv1alpha1.EdgeRolloutStatus{Phase: slmopsv1alpha1.PhaseProgressing})
+	for name, c := range map[string]*prometheus.CounterVec{"promotions": promotions, "rollbacks": rollbacks} {
+		if n := testutil.CollectAndCount(c); n != 1 {
+			t.Errorf("%d %s series before any event; want the rollout's, at 0", n, name)
+		}
+		if got := testutil.ToFloat64(c.WithLabelValues(m.Namespace, m.Name)); got != 0 {
+			t.Errorf("%s = %v before any event", name, got)
+		}
 	}
 }
 

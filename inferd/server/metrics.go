@@ -29,6 +29,9 @@ type Metrics struct {
 	ModelInfo         *prometheus.GaugeVec
 }
 
+// endpoints are the values of the endpoint label.
+var endpoints = []string{"models", "completions", "chat_completions"}
+
 func newMetrics(reg prometheus.Registerer, lim *limiter) *Metrics {
 	latency := []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120}
 	m := &Metrics{
@@ -69,6 +72,13 @@ func newMetrics(reg prometheus.Registerer, lim *limiter) *Metrics {
 		ModelInfo: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "slmops_inferd_model_info", Help: "1 for the model this inferd serves (one per process).",
 		}, []string{"model", "digest", "architecture", "quantization"}),
+	}
+	// Each endpoint's series exist from the start, at 0: rate() over a
+	// series that first appears at 1 sees no rise, so a pod's first requests
+	// would not show on a dashboard.
+	for _, e := range endpoints {
+		m.RequestSeconds.WithLabelValues(e)
+		m.Requests.WithLabelValues(e, "200")
 	}
 	m.QueueDepth = prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "slmops_inferd_queue_depth", Help: "Requests waiting for a generation slot.",

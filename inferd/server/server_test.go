@@ -196,3 +196,27 @@ func TestAStreamEndsWithDoneAndUsage(t *testing.T) {
 		t.Errorf("streamed text %q", text.String())
 	}
 }
+
+// TestRequestSeriesExistBeforeTheFirstRequest: every endpoint's request
+// count and duration are on /metrics at 0 before any request, so that
+// Prometheus's rate() sees the first requests rise from 0.
+func TestRequestSeriesExistBeforeTheFirstRequest(t *testing.T) {
+	_, ts := serve(t, Options{}, true)
+	resp, err := http.Get(ts.URL + "/metrics") //nolint:noctx // a test's one request
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(resp.Body)
+	body := string(raw)
+	for _, e := range []string{"models", "completions", "chat_completions"} {
+		for _, series := range []string{
+			`slmops_inferd_requests_total{code="200",endpoint="` + e + `"} 0`,
+			`slmops_inferd_request_duration_seconds_count{endpoint="` + e + `"} 0`,
+		} {
+			if !strings.Contains(body, series) {
+				t.Errorf("/metrics before any request lacks %s", series)
+			}
+		}
+	}
+}

@@ -73,7 +73,7 @@ func TestRealServingPodsOnTwoCPUClasses(t *testing.T) {
 	t.Cleanup(func() { _ = origin.Close() })
 
 	processes := startRealServing(t, name, inferdBin, 4)
-	startOperator(t, ns)
+	op := startSecureOperator(t, ns)
 	m := model(ns, "sha256:"+hex.EncodeToString(sum[:]))
 	m.Spec.Source.HTTP.URL, m.Spec.Source.HTTP.AllowInsecureHTTP = "http://"+ln.Addr().String()+"/"+modelName+".gguf", true
 	m.Spec.SizeBytes = ptr.To(int64(file.Len()))
@@ -102,6 +102,13 @@ func TestRealServingPodsOnTwoCPUClasses(t *testing.T) {
 		onNode[pods.Items[i].Spec.NodeName] = &pods.Items[i]
 	}
 	g.Expect(onNode).To(HaveLen(len(processes.nodes)), "one serving pod per chosen node, none elsewhere")
+
+	// Prometheus scrapes the manager and, as the chart's PodMonitor has it,
+	// the inferd pods, before the requests below, so that their rates show.
+	prom := startPrometheus(t, renderAlertRules(t), managerScrapeConfig(t, ns, op.metricsAddr), podMonitorScrapeConfig(t))
+	g.Eventually(func() (string, error) {
+		return prom.value(fmt.Sprintf(`count(up{namespace=%q, endpoint="http"} == 1)`, ns))
+	}).WithTimeout(time.Minute).Should(Equal(strconv.Itoa(len(processes.nodes))), "every real inferd pod scraped")
 	rates := map[string][]float64{}
 	for _, node := range processes.nodes {
 		pod := onNode[node]
@@ -145,6 +152,22 @@ func TestRealServingPodsOnTwoCPUClasses(t *testing.T) {
 		g.Expect(completion.Usage.CompletionTokens).To(BeNumerically(">=", 1))
 	}
 	g.Expect(rates).To(HaveLen(2), "two hardware classes")
+
+	// Every panel of the chart's dashboard shows this rollout, and a healthy
+	// rollout raises no alert.
+	for title, queries := range dashboardQueries(t, ns, name) {
+		for _, q := range queries {
+			g.Eventually(func(g Gomega) {
+				res, err := prom.query(q)
+				g.Expect(err).NotTo(HaveOccurred())
+				g.Expect(res).NotTo(BeEmpty(), "no series")
+				for _, s := range res {
+					g.Expect(s.Value[1]).NotTo(Equal("NaN"), "series %v", s.Metric)
+				}
+			}).WithTimeout(20*time.Second).Should(Succeed(), "panel %q: %s", title, q)
+		}
+	}
+	g.Expect(prom.firing(t, ns)).To(BeEmpty(), "alerts of a Completed rollout")
 	// Rates are measurements, not assertions: printed for the reader.
 	for arch, r := range rates {
 		t.Logf("%s (CPU %s): self-test decode tokens/s %.1f", arch, localcluster.DefaultProcessCPU[arch], r)

@@ -264,7 +264,10 @@ func (d *decider) action(annotation string, recorded *string) bool {
 // actOnAnnotations applies abort and retry; promote is applied by progress.
 func (d *decider) actOnAnnotations() {
 	st := d.st
-	if d.action(slmopsv1alpha1.AbortAnnotation, &st.Actions.Abort) && st.CanaryRevision != "" && Active(st.Phase) {
+	// A Degraded canary holds its cohort until it is aborted or retried, so
+	// abort applies to it too.
+	abortable := Active(st.Phase) || st.Phase == slmopsv1alpha1.PhaseDegraded
+	if d.action(slmopsv1alpha1.AbortAnnotation, &st.Actions.Abort) && st.CanaryRevision != "" && abortable {
 		d.finishCanary(slmopsv1alpha1.PhaseAborted)
 		d.event(corev1.EventTypeWarning, slmopsv1alpha1.EventReasonAborted, "Rollout of revision %s aborted by %s; the cohort goes back to %s",
 			st.CanaryRevision, slmopsv1alpha1.AbortAnnotation, stableName(st.StableRevision))

@@ -336,6 +336,22 @@ func TestComputePlan(t *testing.T) {
 			wantLabels: map[string]string{o[0]: "old"},
 			wantRevs:   []string{"new", "old"}, wantEvents: "Aborted",
 		},
+		"abort sends a Degraded cohort back to stable": {
+			spec: spec("20%", "100%"), annotations: map[string]string{slmopsv1alpha1.AbortAnnotation: "a1"},
+			status: func() slmopsv1alpha1.EdgeRolloutStatus {
+				st := progressing(0, time.Minute)
+				st.Phase = slmopsv1alpha1.PhaseDegraded
+				return st
+			}(),
+			nodes: func() []Node {
+				n := onCanary(fleet(20, 1, "old"), time.Minute, i[0])
+				n[i[0]].Pod.Failure = "CrashLoopBackOff"
+				return n
+			}(),
+			revision: "new", wantPhase: slmopsv1alpha1.PhaseAborted, wantStable: "old", wantCanary: "new",
+			wantLabels: map[string]string{o[0]: "old"},
+			wantRevs:   []string{"new", "old"}, wantEvents: "Aborted",
+		},
 		"spec.paused switches nobody": {
 			spec: func() slmopsv1alpha1.EdgeRolloutSpec {
 				s := spec("20%", "100%")
