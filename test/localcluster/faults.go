@@ -19,14 +19,39 @@ const OfflineAnnotation = "slmops.dev/simulate-offline"
 var stageGVR = schema.GroupVersionResource{Group: "kwok.x-k8s.io", Version: "v1alpha1", Resource: "stages"}
 
 // SetNodeOffline makes kwok report the node NotReady (offline) or Ready again.
+// The node's pods carry the annotation too while it is offline: a Stage sees
+// only the pod, and the one that restores a running pod's Ready condition
+// after the controller-manager cleared it (slmops-pod-ready-again) must
+// leave the pods of a node whose kubelet is cut off alone. Offline, the node
+// is annotated before its pods; online, after them.
 func (c *Cluster) SetNodeOffline(ctx context.Context, node string, offline bool) error {
 	var value any
 	if offline {
 		value = "true"
 	}
 	patch, _ := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{OfflineAnnotation: value}}})
-	_, err := c.Clientset.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{})
-	return err
+	patchNode := func() error {
+		_, err := c.Clientset.CoreV1().Nodes().Patch(ctx, node, types.MergePatchType, patch, metav1.PatchOptions{})
+		return err
+	}
+	if offline {
+		if err := patchNode(); err != nil {
+			return err
+		}
+	}
+	pods, err := c.Clientset.CoreV1().Pods(metav1.NamespaceAll).List(ctx, metav1.ListOptions{FieldSelector: "spec.nodeName=" + node})
+	if err != nil {
+		return fmt.Errorf("list the pods of %s: %w", node, err)
+	}
+	for _, p := range pods.Items {
+		if _, err := c.Clientset.CoreV1().Pods(p.Namespace).Patch(ctx, p.Name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("annotate pod %s/%s of %s: %w", p.Namespace, p.Name, node, err)
+		}
+	}
+	if !offline {
+		return patchNode()
+	}
+	return nil
 }
 
 // InjectCrashLoop makes every new pod whose first container runs image on one of
