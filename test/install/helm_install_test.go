@@ -31,47 +31,136 @@ const (
 	managerSA = "slmops-manager"
 )
 
-// TestChartInstallsUpgradesAndUninstalls installs the chart with helm,
-// checks what its ServiceAccount may and may not do, runs the operator as
-// the chart's Deployment would (its arguments, its ServiceAccount's token) on
-// the simulated nodes until the sample rollout of config/samples is
-// Completed, upgrades the release with other values, and uninstalls it.
+// TestChartInstallsUpgradesAndUninstalls installs the chart with helm (two
+// replicas), checks what its ServiceAccount may and may not do, runs the
+// Deployment's pods as real manager processes on the simulated nodes (its
+// args, its ServiceAccount's bound token, its probes, its user): one leads
+// and the other waits; the leader is killed while the sample rollout of
+// config/samples is in flight, the other takes over, and the rollout
+// completes. Then it upgrades the release with other values, and uninstalls
+// it.
 func TestChartInstallsUpgradesAndUninstalls(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	out, err := helm("install", release, chartDir, "--namespace", releaseNS, "--create-namespace", "--wait=false")
+	// The chart's selector of its manager pods (checked below); the process
+	// kubelet must be there before helm creates them.
+	managerSelector := map[string]string{"app.kubernetes.io/name": "slmops", "app.kubernetes.io/instance": release,
+		"app.kubernetes.io/component": "manager"}
+	managers := runManagerPods(t, managerSelector)
+	out, err := helm("install", release, chartDir, "--namespace", releaseNS, "--create-namespace", "--wait=false",
+		"--set", "replicaCount=2")
 	g.Expect(err).NotTo(HaveOccurred(), out)
 	g.Expect(out).To(ContainSubstring("rollout status deployment/slmops-manager"), "NOTES.txt tells the next step")
 	g.Expect(testenv.WaitForCRDs(ctx, cluster)).To(Succeed())
+	dep, err := cluster.Clientset.AppsV1().Deployments(releaseNS).Get(ctx, "slmops-manager", metav1.GetOptions{})
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(dep.Spec.Selector.MatchLabels).To(Equal(managerSelector))
 
 	t.Run("RBAC", func(t *testing.T) { checkManagerRBAC(t, releaseNS, managerSA) })
 	t.Run("admission policies", func(t *testing.T) { checkManagerPolicy(t, releaseNS, managerSA) })
 
-	// Under the admission policies too: the manager's log would show any
+	// Under the admission policies too: the managers' logs would show any
 	// request they denied.
-	t.Run("the operator completes the sample rollout", func(t *testing.T) {
+	t.Run("the manager's pods hand over leadership and complete the sample rollout", func(t *testing.T) {
 		g := NewWithT(t)
-		dep, err := cluster.Clientset.AppsV1().Deployments(releaseNS).Get(ctx, "slmops-manager", metav1.GetOptions{})
-		g.Expect(err).NotTo(HaveOccurred())
-		stop := runAsDeployment(t, dep.Spec.Template.Spec.Containers[0].Args, releaseNS, dep.Spec.Template.Spec.ServiceAccountName)
-		defer stop()
+		pods := managers.waitReady(2)
+		for _, p := range pods {
+			uid, err := uidOf(pid(&p))
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(uid).To(Equal("65532"), "the manager of pod %s runs as the chart's user", p.Name)
+		}
+		// One leads, the other waits.
+		var first, leader string
+		var before map[string]int
+		g.Eventually(func(g Gomega) {
+			first, err = holder(ctx)
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(first).NotTo(BeEmpty())
+			before = managers.acquired()
+			var leading []string
+			for _, p := range pods {
+				if before[p.Name] > 0 {
+					leading = append(leading, p.Name)
+				}
+			}
+			g.Expect(leading).To(HaveLen(1), "pods that acquired the Lease")
+			leader = leading[0]
+		}).WithTimeout(time.Minute).Should(Succeed(), "one manager pod leads, the other waits")
+
+		// The leader dies while the rollout is under way.
+		applySamples(t, "stores")
+		waitForSamplePhase(t, "stores", slmopsv1alpha1.PhasePaused)
+		var leaderPID int
+		for _, p := range managers.pods() {
+			if p.Name == leader {
+				leaderPID = pid(&p)
+			}
+		}
+		g.Expect(leaderPID).To(BeNumerically(">", 0))
+		g.Expect(syscall.Kill(leaderPID, syscall.SIGKILL)).To(Succeed())
+		killed := time.Now()
+		var next string
+		g.Eventually(func() (string, error) {
+			next, err = holder(ctx)
+			return next, err
+		}).WithTimeout(time.Minute).WithPolling(250*time.Millisecond).ShouldNot(Or(Equal(first), BeEmpty()), "leadership after the leader was killed")
+		took := time.Since(killed)
+		var successor string
+		g.Eventually(func() string {
+			for pod, n := range managers.acquired() {
+				if n > before[pod] {
+					successor = pod
+				}
+			}
+			return successor
+		}).WithTimeout(10*time.Second).ShouldNot(BeEmpty(), "the log of the pod that took the lead")
+		who := "pod " + successor
+		if successor == leader {
+			who = "the killed pod's restarted process"
+		}
+		t.Logf("leadership passed from pod %s to %s %.1f s after SIGKILL (new identity %s)", leader, who, took.Seconds(), next)
 		completeSampleRollout(t, "stores")
+
+		// The killed process came back in its pod; no liveness probe killed
+		// a healthy manager.
+		for _, p := range managers.pods() {
+			want := 0
+			if p.Name == leader {
+				want = 1
+			}
+			g.Expect(p.Status.ContainerStatuses).To(HaveLen(1))
+			g.Expect(p.Status.ContainerStatuses[0].RestartCount).To(BeEquivalentTo(want), "restarts of pod %s", p.Name)
+		}
 	})
 
 	// Upgrade: other values reach the Deployment; what the new values no
 	// longer render (the metrics RBAC, the editor roles) is gone.
 	out, err = helm("upgrade", release, chartDir, "--namespace", releaseNS, "--wait=false",
-		"--set", "replicaCount=2", "--set", "inferd.image.tag=v0.2.0", "--set", "metrics.secure=false",
+		"--set", "replicaCount=3", "--set", "inferd.image.tag=v0.2.0", "--set", "metrics.secure=false",
 		"--set", "rbac.aggregateToDefaultRoles=false")
 	g.Expect(err).NotTo(HaveOccurred(), out)
-	dep, err := cluster.Clientset.AppsV1().Deployments(releaseNS).Get(ctx, "slmops-manager", metav1.GetOptions{})
+	dep, err = cluster.Clientset.AppsV1().Deployments(releaseNS).Get(ctx, "slmops-manager", metav1.GetOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
-	g.Expect(*dep.Spec.Replicas).To(BeEquivalentTo(2))
+	g.Expect(*dep.Spec.Replicas).To(BeEquivalentTo(3))
 	g.Expect(dep.Spec.Template.Spec.Containers[0].Args).To(ContainElements("--inferd-image=ghcr.io/slmops/inferd:v0.2.0", "--metrics-secure=false"))
 	for _, name := range []string{"slmops-metrics-auth", "slmops-metrics-reader", "slmops-editor", "slmops-viewer"} {
 		_, err := cluster.Clientset.RbacV1().ClusterRoles().Get(ctx, name, metav1.GetOptions{})
 		g.Expect(apierrors.IsNotFound(err)).To(BeTrue(), "ClusterRole %s outlived the upgrade that stopped rendering it: %v", name, err)
 	}
+	// The upgraded managers run: their new inferd image is a new revision
+	// of the sample rollout, which they take to Completed.
+	managers.waitReady(3)
+	c := kube(t)
+	sample := func(g Gomega) slmopsv1alpha1.EdgeRolloutStatus {
+		var r slmopsv1alpha1.EdgeRollout
+		g.Expect(c.Get(ctx, client.ObjectKey{Namespace: "stores", Name: "tinyllama-stores"}, &r)).To(Succeed())
+		return r.Status
+	}
+	g.Eventually(func(g Gomega) string { return sample(g).CanaryRevision }).WithTimeout(time.Minute).
+		ShouldNot(BeEmpty(), "a canary of the upgrade's inferd image")
+	canary := sample(g).CanaryRevision
+	completeSampleRollout(t, "stores")
+	g.Expect(sample(g).StableRevision).To(Equal(canary))
 
 	// Uninstall: nothing of the release is left but the CRDs (kept on
 	// purpose), and the models and rollouts in them are untouched.
@@ -82,10 +171,7 @@ func TestChartInstallsUpgradesAndUninstalls(t *testing.T) {
 		_, err := kubectl("get", "crd", crd)
 		g.Expect(err).NotTo(HaveOccurred(), "the CRD %s was deleted; crds.keep should have kept it", crd)
 	}
-	c := kube(t)
-	var r slmopsv1alpha1.EdgeRollout
-	g.Expect(c.Get(ctx, client.ObjectKey{Namespace: "stores", Name: "tinyllama-stores"}, &r)).To(Succeed())
-	g.Expect(r.Status.Phase).To(Equal(slmopsv1alpha1.PhaseCompleted))
+	g.Expect(sample(g).Phase).To(Equal(slmopsv1alpha1.PhaseCompleted))
 }
 
 // checkManagerRBAC asks the API server what the manager's ServiceAccount may
@@ -215,18 +301,36 @@ func runAsDeployment(t *testing.T, args []string, ns, sa string) (stop func()) {
 	}
 }
 
+// applySamples applies config/samples as they are into ns.
+func applySamples(t *testing.T, ns string) {
+	t.Helper()
+	if _, err := cluster.Clientset.CoreV1().Namespaces().Create(context.Background(),
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+		t.Fatal(err)
+	}
+	if out, err := kubectl("apply", "-n", ns, "-k", filepath.Join(root, "config", "samples")); err != nil {
+		t.Fatalf("kubectl apply -k config/samples: %v\n%s", err, out)
+	}
+}
+
+// waitForSamplePhase waits until the sample rollout in ns is in phase.
+func waitForSamplePhase(t *testing.T, ns string, phase slmopsv1alpha1.RolloutPhase) {
+	t.Helper()
+	c := kube(t)
+	NewWithT(t).Eventually(func(g Gomega) slmopsv1alpha1.RolloutPhase {
+		var r slmopsv1alpha1.EdgeRollout
+		g.Expect(c.Get(context.Background(), client.ObjectKey{Namespace: ns, Name: "tinyllama-stores"}, &r)).To(Succeed())
+		return r.Status.Phase
+	}).WithTimeout(2 * time.Minute).WithPolling(500 * time.Millisecond).Should(Equal(phase))
+}
+
 // completeSampleRollout applies config/samples as they are into ns and
 // promotes the rollout whenever it pauses, until it is Completed.
 func completeSampleRollout(t *testing.T, ns string) {
 	t.Helper()
 	g := NewWithT(t)
 	ctx := context.Background()
-	if _, err := cluster.Clientset.CoreV1().Namespaces().Create(ctx,
-		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
-		t.Fatal(err)
-	}
-	out, err := kubectl("apply", "-n", ns, "-k", filepath.Join(root, "config", "samples"))
-	g.Expect(err).NotTo(HaveOccurred(), out)
+	applySamples(t, ns)
 	c := kube(t)
 	key := client.ObjectKey{Namespace: ns, Name: "tinyllama-stores"}
 	promotions := 0

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -366,12 +367,20 @@ func (p *podProcess) start(ctx context.Context, ctr *corev1.Container, mounts []
 	}
 	args := make([]string, 0, len(ctr.Args)+2)
 	for _, a := range ctr.Args {
-		args = append(args, translate(a, mounts))
+		args = append(args, onPodIP(translate(a, mounts), p.ip))
 	}
-	if len(ctr.Ports) > 0 {
-		args = append(args, "--listen="+net.JoinHostPort(p.ip, strconv.Itoa(int(ctr.Ports[0].ContainerPort))))
+	if !p.k.opts.ArgsAsGiven {
+		if len(ctr.Ports) > 0 {
+			args = append(args, "--listen="+net.JoinHostPort(p.ip, strconv.Itoa(int(ctr.Ports[0].ContainerPort))))
+		}
+		args = append(args, "--termination-log="+termLog)
 	}
-	args = append(args, "--termination-log="+termLog)
+	var user *syscall.Credential
+	if p.k.opts.RunAsUser {
+		if user, err = runAs(pod, ctr); err != nil {
+			return nil, 0, errConfig{err}
+		}
+	}
 
 	logFile, err := os.OpenFile(filepath.Join(p.dir, "log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
@@ -387,6 +396,9 @@ func (p *podProcess) start(ctx context.Context, ctr *corev1.Container, mounts []
 		env = append([]string{"GOMAXPROCS=" + strconv.Itoa(gomaxprocs(p.cpuMillis))}, env...)
 	}
 	cmd := exec.Command(p.k.opts.Binary, args...)
+	if user != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: user}
+	}
 	if binds := secretMounts(mounts); len(binds) > 0 {
 		// Service account tokens also at the path compiled into clients.
 		if sh, err := privateMounts(); err == nil {
@@ -394,7 +406,7 @@ func (p *podProcess) start(ctx context.Context, ctr *corev1.Container, mounts []
 			if err != nil {
 				return nil, 0, err
 			}
-			cmd = privateMountCommand(sh, upper, work, binds, p.k.opts.Binary, args...)
+			cmd = privateMountCommand(sh, upper, work, binds, user, p.k.opts.Binary, args...)
 		} else {
 			p.k.privateMountsOnce.Do(func() {
 				p.k.logf("service account tokens only at translated paths, not at /var/run/secrets: %v", err)
@@ -440,22 +452,34 @@ func (p *podProcess) supervise(ctx context.Context, cmd *exec.Cmd, ctr *corev1.C
 	if probe != nil {
 		go p.probe(probeCtx, probe, readiness)
 	}
+	dead := make(chan int, 1)
+	if live, err := p.livenessTarget(ctr); err != nil {
+		p.k.logf("%s: liveness probe not run: %v", p, err)
+	} else if live != nil {
+		go p.live(probeCtx, live, dead)
+	}
 	p.reportContainer(ctx, ctr, cmd.Process.Pid, running, probe == nil)
+	stop := func() int32 {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(processGrace):
+			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+			<-exited
+		}
+		return exitCode(cmd.ProcessState)
+	}
 	for {
 		select {
 		case <-exited:
 			return exitCode(cmd.ProcessState)
 		case ready := <-readiness:
 			p.reportContainer(ctx, ctr, cmd.Process.Pid, running, ready)
+		case failures := <-dead:
+			p.k.logf("%s on %s (pid %d) failed its liveness probe %d times: restarting it", p, p.node, cmd.Process.Pid, failures)
+			return stop()
 		case <-ctx.Done():
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-			select {
-			case <-exited:
-			case <-time.After(processGrace):
-				_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-				<-exited
-			}
-			return exitCode(cmd.ProcessState)
+			return stop()
 		}
 	}
 }
@@ -479,6 +503,58 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// hostless is an address that names only a port (":8081") or every address
+// ("0.0.0.0:8081", "[::]:8081"), alone or as a flag's value.
+var hostless = regexp.MustCompile(`^(.*=)?(0\.0\.0\.0|\[::\])?:([0-9]+)$`)
+
+// onPodIP rewrites an address without a host in arg to the pod IP's, as the
+// pod's own network namespace would make it.
+func onPodIP(arg, ip string) string {
+	m := hostless.FindStringSubmatch(arg)
+	if m == nil {
+		return arg
+	}
+	return m[1] + net.JoinHostPort(ip, m[3])
+}
+
+// runAs is the user and group the container runs as under its
+// securityContext (or the pod's), nil for the process kubelet's own; an
+// error when runAsNonRoot cannot hold, as a kubelet refuses such a
+// container.
+func runAs(pod *corev1.Pod, ctr *corev1.Container) (*syscall.Credential, error) {
+	var uid, gid *int64
+	var nonRoot *bool
+	if sc := pod.Spec.SecurityContext; sc != nil {
+		uid, gid, nonRoot = sc.RunAsUser, sc.RunAsGroup, sc.RunAsNonRoot
+	}
+	if sc := ctr.SecurityContext; sc != nil {
+		if sc.RunAsUser != nil {
+			uid = sc.RunAsUser
+		}
+		if sc.RunAsGroup != nil {
+			gid = sc.RunAsGroup
+		}
+		if sc.RunAsNonRoot != nil {
+			nonRoot = sc.RunAsNonRoot
+		}
+	}
+	if nonRoot != nil && *nonRoot && (uid == nil || *uid == 0) {
+		// The image's user is unknown here: as for an image that runs as root.
+		return nil, errors.New("container has runAsNonRoot and no non-root runAsUser: it would run as root")
+	}
+	if uid == nil {
+		return nil, nil
+	}
+	if os.Geteuid() != 0 {
+		return nil, fmt.Errorf("runAsUser %d needs the process kubelet to run as root", *uid)
+	}
+	cred := &syscall.Credential{Uid: uint32(*uid), Gid: uint32(*uid), NoSetGroups: false}
+	if gid != nil {
+		cred.Gid = uint32(*gid)
+	}
+	return cred, nil
 }
 
 // loopback hands out pod IPs 127.2.x.y, never the same twice in a test

@@ -23,10 +23,23 @@ type readinessTarget struct {
 	header           http.Header
 	timeout          time.Duration
 	success, failure int
+	initialDelay     time.Duration // liveness only
 }
 
 func (p *podProcess) readinessTarget(ctr *corev1.Container) (*readinessTarget, error) {
-	probe := ctr.ReadinessProbe
+	return probeTarget(ctr, ctr.ReadinessProbe)
+}
+
+// livenessTarget is where the liveness probe goes, and when it starts.
+func (p *podProcess) livenessTarget(ctr *corev1.Container) (*readinessTarget, error) {
+	t, err := probeTarget(ctr, ctr.LivenessProbe)
+	if t != nil {
+		t.initialDelay = time.Duration(ctr.LivenessProbe.InitialDelaySeconds) * time.Second
+	}
+	return t, err
+}
+
+func probeTarget(ctr *corev1.Container, probe *corev1.Probe) (*readinessTarget, error) {
 	if probe == nil {
 		return nil, nil
 	}
@@ -64,7 +77,7 @@ func (p *podProcess) readinessTarget(ctr *corev1.Container) (*readinessTarget, e
 		}
 		t.port, t.tcp = port, true
 	default:
-		return nil, errors.New("the process kubelet probes readiness with httpGet or tcpSocket only")
+		return nil, errors.New("the process kubelet probes with httpGet or tcpSocket only")
 	}
 	return t, nil
 }
@@ -82,7 +95,7 @@ func containerPort(ctr *corev1.Container, port intstr.IntOrString) (int, error) 
 	if n, err := strconv.Atoi(port.StrVal); err == nil {
 		return n, nil
 	}
-	return 0, fmt.Errorf("the readiness probe's port %q names no containerPort", port.StrVal)
+	return 0, fmt.Errorf("the probe's port %q names no containerPort", port.StrVal)
 }
 
 // probe probes readiness every probePeriod and sends each change, after the
@@ -139,4 +152,28 @@ func (p *podProcess) probeOnce(ctx context.Context, t *readinessTarget) bool {
 	defer resp.Body.Close()
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 10<<10))
 	return resp.StatusCode >= 200 && resp.StatusCode < 400
+}
+
+// live probes liveness every probePeriod after the initial delay, and sends
+// the count of failures once it reaches the failure threshold.
+func (p *podProcess) live(ctx context.Context, t *readinessTarget, dead chan<- int) {
+	if !sleep(ctx, t.initialDelay) {
+		return
+	}
+	tick := time.NewTicker(probePeriod)
+	defer tick.Stop()
+	failures := 0
+	for {
+		if p.probeOnce(ctx, t) {
+			failures = 0
+		} else if failures++; failures >= t.failure {
+			dead <- failures
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-tick.C:
+		}
+	}
 }

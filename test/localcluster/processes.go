@@ -41,8 +41,8 @@ package localcluster
 // process, and the log says so.
 //
 // What a process sees. Its container's image and command are ignored: every
-// pod runs opts.Binary with the container's args, then --listen=<pod IP>:<first
-// containerPort> and --termination-log=<file>. The pod IP is a loopback address
+// pod runs opts.Binary with the container's args, then (unless ArgsAsGiven)
+// --listen=<pod IP>:<first containerPort> and --termination-log=<file>. The pod IP is a loopback address
 // 127.2.x.y of its own. The process runs on this machine's file system, so
 // volume mounts are emulated by path translation: each volumeMount's mountPath
 // maps to a local folder,
@@ -97,10 +97,22 @@ package localcluster
 // cannot see the node): that pod is Running and not Ready, with no process,
 // until the node returns.
 //
-// What it does not emulate: liveness and startup probes, exec and gRPC
-// readiness probes, $(VAR) expansion, envFrom, workingDir (a process runs in
-// its pod folder), resource limits other than CPU, users and security contexts, init and
-// further containers, restartPolicy other than Always. Pod deletion stays
+// The pod's own network. A pod IP is the process's own, so an arg that
+// binds an address without a host (":8081", "--metrics-bind-address=:8443",
+// "0.0.0.0:80") binds that port on the pod IP, and two pods on this
+// machine can use the same port as in their own network namespaces.
+//
+// Probes. Readiness and liveness probes (httpGet, tcpSocket) run every
+// probePeriod, not every periodSeconds, with their thresholds; liveness
+// after its initialDelaySeconds. A process that fails its liveness probe
+// failureThreshold times in a row is stopped (SIGTERM, SIGKILL after the
+// grace period) and restarted, as a kubelet does.
+//
+// What it does not emulate: startup probes, exec and gRPC probes, $(VAR)
+// expansion, envFrom, workingDir (a process runs in its pod folder),
+// resource limits other than CPU, security contexts beyond the user and
+// group (with RunAsUser: no read-only root filesystem, capabilities or
+// seccomp), init and further containers, restartPolicy other than Always. Pod deletion stays
 // kwok's: its delete stage removes the pod object within a second, while the
 // process may still be in its grace period.
 
@@ -177,6 +189,17 @@ type ProcessKubeletOptions struct {
 	// Binary is the program run for every selected pod's container; the image
 	// and command are ignored.
 	Binary string
+	// ArgsAsGiven runs the container's args as they are, without the
+	// --listen and --termination-log that inferd takes: for a program that
+	// is not inferd, such as the manager.
+	ArgsAsGiven bool
+	// RunAsUser runs each process as the user and group of its container's
+	// securityContext (or the pod's), and refuses to start one whose
+	// runAsNonRoot it cannot honour, as a kubelet does; it needs root. The
+	// process's emptyDir folders are writable by any user, as a kubelet
+	// makes them; hostPath folders stay the node's (root's), so it is off
+	// for pods that write a hostPath nobody prepared.
+	RunAsUser bool
 	// Root holds the per-node folders (Root/nodes/<node>) and the per-pod
 	// folders (Root/pods/<pod UID>: log, termination-log, emptyDir and
 	// configMap volumes).

@@ -84,7 +84,7 @@ var privateMounts = sync.OnceValues(func() (string, error) {
 		return "", err
 	}
 	cmd := privateMountCommand(sh, filepath.Join(dir, "upper"), filepath.Join(dir, "work"),
-		[]mount{{path: secretsDir + "/probe", local: filepath.Join(dir, "token")}}, "cat", "/var/run/secrets/probe/token")
+		[]mount{{path: secretsDir + "/probe", local: filepath.Join(dir, "token")}}, nil, "cat", "/var/run/secrets/probe/token")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("a trial in a private mount namespace: %w: %s", err, out)
@@ -97,12 +97,18 @@ var privateMounts = sync.OnceValues(func() (string, error) {
 
 // privateMountCommand is name with args run in a mount namespace of its own
 // with binds (see privateMountScript).
-func privateMountCommand(sh, upper, work string, binds []mount, name string, args ...string) *exec.Cmd {
+// A process with a user of its own drops root after the mounts, through
+// util-linux's setpriv.
+func privateMountCommand(sh, upper, work string, binds []mount, user *syscall.Credential, name string, args ...string) *exec.Cmd {
 	argv := []string{"-c", privateMountScript, "slmops-private-mounts", upper, work}
 	for _, b := range binds {
 		argv = append(argv, b.local, b.path)
 	}
-	argv = append(argv, "--", name)
+	argv = append(argv, "--")
+	if user != nil {
+		argv = append(argv, "setpriv", fmt.Sprintf("--reuid=%d", user.Uid), fmt.Sprintf("--regid=%d", user.Gid), "--clear-groups", "--")
+	}
+	argv = append(argv, name)
 	cmd := exec.Command(sh, append(argv, args...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}
 	return cmd

@@ -64,6 +64,11 @@ func (p *podProcess) prepareVolumes(ctx context.Context, pod *corev1.Pod, ctr *c
 			if err := os.MkdirAll(local, 0o755); err != nil {
 				return nil, nil, nil, err
 			}
+			// Writable by the container's user, whoever it is, as a
+			// kubelet makes an emptyDir.
+			if err := os.Chmod(local, 0o777); err != nil { //nolint:gosec // as a kubelet does
+				return nil, nil, nil, err
+			}
 		case v.ConfigMap != nil:
 			local = filepath.Join(p.dir, "configmap", v.Name)
 			if !slices.ContainsFunc(configMaps, func(c configMapVolume) bool { return c.dir == local }) {
