@@ -167,8 +167,9 @@ bench-cluster: controlplane ## Time the local control plane with BENCH_NODES nod
 
 .PHONY: bench-rollout
 BENCH_RUNS ?= 1
-bench-rollout: controlplane ## An EdgeRollout on BENCH_NODES nodes (steps 1/10/50/100%) against a plain DaemonSet RollingUpdate, BENCH_RUNS times (medians and ranges).
-	go run ./hack/bench-rollout --nodes $(BENCH_NODES) --runs $(BENCH_RUNS)
+BENCH_ROLLOUTS ?= 1
+bench-rollout: controlplane ## An EdgeRollout on BENCH_NODES nodes (steps 1/10/50/100%) against a plain DaemonSet RollingUpdate, BENCH_RUNS times (medians and ranges), then two manager restarts mid-update; BENCH_ROLLOUTS=20: that many concurrent rollouts instead.
+	go run ./hack/bench-rollout --nodes $(BENCH_NODES) --runs $(BENCH_RUNS) --rollouts $(BENCH_ROLLOUTS)
 
 .PHONY: bench-inferd
 bench-inferd: ## inferd: verified download against a plain copy; tokens/s over HTTP against the engine called directly.

@@ -31,6 +31,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -38,6 +39,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/wait"
+	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/utils/ptr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -54,18 +56,20 @@ func main() {
 	steps := flag.String("steps", "1%,10%,50%,100%", "canary steps")
 	runs := flag.Int("runs", 1, "updates to time, each beside its own anchor; more than 1 prints the median and range")
 	profile := flag.String("cpuprofile", "", "write a 20 s CPU profile of the manager, taken from the start of the update, to this file (go tool pprof reads it)")
+	rollouts := flag.Int("rollouts", 1, "more than 1: that many EdgeRollouts of their own models, each over 3 of the sites (overlapping), updated at once, against one of them alone")
+	restarts := flag.Bool("restarts", true, "after the runs, restart the manager twice during one more update (SIGTERM, then SIGKILL) and time each new process to its first decision")
 	flag.Parse()
 	if *runs < 1 {
 		fmt.Fprintln(os.Stderr, "bench-rollout: --runs must be at least 1")
 		os.Exit(2)
 	}
-	if err := run(*nodes, *sites, *runs, *maxUnavailable, strings.Split(*steps, ","), *profile); err != nil {
+	if err := run(*nodes, *sites, *runs, *maxUnavailable, strings.Split(*steps, ","), *profile, *restarts, *rollouts); err != nil {
 		fmt.Fprintf(os.Stderr, "bench-rollout: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile string) error {
+func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile string, restarts bool, rollouts int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(20+20*runs)*time.Minute)
 	defer cancel()
 	bin, err := localcluster.BinDir()
@@ -104,20 +108,27 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile 
 	if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}); err != nil {
 		return err
 	}
-	metricsAddr, pprofAddr := freeAddr(), freeAddr()
-	op := exec.Command(manager, "--leader-election-namespace=bench", "--metrics-secure=false",
-		"--metrics-bind-address="+metricsAddr, "--health-probe-bind-address=127.0.0.1:0", "--pprof-bind-address="+pprofAddr)
-	op.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig)
 	logs, err := os.Create(filepath.Join(dir, "manager.log"))
 	if err != nil {
 		return err
 	}
-	op.Stdout, op.Stderr = logs, logs
-	if err := op.Start(); err != nil {
+	metricsAddr, pprofAddr := freeAddr(), freeAddr()
+	start := func() (*exec.Cmd, error) {
+		op := exec.Command(manager, "--leader-elect=true", "--leader-election-namespace=bench", "--metrics-secure=false",
+			"--metrics-bind-address="+metricsAddr, "--health-probe-bind-address=127.0.0.1:0", "--pprof-bind-address="+pprofAddr)
+		op.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig)
+		op.Stdout, op.Stderr = logs, logs
+		return op, op.Start()
+	}
+	op, err := start()
+	if err != nil {
 		return err
 	}
 	defer func() { _ = op.Process.Signal(syscall.SIGTERM); _, _ = op.Process.Wait() }()
 
+	if rollouts > 1 {
+		return manyRollouts(ctx, cl, c.Clientset.CoreV1(), rollouts, nodes, sites, mu, steps, metricsAddr, op.Process.Pid)
+	}
 	m := &slmopsv1alpha1.SLMModel{
 		ObjectMeta: metav1.ObjectMeta{Name: "model", Namespace: "bench"},
 		Spec: slmopsv1alpha1.SLMModelSpec{
@@ -225,7 +236,116 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile 
 		fmt.Printf("  %-52s %7.2fx  (%.2f-%.2f)\n", "ratio", median(ratios), slices.Min(ratios), slices.Max(ratios))
 	}
 	fmt.Printf("  %-52s %7d MiB\n", "operator peak resident memory", localcluster.MemoryBytes(op.Process.Pid, "VmHWM")>>20)
+	if !restarts {
+		return nil
+	}
+
+	// Restarts in the middle of an update: a rolling restart of the manager
+	// (SIGTERM: it releases its Lease) after the first step, a crash
+	// (SIGKILL: the Lease runs out first) after the second. From the new
+	// process's start: its Lease, then its first write (a node label, a
+	// DaemonSet, the rollout's status), read from the audit log.
+	fmt.Println("manager restarts during an update")
+	first := r.Status.StableRevision
+	if err := cl.Patch(ctx, m, client.RawPatch(types.MergePatchType, fmt.Appendf(nil, `{"spec":{"digest":"sha256:%064x"}}`, runs+2))); err != nil {
+		return err
+	}
+	for i, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGKILL} {
+		if err := waitStep(ctx, cl, r, int32(i+1)); err != nil {
+			return fmt.Errorf("restart %d: %w (manager log %s)", i+1, err, logs.Name())
+		}
+		holder, err := leaseHolder(ctx, cl)
+		if err != nil {
+			return err
+		}
+		_ = op.Process.Signal(sig)
+		_, _ = op.Process.Wait()
+		if op, err = start(); err != nil {
+			return err
+		}
+		began := time.Now()
+		var led time.Duration
+		if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+			h, err := leaseHolder(ctx, cl)
+			return err == nil && h != "" && h != holder, nil
+		}); err != nil {
+			return fmt.Errorf("restart %d: no new leader: %w", i+1, err)
+		}
+		led = time.Since(began)
+		var decided time.Duration
+		if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(context.Context) (bool, error) {
+			at, err := firstManagerWrite(c.AuditLog, began)
+			if err != nil || at.IsZero() {
+				return false, err
+			}
+			decided = at.Sub(began)
+			return true, nil
+		}); err != nil {
+			return fmt.Errorf("restart %d: no decision: %w", i+1, err)
+		}
+		how := "rolling restart (SIGTERM)"
+		if sig == syscall.SIGKILL {
+			how = "crash (SIGKILL)"
+		}
+		fmt.Printf("  %-52s %7.1f s   (Lease after %.1f s)\n", "after a "+how+", first decision", decided.Seconds(), led.Seconds())
+	}
+	if _, err := waitCompleted(ctx, cl, r, first); err != nil {
+		return fmt.Errorf("the update across restarts: %w (manager log %s)", err, logs.Name())
+	}
+	fmt.Println("  the update completed across both restarts")
 	return nil
+}
+
+// waitStep waits until the rollout's canary is at step (0-based) or past it.
+func waitStep(ctx context.Context, cl client.Client, r *slmopsv1alpha1.EdgeRollout, step int32) error {
+	return wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 10*time.Minute, true, func(ctx context.Context) (bool, error) {
+		if err := cl.Get(ctx, client.ObjectKeyFromObject(r), r); err != nil {
+			return false, err
+		}
+		return r.Status.CanaryRevision != "" && r.Status.CurrentStep >= step, nil
+	})
+}
+
+// leaseHolder is the identity holding the manager's Lease in ns bench.
+func leaseHolder(ctx context.Context, cl client.Client) (string, error) {
+	var lease coordinationv1.Lease
+	if err := cl.Get(ctx, types.NamespacedName{Namespace: "bench", Name: "slmops-manager.slmops.dev"}, &lease); err != nil {
+		return "", client.IgnoreNotFound(err)
+	}
+	return ptr.Deref(lease.Spec.HolderIdentity, ""), nil
+}
+
+// firstManagerWrite is when the manager (by its user agent) first wrote a
+// node, a DaemonSet or an EdgeRollout's status after since, from the audit
+// log; zero when it has not yet.
+func firstManagerWrite(auditLog string, since time.Time) (time.Time, error) {
+	f, err := os.Open(auditLog)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		var e struct {
+			Verb      string    `json:"verb"`
+			UserAgent string    `json:"userAgent"`
+			Received  time.Time `json:"requestReceivedTimestamp"`
+			ObjectRef struct {
+				Resource, Subresource string
+			} `json:"objectRef"`
+		}
+		if json.Unmarshal(sc.Bytes(), &e) != nil || e.Received.Before(since) || !strings.HasPrefix(e.UserAgent, "manager/") {
+			continue
+		}
+		switch {
+		case e.Verb == "get" || e.Verb == "list" || e.Verb == "watch":
+		case e.ObjectRef.Resource == "nodes", e.ObjectRef.Resource == "daemonsets",
+			e.ObjectRef.Resource == "edgerollouts" && e.ObjectRef.Subresource == "status":
+			return e.Received, nil
+		}
+	}
+	return time.Time{}, sc.Err()
 }
 
 // servingPodSpec is the pod spec of the rollout's serving DaemonSet in ns,
@@ -554,4 +674,124 @@ func freeAddr() string {
 		return "127.0.0.1:18080"
 	}
 	return addr
+}
+
+// manyRollouts times n EdgeRollouts, each of its own model over 3
+// consecutive sites of the fleet (so each node is in 3n/sites of them),
+// updated at once, against the update of the first alone in the same run.
+func manyRollouts(ctx context.Context, cl client.Client, core corev1client.CoreV1Interface, n, nodes, sites int,
+	mu intstr.IntOrString, steps []string, metricsAddr string, pid int) error {
+	fmt.Printf("%d concurrent rollouts, each over 3 of the %d sites\n", n, sites)
+	var rs []*slmopsv1alpha1.EdgeRollout
+	var ms []*slmopsv1alpha1.SLMModel
+	for i := range n {
+		var zones []string
+		for j := range 3 {
+			zones = append(zones, localcluster.SiteName((i+j)%sites, sites))
+		}
+		m := &slmopsv1alpha1.SLMModel{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("model-%02d", i), Namespace: "bench"},
+			Spec: slmopsv1alpha1.SLMModelSpec{
+				Source:       slmopsv1alpha1.ModelSource{HTTP: &slmopsv1alpha1.HTTPSource{URL: fmt.Sprintf("https://models.example.com/m%02d.gguf", i)}},
+				Digest:       fmt.Sprintf("sha256:%064x", 1000*i+1),
+				Quantization: slmopsv1alpha1.QuantizationQ4_0,
+			},
+		}
+		r := &slmopsv1alpha1.EdgeRollout{
+			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("fleet-%02d", i), Namespace: "bench"},
+			Spec: slmopsv1alpha1.EdgeRolloutSpec{
+				ModelRef: slmopsv1alpha1.LocalObjectReference{Name: m.Name},
+				NodeSelector: &slmopsv1alpha1.NodeSelector{MatchExpressions: []slmopsv1alpha1.NodeSelectorRequirement{
+					{Key: localcluster.ZoneLabel, Operator: metav1.LabelSelectorOpIn, Values: zones}}},
+				Template: slmopsv1alpha1.InferdTemplate{Image: "registry.invalid/inferd:v1"},
+				Strategy: slmopsv1alpha1.RolloutStrategy{Canary: slmopsv1alpha1.CanaryStrategy{
+					MaxUnavailable: &mu, MinReadySeconds: ptr.To[int32](0), ProgressDeadlineSeconds: 1200,
+					TopologyKey: localcluster.ZoneLabel,
+				}},
+			},
+		}
+		for _, st := range steps {
+			r.Spec.Strategy.Canary.Steps = append(r.Spec.Strategy.Canary.Steps, slmopsv1alpha1.CanaryStep{Nodes: intstr.Parse(st)})
+		}
+		ms, rs = append(ms, m), append(rs, r)
+	}
+	// update moves rollouts to a new digest and times each to Completed.
+	update := func(which []int, gen int) ([]float64, time.Duration, error) {
+		began := time.Now()
+		firsts := map[int]string{}
+		for _, i := range which {
+			firsts[i] = rs[i].Status.StableRevision
+			patch := fmt.Appendf(nil, `{"spec":{"digest":"sha256:%064x"}}`, 1000*i+gen)
+			if err := cl.Patch(ctx, ms[i], client.RawPatch(types.MergePatchType, patch)); err != nil {
+				return nil, 0, err
+			}
+		}
+		times := make([]float64, len(which))
+		errs := make(chan error, len(which))
+		for k, i := range which {
+			go func() {
+				_, err := waitCompleted(ctx, cl, rs[i], firsts[i])
+				times[k] = time.Since(began).Seconds()
+				errs <- err
+			}()
+		}
+		for range which {
+			if err := <-errs; err != nil {
+				return nil, 0, err
+			}
+		}
+		return times, time.Since(began), nil
+	}
+	began := time.Now()
+	for i := range rs {
+		if err := cl.Create(ctx, ms[i]); err != nil {
+			return err
+		}
+		if err := cl.Create(ctx, rs[i]); err != nil {
+			return err
+		}
+	}
+	for i := range rs {
+		if _, err := waitCompleted(ctx, cl, rs[i], ""); err != nil {
+			return fmt.Errorf("first revision of %s: %w", rs[i].Name, err)
+		}
+	}
+	pods, err := core.Pods("bench").List(ctx, metav1.ListOptions{LabelSelector: slmopsv1alpha1.ComponentLabel + "=" + slmopsv1alpha1.ComponentModelServer, ResourceVersion: "0"})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("  %-52s %7.1f s   (%d serving pods on %d nodes)\n", "first revisions of all, created at once", time.Since(began).Seconds(), len(pods.Items), nodes)
+	_, took, err := update([]int{0}, 2)
+	if err != nil {
+		return fmt.Errorf("the anchor update: %w", err)
+	}
+	fmt.Printf("  %-52s %7.1f s   (anchor: %d nodes)\n", "one rollout's update alone", took.Seconds(), rs[0].Status.TargetNodes)
+	before, err := scrape(metricsAddr)
+	if err != nil {
+		return err
+	}
+	all := make([]int, n)
+	for i := range all {
+		all[i] = i
+	}
+	times, total, err := update(all, 3)
+	if err != nil {
+		return fmt.Errorf("the concurrent updates: %w", err)
+	}
+	after, err := scrape(metricsAddr)
+	if err != nil {
+		return err
+	}
+	d := after.minus(before)
+	targets := 0
+	for _, r := range rs {
+		targets += int(r.Status.TargetNodes)
+	}
+	fmt.Printf("  %-52s %7.1f s   (%.2fx the one alone; each: median %.1f s, first %.1f s, last %.1f s)\n",
+		fmt.Sprintf("all %d updated at once", n), total.Seconds(), total.Seconds()/took.Seconds(), median(times), slices.Min(times), slices.Max(times))
+	fmt.Printf("  %-52s %7d      (%.1f ms mean wait in the queue, %.1f ms mean work; %d conflicts)\n", "  reconciles", int(d.reconciles),
+		1000*d.queueSeconds/max(d.reconciles, 1), 1000*d.workSeconds/max(d.reconciles, 1), int(d.conflicts))
+	fmt.Printf("  %-52s %7.2f   (%d writes over %d rollout-node pairs)\n", "  operator API writes per rollout node", d.writes/float64(targets), int(d.writes), targets)
+	fmt.Printf("  %-52s %7d MiB\n", "operator peak resident memory", localcluster.MemoryBytes(pid, "VmHWM")>>20)
+	return nil
 }
