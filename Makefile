@@ -14,6 +14,7 @@ BIN := $(ROOT)/bin
 K8S_BIN := $(BIN)/k8s
 HELM := $(BIN)/helm-current/helm
 PROMTOOL := $(BIN)/prometheus-current/promtool
+FLUX := $(BIN)/flux-current
 KREW := $(BIN)/krew-current/krew
 KUBECTL := $(K8S_BIN)/kubectl
 CLUSTER_DIR ?= $(ROOT)/.cluster
@@ -41,6 +42,9 @@ export SLMOPS_K8S_BIN := $(K8S_BIN)
 export SLMOPS_HELM := $(HELM)
 # The alert rules' unit tests (test/prometheus) run this promtool.
 export SLMOPS_PROMTOOL := $(PROMTOOL)
+# The GitOps e2e (test/e2e/flux_test.go) runs source-controller and
+# kustomize-controller from this folder, and installs its crds/.
+export SLMOPS_FLUX := $(FLUX)
 # The release test (hack/release) installs the plugin with this krew.
 export SLMOPS_KREW := $(KREW)
 
@@ -99,6 +103,10 @@ helm: ## Build (or reuse) the helm binary from its Go module into bin/helm-curre
 .PHONY: prometheus
 prometheus: ## Build (or reuse) prometheus and promtool from their Go module into bin/prometheus-current.
 	@hack/build-prometheus.sh >/dev/null
+
+.PHONY: flux
+flux: ## Build (or reuse) Flux's source-controller and kustomize-controller from their Go modules into bin/flux-current, with their CRDs.
+	@hack/build-flux.sh >/dev/null
 
 .PHONY: krew
 krew: ## Build (or reuse) krew, the kubectl plugin manager, from its Go module into bin/krew-current.
