@@ -130,7 +130,7 @@ parity: ## Compare the engine with llama.cpp: logits of random-weight models of 
 # the end of make test.
 SKIP_LOG := $(CURDIR)/bin/tmp/skipped.txt
 
-test: controlplane helm prometheus krew verify vet lint ## Run every test: unit, envtest integration and e2e on the local control plane, and inferd's tests on arm64; ends with what was skipped and how to run it.
+test: controlplane helm prometheus flux krew verify vet lint ## Run every test: unit, envtest integration and e2e on the local control plane, and inferd's tests on arm64; ends with what was skipped and how to run it.
 	@mkdir -p $(dir $(SKIP_LOG)) && : > $(SKIP_LOG)
 	@echo "go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) ./... && hack/test-arm64.sh"
 	@rc=0; \
@@ -148,7 +148,7 @@ test-unit: helm prometheus krew ## Run the tests that need no control plane.
 	go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v -e /test/e2e -e /test/install -e /test/localcluster)
 
 .PHONY: test-e2e
-test-e2e: controlplane helm prometheus ## Run the e2e suites on a fresh local control plane with simulated nodes.
+test-e2e: controlplane helm prometheus flux ## Run the e2e suites on a fresh local control plane with simulated nodes.
 	go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) -v ./test/...
 
 FUZZTIME ?= 1m
