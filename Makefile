@@ -220,6 +220,10 @@ cluster-down: ## Stop every process of the local control plane and remove its st
 demo: controlplane ## Bring up the local cluster, install slmops and show a sample rollout; Ctrl-C ends it.
 	hack/demo.sh
 
+.PHONY: gitops-demo
+gitops-demo: controlplane flux ## Bring up the local cluster, the operator, a Git server and Flux; show a commit rolling out a model, and a second one; Ctrl-C ends it.
+	hack/gitops-demo.sh
+
 ##@ Build
 
 .PHONY: build
