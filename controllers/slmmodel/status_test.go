@@ -8,6 +8,9 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	kstatus "sigs.k8s.io/cli-utils/pkg/kstatus/status"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 )
@@ -41,7 +44,8 @@ func TestComputeStatusReconcilingUntilRolloutsSettle(t *testing.T) {
 
 	tests := map[string]struct {
 		rollouts []slmopsv1alpha1.EdgeRollout
-		// want is the Reconciling condition's message; empty for none.
+		// want is the Reconciling condition's message; empty for none, when
+		// kstatus must read the model as Current (InProgress otherwise).
 		want string
 	}{
 		"no rollout uses the model: nothing to wait for": {},
@@ -82,6 +86,23 @@ func TestComputeStatusReconcilingUntilRolloutsSettle(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.want, got); diff != "" {
 				t.Errorf("Reconciling message (-want +got):\n%s", diff)
+			}
+			want := kstatus.CurrentStatus
+			if tc.want != "" {
+				want = kstatus.InProgressStatus
+			}
+			withStatus := m.DeepCopy()
+			withStatus.Status = st
+			u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(withStatus)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := kstatus.Compute(&unstructured.Unstructured{Object: u})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Status != want {
+				t.Errorf("kstatus = %s (%s), want %s", res.Status, res.Message, want)
 			}
 		})
 	}
