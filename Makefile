@@ -14,6 +14,7 @@ BIN := $(ROOT)/bin
 K8S_BIN := $(BIN)/k8s
 HELM := $(BIN)/helm-current/helm
 PROMTOOL := $(BIN)/prometheus-current/promtool
+FLUX := $(BIN)/flux-current
 KREW := $(BIN)/krew-current/krew
 KUBECTL := $(K8S_BIN)/kubectl
 CLUSTER_DIR ?= $(ROOT)/.cluster
@@ -43,6 +44,9 @@ export SLMOPS_HELM := $(HELM)
 # e2e this Prometheus server.
 export SLMOPS_PROMTOOL := $(PROMTOOL)
 export SLMOPS_PROMETHEUS := $(BIN)/prometheus-current/prometheus
+# The GitOps e2e (test/e2e/flux_test.go) runs source-controller and
+# kustomize-controller from this folder, and installs its crds/.
+export SLMOPS_FLUX := $(FLUX)
 # The release test (hack/release) installs the plugin with this krew.
 export SLMOPS_KREW := $(KREW)
 
@@ -102,6 +106,10 @@ helm: ## Build (or reuse) the helm binary from its Go module into bin/helm-curre
 prometheus: ## Build (or reuse) prometheus and promtool from their Go module into bin/prometheus-current.
 	@hack/build-prometheus.sh >/dev/null
 
+.PHONY: flux
+flux: ## Build (or reuse) Flux's source-controller and kustomize-controller from their Go modules into bin/flux-current, with their CRDs.
+	@hack/build-flux.sh >/dev/null
+
 .PHONY: krew
 krew: ## Build (or reuse) krew, the kubectl plugin manager, from its Go module into bin/krew-current.
 	@hack/build-krew.sh >/dev/null
@@ -124,7 +132,7 @@ parity: ## Compare the engine with llama.cpp: logits of random-weight models of 
 # the end of make test.
 SKIP_LOG := $(CURDIR)/bin/tmp/skipped.txt
 
-test: controlplane helm prometheus krew verify vet lint ## Run every test: unit, envtest integration and e2e on the local control plane, and inferd's tests on arm64; ends with what was skipped and how to run it.
+test: controlplane helm prometheus flux krew verify vet lint ## Run every test: unit, envtest integration and e2e on the local control plane, and inferd's tests on arm64; ends with what was skipped and how to run it.
 	@mkdir -p $(dir $(SKIP_LOG)) && : > $(SKIP_LOG)
 	@echo "go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) ./... && hack/test-arm64.sh"
 	@rc=0; \
@@ -142,7 +150,7 @@ test-unit: helm prometheus krew ## Run the tests that need no control plane.
 	go test $(GO_TEST_FLAGS) $$(go list ./... | grep -v -e /test/e2e -e /test/install -e /test/localcluster)
 
 .PHONY: test-e2e
-test-e2e: controlplane helm prometheus ## Run the e2e suites on a fresh local control plane with simulated nodes.
+test-e2e: controlplane helm prometheus flux ## Run the e2e suites on a fresh local control plane with simulated nodes.
 	go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) -v ./test/...
 
 FUZZTIME ?= 1m
@@ -214,6 +222,10 @@ cluster-down: ## Stop every process of the local control plane and remove its st
 .PHONY: demo
 demo: controlplane ## Bring up the local cluster, install slmops and show a sample rollout; Ctrl-C ends it.
 	hack/demo.sh
+
+.PHONY: gitops-demo
+gitops-demo: controlplane flux ## Bring up the local cluster, the operator, a Git server and Flux; show a commit rolling out a model, and a second one; Ctrl-C ends it.
+	hack/gitops-demo.sh
 
 ##@ Build
 

@@ -118,7 +118,8 @@ func rollout(ns, name string) *slmopsv1alpha1.EdgeRollout {
 }
 
 // TestSLMModelStatus: the model reports its pinned artifacts and how many
-// rollouts use it, and is Ready.
+// rollouts use it, and is Ready; it is Reconciling while its rollouts, which
+// have observed its generation, have not settled (these select no node).
 func TestSLMModelStatus(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
@@ -134,6 +135,14 @@ func TestSLMModelStatus(t *testing.T) {
 		g.Expect(m.Status.Artifacts).To(HaveLen(2))
 		g.Expect(m.Status.Artifacts[1].Variant).To(Equal("amd64"))
 		g.Expect(meta.IsStatusConditionTrue(m.Status.Conditions, slmopsv1alpha1.ConditionReady)).To(BeTrue())
+		reconciling := meta.FindStatusCondition(m.Status.Conditions, slmopsv1alpha1.ConditionReconciling)
+		g.Expect(reconciling).NotTo(BeNil())
+		g.Expect(reconciling.Reason).To(Equal(slmopsv1alpha1.ReasonRolloutsPending))
+		for _, name := range []string{"a", "b"} {
+			r := &slmopsv1alpha1.EdgeRollout{}
+			g.Expect(env.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, r)).To(Succeed())
+			g.Expect(r.Status.ObservedModelGeneration).To(Equal(m.Generation), "rollout %s", name)
+		}
 	}).WithTimeout(20 * time.Second).Should(Succeed())
 }
 

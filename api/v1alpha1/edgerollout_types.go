@@ -610,6 +610,15 @@ type EdgeRolloutStatus struct {
 	// +optional
 	ObservedGeneration int64 `json:"observedGeneration,omitempty"`
 
+	// observedModelGeneration is the generation of the SLMModel (spec.modelRef)
+	// that this status describes. The SLMModel is Reconciling until every
+	// EdgeRollout that uses it has observed its generation and settled, so
+	// that a GitOps tool that changed the model and waits for both objects'
+	// kstatus never takes this status, of the previous model, for the new
+	// one's.
+	// +optional
+	ObservedModelGeneration int64 `json:"observedModelGeneration,omitempty"`
+
 	// phase is where the rollout is.
 	// +optional
 	Phase RolloutPhase `json:"phase,omitempty"`

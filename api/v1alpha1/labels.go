@@ -256,6 +256,9 @@ const (
 	// ReasonDigestPinned: every artifact of an SLMModel is pinned by its
 	// sha256 digest (Resolved, Ready).
 	ReasonDigestPinned = "DigestPinned"
+	// ReasonRolloutsPending: an EdgeRollout that uses an SLMModel has not
+	// yet observed the model's generation (Reconciling).
+	ReasonRolloutsPending = "RolloutsPending"
 )
 
 // Reasons of the Events the operator records on an EdgeRollout, one per real

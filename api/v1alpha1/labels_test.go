@@ -99,6 +99,7 @@ func TestWireWordsDoNotChange(t *testing.T) {
 		{slmopsv1alpha1.ReasonStagingFailed, "StagingFailed"},
 		{slmopsv1alpha1.ReasonInvalidConfig, "InvalidConfig"},
 		{slmopsv1alpha1.ReasonDigestPinned, "DigestPinned"},
+		{slmopsv1alpha1.ReasonRolloutsPending, "RolloutsPending"},
 
 		{slmopsv1alpha1.EventReasonCanaryStarted, "CanaryStarted"},
 		{slmopsv1alpha1.EventReasonCanarySuperseded, "CanarySuperseded"},

@@ -53,7 +53,7 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 		return nil, fmt.Errorf("SLMModel %s: %w", model.Name, err)
 	}
 	in := plan.Input{
-		Generation: ro.Generation, Spec: ro.Spec, Annotations: ro.Annotations, Status: ro.Status,
+		Generation: ro.Generation, ModelGeneration: model.Generation, Spec: ro.Spec, Annotations: ro.Annotations, Status: ro.Status,
 		Revision: computeRevision(ro, model, r.Defaults), Digest: model.Spec.Digest, Artifacts: arts, Now: r.Now(),
 	}
 	in.ConfigError = configError(ro, model, arts, r.Defaults)

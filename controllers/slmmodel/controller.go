@@ -62,7 +62,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err := r.List(ctx, &rollouts, client.InNamespace(m.Namespace), client.MatchingFields{index.ModelRef: m.Name}); err != nil {
 		return ctrl.Result{}, err
 	}
-	st := computeStatus(&m, int32(len(rollouts.Items)), metav1.NewTime(r.Now()))
+	st := computeStatus(&m, rollouts.Items, metav1.NewTime(r.Now()))
 	if apiequality.Semantic.DeepEqual(m.Status, st) {
 		return ctrl.Result{}, nil
 	}

@@ -15,8 +15,9 @@ import (
 // TestGitOpsManifestsPointAtWhatExists: the Argo CD Applications and Flux
 // objects of config/gitops name paths that exist and build (kustomize), give
 // the chart values it accepts (rendered with them), and refer to each
-// other by the right names. Argo CD and Flux themselves cannot run here;
-// the Argo CD health script is run in controllers/edgerollout.
+// other by the right names. Flux reconciles such a Kustomization for real
+// in test/e2e (flux_test.go); Argo CD cannot run here, and its health
+// script is run in controllers/edgerollout.
 func TestGitOpsManifestsPointAtWhatExists(t *testing.T) {
 	var files []string
 	err := filepath.WalkDir(filepath.Join(root, "config", "gitops"), func(path string, d fs.DirEntry, err error) error {

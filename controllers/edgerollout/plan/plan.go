@@ -68,6 +68,9 @@ type Pod struct {
 // from the cluster; the plan is a pure function of it.
 type Input struct {
 	Generation int64
+	// ModelGeneration is the generation of the SLMModel that Revision,
+	// Digest and Artifacts were computed from.
+	ModelGeneration int64
 	// Spec is defaulted (slmopsv1alpha1.DefaultEdgeRolloutSpec): the plan
 	// reads its fields without fallbacks.
 	Spec        slmopsv1alpha1.EdgeRolloutSpec
@@ -170,6 +173,7 @@ func Compute(in Input) Plan {
 		}
 	}
 	SetPhase(&st, in.Generation, st.Phase, reason, message, now)
+	st.ObservedModelGeneration = in.ModelGeneration
 	d.partiallyRolledBack()
 	st.Variants = variantCounts(in.Artifacts, in.Nodes)
 	st.HardwareClasses = d.classStatus()
