@@ -51,7 +51,7 @@ export SLMOPS_FLUX := $(FLUX)
 export SLMOPS_KREW := $(KREW)
 
 GO_TEST_FLAGS ?= -count=1
-E2E_TIMEOUT ?= 20m
+E2E_TIMEOUT ?= 30m
 
 ##@ General
 
