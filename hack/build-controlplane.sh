@@ -70,5 +70,7 @@ else
 	done
 fi
 
-ln -sfn "$out" "$root/bin/k8s"
+# Relative, as the other tools' links: bin/ stays valid wherever the clone
+# (or a worktree that links its bin/) is.
+ln -sfn "controlplane/$(basename "$out")" "$root/bin/k8s"
 echo "$out"
