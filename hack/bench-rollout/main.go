@@ -129,28 +129,7 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile 
 	if rollouts > 1 {
 		return manyRollouts(ctx, cl, c.Clientset.CoreV1(), rollouts, nodes, sites, mu, steps, metricsAddr, op.Process.Pid)
 	}
-	m := &slmopsv1alpha1.SLMModel{
-		ObjectMeta: metav1.ObjectMeta{Name: "model", Namespace: "bench"},
-		Spec: slmopsv1alpha1.SLMModelSpec{
-			Source:       slmopsv1alpha1.ModelSource{HTTP: &slmopsv1alpha1.HTTPSource{URL: "https://models.example.com/m.gguf"}},
-			Digest:       fmt.Sprintf("sha256:%064x", 1),
-			Quantization: slmopsv1alpha1.QuantizationQ4_0,
-		},
-	}
-	r := &slmopsv1alpha1.EdgeRollout{
-		ObjectMeta: metav1.ObjectMeta{Name: "fleet", Namespace: "bench"},
-		Spec: slmopsv1alpha1.EdgeRolloutSpec{
-			ModelRef: slmopsv1alpha1.LocalObjectReference{Name: "model"},
-			Template: slmopsv1alpha1.InferdTemplate{Image: "registry.invalid/inferd:v1"},
-			Strategy: slmopsv1alpha1.RolloutStrategy{Canary: slmopsv1alpha1.CanaryStrategy{
-				MaxUnavailable: &mu, MinReadySeconds: ptr.To[int32](0), ProgressDeadlineSeconds: 600,
-				TopologyKey: localcluster.ZoneLabel,
-			}},
-		},
-	}
-	for _, s := range steps {
-		r.Spec.Strategy.Canary.Steps = append(r.Spec.Strategy.Canary.Steps, slmopsv1alpha1.CanaryStep{Nodes: intstr.Parse(s)})
-	}
+	m, r := benchRollout("model", "fleet", 1, nil, mu, steps)
 	if err := cl.Create(ctx, m); err != nil {
 		return err
 	}
@@ -689,30 +668,9 @@ func manyRollouts(ctx context.Context, cl client.Client, core corev1client.CoreV
 		for j := range 3 {
 			zones = append(zones, localcluster.SiteName((i+j)%sites, sites))
 		}
-		m := &slmopsv1alpha1.SLMModel{
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("model-%02d", i), Namespace: "bench"},
-			Spec: slmopsv1alpha1.SLMModelSpec{
-				Source:       slmopsv1alpha1.ModelSource{HTTP: &slmopsv1alpha1.HTTPSource{URL: fmt.Sprintf("https://models.example.com/m%02d.gguf", i)}},
-				Digest:       fmt.Sprintf("sha256:%064x", 1000*i+1),
-				Quantization: slmopsv1alpha1.QuantizationQ4_0,
-			},
-		}
-		r := &slmopsv1alpha1.EdgeRollout{
-			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("fleet-%02d", i), Namespace: "bench"},
-			Spec: slmopsv1alpha1.EdgeRolloutSpec{
-				ModelRef: slmopsv1alpha1.LocalObjectReference{Name: m.Name},
-				NodeSelector: &slmopsv1alpha1.NodeSelector{MatchExpressions: []slmopsv1alpha1.NodeSelectorRequirement{
-					{Key: localcluster.ZoneLabel, Operator: metav1.LabelSelectorOpIn, Values: zones}}},
-				Template: slmopsv1alpha1.InferdTemplate{Image: "registry.invalid/inferd:v1"},
-				Strategy: slmopsv1alpha1.RolloutStrategy{Canary: slmopsv1alpha1.CanaryStrategy{
-					MaxUnavailable: &mu, MinReadySeconds: ptr.To[int32](0), ProgressDeadlineSeconds: 1200,
-					TopologyKey: localcluster.ZoneLabel,
-				}},
-			},
-		}
-		for _, st := range steps {
-			r.Spec.Strategy.Canary.Steps = append(r.Spec.Strategy.Canary.Steps, slmopsv1alpha1.CanaryStep{Nodes: intstr.Parse(st)})
-		}
+		m, r := benchRollout(fmt.Sprintf("model-%02d", i), fmt.Sprintf("fleet-%02d", i), 1000*i+1,
+			&slmopsv1alpha1.NodeSelector{MatchExpressions: []slmopsv1alpha1.NodeSelectorRequirement{
+				{Key: localcluster.ZoneLabel, Operator: metav1.LabelSelectorOpIn, Values: zones}}}, mu, steps)
 		ms, rs = append(ms, m), append(rs, r)
 	}
 	// update moves rollouts to a new digest and times each to Completed.
@@ -794,4 +752,33 @@ func manyRollouts(ctx context.Context, cl client.Client, core corev1client.CoreV
 	fmt.Printf("  %-52s %7.2f   (%d writes over %d rollout-node pairs)\n", "  operator API writes per rollout node", d.writes/float64(targets), int(d.writes), targets)
 	fmt.Printf("  %-52s %7d MiB\n", "operator peak resident memory", localcluster.MemoryBytes(pid, "VmHWM")>>20)
 	return nil
+}
+
+// benchRollout is a model of digest n and a rollout of it in namespace
+// bench, over the nodes of selector (every node when nil), through steps.
+func benchRollout(model, name string, n int, selector *slmopsv1alpha1.NodeSelector, mu intstr.IntOrString, steps []string) (*slmopsv1alpha1.SLMModel, *slmopsv1alpha1.EdgeRollout) {
+	m := &slmopsv1alpha1.SLMModel{
+		ObjectMeta: metav1.ObjectMeta{Name: model, Namespace: "bench"},
+		Spec: slmopsv1alpha1.SLMModelSpec{
+			Source:       slmopsv1alpha1.ModelSource{HTTP: &slmopsv1alpha1.HTTPSource{URL: "https://models.example.com/" + model + ".gguf"}},
+			Digest:       fmt.Sprintf("sha256:%064x", n),
+			Quantization: slmopsv1alpha1.QuantizationQ4_0,
+		},
+	}
+	r := &slmopsv1alpha1.EdgeRollout{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "bench"},
+		Spec: slmopsv1alpha1.EdgeRolloutSpec{
+			ModelRef:     slmopsv1alpha1.LocalObjectReference{Name: model},
+			NodeSelector: selector,
+			Template:     slmopsv1alpha1.InferdTemplate{Image: "registry.invalid/inferd:v1"},
+			Strategy: slmopsv1alpha1.RolloutStrategy{Canary: slmopsv1alpha1.CanaryStrategy{
+				MaxUnavailable: &mu, MinReadySeconds: ptr.To[int32](0), ProgressDeadlineSeconds: 1200,
+				TopologyKey: localcluster.ZoneLabel,
+			}},
+		},
+	}
+	for _, s := range steps {
+		r.Spec.Strategy.Canary.Steps = append(r.Spec.Strategy.Canary.Steps, slmopsv1alpha1.CanaryStep{Nodes: intstr.Parse(s)})
+	}
+	return m, r
 }
