@@ -47,7 +47,7 @@ func TestProcessKubeletRestartsAPodThatFailsItsLivenessProbe(t *testing.T) {
 	g.Expect(os.WriteFile(alive, nil, 0o644)).To(Succeed())
 
 	probe := &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/readyz", Port: intstr.FromString("http")}},
-		FailureThreshold: 2}
+		PeriodSeconds: 1, FailureThreshold: 2}
 	pods := c.Clientset.CoreV1().Pods("default")
 	pod, err := pods.Create(ctx, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "alive", Labels: map[string]string{"app": "alive"}},

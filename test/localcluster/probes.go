@@ -24,6 +24,7 @@ type readinessTarget struct {
 	timeout          time.Duration
 	success, failure int
 	initialDelay     time.Duration // liveness only
+	period           time.Duration // liveness only: readiness runs every probePeriod
 }
 
 func (p *podProcess) readinessTarget(ctr *corev1.Container) (*readinessTarget, error) {
@@ -35,6 +36,12 @@ func (p *podProcess) livenessTarget(ctr *corev1.Container) (*readinessTarget, er
 	t, err := probeTarget(ctr, ctr.LivenessProbe)
 	if t != nil {
 		t.initialDelay = time.Duration(ctr.LivenessProbe.InitialDelaySeconds) * time.Second
+		// Its own period, as a kubelet's: a process is killed only after
+		// failing that long, not after a moment of load.
+		t.period = 10 * time.Second
+		if p := ctr.LivenessProbe.PeriodSeconds; p > 0 {
+			t.period = time.Duration(p) * time.Second
+		}
 	}
 	return t, err
 }
@@ -154,13 +161,13 @@ func (p *podProcess) probeOnce(ctx context.Context, t *readinessTarget) bool {
 	return resp.StatusCode >= 200 && resp.StatusCode < 400
 }
 
-// live probes liveness every probePeriod after the initial delay, and sends
-// the count of failures once it reaches the failure threshold.
+// live probes liveness every period after the initial delay, and sends the
+// count of failures once it reaches the failure threshold.
 func (p *podProcess) live(ctx context.Context, t *readinessTarget, dead chan<- int) {
 	if !sleep(ctx, t.initialDelay) {
 		return
 	}
-	tick := time.NewTicker(probePeriod)
+	tick := time.NewTicker(t.period)
 	defer tick.Stop()
 	failures := 0
 	for {

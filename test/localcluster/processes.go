@@ -102,11 +102,12 @@ package localcluster
 // "0.0.0.0:80") binds that port on the pod IP, and two pods on this
 // machine can use the same port as in their own network namespaces.
 //
-// Probes. Readiness and liveness probes (httpGet, tcpSocket) run every
-// probePeriod, not every periodSeconds, with their thresholds; liveness
-// after its initialDelaySeconds. A process that fails its liveness probe
-// failureThreshold times in a row is stopped (SIGTERM, SIGKILL after the
-// grace period) and restarted, as a kubelet does.
+// Probes (httpGet, tcpSocket). Readiness runs every probePeriod, not every
+// periodSeconds, so that pods turn Ready without the kubelet's delay;
+// liveness runs as a kubelet runs it, every periodSeconds after
+// initialDelaySeconds, and a process that fails it failureThreshold times
+// in a row is stopped (SIGTERM, SIGKILL after the grace period) and
+// restarted.
 //
 // What it does not emulate: startup probes, exec and gRPC probes, $(VAR)
 // expansion, envFrom, workingDir (a process runs in its pod folder),
