@@ -33,6 +33,9 @@ import (
 var version = "dev"
 
 func main() {
+	if len(os.Args) > 1 && os.Args[1] == "check" {
+		os.Exit(runCheck(os.Args[2:], os.Stdout, os.Stderr))
+	}
 	var (
 		listen          = flag.String("listen", "", "address to serve on (default \":<port from INFERD_CONFIG>\")")
 		terminationLog  = flag.String("termination-log", "/dev/termination-log", "file for the pod's termination message (\"\" for none)")
