@@ -42,8 +42,8 @@ def func(name, kind, vnni):
     p = name
     hs = []
     for k in range(4):
-        hs += [f"\tVEXTRACTF128 $1, Y{4+k}, X8", f"\tVADDPS X8, X{4+k}, X{4+k}", f"\tVHADDPS X{4+k}, X{4+k}, X{4+k}",
-               f"\tVHADDPS X{4+k}, X{4+k}, X{4+k}", f"\tVSUBSS X{10+k}, X{4+k}, X{4+k}", f"\tMOVSS X{4+k}, {4*k}(BX)"]
+        hs += [f"\tVEXTRACTF128 $1, Y{4+k}, X8", f"\tVADDPS X8, X{4+k}, X{4+k}", f"\tVMOVHLPS X{4+k}, X{4+k}, X8", f"\tVADDPS X8, X{4+k}, X{4+k}",
+               f"\tVMOVSHDUP X{4+k}, X8", f"\tVADDSS X8, X{4+k}, X{4+k}", f"\tVSUBSS X{10+k}, X{4+k}, X{4+k}", f"\tMOVSS X{4+k}, {4*k}(BX)"]
     return f"""
 // func {name}(row *byte, xq *int8, xd *float32, xc *float32, nb int, qstride int, dstride int, out *float32)
 TEXT ·{name}(SB), NOSPLIT, $0-64

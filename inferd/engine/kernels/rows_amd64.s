@@ -4,7 +4,8 @@
 
 // Row-range kernels for matrix-vector products (decoding): one call runs
 // a range of weight rows against one activation, two blocks per
-// iteration into two accumulators. Q4_0 multiplies its unsigned nibbles
+// iteration (Q8_0 into one accumulator, Q4_0 into two), summed across
+// lanes in the order of ggml's hsum_float_8. Q4_0 multiplies its unsigned nibbles
 // directly (VPMADDUBSW or, with VNNI, VPDPBUSD) and subtracts 8 x the
 // activation's block sums afterwards (xc holds 8*sum*scale per block),
 // so it needs no sign trick; Q8_0 uses the sign trick (|x| unsigned,
@@ -63,7 +64,7 @@ rowsQ8_0AVX2pair:
 	VPMADDUBSW Y0, Y2, Y0
 	VPMADDWD Y15, Y0, Y0
 	VCVTDQ2PS Y0, Y0
-	VFMADD231PS Y3, Y0, Y5
+	VFMADD231PS Y3, Y0, Y4
 	ADDQ $68, SI
 	ADDQ $64, DI
 	ADDQ $8, DX
@@ -90,8 +91,10 @@ rowsQ8_0AVX2sum:
 	VADDPS Y5, Y4, Y4
 	VEXTRACTF128 $1, Y4, X5
 	VADDPS X5, X4, X4
-	VHADDPS X4, X4, X4
-	VHADDPS X4, X4, X4
+	VMOVHLPS X4, X4, X5
+	VADDPS X5, X4, X4
+	VMOVSHDUP X4, X5
+	VADDSS X5, X4, X4
 	VSUBSS X10, X4, X4
 	MOVSS X4, (BX)
 	ADDQ $4, BX
@@ -154,7 +157,7 @@ rowsQ8_0VNNIpair:
 	VPXOR Y8, Y8, Y8
 	VPDPBUSD Y0, Y2, Y8
 	VCVTDQ2PS Y8, Y8
-	VFMADD231PS Y3, Y8, Y5
+	VFMADD231PS Y3, Y8, Y4
 	ADDQ $68, SI
 	ADDQ $64, DI
 	ADDQ $8, DX
@@ -181,8 +184,10 @@ rowsQ8_0VNNIsum:
 	VADDPS Y5, Y4, Y4
 	VEXTRACTF128 $1, Y4, X5
 	VADDPS X5, X4, X4
-	VHADDPS X4, X4, X4
-	VHADDPS X4, X4, X4
+	VMOVHLPS X4, X4, X5
+	VADDPS X5, X4, X4
+	VMOVSHDUP X4, X5
+	VADDSS X5, X4, X4
 	VSUBSS X10, X4, X4
 	MOVSS X4, (BX)
 	ADDQ $4, BX
@@ -278,8 +283,10 @@ rowsQ4_0AVX2sum:
 	VADDPS Y5, Y4, Y4
 	VEXTRACTF128 $1, Y4, X5
 	VADDPS X5, X4, X4
-	VHADDPS X4, X4, X4
-	VHADDPS X4, X4, X4
+	VMOVHLPS X4, X4, X5
+	VADDPS X5, X4, X4
+	VMOVSHDUP X4, X5
+	VADDSS X5, X4, X4
 	VSUBSS X10, X4, X4
 	MOVSS X4, (BX)
 	ADDQ $4, BX
@@ -375,8 +382,10 @@ rowsQ4_0VNNIsum:
 	VADDPS Y5, Y4, Y4
 	VEXTRACTF128 $1, Y4, X5
 	VADDPS X5, X4, X4
-	VHADDPS X4, X4, X4
-	VHADDPS X4, X4, X4
+	VMOVHLPS X4, X4, X5
+	VADDPS X5, X4, X4
+	VMOVSHDUP X4, X5
+	VADDSS X5, X4, X4
 	VSUBSS X10, X4, X4
 	MOVSS X4, (BX)
 	ADDQ $4, BX

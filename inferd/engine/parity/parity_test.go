@@ -336,15 +336,25 @@ func compareLogits(t *testing.T, program, path string, tokens []int32) (result, 
 	}
 	defer seq.Close()
 	var worst float32
-	worstAt := -1
+	worstAt, differ, firstAt, inexact := -1, 0, -1, 0
 	for p, tok := range tokens {
 		got, err := seq.Forward(ctx, []int32{tok})
 		if err != nil {
 			t.Fatalf("position %d: %v", p, err)
 		}
 		want := ref[p*vocab : (p+1)*vocab]
-		if d := maxAbsDiff(want, got); d > worst {
+		d := maxAbsDiff(want, got)
+		if d > worst {
 			worst, worstAt = d, p
+		}
+		if d > 0 {
+			inexact++
+		}
+		if d > 1e-5*rms(want) {
+			differ++
+			if firstAt < 0 {
+				firstAt = p
+			}
 		}
 		if top1, top2 := topTwo(want); want[top1]-want[top2] > gapThreshold {
 			r.argmaxOf++
@@ -357,7 +367,7 @@ func compareLogits(t *testing.T, program, path string, tokens []int32) (result, 
 	}
 	r.decodeRel = worst / r.rms
 	if worstAt >= 0 {
-		t.Logf("decode: max |logit difference| %.5f at position %d, RMS %.4f", worst, worstAt, r.rms)
+		t.Logf("decode: max |logit difference| %.5f at position %d, RMS %.4f; %d positions differ by more than 1e-5 x RMS, the first at %d; %d not bit for bit", worst, worstAt, r.rms, differ, firstAt, inexact)
 	}
 
 	for _, n := range promptLengths {
