@@ -111,8 +111,9 @@ out = ["#include \"textflag.h\"", "",
        "// Row-range kernels for matrix-vector products (decoding): one call runs",
        "// a range of weight rows against one activation, two blocks per",
        "// iteration (Q8_0 into one accumulator, Q4_0 into two), summed across",
-       "// lanes in the order of ggml's hsum_float_8. Q4_0 multiplies its unsigned nibbles",
-       "// directly (VPMADDUBSW or, with VNNI, VPDPBUSD) and subtracts 8 x the",
+       "// lanes in the order of ggml's hsum_float_8. Q4_0 (with VNNI; its AVX2",
+       "// kernel is q40_amd64.s) multiplies its unsigned nibbles",
+       "// directly (VPDPBUSD) and subtracts 8 x the",
        "// activation's block sums afterwards (xc holds 8*sum*scale per block),",
        "// so it needs no sign trick; Q8_0 uses the sign trick (|x| unsigned,",
        "// w signed like x). Q8_0 ignores xc (the corrections stay 0). The",
@@ -120,6 +121,8 @@ out = ["#include \"textflag.h\"", "",
        "// instructions, with no table lookup on the critical path."]
 for kind in ("q8", "q4"):
     for vnni in (False, True):
+        if kind == "q4" and not vnni:
+            continue  # AVX2 Q4_0 rows: hack/kernels/q40.py
         name = f"rows{'Q8_0' if kind=='q8' else 'Q4_0'}{'VNNI' if vnni else 'AVX2'}"
         out.append(func(name, kind, vnni))
 

@@ -4,11 +4,10 @@
 
 // Four activations at once (prompt processing): each weight block is read
 // and decoded once for four tokens. The activations lie qstride bytes (Q)
-// and dstride bytes (D and C) apart, as NewActs lays them out. Q4_0 uses
-// its unsigned nibbles and subtracts 8 x each activation's block sums
-// (C) at the end (with VNNI the accumulator starts at -8 x the sum,
-// passed as int32 in xc); Q8_0 uses the sign trick. Scales convert with
-// F16C.
+// and dstride bytes (D and C) apart, as NewActs lays them out. Q4_0 (here
+// with VNNI only; its AVX2 kernel is q40_amd64.s) uses its unsigned
+// nibbles, the accumulator starting at -8 x the block sum (passed as
+// int32 in xc); Q8_0 uses the sign trick. Scales convert with F16C.
 
 // func dot4Q8_0AVX2(row *byte, xq *int8, xd *float32, xc *float32, nb int, qstride int, dstride int, out *float32)
 TEXT ·dot4Q8_0AVX2(SB), NOSPLIT, $0-64
@@ -192,112 +191,6 @@ dot4Q8_0VNNIloop:
 	DECQ CX
 	JNE dot4Q8_0VNNIloop
 dot4Q8_0VNNIdone:
-	VEXTRACTF128 $1, Y4, X8
-	VADDPS X8, X4, X4
-	VMOVHLPS X4, X4, X8
-	VADDPS X8, X4, X4
-	VMOVSHDUP X4, X8
-	VADDSS X8, X4, X4
-	VSUBSS X10, X4, X4
-	MOVSS X4, 0(BX)
-	VEXTRACTF128 $1, Y5, X8
-	VADDPS X8, X5, X5
-	VMOVHLPS X5, X5, X8
-	VADDPS X8, X5, X5
-	VMOVSHDUP X5, X8
-	VADDSS X8, X5, X5
-	VSUBSS X11, X5, X5
-	MOVSS X5, 4(BX)
-	VEXTRACTF128 $1, Y6, X8
-	VADDPS X8, X6, X6
-	VMOVHLPS X6, X6, X8
-	VADDPS X8, X6, X6
-	VMOVSHDUP X6, X8
-	VADDSS X8, X6, X6
-	VSUBSS X12, X6, X6
-	MOVSS X6, 8(BX)
-	VEXTRACTF128 $1, Y7, X8
-	VADDPS X8, X7, X7
-	VMOVHLPS X7, X7, X8
-	VADDPS X8, X7, X7
-	VMOVSHDUP X7, X8
-	VADDSS X8, X7, X7
-	VSUBSS X13, X7, X7
-	MOVSS X7, 12(BX)
-	VZEROUPPER
-	RET
-
-
-// func dot4Q4_0AVX2(row *byte, xq *int8, xd *float32, xc *float32, nb int, qstride int, dstride int, out *float32)
-TEXT ·dot4Q4_0AVX2(SB), NOSPLIT, $0-64
-	MOVQ row+0(FP), SI
-	MOVQ xq+8(FP), DI
-	MOVQ xd+16(FP), DX
-	MOVQ xc+24(FP), R13
-	MOVQ nb+32(FP), CX
-	MOVQ qstride+40(FP), R9
-	MOVQ dstride+48(FP), R11
-	MOVQ out+56(FP), BX
-	LEAQ (R9)(R9*2), R10
-	LEAQ (R11)(R11*2), R12
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS Y6, Y6, Y6
-	VXORPS Y7, Y7, Y7
-	VXORPS X10, X10, X10
-	VXORPS X11, X11, X11
-	VXORPS X12, X12, X12
-	VXORPS X13, X13, X13
-	MOVL $0x00010001, AX
-	VMOVD AX, X15
-	VPBROADCASTD X15, Y15
-	MOVL $0x0f0f0f0f, AX
-	VMOVD AX, X14
-	VPBROADCASTD X14, Y14
-	TESTQ CX, CX
-	JE dot4Q4_0AVX2done
-dot4Q4_0AVX2loop:
-	VPBROADCASTW (SI), X3
-	VCVTPH2PS X3, Y3
-	VMOVDQU 2(SI), X0
-	VPSRLW $4, X0, X1
-	VINSERTI128 $1, X1, Y0, Y0
-	VPAND Y14, Y0, Y0
-	VPMADDUBSW (DI), Y0, Y8
-	VPMADDWD Y15, Y8, Y8
-	VFMADD231SS (R13), X3, X10
-	VCVTDQ2PS Y8, Y8
-	VBROADCASTSS (DX), Y9
-	VMULPS Y3, Y9, Y9
-	VFMADD231PS Y9, Y8, Y4
-	VPMADDUBSW (DI)(R9*1), Y0, Y8
-	VPMADDWD Y15, Y8, Y8
-	VFMADD231SS (R13)(R11*1), X3, X11
-	VCVTDQ2PS Y8, Y8
-	VBROADCASTSS (DX)(R11*1), Y9
-	VMULPS Y3, Y9, Y9
-	VFMADD231PS Y9, Y8, Y5
-	VPMADDUBSW (DI)(R9*2), Y0, Y8
-	VPMADDWD Y15, Y8, Y8
-	VFMADD231SS (R13)(R11*2), X3, X12
-	VCVTDQ2PS Y8, Y8
-	VBROADCASTSS (DX)(R11*2), Y9
-	VMULPS Y3, Y9, Y9
-	VFMADD231PS Y9, Y8, Y6
-	VPMADDUBSW (DI)(R10*1), Y0, Y8
-	VPMADDWD Y15, Y8, Y8
-	VFMADD231SS (R13)(R12*1), X3, X13
-	VCVTDQ2PS Y8, Y8
-	VBROADCASTSS (DX)(R12*1), Y9
-	VMULPS Y3, Y9, Y9
-	VFMADD231PS Y9, Y8, Y7
-	ADDQ $18, SI
-	ADDQ $32, DI
-	ADDQ $4, DX
-	ADDQ $4, R13
-	DECQ CX
-	JNE dot4Q4_0AVX2loop
-dot4Q4_0AVX2done:
 	VEXTRACTF128 $1, Y4, X8
 	VADDPS X8, X4, X4
 	VMOVHLPS X4, X4, X8

@@ -64,3 +64,65 @@ axpyloop:
 axpydone:
 	VZEROUPPER
 	RET
+
+// func dotF32RowAVX2(a, b *float32, n int) float32
+// n is a multiple of 8: one accumulator of eight lanes, reduced as ggml's
+// hsum_float_8 (the halves, lanes two apart, the last two), which is how
+// llama.cpp's tinyBLAS multiplies an F32 matrix by a batch.
+TEXT ·dotF32RowAVX2(SB), NOSPLIT, $0-28
+	MOVQ a+0(FP), SI
+	MOVQ b+8(FP), DI
+	MOVQ n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	SHRQ $3, CX
+	JE rowdone
+rowloop:
+	VMOVUPS (SI), Y1
+	VFMADD231PS (DI), Y1, Y0
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNE rowloop
+rowdone:
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
+
+// func dotF16RowAVX2(w *uint16, x *float32, n int) float32
+// n is a multiple of 8: an F16 weight row times the activation rounded to
+// F16 (to nearest even), one accumulator of eight lanes reduced as
+// hsum_float_8: llama.cpp converts the activation of an F16 product to F16
+// and multiplies with tinyBLAS so.
+TEXT ·dotF16RowAVX2(SB), NOSPLIT, $0-28
+	MOVQ w+0(FP), SI
+	MOVQ x+8(FP), DI
+	MOVQ n+16(FP), CX
+	VXORPS Y0, Y0, Y0
+	SHRQ $3, CX
+	JE h16done
+h16loop:
+	VCVTPH2PS (SI), Y1
+	VMOVUPS (DI), Y2
+	VCVTPS2PH $0, Y2, X2
+	VCVTPH2PS X2, Y2
+	VFMADD231PS Y2, Y1, Y0
+	ADDQ $16, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNE h16loop
+h16done:
+	VEXTRACTF128 $1, Y0, X1
+	VADDPS X1, X0, X0
+	VMOVHLPS X0, X0, X1
+	VADDPS X1, X0, X0
+	VMOVSHDUP X0, X1
+	VADDSS X1, X0, X0
+	VZEROUPPER
+	MOVSS X0, ret+24(FP)
+	RET
