@@ -9,7 +9,10 @@ import "math"
 // log2e) and ln2 in two parts, e^b by a polynomial in b, 2^n through the
 // exponent bits, and |n| > 126 scaled in two steps (so results below
 // float32's normal range are subnormal, then 0). Its relative error is
-// below 2 float32 ulps.
+// below 2 float32 ulps. Go has no float32 FMA, so each one goes through
+// float64 (exact here but for a double rounding once in 2^29): about 26 ns
+// a value on this project's amd64 test machine, 2.4x the plain polynomial
+// it replaced, or some 2% of a decoded token of BenchmarkDecode's models.
 func Exp(x float32) float32 {
 	const round = 0x1.8p23
 	z := fma32(x, 0x1.715476p+0, round)
