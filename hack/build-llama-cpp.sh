@@ -18,12 +18,16 @@
 # that clones with different versions of it never race; parity-logits links to
 # the newest); progress goes to stderr. Exits 3 when the snapshot is absent and 4
 # when the build cannot run (no cmake or no C++ compiler), so callers can skip
-# and say what was not checked.
+# and say what was not checked. With --if-built it builds nothing but the
+# parity program, and exits 5 when llama.cpp is not built yet (go test's
+# parity test, which runs whenever the build is there).
 set -euo pipefail
 # The body is one compound command, which bash reads whole before it runs
 # it: a build takes minutes, and a checkout that changes this file meanwhile
 # must not make bash read the rest of it at the wrong offset.
 {
+if_built=false
+[ "${1:-}" = "--if-built" ] && if_built=true
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 shared=${SLMOPS_SHARED:-$root/../shared}
 targets=(llama llama-bench llama-quantize llama-tokenize)
@@ -67,6 +71,9 @@ need_tools() {
 
 if have_all; then
 	echo "llama.cpp: reusing $out" >&2
+elif $if_built; then
+	echo "llama.cpp: not built at $out" >&2
+	exit 5
 else
 	need_tools
 	echo "llama.cpp: building ${targets[*]} from $(basename "$archive") into $out" >&2

@@ -42,8 +42,8 @@ def func(name, kind, vnni):
     p = name
     hs = []
     for k in range(4):
-        hs += [f"\tVEXTRACTF128 $1, Y{4+k}, X8", f"\tVADDPS X8, X{4+k}, X{4+k}", f"\tVHADDPS X{4+k}, X{4+k}, X{4+k}",
-               f"\tVHADDPS X{4+k}, X{4+k}, X{4+k}", f"\tVSUBSS X{10+k}, X{4+k}, X{4+k}", f"\tMOVSS X{4+k}, {4*k}(BX)"]
+        hs += [f"\tVEXTRACTF128 $1, Y{4+k}, X8", f"\tVADDPS X8, X{4+k}, X{4+k}", f"\tVMOVHLPS X{4+k}, X{4+k}, X8", f"\tVADDPS X8, X{4+k}, X{4+k}",
+               f"\tVMOVSHDUP X{4+k}, X8", f"\tVADDSS X8, X{4+k}, X{4+k}", f"\tVSUBSS X{10+k}, X{4+k}, X{4+k}", f"\tMOVSS X{4+k}, {4*k}(BX)"]
     return f"""
 // func {name}(row *byte, xq *int8, xd *float32, xc *float32, nb int, qstride int, dstride int, out *float32)
 TEXT ·{name}(SB), NOSPLIT, $0-64
@@ -89,13 +89,14 @@ TEXT ·{name}(SB), NOSPLIT, $0-64
 out = ['#include "textflag.h"', '',
  '// Four activations at once (prompt processing): each weight block is read',
  '// and decoded once for four tokens. The activations lie qstride bytes (Q)',
- '// and dstride bytes (D and C) apart, as NewActs lays them out. Q4_0 uses',
- '// its unsigned nibbles and subtracts 8 x each activation\'s block sums',
- '// (C) at the end (with VNNI the accumulator starts at -8 x the sum,',
- '// passed as int32 in xc); Q8_0 uses the sign trick. Scales convert with',
- '// F16C.']
+ '// and dstride bytes (D and C) apart, as NewActs lays them out. Q4_0 (here',
+ '// with VNNI only; its AVX2 kernel is q40_amd64.s) uses its unsigned',
+ '// nibbles, the accumulator starting at -8 x the block sum (passed as',
+ '// int32 in xc); Q8_0 uses the sign trick. Scales convert with F16C.']
 for kind in ("q8", "q4"):
     for vnni in (False, True):
+        if kind == "q4" and not vnni:
+            continue  # AVX2 Q4_0: hack/kernels/q40.py
         out.append(func(f"dot4{'Q8_0' if kind=='q8' else 'Q4_0'}{'VNNI' if vnni else 'AVX2'}", kind, vnni))
 
 text = "\n".join(out)

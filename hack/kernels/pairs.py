@@ -72,8 +72,10 @@ TEXT ·{name}(SB), NOSPLIT, $0-48
 	VADDPS Y5, Y4, Y4
 	VEXTRACTF128 $1, Y4, X5
 	VADDPS X5, X4, X4
-	VHADDPS X4, X4, X4
-	VHADDPS X4, X4, X4
+	VMOVHLPS X4, X4, X5
+	VADDPS X5, X4, X4
+	VMOVSHDUP X4, X5
+	VADDSS X5, X4, X4
 	MOVSS X4, (BX)
 	ADDQ $4, BX
 	ADDQ R10, R13
@@ -85,7 +87,7 @@ TEXT ·{name}(SB), NOSPLIT, $0-48
 """
 
 out = ['#include "textflag.h"', '',
- '// Q4_0 rows against an activation laid out in block pairs (Act.P): for',
+ '// Q4_0 rows (AVX512-VNNI) against an activation laid out in block pairs (Act.P): for',
  '// blocks b and b+1, 32 bytes of their first 16 values, 32 bytes of their',
  '// last 16, eight int32 holding -8 x each block\'s sum (in lanes 0 and 4),',
  '// and eight float32 holding each block\'s scale four times. One 256-bit',
@@ -94,7 +96,6 @@ out = ['#include "textflag.h"', '',
  '// accumulator, and one multiply by the two blocks\' combined scales; about',
  '// half the instructions per block of the one-block kernel.']
 out.append(func("pairsQ4_0VNNI", True))
-out.append(func("pairsQ4_0AVX2", False))
 
 text = "\n".join(out)
 lines = text.split("\n")

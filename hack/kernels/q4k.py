@@ -4,8 +4,9 @@
 # hand. Run `make kernels` after editing, then `go test ./inferd/engine/kernels`.
 import os
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
-def sub(j):
-    # 32 bytes of nibbles: sub-block 2j (low nibbles), 2j+1 (high nibbles).
+def sub(j, t):
+    # 32 bytes of nibbles: sub-block 2j (low nibbles), 2j+1 (high nibbles),
+    # each times its scale, summed lane by lane into t.
     lo_off, hi_off = 64*j, 64*j + 32
     return f"""	VMOVDQU {16+32*j}(SI), Y0
 	VPSRLW $4, Y0, Y1
@@ -14,11 +15,19 @@ def sub(j):
 	VPMADDUBSW {lo_off}(DI), Y0, Y0
 	VPBROADCASTW {4*j}(SP), Y9
 	VPMADDWD Y9, Y0, Y0
-	VPADDD Y0, Y5, Y5
 	VPMADDUBSW {hi_off}(DI), Y1, Y1
 	VPBROADCASTW {4*j+2}(SP), Y10
 	VPMADDWD Y10, Y1, Y1
-	VPADDD Y1, Y8, Y8"""
+	VPADDD Y1, Y0, {t}"""
+
+def fma4(scale, sums, acc):
+    # acc += sums[k] * scale for k = 0..3, one after another.
+    out = []
+    for k in range(4):
+        out.append(f"\tVFMADD231SS {scale}, {sums}, {acc}")
+        if k < 3:
+            out.append(f"\tVPSRLDQ $4, {sums}, {sums}")
+    return "\n".join(out)
 
 s = f"""#include "textflag.h"
 
@@ -26,13 +35,16 @@ s = f"""#include "textflag.h"
 // A Q4_K super-block is 256 values in eight 32-value sub-blocks, each
 // y = d*sc*q - dmin*m with 6-bit sc and m packed in 12 bytes; the
 // activation's super-block has one float32 scale xd and the sums of each 16
-// values. Per super-block, as llama.cpp's ggml_vec_dot_q4_K_q8_K: unpack
-// the scales and mins with 32-bit integer operations; the mins times the
-// activation's 32-value sums (pairs of its 16-value sums) give the mins
-// term; each 32 bytes of nibbles give two sub-blocks (low and high nibbles)
-// whose int8 products (VPMADDUBSW, unsigned nibbles x signed activation)
-// are multiplied by their scale (VPMADDWD) and summed as int32; the two
-// integer sums are scaled once, by d*xd and dmin*xd.
+// values. Per super-block: unpack the scales and mins with 32-bit integer
+// operations; the mins times the activation's 32-value sums (pairs of its
+// 16-value sums) give the mins terms; each 32 bytes of nibbles give two
+// sub-blocks (low and high nibbles) whose int8 products (VPMADDUBSW,
+// unsigned nibbles x signed activation) are multiplied by their scale
+// (VPMADDWD). The sums are those of llama.cpp's x86 Q4_K matrix product
+// (ggml_gemm_q4_K_8x8_q8_K, which llama.cpp uses for Q4_K on AVX2): one
+// integer per 64 values (two sub-blocks), scaled by d*xd into one float
+// sum and its mins by dmin*xd into another, one after another, and the
+// second subtracted from the first at the end.
 
 // func rowsQ4_KAVX2(w *byte, rowBytes int, nrows int, xq *int8, xd *float32, xb *int16, nsb int, out *float32)
 TEXT ·rowsQ4_KAVX2(SB), NOSPLIT, $32-64
@@ -94,32 +106,34 @@ q4kblock:
 	VMOVDQU (R9), Y0
 	VPMADDWD Y15, Y0, Y0
 	VPMULLD Y1, Y0, Y0
-	VCVTDQ2PS Y0, Y0
-	VFMADD231PS Y3, Y0, Y6
+	// The four 64-value mins terms, summed into X6 one after another.
+	VPHADDD Y0, Y0, Y0
+	VPERMQ $0x08, Y0, Y0
+	VCVTDQ2PS X0, X13
+{fma4("X3", "X13", "X6")}
 	// The scales as int16, to the stack.
 	VMOVQ AX, X0
 	VPMOVZXBW X0, X0
 	VMOVDQU X0, 0(SP)
-	VPXOR Y5, Y5, Y5
-	VPXOR Y8, Y8, Y8
-{sub(0)}
-{sub(1)}
-{sub(2)}
-{sub(3)}
-	VPADDD Y8, Y5, Y5
-	VCVTDQ2PS Y5, Y5
-	VFMADD231PS Y2, Y5, Y4
+{sub(0, "Y5")}
+{sub(1, "Y8")}
+{sub(2, "Y11")}
+{sub(3, "Y12")}
+	// The four 64-value integer sums, lanes added, into X5.
+	VPHADDD Y8, Y5, Y5
+	VPHADDD Y12, Y11, Y11
+	VPHADDD Y11, Y5, Y5
+	VEXTRACTI128 $1, Y5, X8
+	VPADDD X8, X5, X5
+	VCVTDQ2PS X5, X5
+{fma4("X2", "X5", "X4")}
 	ADDQ $144, SI
 	ADDQ $256, DI
 	ADDQ $4, R8
 	ADDQ $32, R9
 	DECQ CX
 	JNE q4kblock
-	VSUBPS Y6, Y4, Y4
-	VEXTRACTF128 $1, Y4, X5
-	VADDPS X5, X4, X4
-	VHADDPS X4, X4, X4
-	VHADDPS X4, X4, X4
+	VSUBSS X6, X4, X4
 	MOVSS X4, (BX)
 	ADDQ $4, BX
 	ADDQ rowBytes+8(FP), R13

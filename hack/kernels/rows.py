@@ -46,7 +46,11 @@ def func(name, kind, vnni):
     p = name
     consts = ["\tMOVL $0x00010001, AX", "\tVMOVD AX, X15", "\tVPBROADCASTD X15, Y15",
               "\tMOVL $0x0f0f0f0f, AX", "\tVMOVD AX, X14", "\tVPBROADCASTD X14, Y14"]
-    pair = fmt(blk(0, vnni, "Y4"), "(DI)", "(DX)", "(R11)") + "\n" + fmt(blk(bs, vnni, "Y5"), "32(DI)", "4(DX)", "4(R11)")
+    # Q8_0 sums its blocks one after another into one accumulator, as
+    # llama.cpp's Q8_0 products do (tinyBLAS and ggml_vec_dot_q8_0_q8_0),
+    # so that both round the same partial sums; Q4_0 keeps two.
+    second = "Y4" if kind == "q8" else "Y5"
+    pair = fmt(blk(0, vnni, "Y4"), "(DI)", "(DX)", "(R11)") + "\n" + fmt(blk(bs, vnni, second), "32(DI)", "4(DX)", "4(R11)")
     single = fmt(blk(0, vnni, "Y4"), "(DI)", "(DX)", "(R11)")
     return f"""
 // func {name}(w *byte, rowBytes int, nrows int, xq *int8, xd *float32, xc *float32, nb int, table *float32, out *float32)
@@ -88,8 +92,10 @@ TEXT ·{name}(SB), NOSPLIT, $0-72
 	VADDPS Y5, Y4, Y4
 	VEXTRACTF128 $1, Y4, X5
 	VADDPS X5, X4, X4
-	VHADDPS X4, X4, X4
-	VHADDPS X4, X4, X4
+	VMOVHLPS X4, X4, X5
+	VADDPS X5, X4, X4
+	VMOVSHDUP X4, X5
+	VADDSS X5, X4, X4
 	VSUBSS X10, X4, X4
 	MOVSS X4, (BX)
 	ADDQ $4, BX
@@ -104,8 +110,10 @@ TEXT ·{name}(SB), NOSPLIT, $0-72
 out = ["#include \"textflag.h\"", "",
        "// Row-range kernels for matrix-vector products (decoding): one call runs",
        "// a range of weight rows against one activation, two blocks per",
-       "// iteration into two accumulators. Q4_0 multiplies its unsigned nibbles",
-       "// directly (VPMADDUBSW or, with VNNI, VPDPBUSD) and subtracts 8 x the",
+       "// iteration (Q8_0 into one accumulator, Q4_0 into two), summed across",
+       "// lanes in the order of ggml's hsum_float_8. Q4_0 (with VNNI; its AVX2",
+       "// kernel is q40_amd64.s) multiplies its unsigned nibbles",
+       "// directly (VPDPBUSD) and subtracts 8 x the",
        "// activation's block sums afterwards (xc holds 8*sum*scale per block),",
        "// so it needs no sign trick; Q8_0 uses the sign trick (|x| unsigned,",
        "// w signed like x). Q8_0 ignores xc (the corrections stay 0). The",
@@ -113,6 +121,8 @@ out = ["#include \"textflag.h\"", "",
        "// instructions, with no table lookup on the critical path."]
 for kind in ("q8", "q4"):
     for vnni in (False, True):
+        if kind == "q4" and not vnni:
+            continue  # AVX2 Q4_0 rows: hack/kernels/q40.py
         name = f"rows{'Q8_0' if kind=='q8' else 'Q4_0'}{'VNNI' if vnni else 'AVX2'}"
         out.append(func(name, kind, vnni))
 

@@ -357,26 +357,37 @@ func Dot(t gguf.TensorType, row []byte, a *Act) float32 {
 }
 
 // dotF32 reads the row's bytes as float32 in place (GGUF is little-endian,
-// as are the platforms inferd is built for) and uses the float kernel.
+// as are the platforms inferd is built for) and uses the row kernel, or the
+// float kernel where there is none.
 func dotF32(row []byte, x []float32) float32 {
 	if len(x) == 0 {
 		return 0
 	}
 	_ = row[4*len(x)-1]
-	return DotF32(unsafe.Slice((*float32)(unsafe.Pointer(&row[0])), len(x)), x)
+	w := unsafe.Slice((*float32)(unsafe.Pointer(&row[0])), len(x))
+	if v, ok := dotF32Row(w, x); ok {
+		return v
+	}
+	return DotF32(w, x)
 }
 
+// dotF16 rounds x to F16 first, as llama.cpp does (its F16 products take
+// an F16 copy of the activation), in the row kernel where it runs and here
+// otherwise.
 func dotF16(row []byte, x []float32) float32 {
+	if v, ok := dotF16Row(row, x); ok {
+		return v
+	}
 	var s0, s1 float32
 	t := f16table
 	i := 0
 	for ; i+2 <= len(x); i += 2 {
 		r := row[2*i : 2*i+4]
-		s0 += t[uint16(r[0])|uint16(r[1])<<8] * x[i]
-		s1 += t[uint16(r[2])|uint16(r[3])<<8] * x[i+1]
+		s0 += t[uint16(r[0])|uint16(r[1])<<8] * t[F32ToF16(x[i])]
+		s1 += t[uint16(r[2])|uint16(r[3])<<8] * t[F32ToF16(x[i+1])]
 	}
 	for ; i < len(x); i++ {
-		s0 += t[binary.LittleEndian.Uint16(row[2*i:])] * x[i]
+		s0 += t[binary.LittleEndian.Uint16(row[2*i:])] * t[F32ToF16(x[i])]
 	}
 	return s0 + s1
 }
@@ -432,7 +443,9 @@ func dotQ4_0(row []byte, a *Act) float32 {
 				int32(v1&0xF)*int32(x[j+1]) + int32(v1>>4)*int32(x[j+17])
 		}
 		s -= 8 * a.Sum[b]
-		sum += d * a.D[b] * float32(s)
+		// One fused multiply-add per block, as llama.cpp's x86 Q4_0
+		// product (and the AVX2 kernel) sums.
+		sum = fma32(float32(s), d*a.D[b], sum)
 	}
 	return sum
 }
@@ -602,19 +615,24 @@ func dotQ3_K(row []byte, a *Act) float32 {
 // sums32 is the activation's sum over 32 values from its 16-value sums.
 func sums32(bs []int16, j int) int32 { return int32(bs[2*j]) + int32(bs[2*j+1]) }
 
+// dotQ4_K sums as llama.cpp's x86 Q4_K matrix product
+// (ggml_gemm_q4_K_8x8_q8_K, which it uses for Q4_K on AVX2) does: one
+// integer per 64 values (two sub-blocks times their scales) scaled by d*xd
+// into one float sum, the mins of those 64 values times the activation's
+// sums scaled by dmin*xd into another, each a fused multiply-add after the
+// other, and the second sum subtracted from the first at the end.
 func dotQ4_K(row []byte, a *Act) float32 {
 	xq, xd, xb := a.k256()
-	var sum float32
+	var sum, sumMins float32
 	t := f16table
 	for b := range xd {
 		blk := row[b*BytesQ4_K : b*BytesQ4_K+BytesQ4_K]
-		d := t[uint16(blk[0])|uint16(blk[1])<<8]
-		dmin := t[uint16(blk[2])|uint16(blk[3])<<8]
+		d := t[uint16(blk[0])|uint16(blk[1])<<8] * xd[b]
+		dmin := t[uint16(blk[2])|uint16(blk[3])<<8] * xd[b]
 		sc := blk[4:16]
 		q := blk[16:BytesQ4_K]
 		x := xq[b*QK_K : b*QK_K+QK_K]
 		bs := xb[b*QK_K/16 : b*QK_K/16+QK_K/16]
-		var sumi, mins int32
 		for j := range 4 { // 64 values: two sub-blocks share 32 bytes
 			s1, m1 := scaleMinK4(2*j, sc)
 			s2, m2 := scaleMinK4(2*j+1, sc)
@@ -627,12 +645,19 @@ func dotQ4_K(row []byte, a *Act) float32 {
 				d1 += int32(v0&0xF)*int32(x1[l]) + int32(v1&0xF)*int32(x1[l+1])
 				d2 += int32(v0>>4)*int32(x2[l]) + int32(v1>>4)*int32(x2[l+1])
 			}
-			sumi += int32(s1)*d1 + int32(s2)*d2
-			mins += int32(m1)*sums32(bs, 2*j) + int32(m2)*sums32(bs, 2*j+1)
+			mins := int32(m1)*sums32(bs, 2*j) + int32(m2)*sums32(bs, 2*j+1)
+			sum = fma32(float32(int32(s1)*d1+int32(s2)*d2), d, sum)
+			sumMins = fma32(float32(mins), dmin, sumMins)
 		}
-		sum += xd[b] * (d*float32(sumi) - dmin*float32(mins))
 	}
-	return sum
+	return sum - sumMins
+}
+
+// fma32 is x*y+z rounded once to float32, as an FMA instruction computes
+// it (through float64, whose one extra rounding almost never changes the
+// float32 result: x*y is exact there).
+func fma32(x, y, z float32) float32 {
+	return float32(math.FMA(float64(x), float64(y), float64(z)))
 }
 
 func dotQ5_K(row []byte, a *Act) float32 {

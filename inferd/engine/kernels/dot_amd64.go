@@ -15,8 +15,8 @@ var (
 	useVNNI = useRows && cpu.X86.HasAVX512VNNI && cpu.X86.HasAVX512VL
 	// useRows: the row kernels also need F16C.
 	useRows = useAVX2 && cpu.X86.HasF16C
-	// usePairs: the Q4_0 pair kernels (and Act.P) are in use.
-	usePairs = useRows
+	// usePairs: the Q4_0 pair kernel (and Act.P) is in use (with VNNI).
+	usePairs = useVNNI
 	// useQuads: the AVX-512 Q4_0 quad kernel (and Act.P4) is in use.
 	useQuads = useVNNI && cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW
 )
@@ -28,13 +28,13 @@ func quadsQ4_0AVX512(w *byte, rowBytes int, nrows int, xp *byte, nquads int, out
 func pairsQ4_0VNNI(w *byte, rowBytes int, nrows int, xp *byte, npairs int, out *float32)
 
 //go:noescape
-func pairsQ4_0AVX2(w *byte, rowBytes int, nrows int, xp *byte, npairs int, out *float32)
-
-//go:noescape
 func rowsQ8_0AVX2(w *byte, rowBytes int, nrows int, xq *int8, xd *float32, xc *float32, nb int, table *float32, out *float32)
 
 //go:noescape
-func rowsQ4_0AVX2(w *byte, rowBytes int, nrows int, xq *int8, xd *float32, xc *float32, nb int, table *float32, out *float32)
+func rows4Q4_0AVX2(w *byte, rowBytes int, nquads int, xq *int8, xd *float32, xn8 *int32, nb int, out *float32)
+
+//go:noescape
+func dot4Q4_0SeqAVX2(row *byte, xq *int8, xd *float32, xn8 *int32, nb int, qstride int, dstride int, out *float32)
 
 //go:noescape
 func rowsQ8_0VNNI(w *byte, rowBytes int, nrows int, xq *int8, xd *float32, xc *float32, nb int, table *float32, out *float32)
@@ -69,17 +69,25 @@ func rowsFast(t gguf.TensorType, w []byte, rowBytes int, a *Act, out []float32) 
 			return true
 		}
 		if usePairs && len(a.P) == nb/2*pairBytes && nb%2 == 0 {
-			if useVNNI {
-				pairsQ4_0VNNI(&w[0], rowBytes, len(out), &a.P[0], nb/2, &out[0])
-			} else {
-				pairsQ4_0AVX2(&w[0], rowBytes, len(out), &a.P[0], nb/2, &out[0])
-			}
+			pairsQ4_0VNNI(&w[0], rowBytes, len(out), &a.P[0], nb/2, &out[0])
 			return true
 		}
 		if useVNNI {
 			rowsQ4_0VNNI(&w[0], rowBytes, len(out), &a.Q[0], &a.D[0], &a.C[0], nb, &f16table[0], &out[0])
-		} else {
-			rowsQ4_0AVX2(&w[0], rowBytes, len(out), &a.Q[0], &a.D[0], &a.C[0], nb, &f16table[0], &out[0])
+			return true
+		}
+		// AVX2: four rows at a time, summed as llama.cpp sums Q4_0 on
+		// AVX2 (see q40_amd64.s); the last rows of a range that is not a
+		// multiple of four take the fallback, which sums alike.
+		if len(a.N8) != nb {
+			return false
+		}
+		quads := len(out) / 4
+		if quads > 0 {
+			rows4Q4_0AVX2(&w[0], rowBytes, quads, &a.Q[0], &a.D[0], &a.N8[0], nb, &out[0])
+		}
+		for r := 4 * quads; r < len(out); r++ {
+			out[r] = dotQ4_0(w[r*rowBytes:(r+1)*rowBytes], a)
 		}
 	case gguf.Q4_K:
 		nsb := len(a.KD)
@@ -135,9 +143,6 @@ func Accelerated() string {
 func dot4Q8_0AVX2(row *byte, xq *int8, xd *float32, xc *float32, nb int, qstride int, dstride int, out *float32)
 
 //go:noescape
-func dot4Q4_0AVX2(row *byte, xq *int8, xd *float32, xc *float32, nb int, qstride int, dstride int, out *float32)
-
-//go:noescape
 func dot4Q8_0VNNI(row *byte, xq *int8, xd *float32, xc *float32, nb int, qstride int, dstride int, out *float32)
 
 //go:noescape
@@ -171,7 +176,10 @@ func dot4Kernel(t gguf.TensorType, a []*Act) dot4Func {
 		fn, need = dot4Q4_0VNNI, nb*BytesQ4_0
 		xc = func(x *Act) *float32 { return (*float32)(unsafe.Pointer(&x.N8[0])) }
 	case t == gguf.Q4_0:
-		fn, need = dot4Q4_0AVX2, nb*BytesQ4_0
+		fn, need = func(row *byte, xq *int8, xd *float32, xc *float32, nb int, qs int, ds int, out *float32) {
+			dot4Q4_0SeqAVX2(row, xq, xd, (*int32)(unsafe.Pointer(xc)), nb, qs, ds, out)
+		}, nb*BytesQ4_0
+		xc = func(x *Act) *float32 { return (*float32)(unsafe.Pointer(&x.N8[0])) }
 	default:
 		return nil
 	}
@@ -191,7 +199,35 @@ func dotF32AVX2(a, b *float32, n int) float32
 //go:noescape
 func axpyF32AVX2(alpha float32, x, y *float32, n int)
 
-func dotF32Fast(a, b []float32) float32         { return dotF32AVX2(&a[0], &b[0], len(a)) }
+//go:noescape
+func dotF32RowAVX2(a, b *float32, n int) float32
+
+//go:noescape
+func dotF16RowAVX2(w *uint16, x *float32, n int) float32
+
+// dotF16Row is an F16 weight row's product with x rounded to F16, summed as
+// llama.cpp's tinyBLAS sums it on AVX2, when the CPU and the length allow.
+func dotF16Row(row []byte, x []float32) (float32, bool) {
+	if !useRows || len(x)%8 != 0 || len(x) == 0 {
+		return 0, false
+	}
+	_ = row[2*len(x)-1]
+	return dotF16RowAVX2((*uint16)(unsafe.Pointer(&row[0])), &x[0], len(x)), true
+}
+
+func dotF32Fast(a, b []float32) float32 { return dotF32AVX2(&a[0], &b[0], len(a)) }
+
+// dotF32Row is an F32 weight row's product, summed as llama.cpp's tinyBLAS
+// sums it on AVX2 (one eight-lane accumulator), when the CPU and the length
+// allow.
+func dotF32Row(w, x []float32) (float32, bool) {
+	if !useAVX2 || len(x)%8 != 0 || len(x) == 0 {
+		return 0, false
+	}
+	_ = w[len(x)-1]
+	return dotF32RowAVX2(&w[0], &x[0], len(x)), true
+}
+
 func axpyF32Fast(alpha float32, x, y []float32) { axpyF32AVX2(alpha, &x[0], &y[0], len(x)) }
 
 // setFast turns the assembly kernels on (as the CPU allows) or off, and

@@ -42,6 +42,8 @@ type dot4Func func(row []byte, a []*Act, out *[4]float32) bool
 func dot4Kernel(gguf.TensorType, []*Act) dot4Func                 { return nil }
 func rowsFast(gguf.TensorType, []byte, int, *Act, []float32) bool { return false }
 func dotF32Fast(a, b []float32) float32                           { panic("unreachable") }
+func dotF32Row([]float32, []float32) (float32, bool)              { return 0, false }
+func dotF16Row([]byte, []float32) (float32, bool)                 { return 0, false }
 func axpyF32Fast(alpha float32, x, y []float32)                   { panic("unreachable") }
 
 // Accelerated names the fast paths in use, for logs and benchmarks.

@@ -18,8 +18,10 @@ func dot4Kernel(gguf.TensorType, []*Act) dot4Func { return nil }
 
 func rowsFast(gguf.TensorType, []byte, int, *Act, []float32) bool { return false }
 
-func dotF32Fast(a, b []float32) float32         { panic("unreachable") }
-func axpyF32Fast(alpha float32, x, y []float32) { panic("unreachable") }
+func dotF32Fast(a, b []float32) float32              { panic("unreachable") }
+func dotF32Row([]float32, []float32) (float32, bool) { return 0, false }
+func dotF16Row([]byte, []float32) (float32, bool)    { return 0, false }
+func axpyF32Fast(alpha float32, x, y []float32)      { panic("unreachable") }
 
 func setFast(bool) func() { return func() {} }
 func hasFast() bool       { return false }

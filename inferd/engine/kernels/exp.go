@@ -2,33 +2,38 @@ package kernels
 
 import "math"
 
-// Exp is e^x in float32 arithmetic: x = n ln2 + r with |r| <= ln2/2, e^r by
-// a degree-6 polynomial, 2^n through the exponent bits. Its relative error
-// is below 3e-7 (two float32 ulps) over the range softmax and SiLU use, at a fraction of the
-// cost of math.Exp's float64 path (the engine calls it for every attention
-// score and every feed-forward unit of every token).
+// Exp is e^x in float32 arithmetic, computed as ggml's vectorised expf
+// (ggml_v_expf, what llama.cpp's softmax and SiLU use on x86) computes each
+// lane, fused multiply-adds included, so that both engines round attention
+// weights and feed-forward gates alike: x = n ln2 + b with n = round(x
+// log2e) and ln2 in two parts, e^b by a polynomial in b, 2^n through the
+// exponent bits, and |n| > 126 scaled in two steps (so results below
+// float32's normal range are subnormal, then 0). Its relative error is
+// below 2 float32 ulps. Go has no float32 FMA, so each one goes through
+// float64 (exact here but for a double rounding once in 2^29): about 26 ns
+// a value on this project's amd64 test machine, 2.4x the plain polynomial
+// it replaced, or some 2% of a decoded token of BenchmarkDecode's models.
 func Exp(x float32) float32 {
-	switch {
-	case x > 88.7:
-		return float32(math.Inf(1))
-	case x < -87.3:
-		return 0
-	case x != x: // NaN
-		return x
+	const round = 0x1.8p23
+	z := fma32(x, 0x1.715476p+0, round)
+	n := z - round
+	b := fma32(-n, 0x1.7f7d1cp-20, fma32(-n, 0x1.62e4p-1, x))
+	e := math.Float32bits(z) << 23
+	k := math.Float32frombits(e + math.Float32bits(1))
+	u := b * b
+	j := fma32(fma32(fma32(0x1.0e4020p-7, b, 0x1.573e2ep-5), u, fma32(0x1.555e66p-3, b, 0x1.fffdb6p-2)), u, float32(0x1.ffffecp-1*b))
+	an := abs(n)
+	if !(an > 126) { // also NaN
+		return fma32(j, k, k)
 	}
-	const (
-		log2e = 1.44269504088896341
-		ln2hi = 0.693359375
-		ln2lo = -2.12194440e-4
-	)
-	n := float32(math.Floor(float64(x*log2e + 0.5)))
-	r := x - n*ln2hi - n*ln2lo
-	p := float32(1.0 / 720)
-	p = p*r + 1.0/120
-	p = p*r + 1.0/24
-	p = p*r + 1.0/6
-	p = p*r + 0.5
-	p = p*r + 1
-	p = p*r + 1
-	return p * math.Float32frombits(uint32(int32(n)+127)<<23)
+	var g uint32
+	if n <= 0 {
+		g = 0x82000000
+	}
+	s1 := math.Float32frombits(g + 0x7f000000)
+	if an > 192 {
+		return s1 * s1
+	}
+	s2 := math.Float32frombits(e - g)
+	return fma32(s2, j, s2) * s1
 }

@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+
 	"github.com/slmops/slmops/inferd/gguf"
 	"github.com/slmops/slmops/test/skip"
 )
@@ -292,8 +294,11 @@ func TestDotMatchesDequantizedDot(t *testing.T) {
 				worst = max(worst, math.Abs(got-want)/norm)
 			}
 			limit := 0.01 // 8-bit activations
-			if typ == gguf.F32 || typ == gguf.F16 {
+			switch typ {
+			case gguf.F32:
 				limit = 1e-5
+			case gguf.F16: // the activation rounded to F16, as llama.cpp does
+				limit = 5e-4
 			}
 			if worst > limit {
 				t.Errorf("worst error %.2g of the sum of |terms|; want under %.2g", worst, limit)
@@ -344,8 +349,11 @@ func TestMatVecMatchesDequantizedReference(t *testing.T) {
 				MatMul(p, info, enc, rows, acts[:1], one)
 				MatMul(p, info, enc, rows, acts, out)
 				limit := 0.01 // 8-bit activations
-				if typ == gguf.F32 || typ == gguf.F16 || typ == gguf.BF16 {
+				switch typ {
+				case gguf.F32, gguf.BF16:
 					limit = 1e-5
+				case gguf.F16: // the activation rounded to F16, as llama.cpp does
+					limit = 5e-4
 				}
 				for i := range T {
 					for row := range rows {
@@ -522,6 +530,44 @@ func TestFastAndFallbackPathsAgree(t *testing.T) {
 			}
 		}
 	}
+	// The AVX2 Q4_0 kernels (one activation and four) and the fallback sum
+	// in the same order (llama.cpp's x86 one), so they agree to the bit.
+	if Accelerated() == "avx2" {
+		const rows, blocks = 7, 16
+		w := randomVector(r, rows*blocks*32, 0.05)
+		enc, _ := Quantize(nil, gguf.Q4_0, w)
+		acts := NewActs(4, blocks*32)
+		for _, a := range acts {
+			a.Set(randomVector(r, blocks*32, 1))
+		}
+		info, _ := RowInfo(gguf.Q4_0, blocks*32)
+		for _, n := range []int{1, 4} {
+			got, want := make([][]float32, n), make([][]float32, n)
+			for i := range n {
+				got[i], want[i] = make([]float32, rows), make([]float32, rows)
+			}
+			withPath(true, func() { MatRows(info, enc, acts[:n], got, 0, rows) })
+			withPath(false, func() { MatRows(info, enc, acts[:n], want, 0, rows) })
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("Q4_0 rows against %d activations, fallback -> avx2 (-want +got):\n%s", n, diff)
+			}
+		}
+	}
+	// Q4_K's kernel and fallback sum in the same order (llama.cpp's), so
+	// they agree to the bit.
+	for _, blocks := range []int{1, 2, 6} {
+		w := randomVector(r, blocks*QK_K, 0.05)
+		x := randomVector(r, blocks*QK_K, 1)
+		enc, _ := Quantize(nil, gguf.Q4_K, w)
+		var a Act
+		a.Set(x)
+		var fast, slow float32
+		withPath(true, func() { fast = Dot(gguf.Q4_K, enc, &a) })
+		withPath(false, func() { slow = Dot(gguf.Q4_K, enc, &a) })
+		if fast != slow {
+			t.Errorf("Q4_K, %d super-blocks: avx2 %v, go %v", blocks, fast, slow)
+		}
+	}
 }
 
 func BenchmarkDot(b *testing.B) {
@@ -669,8 +715,28 @@ func TestExpIsAccurate(t *testing.T) {
 	if worst > 3e-7 { // about two float32 ulps
 		t.Errorf("worst relative error %.3g; want under 3e-7", worst)
 	}
-	if Exp(-100) != 0 || !math.IsInf(float64(Exp(100)), 1) || Exp(0) != 1 {
-		t.Errorf("Exp(-100)=%v Exp(100)=%v Exp(0)=%v", Exp(-100), Exp(100), Exp(0))
+	// Below -87.3 the result is subnormal (as ggml's is), then 0.
+	if Exp(-100) > 1e-40 || Exp(-150) != 0 || !math.IsInf(float64(Exp(100)), 1) || Exp(0) != 1 {
+		t.Errorf("Exp(-100)=%v Exp(-150)=%v Exp(100)=%v Exp(0)=%v", Exp(-100), Exp(-150), Exp(100), Exp(0))
+	}
+}
+
+func TestSincosIsAccurate(t *testing.T) {
+	// Within 0.56 ulp of the exact values, as glibc's sincosf: at most one
+	// float32 ulp from float64's rounded, and sin^2+cos^2 = 1.
+	r := rand.New(rand.NewPCG(7, 8))
+	for range 100000 {
+		x := float32(r.NormFloat64() * 300)
+		s, c := Sincos(x)
+		ws, wc := math.Sincos(float64(x))
+		for _, p := range [][2]float64{{float64(s), ws}, {float64(c), wc}} {
+			if ulp := float64(math.Nextafter32(float32(math.Abs(p[1])), 2) - float32(math.Abs(p[1]))); math.Abs(p[0]-p[1]) > ulp {
+				t.Fatalf("Sincos(%v) = %v, %v; want %v, %v", x, s, c, ws, wc)
+			}
+		}
+	}
+	if s, c := Sincos(0); s != 0 || c != 1 {
+		t.Errorf("Sincos(0) = %v, %v", s, c)
 	}
 }
 

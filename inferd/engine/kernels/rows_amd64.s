@@ -4,8 +4,10 @@
 
 // Row-range kernels for matrix-vector products (decoding): one call runs
 // a range of weight rows against one activation, two blocks per
-// iteration into two accumulators. Q4_0 multiplies its unsigned nibbles
-// directly (VPMADDUBSW or, with VNNI, VPDPBUSD) and subtracts 8 x the
+// iteration (Q8_0 into one accumulator, Q4_0 into two), summed across
+// lanes in the order of ggml's hsum_float_8. Q4_0 (with VNNI; its AVX2
+// kernel is q40_amd64.s) multiplies its unsigned nibbles
+// directly (VPDPBUSD) and subtracts 8 x the
 // activation's block sums afterwards (xc holds 8*sum*scale per block),
 // so it needs no sign trick; Q8_0 uses the sign trick (|x| unsigned,
 // w signed like x). Q8_0 ignores xc (the corrections stay 0). The
@@ -63,7 +65,7 @@ rowsQ8_0AVX2pair:
 	VPMADDUBSW Y0, Y2, Y0
 	VPMADDWD Y15, Y0, Y0
 	VCVTDQ2PS Y0, Y0
-	VFMADD231PS Y3, Y0, Y5
+	VFMADD231PS Y3, Y0, Y4
 	ADDQ $68, SI
 	ADDQ $64, DI
 	ADDQ $8, DX
@@ -90,8 +92,10 @@ rowsQ8_0AVX2sum:
 	VADDPS Y5, Y4, Y4
 	VEXTRACTF128 $1, Y4, X5
 	VADDPS X5, X4, X4
-	VHADDPS X4, X4, X4
-	VHADDPS X4, X4, X4
+	VMOVHLPS X4, X4, X5
+	VADDPS X5, X4, X4
+	VMOVSHDUP X4, X5
+	VADDSS X5, X4, X4
 	VSUBSS X10, X4, X4
 	MOVSS X4, (BX)
 	ADDQ $4, BX
@@ -154,7 +158,7 @@ rowsQ8_0VNNIpair:
 	VPXOR Y8, Y8, Y8
 	VPDPBUSD Y0, Y2, Y8
 	VCVTDQ2PS Y8, Y8
-	VFMADD231PS Y3, Y8, Y5
+	VFMADD231PS Y3, Y8, Y4
 	ADDQ $68, SI
 	ADDQ $64, DI
 	ADDQ $8, DX
@@ -181,8 +185,10 @@ rowsQ8_0VNNIsum:
 	VADDPS Y5, Y4, Y4
 	VEXTRACTF128 $1, Y4, X5
 	VADDPS X5, X4, X4
-	VHADDPS X4, X4, X4
-	VHADDPS X4, X4, X4
+	VMOVHLPS X4, X4, X5
+	VADDPS X5, X4, X4
+	VMOVSHDUP X4, X5
+	VADDSS X5, X4, X4
 	VSUBSS X10, X4, X4
 	MOVSS X4, (BX)
 	ADDQ $4, BX
@@ -190,103 +196,6 @@ rowsQ8_0VNNIsum:
 	DECQ R9
 	JNE rowsQ8_0VNNIrow
 rowsQ8_0VNNIend:
-	VZEROUPPER
-	RET
-
-
-// func rowsQ4_0AVX2(w *byte, rowBytes int, nrows int, xq *int8, xd *float32, xc *float32, nb int, table *float32, out *float32)
-TEXT ·rowsQ4_0AVX2(SB), NOSPLIT, $0-72
-	MOVQ w+0(FP), R13
-	MOVQ rowBytes+8(FP), R10
-	MOVQ nrows+16(FP), R9
-	MOVQ nb+48(FP), R12
-	MOVQ table+56(FP), R8
-	MOVQ out+64(FP), BX
-	MOVL $0x00010001, AX
-	VMOVD AX, X15
-	VPBROADCASTD X15, Y15
-	MOVL $0x0f0f0f0f, AX
-	VMOVD AX, X14
-	VPBROADCASTD X14, Y14
-	TESTQ R9, R9
-	JE rowsQ4_0AVX2end
-rowsQ4_0AVX2row:
-	MOVQ R13, SI
-	MOVQ xq+24(FP), DI
-	MOVQ xd+32(FP), DX
-	MOVQ xc+40(FP), R11
-	MOVQ R12, CX
-	VXORPS Y4, Y4, Y4
-	VXORPS Y5, Y5, Y5
-	VXORPS X10, X10, X10
-	CMPQ CX, $2
-	JLT rowsQ4_0AVX2tail
-rowsQ4_0AVX2pair:
-	VPBROADCASTW 0(SI), X3
-	VCVTPH2PS X3, Y3
-	VFMADD231SS (R11), X3, X10
-	VBROADCASTSS (DX), Y9
-	VMULPS Y9, Y3, Y3
-	VMOVDQU 2(SI), X0
-	VPSRLW $4, X0, X1
-	VINSERTI128 $1, X1, Y0, Y0
-	VPAND Y14, Y0, Y0
-	VMOVDQU (DI), Y1
-	VPMADDUBSW Y1, Y0, Y2
-	VPMADDWD Y15, Y2, Y2
-	VCVTDQ2PS Y2, Y2
-	VFMADD231PS Y3, Y2, Y4
-	VPBROADCASTW 18(SI), X3
-	VCVTPH2PS X3, Y3
-	VFMADD231SS 4(R11), X3, X10
-	VBROADCASTSS 4(DX), Y9
-	VMULPS Y9, Y3, Y3
-	VMOVDQU 20(SI), X0
-	VPSRLW $4, X0, X1
-	VINSERTI128 $1, X1, Y0, Y0
-	VPAND Y14, Y0, Y0
-	VMOVDQU 32(DI), Y1
-	VPMADDUBSW Y1, Y0, Y2
-	VPMADDWD Y15, Y2, Y2
-	VCVTDQ2PS Y2, Y2
-	VFMADD231PS Y3, Y2, Y5
-	ADDQ $36, SI
-	ADDQ $64, DI
-	ADDQ $8, DX
-	ADDQ $8, R11
-	SUBQ $2, CX
-	CMPQ CX, $2
-	JGE rowsQ4_0AVX2pair
-rowsQ4_0AVX2tail:
-	TESTQ CX, CX
-	JE rowsQ4_0AVX2sum
-	VPBROADCASTW 0(SI), X3
-	VCVTPH2PS X3, Y3
-	VFMADD231SS (R11), X3, X10
-	VBROADCASTSS (DX), Y9
-	VMULPS Y9, Y3, Y3
-	VMOVDQU 2(SI), X0
-	VPSRLW $4, X0, X1
-	VINSERTI128 $1, X1, Y0, Y0
-	VPAND Y14, Y0, Y0
-	VMOVDQU (DI), Y1
-	VPMADDUBSW Y1, Y0, Y2
-	VPMADDWD Y15, Y2, Y2
-	VCVTDQ2PS Y2, Y2
-	VFMADD231PS Y3, Y2, Y4
-rowsQ4_0AVX2sum:
-	VADDPS Y5, Y4, Y4
-	VEXTRACTF128 $1, Y4, X5
-	VADDPS X5, X4, X4
-	VHADDPS X4, X4, X4
-	VHADDPS X4, X4, X4
-	VSUBSS X10, X4, X4
-	MOVSS X4, (BX)
-	ADDQ $4, BX
-	ADDQ R10, R13
-	DECQ R9
-	JNE rowsQ4_0AVX2row
-rowsQ4_0AVX2end:
 	VZEROUPPER
 	RET
 
@@ -375,8 +284,10 @@ rowsQ4_0VNNIsum:
 	VADDPS Y5, Y4, Y4
 	VEXTRACTF128 $1, Y4, X5
 	VADDPS X5, X4, X4
-	VHADDPS X4, X4, X4
-	VHADDPS X4, X4, X4
+	VMOVHLPS X4, X4, X5
+	VADDPS X5, X4, X4
+	VMOVSHDUP X4, X5
+	VADDSS X5, X4, X4
 	VSUBSS X10, X4, X4
 	MOVSS X4, (BX)
 	ADDQ $4, BX

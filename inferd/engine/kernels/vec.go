@@ -1,8 +1,9 @@
 package kernels
 
-// DotF32 is the dot product of a and b (equal lengths).
+// DotF32 is the dot product of a and b (equal lengths). With AVX2 and a
+// length that is a multiple of 32 it sums as ggml_vec_dot_f32 does.
 func DotF32(a, b []float32) float32 {
-	if useAVX2 && len(a)%16 == 0 && len(a) > 0 {
+	if useAVX2 && len(a)%32 == 0 && len(a) > 0 {
 		_ = b[len(a)-1]
 		return dotF32Fast(a, b)
 	}

@@ -72,10 +72,21 @@ type Model struct {
 	template Template
 	pool     *kernels.Pool
 	info     engine.Info
-	// ropeFreq are the rotation frequencies of each pair (divided by the
-	// file's rope_freqs factors, Llama 3's long-context scaling), ropeSWA
+	// ropeFreq are the rotation angles' progression (with the file's
+	// rope_freqs factors, Llama 3's long-context scaling), ropeSWA
 	// those of sliding-window layers (Config.RopeBaseSWA).
-	ropeFreq, ropeSWA []float32
+	ropeFreq, ropeSWA *ropeTheta
+}
+
+// ropeTheta is how the rotation angles of a position follow from each
+// other, as ggml computes them (ggml_rope_cache_init): pair 0's angle is
+// the position, each next pair's the previous one's times scale =
+// base^(-2/dim) in float32, divided by the pair's factor where there are
+// factors, times freqScale (1/the linear scaling).
+type ropeTheta struct {
+	scale, freqScale float32
+	factors          []float32 // nil: all 1
+	pairs            int
 }
 
 // Load builds a Model over a mapped GGUF file.
@@ -158,7 +169,7 @@ func Load(m *gguf.Mapped, opts engine.Options) (engine.Engine, error) {
 	if err != nil {
 		return nil, err
 	}
-	md.ropeFreq = ropeFrequencies(cfg.RopeBase, cfg.RopeDim)
+	md.ropeFreq = newRopeTheta(cfg.RopeBase, cfg.RopeDim, 1/cfg.RopeScale)
 	// Frequency factors divide the frequencies: Llama 3's rope_freqs, or
 	// LongRoPE's (Phi-3.5, Phi-4-mini) long or short ones, chosen as
 	// llama.cpp's get_rope_factors does, by whether the context in use
@@ -175,12 +186,10 @@ func Load(m *gguf.Mapped, opts engine.Options) (engine.Engine, error) {
 		if l.err != nil {
 			return nil, l.err
 		}
-		for i := range md.ropeFreq {
-			md.ropeFreq[i] /= f[i]
-		}
+		md.ropeFreq.factors = f
 	}
 	if cfg.SlidingWindow > 0 {
-		md.ropeSWA = ropeFrequencies(cfg.RopeBaseSWA, cfg.RopeDim)
+		md.ropeSWA = newRopeTheta(cfg.RopeBaseSWA, cfg.RopeDim, 1)
 	}
 	if opts.ExclusiveCPUs {
 		md.pool = kernels.NewSpinningPool(opts.Threads)
@@ -194,13 +203,12 @@ func Load(m *gguf.Mapped, opts engine.Options) (engine.Engine, error) {
 	return md, nil
 }
 
-// ropeFrequencies are base^(-2i/dim) for each rotated pair i.
-func ropeFrequencies(base float32, dim int) []float32 {
-	f := make([]float32, dim/2)
-	for i := range f {
-		f[i] = float32(math.Pow(float64(base), -2*float64(i)/float64(dim)))
-	}
-	return f
+// newRopeTheta is the angles' progression for base and the rotated width
+// dim: scale is powf(base, -2/dim) as ggml computes it (the exponent
+// rounded to float32 first).
+func newRopeTheta(base float32, dim int, freqScale float32) *ropeTheta {
+	e := float32(-2) / float32(dim)
+	return &ropeTheta{scale: float32(math.Pow(float64(base), float64(e))), freqScale: freqScale, pairs: dim / 2}
 }
 
 // loader reads tensors, remembering the first problem.
@@ -372,9 +380,9 @@ func (s *sequence) forward(ctx context.Context, tokens []int32) ([]float32, erro
 		}
 	}
 	for t := range T {
-		ropeAngles(sc.rope[t*cfg.RopeDim:(t+1)*cfg.RopeDim], md.ropeFreq, float32(s.n+t)/cfg.RopeScale, cfg.RopeAttnFactor)
+		ropeAngles(sc.rope[t*cfg.RopeDim:(t+1)*cfg.RopeDim], md.ropeFreq, s.n+t, cfg.RopeAttnFactor)
 		if md.ropeSWA != nil {
-			ropeAngles(sc.ropeSWA[t*cfg.RopeDim:(t+1)*cfg.RopeDim], md.ropeSWA, float32(s.n+t), cfg.RopeAttnFactor)
+			ropeAngles(sc.ropeSWA[t*cfg.RopeDim:(t+1)*cfg.RopeDim], md.ropeSWA, s.n+t, cfg.RopeAttnFactor)
 		}
 	}
 	for li := range md.layers {
@@ -518,8 +526,8 @@ func (s *sequence) attention(li, T int) {
 	md.pool.Run(T*cfg.Heads, 1, func(start, end int) {
 		for job := start; job < end; job++ {
 			t, h := job/cfg.Heads, job%cfg.Heads
-			if cap(sc.scores[job]) < total {
-				sc.scores[job] = make([]float32, total)
+			if need := total + attnLanes*cfg.HeadDim; cap(sc.scores[job]) < need {
+				sc.scores[job] = make([]float32, need)
 			}
 			out := sc.att[t][h*cfg.HeadDim : (h+1)*cfg.HeadDim]
 			n := s.n + t + 1
@@ -571,8 +579,8 @@ func (s *sequence) attendOne(li int, ly *layer, cs []float32) {
 			}
 			copy(keys[pos*kvDim+klo:pos*kvDim+khi], k[0][klo:khi])
 			copy(values[pos*kvDim+klo:pos*kvDim+khi], v[0][klo:khi])
-			if cap(sc.scores[g]) < pos+1 {
-				sc.scores[g] = make([]float32, pos+1, 2*(pos+1))
+			if need := pos + 1 + attnLanes*cfg.HeadDim; cap(sc.scores[g]) < need {
+				sc.scores[g] = make([]float32, need, 2*need)
 			}
 			for h := g * group; h < (g+1)*group; h++ {
 				md.attendHead(keys, values, q[0][h*cfg.HeadDim:(h+1)*cfg.HeadDim], h, lo, pos+1, sc.scores[g], sc.att[0][h*cfg.HeadDim:(h+1)*cfg.HeadDim])
@@ -581,65 +589,117 @@ func (s *sequence) attendOne(li int, ly *layer, cs []float32) {
 	})
 }
 
+// attnLanes is the number of partial sums attendHead keeps per output
+// value: llama.cpp's x86 softmax and its product with the values
+// (tinyBLAS) work on eight positions at a time, lane i taking the
+// positions 8k+i.
+const attnLanes = 8
+
 // attendHead is head h's attention over the cached positions [lo, n):
 // softmax of the scaled query-key products, then the weighted sum of the
-// values, into out.
+// values, into out. scratch holds n-lo+attnLanes*HeadDim values. The sums
+// are taken in llama.cpp's order (its F32 KV cache, no flash attention, on
+// x86): the exponentials' sum from eight-position chunks (aligned at
+// position 0) each reduced as ggml's hsum_float_8 and added in float64,
+// its inverse rounded to float32 and multiplied into each weight, and each
+// output value from eight partial sums, one per position lane, reduced the
+// same way. Attention's output is what the next product quantizes to int8,
+// so a sum taken in another order moves some values across a rounding
+// boundary.
 func (md *Model) attendHead(keys, values, q []float32, h, lo, n int, scratch, out []float32) {
 	cfg := md.cfg
-	kvDim := cfg.KVHeads * cfg.HeadDim
+	hd := cfg.HeadDim
+	kvDim := cfg.KVHeads * hd
 	kvh := h / (cfg.Heads / cfg.KVHeads)
 	scale := cfg.AttnScale
 	scores := scratch[:n-lo]
 	maxS := float32(math.Inf(-1))
 	for i := range scores {
 		p := lo + i
-		k := keys[p*kvDim+kvh*cfg.HeadDim : p*kvDim+(kvh+1)*cfg.HeadDim]
+		k := keys[p*kvDim+kvh*hd : p*kvDim+(kvh+1)*hd]
 		d := kernels.DotF32(q, k) * scale
 		scores[i] = d
 		maxS = max(maxS, d)
 	}
-	var sum float32
-	for p := range scores {
-		e := kernels.Exp(scores[p] - maxS)
-		scores[p] = e
-		sum += e
+	for i := range scores {
+		scores[i] = kernels.Exp(scores[i] - maxS)
 	}
-	clear(out)
-	inv := 1 / sum
+	var sum float64
+	for c := lo / attnLanes * attnLanes; c < n; c += attnLanes {
+		var lanes [attnLanes]float32
+		for p := max(c, lo); p < min(c+attnLanes, n); p++ {
+			lanes[p-c] = scores[p-lo]
+		}
+		sum += float64(hsum8(&lanes))
+	}
+	inv := float32(1 / sum)
+	acc := scratch[n-lo : n-lo+attnLanes*hd]
+	clear(acc)
 	for i, w := range scores {
 		p := lo + i
-		vrow := values[p*kvDim+kvh*cfg.HeadDim : p*kvDim+(kvh+1)*cfg.HeadDim]
-		kernels.AxpyF32(w*inv, vrow, out)
+		vrow := values[p*kvDim+kvh*hd : p*kvDim+(kvh+1)*hd]
+		lane := p % attnLanes
+		kernels.AxpyF32(w*inv, vrow, acc[lane*hd:(lane+1)*hd])
 	}
+	for d := range out {
+		var lanes [attnLanes]float32
+		for l := range lanes {
+			lanes[l] = acc[l*hd+d]
+		}
+		out[d] = hsum8(&lanes)
+	}
+}
+
+// hsum8 adds eight lanes as ggml's hsum_float_8 does: the two halves,
+// then lanes two apart, then the last two.
+func hsum8(x *[attnLanes]float32) float32 {
+	a0, a1, a2, a3 := x[0]+x[4], x[1]+x[5], x[2]+x[6], x[3]+x[7]
+	return (a0 + a2) + (a1 + a3)
 }
 
 // ropeAngles fills cs with the cosine and sine of each rotated pair's
 // angle at position p, times mscale (computed once per position, shared by
-// every head and layer).
-func ropeAngles(cs, freqs []float32, p, mscale float32) {
-	for i, f := range freqs {
-		sin, cos := math.Sincos(float64(p * f))
-		cs[2*i], cs[2*i+1] = float32(cos)*mscale, float32(sin)*mscale
+// every head and layer), the angles as ggml's rope computes them (see
+// ropeTheta) and their sines and cosines as its sincosf does.
+func ropeAngles(cs []float32, r *ropeTheta, p int, mscale float32) {
+	theta := float32(p)
+	for i := range r.pairs {
+		a := theta
+		if r.factors != nil {
+			a = theta / r.factors[i]
+		}
+		sin, cos := kernels.Sincos(r.freqScale * a)
+		cs[2*i], cs[2*i+1] = cos*mscale, sin*mscale
+		theta *= r.scale
 	}
 }
 
-// rope rotates each head's first RopeDim values by the angles in cs.
+// rope rotates each head's first RopeDim values by the angles in cs,
+// rounding as llama.cpp's x86 build does, whose compiler fuses the first
+// product of each rotated value into a multiply-add: x0*cos - x1*sin
+// with x1*sin rounded, x0*sin + x1*cos with x1*cos rounded.
 func (md *Model) rope(x []float32, heads int, cs []float32) {
 	cfg := md.cfg
 	half := cfg.RopeDim / 2
 	for h := range heads {
 		v := x[h*cfg.HeadDim : (h+1)*cfg.HeadDim]
-		for i := range md.ropeFreq {
+		for i := range half {
 			c, s := cs[2*i], cs[2*i+1]
 			a, b := 2*i, 2*i+1
 			if cfg.RopeNeox {
 				a, b = i, i+half
 			}
 			x0, x1 := v[a], v[b]
-			v[a] = x0*c - x1*s
-			v[b] = x0*s + x1*c
+			v[a] = fma32(x0, c, -(x1 * s))
+			v[b] = fma32(x0, s, x1*c)
 		}
 	}
+}
+
+// fma32 is x*y+z rounded once to float32, as a fused multiply-add
+// instruction computes it.
+func fma32(x, y, z float32) float32 {
+	return float32(math.FMA(float64(x), float64(y), float64(z)))
 }
 
 func (s *sequence) Close() { s.k, s.v = nil, nil }
