@@ -14,7 +14,9 @@ import (
 // argument is reduced to [-pi/4, pi/4] and a quadrant in float64 (one
 // multiply-add by pi/2 below 120, the bits of 4/pi above), and both
 // functions are float64 polynomials, evaluated with fused multiply-adds as
-// glibc's FMA build does.
+// glibc's FMA build does. The algorithm and its coefficients are Arm's
+// (optimized-routines, MIT OR Apache-2.0 WITH LLVM-exception); this is the
+// project's own Go for them.
 func Sincos(y float32) (sin, cos float32) {
 	x := float64(y)
 	top := abstop12(y)
