@@ -12,22 +12,6 @@ import (
 	"github.com/slmops/slmops/inferd/gguf"
 )
 
-func write(t *testing.T, s llamatest.RandomSpec) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "model.gguf")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := llamatest.WriteRandom(f, s); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
 // TestGeneratedFilesRun: every architecture and type the project generates
 // runs on this build, and the estimate is the file's tensors plus the KV
 // cache of the model's shape at the context asked for.
@@ -43,7 +27,7 @@ func TestGeneratedFilesRun(t *testing.T) {
 		t.Run(c.arch+"/"+c.typ.String()+c.mix, func(t *testing.T) {
 			spec := llamatest.RandomSpec{Arch: c.arch, Embd: 256, Layers: 2, Heads: 4, KVHeads: 2, FF: 512, Vocab: 512,
 				Context: 128, Type: c.typ, Mix: c.mix, Seed: 3, ChatMLTokens: true}
-			path := write(t, spec)
+			path := llamatest.WriteFile(t, spec)
 			r, err := Check(path, 0)
 			if err != nil {
 				t.Fatal(err)

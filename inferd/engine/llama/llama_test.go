@@ -40,21 +40,7 @@ func mix(s llamatest.RandomSpec, name string) llamatest.RandomSpec {
 	return s
 }
 
-func writeSpec(t *testing.T, s llamatest.RandomSpec) string {
-	t.Helper()
-	path := filepath.Join(t.TempDir(), "model.gguf")
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := llamatest.WriteRandom(f, s); err != nil {
-		t.Fatal(err)
-	}
-	if err := f.Close(); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
+func writeSpec(t *testing.T, s llamatest.RandomSpec) string { return llamatest.WriteFile(t, s) }
 
 func load(t *testing.T, path string, opts engine.Options) *Model {
 	t.Helper()
