@@ -5,11 +5,21 @@
 # The engine's packages run twice: on qemu's default CPU, which has the
 # dot-product extension (the NEON kernels), and as a Cortex-A72 (Raspberry
 # Pi 4), which lacks it (the pure-Go kernels). Needs qemu-aarch64-static
-# (Debian: qemu-user-static); without it, says so and runs nothing.
+# (Debian: qemu-user-static), which it installs with apt-get when it is
+# missing and apt-get can run (as root); otherwise it says so, writes the
+# skip for make test's summary, and runs nothing.
 set -euo pipefail
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$root"
-qemu=$(command -v qemu-aarch64-static || command -v qemu-aarch64 || true)
+find_qemu() { command -v qemu-aarch64-static || command -v qemu-aarch64 || true; }
+qemu=$(find_qemu)
+if [ -z "$qemu" ] && command -v apt-get >/dev/null && [ "$(id -u)" -eq 0 ]; then
+	echo "test-arm64: installing qemu-user-static with apt-get" >&2
+	apt-get install -y -q qemu-user-static >/dev/null 2>&1 ||
+		(apt-get update -q >/dev/null 2>&1 && apt-get install -y -q qemu-user-static >/dev/null 2>&1) ||
+		echo "test-arm64: apt-get could not install qemu-user-static" >&2
+	qemu=$(find_qemu)
+fi
 if [ -z "$qemu" ]; then
 	echo "test-arm64: qemu-aarch64-static not found (apt-get install qemu-user-static); the arm64 tests did not run" >&2
 	if [ -n "${SLMOPS_SKIP_LOG:-}" ]; then
