@@ -17,6 +17,10 @@ import (
 	"time"
 
 	. "github.com/onsi/gomega"
+	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
@@ -26,6 +30,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/yaml"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
 	"github.com/slmops/slmops/inferd/engine/bigram"
@@ -40,26 +45,35 @@ var (
 	kustomizationGVR = schema.GroupVersionResource{Group: "kustomize.toolkit.fluxcd.io", Version: "v1", Resource: "kustomizations"}
 )
 
-// TestFluxReconcilesRolloutsFromGit: Flux's source-controller and
-// kustomize-controller (built by hack/build-flux.sh) reconcile a fleet
-// folder from a Git repository that the test serves, as
-// config/gitops/flux's stores-models Kustomization does, with wait: true.
-// Four nodes, one per site, stage each model (real inferd stagers, from the
-// test's origin) before they join the canary; their serving pods are kwok's.
+// TestFluxGitOps: Flux's source-controller and kustomize-controller (built
+// by hack/build-flux.sh) install slmops and a fleet's rollout from a Git
+// repository that the test serves, with the Kustomizations slmops ships:
+// config/gitops/flux/operator-kustomize.yaml (config/default, its CRDs
+// never pruned) and stores.yaml (the fleet folder, wait: true, after the
+// operator's). The manager's Deployment runs as its own pod, a real
+// manager process (testenv.ManagerPods). Four nodes, one per site, stage
+// each model (real inferd stagers, from the test's origin) before they join
+// the canary; their serving pods are kwok's.
 //
-//   - The first commit: Flux applies the model and the rollout, and the
-//     Kustomization turns Ready only once the rollout is Completed (its
-//     kstatus is Current), not while it progresses.
+//   - The first commit: Flux installs the operator (its Kustomization Ready
+//     once the manager's pod is available and leads), then the model and
+//     the rollout; the fleet's Kustomization turns Ready only once the
+//     rollout is Completed (its kstatus is Current), not while it
+//     progresses.
 //   - A commit with a new digest: a canary that completes, and the
 //     Kustomization Ready again at that commit.
 //   - A commit whose digest does not match the file the origin serves: the
 //     stagers fail to verify it, the rollout fails with StagingFailed and
 //     rolls back, and the Kustomization is not Ready, naming the failed
 //     rollout. Reverting the commit makes it Ready again.
-func TestFluxReconcilesRolloutsFromGit(t *testing.T) {
+//   - Deleting the Kustomizations uninstalls the fleet, then the operator;
+//     the CRDs stay.
+func TestFluxGitOps(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
 	fluxDir := fluxBinaries(t)
+	managers := testenv.RunManagerPods(t, cluster, operatorNS, operatorSelector, managerBin,
+		"Flux installing the operator from Git (config/default, its manager Deployment run as its own pod) and the rollouts after it")
 	c := kube(t)
 	dc, err := dynamic.NewForConfig(cluster.Config)
 	g.Expect(err).NotTo(HaveOccurred())
@@ -104,16 +118,14 @@ func TestFluxReconcilesRolloutsFromGit(t *testing.T) {
 	})
 	g.Expect(err).NotTo(HaveOccurred())
 	t.Cleanup(func() { _ = pk.Stop() })
-	startOperator(t, ns)
-	// Runs after Flux stopped (cleanups run last first): the operator is
-	// still up to remove the rollout's finalizer and cohort labels.
-	t.Cleanup(func() {
-		r := &slmopsv1alpha1.EdgeRollout{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-		_ = c.Delete(context.Background(), r)
-		waitGone(t, func() error { return c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, r) })
-	})
 
+	// The repository holds the operator's kustomize tree, as this
+	// repository does, and the fleet's folder.
 	repo := serveGitRepository(t)
+	operatorTree := map[string]string{}
+	for _, dir := range []string{"default", "crd", "rbac", "policy", "manager"} {
+		g.Expect(readTree(filepath.Join(testenv.RepoRoot(), "config", dir), "config/"+dir, operatorTree)).To(Succeed())
+	}
 	fleet := func(version string, digest string) map[string]string {
 		return map[string]string{
 			"fleet/kustomization.yaml": "resources:\n- model.yaml\n- rollout.yaml\n",
@@ -121,28 +133,62 @@ func TestFluxReconcilesRolloutsFromGit(t *testing.T) {
 			"fleet/rollout.yaml":       fluxRollout(name, nodes),
 		}
 	}
-	first := repo.commit(t, "Roll out tinyllama v1 to the stores", fleet("v1", digests["v1"]))
+	firstFiles := fleet("v1", digests["v1"])
+	for path, content := range operatorTree {
+		firstFiles[path] = content
+	}
+	first := repo.commit(t, "Install slmops, and roll out tinyllama v1 to the stores", firstFiles)
 
 	startFlux(t, fluxDir, ns)
 	g.Expect(cluster.Apply(ctx, []byte(fmt.Sprintf(fluxSource, ns, repo.url)))).To(Succeed())
-	g.Expect(cluster.Apply(ctx, []byte(fmt.Sprintf(fluxKustomization, ns)))).To(Succeed())
-	// Runs before Flux stops: deleting the Kustomization prunes what it
-	// applied, and Flux removes its own finalizers.
+	operatorKs := shippedKustomization(t, "operator-kustomize.yaml", ns, func(spec map[string]any) {
+		spec["timeout"] = "3m"
+	})
+	g.Expect(operatorKs.GetName()).To(Equal("slmops-operator"))
+	fleetKs := shippedKustomization(t, "stores.yaml", ns, func(spec map[string]any) {
+		spec["path"], spec["targetNamespace"], spec["timeout"] = "./fleet", ns, "2m"
+		spec["dependsOn"] = []any{map[string]any{"name": operatorKs.GetName()}}
+	})
+	for _, k := range []*unstructured.Unstructured{operatorKs, fleetKs} {
+		_, err := dc.Resource(kustomizationGVR).Namespace(ns).Create(ctx, k, metav1.CreateOptions{})
+		g.Expect(err).NotTo(HaveOccurred(), "create Kustomization %s", k.GetName())
+	}
+	// If the test stops early: the fleet goes first, while the operator
+	// is up to remove the rollout's finalizer and cohort labels; then the
+	// operator. Deleting a Kustomization prunes what it applied, and Flux
+	// removes its own finalizers before it stops (cleanups run last first).
 	t.Cleanup(func() {
-		for _, gvr := range []schema.GroupVersionResource{kustomizationGVR, gitRepositoryGVR} {
-			_ = dc.Resource(gvr).Namespace(ns).Delete(context.Background(), "fleet", metav1.DeleteOptions{})
-			waitGone(t, func() error {
-				_, err := dc.Resource(gvr).Namespace(ns).Get(context.Background(), "fleet", metav1.GetOptions{})
-				return err
-			})
+		for _, k := range []string{fleetKs.GetName(), operatorKs.GetName()} {
+			deleteKustomization(t, dc, ns, k)
+			if k == fleetKs.GetName() {
+				r := &slmopsv1alpha1.EdgeRollout{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
+				waitGone(t, func() error { return c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, r) })
+			}
 		}
+		_ = dc.Resource(gitRepositoryGVR).Namespace(ns).Delete(context.Background(), "fleet", metav1.DeleteOptions{})
+		waitGone(t, func() error {
+			_, err := dc.Resource(gitRepositoryGVR).Namespace(ns).Get(context.Background(), "fleet", metav1.GetOptions{})
+			return err
+		})
 	})
 
-	ks := &kustomizationWatch{t: t, dc: dc, c: c, ns: ns, rollout: name}
+	// The operator: Ready once its pod runs, as the Deployment's user, and
+	// leads.
+	opWatch := &kustomizationWatch{t: t, dc: dc, c: c, ns: ns, name: operatorKs.GetName()}
+	began := time.Now()
+	opWatch.waitReadyAt(first, 3*time.Minute)
+	pods := managers.WaitReady(1)
+	uid, err := testenv.ProcessUID(testenv.PodPID(&pods[0]))
+	g.Expect(err).NotTo(HaveOccurred())
+	g.Expect(uid).To(Equal("65532"), "the manager runs as config/manager's user")
+	g.Eventually(func() (string, error) { return managers.Holder(ctx) }).WithTimeout(time.Minute).ShouldNot(BeEmpty(), "the manager's Lease")
+	t.Logf("first commit: Flux installed the operator (Kustomization %s Ready, pod %s) after %.1fs", operatorKs.GetName(), pods[0].Name, time.Since(began).Seconds())
+
+	ks := &kustomizationWatch{t: t, dc: dc, c: c, ns: ns, name: fleetKs.GetName(), rollout: name}
 	r := &slmopsv1alpha1.EdgeRollout{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
 
 	// (a) Ready only once the rollout is Completed.
-	began := time.Now()
+	began = time.Now()
 	ks.waitReadyAt(first, 90*time.Second)
 	g.Expect(ks.notReadyWhileProgressing).To(BeTrue(), "the Kustomization was never seen not Ready while the rollout progressed")
 	v1 := get(t, c, r).Status.StableRevision
@@ -184,6 +230,93 @@ func TestFluxReconcilesRolloutsFromGit(t *testing.T) {
 	back := get(t, c, r)
 	g.Expect(back.Status.StableRevision).To(Equal(v2))
 	t.Logf("revert: Kustomization Ready at %s, the rollout Completed at %s, after %.1fs", reverted, v2, time.Since(began).Seconds())
+
+	// Uninstall: the fleet first (the operator takes the rollout's
+	// finalizer and cohort labels off), then the operator. Everything the
+	// operator's Kustomization applied is pruned but the CRDs.
+	began = time.Now()
+	deleteKustomization(t, dc, ns, fleetKs.GetName())
+	waitGone(t, func() error { return c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, r) })
+	deleteKustomization(t, dc, ns, operatorKs.GetName())
+	for _, obj := range []client.Object{
+		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: operatorNS, Name: "slmops-manager"}},
+		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "slmops-manager"}},
+		&admissionregistrationv1.ValidatingAdmissionPolicy{ObjectMeta: metav1.ObjectMeta{Name: "slmops-manager-nodes"}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: operatorNS}},
+	} {
+		waitGone(t, func() error { return c.Get(ctx, client.ObjectKeyFromObject(obj), obj) })
+	}
+	crds := schema.GroupVersionResource{Group: "apiextensions.k8s.io", Version: "v1", Resource: "customresourcedefinitions"}
+	for _, crd := range []string{"slmmodels.slmops.dev", "edgerollouts.slmops.dev"} {
+		obj, err := dc.Resource(crds).Get(ctx, crd, metav1.GetOptions{})
+		g.Expect(err).NotTo(HaveOccurred(), "the CRD %s was pruned", crd)
+		g.Expect(obj.GetDeletionTimestamp()).To(BeNil(), "the CRD %s is being deleted", crd)
+	}
+	t.Logf("uninstall: the fleet and the operator pruned, the CRDs kept, after %.1fs", time.Since(began).Seconds())
+}
+
+// operatorNS and operatorSelector are config/manager's namespace and its
+// Deployment's selector.
+const operatorNS = "slmops-system"
+
+var operatorSelector = map[string]string{"app.kubernetes.io/name": "slmops", "app.kubernetes.io/component": "manager"}
+
+// readTree adds the files under dir to files, keyed by prefix and their
+// path below dir.
+func readTree(dir, prefix string, files map[string]string) error {
+	return filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(dir, path)
+		if err != nil {
+			return err
+		}
+		data, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		files[prefix+"/"+filepath.ToSlash(rel)] = string(data)
+		return nil
+	})
+}
+
+// shippedKustomization is the Flux Kustomization of config/gitops/flux/file
+// for the test's namespace and GitRepository, with the test's short
+// intervals; edit changes its spec further.
+func shippedKustomization(t *testing.T, file, ns string, edit func(spec map[string]any)) *unstructured.Unstructured {
+	t.Helper()
+	data, err := os.ReadFile(filepath.Join(testenv.RepoRoot(), "config", "gitops", "flux", file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &unstructured.Unstructured{}
+	if err := yaml.Unmarshal(data, &u.Object); err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	if u.GetKind() != "Kustomization" {
+		t.Fatalf("%s holds a %s, not a Flux Kustomization", file, u.GetKind())
+	}
+	u.SetNamespace(ns)
+	spec, _, _ := unstructured.NestedMap(u.Object, "spec")
+	spec["sourceRef"] = map[string]any{"kind": "GitRepository", "name": "fleet"}
+	spec["interval"], spec["retryInterval"] = "1m", "5s"
+	edit(spec)
+	if err := unstructured.SetNestedMap(u.Object, spec, "spec"); err != nil {
+		t.Fatal(err)
+	}
+	return u
+}
+
+// deleteKustomization deletes a Kustomization and waits until Flux has
+// pruned what it applied and let it go.
+func deleteKustomization(t *testing.T, dc dynamic.Interface, ns, name string) {
+	t.Helper()
+	_ = dc.Resource(kustomizationGVR).Namespace(ns).Delete(context.Background(), name, metav1.DeleteOptions{})
+	waitGone(t, func() error {
+		_, err := dc.Resource(kustomizationGVR).Namespace(ns).Get(context.Background(), name, metav1.GetOptions{})
+		return err
+	})
 }
 
 // fluxModel is the fleet's SLMModel, as config/samples has it, served by
@@ -242,11 +375,9 @@ spec:
 `, name, strings.Join(nodes, ", "))
 }
 
-// fluxSource and fluxKustomization are config/gitops/flux's source.yaml and
-// stores.yaml for the test's namespace (%[1]s) and Git server: short
-// intervals, and a timeout that covers a rollout of four nodes.
-const (
-	fluxSource = `apiVersion: source.toolkit.fluxcd.io/v1
+// fluxSource is config/gitops/flux's source.yaml for the test's namespace
+// (%[1]s) and Git server: a short interval.
+const fluxSource = `apiVersion: source.toolkit.fluxcd.io/v1
 kind: GitRepository
 metadata:
   name: fleet
@@ -258,31 +389,15 @@ spec:
   ref:
     branch: main
 `
-	fluxKustomization = `apiVersion: kustomize.toolkit.fluxcd.io/v1
-kind: Kustomization
-metadata:
-  name: fleet
-  namespace: %[1]s
-spec:
-  interval: 1m
-  retryInterval: 5s
-  timeout: 2m
-  sourceRef:
-    kind: GitRepository
-    name: fleet
-  path: ./fleet
-  targetNamespace: %[1]s
-  prune: true
-  wait: true
-`
-)
 
-// kustomizationWatch reads the test's Kustomization and its rollout.
+// kustomizationWatch reads one of the test's Kustomizations and the rollout
+// it applies, if any.
 type kustomizationWatch struct {
 	t       *testing.T
 	dc      dynamic.Interface
 	c       client.Client
 	ns      string
+	name    string
 	rollout string
 	// notReadyWhileProgressing records that, since the last wait began, a
 	// poll saw the rollout progressing and then the Kustomization not Ready.
@@ -310,7 +425,7 @@ type kustomizationStatus struct {
 
 // ready reads the Kustomization's status.
 func (k *kustomizationWatch) ready(g Gomega) kustomizationStatus {
-	u, err := k.dc.Resource(kustomizationGVR).Namespace(k.ns).Get(context.Background(), "fleet", metav1.GetOptions{})
+	u, err := k.dc.Resource(kustomizationGVR).Namespace(k.ns).Get(context.Background(), k.name, metav1.GetOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
 	var s kustomizationStatus
 	s.applied, _, _ = unstructured.NestedString(u.Object, "status", "lastAppliedRevision")
@@ -337,13 +452,16 @@ func (k *kustomizationWatch) waitReadyAt(commit string, timeout time.Duration) {
 	NewWithT(k.t).Eventually(func(g Gomega) {
 		r := &slmopsv1alpha1.EdgeRollout{}
 		key := types.NamespacedName{Namespace: k.ns, Name: k.rollout}
-		progressing := k.c.Get(context.Background(), key, r) == nil && rolloutMoving(r)
+		progressing := k.rollout != "" && k.c.Get(context.Background(), key, r) == nil && rolloutMoving(r)
 		s := k.ready(g)
 		if progressing && s.status != "True" {
 			k.notReadyWhileProgressing = true
 		}
 		g.Expect(s.status).To(Equal("True"), "Ready %s: %s", s.reason, s.message)
 		g.Expect(s.applied).To(HaveSuffix(commit), "last applied revision")
+		if k.rollout == "" {
+			return
+		}
 		g.Expect(k.c.Get(context.Background(), key, r)).To(Succeed())
 		if r.Status.Phase != slmopsv1alpha1.PhaseCompleted || r.Status.ObservedGeneration != r.Generation {
 			// StopTrying: a Ready Kustomization with a rollout in progress

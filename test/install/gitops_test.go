@@ -29,18 +29,30 @@ func TestGitOpsManifestsPointAtWhatExists(t *testing.T) {
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no GitOps manifests: %v", err)
 	}
+	// objs is every object by kind and name, which is how they refer to
+	// each other; all of them, by file, are checked (operator.yaml and
+	// operator-kustomize.yaml both define Kustomization/slmops-operator:
+	// one is applied in place of the other).
 	objs := map[string]*unstructured.Unstructured{}
+	type defined struct {
+		key string
+		obj *unstructured.Unstructured
+	}
+	var all []defined
 	for _, f := range files {
 		raw, err := os.ReadFile(f)
 		if err != nil {
 			t.Fatal(err)
 		}
+		rel, _ := filepath.Rel(root, f)
 		for _, o := range parseManifests(t, string(raw)) {
 			objs[o.GetKind()+"/"+o.GetName()] = o
+			all = append(all, defined{rel + ": " + o.GetKind() + "/" + o.GetName(), o})
 		}
 	}
 	var checked []string
-	for key, o := range objs {
+	for _, d := range all {
+		key, o := d.key, d.obj
 		switch o.GetKind() {
 		case "Application": // Argo CD
 			path, _, _ := unstructured.NestedString(o.Object, "spec", "source", "path")
@@ -74,8 +86,8 @@ func TestGitOpsManifestsPointAtWhatExists(t *testing.T) {
 				t.Errorf("%s's source %q is not defined", key, source)
 			}
 			deps, _, _ := unstructured.NestedSlice(o.Object, "spec", "dependsOn")
-			for _, d := range deps {
-				name, _ := d.(map[string]any)["name"].(string)
+			for _, dep := range deps {
+				name, _ := dep.(map[string]any)["name"].(string)
 				if objs["Kustomization/"+name] == nil {
 					t.Errorf("%s depends on Kustomization %q, which is not defined", key, name)
 				}
@@ -87,7 +99,7 @@ func TestGitOpsManifestsPointAtWhatExists(t *testing.T) {
 		}
 	}
 	t.Logf("checked %v", checked)
-	if len(checked) < 5 {
+	if len(checked) < 6 {
 		t.Errorf("checked only %v", checked)
 	}
 }

@@ -25,6 +25,11 @@ import (
 	"github.com/slmops/slmops/test/testenv"
 )
 
+// managerSelector is the chart's selector of its manager pods (checked
+// against the Deployment by the tests that install it).
+var managerSelector = map[string]string{"app.kubernetes.io/name": "slmops", "app.kubernetes.io/instance": release,
+	"app.kubernetes.io/component": "manager"}
+
 const (
 	release   = "slmops"
 	releaseNS = "slmops-system"
@@ -34,19 +39,16 @@ const (
 // TestChartInstallsUpgradesAndUninstalls installs the chart with helm (two
 // replicas), checks what its ServiceAccount may and may not do, runs the
 // Deployment's pods as real manager processes on the simulated nodes (its
-// args, its ServiceAccount's bound token, its probes, its user): one leads
-// and the other waits; the leader is killed while the sample rollout of
-// config/samples is in flight, the other takes over, and the rollout
-// completes. Then it upgrades the release with other values, and uninstalls
-// it.
+// args, its ServiceAccount's bound token, its probes, its user), which
+// complete the sample rollout of config/samples. Then it upgrades the
+// release with other values, whose three pods roll the new inferd image
+// out, and uninstalls it. TestManagerPodFailover kills the leader of such
+// pods.
 func TestChartInstallsUpgradesAndUninstalls(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	// The chart's selector of its manager pods (checked below); the process
-	// kubelet must be there before helm creates them.
-	managerSelector := map[string]string{"app.kubernetes.io/name": "slmops", "app.kubernetes.io/instance": release,
-		"app.kubernetes.io/component": "manager"}
-	managers := runManagerPods(t, managerSelector)
+	managers := testenv.RunManagerPods(t, cluster, releaseNS, managerSelector, managerBin,
+		"the chart installed, upgraded and uninstalled with its manager Deployment run as its own pods")
 	out, err := helm("install", release, chartDir, "--namespace", releaseNS, "--create-namespace", "--wait=false",
 		"--set", "replicaCount=2")
 	g.Expect(err).NotTo(HaveOccurred(), out)
@@ -61,77 +63,12 @@ func TestChartInstallsUpgradesAndUninstalls(t *testing.T) {
 
 	// Under the admission policies too: the managers' logs would show any
 	// request they denied.
-	t.Run("the manager's pods hand over leadership and complete the sample rollout", func(t *testing.T) {
-		g := NewWithT(t)
-		pods := managers.waitReady(2)
-		for _, p := range pods {
-			uid, err := uidOf(pid(&p))
-			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(uid).To(Equal("65532"), "the manager of pod %s runs as the chart's user", p.Name)
-		}
-		// One leads, the other waits.
-		var first, leader string
-		var before map[string]int
-		g.Eventually(func(g Gomega) {
-			first, err = holder(ctx)
-			g.Expect(err).NotTo(HaveOccurred())
-			g.Expect(first).NotTo(BeEmpty())
-			before = managers.acquired()
-			var leading []string
-			for _, p := range pods {
-				if before[p.Name] > 0 {
-					leading = append(leading, p.Name)
-				}
-			}
-			g.Expect(leading).To(HaveLen(1), "pods that acquired the Lease")
-			leader = leading[0]
-		}).WithTimeout(time.Minute).Should(Succeed(), "one manager pod leads, the other waits")
-
-		// The leader dies while the rollout is under way.
-		applySamples(t, "stores")
-		waitForSamplePhase(t, "stores", slmopsv1alpha1.PhasePaused)
-		var leaderPID int
-		for _, p := range managers.pods() {
-			if p.Name == leader {
-				leaderPID = pid(&p)
-			}
-		}
-		g.Expect(leaderPID).To(BeNumerically(">", 0))
-		g.Expect(syscall.Kill(leaderPID, syscall.SIGKILL)).To(Succeed())
-		killed := time.Now()
-		var next string
-		g.Eventually(func() (string, error) {
-			next, err = holder(ctx)
-			return next, err
-		}).WithTimeout(time.Minute).WithPolling(250*time.Millisecond).ShouldNot(Or(Equal(first), BeEmpty()), "leadership after the leader was killed")
-		took := time.Since(killed)
-		var successor string
-		g.Eventually(func() string {
-			for pod, n := range managers.acquired() {
-				if n > before[pod] {
-					successor = pod
-				}
-			}
-			return successor
-		}).WithTimeout(10*time.Second).ShouldNot(BeEmpty(), "the log of the pod that took the lead")
-		who := "pod " + successor
-		if successor == leader {
-			who = "the killed pod's restarted process"
-		}
-		t.Logf("leadership passed from pod %s to %s %.1f s after SIGKILL (new identity %s)", leader, who, took.Seconds(), next)
-		completeSampleRollout(t, "stores")
-
-		// The killed process came back in its pod; no liveness probe killed
-		// a healthy manager.
-		for _, p := range managers.pods() {
-			want := 0
-			if p.Name == leader {
-				want = 1
-			}
-			g.Expect(p.Status.ContainerStatuses).To(HaveLen(1))
-			g.Expect(p.Status.ContainerStatuses[0].RestartCount).To(BeEquivalentTo(want), "restarts of pod %s", p.Name)
-		}
-	})
+	for _, p := range managers.WaitReady(2) {
+		uid, err := testenv.ProcessUID(testenv.PodPID(&p))
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(uid).To(Equal("65532"), "the manager of pod %s runs as the chart's user", p.Name)
+	}
+	completeSampleRollout(t, "stores")
 
 	// Upgrade: other values reach the Deployment; what the new values no
 	// longer render (the metrics RBAC, the editor roles) is gone.
@@ -149,7 +86,7 @@ func TestChartInstallsUpgradesAndUninstalls(t *testing.T) {
 	}
 	// The upgraded managers run: their new inferd image is a new revision
 	// of the sample rollout, which they take to Completed.
-	managers.waitReady(3)
+	managers.WaitReady(3)
 	c := kube(t)
 	sample := func(g Gomega) slmopsv1alpha1.EdgeRolloutStatus {
 		var r slmopsv1alpha1.EdgeRollout
@@ -163,7 +100,9 @@ func TestChartInstallsUpgradesAndUninstalls(t *testing.T) {
 	g.Expect(sample(g).StableRevision).To(Equal(canary))
 
 	// Uninstall: nothing of the release is left but the CRDs (kept on
-	// purpose), and the models and rollouts in them are untouched.
+	// purpose), and the models and rollouts in them are untouched. The
+	// managers stop before their RBAC goes.
+	g.Expect(managers.Stop()).To(Succeed())
 	out, err = helm("uninstall", release, "--namespace", releaseNS, "--wait")
 	g.Expect(err).NotTo(HaveOccurred(), out)
 	g.Expect(leftovers(t, release)).To(BeEmpty(), "objects of the release after helm uninstall")
