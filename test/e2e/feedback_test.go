@@ -124,12 +124,25 @@ func feedbackModel(ns string, o *modelOrigin, file string) *slmopsv1alpha1.SLMMo
 	m.Spec.Quantization, m.Spec.Architecture = slmopsv1alpha1.QuantizationQ8_0, "llama"
 	m.Spec.Runtime.ContextLength = 256
 	m.Spec.SelfTest = &slmopsv1alpha1.SelfTest{
-		// Long enough to span many CFS periods of a node's CPU bound, so
-		// that what it measures is the bound, not a burst inside one.
-		Prompts: []slmopsv1alpha1.GoldenPrompt{{Prompt: "hello edge", MaxTokens: 96}},
+		Prompts: feedbackPrompts(),
 		Timeout: &metav1.Duration{Duration: 3 * time.Minute},
 	}
 	return m
+}
+
+// feedbackPrompts are the feedback models' golden prompts: 600 tokens in
+// all, so that the decode rate a node measures spans many CFS periods of
+// its CPU bound (about 15 at the x86 class's 100m) and is the bound's, not
+// where a burst fell against a period's edge. With one prompt of 96
+// tokens (two or three periods), the x86 nodes of one revision measured
+// from 640 to 3,980 tokens/s, and a canary as fast as stable was rolled
+// back as slower.
+func feedbackPrompts() []slmopsv1alpha1.GoldenPrompt {
+	return []slmopsv1alpha1.GoldenPrompt{
+		{Prompt: "hello edge", MaxTokens: 200},
+		{Prompt: "edge hello", MaxTokens: 200},
+		{Prompt: "hello again", MaxTokens: 200},
+	}
 }
 
 // feedbackRollout is a rollout over the real nodes in three steps, with
@@ -383,7 +396,9 @@ func TestCanaryDecidedByInferd(t *testing.T) {
 	fmt.Printf("feedback: a failing golden prompt: RolledBack at step 1 with %s on %d nodes: %s\n", got.Status.FailingNodes[0].Reason, len(got.Status.FailingNodes), got.Status.FailingNodes[0].Message)
 
 	// (c) A file that fails verification: the digest of another file.
-	patchModel(t, c, ns, m.Name, fmt.Sprintf(`{"spec":{"digest":%q,"selfTest":{"prompts":[{"prompt":"hello edge","maxTokens":96}]}}}`, digestOf(99)))
+	prompts, err := json.Marshal(feedbackPrompts())
+	g.Expect(err).NotTo(HaveOccurred())
+	patchModel(t, c, ns, m.Name, fmt.Sprintf(`{"spec":{"digest":%q,"selfTest":{"prompts":%s}}}`, digestOf(99), prompts))
 	canary = waitForNewCanary(t, c, r, canary)
 	readyCanary := 0
 	got = waitForPhase(t, c, r, slmopsv1alpha1.PhaseRolledBack, "", 5*time.Minute, func() {
