@@ -138,9 +138,9 @@ test: controlplane helm prometheus flux krew verify vet lint ## Run every test: 
 	@# minutes cold; without the snapshot or the tools (exit 3, 4) the
 	@# test skips and the summary says so.
 	@rc=0; hack/build-llama-cpp.sh >/dev/null || rc=$$?; case $$rc in 0|3|4) ;; *) exit $$rc ;; esac
-	@echo "go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) ./... && hack/test-arm64.sh"
+	@echo "hack/go-test.sh $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) && hack/test-arm64.sh"
 	@rc=0; \
-	SLMOPS_SKIP_LOG=$(SKIP_LOG) go test $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) ./... || rc=$$?; \
+	SLMOPS_SKIP_LOG=$(SKIP_LOG) hack/go-test.sh $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) || rc=$$?; \
 	SLMOPS_SKIP_LOG=$(SKIP_LOG) hack/test-arm64.sh || rc=$$?; \
 	hack/skipped.sh $(SKIP_LOG); \
 	exit $$rc
