@@ -218,6 +218,15 @@ const (
 	// ReasonWaitingForStaging: the cohort is healthy but more of its nodes
 	// must stage the model before they join (Progressing).
 	ReasonWaitingForStaging = "WaitingForStaging"
+	// ReasonWaitingForReports: the cohort is healthy, and the analysis
+	// compares its self-test figures with stable's, but some of its nodes'
+	// reports have not arrived yet (Progressing); the step waits for them
+	// up to ReportGraceSeconds after each pod turned Ready.
+	ReasonWaitingForReports = "WaitingForReports"
+	// ReportGraceSeconds is how long a step waits for a healthy cohort
+	// node's self-test report when the analysis compares the canary's
+	// figures with stable's (ReasonWaitingForReports).
+	ReportGraceSeconds = 30
 	// ReasonWaitingForUnreachableNodes: under unreachableNodes.policy Wait,
 	// the step waits for cohort nodes that are unreachable (Progressing).
 	ReasonWaitingForUnreachableNodes = "WaitingForUnreachableNodes"

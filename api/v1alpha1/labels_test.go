@@ -91,6 +91,7 @@ func TestWireWordsDoNotChange(t *testing.T) {
 		{slmopsv1alpha1.ReasonNoTargetNodes, "NoTargetNodes"},
 		{slmopsv1alpha1.ReasonStepProgressing, "StepProgressing"},
 		{slmopsv1alpha1.ReasonWaitingForStaging, "WaitingForStaging"},
+		{slmopsv1alpha1.ReasonWaitingForReports, "WaitingForReports"},
 		{slmopsv1alpha1.ReasonWaitingForUnreachableNodes, "WaitingForUnreachableNodes"},
 		{slmopsv1alpha1.ReasonStepPaused, "StepPaused"},
 		{slmopsv1alpha1.ReasonStepStarted, "StepStarted"},

@@ -291,3 +291,76 @@ func TestClassStatusIsBounded(t *testing.T) {
 		t.Errorf("largest class's stable figures %+v", first.Stable)
 	}
 }
+
+// TestAStepWaitsForTheReportsItCompares: with minRelativeThroughput, a
+// cohort whose pods turned Ready but whose self-test reports have not
+// arrived is not promoted on readiness alone: the step waits
+// (WaitingForReports) and wakes when the wait ends. Once the reports say
+// the ARM canary is at half stable's rate, it fails with SlowerThanStable;
+// reports that never come hold the step for reportGrace, no longer.
+func TestAStepWaitsForTheReportsItCompares(t *testing.T) {
+	halfOnARM := func(class, rev string) float64 {
+		if rev == "new" && class == armClass {
+			return 5
+		}
+		return 10
+	}
+	s := classSpec(slmopsv1alpha1.AnalysisScopeFleet)
+	// Ready pods of the canary, just now, without reports.
+	start := func() ([]Node, slmopsv1alpha1.EdgeRolloutStatus) {
+		nodes := classFleet(40, halfOnARM)
+		p := planFor(Input{Generation: 1, Spec: s, Status: progressing(0, time.Hour), Revision: "new", Digest: "sha256:new", Nodes: nodes, Now: t0})
+		if len(p.Labels) == 0 {
+			t.Fatalf("no cohort for the first step: %s", condMessage(p.Status))
+		}
+		for i := range nodes {
+			if rev, ok := p.Labels[nodes[i].Name]; ok {
+				nodes[i].Revision = rev
+				nodes[i].Pod = Pod{Exists: true, Ready: true, Since: t0}
+			}
+		}
+		return nodes, p.Status
+	}
+
+	nodes, st := start()
+	p := planFor(Input{Generation: 1, Spec: s, Status: st, Revision: "new", Digest: "sha256:new", Nodes: nodes, Now: t0.Add(time.Second)})
+	if p.Status.Phase != slmopsv1alpha1.PhaseProgressing || p.Status.CurrentStep != 0 {
+		t.Fatalf("phase %s at step %d before the reports; want Progressing at step 1", p.Status.Phase, p.Status.CurrentStep+1)
+	}
+	if r := conditionReason(p.Status, slmopsv1alpha1.ConditionProgressing); r != slmopsv1alpha1.ReasonWaitingForReports {
+		t.Fatalf("reason %q (%s); want %s", r, condMessage(p.Status), slmopsv1alpha1.ReasonWaitingForReports)
+	}
+	if due := t0.Add(reportGrace); p.RequeueAfter <= 0 || p.RequeueAfter > due.Sub(t0.Add(time.Second)) {
+		t.Errorf("requeue after %s; want a wake by the end of the wait (%s)", p.RequeueAfter, due.Sub(t0.Add(time.Second)))
+	}
+
+	// The reports arrive: the ARM canary is too slow.
+	st = p.Status
+	for i := range nodes {
+		if nodes[i].Revision == "new" {
+			nodes[i].Pod.Report = report(halfOnARM(nodes[i].Class, "new"))
+		}
+	}
+	p = planFor(Input{Generation: 1, Spec: s, Status: st, Revision: "new", Digest: "sha256:new", Nodes: nodes, Now: t0.Add(2 * time.Second)})
+	if p.Status.Phase != slmopsv1alpha1.PhaseRolledBack {
+		t.Fatalf("phase %s (%s) once the reports came; want RolledBack", p.Status.Phase, condMessage(p.Status))
+	}
+	if c := meta.FindStatusCondition(p.Status.Conditions, slmopsv1alpha1.ConditionDegraded); c == nil || c.Reason != slmopsv1alpha1.ReasonSlowerThanStable {
+		t.Fatalf("Degraded condition %+v; want SlowerThanStable", c)
+	}
+
+	// Reports that never come hold the step for reportGrace only.
+	nodes, st = start()
+	p = planFor(Input{Generation: 1, Spec: s, Status: st, Revision: "new", Digest: "sha256:new", Nodes: nodes, Now: t0.Add(reportGrace)})
+	if p.Status.CurrentStep != 1 {
+		t.Fatalf("step %d (%s) %s after the pods turned Ready without reports; want step 2", p.Status.CurrentStep+1, condMessage(p.Status), reportGrace)
+	}
+
+	// Without a comparison in the analysis, readiness alone promotes.
+	s.Analysis.MinRelativeThroughput = ""
+	nodes, st = start()
+	p = planFor(Input{Generation: 1, Spec: s, Status: st, Revision: "new", Digest: "sha256:new", Nodes: nodes, Now: t0.Add(time.Second)})
+	if p.Status.CurrentStep != 1 {
+		t.Fatalf("step %d (%s) without a comparison; want step 2", p.Status.CurrentStep+1, condMessage(p.Status))
+	}
+}

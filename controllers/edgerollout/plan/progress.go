@@ -54,6 +54,12 @@ type judgement struct {
 	Kept     *failure
 	// Unstaged is how many cohort slots wait for nodes to stage.
 	Unstaged int
+	// AwaitingReports is how many healthy cohort nodes have not reported
+	// their self-test yet while the analysis compares the canary's figures
+	// with stable's; ReportsDue is when the last of them is no longer
+	// waited for (reportGrace after its pod turned Ready).
+	AwaitingReports int
+	ReportsDue      time.Time
 	// Slower are the hardware classes on which the healthy cohort is slower
 	// than the stable revision beyond the relative thresholds.
 	Slower []classFailure
@@ -124,6 +130,7 @@ var checks = []check{
 	{"failed", checkFailed},
 	{"healthy", checkHealthy},
 	{"staging", checkStaging},
+	{"reports", checkReports},
 	{"slower", checkSlower},
 	{"paused", checkPaused},
 	{"promote", checkPromote},
@@ -186,6 +193,26 @@ func checkStaging(j judgement) (verdict, bool) {
 	}
 	return verdict{Decision: wait, Reason: slmopsv1alpha1.ReasonWaitingForStaging,
 		Message: fmt.Sprintf("%s: %d cohort nodes are healthy; %d more must stage the model before they join", j.stepName(), j.Healthy, j.Unstaged)}, true
+}
+
+// reportGrace is how long after a healthy cohort node's pod turned Ready
+// its self-test report is waited for, when the analysis compares the
+// canary's figures with stable's. inferd writes the report as it turns
+// Ready, so it is normally there within a second; without the wait, a step
+// could be promoted on readiness alone before the figures that should
+// decide it arrive. A node whose report never comes (reports off) holds
+// the step this long, then is not compared.
+const reportGrace = slmopsv1alpha1.ReportGraceSeconds * time.Second
+
+// checkReports waits while healthy cohort nodes have yet to report the
+// self-test figures that checkSlower compares, up to reportGrace each.
+func checkReports(j judgement) (verdict, bool) {
+	if j.Promote || j.AwaitingReports == 0 {
+		return verdict{}, false
+	}
+	return verdict{Decision: wait, Reason: slmopsv1alpha1.ReasonWaitingForReports, Wake: j.ReportsDue,
+		Message: fmt.Sprintf("%s: %d healthy; waiting until %s for the self-test reports of %d of them, which the analysis compares with stable's",
+			j.stepName(), j.Healthy, j.ReportsDue.UTC().Format(time.RFC3339), j.AwaitingReports)}, true
 }
 
 // checkSlower fails the canary when, on some hardware class, its healthy
@@ -329,6 +356,8 @@ func (d *decider) judge(steps []slmopsv1alpha1.CanaryStep, promoted bool) judgem
 	healthy := map[string]bool{}
 	minReady := time.Duration(ptr.Deref(canary.MinReadySeconds, 0)) * time.Second
 	deadline := time.Duration(canary.ProgressDeadlineSeconds) * time.Second
+	a := d.in.Spec.Analysis
+	compares := ratio(a.MinRelativeThroughput) > 0 || ratio(a.MaxRelativeTimeToFirstToken) > 0
 	for _, n := range d.targets {
 		if !d.cohort[n.Name] {
 			continue
@@ -351,6 +380,14 @@ func (d *decider) judge(steps []slmopsv1alpha1.CanaryStep, promoted bool) judgem
 		case n.Pod.Ready && !n.Pod.Since.Add(minReady).After(d.in.Now):
 			j.Healthy++
 			healthy[n.Name] = true
+			if compares && n.Pod.Report == nil {
+				if due := n.Pod.Since.Add(reportGrace); due.After(d.in.Now) {
+					j.AwaitingReports++
+					if due.After(j.ReportsDue) {
+						j.ReportsDue = due
+					}
+				}
+			}
 		case n.Pod.Ready:
 			d.wake(n.Pod.Since.Add(minReady))
 		case n.Pod.Report != nil && !n.Pod.Report.Passed:

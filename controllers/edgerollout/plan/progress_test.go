@@ -78,6 +78,17 @@ func TestEachCheckDecidesOnTheJudgementAlone(t *testing.T) {
 		"staging: nothing to stage passes": {
 			check: checkStaging, edit: func(*judgement) {},
 		},
+		"reports: healthy nodes yet to report the figures the analysis compares wait": {
+			check: checkReports, edit: func(j *judgement) { j.AwaitingReports, j.ReportsDue = 2, t0.Add(20*time.Second) },
+			decides: true, decision: wait, reason: slmopsv1alpha1.ReasonWaitingForReports,
+			message: "waiting until " + t0.Add(20*time.Second).UTC().Format(time.RFC3339) + " for the self-test reports of 2 of them", wake: t0.Add(20 * time.Second),
+		},
+		"reports: a promoted step does not wait for reports": {
+			check: checkReports, edit: func(j *judgement) { j.AwaitingReports, j.ReportsDue, j.Promote = 2, t0.Add(20*time.Second), true },
+		},
+		"reports: nothing awaited passes": {
+			check: checkReports, edit: func(*judgement) {},
+		},
 		"paused: a pause without a duration holds until promoted": {
 			check: checkPaused, edit: func(j *judgement) { j.Pause = &slmopsv1alpha1.CanaryPause{} },
 			decides: true, decision: pause, reason: slmopsv1alpha1.ReasonStepPaused, message: "paused until promoted",
@@ -142,6 +153,10 @@ func TestTheChainStopsAtTheFirstDecision(t *testing.T) {
 		{func(*judgement) {}, "promote"},
 		{func(j *judgement) { j.Pause = &slmopsv1alpha1.CanaryPause{} }, "paused"},
 		{func(j *judgement) { j.Pause, j.Unstaged = &slmopsv1alpha1.CanaryPause{}, 1 }, "staging"},
+		{func(j *judgement) {
+			j.AwaitingReports, j.Slower = 1, []classFailure{{Class: "arm64", Reason: slmopsv1alpha1.ReasonSlowerThanStable}}
+		}, "reports"},
+		{func(j *judgement) { j.AwaitingReports, j.Unstaged = 1, 1 }, "staging"},
 		{func(j *judgement) { j.Unstaged, j.Healthy = 1, 0 }, "healthy"},
 		{func(j *judgement) { j.Healthy, j.TooManyExcluded = 0, true }, "failed"},
 	} {
