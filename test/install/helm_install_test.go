@@ -47,13 +47,8 @@ const (
 func TestChartInstallsUpgradesAndUninstalls(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	managers := testenv.RunManagerPods(t, cluster, releaseNS, managerSelector, managerBin,
-		"the chart installed, upgraded and uninstalled with its manager Deployment run as its own pods")
-	out, err := helm("install", release, chartDir, "--namespace", releaseNS, "--create-namespace", "--wait=false",
-		"--set", "replicaCount=2")
-	g.Expect(err).NotTo(HaveOccurred(), out)
+	managers, out := installWithManagerPods(t, "the chart installed, upgraded and uninstalled with its manager Deployment run as its own pods")
 	g.Expect(out).To(ContainSubstring("rollout status deployment/slmops-manager"), "NOTES.txt tells the next step")
-	g.Expect(testenv.WaitForCRDs(ctx, cluster)).To(Succeed())
 	dep, err := cluster.Clientset.AppsV1().Deployments(releaseNS).Get(ctx, "slmops-manager", metav1.GetOptions{})
 	g.Expect(err).NotTo(HaveOccurred())
 	g.Expect(dep.Spec.Selector.MatchLabels).To(Equal(managerSelector))
@@ -111,6 +106,24 @@ func TestChartInstallsUpgradesAndUninstalls(t *testing.T) {
 		g.Expect(err).NotTo(HaveOccurred(), "the CRD %s was deleted; crds.keep should have kept it", crd)
 	}
 	g.Expect(sample(g).Phase).To(Equal(slmopsv1alpha1.PhaseCompleted))
+}
+
+// installWithManagerPods runs the chart's manager pods as real processes
+// (testenv.ManagerPods; without root the test skips, saying it did not
+// check notChecked), helm-installs the chart with two replicas and waits
+// for its CRDs; it returns the pods and helm's output.
+func installWithManagerPods(t *testing.T, notChecked string) (*testenv.ManagerPods, string) {
+	t.Helper()
+	managers := testenv.RunManagerPods(t, cluster, releaseNS, managerSelector, managerBin, notChecked)
+	out, err := helm("install", release, chartDir, "--namespace", releaseNS, "--create-namespace", "--wait=false",
+		"--set", "replicaCount=2")
+	if err != nil {
+		t.Fatalf("helm install: %v\n%s", err, out)
+	}
+	if err := testenv.WaitForCRDs(context.Background(), cluster); err != nil {
+		t.Fatal(err)
+	}
+	return managers, out
 }
 
 // checkManagerRBAC asks the API server what the manager's ServiceAccount may
@@ -235,7 +248,7 @@ func runAsDeployment(t *testing.T, args []string, ns, sa string) (stop func()) {
 		}
 		// A manager that was denied something says so in its log.
 		if strings.Contains(logs.String(), "is forbidden") {
-			t.Errorf("the manager was denied something it needs:\n%s", grepLines(logs.String(), "is forbidden"))
+			t.Errorf("the manager was denied something it needs:\n%s", testenv.GrepLines(logs.String(), "is forbidden"))
 		}
 	}
 }
@@ -317,13 +330,3 @@ func leftovers(t *testing.T, release string) []string {
 func kube(t *testing.T) client.Client { return testenv.Client(t, cluster.Config) }
 
 func freeAddr(t *testing.T) string { return testenv.FreeAddr(t) }
-
-func grepLines(s, substr string) string {
-	var out []string
-	for _, l := range strings.Split(s, "\n") {
-		if strings.Contains(l, substr) {
-			out = append(out, l)
-		}
-	}
-	return strings.Join(out, "\n")
-}

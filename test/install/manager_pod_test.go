@@ -25,11 +25,7 @@ import (
 func TestManagerPodFailover(t *testing.T) {
 	g := NewWithT(t)
 	ctx := context.Background()
-	managers := testenv.RunManagerPods(t, cluster, releaseNS, managerSelector, managerBin,
-		"leader failover between the chart's two manager pods during a rollout")
-	out, err := helm("install", release, chartDir, "--namespace", releaseNS, "--create-namespace", "--wait=false",
-		"--set", "replicaCount=2")
-	g.Expect(err).NotTo(HaveOccurred(), out)
+	managers, _ := installWithManagerPods(t, "leader failover between the chart's two manager pods during a rollout")
 	t.Cleanup(func() {
 		// The managers stop before their RBAC goes.
 		if err := managers.Stop(); err != nil {
@@ -39,7 +35,6 @@ func TestManagerPodFailover(t *testing.T) {
 			t.Errorf("helm uninstall: %v\n%s", err, out)
 		}
 	})
-	g.Expect(testenv.WaitForCRDs(ctx, cluster)).To(Succeed())
 
 	pods := managers.WaitReady(2)
 	for _, p := range pods {
@@ -51,6 +46,7 @@ func TestManagerPodFailover(t *testing.T) {
 	var first, leader string
 	var before map[string]int
 	g.Eventually(func(g Gomega) {
+		var err error
 		first, err = managers.Holder(ctx)
 		g.Expect(err).NotTo(HaveOccurred())
 		g.Expect(first).NotTo(BeEmpty())
@@ -92,6 +88,7 @@ func TestManagerPodFailover(t *testing.T) {
 	killed := time.Now()
 	var next string
 	g.Eventually(func() (string, error) {
+		var err error
 		next, err = managers.Holder(ctx)
 		return next, err
 	}).WithTimeout(time.Minute).WithPolling(250*time.Millisecond).ShouldNot(Or(Equal(first), BeEmpty()), "leadership after the leader was killed")

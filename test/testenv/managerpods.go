@@ -89,7 +89,7 @@ func RunManagerPods(t testing.TB, c *localcluster.Cluster, namespace string, sel
 		// A manager that was denied something says so in its log.
 		for pod, l := range logs {
 			if strings.Contains(l, "is forbidden") {
-				t.Errorf("the manager of pod %s was denied something it needs:\n%s", pod, grepLines(l, "is forbidden"))
+				t.Errorf("the manager of pod %s was denied something it needs:\n%s", pod, GrepLines(l, "is forbidden"))
 			}
 		}
 		_ = os.RemoveAll(root)
@@ -206,8 +206,8 @@ func ProcessUID(pid int) (string, error) {
 	return "", fmt.Errorf("no Uid in /proc/%d/status", pid)
 }
 
-// grepLines is the lines of s that contain sub.
-func grepLines(s, sub string) string {
+// GrepLines is the lines of s that contain sub.
+func GrepLines(s, sub string) string {
 	var out []string
 	for _, l := range strings.Split(s, "\n") {
 		if strings.Contains(l, sub) {
