@@ -153,18 +153,21 @@ func TestFluxGitOps(t *testing.T) {
 		_, err := dc.Resource(kustomizationGVR).Namespace(ns).Create(ctx, k, metav1.CreateOptions{})
 		g.Expect(err).NotTo(HaveOccurred(), "create Kustomization %s", k.GetName())
 	}
-	// If the test stops early: the fleet goes first, while the operator
-	// is up to remove the rollout's finalizer and cohort labels; then the
-	// operator. Deleting a Kustomization prunes what it applied, and Flux
-	// removes its own finalizers before it stops (cleanups run last first).
+	// uninstall deletes the fleet's Kustomization first, while the operator
+	// is up to take the rollout's finalizer and cohort labels off, waits for
+	// the rollout to go, then deletes the operator's. Deleting a
+	// Kustomization prunes what it applied. The test ends with it; if the
+	// test stops early, its cleanup does it (again, at no cost), with the
+	// GitRepository, before Flux stops (cleanups run last first) and can
+	// remove its own finalizers.
+	uninstall := func() {
+		deleteKustomization(t, dc, ns, fleetKs.GetName())
+		r := &slmopsv1alpha1.EdgeRollout{}
+		waitGone(t, func() error { return c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, r) })
+		deleteKustomization(t, dc, ns, operatorKs.GetName())
+	}
 	t.Cleanup(func() {
-		for _, k := range []string{fleetKs.GetName(), operatorKs.GetName()} {
-			deleteKustomization(t, dc, ns, k)
-			if k == fleetKs.GetName() {
-				r := &slmopsv1alpha1.EdgeRollout{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}}
-				waitGone(t, func() error { return c.Get(context.Background(), types.NamespacedName{Namespace: ns, Name: name}, r) })
-			}
-		}
+		uninstall()
 		_ = dc.Resource(gitRepositoryGVR).Namespace(ns).Delete(context.Background(), "fleet", metav1.DeleteOptions{})
 		waitGone(t, func() error {
 			_, err := dc.Resource(gitRepositoryGVR).Namespace(ns).Get(context.Background(), "fleet", metav1.GetOptions{})
@@ -235,9 +238,7 @@ func TestFluxGitOps(t *testing.T) {
 	// finalizer and cohort labels off), then the operator. Everything the
 	// operator's Kustomization applied is pruned but the CRDs.
 	began = time.Now()
-	deleteKustomization(t, dc, ns, fleetKs.GetName())
-	waitGone(t, func() error { return c.Get(ctx, types.NamespacedName{Namespace: ns, Name: name}, r) })
-	deleteKustomization(t, dc, ns, operatorKs.GetName())
+	uninstall()
 	for _, obj := range []client.Object{
 		&appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Namespace: operatorNS, Name: "slmops-manager"}},
 		&rbacv1.ClusterRole{ObjectMeta: metav1.ObjectMeta{Name: "slmops-manager"}},
