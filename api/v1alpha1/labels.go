@@ -314,7 +314,10 @@ const (
 // without one.
 const (
 	// ExcludedInsufficientMemory: the node's allocatable memory is below the
-	// model's size plus distribution.fit.memoryHeadroom.
+	// model's size plus distribution.fit.memoryHeadroom, or, once a pod of
+	// the revision reported it, below inferd's estimate of the model plus
+	// its own memory. inferd uses the same word when the estimate is more
+	// than its container may use.
 	ExcludedInsufficientMemory = "InsufficientMemory"
 	// ExcludedInsufficientDisk: the node's allocatable ephemeral storage is
 	// below the model's size plus distribution.fit.diskHeadroom. inferd's

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/slmops/slmops/inferd/engine/check"
 	"github.com/slmops/slmops/inferd/engine/llama/llamatest"
 	"github.com/slmops/slmops/inferd/gguf"
 )
@@ -42,6 +43,21 @@ func TestCheckSubcommand(t *testing.T) {
 		if !strings.Contains(out.String(), want) {
 			t.Errorf("the report lacks %q:\n%s", want, out.String())
 		}
+	}
+	// Two sequences at once: the weights once, the KV cache of each.
+	out.Reset()
+	if code := runCheck([]string{"--context", "128", "--concurrency", "2", good}, &out, &errs); code != 0 {
+		t.Fatalf("exit %d with --concurrency 2:\n%s%s", code, out.String(), errs.String())
+	}
+	r, err := check.Check(good, 128)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := "serving    2 sequences at once: " + check.Human(r.WeightsBytes+2*256<<10); !strings.Contains(out.String(), want) {
+		t.Errorf("the report lacks %q:\n%s", want, out.String())
+	}
+	if code := runCheck([]string{"--concurrency", "0", good}, &out, &errs); code != 2 || !strings.Contains(errs.String(), "want at least 1") {
+		t.Errorf("--concurrency 0: exit %d, %q", code, errs.String())
 	}
 	out.Reset()
 	if code := runCheck([]string{good, bad, filepath.Join(dir, "missing.gguf")}, &out, &errs); code != 1 {

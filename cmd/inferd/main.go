@@ -68,6 +68,10 @@ func main() {
 	if *queueDepth < 0 {
 		*queueDepth = 2 * int(cfg.Runtime.MaxConcurrentRequests)
 	}
+	memoryLimit, err := config.MemoryLimitFromEnv(os.Getenv)
+	if err != nil {
+		fail(*terminationLog, log, err)
+	}
 	opts := daemon.Options{
 		Listen: *listen, NodeName: os.Getenv(config.EnvNodeName),
 		Authorization: os.Getenv(config.EnvAuthorization), RegistryAuth: []byte(os.Getenv(config.EnvRegistryAuth)),
@@ -75,7 +79,8 @@ func main() {
 		TerminationLog: *terminationLog, ShutdownGrace: *grace,
 		QueueDepth: *queueDepth, QueueTimeout: *queueTimeout, MaxRequestBytes: *maxRequestBytes, MaxTokens: *maxTokens,
 		DownloadBytesPerSecond: *downloadRate, DownloadAttemptTimeout: *attemptTimeout, RetryBackoff: *retryBackoff, ChatTemplate: *chatTemplate,
-		Log: log.WithValues("node", os.Getenv(config.EnvNodeName)),
+		MemoryLimitBytes: memoryLimit,
+		Log:              log.WithValues("node", os.Getenv(config.EnvNodeName)),
 	}
 	if cfg.Report.Enabled {
 		// Never fatal: without a token inferd serves, and the operator

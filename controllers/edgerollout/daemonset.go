@@ -249,6 +249,11 @@ func inferdDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMModel, 
 	env := []corev1.EnvVar{
 		{Name: config.EnvConfig, Value: encoded},
 		{Name: config.EnvNodeName, ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}},
+		// The memory inferd may use (its limit, or the node's allocatable
+		// memory without one): it checks the model's estimate against it
+		// before it loads the model.
+		{Name: config.EnvMemoryLimit, ValueFrom: &corev1.EnvVarSource{ResourceFieldRef: &corev1.ResourceFieldSelector{
+			ContainerName: containerName, Resource: "limits.memory", Divisor: resource.MustParse("1")}}},
 	}
 	if h := a.Source.HTTP; h != nil && h.SecretRef != nil {
 		env = append(env, corev1.EnvVar{Name: config.EnvAuthorization, ValueFrom: &corev1.EnvVarSource{
@@ -430,6 +435,8 @@ func buildStageDaemonSet(r *slmopsv1alpha1.EdgeRollout, m *slmopsv1alpha1.SLMMod
 	pt.Spec.PriorityClassName = ""
 	removeReportAccess(&pt.Spec)
 	c := &pt.Spec.Containers[0]
+	// A stager loads no model: the serving pod checks the memory.
+	c.Env = slices.DeleteFunc(c.Env, func(e corev1.EnvVar) bool { return e.Name == config.EnvMemoryLimit })
 	c.Resources = corev1.ResourceRequirements{
 		Requests: corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("50m"), corev1.ResourceMemory: resource.MustParse("32Mi")},
 		Limits:   corev1.ResourceList{corev1.ResourceMemory: resource.MustParse("128Mi")},

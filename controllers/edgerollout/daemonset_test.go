@@ -224,6 +224,8 @@ func TestAQualityCheckInferdCannotCompileIsAnInvalidConfig(t *testing.T) {
 // inferd ServiceAccount with its token and knows its own name (the downward
 // API), and its config turns the report on; the rest of the locked-down
 // shape stays. A stager, and every pod with reports off, gets no token.
+// Every serving pod gets its memory limit from the downward API (a stager
+// loads no model and gets none).
 func TestOnlyServingPodsGetAToken(t *testing.T) {
 	m, r := httpModelAndRollout()
 	m.Spec.SelfTest = &slmopsv1alpha1.SelfTest{Prompts: []slmopsv1alpha1.GoldenPrompt{{Prompt: "hi", MaxTokens: 4}}}
@@ -233,6 +235,9 @@ func TestOnlyServingPodsGetAToken(t *testing.T) {
 		Token          bool
 		PodEnv         map[string]string
 		Report         bool
+		// MemoryLimit is the downward API's source of the memory limit
+		// inferd checks its estimate against: container/resource/divisor.
+		MemoryLimit string
 	}
 	shapeOf := func(t *testing.T, ds *appsv1.DaemonSet) shape {
 		spec := ds.Spec.Template.Spec
@@ -256,6 +261,9 @@ func TestOnlyServingPodsGetAToken(t *testing.T) {
 					s.PodEnv = map[string]string{}
 				}
 				s.PodEnv[e.Name] = e.ValueFrom.FieldRef.FieldPath
+			case config.EnvMemoryLimit:
+				ref := e.ValueFrom.ResourceFieldRef
+				s.MemoryLimit = ref.ContainerName + "/" + ref.Resource + "/" + ref.Divisor.String()
 			case config.EnvConfig:
 				var cfg config.Config
 				if err := json.Unmarshal([]byte(e.Value), &cfg); err != nil {
@@ -269,13 +277,14 @@ func TestOnlyServingPodsGetAToken(t *testing.T) {
 		}
 		return s
 	}
-	reporting := shape{ServiceAccount: slmopsv1alpha1.InferdServiceAccount, Token: true, Report: true,
+	const limit = containerName + "/limits.memory/1"
+	reporting := shape{ServiceAccount: slmopsv1alpha1.InferdServiceAccount, Token: true, Report: true, MemoryLimit: limit,
 		PodEnv: map[string]string{config.EnvPodName: "metadata.name", config.EnvPodNamespace: "metadata.namespace"}}
 	for name, tc := range map[string]struct {
 		d               Defaults
 		serving, stager shape
 	}{
-		"reports off: no pod gets a token": {Defaults{}, shape{}, shape{}},
+		"reports off: no pod gets a token": {Defaults{}, shape{MemoryLimit: limit}, shape{}},
 		"reports on: only serving pods do": {Defaults{InferdReports: true}, reporting, shape{}},
 	} {
 		t.Run(name, func(t *testing.T) {

@@ -13,6 +13,8 @@ import (
 	"os"
 	"regexp"
 	"slices"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/slmops/slmops/inferd/selftest/jsonschema"
@@ -41,7 +43,27 @@ const (
 	// template.apiTokenSecretRef; like EnvAuthorization it never reaches a
 	// log or the pod spec.
 	EnvAPIToken = "INFERD_API_TOKEN"
+	// EnvMemoryLimit is the memory in bytes the inferd container may use:
+	// the downward API's limits.memory, which is the container's memory
+	// limit, or the node's allocatable memory when it has none. inferd
+	// checks its estimate of the model's memory against it before it loads
+	// the model.
+	EnvMemoryLimit = "INFERD_MEMORY_LIMIT_BYTES"
 )
+
+// MemoryLimitFromEnv reads EnvMemoryLimit: 0 when it is unset, an error
+// naming the variable when it is not a whole number of bytes of at least 1.
+func MemoryLimitFromEnv(getenv func(string) string) (int64, error) {
+	v := strings.TrimSpace(getenv(EnvMemoryLimit))
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("%s=%q: want the container's memory limit in bytes (the downward API's limits.memory with divisor 1)", EnvMemoryLimit, v)
+	}
+	return n, nil
+}
 
 // DefaultCacheDir is the node-local model cache, a hostPath that K3s nodes keep
 // across pod restarts.

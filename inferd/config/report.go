@@ -51,6 +51,12 @@ type Report struct {
 	PeakRSSBytes int64 `json:"peakRSSBytes"`
 	// LoadSeconds is how long loading the model took.
 	LoadSeconds float64 `json:"loadSeconds"`
+	// MemoryEstimateBytes is the memory inferd estimated the model needs
+	// before it loaded it (`inferd check`: the weights and the KV cache of
+	// every concurrent sequence at the context length); 0 when the file
+	// could not be read. The operator's fit check uses it for the nodes
+	// that have not switched yet.
+	MemoryEstimateBytes int64 `json:"memoryEstimateBytes,omitempty"`
 }
 
 // ReasonPassed is the reason of a report whose self-test passed.
@@ -110,6 +116,9 @@ func (r Report) check() error {
 	}
 	if r.PeakRSSBytes < 0 {
 		return fmt.Errorf("self-test report: peakRSSBytes is %d; want at least 0", r.PeakRSSBytes)
+	}
+	if r.MemoryEstimateBytes < 0 {
+		return fmt.Errorf("self-test report: memoryEstimateBytes is %d; want at least 0", r.MemoryEstimateBytes)
 	}
 	if len(r.Prompts) > MaxReportPrompts {
 		return fmt.Errorf("self-test report: %d prompts, more than %d", len(r.Prompts), MaxReportPrompts)

@@ -33,6 +33,10 @@ const (
 	// ReasonInsufficientDisk: the cache's filesystem cannot hold the model
 	// and the headroom.
 	ReasonInsufficientDisk = "InsufficientDisk"
+	// ReasonInsufficientMemory: the model's estimated memory (its weights
+	// and the KV cache of every sequence at the context length) is more than
+	// the container may use.
+	ReasonInsufficientMemory = "InsufficientMemory"
 	// ReasonInvalidConfig: INFERD_CONFIG failed Validate.
 	ReasonInvalidConfig = "InvalidConfig"
 )

@@ -47,6 +47,9 @@ const (
 	ReasonUnsupported      = config.ReasonUnsupported
 	ReasonSelfTestFailed   = config.ReasonSelfTestFailed
 	ReasonInsufficientDisk = config.ReasonInsufficientDisk
+	// ReasonInsufficientMemory: the model's estimate is more than
+	// Options.MemoryLimitBytes.
+	ReasonInsufficientMemory = config.ReasonInsufficientMemory
 )
 
 // ErrStageFailed is what Run returns when a stager could not stage the
@@ -93,6 +96,12 @@ type Options struct {
 	RetryBackoff time.Duration
 	// ChatTemplate overrides the model's chat template.
 	ChatTemplate string
+	// MemoryLimitBytes is the memory the container may use
+	// (config.EnvMemoryLimit); 0 when unknown. A model whose estimate is
+	// more fails with ReasonInsufficientMemory before it is loaded, instead
+	// of being killed for memory in the middle of its load or its first
+	// long request.
+	MemoryLimitBytes int64
 	// Log never receives secrets, prompts or answers.
 	Log logr.Logger
 	// Registerer and Gatherer for metrics; a fresh registry when nil.
@@ -295,6 +304,12 @@ func (d *Daemon) prepare(ctx context.Context) {
 			return
 		}
 	}
+	estimate, fits := d.memoryFit(path)
+	if !fits {
+		d.fail(ReasonInsufficientMemory, estimate.message)
+		d.report(ctx, config.Report{Digest: d.cfg.Model.Digest, Reason: ReasonInsufficientMemory, Message: estimate.message, MemoryEstimateBytes: estimate.bytes})
+		return
+	}
 	d.srv.SetPhase(server.PhaseLoading, string(server.PhaseLoading), "mapping and validating the model")
 	start := time.Now()
 	e, err := engine.Load(path, engine.Expect{
@@ -332,6 +347,7 @@ func (d *Daemon) prepare(ctx context.Context) {
 		prompts = len(d.cfg.SelfTest.Prompts)
 	}
 	report := selfTestReport(d.cfg.Model.Digest, rep, prompts, loadSeconds, peakRSSBytes())
+	report.MemoryEstimateBytes = estimate.bytes
 	if !rep.Passed {
 		d.fail(ReasonSelfTestFailed, selfTestFailure(rep))
 		d.report(ctx, report)

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strconv"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 )
@@ -47,6 +49,9 @@ func (p *podProcess) envValue(ctx context.Context, pod *corev1.Pod, e corev1.Env
 	case from.FieldRef != nil:
 		value, err := p.fieldRefValue(pod, from.FieldRef.FieldPath)
 		return value, err == nil, err
+	case from.ResourceFieldRef != nil:
+		value, err := p.resourceFieldValue(pod, from.ResourceFieldRef)
+		return value, err == nil, err
 	case from.SecretKeyRef != nil:
 		ref := from.SecretKeyRef
 		secret, err := p.k.clientset.CoreV1().Secrets(pod.Namespace).Get(ctx, ref.Name, metav1.GetOptions{})
@@ -76,7 +81,49 @@ func (p *podProcess) envValue(ctx context.Context, pod *corev1.Pod, e corev1.Env
 		}
 		return v, ok, nil
 	}
-	return "", false, errors.New("the process kubelet resolves fieldRef, secretKeyRef and configMapKeyRef only")
+	return "", false, errors.New("the process kubelet resolves fieldRef, resourceFieldRef, secretKeyRef and configMapKeyRef only")
+}
+
+// resourceFieldValue resolves a resourceFieldRef as a kubelet does: the
+// named container's limit, or the node's allocatable amount when the
+// container has none, divided by the divisor and rounded up.
+func (p *podProcess) resourceFieldValue(pod *corev1.Pod, ref *corev1.ResourceFieldSelector) (string, error) {
+	var res corev1.ResourceName
+	switch ref.Resource {
+	case "limits.memory":
+		res = corev1.ResourceMemory
+	case "limits.cpu":
+		res = corev1.ResourceCPU
+	default:
+		return "", fmt.Errorf("the process kubelet resolves resourceFieldRef limits.memory and limits.cpu only, not %s", ref.Resource)
+	}
+	var ctr *corev1.Container
+	for i := range pod.Spec.Containers {
+		if c := &pod.Spec.Containers[i]; c.Name == ref.ContainerName {
+			ctr = c
+		}
+	}
+	if ctr == nil {
+		return "", fmt.Errorf("resourceFieldRef names container %q, which the pod lacks", ref.ContainerName)
+	}
+	q, ok := ctr.Resources.Limits[res]
+	if !ok {
+		node, err := p.k.nodeLister.Get(pod.Spec.NodeName)
+		if err != nil {
+			return "", fmt.Errorf("node %s for resourceFieldRef %s: %w", pod.Spec.NodeName, ref.Resource, err)
+		}
+		if q, ok = node.Status.Allocatable[res]; !ok {
+			return "", fmt.Errorf("node %s has no allocatable %s", pod.Spec.NodeName, res)
+		}
+	}
+	divisor := ref.Divisor
+	if divisor.IsZero() {
+		divisor = resource.MustParse("1")
+	}
+	if res == corev1.ResourceCPU {
+		return strconv.FormatInt((q.MilliValue()+divisor.MilliValue()-1)/divisor.MilliValue(), 10), nil
+	}
+	return strconv.FormatInt((q.Value()+divisor.Value()-1)/divisor.Value(), 10), nil
 }
 
 // fieldRefValue resolves a fieldRef of env or a downwardAPI volume.

@@ -246,13 +246,96 @@ func TestFitChecksAllocatableMemoryAndDisk(t *testing.T) {
 		{"4Gi", "2Gi", slmopsv1alpha1.ExcludedInsufficientDisk},
 		{"2304Mi", "3Gi", ""}, // exactly model + headroom
 	} {
-		reason, msg := fitProblem(node(c.mem, c.disk), model, memHeadroom, diskHeadroom)
+		reason, msg := need{size: model, memory: model + memHeadroom, disk: model + diskHeadroom}.problem(node(c.mem, c.disk))
 		if reason != c.want {
 			t.Errorf("memory %s, disk %s: %q (%s); want %q", c.mem, c.disk, reason, msg, c.want)
 		}
 	}
-	if r, _ := fitProblem(node("1Mi", "1Mi"), 0, memHeadroom, diskHeadroom); r != "" {
+	if r, _ := (need{}).problem(node("1Mi", "1Mi")); r != "" {
 		t.Errorf("a model of unknown size is judged unfit: %s", r)
+	}
+}
+
+// TestFitUsesInferdsEstimateOnceAPodReportedIt: before any pod of the
+// revision reported, memory is judged by sizeBytes plus memoryHeadroom;
+// once one reported inferd's estimate (weights and KV cache at the
+// context), by the estimate plus inferd's own memory, in both directions: a
+// node the headroom would have let through is excluded when the KV cache is
+// large, and one it would have excluded is let in when the estimate is
+// small. A report of another digest, or of a pod of another revision, is
+// not used.
+func TestFitUsesInferdsEstimateOnceAPodReportedIt(t *testing.T) {
+	const model = 2 << 30 // the artifact's sizeBytes
+	alloc := func(mem string) corev1.ResourceList {
+		return testutil.Node("n").Allocatable(mem, "64Gi").Obj().Status.Allocatable
+	}
+	in := func(reports ...config.Report) Input {
+		nodes := fleet(10, 1, "old")
+		for i := range nodes {
+			nodes[i].Allocatable = alloc("4Gi")
+		}
+		nodes[8].Allocatable = alloc("3Gi")      // fits 2 GiB + 256 MiB headroom
+		nodes[9].Allocatable = alloc("2200Mi") // does not
+		for i, r := range reports {
+			nodes[i].Revision, nodes[i].Pod = "new", Pod{Exists: true, Ready: true, Since: t0.Add(-time.Minute), Report: &r}
+		}
+		s := spec("10%", "100%")
+		slmopsv1alpha1.DefaultEdgeRolloutSpec(&s) // memoryHeadroom 256Mi
+		return Input{Generation: 1, Spec: s, Status: progressing(0, time.Minute), Revision: "new", Digest: "sha256:new", Nodes: nodes, Now: t0,
+			Artifacts: []Artifact{{Name: slmopsv1alpha1.DefaultVariant, Digest: "sha256:new", SizeBytes: ptr.To[int64](model)}}}
+	}
+	unfit := func(in Input) map[string]string {
+		out := map[string]string{}
+		for n, e := range fit(in, in.Nodes) {
+			out[n] = e.Message
+		}
+		return out
+	}
+	report := func(digest string, estimate int64) config.Report {
+		return config.Report{Digest: digest, Passed: true, Reason: config.ReasonPassed, MemoryEstimateBytes: estimate}
+	}
+
+	// No report yet: the headroom decides.
+	if got := unfit(in()); len(got) != 1 || !strings.Contains(got["node-009"], "plus headroom") {
+		t.Errorf("before any report: unfit %v; want node-009 by the headroom", got)
+	}
+	// A large KV cache: 2 GiB of weights and 1 GiB of cache.
+	got := unfit(in(report("sha256:new", 3<<30)))
+	if len(got) != 2 || got["node-008"] == "" || got["node-009"] == "" {
+		t.Fatalf("estimate 3 GiB: unfit %v; want node-008 and node-009", got)
+	}
+	for _, want := range []string{"allocatable memory 3.0 GiB", "3.0 GiB as inferd estimated it on node-000", "plus 64.0 MiB for inferd itself (3.1 GiB in all)"} {
+		if !strings.Contains(got["node-008"], want) {
+			t.Errorf("message %q lacks %q", got["node-008"], want)
+		}
+	}
+	// A small cache: 2 GiB of weights and 16 MiB; the largest report counts.
+	if got := unfit(in(report("sha256:new", 2<<30+8<<20), report("sha256:new", 2<<30+16<<20))); len(got) != 0 {
+		t.Errorf("estimate 2 GiB + 16 MiB: unfit %v; want every node in (2200 MiB >= 2128 MiB)", got)
+	}
+	if got := unfit(in(report("sha256:new", 2<<30+16<<20), report("sha256:new", 3<<30))); len(got) != 2 || !strings.Contains(got["node-009"], "on node-001") {
+		t.Errorf("two reports: unfit %v; want the larger estimate, node-001's", got)
+	}
+	// A report of another file is not this artifact's estimate.
+	if got := unfit(in(report("sha256:other", 3<<30))); len(got) != 1 || got["node-009"] == "" {
+		t.Errorf("a report of another digest: unfit %v; want only node-009, by the headroom", got)
+	}
+	// Nor is the report of a pod of another revision (the same file at
+	// another context length, say).
+	old := in()
+	r := report("sha256:new", 3<<30)
+	old.Nodes[0].Pod.Report = &r
+	if got := unfit(old); len(got) != 1 {
+		t.Errorf("a stable pod's report: unfit %v; want only node-009", got)
+	}
+	// The estimate flows into the plan: node-008 is excluded, listed with it.
+	p := planFor(in(report("sha256:new", 3<<30)))
+	ds := p.Status.Distribution
+	if ds == nil || ds.UnfitNodes != 2 {
+		t.Fatalf("distribution %+v; want 2 unfit nodes", ds)
+	}
+	if _, ok := p.Labels["node-008"]; ok {
+		t.Errorf("unfit node-008 is relabelled")
 	}
 }
 

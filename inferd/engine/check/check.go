@@ -38,8 +38,8 @@ type Report struct {
 	Tokenizer string
 	// Memory: the weights (the file's tensors, mapped: the page cache
 	// holds them once per node) and the KV cache of one sequence at
-	// Context.
-	WeightsBytes, KVCacheBytes int64
+	// Context, which KVBytesPerToken is of each token.
+	WeightsBytes, KVCacheBytes, KVBytesPerToken int64
 	// Problems are why this build does not run the file; none when it does.
 	Problems []string
 }
@@ -49,6 +49,18 @@ func (r Report) Runs() bool { return len(r.Problems) == 0 }
 
 // TotalBytes is the estimate of the model's memory at Context.
 func (r Report) TotalBytes() int64 { return r.WeightsBytes + r.KVCacheBytes }
+
+// Estimate is the model's memory when it serves sequences at once (each
+// with its own KV cache) at context tokens, as the engine runs it: a
+// context longer than the model's is cut to the model's, 0 means the
+// model's own. It is what inferd checks against its memory limit before it
+// loads a file and reports to the operator, whose fit check uses it.
+func (r Report) Estimate(context, sequences int) int64 {
+	if context <= 0 || (r.ModelContext > 0 && context > r.ModelContext) {
+		context = r.ModelContext
+	}
+	return r.WeightsBytes + r.KVBytesPerToken*int64(context)*int64(max(1, sequences))
+}
 
 // ErrUnreadable wraps the error for a file that is not a GGUF file this
 // build can even read.
@@ -108,6 +120,7 @@ func Check(path string, context int) (Report, error) {
 	case context > 0:
 		r.Context = context
 	}
+	r.KVBytesPerToken = KVCacheBytes(cfg, 1)
 	r.KVCacheBytes = KVCacheBytes(cfg, r.Context)
 	return r, nil
 }
@@ -118,6 +131,9 @@ func Check(path string, context int) (Report, error) {
 func KVCacheBytes(cfg llama.Config, context int) int64 {
 	return 2 * int64(cfg.Layers) * int64(context) * int64(cfg.KVHeads) * int64(cfg.HeadDim) * llama.KVBytesPerValue
 }
+
+// Human prints bytes in binary units, such as 3.8 GiB.
+func Human(b int64) string { return human(b) }
 
 // String is the report as `inferd check` prints it.
 func (r Report) String() string {
