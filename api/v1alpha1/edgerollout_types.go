@@ -514,7 +514,11 @@ type PeerSharing struct {
 // Fit is the headroom a node must have beyond the model's size.
 type Fit struct {
 	// memoryHeadroom is allocatable memory needed beyond the model's size
-	// (context, buffers, the runtime).
+	// (context, buffers, the runtime) until a pod of the revision has
+	// reported inferd's estimate of the model (its weights and the KV cache
+	// of maxConcurrentRequests sequences at contextLength, read from the
+	// file, as `inferd check` prints it); from then on a node needs that
+	// estimate plus 64Mi for inferd itself.
 	// +optional
 	// +kubebuilder:default="256Mi"
 	// +kubebuilder:validation:XIntOrString
@@ -695,6 +699,20 @@ type EdgeRolloutStatus struct {
 	// +listMapKey=name
 	Variants []VariantStatus `json:"variants,omitempty"`
 
+	// sites count the target nodes per site (their value of
+	// strategy.canary.topologyKey, "(none)" for a node without one), so that
+	// `kubectl slm status` reads one object however large the fleet: at most
+	// 100 sites, those with nodes that are not ready first, then by name.
+	// +optional
+	// +kubebuilder:validation:MaxItems=100
+	// +listType=map
+	// +listMapKey=name
+	Sites []SiteStatus `json:"sites,omitempty"`
+	// siteCount is how many sites the target nodes are in; sites lists them
+	// all when it is at most 100.
+	// +optional
+	SiteCount int32 `json:"siteCount,omitempty"`
+
 	// hardwareClasses are the target nodes per hardware class (the values of
 	// analysis.hardwareClassLabels), with what their inferd pods of the
 	// canary and the stable revision measured in their self-tests: at most
@@ -859,6 +877,26 @@ type ExcludedClass struct {
 	// +optional
 	// +kubebuilder:validation:MaxLength=512
 	Message string `json:"message,omitempty"`
+}
+
+// SiteStatus counts the target nodes of one site.
+type SiteStatus struct {
+	// name is the site: the nodes' value of strategy.canary.topologyKey.
+	// +required
+	// +kubebuilder:validation:MaxLength=63
+	Name string `json:"name"`
+	// targetNodes is how many target nodes the site has.
+	// +optional
+	TargetNodes int32 `json:"targetNodes"`
+	// canaryNodes is how many of them run the canary revision.
+	// +optional
+	CanaryNodes int32 `json:"canaryNodes,omitempty"`
+	// readyNodes is how many of them have a Ready inferd pod of their revision.
+	// +optional
+	ReadyNodes int32 `json:"readyNodes"`
+	// failingNodes is how many of them are failing canary nodes.
+	// +optional
+	FailingNodes int32 `json:"failingNodes,omitempty"`
 }
 
 // VariantStatus is how many target nodes run one artifact of the model.

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -202,6 +203,54 @@ func TestStatusShowsStepSitesAndFailingNodes(t *testing.T) {
 	}
 	if got := strings.Join(sites["site-b"], " "); got != "4 1 2 1" {
 		t.Errorf("site-b: nodes canary ready failing = %s; want 4 1 2 1", got)
+	}
+}
+
+// TestStatusReadsTheSitesFromTheStatus: with the operator's site counts in
+// the status, status prints those (one object read, however large the
+// fleet), says how many more sites there are, and lists nothing of the
+// nodes or pods; --all-sites counts from the nodes and pods as before.
+func TestStatusReadsTheSitesFromTheStatus(t *testing.T) {
+	r := fleet(t, "sites")
+	ctx := context.Background()
+	// Figures the nodes would not give, so that the test sees where they
+	// came from.
+	r.Status.Sites = []slmopsv1alpha1.SiteStatus{
+		{Name: "site-b", TargetNodes: 40, CanaryNodes: 10, ReadyNodes: 38, FailingNodes: 1},
+		{Name: "site-a", TargetNodes: 40, CanaryNodes: 20, ReadyNodes: 40},
+	}
+	r.Status.SiteCount = 5
+	if err := env.Client.Status().Update(ctx, r); err != nil {
+		t.Fatal(err)
+	}
+	sites := func(out string) map[string]string {
+		got := map[string]string{}
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) == 5 && strings.HasPrefix(f[0], "site-") {
+				got[f[0]] = strings.Join(f[1:], " ")
+			}
+		}
+		return got
+	}
+	out, err := slm(t, "status", "stores", "-n", "sites")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got := sites(out); !cmp.Equal(got, map[string]string{"site-b": "40 10 38 1", "site-a": "40 20 40 0"}) {
+		t.Errorf("sites %v; want the status's", got)
+	}
+	if !strings.Contains(out, "... and 3 more sites, all ready (--all-sites lists every site)") {
+		t.Errorf("the view does not say how many sites it leaves out:\n%s", out)
+	}
+	if strings.Index(out, "site-b") > strings.Index(out, "site-a") {
+		t.Errorf("the sites are not in the status's order (not ready first):\n%s", out)
+	}
+	out, err = slm(t, "status", "stores", "-n", "sites", "--all-sites")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if got := sites(out); !cmp.Equal(got, map[string]string{"site-a": "4 2 4 0", "site-b": "4 1 2 1"}) {
+		t.Errorf("--all-sites: sites %v; want those counted from the nodes and pods", got)
 	}
 }
 

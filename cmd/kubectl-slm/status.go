@@ -25,7 +25,7 @@ import (
 const defaultTopologyKey = "topology.kubernetes.io/zone"
 
 func (c *cli) statusCommand() *cobra.Command {
-	var watch bool
+	var watch, allSites bool
 	var interval time.Duration
 	cmd := &cobra.Command{
 		Use:   "status NAME",
@@ -33,10 +33,13 @@ func (c *cli) statusCommand() *cobra.Command {
 		Long: "Show where a rollout is: its phase and step, the canary cohort, ready nodes per\n" +
 			"site, and the failing nodes with their reasons. With --watch, print the view\n" +
 			"again whenever it changes, and exit when the rollout ends: 0 when Completed,\n" +
-			"1 when RolledBack, Degraded or Aborted.",
+			"1 when RolledBack, Degraded or Aborted. The view is read from the rollout's\n" +
+			"status (one object, however large the fleet), which lists up to 100 sites;\n" +
+			"--all-sites counts every site from the nodes and pods instead.",
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
+			c.allSites = allSites
 			if !watch {
 				v, err := c.view(ctx, args[0])
 				if err != nil {
@@ -48,6 +51,7 @@ func (c *cli) statusCommand() *cobra.Command {
 			return c.watch(ctx, args[0], interval)
 		},
 	}
+	cmd.Flags().BoolVar(&allSites, "all-sites", false, "count every site from the nodes and pods (two lists of the fleet) instead of reading the rollout's status")
 	cmd.Flags().BoolVarP(&watch, "watch", "w", false, "print the view again on every change until the rollout ends")
 	cmd.Flags().DurationVar(&interval, "interval", 2*time.Second, "how often --watch looks")
 	return cmd
@@ -101,6 +105,8 @@ type statusView struct {
 	model *slmopsv1alpha1.SLMModel
 	key   string
 	sites []site
+	// moreSites is how many sites the status counts but does not list.
+	moreSites int
 }
 
 func (c *cli) view(ctx context.Context, name string) (*statusView, error) {
@@ -115,6 +121,15 @@ func (c *cli) view(ctx context.Context, name string) (*statusView, error) {
 	m := &slmopsv1alpha1.SLMModel{}
 	if err := c.client.Get(ctx, client.ObjectKey{Namespace: r.Namespace, Name: r.Spec.ModelRef.Name}, m); err == nil {
 		v.model = m
+	}
+	// The operator counts the sites into the status; an operator older
+	// than that, or --all-sites, has them counted here.
+	if st := r.Status; !c.allSites && (st.SiteCount > 0 || st.TargetNodes == 0) {
+		for _, s := range st.Sites {
+			v.sites = append(v.sites, site{name: s.Name, nodes: int(s.TargetNodes), canary: int(s.CanaryNodes), ready: int(s.ReadyNodes), failing: int(s.FailingNodes)})
+		}
+		v.moreSites = int(st.SiteCount) - len(st.Sites)
+		return v, nil
 	}
 
 	selector, err := r.Spec.NodeSelector.Selector()
@@ -242,6 +257,15 @@ func (v *statusView) render(w io.Writer, now time.Time) {
 			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", s.name, s.nodes, s.canary, s.ready, s.failing)
 		}
 		tw.Flush()
+		if v.moreSites > 0 {
+			// Sites with nodes that are not ready come first: when the
+			// last listed one is all ready, so are the rest.
+			allReady := ""
+			if last := v.sites[len(v.sites)-1]; last.ready == last.nodes {
+				allReady = ", all ready"
+			}
+			fmt.Fprintf(w, "... and %d more sites%s (--all-sites lists every site)\n", v.moreSites, allReady)
+		}
 	}
 	if len(st.HardwareClasses) > 0 {
 		fmt.Fprintln(w)

@@ -3,6 +3,7 @@ package plan
 import (
 	"fmt"
 	"slices"
+	"strings"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -187,4 +188,63 @@ func variantCounts(arts []Artifact, nodes []Node) []slmopsv1alpha1.VariantStatus
 		}
 	}
 	return out
+}
+
+// maxSites bounds status.sites.
+const maxSites = 100
+
+// noSite names the site of target nodes without the topology key.
+const noSite = "(none)"
+
+// siteCounts counts the target nodes per site, with the canary, ready and
+// failing ones, and how many sites there are: at most maxSites, those with
+// nodes that are not ready first (what an operator looks for), then by
+// name.
+func (d *decider) siteCounts() ([]slmopsv1alpha1.SiteStatus, int32) {
+	failing := map[string]bool{}
+	for _, f := range d.st.FailingNodes {
+		failing[f.Node] = true
+	}
+	for n := range d.failing {
+		failing[n] = true
+	}
+	bySite := map[string]*slmopsv1alpha1.SiteStatus{}
+	for _, n := range d.all {
+		name := n.Site
+		if name == "" {
+			name = noSite
+		}
+		s := bySite[name]
+		if s == nil {
+			s = &slmopsv1alpha1.SiteStatus{Name: name}
+			bySite[name] = s
+		}
+		s.TargetNodes++
+		if d.st.CanaryRevision != "" && n.Revision == d.st.CanaryRevision {
+			s.CanaryNodes++
+		}
+		if n.Revision != "" && n.Pod.Ready && n.Reachable {
+			s.ReadyNodes++
+		}
+		if failing[n.Name] {
+			s.FailingNodes++
+		}
+	}
+	if len(bySite) == 0 {
+		return nil, 0
+	}
+	out := make([]slmopsv1alpha1.SiteStatus, 0, len(bySite))
+	for _, s := range bySite {
+		out = append(out, *s)
+	}
+	slices.SortFunc(out, func(a, b slmopsv1alpha1.SiteStatus) int {
+		if ua, ub := a.TargetNodes-a.ReadyNodes, b.TargetNodes-b.ReadyNodes; (ua > 0) != (ub > 0) {
+			if ua > 0 {
+				return -1
+			}
+			return 1
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+	return out[:min(len(out), maxSites)], int32(len(out))
 }

@@ -176,6 +176,7 @@ func Compute(in Input) Plan {
 	st.ObservedModelGeneration = in.ModelGeneration
 	d.partiallyRolledBack()
 	st.Variants = variantCounts(in.Artifacts, in.Nodes)
+	st.Sites, st.SiteCount = d.siteCounts()
 	st.HardwareClasses = d.classStatus()
 
 	p.Revisions = d.revisionsInUse()
@@ -237,6 +238,9 @@ type decider struct {
 	// originFailed are the origin's failures learned from a stager, per
 	// site and artifact (see learnOriginFailures).
 	originFailed map[siteKey]slmopsv1alpha1.ExcludedNode
+	// failing are the canary nodes the step's judgement found failing, by
+	// name (status.failingNodes lists at most 20 of them).
+	failing map[string]bool
 }
 
 func (d *decider) event(typ, reason, format string, args ...any) {

@@ -282,6 +282,10 @@ func (d *decider) progress() (reason, message string) {
 	promoted := d.action(slmopsv1alpha1.PromoteAnnotation, &st.Actions.Promote) && Active(st.Phase)
 
 	j := d.judge(steps, promoted)
+	d.failing = map[string]bool{}
+	for _, f := range j.Failing {
+		d.failing[f.Node] = true
+	}
 	before := st.FailingNodes
 	st.FailingNodes = mergeFailing(st.FailingNodes, j.Failing)
 	v, _ := runChecks(j)

@@ -13,7 +13,8 @@ import (
 
 // TestTheStatusStaysSmallAtFleetScale: at 5,000 nodes, with every list at
 // its worst (hundreds of failing, excluded and unfit nodes with long
-// messages, more hardware classes than listed, a full history), the status
+// messages, more hardware classes than listed, a full history, every node
+// a site of its own with the longest name a label value may have), the status
 // the plan writes stays under 64 KiB, so the EdgeRollout object stays far
 // from etcd's limits and kubectl slm status stays fast.
 func TestTheStatusStaysSmallAtFleetScale(t *testing.T) {
@@ -22,6 +23,7 @@ func TestTheStatusStaysSmallAtFleetScale(t *testing.T) {
 	for i := range nodes {
 		n := &nodes[i]
 		n.Class = fmt.Sprintf("arm64/board-%02d", i%40)
+		n.Site = fmt.Sprintf("%s-%04d", strings.Repeat("s", 58), i)
 		n.PeerSite = n.Site
 		n.Pod.Report = report(float64(5 + i%7))
 		switch i % 10 {
@@ -50,10 +52,37 @@ func TestTheStatusStaysSmallAtFleetScale(t *testing.T) {
 	if len(b) > 64<<10 {
 		t.Errorf("the status of 5,000 nodes is %d bytes; want under 64 KiB", len(b))
 	}
-	if len(p.Status.FailingNodes) > maxFailingNodes || len(p.Status.Distribution.ExcludedNodes) > maxExcludedNodes || len(p.Status.HardwareClasses) > maxClasses+1 {
-		t.Errorf("lists past their caps: %d failing, %d excluded, %d classes", len(p.Status.FailingNodes), len(p.Status.Distribution.ExcludedNodes), len(p.Status.HardwareClasses))
+	if len(p.Status.FailingNodes) > maxFailingNodes || len(p.Status.Distribution.ExcludedNodes) > maxExcludedNodes || len(p.Status.HardwareClasses) > maxClasses+1 ||
+		len(p.Status.Sites) != maxSites {
+		t.Errorf("lists past their caps: %d failing, %d excluded, %d classes, %d sites", len(p.Status.FailingNodes), len(p.Status.Distribution.ExcludedNodes),
+			len(p.Status.HardwareClasses), len(p.Status.Sites))
+	}
+	if p.Status.SiteCount != 5000 {
+		t.Errorf("siteCount %d; want 5000, every site counted though %d are listed", p.Status.SiteCount, len(p.Status.Sites))
 	}
 	if p.Status.TargetNodes != 5000 || p.Status.Distribution.FailedNodes == 0 {
 		t.Errorf("counts %d target, %d failed to stage; the counts must cover every node even when the lists are capped", p.Status.TargetNodes, p.Status.Distribution.FailedNodes)
+	}
+}
+
+// TestTheStatusCountsEverySite: per site, the target nodes, those on the
+// canary, the ready ones (an unreachable node's pod is not counted) and the
+// failing canary nodes; sites with nodes that are not ready come first,
+// then by name, and a node without the topology key is under "(none)".
+func TestTheStatusCountsEverySite(t *testing.T) {
+	nodes := fleet(9, 3, "old") // site-0: 0 3 6, site-1: 1 4 7, site-2: 2 5 8
+	nodes = onCanary(nodes, time.Minute, 1, 4)
+	nodes = onCanary(nodes, -10*time.Minute, 7) // not ready past the deadline: failing
+	nodes[2].Reachable = false
+	nodes[0].Site = ""
+	st := progressing(1, 20*time.Minute)
+	p := planFor(Input{Generation: 1, Spec: spec("10%", "50%", "100%"), Status: st, Revision: "new", Digest: "sha256:new", Nodes: nodes, Now: t0})
+	var got []string
+	for _, s := range p.Status.Sites {
+		got = append(got, fmt.Sprintf("%s %d/%d/%d/%d", s.Name, s.TargetNodes, s.CanaryNodes, s.ReadyNodes, s.FailingNodes))
+	}
+	want := []string{"site-1 3/3/2/1", "site-2 3/0/2/0", "(none) 1/0/1/0", "site-0 2/0/2/0"}
+	if strings.Join(got, ", ") != strings.Join(want, ", ") || p.Status.SiteCount != 4 {
+		t.Errorf("sites %v (count %d); want %v (4)", got, p.Status.SiteCount, want)
 	}
 }
