@@ -70,7 +70,7 @@ func main() {
 }
 
 func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile string, restarts bool, rollouts int) error {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(20+20*runs)*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(20+20*runs+3*rollouts)*time.Minute)
 	defer cancel()
 	bin, err := localcluster.BinDir()
 	if err != nil {
@@ -81,11 +81,18 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile 
 		return err
 	}
 	defer os.RemoveAll(dir)
-	manager := filepath.Join(dir, "manager")
-	if out, err := exec.Command("go", "build", "-o", manager, "github.com/slmops/slmops/cmd/manager").CombinedOutput(); err != nil {
-		return fmt.Errorf("build the manager: %w\n%s", err, out)
+	manager, plugin := filepath.Join(dir, "manager"), filepath.Join(dir, "kubectl-slm")
+	for bin, pkg := range map[string]string{manager: "cmd/manager", plugin: "cmd/kubectl-slm"} {
+		if out, err := exec.Command("go", "build", "-o", bin, "github.com/slmops/slmops/"+pkg).CombinedOutput(); err != nil {
+			return fmt.Errorf("build %s: %w\n%s", pkg, err, out)
+		}
 	}
-	c, err := localcluster.Up(ctx, localcluster.Options{Dir: filepath.Join(dir, "cluster"), BinDir: bin, Nodes: nodes, Sites: sites})
+	// Each node serves 3*rollouts/sites rollouts (1 with one).
+	perNode := max(1, (3*rollouts+sites-1)/sites)
+	if rollouts == 1 {
+		perNode = 1
+	}
+	c, err := localcluster.Up(ctx, localcluster.Options{Dir: filepath.Join(dir, "cluster"), BinDir: bin, Nodes: nodes, Sites: sites, PodsPerNode: perNode})
 	if err != nil {
 		return err
 	}
@@ -207,6 +214,12 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile 
 		fmt.Printf("  %-52s %7d      (%.1f ms mean wait in the queue, %.1f ms mean work; %d conflicts)\n", "  reconciles", int(d.reconciles),
 			1000*d.queueSeconds/max(d.reconciles, 1), 1000*d.workSeconds/max(d.reconciles, 1), int(d.conflicts))
 		fmt.Printf("  %-52s %7.2f   (%d writes: node labels, DaemonSets, status, Events)\n", "  operator API writes per node", d.writes/float64(nodes), int(d.writes))
+		fmt.Printf("  %-52s %7.1f KiB (the largest seen during the update; the API server's limit is 1.5 MiB)\n", "  EdgeRollout object", float64(sample.maxObjectBytes)/1024)
+		if took, err := statusTimes(ctx, plugin, c.Kubeconfig, "bench", "fleet", 3); err == nil {
+			fmt.Printf("  %-52s %7.2f s   (median of %d, %.2f-%.2f)\n", "  kubectl slm status fleet", median(took), len(took), slices.Min(took), slices.Max(took))
+		} else {
+			fmt.Fprintf(os.Stderr, "bench-rollout: kubectl slm status: %v\n", err)
+		}
 	}
 	if runs > 1 {
 		fmt.Printf("%d runs, median (min-max)\n", runs)
@@ -487,6 +500,8 @@ type sample struct {
 	// ready serving pod, on average over time and at the worst sample.
 	meanUnavailable float64
 	maxUnavailable  int
+	// maxObjectBytes is the largest the EdgeRollout was, as JSON.
+	maxObjectBytes int
 }
 
 // sampleIdle polls the namespace's serving DaemonSets every 100 ms until the
@@ -531,6 +546,9 @@ func sampleIdle(ctx context.Context, cl client.Client, ns, notStable string) <-c
 			weighted += time.Duration(unavailable) * dt
 			total += dt
 			s.maxUnavailable = max(s.maxUnavailable, unavailable)
+			if b, err := json.Marshal(&ro); err == nil {
+				s.maxObjectBytes = max(s.maxObjectBytes, len(b))
+			}
 			s.meanUnavailable = float64(weighted) / float64(total)
 			last = now
 			if ro.Status.Phase == slmopsv1alpha1.PhaseCompleted && ro.Status.ObservedGeneration == ro.Generation && ro.Status.StableRevision != notStable {
@@ -540,6 +558,24 @@ func sampleIdle(ctx context.Context, cl client.Client, ns, notStable string) <-c
 		}
 	}()
 	return out
+}
+
+// statusTimes runs `kubectl slm status NAME` n times against the cluster,
+// as a user would from their shell, and returns each wall time in seconds.
+func statusTimes(ctx context.Context, plugin, kubeconfig, ns, name string, n int) ([]float64, error) {
+	var took []float64
+	for range n {
+		began := time.Now()
+		out, err := exec.CommandContext(ctx, plugin, "--kubeconfig", kubeconfig, "-n", ns, "status", name).CombinedOutput()
+		if err != nil {
+			return nil, fmt.Errorf("%w\n%s", err, out)
+		}
+		took = append(took, time.Since(began).Seconds())
+		if !strings.Contains(string(out), "EdgeRollout "+ns+"/"+name) {
+			return nil, fmt.Errorf("unexpected output:\n%s", out)
+		}
+	}
+	return took, nil
 }
 
 func median(v []float64) float64 {
@@ -732,6 +768,7 @@ func manyRollouts(ctx context.Context, cl client.Client, core corev1client.CoreV
 	for i := range all {
 		all[i] = i
 	}
+	updated := time.Now().Add(-time.Second)
 	times, total, err := update(all, 3)
 	if err != nil {
 		return fmt.Errorf("the concurrent updates: %w", err)
@@ -751,6 +788,20 @@ func manyRollouts(ctx context.Context, cl client.Client, core corev1client.CoreV
 		1000*d.queueSeconds/max(d.reconciles, 1), 1000*d.workSeconds/max(d.reconciles, 1), int(d.conflicts))
 	fmt.Printf("  %-52s %7.2f   (%d writes over %d rollout-node pairs)\n", "  operator API writes per rollout node", d.writes/float64(targets), int(d.writes), targets)
 	fmt.Printf("  %-52s %7d MiB\n", "operator peak resident memory", localcluster.MemoryBytes(pid, "VmHWM")>>20)
+	// Lease lapses: the controller-manager saw a node's Lease run out and
+	// marked the node NotReady (and its pods not Ready): the simulator
+	// falling behind, not the operator.
+	if evs, err := core.Events("").List(ctx, metav1.ListOptions{FieldSelector: "reason=NodeNotReady,involvedObject.kind=Node"}); err == nil {
+		lapsed := map[string]bool{}
+		for _, e := range evs.Items {
+			if e.LastTimestamp.After(updated) || e.EventTime.After(updated) {
+				lapsed[e.InvolvedObject.Name] = true
+			}
+		}
+		fmt.Printf("  %-52s %7d      (nodes whose Lease the controller-manager saw lapse during the updates)\n", "  Lease lapses", len(lapsed))
+	} else {
+		fmt.Fprintf(os.Stderr, "bench-rollout: Lease lapses: %v\n", err)
+	}
 	return nil
 }
 

@@ -55,6 +55,11 @@ type Options struct {
 	Nodes int
 	// Sites is how many sites (topology.kubernetes.io/zone values) the nodes are spread over.
 	Sites int
+	// PodsPerNode is how many pods a node runs at once when a test expects
+	// more than one (several rollouts over the same nodes): kwok then plays
+	// that many times the pod stages, and the nodes' Lease lengthens as for
+	// a fleet that many times larger (see leaseSeconds). 0 means 1.
+	PodsPerNode int
 	// Detach starts the processes in their own session so that they outlive the
 	// caller; Down stops them. Without it they are killed when the caller exits.
 	Detach bool
@@ -339,7 +344,7 @@ func (c *Cluster) start(ctx context.Context) error {
 		"--kube-api-burst=1000",
 		"--concurrent-daemonset-syncs=4",
 		// Its default (50 s) up to 1,000 nodes; beyond, the longer lease's.
-		fmt.Sprintf("--node-monitor-grace-period=%ds", max(50, leaseSeconds(o.Nodes)+20)),
+		fmt.Sprintf("--node-monitor-grace-period=%ds", max(50, leaseSeconds(o.Nodes*max(1, o.PodsPerNode))+20)),
 	); err != nil {
 		return err
 	}
@@ -377,21 +382,29 @@ leaderElection:
 	// 40 s is 100 renewals a second for 1,000 nodes. A larger fleet gets a
 	// longer lease, so that renewals stay at that rate on 2 cores, and the
 	// controller-manager a grace period to match (see leaseSeconds).
-	lease := leaseSeconds(o.Nodes)
+	lease := leaseSeconds(o.Nodes * max(1, o.PodsPerNode))
 	// kwok plays four pod stages at a time by default: on 2 cores with a
 	// thousand pods in flight that queue, not the API server, set the pace
 	// of every pod's start and deletion.
+	// Its Lease renewals run on their own workers, four by default: at 5,000
+	// nodes, while thousands of pods change, the API server answers each
+	// renewal slowly enough that four fell behind (under 1,000 renewals a
+	// minute, against the 6,000 a 200 s Lease asks for), and the
+	// controller-manager marked nodes NotReady mid-rollout. One worker per
+	// 250 nodes keeps them in time. kwok also logs every renewal at INFO;
+	// past 1,000 nodes that is most of its output and a share of its CPU, so
+	// it logs warnings only.
 	kwokConfig := filepath.Join(c.Dir, "run", "kwok.yaml")
-	if err := os.WriteFile(kwokConfig, []byte(`apiVersion: config.kwok.x-k8s.io/v1alpha1
+	if err := os.WriteFile(kwokConfig, fmt.Appendf(nil, `apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokConfiguration
 options:
   podPlayStageParallelism: 32
   nodePlayStageParallelism: 16
   # A config file gets no defaults: kwok's own for the rest.
-  nodeLeaseParallelism: 4
+  nodeLeaseParallelism: %d
   podsOnNodeSyncParallelism: 1
   enablePodsOnNodeSyncListPager: true
-`), 0o600); err != nil {
+`, max(4, o.Nodes/250)), 0o600); err != nil {
 		return err
 	}
 	if err := c.run(ctx, kwokName, fmt.Sprintf("http://127.0.0.1:%d/healthz", kwokPort), plain,
@@ -404,6 +417,7 @@ options:
 		"--cidr=10.128.0.0/10",
 		"--node-ip=10.127.0.1",
 		fmt.Sprintf("--node-lease-duration-seconds=%d", lease),
+		"--v="+kwokLogLevel(o.Nodes),
 	); err != nil {
 		return err
 	}
@@ -411,8 +425,19 @@ options:
 	return nil
 }
 
-// leaseSeconds is the simulated nodes' Lease duration for a fleet of n:
-// K3s's 40 s up to 1,000 nodes, then growing with the fleet (200 s at 5,000).
+// kwokLogLevel is INFO up to 1,000 nodes (a failed start prints the end of
+// kwok's log), WARN past that.
+func kwokLogLevel(nodes int) string {
+	if nodes > 1000 {
+		return "WARN"
+	}
+	return "INFO"
+}
+
+// leaseSeconds is the simulated nodes' Lease duration for a fleet of n
+// (nodes times PodsPerNode): K3s's 40 s up to 1,000, then growing with the
+// fleet (200 s at 5,000), so that kwok, which renews the Leases between its
+// pod work, stays within the controller-manager's grace period.
 func leaseSeconds(n int) int {
 	return max(40, 40*n/1000)
 }
