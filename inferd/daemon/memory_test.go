@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"bytes"
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"net/http"
@@ -12,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/go-logr/logr"
 
 	"github.com/slmops/slmops/inferd/config"
 	"github.com/slmops/slmops/inferd/engine/llama/llamatest"
@@ -65,36 +62,9 @@ func TestAModelThatDoesNotFitIsRefusedBeforeItLoads(t *testing.T) {
 			Runtime: config.Runtime{ContextLength: 1024, MaxConcurrentRequests: 2},
 			Port:    8080, CacheDir: filepath.Join(t.TempDir(), "cache"), Report: config.Reporting{Enabled: true},
 		}
-		rep := &blockingReporter{written: make(chan struct{}, 4), release: make(chan struct{})}
-		close(rep.release)
-		d := New(cfg, Options{Listen: "127.0.0.1:0", Log: logr.Discard(), Reporter: rep, MemoryLimitBytes: limit, TerminationLog: termination})
-		ctx, cancel := context.WithCancel(context.Background())
-		done := make(chan error, 1)
-		go func() { done <- d.Run(ctx) }()
-		select {
-		case <-rep.written:
-		case err := <-done:
-			t.Fatalf("Run ended before a report: %v", err)
-		case <-time.After(time.Minute):
-			t.Fatal("no report within a minute")
-		}
-		rec := httptest.NewRecorder()
-		d.Server().Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
-		rep.mu.Lock()
-		defer rep.mu.Unlock()
-		if len(rep.values) != 1 {
-			t.Fatalf("%d reports; want 1", len(rep.values))
-		}
-		got, err := config.ParseReport(rep.values[0])
-		if err != nil {
-			t.Fatal(err)
-		}
+		got, ready := runUntilReport(t, cfg, Options{MemoryLimitBytes: limit, TerminationLog: termination})
 		msg, _ := os.ReadFile(termination)
-		return got, rec.Code == http.StatusOK, string(msg)
+		return got, ready, string(msg)
 	}
 
 	t.Run("one byte short", func(t *testing.T) {

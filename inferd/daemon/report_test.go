@@ -178,36 +178,9 @@ func TestAFileThatFailsVerificationIsReported(t *testing.T) {
 		Runtime: config.Runtime{ContextLength: 512, MaxConcurrentRequests: 1},
 		Port:    8080, CacheDir: filepath.Join(t.TempDir(), "cache"), Report: config.Reporting{Enabled: true},
 	}
-	rep := &blockingReporter{written: make(chan struct{}, 4), release: make(chan struct{})}
-	close(rep.release)
-	d := New(cfg, Options{Listen: "127.0.0.1:0", Log: logr.Discard(), Reporter: rep})
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- d.Run(ctx) }()
-	select {
-	case <-rep.written:
-	case err := <-done:
-		t.Fatalf("Run ended before a report: %v", err)
-	case <-time.After(2 * time.Minute):
-		t.Fatal("no report within two minutes")
-	}
-	rec := httptest.NewRecorder()
-	d.Server().Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
-	cancel()
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if rec.Code == http.StatusOK {
+	got, ready := runUntilReport(t, cfg, Options{})
+	if ready {
 		t.Error("ready with a file that fails verification")
-	}
-	rep.mu.Lock()
-	defer rep.mu.Unlock()
-	if len(rep.values) != 1 {
-		t.Fatalf("%d reports; want 1", len(rep.values))
-	}
-	got, err := config.ParseReport(rep.values[0])
-	if err != nil {
-		t.Fatal(err)
 	}
 	if got.Passed || got.Reason != config.ReasonDigestMismatch || got.Digest != wrong || strings.Contains(got.Message, "secret") {
 		t.Errorf("report %+v; want not passed, DigestMismatch of %s, and no signature in the message", got, wrong)
@@ -295,6 +268,44 @@ func TestARestartedContainerDoesNotReportAgain(t *testing.T) {
 
 // modelOrigin serves a generated model at /m.gguf until the test ends, and
 // returns the server and the model's digest.
+// runUntilReport runs a daemon of cfg with opts (on a free port, with a
+// Reporter that returns at once) until it writes its report, and returns
+// that one report, as ParseReport reads it, and whether /readyz said ready
+// then.
+func runUntilReport(t *testing.T, cfg *config.Config, opts Options) (config.Report, bool) {
+	t.Helper()
+	rep := &blockingReporter{written: make(chan struct{}, 4), release: make(chan struct{})}
+	close(rep.release)
+	opts.Listen, opts.Log, opts.Reporter = "127.0.0.1:0", logr.Discard(), rep
+	d := New(cfg, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(ctx) }()
+	select {
+	case <-rep.written:
+	case err := <-done:
+		t.Fatalf("Run ended before a report: %v", err)
+	case <-time.After(2 * time.Minute):
+		t.Fatal("no report within two minutes")
+	}
+	rec := httptest.NewRecorder()
+	d.Server().Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	rep.mu.Lock()
+	defer rep.mu.Unlock()
+	if len(rep.values) != 1 {
+		t.Fatalf("%d reports; want 1", len(rep.values))
+	}
+	got, err := config.ParseReport(rep.values[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return got, rec.Code == http.StatusOK
+}
+
 func modelOrigin(t *testing.T) (*httptest.Server, string) {
 	t.Helper()
 	var model bytes.Buffer
