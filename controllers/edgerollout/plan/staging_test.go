@@ -274,7 +274,7 @@ func TestFitUsesInferdsEstimateOnceAPodReportedIt(t *testing.T) {
 		for i := range nodes {
 			nodes[i].Allocatable = alloc("4Gi")
 		}
-		nodes[8].Allocatable = alloc("3Gi")      // fits 2 GiB + 256 MiB headroom
+		nodes[8].Allocatable = alloc("3Gi")    // fits 2 GiB + 256 MiB headroom
 		nodes[9].Allocatable = alloc("2200Mi") // does not
 		for i, r := range reports {
 			nodes[i].Revision, nodes[i].Pod = "new", Pod{Exists: true, Ready: true, Since: t0.Add(-time.Minute), Report: &r}
