@@ -62,7 +62,7 @@ func SetPhase(status *slmopsv1alpha1.EdgeRolloutStatus, generation int64, phase 
 }
 
 // CountsOnly reports whether next differs from prev only in what it counts
-// (the node counts, the per-variant and per-class figures, the staging
+// (the node counts, the per-variant, per-site and per-class figures, the staging
 // counts and the words of the conditions), and not in anything decided
 // (phase, step, revisions, reasons, failing or excluded nodes, history).
 // The controller writes such a status at a bounded rate.
@@ -70,7 +70,7 @@ func CountsOnly(prev, next *slmopsv1alpha1.EdgeRolloutStatus) bool {
 	strip := func(s *slmopsv1alpha1.EdgeRolloutStatus) *slmopsv1alpha1.EdgeRolloutStatus {
 		c := s.DeepCopy()
 		c.TargetNodes, c.CanaryNodes, c.ReadyNodes, c.UpdatedNodes, c.UnavailableNodes, c.UnreachableNodes = 0, 0, 0, 0, 0, 0
-		c.Variants, c.HardwareClasses = nil, nil
+		c.Variants, c.HardwareClasses, c.Sites, c.SiteCount = nil, nil, nil, 0
 		if d := c.Distribution; d != nil {
 			d.StagedNodes, d.StagingNodes, d.WaitingNodes = 0, 0, 0
 		}

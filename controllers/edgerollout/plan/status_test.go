@@ -92,13 +92,15 @@ func toUnstructured(t *testing.T, obj runtime.Object) *unstructured.Unstructured
 }
 
 // TestCountsOnlyTellsCountsFromDecisions: a status that only counted more
-// ready nodes (with the words of its message) is counts only; a new step, a
-// new reason or a failing node is a decision.
+// ready nodes (with the words of its message, its per-class and per-site
+// counts, and the sites' order) is counts only; a new step, a new reason or
+// a failing node is a decision.
 func TestCountsOnlyTellsCountsFromDecisions(t *testing.T) {
 	now := metav1.NewTime(t0)
 	base := progressing(1, time.Minute)
 	SetPhase(&base, 1, slmopsv1alpha1.PhaseProgressing, slmopsv1alpha1.ReasonStepProgressing, "step 2 of 3: 3 healthy, 12 needed", now)
 	base.ReadyNodes, base.HardwareClasses = 3, []slmopsv1alpha1.HardwareClassStatus{{Name: "arm64", Nodes: 12}}
+	base.Sites, base.SiteCount = []slmopsv1alpha1.SiteStatus{{Name: "a", TargetNodes: 6, ReadyNodes: 2}, {Name: "b", TargetNodes: 6, ReadyNodes: 1}}, 2
 	for name, tc := range map[string]struct {
 		edit func(*slmopsv1alpha1.EdgeRolloutStatus)
 		want bool
@@ -107,6 +109,7 @@ func TestCountsOnlyTellsCountsFromDecisions(t *testing.T) {
 			s.ReadyNodes = 4
 			SetPhase(s, 1, slmopsv1alpha1.PhaseProgressing, slmopsv1alpha1.ReasonStepProgressing, "step 2 of 3: 4 healthy, 12 needed", now)
 			s.HardwareClasses[0].Stable = &slmopsv1alpha1.ClassFigures{Revision: "old", Reports: 3}
+			s.Sites = []slmopsv1alpha1.SiteStatus{{Name: "b", TargetNodes: 6, ReadyNodes: 1}, {Name: "a", TargetNodes: 6, ReadyNodes: 3}}
 		}, true},
 		"the next step": {func(s *slmopsv1alpha1.EdgeRolloutStatus) { s.CurrentStep = 2 }, false},
 		"another reason": {func(s *slmopsv1alpha1.EdgeRolloutStatus) {
