@@ -277,7 +277,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		return ctrl.Result{}, applied.err
 	}
 	observeRollout(&ro.ObjectMeta, &s.plan.Status)
-	observeSites(&ro.ObjectMeta, s.obs.in.Nodes, s.plan.Status.CanaryRevision)
+	observeSites(&ro.ObjectMeta, s.plan.Sites)
 	observeClasses(&ro.ObjectMeta, &s.plan.Status)
 	res := requeue(s.plan, r.Resync)
 	if s.deferred > 0 && (res.RequeueAfter == 0 || s.deferred < res.RequeueAfter) {

@@ -9,7 +9,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
-	"github.com/slmops/slmops/controllers/edgerollout/plan"
 )
 
 var phases = []slmopsv1alpha1.RolloutPhase{
@@ -45,7 +44,7 @@ var (
 	})
 	siteNodesGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "slmops_rollout_site_nodes",
-		Help: "Target nodes of an EdgeRollout per site (the value of spec.strategy.canary.topologyKey; \"none\" without one) by state. state: target, ready (a Ready inferd pod of the node's revision), canary (in the canary cohort).",
+		Help: "Target nodes of an EdgeRollout per site (the value of spec.strategy.canary.topologyKey; \"(none)\" without one) by state, as status.sites counts them, for every site. state: target, ready (a Ready inferd pod of the node's revision on a reachable node), canary (in the canary cohort), failing (listed as failing).",
 	}, []string{"namespace", "rollout", "site", "state"})
 	classNodesGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "slmops_rollout_class_nodes",
@@ -104,37 +103,16 @@ func observeRollout(m *metav1.ObjectMeta, st *slmopsv1alpha1.EdgeRolloutStatus) 
 	}
 }
 
-// observeSites sets the per-site node counts of a rollout from the nodes
-// observed this reconcile; sites that no longer have target nodes go.
-func observeSites(m *metav1.ObjectMeta, nodes []plan.Node, canaryRevision string) {
-	type counts struct{ target, ready, canary int }
-	bySite := map[string]*counts{}
-	for _, n := range nodes {
-		if !n.Target {
-			continue
-		}
-		site := n.Site
-		if site == "" {
-			site = "none"
-		}
-		c := bySite[site]
-		if c == nil {
-			c = &counts{}
-			bySite[site] = c
-		}
-		c.target++
-		if n.Pod.Ready {
-			c.ready++
-		}
-		if canaryRevision != "" && n.Revision == canaryRevision {
-			c.canary++
-		}
-	}
+// observeSites sets the per-site node counts of a rollout from the plan's
+// count of every site (the status lists at most 100); sites that no longer
+// have target nodes go.
+func observeSites(m *metav1.ObjectMeta, sites []slmopsv1alpha1.SiteStatus) {
 	siteNodesGauge.DeletePartialMatch(prometheus.Labels{"namespace": m.Namespace, "rollout": m.Name})
-	for site, c := range bySite {
-		siteNodesGauge.WithLabelValues(m.Namespace, m.Name, site, "target").Set(float64(c.target))
-		siteNodesGauge.WithLabelValues(m.Namespace, m.Name, site, "ready").Set(float64(c.ready))
-		siteNodesGauge.WithLabelValues(m.Namespace, m.Name, site, "canary").Set(float64(c.canary))
+	for _, s := range sites {
+		siteNodesGauge.WithLabelValues(m.Namespace, m.Name, s.Name, "target").Set(float64(s.TargetNodes))
+		siteNodesGauge.WithLabelValues(m.Namespace, m.Name, s.Name, "ready").Set(float64(s.ReadyNodes))
+		siteNodesGauge.WithLabelValues(m.Namespace, m.Name, s.Name, "canary").Set(float64(s.CanaryNodes))
+		siteNodesGauge.WithLabelValues(m.Namespace, m.Name, s.Name, "failing").Set(float64(s.FailingNodes))
 	}
 }
 

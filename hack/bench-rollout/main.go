@@ -56,6 +56,7 @@ func main() {
 	steps := flag.String("steps", "1%,10%,50%,100%", "canary steps")
 	runs := flag.Int("runs", 1, "updates to time, each beside its own anchor; more than 1 prints the median and range")
 	profile := flag.String("cpuprofile", "", "write a 20 s CPU profile of the manager, taken from the start of the update, to this file (go tool pprof reads it)")
+	heapProfile := flag.String("heapprofile", "", "write the manager's heap profile taken when its resident memory was highest, from its start to the end of the first update (sampled every 5 s), to this file")
 	rollouts := flag.Int("rollouts", 1, "more than 1: that many EdgeRollouts of their own models, each over 3 of the sites (overlapping), updated at once, against one of them alone")
 	restarts := flag.Bool("restarts", true, "after the runs, restart the manager twice during one more update (SIGTERM, then SIGKILL) and time each new process to its first decision")
 	flag.Parse()
@@ -63,13 +64,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench-rollout: --runs must be at least 1")
 		os.Exit(2)
 	}
-	if err := run(*nodes, *sites, *runs, *maxUnavailable, strings.Split(*steps, ","), *profile, *restarts, *rollouts); err != nil {
+	if err := run(*nodes, *sites, *runs, *maxUnavailable, strings.Split(*steps, ","), *profile, *heapProfile, *restarts, *rollouts); err != nil {
 		fmt.Fprintf(os.Stderr, "bench-rollout: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile string, restarts bool, rollouts int) error {
+func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile, heapProfile string, restarts bool, rollouts int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(20+20*runs+3*rollouts)*time.Minute)
 	defer cancel()
 	bin, err := localcluster.BinDir()
@@ -136,6 +137,11 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile 
 	if rollouts > 1 {
 		return manyRollouts(ctx, cl, c.Clientset.CoreV1(), rollouts, nodes, sites, mu, steps, metricsAddr, op.Process.Pid)
 	}
+	var heapDone chan struct{}
+	if heapProfile != "" {
+		heapDone = make(chan struct{})
+		go peakHeapProfile(pprofAddr, heapProfile, op.Process.Pid, heapDone)
+	}
 	m, r := benchRollout("model", "fleet", 1, nil, mu, steps)
 	if err := cl.Create(ctx, m); err != nil {
 		return err
@@ -185,6 +191,9 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile 
 			return fmt.Errorf("update %d: %w (manager log %s)", i, err, logs.Name())
 		}
 		update := time.Since(began)
+		if heapDone != nil && i == 1 {
+			close(heapDone)
+		}
 		sample := <-sampled
 		after, err := scrape(metricsAddr)
 		if err != nil {
@@ -680,6 +689,44 @@ func cpuProfile(addr, path string) {
 	defer f.Close()
 	if _, err := io.Copy(f, resp.Body); err != nil {
 		fmt.Fprintf(os.Stderr, "bench-rollout: CPU profile: %v\n", err)
+	}
+}
+
+// peakHeapProfile saves to path the manager's heap profile taken when its
+// resident memory was the highest seen, sampling every 5 s until done.
+func peakHeapProfile(addr, path string, pid int, done <-chan struct{}) {
+	var best []byte
+	var bestRSS int64
+	tick := time.NewTicker(5 * time.Second)
+	defer tick.Stop()
+	for {
+		select {
+		case <-done:
+			if best == nil {
+				fmt.Fprintln(os.Stderr, "bench-rollout: heap profile: no sample taken")
+				return
+			}
+			if err := os.WriteFile(path, best, 0o644); err != nil {
+				fmt.Fprintf(os.Stderr, "bench-rollout: heap profile: %v\n", err)
+				return
+			}
+			fmt.Printf("  %-52s %7d MiB resident when taken (%s)\n", "  heap profile", bestRSS>>20, path)
+			return
+		case <-tick.C:
+		}
+		rss := localcluster.MemoryBytes(pid, "VmRSS")
+		if rss <= bestRSS {
+			continue
+		}
+		resp, err := http.Get("http://" + addr + "/debug/pprof/heap")
+		if err != nil {
+			continue
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err == nil && resp.StatusCode == http.StatusOK {
+			best, bestRSS = b, rss
+		}
 	}
 }
 

@@ -197,10 +197,9 @@ const maxSites = 100
 const noSite = "(none)"
 
 // siteCounts counts the target nodes per site, with the canary, ready and
-// failing ones, and how many sites there are: at most maxSites, those with
-// nodes that are not ready first (what an operator looks for), then by
-// name.
-func (d *decider) siteCounts() ([]slmopsv1alpha1.SiteStatus, int32) {
+// failing ones: sites with nodes that are not ready first (what an
+// operator looks for), then by name. The status lists the first maxSites.
+func (d *decider) siteCounts() []slmopsv1alpha1.SiteStatus {
 	failing := map[string]bool{}
 	for _, f := range d.st.FailingNodes {
 		failing[f.Node] = true
@@ -231,7 +230,7 @@ func (d *decider) siteCounts() ([]slmopsv1alpha1.SiteStatus, int32) {
 		}
 	}
 	if len(bySite) == 0 {
-		return nil, 0
+		return nil
 	}
 	out := make([]slmopsv1alpha1.SiteStatus, 0, len(bySite))
 	for _, s := range bySite {
@@ -246,5 +245,5 @@ func (d *decider) siteCounts() ([]slmopsv1alpha1.SiteStatus, int32) {
 		}
 		return strings.Compare(a.Name, b.Name)
 	})
-	return out[:min(len(out), maxSites)], int32(len(out))
+	return out
 }

@@ -111,7 +111,11 @@ type Plan struct {
 	// StageRevision is the revision whose stager DaemonSets must exist;
 	// empty when nothing stages (the others go).
 	StageRevision string
-	Events        []Event
+	// Sites counts the target nodes of every site, in the order of
+	// status.sites (which lists the first maxSites of them): the per-site
+	// metrics read it.
+	Sites  []slmopsv1alpha1.SiteStatus
+	Events []Event
 	// RequeueAfter is when time alone changes the decision (a pause or
 	// minReadySeconds ends, a deadline passes); zero when only a change in the
 	// cluster can.
@@ -176,7 +180,11 @@ func Compute(in Input) Plan {
 	st.ObservedModelGeneration = in.ModelGeneration
 	d.partiallyRolledBack()
 	st.Variants = variantCounts(in.Artifacts, in.Nodes)
-	st.Sites, st.SiteCount = d.siteCounts()
+	p.Sites = d.siteCounts()
+	st.Sites, st.SiteCount = p.Sites[:min(len(p.Sites), maxSites)], int32(len(p.Sites))
+	if len(st.Sites) == 0 {
+		st.Sites = nil
+	}
 	st.HardwareClasses = d.classStatus()
 
 	p.Revisions = d.revisionsInUse()

@@ -3,6 +3,7 @@ package plan
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -57,8 +58,8 @@ func TestTheStatusStaysSmallAtFleetScale(t *testing.T) {
 		t.Errorf("lists past their caps: %d failing, %d excluded, %d classes, %d sites", len(p.Status.FailingNodes), len(p.Status.Distribution.ExcludedNodes),
 			len(p.Status.HardwareClasses), len(p.Status.Sites))
 	}
-	if p.Status.SiteCount != 5000 {
-		t.Errorf("siteCount %d; want 5000, every site counted though %d are listed", p.Status.SiteCount, len(p.Status.Sites))
+	if p.Status.SiteCount != 5000 || len(p.Sites) != 5000 {
+		t.Errorf("siteCount %d, %d sites for the metrics; want 5000, every site counted though %d are listed", p.Status.SiteCount, len(p.Sites), len(p.Status.Sites))
 	}
 	if p.Status.TargetNodes != 5000 || p.Status.Distribution.FailedNodes == 0 {
 		t.Errorf("counts %d target, %d failed to stage; the counts must cover every node even when the lists are capped", p.Status.TargetNodes, p.Status.Distribution.FailedNodes)
@@ -84,5 +85,8 @@ func TestTheStatusCountsEverySite(t *testing.T) {
 	want := []string{"site-1 3/3/2/1", "site-2 3/0/2/0", "(none) 1/0/1/0", "site-0 2/0/2/0"}
 	if strings.Join(got, ", ") != strings.Join(want, ", ") || p.Status.SiteCount != 4 {
 		t.Errorf("sites %v (count %d); want %v (4)", got, p.Status.SiteCount, want)
+	}
+	if !slices.Equal(p.Sites, p.Status.Sites) {
+		t.Errorf("the metrics' sites %v differ from the status's %v, with fewer sites than the cap", p.Sites, p.Status.Sites)
 	}
 }
