@@ -19,7 +19,7 @@ type memoryEstimate struct {
 // file's header and metadata, and says whether it fits in
 // Options.MemoryLimitBytes (it does when the limit is unknown).
 func (d *Daemon) memoryFit(path string) (memoryEstimate, bool) {
-	r, err := check.Check(path, 0)
+	r, err := check.Memory(path)
 	if err != nil {
 		return memoryEstimate{}, true
 	}
@@ -30,12 +30,8 @@ func (d *Daemon) memoryFit(path string) (memoryEstimate, bool) {
 		return e, true
 	}
 	kv := e.bytes - r.WeightsBytes
-	tokens := ctx
-	if r.ModelContext > 0 {
-		tokens = min(ctx, r.ModelContext)
-	}
 	e.message = fmt.Sprintf("the model needs about %s (weights %s, KV cache %s: %d sequences at %d tokens), more than the %s this container may use "+
 		"(its memory limit, or the node's allocatable memory without one); give it more memory, or lower spec.runtime.contextLength or maxConcurrentRequests",
-		check.Human(e.bytes), check.Human(r.WeightsBytes), check.Human(kv), max(1, seqs), tokens, check.Human(limit))
+		check.Human(e.bytes), check.Human(r.WeightsBytes), check.Human(kv), max(1, seqs), r.ContextFor(ctx), check.Human(limit))
 	return e, false
 }

@@ -56,10 +56,16 @@ func (r Report) TotalBytes() int64 { return r.WeightsBytes + r.KVCacheBytes }
 // model's own. It is what inferd checks against its memory limit before it
 // loads a file and reports to the operator, whose fit check uses it.
 func (r Report) Estimate(context, sequences int) int64 {
+	return r.WeightsBytes + r.KVBytesPerToken*int64(r.ContextFor(context))*int64(max(1, sequences))
+}
+
+// ContextFor is the context the engine runs when asked for context tokens:
+// the model's own for 0 or more than it was made for.
+func (r Report) ContextFor(context int) int {
 	if context <= 0 || (r.ModelContext > 0 && context > r.ModelContext) {
-		context = r.ModelContext
+		return r.ModelContext
 	}
-	return r.WeightsBytes + r.KVBytesPerToken*int64(context)*int64(max(1, sequences))
+	return context
 }
 
 // ErrUnreadable wraps the error for a file that is not a GGUF file this
@@ -71,17 +77,12 @@ var ErrUnreadable = errors.New("not a readable GGUF file")
 // be read at all; what keeps a readable file from running is in
 // Report.Problems.
 func Check(path string, context int) (Report, error) {
-	r := Report{Path: path, Types: map[gguf.TensorType]int{}}
 	m, err := gguf.Open(path)
 	if err != nil {
-		return r, fmt.Errorf("%w: %w", ErrUnreadable, err)
+		return Report{Path: path}, fmt.Errorf("%w: %w", ErrUnreadable, err)
 	}
 	defer m.Close()
-	r.Architecture, r.Quantization = m.Architecture(), m.Quantization()
-	for _, t := range m.Tensors {
-		r.Types[t.Type]++
-		r.WeightsBytes += int64(t.Size)
-	}
+	r := weights(path, m)
 	if _, ok := engine.Lookup(r.Architecture); !ok {
 		r.Problems = append(r.Problems, fmt.Sprintf("architecture %q is not one this build runs (%s)", r.Architecture, strings.Join(engine.Architectures(), ", ")))
 	}
@@ -103,13 +104,46 @@ func Check(path string, context int) (Report, error) {
 			r.Tokenizer += " (" + pre + ")"
 		}
 	}
+	shape(m, &r, context)
+	return r, nil
+}
+
+// Memory reads what the memory estimate needs of the GGUF file at path (its
+// tensors' sizes and the model's shape, at the model's own context) and
+// nothing else: no tokenizer is built and no type checked, which a load
+// does anyway. inferd calls it before each load.
+func Memory(path string) (Report, error) {
+	m, err := gguf.Open(path)
+	if err != nil {
+		return Report{Path: path}, fmt.Errorf("%w: %w", ErrUnreadable, err)
+	}
+	defer m.Close()
+	r := weights(path, m)
+	shape(m, &r, 0)
+	return r, nil
+}
+
+// weights is the report of m's layout: its architecture, file type and
+// tensors.
+func weights(path string, m *gguf.Mapped) Report {
+	r := Report{Path: path, Types: map[gguf.TensorType]int{}, Architecture: m.Architecture(), Quantization: m.Quantization()}
+	for _, t := range m.Tensors {
+		r.Types[t.Type]++
+		r.WeightsBytes += int64(t.Size)
+	}
+	return r
+}
+
+// shape reads the model's shape into r: its context and its KV cache at
+// context (0: the model's own), with the problems of either.
+func shape(m *gguf.Mapped, r *Report, context int) {
 	if !slices.Contains(llama.Architectures, r.Architecture) {
-		return r, nil // no transformer shape to read (the test engine's bigram)
+		return // no transformer shape to read (the test engine's bigram)
 	}
 	cfg, err := llama.ReadConfig(m, r.Architecture)
 	if err != nil {
 		r.Problems = append(r.Problems, "shape: "+err.Error())
-		return r, nil
+		return
 	}
 	r.ModelContext, r.Context = cfg.Context, cfg.Context
 	switch {
@@ -122,7 +156,6 @@ func Check(path string, context int) (Report, error) {
 	}
 	r.KVBytesPerToken = KVCacheBytes(cfg, 1)
 	r.KVCacheBytes = KVCacheBytes(cfg, r.Context)
-	return r, nil
 }
 
 // KVCacheBytes is the KV cache of one sequence of context tokens of a model

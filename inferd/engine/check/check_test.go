@@ -72,6 +72,17 @@ func TestGeneratedFilesRun(t *testing.T) {
 			if err != nil || long.Runs() || !strings.Contains(strings.Join(long.Problems, ";"), "context 4096 is longer than the model's 128") {
 				t.Errorf("at 4096 tokens: %v %v", err, long.Problems)
 			}
+
+			// What inferd reads before each load is the same estimate.
+			mem, err := Memory(path)
+			if err != nil || mem.WeightsBytes != weights || mem.KVBytesPerToken != kv/128 || mem.ModelContext != 128 {
+				t.Errorf("Memory: weights %d, %d per token, context %d (%v); want %d, %d, 128", mem.WeightsBytes, mem.KVBytesPerToken, mem.ModelContext, err, weights, kv/128)
+			}
+			for _, e := range []struct{ context, seqs, tokens int }{{0, 1, 128}, {64, 2, 128}, {4096, 1, 128}, {32, 3, 96}} {
+				if got := mem.Estimate(e.context, e.seqs); got != weights+int64(e.tokens)*kv/128 {
+					t.Errorf("Estimate(%d, %d) = %d; want the weights and %d tokens of KV cache, %d", e.context, e.seqs, got, e.tokens, weights+int64(e.tokens)*kv/128)
+				}
+			}
 		})
 	}
 }
@@ -120,5 +131,8 @@ func TestUnsupportedFilesAreRefusedWithTheReason(t *testing.T) {
 	}
 	if _, err := Check(junk, 0); !errors.Is(err, ErrUnreadable) || !errors.Is(err, gguf.ErrInvalid) {
 		t.Errorf("a file that is not GGUF: %v", err)
+	}
+	if _, err := Memory(junk); !errors.Is(err, ErrUnreadable) {
+		t.Errorf("Memory of a file that is not GGUF: %v", err)
 	}
 }
