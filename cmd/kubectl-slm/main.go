@@ -53,8 +53,6 @@ type cli struct {
 	out    io.Writer
 	client client.Client
 	ns     string
-	// allSites has status count the sites from the nodes and pods.
-	allSites bool
 }
 
 func newRootCommand(out, errOut io.Writer) *cobra.Command {

@@ -39,16 +39,15 @@ func (c *cli) statusCommand() *cobra.Command {
 		Args: cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			c.allSites = allSites
 			if !watch {
-				v, err := c.view(ctx, args[0])
+				v, err := c.view(ctx, args[0], allSites)
 				if err != nil {
 					return err
 				}
 				v.render(c.out, time.Now())
 				return nil
 			}
-			return c.watch(ctx, args[0], interval)
+			return c.watch(ctx, args[0], allSites, interval)
 		},
 	}
 	cmd.Flags().BoolVar(&allSites, "all-sites", false, "count every site from the nodes and pods (two lists of the fleet) instead of reading the rollout's status")
@@ -58,12 +57,12 @@ func (c *cli) statusCommand() *cobra.Command {
 }
 
 // watch prints the view whenever it changes, until the rollout ends.
-func (c *cli) watch(ctx context.Context, name string, interval time.Duration) error {
+func (c *cli) watch(ctx context.Context, name string, allSites bool, interval time.Duration) error {
 	var last string
 	tick := time.NewTicker(interval)
 	defer tick.Stop()
 	for {
-		v, err := c.view(ctx, name)
+		v, err := c.view(ctx, name, allSites)
 		if err != nil {
 			return err
 		}
@@ -93,23 +92,19 @@ func (c *cli) watch(ctx context.Context, name string, interval time.Duration) er
 	}
 }
 
-// site is one site's counts.
-type site struct {
-	name                          string
-	nodes, canary, ready, failing int
-}
-
 // statusView is what status prints.
 type statusView struct {
 	r     *slmopsv1alpha1.EdgeRollout
 	model *slmopsv1alpha1.SLMModel
 	key   string
-	sites []site
+	sites []slmopsv1alpha1.SiteStatus
 	// moreSites is how many sites the status counts but does not list.
 	moreSites int
 }
 
-func (c *cli) view(ctx context.Context, name string) (*statusView, error) {
+// view reads what status prints: the sites from the rollout's status, or
+// with allSites counted from the nodes and pods.
+func (c *cli) view(ctx context.Context, name string, allSites bool) (*statusView, error) {
 	r, err := c.get(ctx, name)
 	if err != nil {
 		return nil, err
@@ -124,10 +119,8 @@ func (c *cli) view(ctx context.Context, name string) (*statusView, error) {
 	}
 	// The operator counts the sites into the status; an operator older
 	// than that, or --all-sites, has them counted here.
-	if st := r.Status; !c.allSites && (st.SiteCount > 0 || st.TargetNodes == 0) {
-		for _, s := range st.Sites {
-			v.sites = append(v.sites, site{name: s.Name, nodes: int(s.TargetNodes), canary: int(s.CanaryNodes), ready: int(s.ReadyNodes), failing: int(s.FailingNodes)})
-		}
+	if st := r.Status; !allSites && (st.SiteCount > 0 || st.TargetNodes == 0) {
+		v.sites = st.Sites
 		v.moreSites = int(st.SiteCount) - len(st.Sites)
 		return v, nil
 	}
@@ -155,7 +148,7 @@ func (c *cli) view(ctx context.Context, name string) (*statusView, error) {
 		failing[f.Node] = true
 	}
 	cohort := slmopsv1alpha1.CohortLabel(r.Namespace, r.Name)
-	bySite := map[string]*site{}
+	bySite := map[string]*slmopsv1alpha1.SiteStatus{}
 	for _, n := range nodes.Items {
 		name := n.Labels[v.key]
 		if name == "" {
@@ -163,24 +156,24 @@ func (c *cli) view(ctx context.Context, name string) (*statusView, error) {
 		}
 		s := bySite[name]
 		if s == nil {
-			s = &site{name: name}
+			s = &slmopsv1alpha1.SiteStatus{Name: name}
 			bySite[name] = s
 		}
-		s.nodes++
+		s.TargetNodes++
 		if rev := r.Status.CanaryRevision; rev != "" && n.Labels[cohort] == rev {
-			s.canary++
+			s.CanaryNodes++
 		}
 		if ready[n.Name] {
-			s.ready++
+			s.ReadyNodes++
 		}
 		if failing[n.Name] {
-			s.failing++
+			s.FailingNodes++
 		}
 	}
 	for _, s := range bySite {
 		v.sites = append(v.sites, *s)
 	}
-	slices.SortFunc(v.sites, func(a, b site) int { return strings.Compare(a.name, b.name) })
+	slices.SortFunc(v.sites, func(a, b slmopsv1alpha1.SiteStatus) int { return strings.Compare(a.Name, b.Name) })
 	return v, nil
 }
 
@@ -254,14 +247,14 @@ func (v *statusView) render(w io.Writer, now time.Time) {
 		tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 		fmt.Fprintf(tw, "SITE (%s)\tNODES\tCANARY\tREADY\tFAILING\n", v.key)
 		for _, s := range v.sites {
-			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", s.name, s.nodes, s.canary, s.ready, s.failing)
+			fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\n", s.Name, s.TargetNodes, s.CanaryNodes, s.ReadyNodes, s.FailingNodes)
 		}
 		tw.Flush()
 		if v.moreSites > 0 {
 			// Sites with nodes that are not ready come first: when the
 			// last listed one is all ready, so are the rest.
 			allReady := ""
-			if last := v.sites[len(v.sites)-1]; last.ready == last.nodes {
+			if last := v.sites[len(v.sites)-1]; last.ReadyNodes == last.TargetNodes {
 				allReady = ", all ready"
 			}
 			fmt.Fprintf(w, "... and %d more sites%s (--all-sites lists every site)\n", v.moreSites, allReady)
