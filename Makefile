@@ -180,8 +180,10 @@ bench-cluster: controlplane ## Time the local control plane with BENCH_NODES nod
 .PHONY: bench-rollout
 BENCH_RUNS ?= 1
 BENCH_ROLLOUTS ?= 1
-bench-rollout: controlplane ## An EdgeRollout on BENCH_NODES nodes (steps 1/10/50/100%) against a plain DaemonSet RollingUpdate, BENCH_RUNS times (medians and ranges), then two manager restarts mid-update; BENCH_ROLLOUTS=20: that many concurrent rollouts instead.
-	go run ./hack/bench-rollout --nodes $(BENCH_NODES) --runs $(BENCH_RUNS) --rollouts $(BENCH_ROLLOUTS)
+# BENCH_STAGING=1: the rollout stages ahead of the canary and shares within sites.
+BENCH_STAGING ?=
+bench-rollout: controlplane ## An EdgeRollout on BENCH_NODES nodes (steps 1/10/50/100%) against a plain DaemonSet RollingUpdate, BENCH_RUNS times (medians and ranges), then two manager restarts mid-update; BENCH_ROLLOUTS=20: that many concurrent rollouts instead; BENCH_STAGING=1: with staging and peer sharing.
+	go run ./hack/bench-rollout --nodes $(BENCH_NODES) --runs $(BENCH_RUNS) --rollouts $(BENCH_ROLLOUTS) $(if $(BENCH_STAGING),--staging)
 
 .PHONY: bench-inferd
 bench-inferd: ## inferd: verified download against a plain copy; tokens/s over HTTP against the engine called directly.

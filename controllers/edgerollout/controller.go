@@ -176,7 +176,8 @@ func rolloutOfLabels(_ context.Context, o client.Object) []reconcile.Request {
 // to any of them, and there are few rollouts.
 func (r *Reconciler) rolloutsOfNode(ctx context.Context, _ client.Object) []reconcile.Request {
 	var list slmopsv1alpha1.EdgeRolloutList
-	if err := r.List(ctx, &list); err != nil {
+	// Only their names are read: no copies of the rollouts on every node event.
+	if err := r.List(ctx, &list, client.UnsafeDisableDeepCopy); err != nil {
 		return nil
 	}
 	out := make([]reconcile.Request, 0, len(list.Items))

@@ -112,6 +112,7 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 	stageKey := slmopsv1alpha1.StageLabel(ro.Namespace, ro.Name)
 	labelKey := slmopsv1alpha1.CohortLabel(ro.Namespace, ro.Name)
 	variantOf := plan.VariantMatcher(model)
+	in.Nodes = make([]plan.Node, 0, len(nodes.Items))
 	key0 := client.ObjectKeyFromObject(ro)
 	for i := range nodes.Items {
 		n := &nodes.Items[i]

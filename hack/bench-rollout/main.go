@@ -27,6 +27,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -58,19 +59,20 @@ func main() {
 	profile := flag.String("cpuprofile", "", "write a 20 s CPU profile of the manager, taken from the start of the update, to this file (go tool pprof reads it)")
 	heapProfile := flag.String("heapprofile", "", "write the manager's heap profile taken when its resident memory was highest, from its start to the end of the first update (sampled every 5 s), to this file")
 	rollouts := flag.Int("rollouts", 1, "more than 1: that many EdgeRollouts of their own models, each over 3 of the sites (overlapping), updated at once, against one of them alone")
+	staging := flag.Bool("staging", false, "the rollout stages each revision ahead of the canary (one step ahead, as many downloads at once as maxUnavailable allows nodes down) and shares it between the nodes of a site; the stagers are simulated pods, so this measures the operator's staging work, not downloads")
 	restarts := flag.Bool("restarts", true, "after the runs, restart the manager twice during one more update (SIGTERM, then SIGKILL) and time each new process to its first decision")
 	flag.Parse()
 	if *runs < 1 {
 		fmt.Fprintln(os.Stderr, "bench-rollout: --runs must be at least 1")
 		os.Exit(2)
 	}
-	if err := run(*nodes, *sites, *runs, *maxUnavailable, strings.Split(*steps, ","), *profile, *heapProfile, *restarts, *rollouts); err != nil {
+	if err := run(*nodes, *sites, *runs, *maxUnavailable, strings.Split(*steps, ","), *profile, *heapProfile, *restarts, *staging, *rollouts); err != nil {
 		fmt.Fprintf(os.Stderr, "bench-rollout: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile, heapProfile string, restarts bool, rollouts int) error {
+func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile, heapProfile string, restarts, staging bool, rollouts int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(20+20*runs+3*rollouts)*time.Minute)
 	defer cancel()
 	bin, err := localcluster.BinDir()
@@ -106,8 +108,12 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile,
 		return err
 	}
 	mu := intstr.Parse(maxUnavailable)
-	fmt.Printf("rollout benchmark: %d simulated nodes in %d sites, maxUnavailable %s, steps %s, minReadySeconds 0\n",
-		nodes, sites, maxUnavailable, strings.Join(steps, " / "))
+	with := ""
+	if staging {
+		with = ", staging one step ahead and peer sharing"
+	}
+	fmt.Printf("rollout benchmark: %d simulated nodes in %d sites, maxUnavailable %s, steps %s, minReadySeconds 0%s\n",
+		nodes, sites, maxUnavailable, strings.Join(steps, " / "), with)
 
 	// The operator.
 	if err := testenv.InstallCRDs(ctx, c); err != nil {
@@ -137,16 +143,25 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile,
 	if rollouts > 1 {
 		return manyRollouts(ctx, cl, c.Clientset.CoreV1(), rollouts, nodes, sites, mu, steps, metricsAddr, op.Process.Pid)
 	}
+	mem := watchMemory(ctx, op.Process.Pid, "start")
 	var heapDone chan struct{}
 	if heapProfile != "" {
 		heapDone = make(chan struct{})
 		go peakHeapProfile(pprofAddr, heapProfile, op.Process.Pid, heapDone)
 	}
 	m, r := benchRollout("model", "fleet", 1, nil, mu, steps)
+	if staging {
+		downloads, _ := intstr.GetScaledValueFromIntOrPercent(&mu, nodes, true)
+		r.Spec.Distribution = slmopsv1alpha1.Distribution{
+			Staging:     &slmopsv1alpha1.Staging{LookaheadSteps: ptr.To[int32](1), MaxConcurrentNodes: int32(max(1, downloads))},
+			PeerSharing: &slmopsv1alpha1.PeerSharing{},
+		}
+	}
 	if err := cl.Create(ctx, m); err != nil {
 		return err
 	}
 	began := time.Now()
+	mem.enter("first revision")
 	if err := cl.Create(ctx, r); err != nil {
 		return err
 	}
@@ -169,6 +184,7 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile,
 		// The anchor: a plain DaemonSet RollingUpdate, on the same nodes,
 		// just before the update it anchors.
 		fmt.Printf("run %d of %d\n", i, runs)
+		mem.enter("plain updates")
 		anchor, err := daemonSetUpdate(ctx, cl, nodes, mu, servingPod)
 		if err != nil {
 			return fmt.Errorf("anchor: %w", err)
@@ -179,6 +195,7 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile,
 		}
 		first := r.Status.StableRevision
 		began = time.Now()
+		mem.enter("EdgeRollout updates")
 		sampled := sampleIdle(ctx, cl, "bench", first)
 		if profile != "" && i == 1 {
 			go cpuProfile(pprofAddr, profile)
@@ -236,7 +253,7 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile,
 		fmt.Printf("  %-52s %7.1f s   (%.1f-%.1f)\n", "EdgeRollout update", median(updates), slices.Min(updates), slices.Max(updates))
 		fmt.Printf("  %-52s %7.2fx  (%.2f-%.2f)\n", "ratio", median(ratios), slices.Min(ratios), slices.Max(ratios))
 	}
-	fmt.Printf("  %-52s %7d MiB\n", "operator peak resident memory", localcluster.MemoryBytes(op.Process.Pid, "VmHWM")>>20)
+	fmt.Printf("  %-52s %7d MiB (%s)\n", "operator peak resident memory", localcluster.MemoryBytes(op.Process.Pid, "VmHWM")>>20, mem)
 	if !restarts {
 		return nil
 	}
@@ -690,6 +707,58 @@ func cpuProfile(addr, path string) {
 	if _, err := io.Copy(f, resp.Body); err != nil {
 		fmt.Fprintf(os.Stderr, "bench-rollout: CPU profile: %v\n", err)
 	}
+}
+
+// phaseMemory is the most resident memory of a process in each phase of
+// the run, sampled every 250 ms.
+type phaseMemory struct {
+	mu    sync.Mutex
+	phase string
+	order []string
+	peak  map[string]int64
+}
+
+func watchMemory(ctx context.Context, pid int, phase string) *phaseMemory {
+	m := &phaseMemory{peak: map[string]int64{}}
+	m.enter(phase)
+	go func() {
+		tick := time.NewTicker(250 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-tick.C:
+			}
+			rss := localcluster.MemoryBytes(pid, "VmRSS")
+			m.mu.Lock()
+			m.peak[m.phase] = max(m.peak[m.phase], rss)
+			m.mu.Unlock()
+		}
+	}()
+	return m
+}
+
+// enter starts a phase (again, when it ran before).
+func (m *phaseMemory) enter(phase string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.peak[phase]; !ok {
+		m.order = append(m.order, phase)
+		m.peak[phase] = 0
+	}
+	m.phase = phase
+}
+
+// String is the peak of each phase in MiB, in the order they ran.
+func (m *phaseMemory) String() string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	parts := make([]string, 0, len(m.order))
+	for _, p := range m.order {
+		parts = append(parts, fmt.Sprintf("%s %d", p, m.peak[p]>>20))
+	}
+	return "the most in " + strings.Join(parts, ", ")
 }
 
 // peakHeapProfile saves to path the manager's heap profile taken when its

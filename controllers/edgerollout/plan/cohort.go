@@ -1,10 +1,9 @@
 package plan
 
 import (
-	"hash/fnv"
+	"cmp"
 	"math"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 
@@ -99,52 +98,71 @@ func (d *decider) ordered() []Node {
 	return d.order
 }
 
-// cohortOrder orders the target nodes for cohort selection.
+// cohortOrder orders the target nodes for cohort selection: by a hash of
+// the name, mixed so that similar names scatter (cohorts are a fixed
+// pseudo-random sample rather than the alphabetically first nodes), then,
+// with a topology key, site by site or one node of each site in turn.
+// Each hash is taken once and the nodes are copied once: at thousands of
+// nodes this ran on every reconcile.
 func cohortOrder(targets []Node, canary *slmopsv1alpha1.CanaryStrategy) []Node {
-	ordered := slices.Clone(targets)
-	// A hash of the name, mixed so that similar names scatter: cohorts are
-	// a fixed pseudo-random sample rather than the alphabetically first nodes.
-	key := func(n Node) uint64 {
-		h := fnv.New64a()
-		_, _ = h.Write([]byte(n.Name))
-		x := h.Sum64()
-		x ^= x >> 33
-		x *= 0xff51afd7ed558ccd
-		x ^= x >> 33
-		return x
+	type keyed struct {
+		key uint64
+		i   int
 	}
-	sort.SliceStable(ordered, func(i, j int) bool {
-		ki, kj := key(ordered[i]), key(ordered[j])
-		if ki != kj {
-			return ki < kj
+	ks := make([]keyed, len(targets))
+	for i := range targets {
+		ks[i] = keyed{nameKey(targets[i].Name), i}
+	}
+	slices.SortFunc(ks, func(a, b keyed) int {
+		if c := cmp.Compare(a.key, b.key); c != 0 {
+			return c
 		}
-		return ordered[i].Name < ordered[j].Name
+		return strings.Compare(targets[a.i].Name, targets[b.i].Name)
 	})
+	out := make([]Node, 0, len(targets))
 	if canary.TopologyKey == "" {
-		return ordered
-	}
-	bySite := map[string][]Node{}
-	var sites []string
-	for _, n := range ordered {
-		if _, ok := bySite[n.Site]; !ok {
-			sites = append(sites, n.Site)
-		}
-		bySite[n.Site] = append(bySite[n.Site], n)
-	}
-	slices.Sort(sites)
-	out := make([]Node, 0, len(ordered))
-	if canary.TopologyOrder == slmopsv1alpha1.TopologySiteBySite {
-		for _, s := range sites {
-			out = append(out, bySite[s]...)
+		for _, k := range ks {
+			out = append(out, targets[k.i])
 		}
 		return out
 	}
-	for i := 0; len(out) < len(ordered); i++ {
+	bySite := map[string][]int{}
+	var sites []string
+	for _, k := range ks {
+		site := targets[k.i].Site
+		if _, ok := bySite[site]; !ok {
+			sites = append(sites, site)
+		}
+		bySite[site] = append(bySite[site], k.i)
+	}
+	slices.Sort(sites)
+	if canary.TopologyOrder == slmopsv1alpha1.TopologySiteBySite {
 		for _, s := range sites {
-			if i < len(bySite[s]) {
-				out = append(out, bySite[s][i])
+			for _, i := range bySite[s] {
+				out = append(out, targets[i])
+			}
+		}
+		return out
+	}
+	for round := 0; len(out) < len(targets); round++ {
+		for _, s := range sites {
+			if round < len(bySite[s]) {
+				out = append(out, targets[bySite[s][round]])
 			}
 		}
 	}
 	return out
+}
+
+// nameKey is the 64-bit FNV-1a hash of name, mixed (murmur3's finalizer).
+func nameKey(name string) uint64 {
+	x := uint64(14695981039346656037)
+	for i := 0; i < len(name); i++ {
+		x ^= uint64(name[i])
+		x *= 1099511628211
+	}
+	x ^= x >> 33
+	x *= 0xff51afd7ed558ccd
+	x ^= x >> 33
+	return x
 }

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"fmt"
+	"iter"
 	"slices"
 	"time"
 
@@ -550,7 +551,7 @@ func (d *decider) assign() {
 	budget := scaled(d.canary.MaxUnavailable, len(d.targets), true, 1)
 	type change struct{ node, want string }
 	var costly []change
-	for _, n := range append(slices.Clone(d.ordered()), d.blocked...) {
+	for n := range joined(d.ordered(), d.blocked) {
 		want := d.home(n)
 		if d.cohort[n.Name] && st.CanaryRevision != "" {
 			want = st.CanaryRevision
@@ -578,6 +579,19 @@ func (d *decider) assign() {
 		}
 		d.p.Labels[c.node] = c.want
 		budget--
+	}
+}
+
+// joined yields the nodes of a, then those of b, without copying them.
+func joined(a, b []Node) iter.Seq[Node] {
+	return func(yield func(Node) bool) {
+		for _, list := range [2][]Node{a, b} {
+			for _, n := range list {
+				if !yield(n) {
+					return
+				}
+			}
+		}
 	}
 }
 
