@@ -10,6 +10,7 @@ import (
 	. "github.com/onsi/gomega"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
@@ -72,4 +73,34 @@ func TestTheCachePinsFollowTheRollout(t *testing.T) {
 	g.Eventually(func(g Gomega) {
 		g.Expect(pins(g)).To(Equal([]string{digest(42), digest(43)}))
 	}).WithTimeout(20 * time.Second).Should(Succeed())
+}
+
+// TestTheReconcileReadsTheCacheInPlace: the manager's cache gives the
+// rollout controller informer stores to read Nodes (all) and Pods (by
+// namespace) from in place, the path it takes instead of copying lists;
+// the objects are the store's own, slimmed by the cache's transforms.
+func TestTheReconcileReadsTheCacheInPlace(t *testing.T) {
+	g := NewWithT(t)
+	ctx := context.Background()
+	ns := namespace(t)
+	pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "inferd-x", Namespace: ns,
+		Labels: map[string]string{slmopsv1alpha1.ManagedByLabel: slmopsv1alpha1.ManagedByValue, slmopsv1alpha1.RolloutLabel: "kiosks"}},
+		Spec: corev1.PodSpec{NodeName: "edge-x", Containers: []corev1.Container{{Name: "inferd", Image: "registry.invalid/inferd:v1"}}}}
+	g.Expect(env.Client.Create(ctx, pod)).To(Succeed())
+	inf, err := mgr.GetCache().GetInformer(ctx, &corev1.Pod{})
+	g.Expect(err).NotTo(HaveOccurred())
+	si, ok := inf.(toolscache.SharedIndexInformer)
+	g.Expect(ok).To(BeTrue(), "the manager's Pod informer %T has no store to read in place", inf)
+	g.Eventually(func(g Gomega) {
+		items, err := si.GetIndexer().ByIndex(toolscache.NamespaceIndex, ns)
+		g.Expect(err).NotTo(HaveOccurred())
+		g.Expect(items).To(HaveLen(1))
+		p := items[0].(*corev1.Pod)
+		g.Expect(p.Spec.NodeName).To(Equal("edge-x"))
+		g.Expect(p.Spec.Containers).To(BeEmpty(), "the cached pod is not the slim one")
+	}).WithTimeout(10 * time.Second).Should(Succeed())
+	inf, err = mgr.GetCache().GetInformer(ctx, &corev1.Node{})
+	g.Expect(err).NotTo(HaveOccurred())
+	_, ok = inf.(toolscache.SharedIndexInformer)
+	g.Expect(ok).To(BeTrue(), "the manager's Node informer %T has no store to read in place", inf)
 }

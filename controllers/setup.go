@@ -146,6 +146,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 	if err := (&edgerollout.Reconciler{
 		Client:    mgr.GetClient(),
 		APIReader: mgr.GetAPIReader(),
+		Informers: mgr.GetCache(),
 		Recorder:  mgr.GetEventRecorder("slmops"),
 		Defaults:  opts.Defaults,
 		Resync:    opts.Resync,

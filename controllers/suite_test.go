@@ -32,6 +32,9 @@ import (
 // suite checks what the cluster then does.
 var env *testenv.Env
 
+// mgr is the manager the controllers run in.
+var mgr ctrl.Manager
+
 func TestMain(m *testing.M) {
 	var err error
 	if env, err = testenv.Start(); err != nil {
@@ -39,7 +42,7 @@ func TestMain(m *testing.M) {
 		os.Exit(1)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	mgr, err := ctrl.NewManager(env.Config, ctrl.Options{
+	mgr, err = ctrl.NewManager(env.Config, ctrl.Options{
 		Scheme:  env.Scheme,
 		Cache:   controllers.CacheOptions(),
 		Metrics: metricsserver.Options{BindAddress: "0"},

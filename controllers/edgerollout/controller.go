@@ -20,6 +20,7 @@ import (
 	"k8s.io/klog/v2"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/builder"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/controller"
 	"sigs.k8s.io/controller-runtime/pkg/controller/controllerutil"
@@ -67,6 +68,9 @@ type Reconciler struct {
 	// Resync is the safety-net re-read of a moving rollout; DefaultResync
 	// when 0.
 	Resync time.Duration
+	// Informers are the manager's cache, whose Nodes and Pods a reconcile
+	// reads in place (see cached); nil lists them through Client.
+	Informers cache.Informers
 
 	// expect remembers the cohort labels this process wrote until the cache
 	// shows them, so that a reconcile on a cache that lags behind (as it does

@@ -3,12 +3,16 @@ package edgerollout
 import (
 	"context"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apimeta "k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	toolscache "k8s.io/client-go/tools/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
@@ -81,16 +85,15 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 	// The pods and nodes are the cache's own objects, not copies: at fleet
 	// size, copying thousands of them on every reconcile was most of the
 	// operator's CPU and garbage. Nothing here or in the plan writes them.
-	var pods corev1.PodList
-	if err := r.List(ctx, &pods, client.InNamespace(ro.Namespace), client.MatchingLabels{slmopsv1alpha1.RolloutLabel: ro.Name}, client.UnsafeDisableDeepCopy); err != nil {
+	pods, err := cached[corev1.Pod](ctx, r, &corev1.PodList{}, ro.Namespace)
+	if err != nil {
 		return nil, err
 	}
 	type key struct{ rev, node string }
-	podOf := make(map[key]*corev1.Pod, len(pods.Items))
+	podOf := make(map[key]*corev1.Pod, len(pods))
 	stagerOf := make(map[key]*corev1.Pod)
-	for i := range pods.Items {
-		p := &pods.Items[i]
-		if p.Spec.NodeName == "" || !p.DeletionTimestamp.IsZero() {
+	for _, p := range pods {
+		if p.Labels[slmopsv1alpha1.RolloutLabel] != ro.Name || p.Spec.NodeName == "" || !p.DeletionTimestamp.IsZero() {
 			continue
 		}
 		if rev := p.Labels[slmopsv1alpha1.StageRevisionLabel]; rev != "" {
@@ -100,10 +103,11 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 		podOf[key{p.Labels[slmopsv1alpha1.RevisionLabel], p.Spec.NodeName}] = p
 	}
 
-	var nodes corev1.NodeList
-	if err := r.List(ctx, &nodes, client.UnsafeDisableDeepCopy); err != nil {
+	nodes, err := cached[corev1.Node](ctx, r, &corev1.NodeList{}, "")
+	if err != nil {
 		return nil, err
 	}
+	slices.SortFunc(nodes, func(a, b *corev1.Node) int { return strings.Compare(a.Name, b.Name) })
 	topologyKey := ro.Spec.Strategy.Canary.TopologyKey
 	peerKey := topologyKey
 	if ps := ro.Spec.Distribution.PeerSharing; ps != nil && ps.TopologyKey != "" {
@@ -112,10 +116,9 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 	stageKey := slmopsv1alpha1.StageLabel(ro.Namespace, ro.Name)
 	labelKey := slmopsv1alpha1.CohortLabel(ro.Namespace, ro.Name)
 	variantOf := plan.VariantMatcher(model)
-	in.Nodes = make([]plan.Node, 0, len(nodes.Items))
+	in.Nodes = make([]plan.Node, 0, len(nodes))
 	key0 := client.ObjectKeyFromObject(ro)
-	for i := range nodes.Items {
-		n := &nodes.Items[i]
+	for _, n := range nodes {
 		target := selector.Matches(labels.Set(n.Labels)) && n.DeletionTimestamp.IsZero()
 		rev, pending := r.expect.adjust(key0, n.Name, n.Labels[labelKey], in.Now)
 		stageRev, stagePending := r.expectStage.adjust(key0, n.Name, n.Labels[stageKey], in.Now)
@@ -154,4 +157,55 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 	}
 	obs.in = in
 	return &scope{ro: ro, model: model, arts: arts, obs: obs}, nil
+}
+
+// cached is the cache's own objects of a kind (in namespace, or all of
+// them when it is empty), not copies, read from its informer's store: a
+// List copies every object into the list, which at thousands of nodes and
+// pods, on every reconcile, was most of the manager's garbage. Nothing may
+// write them. Without an informer store to read (a client that is not
+// the manager's cache) it lists them, with the same result.
+func cached[T any, PT interface {
+	*T
+	client.Object
+}](ctx context.Context, r *Reconciler, list client.ObjectList, namespace string) ([]PT, error) {
+	if r.Informers != nil {
+		inf, err := r.Informers.GetInformer(ctx, PT(new(T)))
+		if err != nil {
+			return nil, err
+		}
+		if si, ok := inf.(toolscache.SharedIndexInformer); ok {
+			var items []any
+			if namespace == "" {
+				items = si.GetStore().List()
+			} else if items, err = si.GetIndexer().ByIndex(toolscache.NamespaceIndex, namespace); err != nil {
+				return nil, err
+			}
+			out := make([]PT, 0, len(items))
+			for _, it := range items {
+				if o, ok := it.(PT); ok {
+					out = append(out, o)
+				}
+			}
+			return out, nil
+		}
+	}
+	opts := []client.ListOption{client.UnsafeDisableDeepCopy}
+	if namespace != "" {
+		opts = append(opts, client.InNamespace(namespace))
+	}
+	if err := r.List(ctx, list, opts...); err != nil {
+		return nil, err
+	}
+	items, err := apimeta.ExtractList(list)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]PT, 0, len(items))
+	for _, it := range items {
+		if o, ok := it.(PT); ok {
+			out = append(out, o)
+		}
+	}
+	return out, nil
 }
