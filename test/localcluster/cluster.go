@@ -382,7 +382,8 @@ leaderElection:
 	// 40 s is 100 renewals a second for 1,000 nodes. A larger fleet gets a
 	// longer lease, so that renewals stay at that rate on 2 cores, and the
 	// controller-manager a grace period to match (see leaseSeconds).
-	lease := leaseSeconds(o.Nodes * max(1, o.PodsPerNode))
+	size := o.Nodes * max(1, o.PodsPerNode)
+	lease := leaseSeconds(size)
 	// kwok plays four pod stages at a time by default: on 2 cores with a
 	// thousand pods in flight that queue, not the API server, set the pace
 	// of every pod's start and deletion.
@@ -393,7 +394,9 @@ leaderElection:
 	// controller-manager marked nodes NotReady mid-rollout. One worker per
 	// 250 nodes keeps them in time. kwok also logs every renewal at INFO;
 	// past 1,000 nodes that is most of its output and a share of its CPU, so
-	// it logs warnings only.
+	// it logs warnings only. Both count nodes times PodsPerNode, as the
+	// Lease does: a fleet of many pods per node keeps the API server as
+	// busy as a larger fleet.
 	kwokConfig := filepath.Join(c.Dir, "run", "kwok.yaml")
 	if err := os.WriteFile(kwokConfig, fmt.Appendf(nil, `apiVersion: config.kwok.x-k8s.io/v1alpha1
 kind: KwokConfiguration
@@ -404,7 +407,7 @@ options:
   nodeLeaseParallelism: %d
   podsOnNodeSyncParallelism: 1
   enablePodsOnNodeSyncListPager: true
-`, max(4, o.Nodes/250)), 0o600); err != nil {
+`, max(4, size/250)), 0o600); err != nil {
 		return err
 	}
 	if err := c.run(ctx, kwokName, fmt.Sprintf("http://127.0.0.1:%d/healthz", kwokPort), plain,
@@ -417,7 +420,7 @@ options:
 		"--cidr=10.128.0.0/10",
 		"--node-ip=10.127.0.1",
 		fmt.Sprintf("--node-lease-duration-seconds=%d", lease),
-		"--v="+kwokLogLevel(o.Nodes),
+		"--v="+kwokLogLevel(size),
 	); err != nil {
 		return err
 	}
@@ -425,10 +428,10 @@ options:
 	return nil
 }
 
-// kwokLogLevel is INFO up to 1,000 nodes (a failed start prints the end of
-// kwok's log), WARN past that.
-func kwokLogLevel(nodes int) string {
-	if nodes > 1000 {
+// kwokLogLevel is INFO up to a fleet of 1,000 (nodes times PodsPerNode; a
+// failed start prints the end of kwok's log), WARN past that.
+func kwokLogLevel(size int) string {
+	if size > 1000 {
 		return "WARN"
 	}
 	return "INFO"
