@@ -181,13 +181,7 @@ func cached[T any, PT interface {
 			} else if items, err = si.GetIndexer().ByIndex(toolscache.NamespaceIndex, namespace); err != nil {
 				return nil, err
 			}
-			out := make([]PT, 0, len(items))
-			for _, it := range items {
-				if o, ok := it.(PT); ok {
-					out = append(out, o)
-				}
-			}
-			return out, nil
+			return typed[PT](items), nil
 		}
 	}
 	opts := []client.ListOption{client.UnsafeDisableDeepCopy}
@@ -201,11 +195,20 @@ func cached[T any, PT interface {
 	if err != nil {
 		return nil, err
 	}
+	objs := make([]any, len(items))
+	for i, it := range items {
+		objs[i] = it
+	}
+	return typed[PT](objs), nil
+}
+
+// typed is the items of type PT.
+func typed[PT any](items []any) []PT {
 	out := make([]PT, 0, len(items))
 	for _, it := range items {
 		if o, ok := it.(PT); ok {
 			out = append(out, o)
 		}
 	}
-	return out, nil
+	return out
 }
