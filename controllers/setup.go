@@ -132,6 +132,9 @@ func slimMeta(m metav1.ObjectMeta, annotations []string) metav1.ObjectMeta {
 type Options struct {
 	// Defaults fill in what rollouts leave unset.
 	Defaults edgerollout.Defaults
+	// Workers is how many rollouts are reconciled at once
+	// (edgerollout.DefaultWorkers when 0).
+	Workers int
 	// Resync is the safety-net re-read of a moving rollout
 	// (edgerollout.DefaultResync when 0). Tests make it long, to show that
 	// every decision is taken on watch events.
@@ -150,6 +153,7 @@ func SetupWithManager(mgr ctrl.Manager, opts Options) error {
 		Recorder:  mgr.GetEventRecorder("slmops"),
 		Defaults:  opts.Defaults,
 		Resync:    opts.Resync,
+		Workers:   opts.Workers,
 	}).SetupWithManager(mgr); err != nil {
 		return err
 	}

@@ -51,6 +51,7 @@ func run() error {
 		leaderElect          bool
 		leaderElectNamespace string
 		shutdownTimeout      time.Duration
+		workers              int
 	)
 	flag.StringVar(&metricsAddr, "metrics-bind-address", ":8443",
 		"Address of the Prometheus metrics endpoint; 0 turns it off.")
@@ -84,10 +85,15 @@ func run() error {
 			defaults.ModelCacheMaxBytes = q.Value()
 			return nil
 		})
+	flag.IntVar(&workers, "rollout-workers", edgerollout.DefaultWorkers,
+		"How many EdgeRollouts are reconciled at once (1 to 64). Many rollouts moving together wait in the queue for a worker; more workers help only while the API server has room for their requests.")
 	zapOpts := zap.Options{Development: false}
 	zapOpts.BindFlags(flag.CommandLine)
 	flag.Parse()
 
+	if workers < 1 || workers > 64 {
+		return fmt.Errorf("--rollout-workers=%d: give a number from 1 to 64", workers)
+	}
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("setup")
 
@@ -123,7 +129,7 @@ func run() error {
 	if err != nil {
 		return fmt.Errorf("create manager: %w", err)
 	}
-	if err := controllers.SetupWithManager(mgr, controllers.Options{Defaults: defaults}); err != nil {
+	if err := controllers.SetupWithManager(mgr, controllers.Options{Defaults: defaults, Workers: workers}); err != nil {
 		return fmt.Errorf("set up controllers: %w", err)
 	}
 	if err := mgr.AddHealthzCheck("healthz", healthz.Ping); err != nil {

@@ -1,6 +1,7 @@
 package edgerollout
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -42,6 +43,9 @@ const (
 	// the watch events themselves (a pod that gets Ready, a node that
 	// changes), or on plan.RequeueAfter when time alone changes it.
 	DefaultResync = time.Minute
+	// DefaultWorkers is how many rollouts are reconciled at once unless
+	// the manager is told otherwise (--rollout-workers).
+	DefaultWorkers = 4
 	// conflictRetry is how soon a reconcile that lost a write race (it read
 	// a stale rollout) looks again; the newer object's watch event usually
 	// wakes it first.
@@ -68,6 +72,9 @@ type Reconciler struct {
 	// Resync is the safety-net re-read of a moving rollout; DefaultResync
 	// when 0.
 	Resync time.Duration
+	// Workers is how many rollouts are reconciled at once (DefaultWorkers
+	// when 0).
+	Workers int
 	// Informers are the manager's cache, whose Nodes and Pods a reconcile
 	// reads in place (see cached); nil lists them through Client.
 	Informers cache.Informers
@@ -163,7 +170,7 @@ func (r *Reconciler) SetupWithManager(mgr ctrl.Manager) error {
 		Watches(&corev1.Node{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsOfNode),
 			builder.WithPredicates(nodeChanged{})).
 		Watches(&slmopsv1alpha1.SLMModel{}, handler.EnqueueRequestsFromMapFunc(r.rolloutsOfModel)).
-		WithOptions(controller.Options{MaxConcurrentReconciles: 4}).
+		WithOptions(controller.Options{MaxConcurrentReconciles: cmp.Or(r.Workers, DefaultWorkers)}).
 		Named("edgerollout").
 		Complete(r)
 }

@@ -60,19 +60,20 @@ func main() {
 	heapProfile := flag.String("heapprofile", "", "write the manager's heap profile taken when its resident memory was highest, from its start to the end of the first update (sampled every 5 s), to this file")
 	rollouts := flag.Int("rollouts", 1, "more than 1: that many EdgeRollouts of their own models, each over 3 of the sites (overlapping), updated at once, against one of them alone")
 	staging := flag.Bool("staging", false, "the rollout stages each revision ahead of the canary (one step ahead, as many downloads at once as maxUnavailable allows nodes down) and shares it between the nodes of a site; the stagers are simulated pods, so this measures the operator's staging work, not downloads")
+	workers := flag.Int("rollout-workers", 0, "the manager's --rollout-workers (0: its default)")
 	restarts := flag.Bool("restarts", true, "after the runs, restart the manager twice during one more update (SIGTERM, then SIGKILL) and time each new process to its first decision")
 	flag.Parse()
 	if *runs < 1 {
 		fmt.Fprintln(os.Stderr, "bench-rollout: --runs must be at least 1")
 		os.Exit(2)
 	}
-	if err := run(*nodes, *sites, *runs, *maxUnavailable, strings.Split(*steps, ","), *profile, *heapProfile, *restarts, *staging, *rollouts); err != nil {
+	if err := run(*nodes, *sites, *runs, *maxUnavailable, strings.Split(*steps, ","), *profile, *heapProfile, *restarts, *staging, *rollouts, *workers); err != nil {
 		fmt.Fprintf(os.Stderr, "bench-rollout: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile, heapProfile string, restarts, staging bool, rollouts int) error {
+func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile, heapProfile string, restarts, staging bool, rollouts, workers int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(20+20*runs+3*rollouts)*time.Minute)
 	defer cancel()
 	bin, err := localcluster.BinDir()
@@ -130,6 +131,9 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile,
 	start := func() (*exec.Cmd, error) {
 		op := exec.Command(manager, "--leader-elect=true", "--leader-election-namespace=bench", "--metrics-secure=false",
 			"--metrics-bind-address="+metricsAddr, "--health-probe-bind-address=127.0.0.1:0", "--pprof-bind-address="+pprofAddr)
+		if workers > 0 {
+			op.Args = append(op.Args, fmt.Sprintf("--rollout-workers=%d", workers))
+		}
 		op.Env = append(os.Environ(), "KUBECONFIG="+c.Kubeconfig)
 		op.Stdout, op.Stderr = logs, logs
 		return op, op.Start()

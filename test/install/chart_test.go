@@ -249,6 +249,7 @@ func TestChartCustomValues(t *testing.T) {
 		"--inferd-image=registry.example.com/slmops/inferd:v9.9.9", "--model-cache-dir=/data/slmops/models",
 		"--model-cache-max-bytes=20Gi",
 		"--metrics-bind-address=:9443", "--metrics-cert-dir=/etc/slmops/metrics-certs", "--zap-log-level=debug",
+		"--rollout-workers=12",
 	))
 	g.Expect(pod.Volumes).To(ContainElement(HaveField("Secret.SecretName", "slmops-metrics-tls")))
 
@@ -310,6 +311,7 @@ func TestChartRejectsBadValues(t *testing.T) {
 		"inferd.modelCacheMaxBytes=lots":                    "/inferd/modelCacheMaxBytes",
 		"image.pullPolicy=Sometimes":                        "/image/pullPolicy",
 		"logLevel=loud":                                     "/logLevel",
+		"rolloutWorkers=0":                                  "/rolloutWorkers",
 		"metrics.serviceMonitor.x=1":                        "'x' not allowed",
 		"serviceAccount.create=maybe":                       "/serviceAccount/create",
 		"inferd.image.repository=":                          "/inferd/image/repository",
