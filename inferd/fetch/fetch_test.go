@@ -55,8 +55,8 @@ func newOrigin(t *testing.T, data []byte, behave func(n int64) string) *origin {
 			w.Header().Set("Content-Length", itoa(len(o.data)))
 			w.WriteHeader(http.StatusOK)
 			part := o.data[:len(o.data)*4/10]
+			o.served.Add(int64(len(part))) // before the client can have them
 			_, _ = w.Write(part)
-			o.served.Add(int64(len(part)))
 			w.(http.Flusher).Flush()
 			panic(http.ErrAbortHandler) // drops the connection mid-body
 		default:
@@ -76,9 +76,13 @@ type countingWriter struct {
 	n *atomic.Int64
 }
 
+// Write counts the bytes before it sends them: counted after, the client
+// could have read them and its test looked at the count first (a fetch
+// returns as soon as the last byte arrives).
 func (c *countingWriter) Write(p []byte) (int, error) {
+	c.n.Add(int64(len(p)))
 	n, err := c.ResponseWriter.Write(p)
-	c.n.Add(int64(n))
+	c.n.Add(int64(n - len(p)))
 	return n, err
 }
 
