@@ -131,6 +131,9 @@ parity: ## Compare the engine with llama.cpp: logits of random-weight models of 
 # SKIP_LOG collects the tests that skipped (test/skip), for the summary at
 # the end of make test.
 SKIP_LOG := $(CURDIR)/bin/tmp/skipped.txt
+# TEST_LOG keeps make test's output, for the list of failures at its end
+# (hack/failed.sh): a CI log's tail then names what failed.
+TEST_LOG := $(CURDIR)/bin/tmp/test.log
 
 test: controlplane helm prometheus flux krew verify vet lint ## Run every test: unit, envtest integration and e2e on the local control plane, and inferd's tests on arm64; ends with what was skipped and how to run it.
 	@mkdir -p $(dir $(SKIP_LOG)) && : > $(SKIP_LOG)
@@ -139,10 +142,13 @@ test: controlplane helm prometheus flux krew verify vet lint ## Run every test: 
 	@# test skips and the summary says so.
 	@rc=0; hack/build-llama-cpp.sh >/dev/null || rc=$$?; case $$rc in 0|3|4) ;; *) exit $$rc ;; esac
 	@echo "hack/go-test.sh $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) && hack/test-arm64.sh"
-	@rc=0; \
-	SLMOPS_SKIP_LOG=$(SKIP_LOG) hack/go-test.sh $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) || rc=$$?; \
-	SLMOPS_SKIP_LOG=$(SKIP_LOG) hack/test-arm64.sh || rc=$$?; \
+	@rc=0; : > $(TEST_LOG); \
+	{ SLMOPS_SKIP_LOG=$(SKIP_LOG) hack/go-test.sh $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) 2>&1 || rc=$$?; \
+	SLMOPS_SKIP_LOG=$(SKIP_LOG) hack/test-arm64.sh 2>&1 || rc=$$?; \
+	echo "rc=$$rc" > $(TEST_LOG).rc; } | tee -a $(TEST_LOG); \
+	rc=$$(sed -n 's/^rc=//p' $(TEST_LOG).rc); \
 	hack/skipped.sh $(SKIP_LOG); \
+	if [ "$$rc" -ne 0 ]; then hack/failed.sh $(TEST_LOG); fi; \
 	exit $$rc
 
 .PHONY: test-arm64

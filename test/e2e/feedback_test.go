@@ -442,14 +442,20 @@ func TestPerClassRollback(t *testing.T) {
 	ns, origin, rs, op := realFleet(t, name, map[string]llamatest.RandomSpec{
 		"fast.gguf":  edgeLlama(name+"-fast", 2, 1),
 		"fast2.gguf": edgeLlama(name+"-fast2", 2, 3),
-		"slow.gguf":  edgeLlama(name+"-slow", 5, 2),
+		"slow.gguf":  edgeLlama(name+"-slow", 12, 2),
 	})
 
 	m := feedbackModel(ns, origin, "fast.gguf")
 	r := feedbackRollout(ns, name)
-	// The ARM variant decodes at about 0.3 to 0.45 of stable's rate; the x86
-	// file at stable's, within what a shared machine's timing spreads.
-	r.Spec.Analysis.MinRelativeThroughput = "0.6"
+	// The ARM variant, 12 layers against stable's 2, does about 5.5 times
+	// the work per token, and decodes at 0.13 to 0.14 of stable's rate; the
+	// x86 file at stable's, within what a shared machine's timing spreads.
+	// That spread is wide: all the nodes share two cores with the other
+	// tests, and a load burst slows every canary of a class at once (with a
+	// 5-layer ARM file and a bound of 0.6, an x86 canary as fast as stable
+	// measured 0.52 of it, and was rolled back). The bound sits between:
+	// 1.7x under the slowest fast canary seen, 2x over the slow one.
+	r.Spec.Analysis.MinRelativeThroughput = "0.3"
 	r.Spec.Analysis.Scope = slmopsv1alpha1.AnalysisScopeHardwareClass
 	createRollout(t, c, m, r)
 	stable := waitForPhase(t, c, r, slmopsv1alpha1.PhaseCompleted, "", 8*time.Minute, nil).Status.StableRevision
