@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # failed.sh LOG: the last block of a failing `make test`: every test that
-# failed, with the end of what it printed, and every package that failed to
+# failed, with the start of what it printed (where the failure is), and every package that failed to
 # build or panicked; so that whoever reads only the tail of the output (a CI
 # log) still sees what failed and why. LOG is make test's own output (go
 # test's and test-arm64.sh's), which make test tees into it.
@@ -22,16 +22,23 @@ if [ -n "$tests" ]; then
 	echo "tests that failed:"
 	echo "$tests" | sed 's/^/  - /'
 	# Each failing test's block: go test prints a failed test's log under
-	# its "--- FAIL" line, indented; the last 40 lines of each.
+	# its "--- FAIL" line, indented, in the order it was written: what
+	# failed first, then what cleanups dumped (logs of the processes it
+	# ran). The first 30 lines of each, lines cut at 300 characters.
 	for t in $tests; do
-		echo
-		echo "-- $t (the end of its output):"
-		strip | awk -v t="$t" '
+		block=$(strip | awk -v t="$t" '
 			index($0, "--- FAIL: " t " ") { on = 1; print; next }
 			on && /^ *--- (FAIL|PASS|SKIP): / { on = 0 }
 			on && /^(FAIL|ok|PASS)([[:space:]]|$)/ { on = 0 }
 			on { print }
-		' | tail -40
+		')
+		n=$(printf '%s\n' "$block" | wc -l)
+		echo
+		echo "-- $t:"
+		printf '%s\n' "$block" | head -30 | cut -c1-300
+		if [ "$n" -gt 30 ]; then
+			echo "   ... $((n - 30)) more lines of $t in $log"
+		fi
 	done
 fi
 if [ "$panics" -gt 0 ]; then
