@@ -47,7 +47,7 @@ func main() {
 		downloadRate    = flag.Int64("download-rate", 0, "model download limit in bytes per second (0: unlimited)")
 		attemptTimeout  = flag.Duration("download-attempt-timeout", 30*time.Minute, "bound on one download attempt (it resumes after)")
 		retryBackoff    = flag.Duration("fetch-retry-backoff", 5*time.Second, "first wait after a failed fetch round; it doubles up to 5 minutes")
-		chatTemplate    = flag.String("chat-template", "", "chat template to use instead of the one the model implies: chatml, llama2, llama3, gemma, phi3 or zephyr")
+		chatTemplate    = flag.String("chat-template", "", "chat template to use instead of the model's own tokenizer.chat_template (or, when it has none or one this build cannot render, the format its markers imply): chatml, llama2, llama3, gemma, phi3 or zephyr")
 		reportMarker    = flag.String("report-marker", "", "file that says this pod's self-test report was written, so that a restarted container does not write again (default: slmops-self-test-<namespace>.<pod> in $TMPDIR, the pod's emptyDir /tmp)")
 		saDir           = flag.String("service-account-dir", filepath.Dir(report.DefaultTokenFile), "folder of the pod's ServiceAccount token and the cluster's CA (token, ca.crt), for the self-test report")
 		verbosity       = flag.Int("v", 0, "log verbosity (1: per-request events)")

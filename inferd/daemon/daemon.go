@@ -332,7 +332,10 @@ func (d *Daemon) prepare(ctx context.Context) {
 	d.srv.Update(func(st *server.Status) {
 		st.Model.Info, st.Model.LoadSeconds, st.Model.Path = info, loadSeconds, path
 	})
-	log.Info("Model loaded", "seconds", loadSeconds, "architecture", info.Architecture, "quantization", info.Quantization, "engine", info.Engine)
+	log.Info("Model loaded", "seconds", loadSeconds, "architecture", info.Architecture, "quantization", info.Quantization, "engine", info.Engine, "chatTemplate", info.ChatTemplate)
+	if info.ChatTemplateFallback != "" {
+		log.Info("Chat prompts use a named template", "chatTemplate", info.ChatTemplate, "reason", info.ChatTemplateFallback)
+	}
 
 	d.srv.SetPhase(server.PhaseSelfTesting, string(server.PhaseSelfTesting), "running the self-test on this node")
 	rep := selftest.Run(ctx, e, d.cfg.SelfTest)

@@ -42,6 +42,13 @@ type Info struct {
 	ContextLength int `json:"contextLength"`
 	// Parameters is the number of weights.
 	Parameters uint64 `json:"parameters"`
+	// ChatTemplate names the chat format prompts are rendered in: jinja
+	// (the model's own tokenizer.chat_template) or a named one (chatml,
+	// llama3...).
+	ChatTemplate string `json:"chatTemplate,omitempty"`
+	// ChatTemplateFallback says why the model's own template is not used,
+	// when it has one that this build cannot render.
+	ChatTemplateFallback string `json:"chatTemplateFallback,omitempty"`
 }
 
 // Message is one chat message.

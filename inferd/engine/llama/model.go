@@ -199,6 +199,7 @@ func Load(m *gguf.Mapped, opts engine.Options) (engine.Engine, error) {
 	md.info = engine.Info{
 		Architecture: arch, Engine: fmt.Sprintf("slmops llama (%d threads, %s kernels)", md.pool.Workers(), kernels.Accelerated()), Quantization: m.Quantization(),
 		VocabSize: cfg.Vocab, ContextLength: cfg.Context, Parameters: cfg.Parameters(tied),
+		ChatTemplate: md.template.Name, ChatTemplateFallback: md.template.Fallback,
 	}
 	return md, nil
 }

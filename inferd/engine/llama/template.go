@@ -8,13 +8,20 @@ import (
 	"github.com/slmops/slmops/inferd/engine/tokenizer"
 )
 
-// Template is a chat format. Jinja templates from the model's metadata are
-// not executed; the common formats are recognised by their markers and
-// rendered by Go code, which can keep markers and user text apart.
+// Template is a chat format: the model's own tokenizer.chat_template,
+// rendered as Jinja (jinja.go), or one of the common formats written in Go,
+// which a model without a template, or with one that this renderer cannot
+// run, gets by its template's markers or its vocabulary's. Both keep the
+// template's markers and the users' text apart.
 type Template struct {
-	// Name is chatml, llama2, llama3, gemma, phi3 or zephyr.
+	// Name is jinja (the model's own), or chatml, llama2, llama3, gemma,
+	// phi3 or zephyr.
 	Name   string
 	render func(messages []engine.Message) []segment
+	jinja  *jinjaTemplate
+	// Fallback says why the model's own template is not used, when it has
+	// one and Name is not jinja.
+	Fallback string
 }
 
 // segment is a piece of a rendered prompt: a marker (which may be a
@@ -43,6 +50,17 @@ func (t Template) Encode(tok *tokenizer.Tokenizer, messages []engine.Message) ([
 	if len(messages) == 0 {
 		return nil, fmt.Errorf("%w: no messages", engine.ErrInvalidInput)
 	}
+	if t.jinja != nil {
+		prompt, literal, err := t.jinja.prompt(tok, messages)
+		if err != nil {
+			return nil, err
+		}
+		ids := tok.EncodeWithSpecialsExcept(prompt, false, literal)
+		if tok.AddsBOS() {
+			ids = append([]int32{tok.BOS()}, ids...)
+		}
+		return ids, nil
+	}
 	var ids []int32
 	for i, s := range t.render(messages) {
 		if s.marker {
@@ -54,8 +72,9 @@ func (t Template) Encode(tok *tokenizer.Tokenizer, messages []engine.Message) ([
 	return ids, nil
 }
 
-// chooseTemplate picks the override, else the format the model's
-// tokenizer.chat_template is written for, else one its vocabulary suits.
+// chooseTemplate picks the override, else the model's
+// tokenizer.chat_template, else the format that template is written for
+// when it cannot be rendered here, else one the vocabulary suits.
 func chooseTemplate(m meta, tok *tokenizer.Tokenizer, override string) (Template, error) {
 	if override != "" {
 		t, ok := Templates[override]
@@ -64,21 +83,39 @@ func chooseTemplate(m meta, tok *tokenizer.Tokenizer, override string) (Template
 		}
 		return t, nil
 	}
+	fallback := ""
+	if v, ok := m.Get("tokenizer.chat_template"); ok {
+		if src, ok := v.(string); ok {
+			j, err := compileJinja(src, tok)
+			if err == nil {
+				return Template{Name: jinjaName, jinja: j}, nil
+			}
+			fallback = fmt.Sprintf("the model's chat template cannot be rendered here: %v", err)
+		}
+	}
+	t := namedFor(m, tok)
+	t.Fallback = fallback
+	return t, nil
+}
+
+// namedFor is the named format that the model's template is written for,
+// else one its vocabulary suits.
+func namedFor(m meta, tok *tokenizer.Tokenizer) Template {
 	if v, ok := m.Get("tokenizer.chat_template"); ok {
 		if src, ok := v.(string); ok {
 			switch {
 			case strings.Contains(src, "<|im_start|>"):
-				return Templates["chatml"], nil
+				return Templates["chatml"]
 			case strings.Contains(src, "<|start_header_id|>"):
-				return Templates["llama3"], nil
+				return Templates["llama3"]
 			case strings.Contains(src, "<start_of_turn>"):
-				return Templates["gemma"], nil
+				return Templates["gemma"]
 			case strings.Contains(src, "<|user|>") && strings.Contains(src, "<|end|>"):
-				return Templates["phi3"], nil
+				return Templates["phi3"]
 			case strings.Contains(src, "<|user|>"):
-				return Templates["zephyr"], nil
+				return Templates["zephyr"]
 			case strings.Contains(src, "[INST]"):
-				return Templates["llama2"], nil
+				return Templates["llama2"]
 			}
 		}
 	}
@@ -87,10 +124,10 @@ func chooseTemplate(m meta, tok *tokenizer.Tokenizer, override string) (Template
 		{"<|im_start|>", "chatml"}, {"<|start_header_id|>", "llama3"}, {"<start_of_turn>", "gemma"}, {"<|end|>", "phi3"},
 	} {
 		if _, ok := tok.TokenID(family.marker); ok {
-			return Templates[family.template], nil
+			return Templates[family.template]
 		}
 	}
-	return Templates["zephyr"], nil
+	return Templates["zephyr"]
 }
 
 // llama3 is Llama 3's format: each turn a header with the role, a blank

@@ -451,7 +451,7 @@ func (t *Tokenizer) outputtable(id int32) bool {
 // matched, as llama.cpp and Hugging Face tokenizers do, since they are
 // ordinary vocabulary that the model was trained to see in text.
 func (t *Tokenizer) Encode(text string, addSpecial bool) []int32 {
-	return t.encode(text, addSpecial, t.userDefined)
+	return t.encode(text, addSpecial, t.userDefined, nil)
 }
 
 // EncodeWithSpecials is Encode for trusted text such as a rendered chat
@@ -459,10 +459,19 @@ func (t *Tokenizer) Encode(text string, addSpecial bool) []int32 {
 // token exactly becomes that token. Where two such tokens overlap, the longer
 // one wins, as in llama.cpp.
 func (t *Tokenizer) EncodeWithSpecials(text string, addSpecial bool) []int32 {
-	return t.encode(text, addSpecial, t.control)
+	return t.encode(text, addSpecial, t.control, nil)
 }
 
-func (t *Tokenizer) encode(text string, addSpecial bool, specials *specialIndex) []int32 {
+// EncodeWithSpecialsExcept is EncodeWithSpecials, except that the byte
+// ranges in literal ([start, end) pairs, in order) are plain text, as in
+// Encode: a rendered chat prompt is tokenized as trusted text but for the
+// users' messages. Plain text and the text around it are tokenized
+// together, as if the control tokens in it were ordinary words.
+func (t *Tokenizer) EncodeWithSpecialsExcept(text string, addSpecial bool, literal [][2]int) []int32 {
+	return t.encode(text, addSpecial, t.control, literal)
+}
+
+func (t *Tokenizer) encode(text string, addSpecial bool, specials *specialIndex, literal [][2]int) []int32 {
 	out := make([]int32, 0, len(text)/3+2)
 	if addSpecial && t.addBOS {
 		out = append(out, t.bos)
@@ -471,7 +480,7 @@ func (t *Tokenizer) encode(text string, addSpecial bool, specials *specialIndex)
 	// every special token, as llama.cpp does: the text after "<|im_start|>"
 	// starts a new sentence.
 	afterSpecial := true
-	for _, f := range specials.partition(text, t.tokens) {
+	for _, f := range specials.partition(text, t.tokens, literal) {
 		if f.id >= 0 {
 			out = append(out, f.id)
 			afterSpecial = true
@@ -574,8 +583,9 @@ type fragment struct {
 // partition cuts text at the special tokens it contains. Like llama.cpp, it
 // takes the tokens longest first and cuts every occurrence of each in the
 // text that is still raw, so "<|im_start|>" is never read as a shorter token
-// that it starts with.
-func (x *specialIndex) partition(text string, tokens []string) []fragment {
+// that it starts with. An occurrence that overlaps a literal range (ordered
+// [start, end) pairs) is not cut.
+func (x *specialIndex) partition(text string, tokens []string, literal [][2]int) []fragment {
 	var found []int32
 	for i := 0; i < len(text); i++ {
 		for _, id := range x.byFirst[text[i]] {
@@ -606,17 +616,22 @@ func (x *specialIndex) partition(text string, tokens []string) []fragment {
 				next = append(next, f)
 				continue
 			}
-			s := f.start
+			s, from := f.start, f.start
 			for {
-				k := strings.Index(text[s:f.end], tok)
+				k := strings.Index(text[from:f.end], tok)
 				if k < 0 {
 					break
+				}
+				if k += from - s; overlaps(literal, s+k, s+k+len(tok)) {
+					from = s + k + 1
+					continue
 				}
 				if k > 0 {
 					next = append(next, fragment{start: s, end: s + k, id: NoToken})
 				}
 				next = append(next, fragment{start: s + k, end: s + k + len(tok), id: id})
 				s += k + len(tok)
+				from = s
 			}
 			if s < f.end {
 				next = append(next, fragment{start: s, end: f.end, id: NoToken})
@@ -625,6 +640,12 @@ func (x *specialIndex) partition(text string, tokens []string) []fragment {
 		frags = next
 	}
 	return frags
+}
+
+// overlaps reports whether [start, end) meets one of the ordered ranges.
+func overlaps(ranges [][2]int, start, end int) bool {
+	i, _ := slices.BinarySearchFunc(ranges, start, func(r [2]int, v int) int { return cmp.Compare(r[1], v+1) })
+	return i < len(ranges) && ranges[i][0] < end
 }
 
 // getID reads a token id and checks that it is in the vocabulary.

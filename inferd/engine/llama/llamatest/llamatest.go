@@ -58,6 +58,8 @@ type RandomSpec struct {
 	Seed  uint64
 	// ChatMLTokens adds <|im_start|> and <|im_end|> control tokens.
 	ChatMLTokens bool
+	// ChatTemplate, when set, is the file's tokenizer.chat_template.
+	ChatTemplate string
 	// Pre, when set, makes the vocabulary byte-level BPE (tokenizer.ggml.model
 	// gpt2) with this tokenizer.ggml.pre, Llama 3's special tokens and
 	// merges, in place of the SentencePiece one.
@@ -171,6 +173,9 @@ func WriteRandom(w io.Writer, s RandomSpec) error {
 		)
 	}
 	headDim := s.Embd / s.Heads
+	if s.ChatTemplate != "" {
+		meta = append(meta, gguf.KV{Key: "tokenizer.chat_template", Type: gguf.TypeString, Value: s.ChatTemplate})
+	}
 	if s.HeadDim != 0 {
 		headDim = s.HeadDim
 		meta = append(meta,
