@@ -91,6 +91,8 @@ type Reconciler struct {
 	// statusWritten is when each rollout's status was last written by this
 	// process (see countsInterval).
 	statusWritten sync.Map
+	// reports are the pods' reports parsed so far.
+	reports reportCache
 }
 
 // labelExpectations are label values written but not yet seen in the cache,

@@ -131,7 +131,7 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 			ns.PeerSite = n.Labels[peerKey]
 		}
 		if p := stagerOf[key{stageRev, n.Name}]; p != nil && stageRev != "" && !stagePending {
-			ns.Stage = plan.ObservePod(p)
+			ns.Stage = plan.ObservePodWith(p, r.reports.parse)
 			if stageRev == in.Revision {
 				obs.stagePods[n.Name] = p
 			}
@@ -151,7 +151,7 @@ func (r *Reconciler) observe(ctx context.Context, ro *slmopsv1alpha1.EdgeRollout
 			continue
 		}
 		if p := podOf[key{rev, n.Name}]; p != nil && rev != "" {
-			ns.Pod = plan.ObservePod(p)
+			ns.Pod = plan.ObservePodWith(p, r.reports.parse)
 		}
 		in.Nodes = append(in.Nodes, ns)
 	}

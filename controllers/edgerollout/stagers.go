@@ -128,7 +128,7 @@ func peerDirectory(ro *slmopsv1alpha1.EdgeRollout, arts []plan.Artifact, obs *ob
 		for _, node := range names {
 			pod := pods[node]
 			site, digest := dir.Nodes[node], digestOf[variantOf[node]]
-			if site == "" || digest == "" || pod.Status.PodIP == "" || !plan.ObservePod(pod).Ready {
+			if site == "" || digest == "" || pod.Status.PodIP == "" || !plan.PodReady(pod) {
 				continue
 			}
 			if dir.Blobs[digest] == nil {
