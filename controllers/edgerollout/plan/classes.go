@@ -54,7 +54,7 @@ type sample struct {
 	decode, ttft []float64
 }
 
-func (s *sample) add(n Node) {
+func (s *sample) add(n *Node) {
 	if r := n.Pod.Report; r != nil {
 		s.decode = append(s.decode, r.DecodeTokensPerSecond)
 		s.ttft = append(s.ttft, r.TimeToFirstTokenSeconds)
@@ -92,7 +92,7 @@ type classCount struct {
 	sample               sample
 }
 
-func (c *classCount) add(n Node) {
+func (c *classCount) add(n *Node) {
 	c.nodes++
 	if n.Pod.Ready && n.Reachable {
 		c.ready++
@@ -333,7 +333,7 @@ func (d *decider) classEntry(class string) *slmopsv1alpha1.ExcludedClass {
 // home is the revision a node runs when it is not in the canary's cohort:
 // its class's revision when the canary failed on its class once, the
 // stable revision otherwise.
-func (d *decider) home(n Node) string {
+func (d *decider) home(n *Node) string {
 	if e := d.classEntry(n.Class); e != nil {
 		return e.Revision
 	}

@@ -69,7 +69,7 @@ func successRatio(s string) float64 {
 // already run it stay (no churn). Unreachable nodes are picked only when
 // includeUnreachable (the Wait policy before its deadline) or when they
 // already run the canary; others only when canJoin (nil: all) allows.
-func selectCohort(ordered []Node, canaryRev string, size int, includeUnreachable bool, canJoin func(Node) bool) map[string]bool {
+func selectCohort(ordered []*Node, canaryRev string, size int, includeUnreachable bool, canJoin func(*Node) bool) map[string]bool {
 	cohort := make(map[string]bool, size)
 	for _, n := range ordered {
 		if len(cohort) == size {
@@ -91,7 +91,7 @@ func selectCohort(ordered []Node, canaryRev string, size int, includeUnreachable
 }
 
 // ordered is the target nodes in cohort order, sorted once per plan.
-func (d *decider) ordered() []Node {
+func (d *decider) ordered() []*Node {
 	if d.order == nil {
 		d.order = cohortOrder(d.targets, d.canary)
 	}
@@ -104,7 +104,7 @@ func (d *decider) ordered() []Node {
 // with a topology key, site by site or one node of each site in turn.
 // Each hash is taken once and the nodes are copied once: at thousands of
 // nodes this ran on every reconcile.
-func cohortOrder(targets []Node, canary *slmopsv1alpha1.CanaryStrategy) []Node {
+func cohortOrder(targets []*Node, canary *slmopsv1alpha1.CanaryStrategy) []*Node {
 	type keyed struct {
 		key uint64
 		i   int
@@ -119,7 +119,7 @@ func cohortOrder(targets []Node, canary *slmopsv1alpha1.CanaryStrategy) []Node {
 		}
 		return strings.Compare(targets[a.i].Name, targets[b.i].Name)
 	})
-	out := make([]Node, 0, len(targets))
+	out := make([]*Node, 0, len(targets))
 	if canary.TopologyKey == "" {
 		for _, k := range ks {
 			out = append(out, targets[k.i])

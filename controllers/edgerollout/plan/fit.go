@@ -23,7 +23,7 @@ const RuntimeMemoryBytes = 64 << 20
 // loaded it, as `inferd check` prints it), the estimate plus
 // RuntimeMemoryBytes; before that, the artifact's sizeBytes plus
 // spec.distribution.fit.memoryHeadroom. Disk: sizeBytes plus diskHeadroom.
-func fit(in Input, targets []Node) map[string]slmopsv1alpha1.ExcludedNode {
+func fit(in Input, targets []*Node) map[string]slmopsv1alpha1.ExcludedNode {
 	f := in.Spec.Distribution.Fit
 	memHeadroom, diskHeadroom := BytesOf(f.MemoryHeadroom), BytesOf(f.DiskHeadroom)
 	estimates := memoryEstimates(in)
@@ -79,7 +79,8 @@ func memoryEstimates(in Input) map[string]estimate {
 		digests[a.Name] = a.Digest
 	}
 	out := map[string]estimate{}
-	for _, n := range in.Nodes {
+	for i := range in.Nodes {
+		n := &in.Nodes[i]
 		r := n.Pod.Report
 		if n.Revision != in.Revision || in.Revision == "" || r == nil || r.MemoryEstimateBytes <= 0 || r.Digest != digests[n.Variant] {
 			continue

@@ -143,8 +143,9 @@ func Compute(in Input) Plan {
 	now := metav1.NewTime(in.Now)
 	d := decider{in: in, st: &st, p: &p, now: now, canary: &in.Spec.Strategy.Canary}
 
-	targets := make([]Node, 0, len(in.Nodes))
-	for _, n := range in.Nodes {
+	targets := make([]*Node, 0, len(in.Nodes))
+	for i := range in.Nodes {
+		n := &in.Nodes[i]
 		if n.Target {
 			targets = append(targets, n)
 		} else if n.Revision != "" {
@@ -232,16 +233,16 @@ type decider struct {
 	canary *slmopsv1alpha1.CanaryStrategy
 	// all are the target nodes; targets are those of them that take part
 	// (not excluded by a fit check or a failure to stage).
-	all, targets []Node
+	all, targets []*Node
 	// unfit are the target nodes that cannot hold the model, by name.
 	unfit map[string]slmopsv1alpha1.ExcludedNode
 	// blocked are the target nodes of the hardware classes the canary
 	// failed on: out of targets, they go home (see home).
-	blocked []Node
+	blocked []*Node
 	// excluded are the target nodes left out, by name.
 	excluded map[string]slmopsv1alpha1.ExcludedNode
 	// order is targets in cohort order, computed once (see ordered).
-	order []Node
+	order []*Node
 	// cohort are the target nodes that should run the canary revision now.
 	cohort map[string]bool
 	// originFailed are the origin's failures learned from a stager, per
@@ -506,7 +507,7 @@ func (d *decider) waitDeadline() time.Time {
 	return d.st.StepStartedAt.Add(ptr.Deref(u.Deadline, metav1.Duration{}).Duration)
 }
 
-func failingNode(n Node, reason, message string) slmopsv1alpha1.FailingNode {
+func failingNode(n *Node, reason, message string) slmopsv1alpha1.FailingNode {
 	since := metav1.NewTime(n.Pod.Since)
 	fn := slmopsv1alpha1.FailingNode{Node: n.Name, Reason: reason, Message: message}
 	if !n.Pod.Since.IsZero() {
@@ -583,9 +584,9 @@ func (d *decider) assign() {
 }
 
 // joined yields the nodes of a, then those of b, without copying them.
-func joined(a, b []Node) iter.Seq[Node] {
-	return func(yield func(Node) bool) {
-		for _, list := range [2][]Node{a, b} {
+func joined(a, b []*Node) iter.Seq[*Node] {
+	return func(yield func(*Node) bool) {
+		for _, list := range [2][]*Node{a, b} {
 			for _, n := range list {
 				if !yield(n) {
 					return
@@ -635,7 +636,8 @@ func (d *decider) revisionsInUse() []string {
 	if d.st.CanaryRevision != "" && Active(d.st.Phase) {
 		set[d.st.CanaryRevision] = true
 	}
-	for _, n := range d.in.Nodes {
+	for i := range d.in.Nodes {
+		n := &d.in.Nodes[i]
 		rev := n.Revision
 		if want, ok := d.p.Labels[n.Name]; ok {
 			rev = want

@@ -119,12 +119,21 @@ func reasons(p Plan) string {
 	return strings.Join(r, ",")
 }
 
+// pointers are the nodes' addresses, as the plan passes them around.
+func pointers(nodes []Node) []*Node {
+	out := make([]*Node, len(nodes))
+	for i := range nodes {
+		out[i] = &nodes[i]
+	}
+	return out
+}
+
 // cohortOrderOf20 is the cohort order of fleet(20, 1, ...), by index.
 func cohortOrderOf20() ([]string, []int) {
 	s := spec("100%").Strategy.Canary
 	var names []string
 	var idx []int
-	for _, n := range cohortOrder(fleet(20, 1, ""), &s) {
+	for _, n := range cohortOrder(pointers(fleet(20, 1, "")), &s) {
 		names = append(names, n.Name)
 		var i int
 		if _, err := fmt.Sscanf(n.Name, "node-%03d", &i); err != nil {
@@ -505,16 +514,16 @@ func TestCohortFollowsTopology(t *testing.T) {
 		}
 		return out
 	}
-	if diff := cmp.Diff(map[string]int{"site-0": 2, "site-1": 2, "site-2": 2}, sites(selectCohort(cohortOrder(nodes, &spread), "new", 6, false, nil))); diff != "" {
+	if diff := cmp.Diff(map[string]int{"site-0": 2, "site-1": 2, "site-2": 2}, sites(selectCohort(cohortOrder(pointers(nodes), &spread), "new", 6, false, nil))); diff != "" {
 		t.Errorf("Spread: nodes per site (-want +got):\n%s", diff)
 	}
 	bySite := spread
 	bySite.TopologyOrder = slmopsv1alpha1.TopologySiteBySite
-	if diff := cmp.Diff(map[string]int{"site-0": 4, "site-1": 2}, sites(selectCohort(cohortOrder(nodes, &bySite), "new", 6, false, nil))); diff != "" {
+	if diff := cmp.Diff(map[string]int{"site-0": 4, "site-1": 2}, sites(selectCohort(cohortOrder(pointers(nodes), &bySite), "new", 6, false, nil))); diff != "" {
 		t.Errorf("SiteBySite: nodes per site (-want +got):\n%s", diff)
 	}
 	// A growing cohort keeps the nodes it had: no churn between steps.
-	small := selectCohort(cohortOrder(nodes, &spread), "new", 3, false, nil)
+	small := selectCohort(cohortOrder(pointers(nodes), &spread), "new", 3, false, nil)
 	for name := range small {
 		for i := range nodes {
 			if nodes[i].Name == name {
@@ -522,7 +531,7 @@ func TestCohortFollowsTopology(t *testing.T) {
 			}
 		}
 	}
-	big := selectCohort(cohortOrder(nodes, &spread), "new", 9, false, nil)
+	big := selectCohort(cohortOrder(pointers(nodes), &spread), "new", 9, false, nil)
 	for name := range small {
 		if !big[name] {
 			t.Errorf("node %s left the cohort when it grew", name)

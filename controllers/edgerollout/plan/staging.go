@@ -52,13 +52,13 @@ func (d *decider) staging(rev string) bool {
 
 // staged reports whether node n holds rev's model: it runs rev, or its
 // stager of rev is ready.
-func staged(n Node, rev string) bool {
+func staged(n *Node, rev string) bool {
 	return n.Revision == rev || (n.StageRevision == rev && n.Stage.Ready)
 }
 
 // stageFailed reports whether n's stager of rev cannot stage: it crash-loops
 // or failed (it exits with a reason when it cannot).
-func stageFailed(n Node, rev string) bool {
+func stageFailed(n *Node, rev string) bool {
 	s := n.Stage
 	return n.StageRevision == rev && n.Revision != rev && s.Exists && !s.Ready && (s.Failure != "" || s.Restarts > 0)
 }
@@ -86,11 +86,11 @@ func truncate(s string, n int) string {
 // eligible drops the target nodes that cannot take part: unfit for the
 // model, or failed to stage it. A node that already runs the revision nodes
 // move to is never dropped.
-func (d *decider) eligible(targets []Node) []Node {
+func (d *decider) eligible(targets []*Node) []*Node {
 	d.excluded = map[string]slmopsv1alpha1.ExcludedNode{}
 	rev := d.moveTo()
 	d.learnOriginFailures(targets, rev)
-	out := make([]Node, 0, len(targets))
+	out := make([]*Node, 0, len(targets))
 	for _, n := range targets {
 		switch {
 		case n.Revision == rev && rev != "":
@@ -123,7 +123,7 @@ func (d *decider) eligible(targets []Node) []Node {
 // nodes are excluded with the seed's reason, and only that stager keeps
 // retrying (paced by the kubelet's back-off) until the origin recovers.
 // Without peer sharing the whole fleet is one site.
-func (d *decider) learnOriginFailures(targets []Node, rev string) {
+func (d *decider) learnOriginFailures(targets []*Node, rev string) {
 	d.originFailed = map[siteKey]slmopsv1alpha1.ExcludedNode{}
 	if !d.staging(rev) {
 		return
@@ -150,7 +150,7 @@ func (d *decider) learnOriginFailures(targets []Node, rev string) {
 
 // originKey is the group of nodes that share what one of them learns of
 // the origin: its site and artifact with peer sharing, its artifact without.
-func (d *decider) originKey(n Node) siteKey {
+func (d *decider) originKey(n *Node) siteKey {
 	if d.in.Spec.Distribution.PeerSharing == nil {
 		return siteKey{variant: n.Variant}
 	}
@@ -239,7 +239,7 @@ func (d *decider) reportExclusions() {
 
 // canJoin reports whether a node may join the canary cohort: with staging,
 // only once it holds the canary's model.
-func (d *decider) canJoin(n Node) bool {
+func (d *decider) canJoin(n *Node) bool {
 	rev := d.st.CanaryRevision
 	return !d.staging(rev) || staged(n, rev)
 }
@@ -265,7 +265,7 @@ func (d *decider) unstagedSlots(size int) int {
 // one being staged; a node with nothing to serve switches at once (staging
 // first would gain nothing), and a canary node going back to stable does
 // (its previous model is still in its cache).
-func (d *decider) mayActivate(n Node, want string) bool {
+func (d *decider) mayActivate(n *Node, want string) bool {
 	if want == "" || n.Revision == "" || !d.staging(want) || want != d.moveTo() {
 		return true
 	}
@@ -294,7 +294,8 @@ func (d *decider) stage() {
 			}
 		}
 	}
-	for _, n := range d.in.Nodes {
+	for i := range d.in.Nodes {
+		n := &d.in.Nodes[i]
 		if n.StageRevision != want[n.Name] {
 			p.StageLabels[n.Name] = want[n.Name]
 		}
@@ -345,7 +346,8 @@ func (d *decider) chooseStagers(rev string, want map[string]string) *metav1.Time
 	// Who holds the file, and who is fetching it, per site and artifact.
 	holders, fetching := map[siteKey]int{}, map[siteKey]int{}
 	inProgress := 0
-	for _, n := range d.in.Nodes {
+	for i := range d.in.Nodes {
+		n := &d.in.Nodes[i]
 		if !n.Target || d.unfit[n.Name].Reason != "" {
 			continue
 		}
@@ -375,7 +377,7 @@ func (d *decider) chooseStagers(rev string, want map[string]string) *metav1.Time
 	}
 
 	// Who should stage next, in cohort order.
-	var next []Node
+	var next []*Node
 	if canaryActive {
 		steps := canarySteps(d.canary)
 		ahead := int(st.CurrentStep) + int(ptr.Deref(staging.LookaheadSteps, 0))

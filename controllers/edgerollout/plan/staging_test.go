@@ -286,7 +286,7 @@ func TestFitUsesInferdsEstimateOnceAPodReportedIt(t *testing.T) {
 	}
 	unfit := func(in Input) map[string]string {
 		out := map[string]string{}
-		for n, e := range fit(in, in.Nodes) {
+		for n, e := range fit(in, pointers(in.Nodes)) {
 			out[n] = e.Message
 		}
 		return out
