@@ -119,7 +119,7 @@ func (j *jinjaTemplate) prompt(tok *tokenizer.Tokenizer, messages []engine.Messa
 		// raise_exception in a template refuses a conversation ("roles
 		// must alternate user/assistant"); other errors are the template's
 		// too, and were not met with a one-message conversation at load.
-		return "", nil, fmt.Errorf("%w: the model's chat template refuses these messages: %v", engine.ErrInvalidInput, err)
+		return "", nil, fmt.Errorf("%w: the model's chat template refuses these messages: %w", engine.ErrInvalidInput, err)
 	}
 	if tok.AddsBOS() && j.bos != "" {
 		out = strings.TrimPrefix(out, j.bos)
