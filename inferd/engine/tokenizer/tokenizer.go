@@ -71,10 +71,29 @@ const (
 // model families. Converters often leave them out of the EOS key (Qwen's
 // "<|im_end|>", Llama 3's "<|eot_id|>", Gemma's "<end_of_turn>"), and a
 // server that missed them would generate past the end of the answer, so, as
-// llama.cpp does, they are found by name and treated as control tokens.
+// llama.cpp does, they are found by name and treated as control tokens. The
+// list is llama.cpp's, all of it: a name it types control is spelled out in
+// plain text there, so it must be here too, even where the vocabulary
+// calls it user-defined (Gemma 3 has an HTML-tag token "</s>").
 var endNames = []string{
 	"<|eot_id|>", "<|eom_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>",
-	"<|endoftext|>", "<|end_of_text|>", "<EOT>", "<｜end▁of▁sentence｜>",
+	"<|endoftext|>", "<|end_of_text|>", "<EOT>", "_<EOT>", "[EOT]", "[EOS]",
+	"</s>", "<eos>", "<end_of_utterance>", "<turn|>", "<|tool_response>",
+	"<|return|>", "<|call|>", "<|flush|>", "<|calls|>", "<｜end▁of▁sentence｜>", "[e~[",
+}
+
+// endExceptions are llama.cpp's two exceptions to endNames, for vocabularies
+// where a listed name is ordinary: with "<|tool_response>" (Gemma 4's
+// tool-call markup), "</s>" is a normal token; with "<|return|>" and
+// "<|call|>" (gpt-oss) or "<|calls|>" and "<|flush|>", "<|end|>" is a
+// user-defined token that ends nothing.
+var endExceptions = []struct {
+	name string
+	when [][]string // any of these sets of names, all present
+	typ  tokenType
+}{
+	{name: "</s>", when: [][]string{{"<|tool_response>"}}, typ: typeNormal},
+	{name: "<|end|>", when: [][]string{{"<|return|>", "<|call|>"}, {"<|calls|>", "<|flush|>"}}, typ: typeUserDefined},
 }
 
 // kind is the tokenizer algorithm, from tokenizer.ggml.model.
@@ -217,6 +236,19 @@ func (t *Tokenizer) loadVocabulary(meta Metadata) error {
 		if id, ok := t.ids[name]; ok {
 			t.types[id] = typeControl
 			t.ends[id] = true
+		}
+	}
+	for _, x := range endExceptions {
+		id, ok := t.ids[x.name]
+		if !ok {
+			continue
+		}
+		for _, names := range x.when {
+			if !slices.ContainsFunc(names, func(n string) bool { _, ok := t.ids[n]; return !ok }) {
+				t.types[id] = x.typ
+				delete(t.ends, id)
+				break
+			}
 		}
 	}
 	return nil

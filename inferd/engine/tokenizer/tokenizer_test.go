@@ -349,6 +349,63 @@ func TestIsEnd(t *testing.T) {
 	}
 }
 
+// TestEndNames checks the names llama.cpp types control and end-of-
+// generation whatever the vocabulary says, and its two exceptions.
+func TestEndNames(t *testing.T) {
+	tests := map[string]struct {
+		others    []string // user-defined tokens besides the one checked
+		token     string   // user-defined in the vocabulary
+		wantEnd   bool
+		wantPiece []byte // nil for a control token
+		wantWhole bool   // Encode of the token's text gives the token
+	}{
+		"a user-defined </s> (Gemma 3's HTML tag) is control and ends": {
+			token: "</s>", wantEnd: true,
+		},
+		"with <|tool_response>, </s> is an ordinary token": {
+			others: []string{"<|tool_response>"}, token: "</s>", wantPiece: []byte("</s>"),
+		},
+		"<|end|> alone is control and ends": {
+			token: "<|end|>", wantEnd: true,
+		},
+		"with <|return|> and <|call|>, <|end|> is user-defined and ends nothing": {
+			others: []string{"<|return|>", "<|call|>"}, token: "<|end|>", wantPiece: []byte("<|end|>"), wantWhole: true,
+		},
+		"with <|calls|> and <|flush|>, likewise": {
+			others: []string{"<|calls|>", "<|flush|>"}, token: "<|end|>", wantPiece: []byte("<|end|>"), wantWhole: true,
+		},
+		"with <|return|> but no <|call|>, <|end|> stays an end": {
+			others: []string{"<|return|>"}, token: "<|end|>", wantEnd: true,
+		},
+	}
+	for name, tc := range tests {
+		t.Run(name, func(t *testing.T) {
+			// Gemma's specials, so that "</s>" is free to be a tag.
+			v := newVocab().add("<unk>", 0, typeUnknown).add("<bos>", 0, typeControl).add("<eos>", 0, typeControl)
+			for b := range 256 {
+				v.add(fmt.Sprintf("<0x%02X>", b), 0, typeByte)
+			}
+			for _, o := range tc.others {
+				v.add(o, 0, typeUserDefined)
+			}
+			v.add(tc.token, 0, typeUserDefined)
+			meta := v.spmMeta()
+			meta[keyAddSpacePrefix] = false
+			tok := mustTokenizer(t, meta)
+			id := v.id[tc.token]
+			if got := tok.IsEnd(id); got != tc.wantEnd {
+				t.Errorf("IsEnd(%s) = %v; want %v", tc.token, got, tc.wantEnd)
+			}
+			if diff := cmp.Diff(tc.wantPiece, tok.Piece(id)); diff != "" {
+				t.Errorf("Piece(%s) (-want +got):\n%s", tc.token, diff)
+			}
+			if got := cmp.Equal(tok.Encode(tc.token, false), []int32{id}); got != tc.wantWhole {
+				t.Errorf("Encode(%q) = %v; the token itself: %v, want %v", tc.token, tok.Encode(tc.token, false), got, tc.wantWhole)
+			}
+		})
+	}
+}
+
 func TestBytePairEncode(t *testing.T) {
 	tests := map[string]struct {
 		alphabet string
