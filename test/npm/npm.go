@@ -35,7 +35,7 @@ const exitNotFetched = 5
 // it skips tb with notChecked, what the test would have checked.
 func Dir(tb testing.TB, notChecked string) string {
 	tb.Helper()
-	root, err := moduleRoot()
+	root, err := ModuleRoot()
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -67,9 +67,10 @@ func TokenizerDir(tb testing.TB, name, notChecked string) string {
 	return filepath.Join(Dir(tb, notChecked), "tokenizers", name)
 }
 
-// moduleRoot is the folder of go.mod above the test's folder (go test runs a
-// test in its package's folder).
-func moduleRoot() (string, error) {
+// ModuleRoot is the folder of go.mod above the test's folder (go test runs
+// a test in its package's folder), where hack/ holds the scripts that run
+// the npm packages.
+func ModuleRoot() (string, error) {
 	wd, err := os.Getwd()
 	if err != nil {
 		return "", fmt.Errorf("find the module root: %w", err)

