@@ -25,6 +25,7 @@ import (
 	"github.com/slmops/slmops/inferd/engine/llama/llamatest"
 	"github.com/slmops/slmops/inferd/engine/tokenizer"
 	"github.com/slmops/slmops/inferd/engine/tokenizer/hfjson"
+	"github.com/slmops/slmops/inferd/engine/tokenizer/tokenizertest"
 	"github.com/slmops/slmops/inferd/gguf"
 	"github.com/slmops/slmops/test/npm"
 	"github.com/slmops/slmops/test/skip"
@@ -682,18 +683,14 @@ func npmVocabularies(t *testing.T, dir, models string) []vocabFile {
 	return files
 }
 
-// readInp reads a file of test strings, each followed by a line
-// "__ggml_vocab_test__" (the newline before it is not part of the string;
-// the last separator may lack its newline).
+// readInp reads a file of test strings.
 func readInp(t *testing.T, path string) []string {
 	t.Helper()
-	inp, err := os.ReadFile(path)
+	inputs, err := tokenizertest.ReadInputs(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	const sep = "\n__ggml_vocab_test__"
-	text := strings.TrimSuffix(strings.TrimSuffix(string(inp), "\n"), sep)
-	return strings.Split(text, sep+"\n")
+	return inputs
 }
 
 func testTokenizers(t *testing.T, program, models string) {
@@ -810,20 +807,12 @@ func llamaTokenize(t *testing.T, program, vocab string, texts []string, addSpeci
 		}
 		t.Fatalf("parity-logits tokenize %s: %v", vocab, err)
 	}
-	lines := strings.Split(strings.TrimSuffix(string(stdout), "\n"), "\n")
-	if len(lines) != len(texts) {
-		t.Fatalf("parity-logits tokenize %s: %d lines for %d texts", vocab, len(lines), len(texts))
+	out, err := tokenizertest.ParseIDs(stdout)
+	if err != nil {
+		t.Fatalf("parity-logits tokenize %s: %v", vocab, err)
 	}
-	out := make([][]int32, len(lines))
-	for i, line := range lines {
-		out[i] = []int32{}
-		for _, f := range strings.Fields(line) {
-			n, err := strconv.ParseInt(f, 10, 32)
-			if err != nil {
-				t.Fatalf("parity-logits tokenize %s: line %d: %v", vocab, i+1, err)
-			}
-			out[i] = append(out[i], int32(n))
-		}
+	if len(out) != len(texts) {
+		t.Fatalf("parity-logits tokenize %s: %d lines for %d texts", vocab, len(out), len(texts))
 	}
 	return out
 }

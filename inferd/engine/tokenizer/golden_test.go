@@ -6,13 +6,12 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/slmops/slmops/inferd/engine/tokenizer/tokenizertest"
 	"github.com/slmops/slmops/inferd/gguf"
 	"github.com/slmops/slmops/test/skip"
 )
@@ -54,39 +53,12 @@ func goldenTokenizer(tb testing.TB, name string) *Tokenizer {
 	return tok
 }
 
-// readGolden reads NAME.inp, strings that each end with a line
-// "__ggml_vocab_test__" (the newline before the separator is not part of the
-// string), and NAME.out, one line of space-separated ids per string.
+// readGolden reads a golden vocabulary's NAME.inp and NAME.out.
 func readGolden(tb testing.TB, name string) ([]string, [][]int32) {
 	tb.Helper()
-	inp, err := os.ReadFile(filepath.Join(goldenDir, name+".inp"))
+	inputs, wants, err := tokenizertest.ReadGolden(goldenDir, name)
 	if err != nil {
 		tb.Fatal(err)
-	}
-	outp, err := os.ReadFile(filepath.Join(goldenDir, name+".out"))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	const sep = "\n__ggml_vocab_test__\n"
-	if !strings.HasSuffix(string(inp), sep) {
-		tb.Fatalf("%s.inp does not end with the separator line", name)
-	}
-	inputs := strings.Split(strings.TrimSuffix(string(inp), sep), sep)
-
-	lines := strings.Split(strings.TrimSuffix(string(outp), "\n"), "\n")
-	wants := make([][]int32, len(lines))
-	for i, line := range lines {
-		wants[i] = []int32{}
-		for _, f := range strings.Fields(line) {
-			n, err := strconv.ParseInt(f, 10, 32)
-			if err != nil {
-				tb.Fatalf("%s.out line %d: %v", name, i+1, err)
-			}
-			wants[i] = append(wants[i], int32(n))
-		}
-	}
-	if len(inputs) != len(wants) {
-		tb.Fatalf("%s has %d strings but %d lines of ids", name, len(inputs), len(wants))
 	}
 	return inputs, wants
 }

@@ -6,13 +6,13 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
 	"github.com/slmops/slmops/inferd/engine/tokenizer"
+	"github.com/slmops/slmops/inferd/engine/tokenizer/tokenizertest"
 	"github.com/slmops/slmops/inferd/gguf"
 	"github.com/slmops/slmops/test/npm"
 	"github.com/slmops/slmops/test/skip"
@@ -66,37 +66,12 @@ func snapshotModels(t *testing.T) string {
 	return filepath.Join(dir, "models")
 }
 
-// readGolden reads NAME.inp, strings each followed by a line
-// "__ggml_vocab_test__" (the newline before it is not part of the string;
-// the last separator may lack its newline), and NAME.out, a line of ids
-// per string.
+// readGolden reads dir/NAME.inp and dir/NAME.out.
 func readGolden(t *testing.T, dir, name string) ([]string, [][]int32) {
 	t.Helper()
-	inp, err := os.ReadFile(filepath.Join(dir, name+".inp"))
+	inputs, wants, err := tokenizertest.ReadGolden(dir, name)
 	if err != nil {
 		t.Fatal(err)
-	}
-	outp, err := os.ReadFile(filepath.Join(dir, name+".out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	const sep = "\n__ggml_vocab_test__"
-	text := strings.TrimSuffix(strings.TrimSuffix(string(inp), "\n"), sep)
-	inputs := strings.Split(text, sep+"\n")
-	lines := strings.Split(strings.TrimSuffix(string(outp), "\n"), "\n")
-	if len(inputs) != len(lines) {
-		t.Fatalf("%s: %d strings but %d lines of ids", name, len(inputs), len(lines))
-	}
-	wants := make([][]int32, len(lines))
-	for i, line := range lines {
-		wants[i] = []int32{}
-		for _, f := range strings.Fields(line) {
-			n, err := strconv.ParseInt(f, 10, 32)
-			if err != nil {
-				t.Fatalf("%s.out line %d: %v", name, i+1, err)
-			}
-			wants[i] = append(wants[i], int32(n))
-		}
 	}
 	return inputs, wants
 }
