@@ -83,41 +83,36 @@ func chooseTemplate(m meta, tok *tokenizer.Tokenizer, override string) (Template
 		}
 		return t, nil
 	}
-	fallback := ""
-	if v, ok := m.Get("tokenizer.chat_template"); ok {
-		if src, ok := v.(string); ok {
-			j, err := compileJinja(src, tok)
-			if err == nil {
-				return Template{Name: jinjaName, jinja: j}, nil
-			}
-			fallback = fmt.Sprintf("the model's chat template cannot be rendered here: %v", err)
-		}
+	v, _ := m.Get("tokenizer.chat_template")
+	src, _ := v.(string)
+	if src == "" {
+		return namedFor(src, tok), nil
 	}
-	t := namedFor(m, tok)
-	t.Fallback = fallback
+	j, err := compileJinja(src, tok)
+	if err == nil {
+		return Template{Name: jinjaName, jinja: j}, nil
+	}
+	t := namedFor(src, tok)
+	t.Fallback = fmt.Sprintf("the model's chat template cannot be rendered here: %v", err)
 	return t, nil
 }
 
-// namedFor is the named format that the model's template is written for,
-// else one its vocabulary suits.
-func namedFor(m meta, tok *tokenizer.Tokenizer) Template {
-	if v, ok := m.Get("tokenizer.chat_template"); ok {
-		if src, ok := v.(string); ok {
-			switch {
-			case strings.Contains(src, "<|im_start|>"):
-				return Templates["chatml"]
-			case strings.Contains(src, "<|start_header_id|>"):
-				return Templates["llama3"]
-			case strings.Contains(src, "<start_of_turn>"):
-				return Templates["gemma"]
-			case strings.Contains(src, "<|user|>") && strings.Contains(src, "<|end|>"):
-				return Templates["phi3"]
-			case strings.Contains(src, "<|user|>"):
-				return Templates["zephyr"]
-			case strings.Contains(src, "[INST]"):
-				return Templates["llama2"]
-			}
-		}
+// namedFor is the named format that the model's template src is written
+// for, else one its vocabulary suits.
+func namedFor(src string, tok *tokenizer.Tokenizer) Template {
+	switch {
+	case strings.Contains(src, "<|im_start|>"):
+		return Templates["chatml"]
+	case strings.Contains(src, "<|start_header_id|>"):
+		return Templates["llama3"]
+	case strings.Contains(src, "<start_of_turn>"):
+		return Templates["gemma"]
+	case strings.Contains(src, "<|user|>") && strings.Contains(src, "<|end|>"):
+		return Templates["phi3"]
+	case strings.Contains(src, "<|user|>"):
+		return Templates["zephyr"]
+	case strings.Contains(src, "[INST]"):
+		return Templates["llama2"]
 	}
 	// Without a template, the vocabulary's markers say the family.
 	for _, family := range []struct{ marker, template string }{
