@@ -191,7 +191,7 @@ func TestInvalidObjectsAreRejectedAtAdmission(t *testing.T) {
 		"an architecture inferd cannot run":   {validModel, map[string]any{"architecture": "gpt2"}, `spec.architecture: Invalid value: "gpt2": ` + architectureMessage},
 		"a context window has a floor":        {validModel, map[string]any{"runtime": "{contextLength: 64}"}, `spec.runtime.contextLength: Invalid value: 64: spec.runtime.contextLength in body should be greater than or equal to 128`},
 		"threads are at least one":            {validModel, map[string]any{"runtime": "{threads: 0}"}, `spec.runtime.threads in body should be greater than or equal to 1`},
-		"a CPU policy is Shared or Exclusive": {validModel, map[string]any{"runtime": "{cpuPolicy: Dedicated}"}, `spec.runtime.cpuPolicy: Invalid value: "Dedicated": cpuPolicy must be Shared or Exclusive`},
+		"a CPU policy is Auto, Shared or Exclusive": {validModel, map[string]any{"runtime": "{cpuPolicy: Dedicated}"}, `spec.runtime.cpuPolicy: Invalid value: "Dedicated": cpuPolicy must be Auto, Shared or Exclusive`},
 		"concurrency is at least one":         {validModel, map[string]any{"runtime": "{maxConcurrentRequests: 0}"}, `spec.runtime.maxConcurrentRequests in body should be greater than or equal to 1`},
 		"a self-test has prompts":             {validModel, map[string]any{"selfTest": "{prompts: []}"}, `spec.selfTest.prompts: Invalid value: 0: spec.selfTest.prompts in body should have at least 1 items`},
 		"a golden prompt is not empty":        {validModel, map[string]any{"selfTest": "{prompts: [{prompt: ''}]}"}, `spec.selfTest.prompts[0].prompt: Invalid value: "": spec.selfTest.prompts[0].prompt in body should be at least 1 chars long`},
@@ -320,7 +320,7 @@ func TestValidObjectsAreAcceptedWithDefaults(t *testing.T) {
 		"spec.source.http.allowInsecureHTTP": false,
 		"spec.runtime.contextLength":         int64(2048),
 		"spec.runtime.maxConcurrentRequests": int64(2),
-		"spec.runtime.cpuPolicy":             "Shared",
+		"spec.runtime.cpuPolicy":             "Auto",
 	} {
 		got, _, _ := unstructured.NestedFieldNoCopy(model.Object, strings.Split(path, ".")...)
 		if got != want {

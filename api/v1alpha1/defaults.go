@@ -107,7 +107,7 @@ func DefaultSLMModelSpec(s *SLMModelSpec) {
 		r.ContextLength = 2048
 	}
 	if r.CPUPolicy == "" {
-		r.CPUPolicy = CPUPolicyShared
+		r.CPUPolicy = CPUPolicyAuto
 	}
 	if r.MaxConcurrentRequests == 0 {
 		r.MaxConcurrentRequests = 2

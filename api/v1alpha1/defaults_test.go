@@ -169,8 +169,8 @@ func checkModelDefaults(t *testing.T, u *unstructured.Unstructured) {
 	if s.Format != slmopsv1alpha1.ModelFormatGGUF {
 		t.Errorf("format = %q, want the default GGUF", s.Format)
 	}
-	if s.Runtime.ContextLength <= 0 || s.Runtime.MaxConcurrentRequests <= 0 || s.Runtime.CPUPolicy == "" {
-		t.Errorf("runtime = %+v, want contextLength, maxConcurrentRequests and cpuPolicy defaulted", s.Runtime)
+	if s.Runtime.ContextLength <= 0 || s.Runtime.MaxConcurrentRequests <= 0 || s.Runtime.CPUPolicy != slmopsv1alpha1.CPUPolicyAuto {
+		t.Errorf("runtime = %+v, want contextLength, maxConcurrentRequests and cpuPolicy (Auto) defaulted", s.Runtime)
 	}
 	if _, found, _ := unstructured.NestedFieldNoCopy(u.Object, "spec", "source", "http"); found {
 		if _, found, _ := unstructured.NestedBool(u.Object, "spec", "source", "http", "allowInsecureHTTP"); !found {

@@ -118,13 +118,16 @@ type OCISource struct {
 	AllowInsecureHTTP bool `json:"allowInsecureHTTP"`
 }
 
-// CPUPolicy is whether inferd's compute threads share their CPUs: Shared or
-// Exclusive.
+// CPUPolicy is whether inferd's compute threads share their CPUs: Auto,
+// Shared or Exclusive.
 // +kubebuilder:validation:MaxLength=16
-// +kubebuilder:validation:XValidation:rule="self in ['Shared', 'Exclusive']",message="cpuPolicy must be Shared or Exclusive"
+// +kubebuilder:validation:XValidation:rule="self in ['Auto', 'Shared', 'Exclusive']",message="cpuPolicy must be Auto, Shared or Exclusive"
 type CPUPolicy string
 
 const (
+	// CPUPolicyAuto makes threads poll briefly while the CPUs are not
+	// contended and sleep at once while they are.
+	CPUPolicyAuto CPUPolicy = "Auto"
 	// CPUPolicyShared makes threads sleep as soon as they wait.
 	CPUPolicyShared CPUPolicy = "Shared"
 	// CPUPolicyExclusive makes threads poll briefly before they sleep.
@@ -148,17 +151,20 @@ type ModelRuntime struct {
 	// +kubebuilder:validation:Maximum=256
 	Threads *int32 `json:"threads,omitempty"`
 
-	// cpuPolicy says whether inferd shares its CPUs with other work. Shared
-	// (the default): compute threads sleep as soon as they wait, so another
-	// busy process on the node slows generation only in proportion. Exclusive:
-	// the CPUs run nothing else (a Guaranteed pod, integer CPU requests equal
-	// to limits, under the kubelet's static CPU manager policy; or a node that
-	// runs only inferd), and a thread that waits for the others polls for up
-	// to 200 µs before it sleeps: multi-threaded generation is faster (on a
-	// small VM, by 1.1-1.3x, see the README's benchmarks) but slows down much
-	// more if another process does take one of the CPUs.
+	// cpuPolicy says how inferd's compute threads wait for one another. Auto
+	// (the default): a thread that waits polls for up to 200 µs before it
+	// sleeps, as long as that pays; when it finds it lost its core to another
+	// process while polling, the threads sleep at once (for 10 ms to 1 s,
+	// longer while contention lasts) and try again after. Shared: threads
+	// sleep as soon as they wait, so another busy process on the node slows
+	// generation only in proportion. Exclusive: the CPUs run nothing else (a
+	// Guaranteed pod, integer CPU requests equal to limits, under the
+	// kubelet's static CPU manager policy; or a node that runs only inferd),
+	// and threads always poll first. On a small VM polling makes
+	// multi-threaded generation 1.1-1.3x faster, and Exclusive much slower
+	// when another process does take a CPU (see the README's benchmarks).
 	// +optional
-	// +kubebuilder:default=Shared
+	// +kubebuilder:default=Auto
 	CPUPolicy CPUPolicy `json:"cpuPolicy,omitempty"`
 
 	// maxConcurrentRequests is how many requests inferd generates for at once;

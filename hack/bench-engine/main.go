@@ -1,15 +1,17 @@
-// Command bench-engine measures the transformer engine on a TinyLlama-shaped
-// 1.1B model with random weights, generated on the fly (in bin/bench-models,
-// reused while the generator is unchanged, never committed), in Q8_0 and
-// Q4_0: prompt processing (128 tokens) and generation (64 tokens) tokens/s
-// with 2 threads, resident memory, the time from loading to the first
-// token, and the ratio of generation speed to the machine's memory-bandwidth
-// limit, measured in the same run: decoding reads every weight once per
-// token, so bandwidth / model bytes is the most tokens/s any engine gets.
-// Generation is measured quiet and with another process burning a core,
-// with the default cpuPolicy Shared (threads never spin) and with Exclusive
-// (waiting threads poll briefly). When LLAMA_BENCH names a llama-bench
-// binary, it runs on the same files and the ratios are printed.
+// Command bench-engine measures the transformer engine on random-weight
+// models of three real shapes (TinyLlama 1.1B, Qwen3-0.6B and SmolLM2-135M),
+// generated on the fly (in bin/bench-models, reused while the generator is
+// unchanged, never committed), in Q4_0, Q8_0 and Q4_K_M: prompt processing
+// (128 tokens) and generation (64 tokens) tokens/s with 2 threads, resident
+// memory, the time from loading to the first token, and the ratio of
+// generation speed to the machine's memory-bandwidth limit, measured in the
+// same run: decoding reads every weight once per token, so bandwidth / model
+// bytes is the most tokens/s any engine gets. Generation is measured quiet
+// and with another process burning a core, with each cpuPolicy: Auto (the
+// default: threads poll while polling pays), Shared (threads never poll) and
+// Exclusive (threads always poll first). When LLAMA_BENCH names a
+// llama-bench binary, it runs on the same files in the same run, and the
+// ratios are printed, with a summary against the goals at the end.
 // `make bench-engine` runs it.
 package main
 
@@ -25,6 +27,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"runtime/pprof"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -33,7 +36,6 @@ import (
 	"unsafe"
 
 	"github.com/slmops/slmops/inferd/engine"
-	"github.com/slmops/slmops/inferd/engine/kernels"
 	_ "github.com/slmops/slmops/inferd/engine/llama" // registers the llama architectures with engine.Load
 	"github.com/slmops/slmops/inferd/engine/llama/llamatest"
 	"github.com/slmops/slmops/inferd/gguf"
@@ -45,12 +47,23 @@ func main() {
 	promptN := flag.Int("prompt", 128, "prompt tokens")
 	genN := flag.Int("gen", 64, "generated tokens")
 	runs := flag.Int("runs", 3, "runs per case (medians are shown)")
-	types := flag.String("types", "Q8_0,Q4_0", "weight types")
+	shapeList := flag.String("shapes", "tinyllama-1.1b,qwen3-0.6b,smollm2-135m", "model shapes: "+strings.Join(shapeNames(), ", "))
+	types := flag.String("types", "Q4_0,Q8_0,Q4_K_M", "weight types: "+strings.Join(typeNames, ", "))
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the runs here")
 	spin := flag.Bool("spin", false, "(internal) burn one core until killed")
 	flag.Parse()
 	if *spin {
 		burn()
+	}
+	for _, sh := range strings.Split(*shapeList, ",") {
+		if _, ok := shapes[sh]; !ok {
+			log.Fatalf("shape %q: use one of %s", sh, strings.Join(shapeNames(), ", "))
+		}
+	}
+	for _, name := range strings.Split(*types, ",") {
+		if !slices.Contains(typeNames, name) {
+			log.Fatalf("type %q: use one of %s", name, strings.Join(typeNames, ", "))
+		}
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -65,62 +78,96 @@ func main() {
 	if err := os.MkdirAll(*dir, 0o755); err != nil {
 		log.Fatal(err)
 	}
-	fmt.Printf("engine benchmark: TinyLlama-shaped 1.1B, random weights, %d threads (%d CPUs, GOMAXPROCS %d, %s)\n",
-		*threads, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOARCH)
+	lb := os.Getenv("LLAMA_BENCH")
+	fmt.Printf("engine benchmark: random weights, %d threads (%d CPUs, GOMAXPROCS %d, %s); prompt %d tokens, generation %d, medians of %d\n",
+		*threads, runtime.NumCPU(), runtime.GOMAXPROCS(0), runtime.GOARCH, *promptN, *genN, *runs)
 	bw := bandwidth(*threads)
 	debug.FreeOSMemory() // the probe's buffer must not count as the model's memory
-	fmt.Printf("read bandwidth, %d threads: %.1f GB/s (median of 5 passes over 1 GiB)\n\n", *threads, bw/1e9)
-	fmt.Printf("%-6s %9s %14s %14s %10s %12s %10s %12s\n", "type", "file", "prompt tok/s", "gen tok/s", "limit", "gen/limit", "RSS", "first token")
-	for _, name := range strings.Split(*types, ",") {
-		spec, ok := specs[name]
-		if !ok {
-			log.Fatalf("type %q: use one of Q8_0, Q4_0, Q4_K_M, Q6_K, F16", name)
-		}
-		path, size := ensureModel(*dir, name, spec)
-		var pp, tg, first []float64
-		var rss int64
-		for range *runs {
-			p, g, f, r := run(path, *threads, *promptN, *genN, false)
-			pp, tg, first = append(pp, p), append(tg, g), append(first, f)
-			rss = max(rss, r)
-		}
-		limit := bw / float64(weightBytes(path))
-		fmt.Printf("%-6s %7.2f GB %14.1f %14.2f %10.1f %11.0f%% %7d MiB %10.2f s\n", name, float64(size)/1e9,
-			median(pp), median(tg), limit, 100*median(tg)/limit, rss>>20, median(first))
-		// Another process takes one of the cores: generation slows, but
-		// must not collapse (no worker spins waiting for the busy core).
-		stop := startSpinner()
-		_, tgBusy, _, _ := run(path, *threads, 16, *genN, false)
-		stop()
-		fmt.Printf("       with another process burning a core: gen %.2f tok/s (%.2fx of quiet)\n", tgBusy, tgBusy/median(tg))
-		// cpuPolicy Exclusive: waiting threads poll briefly before they
-		// sleep. Faster on CPUs of its own, slower on shared ones.
-		var tgEx []float64
-		for range *runs {
-			_, g, _, _ := run(path, *threads, *promptN, *genN, true)
-			tgEx = append(tgEx, g)
-		}
-		stop = startSpinner()
-		_, tgExBusy, _, _ := run(path, *threads, 16, *genN, true)
-		stop()
-		fmt.Printf("       cpuPolicy Exclusive (threads poll up to %v): gen %.2f tok/s (%.2fx of Shared); with a core taken %.2f tok/s (%.2fx)\n",
-			kernels.SpinBudget, median(tgEx), median(tgEx)/median(tg), tgExBusy, tgExBusy/median(tgEx))
-		if lb := os.Getenv("LLAMA_BENCH"); lb != "" {
-			lp, lg, err := llamaBench(lb, path, *threads, *promptN, *genN)
-			if err != nil {
-				fmt.Printf("       llama-bench: %v\n", err)
-			} else {
-				fmt.Printf("       llama-bench: prompt %.1f tok/s, gen %.2f tok/s; slmops/llama.cpp: prompt %.2fx, gen %.2fx (Exclusive %.2fx)\n",
-					lp, lg, median(pp)/lp, median(tg)/lg, median(tgEx)/lg)
+	fmt.Printf("read bandwidth, %d threads: %.1f GB/s (median of 5 passes over 1 GiB)\n", *threads, bw/1e9)
+	var summary []row
+	for _, sh := range strings.Split(*shapeList, ",") {
+		fmt.Printf("\n%s\n%-6s %9s %14s %14s %10s %12s %10s %12s\n", shapes[sh].about, "type", "file", "prompt tok/s", "gen tok/s", "limit", "gen/limit", "RSS", "first token")
+		for _, name := range strings.Split(*types, ",") {
+			path, size := ensureModel(*dir, specFor(sh, name))
+			r := row{shape: sh, typ: name}
+			gen := map[engine.CPUPolicy]float64{}
+			busy := map[engine.CPUPolicy]float64{}
+			var pp, first []float64
+			var rss int64
+			for _, policy := range []engine.CPUPolicy{engine.CPUAuto, engine.CPUShared, engine.CPUExclusive} {
+				var tg []float64
+				for range *runs {
+					p, g, f, m := run(path, *threads, *promptN, *genN, policy)
+					tg = append(tg, g)
+					if policy == engine.CPUAuto {
+						pp, first = append(pp, p), append(first, f)
+						rss = max(rss, m)
+					}
+				}
+				gen[policy] = median(tg)
+				// Another process takes one of the cores.
 				stop := startSpinner()
-				_, lgBusy, err := llamaBench(lb, path, *threads, 16, *genN)
+				_, g, _, _ := run(path, *threads, 16, *genN, policy)
 				stop()
-				if err == nil {
-					fmt.Printf("       llama-bench with a core taken: gen %.2f tok/s (%.2fx of quiet)\n", lgBusy, lgBusy/lg)
+				busy[policy] = g
+			}
+			r.pp, r.tg, r.tgBusy = median(pp), gen[engine.CPUAuto], busy[engine.CPUAuto]
+			limit := bw / float64(weightBytes(path))
+			fmt.Printf("%-6s %7.2f GB %14.1f %14.2f %10.1f %11.0f%% %7d MiB %10.2f s\n", name, float64(size)/1e9,
+				r.pp, r.tg, limit, 100*r.tg/limit, rss>>20, median(first))
+			for _, policy := range []engine.CPUPolicy{engine.CPUAuto, engine.CPUShared, engine.CPUExclusive} {
+				fmt.Printf("       cpuPolicy %-9s gen %7.2f tok/s (%.2fx of Auto); with a core taken %7.2f tok/s (%.2fx of its quiet)\n",
+					policy, gen[policy], gen[policy]/gen[engine.CPUAuto], busy[policy], busy[policy]/gen[policy])
+			}
+			if lb != "" {
+				lp, lg, err := llamaBench(lb, path, *threads, *promptN, *genN)
+				if err != nil {
+					fmt.Printf("       llama-bench: %v\n", err)
+				} else {
+					r.llamaPP, r.llamaTG = lp, lg
+					stop := startSpinner()
+					_, lgBusy, err := llamaBench(lb, path, *threads, 16, *genN)
+					stop()
+					if err == nil {
+						r.llamaBusy = lgBusy
+					}
+					fmt.Printf("       llama-bench: prompt %.1f tok/s, gen %.2f tok/s, with a core taken %.2f tok/s (%.2fx of its quiet)\n", lp, lg, lgBusy, lgBusy/lg)
+					fmt.Printf("       slmops/llama.cpp: prompt %.2fx, gen %.2fx (Shared %.2fx, Exclusive %.2fx), gen with a core taken %.2fx\n",
+						r.pp/lp, r.tg/lg, gen[engine.CPUShared]/lg, gen[engine.CPUExclusive]/lg, r.tgBusy/lgBusy)
 				}
 			}
+			summary = append(summary, r)
 		}
 	}
+	if lb == "" {
+		fmt.Println("\nno llama-bench (LLAMA_BENCH is empty), so no ratios against llama.cpp")
+		return
+	}
+	fmt.Printf("\nslmops (cpuPolicy Auto, the default) / llama.cpp, same run; goals: prompt >= 1.0x, gen >= 1.05x, gen with a core taken >= 2x\n")
+	fmt.Printf("%-16s %-7s %8s %8s %18s\n", "shape", "type", "prompt", "gen", "gen, core taken")
+	for _, r := range summary {
+		if r.llamaPP == 0 {
+			fmt.Printf("%-16s %-7s %s\n", r.shape, r.typ, "llama-bench failed")
+			continue
+		}
+		fmt.Printf("%-16s %-7s %7.2fx%s %7.2fx%s %17.2fx%s\n", r.shape, r.typ,
+			r.pp/r.llamaPP, mark(r.pp/r.llamaPP >= 1.0), r.tg/r.llamaTG, mark(r.tg/r.llamaTG >= 1.05), r.tgBusy/r.llamaBusy, mark(r.tgBusy/r.llamaBusy >= 2))
+	}
+	fmt.Println("(* below the goal)")
+}
+
+// row is one shape and type's figures, for the summary.
+type row struct {
+	shape, typ                  string
+	pp, tg, tgBusy              float64
+	llamaPP, llamaTG, llamaBusy float64
+}
+
+func mark(met bool) string {
+	if met {
+		return " "
+	}
+	return "*"
 }
 
 // startSpinner runs this program again as a process that burns one core,
@@ -152,21 +199,51 @@ func burn() {
 	}
 }
 
-// specs are the benchmark models by type name.
-var specs = func() map[string]llamatest.RandomSpec {
-	m := map[string]llamatest.RandomSpec{}
-	for _, t := range []gguf.TensorType{gguf.Q8_0, gguf.Q4_0, gguf.Q6_K, gguf.F16} {
-		m[t.String()] = llamatest.TinyLlama(t)
+// shapes are the benchmark models' shapes by name.
+var shapes = map[string]struct {
+	about string
+	spec  func(gguf.TensorType) llamatest.RandomSpec
+}{
+	"tinyllama-1.1b": {"TinyLlama 1.1B shape (llama, 22 layers, 2048 wide, 32 heads, 4 KV heads, 32,000 tokens)", llamatest.TinyLlama},
+	"qwen3-0.6b":     {"Qwen3-0.6B shape (qwen3, 28 layers, 1024 wide, 16 heads of 128, 8 KV heads, 151,936 tokens, tied)", llamatest.Qwen3_06B},
+	"smollm2-135m":   {"SmolLM2-135M shape (llama, 30 layers, 576 wide, 9 heads, 3 KV heads, 49,152 tokens, tied)", llamatest.SmolLM2_135M},
+}
+
+func shapeNames() []string {
+	names := make([]string, 0, len(shapes))
+	for n := range shapes {
+		names = append(names, n)
 	}
-	km := llamatest.TinyLlama(gguf.Q4_K)
-	km.Q4KM = true
-	m["Q4_K_M"] = km
-	return m
-}()
+	sort.Strings(names)
+	return names
+}
+
+// typeNames are the weight types the benchmark writes: Q4_K_M is
+// llama-quantize's mix (Q4_K with Q6_K in some tensors and the fallback
+// types where rows are not whole K-quant blocks).
+var typeNames = []string{"Q4_0", "Q8_0", "Q4_K_M", "Q6_K", "F16"}
+
+func specFor(shape, name string) llamatest.RandomSpec {
+	if name == "Q4_K_M" {
+		s := shapes[shape].spec(gguf.Q4_K)
+		s.Mix = "Q4_K_M"
+		return s
+	}
+	for _, t := range []gguf.TensorType{gguf.Q8_0, gguf.Q4_0, gguf.Q6_K, gguf.F16} {
+		if t.String() == name {
+			return shapes[shape].spec(t)
+		}
+	}
+	panic("unknown type " + name)
+}
 
 // ensureModel writes the model unless a file from the same generator is there.
-func ensureModel(dir, name string, spec llamatest.RandomSpec) (string, int64) {
-	path := filepath.Join(dir, "tinyllama-1.1b-random-"+name+".gguf")
+func ensureModel(dir string, spec llamatest.RandomSpec) (string, int64) {
+	name := spec.Type.String()
+	if spec.Mix != "" {
+		name = spec.Mix
+	}
+	path := filepath.Join(dir, spec.Name+"-"+name+".gguf")
 	if st, err := os.Stat(path); err == nil {
 		if m, err := gguf.Open(path); err == nil {
 			m.Close()
@@ -212,9 +289,9 @@ func weightBytes(path string) int64 {
 
 // run loads the model, reads a prompt and generates, and returns prompt and
 // generation tokens/s, seconds from load to first token, and peak RSS.
-func run(path string, threads, promptN, genN int, exclusive bool) (float64, float64, float64, int64) {
+func run(path string, threads, promptN, genN int, policy engine.CPUPolicy) (float64, float64, float64, int64) {
 	start := time.Now()
-	e, err := engine.Load(path, engine.Expect{}, engine.Options{Threads: threads, ExclusiveCPUs: exclusive})
+	e, err := engine.Load(path, engine.Expect{}, engine.Options{Threads: threads, CPUPolicy: policy})
 	if err != nil {
 		log.Fatal(err)
 	}

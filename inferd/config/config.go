@@ -248,13 +248,15 @@ type Runtime struct {
 	ContextLength         int32 `json:"contextLength"`
 	Threads               int32 `json:"threads,omitempty"`
 	MaxConcurrentRequests int32 `json:"maxConcurrentRequests"`
-	// CPUPolicy is Shared (or empty) or Exclusive: whether compute threads
-	// may poll briefly before they sleep (see SLMModel spec.runtime).
+	// CPUPolicy is Auto (or empty), Shared or Exclusive: whether compute
+	// threads may poll briefly before they sleep (see SLMModel
+	// spec.runtime).
 	CPUPolicy string `json:"cpuPolicy,omitempty"`
 }
 
 // CPU policies of Runtime.CPUPolicy.
 const (
+	CPUPolicyAuto      = "Auto"
 	CPUPolicyShared    = "Shared"
 	CPUPolicyExclusive = "Exclusive"
 )
@@ -314,9 +316,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("report.enabled is set on a stager: a stager runs no self-test, so only serving pods report"))
 	}
 	switch c.Runtime.CPUPolicy {
-	case "", CPUPolicyShared, CPUPolicyExclusive:
+	case "", CPUPolicyAuto, CPUPolicyShared, CPUPolicyExclusive:
 	default:
-		errs = append(errs, fmt.Errorf("runtime.cpuPolicy %q is not %s or %s", c.Runtime.CPUPolicy, CPUPolicyShared, CPUPolicyExclusive))
+		errs = append(errs, fmt.Errorf("runtime.cpuPolicy %q is not %s, %s or %s", c.Runtime.CPUPolicy, CPUPolicyAuto, CPUPolicyShared, CPUPolicyExclusive))
 	}
 	return errors.Join(errs...)
 }

@@ -74,6 +74,13 @@ func TestValidateSaysEverythingThatIsWrong(t *testing.T) {
 	if err := (&Config{}).Validate(); err == nil {
 		t.Error("an empty config is valid")
 	}
+	for _, policy := range []string{"", CPUPolicyAuto, CPUPolicyShared, CPUPolicyExclusive} {
+		c := valid()
+		c.Runtime.CPUPolicy = policy
+		if err := c.Validate(); err != nil {
+			t.Errorf("cpuPolicy %q: %v", policy, err)
+		}
+	}
 	t.Setenv(EnvConfig, "{not json")
 	if _, err := FromEnv(); err == nil || !strings.Contains(err.Error(), "parse INFERD_CONFIG") {
 		t.Errorf("FromEnv on bad JSON: %v", err)

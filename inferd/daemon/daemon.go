@@ -316,7 +316,7 @@ func (d *Daemon) prepare(ctx context.Context) {
 		Architecture: d.cfg.Model.Architecture, Quantization: d.cfg.Model.Quantization, SizeBytes: d.cfg.Model.SizeBytes,
 	}, engine.Options{
 		Threads: int(d.cfg.Runtime.Threads), ContextLength: int(d.cfg.Runtime.ContextLength), ChatTemplate: d.opts.ChatTemplate,
-		ExclusiveCPUs: d.cfg.Runtime.CPUPolicy == config.CPUPolicyExclusive,
+		CPUPolicy: engine.CPUPolicy(d.cfg.Runtime.CPUPolicy),
 	})
 	if err != nil {
 		d.failAndReport(ctx, loadFailure(err), fmt.Sprintf("load %s: %v", d.cfg.Model.Digest, err))

@@ -99,13 +99,26 @@ type Options struct {
 	// implies (chatml, llama2, llama3, gemma, phi3, zephyr); empty keeps
 	// the model's.
 	ChatTemplate string
-	// ExclusiveCPUs says that the CPUs the engine runs on run nothing else:
-	// waiting threads may then poll briefly instead of sleeping at once,
-	// which makes multi-threaded generation much faster there and much
-	// slower on CPUs shared with another busy process. Off, threads never
-	// spin.
-	ExclusiveCPUs bool
+	// CPUPolicy is how the compute threads wait for one another: see
+	// CPUPolicy's values. Empty is CPUAuto.
+	CPUPolicy CPUPolicy
 }
+
+// CPUPolicy is how an engine's compute threads wait for one another between
+// and within the parallel products of a forward pass.
+type CPUPolicy string
+
+const (
+	// CPUAuto polls briefly while polling pays and sleeps at once while the
+	// CPUs are contended (kernels.NewAdaptivePool): the default.
+	CPUAuto CPUPolicy = "Auto"
+	// CPUShared never polls: a waiting thread sleeps at once, so another busy
+	// process slows generation only in proportion (kernels.NewPool).
+	CPUShared CPUPolicy = "Shared"
+	// CPUExclusive always polls for up to kernels.SpinBudget before it
+	// sleeps, for CPUs that run nothing else (kernels.NewSpinningPool).
+	CPUExclusive CPUPolicy = "Exclusive"
+)
 
 // Loader builds an Engine from a mapped file. The Engine may keep slices of
 // the mapping; the caller keeps the mapping open until Engine.Close.

@@ -387,7 +387,8 @@ func isK(t gguf.TensorType) bool {
 func TestPoolCoversEveryIndexOnce(t *testing.T) {
 	t.Run("sleeping", func(t *testing.T) { testPoolCoversEveryIndexOnce(t, NewPool(3)) })
 	t.Run("spinning", func(t *testing.T) { testPoolCoversEveryIndexOnce(t, NewSpinningPool(3)) })
-	if NewPool(1000).Workers() > runtimeProcs() || NewSpinningPool(1000).Workers() > runtimeProcs() {
+	t.Run("adaptive", func(t *testing.T) { testPoolCoversEveryIndexOnce(t, NewAdaptivePool(3)) })
+	if NewPool(1000).Workers() > runtimeProcs() || NewSpinningPool(1000).Workers() > runtimeProcs() || NewAdaptivePool(1000).Workers() > runtimeProcs() {
 		t.Error("a pool has more workers than GOMAXPROCS")
 	}
 }

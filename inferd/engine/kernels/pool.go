@@ -7,20 +7,23 @@ import (
 	"time"
 )
 
-// Pool runs row ranges of a product on a fixed set of goroutines. Workers
-// block on a channel between tasks (they never spin), and there are never
+// Pool runs row ranges of a product on a fixed set of goroutines, never
 // more of them than GOMAXPROCS, which since Go 1.25 follows the container's
-// CPU quota: a pod limited to 2 CPUs on an 8-core node runs 2 workers, and
-// another process taking a core slows a product down instead of leaving
-// spinning threads fighting for it.
+// CPU quota: a pod limited to 2 CPUs on an 8-core node runs 2 workers.
 //
-// The price is a wake-up per product: on a small VM a sleeping thread takes
-// tens of microseconds to run again, and a token is dozens of products. On
-// CPUs that nothing else uses, a spinning pool (NewSpinningPool) lets a
-// waiting thread poll for a short while before it sleeps.
+// How a waiting thread waits is the pool's policy. A sleeping pool
+// (NewPool) blocks on a channel at once, so another process taking a core
+// slows a product down instead of leaving polling threads fighting for it;
+// the price is a wake-up per product, and on a small VM a sleeping thread
+// takes tens of microseconds to run again, for dozens of products a token.
+// A spinning pool (NewSpinningPool) polls for a short while first, for CPUs
+// that nothing else uses. An adaptive pool (NewAdaptivePool, the engine's
+// default) polls while that pays and sleeps at once while the CPUs are
+// contended.
 type Pool struct {
 	workers int
 	spin    time.Duration // how long a waiting thread polls before it sleeps
+	auto    *governor     // for an adaptive pool: whether polling pays now
 	tasks   chan task
 	once    sync.Once
 }
@@ -34,7 +37,7 @@ type task struct {
 
 // NewPool returns a pool of threads workers; 0 (or more than GOMAXPROCS)
 // means GOMAXPROCS. Its threads never spin: they sleep as soon as they wait.
-func NewPool(threads int) *Pool { return newPool(threads, 0) }
+func NewPool(threads int) *Pool { return newPool(threads, 0, nil) }
 
 // SpinBudget is how long a waiting thread of a spinning pool polls before it
 // sleeps: longer than the serial work between two products of a layer and
@@ -49,14 +52,30 @@ const SpinBudget = 200 * time.Microsecond
 // finish one, polls for up to SpinBudget before it sleeps. Generation is
 // much faster there; on CPUs shared with another busy process it is much
 // slower, because a polling thread keeps a core the other needs.
-func NewSpinningPool(threads int) *Pool { return newPool(threads, SpinBudget) }
+func NewSpinningPool(threads int) *Pool { return newPool(threads, SpinBudget, nil) }
 
-func newPool(threads int, spin time.Duration) *Pool {
+// NewAdaptivePool is a spinning pool that stops polling while the CPUs are
+// contended, and polls again once they are not (cpuPolicy Auto): on CPUs of
+// its own it is as fast as NewSpinningPool, and when another process takes
+// a core it sleeps as NewPool does instead of keeping that core from it.
+//
+// A thread that polls checks the clock every few dozen loads. On a CPU
+// nothing else wants, the checks come a fraction of a microsecond apart; a
+// gap of more than PreemptionGap between two of them means the kernel gave
+// the core to another thread while this one only waited, which is the cost
+// of polling on a contended CPU. The pool then sleeps at once for a while
+// (10 ms, doubling each time contention is seen again, up to a second) and
+// tries polling again after it; polls that run without a gap bring the
+// pause back down. This is the measure OpenMP runtimes and Go's own
+// scheduler take, per wait rather than by a fixed spin count.
+func NewAdaptivePool(threads int) *Pool { return newPool(threads, SpinBudget, &governor{}) }
+
+func newPool(threads int, spin time.Duration, auto *governor) *Pool {
 	n := runtime.GOMAXPROCS(0)
 	if threads > 0 && threads < n {
 		n = threads
 	}
-	p := &Pool{workers: n, spin: spin, tasks: make(chan task, 4*n)}
+	p := &Pool{workers: n, spin: spin, auto: auto, tasks: make(chan task, 4*n)}
 	goroutines := n
 	if spin > 0 {
 		// Polling helpers and the caller: exactly the pool's threads.
@@ -66,7 +85,7 @@ func newPool(threads int, spin time.Duration) *Pool {
 		go func() {
 			for {
 				if p.spin > 0 {
-					poll(p.spin, func() bool { return len(p.tasks) > 0 })
+					p.poll(func() bool { return len(p.tasks) > 0 })
 				}
 				t, ok := <-p.tasks
 				if !ok {
@@ -81,16 +100,92 @@ func newPool(threads int, spin time.Duration) *Pool {
 	return p
 }
 
-// poll calls done until it returns true or budget has passed; the caller
-// then blocks as usual, at once if done.
-func poll(budget time.Duration, done func() bool) {
-	start := time.Now()
+// poll calls done until it returns true or the spin budget has passed; the
+// caller then blocks as usual, at once if done. An adaptive pool polls only
+// while its governor allows, and tells it when a poll was preempted.
+func (p *Pool) poll(done func() bool) {
+	if p.auto == nil {
+		start := time.Now()
+		for i := 0; !done(); i++ {
+			if i%64 == 63 && time.Since(start) > p.spin {
+				return
+			}
+		}
+		return
+	}
+	start := nanotime()
+	if !p.auto.polling(start) {
+		return
+	}
+	last := start
 	for i := 0; !done(); i++ {
-		if i%64 == 63 && time.Since(start) > budget {
-			return
+		if i%64 == 63 {
+			now := nanotime()
+			if now-last > int64(PreemptionGap) {
+				p.auto.contended(now)
+				return
+			}
+			if now-start > int64(p.spin) {
+				return
+			}
+			last = now
+		}
+	}
+	p.auto.paid()
+}
+
+// PreemptionGap is the pause between two clock checks of a polling thread
+// that an adaptive pool takes for the kernel running another thread on its
+// core: far longer than the loads between two checks (well under a
+// microsecond) or an interrupt, far shorter than a scheduler's time slice
+// (milliseconds).
+const PreemptionGap = 50 * time.Microsecond
+
+// governor is an adaptive pool's measure of whether polling pays. Its state
+// is two words shared by the pool's threads.
+type governor struct {
+	until atomic.Int64 // nanotime before which threads do not poll
+	pause atomic.Int64 // how long the next contention stops polling
+	clean atomic.Int64 // polls without a gap since the last contention
+}
+
+const (
+	minPause = int64(10 * time.Millisecond)
+	maxPause = int64(time.Second)
+	// cleanPolls without a gap halve the pause: at the pace of a decoding
+	// model (a hundred waits a token), a few tokens' worth.
+	cleanPolls = 512
+)
+
+// polling says whether a thread waiting at now may poll.
+func (g *governor) polling(now int64) bool { return now >= g.until.Load() }
+
+// contended records a poll that lost its core at now: threads sleep at once
+// for the pause, which doubles for the next time.
+func (g *governor) contended(now int64) {
+	pause := max(g.pause.Load(), minPause)
+	g.until.Store(now + pause)
+	g.pause.Store(min(2*pause, maxPause))
+	g.clean.Store(0)
+}
+
+// paid records a poll that ended without losing its core.
+func (g *governor) paid() {
+	if g.clean.Add(1)%cleanPolls == 0 {
+		if pause := g.pause.Load(); pause > minPause {
+			g.pause.Store(max(pause/2, minPause))
 		}
 	}
 }
+
+// Paused reports whether an adaptive pool is sleeping at once because it saw
+// contention, for tests and the bench.
+func (p *Pool) Paused() bool { return p.auto != nil && !p.auto.polling(nanotime()) }
+
+// nanotime is a monotonic clock in nanoseconds.
+func nanotime() int64 { return int64(time.Since(epoch)) }
+
+var epoch = time.Now()
 
 // Workers is how many goroutines the pool runs.
 func (p *Pool) Workers() int { return p.workers }
@@ -133,7 +228,7 @@ func (p *Pool) Run(n, grain int, fn func(start, end int)) {
 	}
 	work(0, 0)
 	if p.spin > 0 {
-		poll(p.spin, func() bool { return left.Load() == 0 })
+		p.poll(func() bool { return left.Load() == 0 })
 	}
 	wg.Wait()
 }

@@ -616,28 +616,40 @@ func TestChatTemplatesFollowTheFamily(t *testing.T) {
 	}
 }
 
-// TestCPUPoliciesComputeTheSameLogits: with threads that poll (cpuPolicy
-// Exclusive) the products split the same way, so every logit is the same
-// bit for bit, for the prompt and for each decoded token.
+// TestCPUPoliciesComputeTheSameLogits: whether threads poll (cpuPolicy
+// Exclusive), sleep (Shared) or choose per wait (Auto), the products split
+// the same way, so every logit is the same bit for bit, for the prompt and
+// for each decoded token. A policy the engine does not know is refused.
 func TestCPUPoliciesComputeTheSameLogits(t *testing.T) {
 	path := writeSpec(t, tiny(gguf.Q4_0))
-	shared := load(t, path, engine.Options{Threads: 2})
-	exclusive := load(t, path, engine.Options{Threads: 2, ExclusiveCPUs: true})
-	a, _ := shared.NewSequence()
-	b, _ := exclusive.NewSequence()
-	next := []int32{1, 300, 301, 302, 303}
-	for step := range 12 {
-		la, err := a.Forward(context.Background(), next)
-		if err != nil {
-			t.Fatal(err)
+	shared := load(t, path, engine.Options{Threads: 2, CPUPolicy: engine.CPUShared})
+	others := map[engine.CPUPolicy]*Model{
+		engine.CPUExclusive: load(t, path, engine.Options{Threads: 2, CPUPolicy: engine.CPUExclusive}),
+		engine.CPUAuto:      load(t, path, engine.Options{Threads: 2, CPUPolicy: engine.CPUAuto}),
+		"(default)":         load(t, path, engine.Options{Threads: 2}),
+	}
+	for policy, other := range others {
+		a, _ := shared.NewSequence()
+		b, _ := other.NewSequence()
+		next := []int32{1, 300, 301, 302, 303}
+		for step := range 12 {
+			la, err := a.Forward(context.Background(), next)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lb, err := b.Forward(context.Background(), next)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !slices.Equal(la, lb) {
+				t.Fatalf("%s, step %d: the logits differ from Shared's (max relative error %.3g)", policy, step, relMaxErr(la, lb))
+			}
+			next = []int32{engine.NewSampler(0, 1, nil).Sample(la)}
 		}
-		lb, err := b.Forward(context.Background(), next)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !slices.Equal(la, lb) {
-			t.Fatalf("step %d: the logits differ between Shared and Exclusive (max relative error %.3g)", step, relMaxErr(la, lb))
-		}
-		next = []int32{engine.NewSampler(0, 1, nil).Sample(la)}
+		a.Close()
+		b.Close()
+	}
+	if _, err := engine.Load(path, engine.Expect{}, engine.Options{CPUPolicy: "Spinning"}); err == nil || !strings.Contains(err.Error(), `"Spinning"`) {
+		t.Errorf("an unknown cpu policy: %v; want a refusal naming it", err)
 	}
 }

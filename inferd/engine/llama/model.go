@@ -191,10 +191,15 @@ func Load(m *gguf.Mapped, opts engine.Options) (engine.Engine, error) {
 	if cfg.SlidingWindow > 0 {
 		md.ropeSWA = newRopeTheta(cfg.RopeBaseSWA, cfg.RopeDim, 1)
 	}
-	if opts.ExclusiveCPUs {
+	switch opts.CPUPolicy {
+	case engine.CPUExclusive:
 		md.pool = kernels.NewSpinningPool(opts.Threads)
-	} else {
+	case engine.CPUShared:
 		md.pool = kernels.NewPool(opts.Threads)
+	case engine.CPUAuto, "":
+		md.pool = kernels.NewAdaptivePool(opts.Threads)
+	default:
+		return nil, fmt.Errorf("cpu policy %q is not %s, %s or %s", opts.CPUPolicy, engine.CPUAuto, engine.CPUShared, engine.CPUExclusive)
 	}
 	md.info = engine.Info{
 		Architecture: arch, Engine: fmt.Sprintf("slmops llama (%d threads, %s kernels)", md.pool.Workers(), kernels.Accelerated()), Quantization: m.Quantization(),

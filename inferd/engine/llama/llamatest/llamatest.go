@@ -93,6 +93,23 @@ func TinyLlama(t gguf.TensorType) RandomSpec {
 	return RandomSpec{Name: "tinyllama-1.1b-random", Embd: 2048, Layers: 22, Heads: 32, KVHeads: 4, FF: 5632, Vocab: 32000, Context: 2048, Type: t, Scale: 0.035, Seed: 1}
 }
 
+// Qwen3_06B is the shape of Qwen3-0.6B, for benchmarks: heads of 128 over a
+// 1,024-wide embedding, query and key norms, tied embeddings, a 151,936-token
+// vocabulary.
+func Qwen3_06B(t gguf.TensorType) RandomSpec {
+	return RandomSpec{Name: "qwen3-0.6b-random", Arch: "qwen3", Embd: 1024, Layers: 28, Heads: 16, KVHeads: 8, HeadDim: 128, FF: 3072,
+		Vocab: 151936, Context: 2048, Type: t, Tied: true, Scale: 0.035, Seed: 1}
+}
+
+// SmolLM2_135M is the shape of SmolLM2-135M, for benchmarks: 30 layers of a
+// 576-wide embedding (not a whole number of 256-value blocks, so a K-quant
+// mix falls back in most tensors), tied embeddings, a 49,152-token
+// vocabulary.
+func SmolLM2_135M(t gguf.TensorType) RandomSpec {
+	return RandomSpec{Name: "smollm2-135m-random", Embd: 576, Layers: 30, Heads: 9, KVHeads: 3, FF: 1536,
+		Vocab: 49152, Context: 2048, Type: t, Tied: true, Scale: 0.035, Seed: 1}
+}
+
 // WriteRandom writes a GGUF file of the spec; tensors are made one at a
 // time while writing, so a 1B model never sits in memory whole.
 func WriteRandom(w io.Writer, s RandomSpec) error {
