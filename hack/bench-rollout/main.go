@@ -189,10 +189,13 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile,
 		// just before the update it anchors.
 		fmt.Printf("run %d of %d\n", i, runs)
 		mem.enter("plain updates")
+		dsBefore := scrapeDaemonSets(ctx, c)
 		anchor, err := daemonSetUpdate(ctx, cl, nodes, mu, servingPod)
 		if err != nil {
 			return fmt.Errorf("anchor: %w", err)
 		}
+		dsAnchor := scrapeDaemonSets(ctx, c)
+		fmt.Printf("  %-52s %s\n", "  DaemonSet controller", dsAnchor.minus(dsBefore))
 		before, err := scrape(metricsAddr)
 		if err != nil {
 			return err
@@ -238,6 +241,7 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile,
 		} else {
 			fmt.Fprintf(os.Stderr, "bench-rollout: switch breakdown: %v\n", err)
 		}
+		fmt.Printf("  %-52s %s\n", "  DaemonSet controller", scrapeDaemonSets(ctx, c).minus(dsAnchor))
 		d := after.minus(before)
 		fmt.Printf("  %-52s %7.1f s   (no serving pod on its way: the operator's own latency)\n", "  of which idle", sample.idle.Seconds())
 		fmt.Printf("  %-52s %7.0f      (mean; the most at once %d, maxUnavailable %d)\n", "  nodes without a ready pod", sample.meanUnavailable, sample.maxUnavailable, budget)
@@ -519,6 +523,67 @@ func scrape(addr string) (counters, error) {
 		}
 	}
 	return c, sc.Err()
+}
+
+// dsQueues is the DaemonSet controller's work, from the controller-manager's
+// metrics: its syncs of DaemonSets, the node updates it turns into syncs,
+// and the syncs it put off because its cache had not yet seen its own
+// writes (the StaleControllerConsistencyDaemonSet gate, on by default since
+// Kubernetes 1.36).
+type dsQueues struct {
+	ok                                        bool
+	syncs, queueSeconds, workSeconds, retries float64
+	nodeUpdates, nodeQueueSeconds             float64
+	staleSkips                                float64
+}
+
+func (q dsQueues) minus(o dsQueues) dsQueues {
+	return dsQueues{q.ok && o.ok, q.syncs - o.syncs, q.queueSeconds - o.queueSeconds, q.workSeconds - o.workSeconds, q.retries - o.retries,
+		q.nodeUpdates - o.nodeUpdates, q.nodeQueueSeconds - o.nodeQueueSeconds, q.staleSkips - o.staleSkips}
+}
+
+func (q dsQueues) String() string {
+	if !q.ok {
+		return "(its metrics could not be read)"
+	}
+	return fmt.Sprintf("%d syncs (%.1f ms mean wait in the queue, %.1f ms mean work), %d retried, %d put off for a stale cache; %d node updates (%.1f ms mean wait)",
+		int(q.syncs), 1000*q.queueSeconds/max(q.syncs, 1), 1000*q.workSeconds/max(q.syncs, 1), int(q.retries), int(q.staleSkips),
+		int(q.nodeUpdates), 1000*q.nodeQueueSeconds/max(q.nodeUpdates, 1))
+}
+
+// scrapeDaemonSets reads dsQueues; a failure leaves it marked unread.
+func scrapeDaemonSets(ctx context.Context, c *localcluster.Cluster) dsQueues {
+	body, err := c.ControllerManagerMetrics(ctx)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "bench-rollout: %v\n", err)
+		return dsQueues{}
+	}
+	q := dsQueues{ok: true}
+	for line := range strings.SplitSeq(string(body), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 || strings.HasPrefix(line, "#") {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+		ds, nodes := strings.Contains(line, `name="daemonset"`), strings.Contains(line, `name="daemonset-node-updates"`)
+		switch {
+		case strings.HasPrefix(line, "workqueue_work_duration_seconds_count{") && ds:
+			q.syncs += v
+		case strings.HasPrefix(line, "workqueue_work_duration_seconds_sum{") && ds:
+			q.workSeconds += v
+		case strings.HasPrefix(line, "workqueue_queue_duration_seconds_sum{") && ds:
+			q.queueSeconds += v
+		case strings.HasPrefix(line, "workqueue_retries_total{") && ds:
+			q.retries += v
+		case strings.HasPrefix(line, "workqueue_work_duration_seconds_count{") && nodes:
+			q.nodeUpdates += v
+		case strings.HasPrefix(line, "workqueue_queue_duration_seconds_sum{") && nodes:
+			q.nodeQueueSeconds += v
+		case strings.HasPrefix(line, "daemonset_controller_stale_sync_skips_total"):
+			q.staleSkips += v
+		}
+	}
+	return q
 }
 
 // sample is what sampleIdle saw during an update.

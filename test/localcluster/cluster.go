@@ -113,8 +113,10 @@ rules:
 
 // state is what Down needs to stop a cluster started by another process.
 type state struct {
-	APIServer  string      `json:"apiServer"`
-	Components []component `json:"components"`
+	APIServer string `json:"apiServer"`
+	// ControllerManager is the controller-manager's secure endpoint.
+	ControllerManager string      `json:"controllerManager,omitempty"`
+	Components        []component `json:"components"`
 }
 
 type component struct {
@@ -261,6 +263,7 @@ func (c *Cluster) start(ctx context.Context) error {
 	}
 	etcdClient, etcdPeer, apiPort, cmPort, schedPort, kwokPort, etcdMetrics := ports[0], ports[1], ports[2], ports[3], ports[4], ports[5], ports[6]
 	c.state.APIServer = fmt.Sprintf("https://127.0.0.1:%d", apiPort)
+	c.state.ControllerManager = fmt.Sprintf("https://127.0.0.1:%d", cmPort)
 	if err := writeKubeconfig(c.Kubeconfig, c.state.APIServer, p); err != nil {
 		return fmt.Errorf("write kubeconfig: %w", err)
 	}
@@ -653,6 +656,37 @@ func (comp component) alive() bool {
 		return false
 	}
 	return strings.TrimSuffix(exe, " (deleted)") == comp.Binary
+}
+
+// ControllerManagerMetrics is the controller-manager's /metrics, read as the
+// admin (its delegated authorization allows system:masters): the
+// DaemonSet controller's work queues and stale-cache skips, for benchmarks.
+func (c *Cluster) ControllerManagerMetrics(ctx context.Context) ([]byte, error) {
+	if c.state.ControllerManager == "" {
+		return nil, errors.New("the controller-manager's endpoint is not known (a cluster started by an older build)")
+	}
+	tc, err := rest.TLSConfigFor(c.Config)
+	if err != nil {
+		return nil, err
+	}
+	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.state.ControllerManager+"/metrics", nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := hc.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("controller-manager /metrics: %s: %.200s", resp.Status, body)
+	}
+	return body, nil
 }
 
 // Down stops the cluster.
