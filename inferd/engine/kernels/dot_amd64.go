@@ -89,6 +89,11 @@ func rowsFast(t gguf.TensorType, w []byte, rowBytes int, a *Act, out []float32) 
 		for r := 4 * quads; r < len(out); r++ {
 			out[r] = dotQ4_0(w[r*rowBytes:(r+1)*rowBytes], a)
 		}
+	case gguf.Q5_0:
+		if nb*BytesQ5_0 != rowBytes || len(a.Sum) != nb {
+			return false
+		}
+		rowsQ5_0AVX2(&w[0], rowBytes, len(out), &a.Q[0], &a.D[0], &a.Sum[0], nb, &f16table[0], &out[0])
 	case gguf.Q4_K:
 		nsb := len(a.KD)
 		if nsb == 0 || len(a.KQ) != nsb*QK_K || nsb*BytesQ4_K != rowBytes {
@@ -106,6 +111,12 @@ func rowsFast(t gguf.TensorType, w []byte, rowBytes int, a *Act, out []float32) 
 	}
 	return true
 }
+
+// rowsQ5_0AVX2 computes nrows rows of Q5_0 against one Q8_0 activation,
+// summed as dotQ5_0 (see q50_amd64.s).
+//
+//go:noescape
+func rowsQ5_0AVX2(w *byte, rowBytes int, nrows int, xq *int8, xd *float32, xsum *int32, nb int, tbl *float32, out *float32)
 
 // The K-quant row kernels read the activation's Q8_K copy (Act.KQ, KD, KB).
 

@@ -3,6 +3,7 @@ package kernels
 import (
 	"math"
 	"math/rand/v2"
+	"runtime"
 	"slices"
 	"strconv"
 	"sync"
@@ -479,8 +480,8 @@ func TestRowKernelsAgreeOnEveryPath(t *testing.T) {
 	r := rand.New(rand.NewPCG(12, 13))
 	p := NewPool(2)
 	defer p.Close()
-	for _, typ := range []gguf.TensorType{gguf.Q8_0, gguf.Q4_0, gguf.Q4_K, gguf.Q6_K} {
-		for _, cols := range []int{32, 64, 96, 256, 2048} { // block counts odd, even, multiples of 4
+	for _, typ := range []gguf.TensorType{gguf.Q8_0, gguf.Q4_0, gguf.Q5_0, gguf.Q4_K, gguf.Q6_K} {
+		for _, cols := range []int{32, 64, 96, 256, 576, 2048} { // block counts odd, even, multiples of 4
 			if (typ == gguf.Q4_K || typ == gguf.Q6_K) && cols%QK_K != 0 {
 				continue
 			}
@@ -554,6 +555,23 @@ func TestFastAndFallbackPathsAgree(t *testing.T) {
 			}
 		}
 	}
+	// Q5_0's kernel and fallback sum in the same order, so they agree to
+	// the bit, in rows of 576 values (SmolLM2's, where llama-quantize
+	// writes Q5_0 for Q4_K) as in others, with every fifth bit pattern.
+	for _, blocks := range []int{1, 2, 18, 64} {
+		const rows = 5
+		w := randomVector(r, rows*blocks*32, 0.05)
+		enc, _ := Quantize(nil, gguf.Q5_0, w)
+		var a Act
+		a.Set(randomVector(r, blocks*32, 1))
+		info, _ := RowInfo(gguf.Q5_0, blocks*32)
+		got, want := [][]float32{make([]float32, rows)}, [][]float32{make([]float32, rows)}
+		withPath(true, func() { MatRows(info, enc, []*Act{&a}, got, 0, rows) })
+		withPath(false, func() { MatRows(info, enc, []*Act{&a}, want, 0, rows) })
+		if diff := cmp.Diff(want, got); diff != "" {
+			t.Errorf("Q5_0 rows, %d blocks, fallback -> %s (-want +got):\n%s", blocks, Accelerated(), diff)
+		}
+	}
 	// Q4_K's kernel and fallback sum in the same order (llama.cpp's), so
 	// they agree to the bit.
 	for _, blocks := range []int{1, 2, 6} {
@@ -582,7 +600,7 @@ func BenchmarkDot(b *testing.B) {
 		for _, fast := range []bool{false, true} {
 			name := typ.String() + "/go"
 			if fast {
-				if !hasFast() || (typ != gguf.Q8_0 && typ != gguf.Q4_0) {
+				if !hasFast() || !(typ == gguf.Q8_0 || typ == gguf.Q4_0 || (typ == gguf.Q5_0 && runtime.GOARCH == "amd64")) {
 					continue
 				}
 				name = typ.String() + "/" + Accelerated()
