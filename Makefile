@@ -206,11 +206,11 @@ bench-rollout: controlplane ## An EdgeRollout on BENCH_NODES nodes (steps 1/10/5
 bench-inferd: ## inferd: verified download against a plain copy; tokens/s over HTTP against the engine called directly.
 	go run ./hack/bench-inferd
 
-# BENCH_ENGINE_FLAGS passes flags to hack/bench-engine (-types Q4_0 -runs 1 for a quick look).
+# BENCH_ENGINE_FLAGS passes flags to hack/bench-engine (-shapes smollm2-135m -types Q4_0 -runs 1 for a quick look).
 BENCH_ENGINE_FLAGS ?=
 
 .PHONY: bench-engine
-bench-engine: ## The engine on a random TinyLlama-shaped 1.1B model (Q8_0, Q4_0): tokens/s against the memory-bandwidth limit and llama.cpp's llama-bench (built from ../shared/llama.cpp unless LLAMA_BENCH=path names one).
+bench-engine: ## The engine on random models of three shapes (TinyLlama 1.1B, Qwen3-0.6B, SmolLM2-135M) in Q4_0, Q8_0 and Q4_K_M, each cpuPolicy, quiet and with a core taken: tokens/s, the memory-bandwidth limit and the ratios to llama.cpp's llama-bench (built from ../shared/llama.cpp unless LLAMA_BENCH=path names one).
 	@llama_bench="$(LLAMA_BENCH)"; \
 	if [ -z "$$llama_bench" ]; then \
 		if dir=$$(hack/build-llama-cpp.sh); then llama_bench=$$dir/build/bin/llama-bench; \

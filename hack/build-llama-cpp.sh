@@ -42,7 +42,7 @@ fi
 archive=${archives[-1]}
 
 # Bump layout when this script changes how it builds or what it puts into the folder.
-layout=1
+layout=2
 key=$( (sha256sum "$archive" | cut -c1-64; echo "$layout") | sha256sum | cut -c1-12)
 cache=${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/slmops/llama.cpp
 out=$cache/$(sha256sum "$archive" | cut -c1-12)-$key
@@ -95,9 +95,15 @@ else
 	if [ "$src" = "$tmp" ]; then mv "$tmp" "$out"; else mv "$src" "$out" && rm -rf "$tmp"; fi
 	trap 'rm -rf "$out"' EXIT
 	jobs=$(nproc 2>/dev/null || echo 2)
+	# The build is native (-march=native), and a VM can list AMX among the
+	# CPU's flags without letting a process use it: llama-bench then dies of
+	# an invalid opcode (tilezero) on its first product. The engine has no
+	# AMX kernels either, so llama.cpp is built without them (GCC keeps an
+	# explicit -mno-* over what -march=native implies).
+	amx=(-DCMAKE_C_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16" -DCMAKE_CXX_FLAGS="-mno-amx-tile -mno-amx-int8 -mno-amx-bf16")
 	nice -n 10 cmake -S "$out" -B "$out/build" -DCMAKE_BUILD_TYPE=Release -DLLAMA_CURL=OFF -DLLAMA_OPENSSL=OFF \
 		-DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_APP=OFF \
-		-DGGML_CCACHE=OFF >"$out/cmake-configure.log" 2>&1 ||
+		-DGGML_CCACHE=OFF "${amx[@]}" >"$out/cmake-configure.log" 2>&1 ||
 		{ tail -n 30 "$out/cmake-configure.log" >&2; exit 1; }
 	nice -n 10 cmake --build "$out/build" -j"$jobs" --target "${targets[@]}" >"$out/cmake-build.log" 2>&1 ||
 		{ tail -n 30 "$out/cmake-build.log" >&2; exit 1; }
