@@ -104,24 +104,15 @@ func newPool(threads int, spin time.Duration, auto *governor) *Pool {
 // caller then blocks as usual, at once if done. An adaptive pool polls only
 // while its governor allows, and tells it when a poll was preempted.
 func (p *Pool) poll(done func() bool) {
-	if p.auto == nil {
-		start := time.Now()
-		for i := 0; !done(); i++ {
-			if i%64 == 63 && time.Since(start) > p.spin {
-				return
-			}
-		}
-		return
-	}
 	start := nanotime()
-	if !p.auto.polling(start) {
+	if p.auto != nil && !p.auto.polling(start) {
 		return
 	}
 	last := start
 	for i := 0; !done(); i++ {
 		if i%64 == 63 {
 			now := nanotime()
-			if now-last > int64(PreemptionGap) {
+			if p.auto != nil && now-last > int64(PreemptionGap) {
 				p.auto.contended(now)
 				return
 			}
@@ -131,7 +122,9 @@ func (p *Pool) poll(done func() bool) {
 			last = now
 		}
 	}
-	p.auto.paid()
+	if p.auto != nil {
+		p.auto.paid()
+	}
 }
 
 // PreemptionGap is the pause between two clock checks of a polling thread
@@ -141,8 +134,8 @@ func (p *Pool) poll(done func() bool) {
 // (milliseconds).
 const PreemptionGap = 50 * time.Microsecond
 
-// governor is an adaptive pool's measure of whether polling pays. Its state
-// is two words shared by the pool's threads.
+// governor is an adaptive pool's measure of whether polling pays, shared by
+// the pool's threads.
 type governor struct {
 	until atomic.Int64 // nanotime before which threads do not poll
 	pause atomic.Int64 // how long the next contention stops polling
@@ -179,7 +172,7 @@ func (g *governor) paid() {
 }
 
 // Paused reports whether an adaptive pool is sleeping at once because it saw
-// contention, for tests and the bench.
+// contention.
 func (p *Pool) Paused() bool { return p.auto != nil && !p.auto.polling(nanotime()) }
 
 // nanotime is a monotonic clock in nanoseconds.
