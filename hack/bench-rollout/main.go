@@ -14,6 +14,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -498,15 +499,7 @@ func scrape(addr string) (counters, error) {
 		return c, err
 	}
 	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		line := sc.Text()
-		f := strings.Fields(line)
-		if len(f) < 2 {
-			continue
-		}
-		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+	err = samples(resp.Body, func(line string, v float64) {
 		edgerollout := strings.Contains(line, `name="edgerollout"`) || strings.Contains(line, `controller="edgerollout"`)
 		switch {
 		case strings.HasPrefix(line, "rest_client_requests_total{") && !strings.Contains(line, `method="GET"`):
@@ -521,8 +514,25 @@ func scrape(addr string) (counters, error) {
 		case strings.HasPrefix(line, "workqueue_work_duration_seconds_count{") && edgerollout:
 			c.reconciles += v
 		}
+	})
+	return c, err
+}
+
+// samples calls each for every sample line of a Prometheus text exposition,
+// with its value.
+func samples(r io.Reader, each func(line string, v float64)) error {
+	sc := bufio.NewScanner(r)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for sc.Scan() {
+		line := sc.Text()
+		f := strings.Fields(line)
+		if len(f) < 2 || strings.HasPrefix(line, "#") {
+			continue
+		}
+		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+		each(line, v)
 	}
-	return c, sc.Err()
+	return sc.Err()
 }
 
 // dsQueues is the DaemonSet controller's work, from the controller-manager's
@@ -559,12 +569,7 @@ func scrapeDaemonSets(ctx context.Context, c *localcluster.Cluster) dsQueues {
 		return dsQueues{}
 	}
 	q := dsQueues{ok: true}
-	for line := range strings.SplitSeq(string(body), "\n") {
-		f := strings.Fields(line)
-		if len(f) < 2 || strings.HasPrefix(line, "#") {
-			continue
-		}
-		v, _ := strconv.ParseFloat(f[len(f)-1], 64)
+	if err := samples(bytes.NewReader(body), func(line string, v float64) {
 		ds, nodes := strings.Contains(line, `name="daemonset"`), strings.Contains(line, `name="daemonset-node-updates"`)
 		switch {
 		case strings.HasPrefix(line, "workqueue_work_duration_seconds_count{") && ds:
@@ -582,6 +587,9 @@ func scrapeDaemonSets(ctx context.Context, c *localcluster.Cluster) dsQueues {
 		case strings.HasPrefix(line, "daemonset_controller_stale_sync_skips_total"):
 			q.staleSkips += v
 		}
+	}); err != nil {
+		fmt.Fprintf(os.Stderr, "bench-rollout: controller-manager metrics: %v\n", err)
+		return dsQueues{}
 	}
 	return q
 }
