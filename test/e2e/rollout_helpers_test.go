@@ -142,8 +142,10 @@ func model(ns, digest string) *slmopsv1alpha1.SLMModel {
 }
 
 // rollout is a rollout of the suite's model to every simulated node, fast
-// enough for tests: pods count after 1 s ready, a node fails 30 s after its
-// pod started without becoming ready.
+// enough for tests: pods count after 1 s ready. A node fails 120 s after its
+// pod started without becoming ready: no test waits for that deadline (the
+// faults they inject fail a pod at once), and kwok's pods took over 30 s to
+// become ready on a loaded CI machine, which failed healthy canaries.
 func rollout(ns string, steps ...string) *slmopsv1alpha1.EdgeRollout {
 	r := &slmopsv1alpha1.EdgeRollout{
 		ObjectMeta: metav1.ObjectMeta{Name: "stores", Namespace: ns},
@@ -154,7 +156,7 @@ func rollout(ns string, steps ...string) *slmopsv1alpha1.EdgeRollout {
 			Strategy: slmopsv1alpha1.RolloutStrategy{Canary: slmopsv1alpha1.CanaryStrategy{
 				MaxUnavailable:          ptr.To(intstr.FromString("10%")),
 				MinReadySeconds:         ptr.To[int32](1),
-				ProgressDeadlineSeconds: 30,
+				ProgressDeadlineSeconds: 120,
 				TopologyKey:             "topology.kubernetes.io/zone",
 			}},
 			Analysis: slmopsv1alpha1.RolloutAnalysis{SuccessRatio: "1", MaxFailedNodes: ptr.To(intstr.FromInt32(0))},
