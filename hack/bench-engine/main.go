@@ -36,6 +36,7 @@ import (
 	"unsafe"
 
 	"github.com/slmops/slmops/inferd/engine"
+	"github.com/slmops/slmops/inferd/engine/kernels"
 	_ "github.com/slmops/slmops/inferd/engine/llama" // registers the llama architectures with engine.Load
 	"github.com/slmops/slmops/inferd/engine/llama/llamatest"
 	"github.com/slmops/slmops/inferd/gguf"
@@ -94,8 +95,10 @@ func main() {
 			busy := map[engine.CPUPolicy]float64{}
 			var pp, first []float64
 			var rss int64
+			var gaps [2][2]int64 // Auto's pauses and steal gaps, quiet and with a core taken
 			for _, policy := range []engine.CPUPolicy{engine.CPUAuto, engine.CPUShared, engine.CPUExclusive} {
 				var tg []float64
+				p0, s0 := kernels.AdaptiveGaps()
 				for range *runs {
 					p, g, f, m := run(path, *threads, *promptN, *genN, policy)
 					tg = append(tg, g)
@@ -105,11 +108,16 @@ func main() {
 					}
 				}
 				gen[policy] = median(tg)
+				p1, s1 := kernels.AdaptiveGaps()
 				// Another process takes one of the cores.
 				stop := startSpinner()
 				_, g, _, _ := run(path, *threads, 16, *genN, policy)
 				stop()
 				busy[policy] = g
+				if policy == engine.CPUAuto {
+					p2, s2 := kernels.AdaptiveGaps()
+					gaps = [2][2]int64{{p1 - p0, s1 - s0}, {p2 - p1, s2 - s1}}
+				}
 			}
 			r.pp, r.tg, r.tgBusy = median(pp), gen[engine.CPUAuto], busy[engine.CPUAuto]
 			limit := bw / float64(weightBytes(path))
@@ -119,6 +127,8 @@ func main() {
 				fmt.Printf("       cpuPolicy %-9s gen %7.2f tok/s (%.2fx of Auto); with a core taken %7.2f tok/s (%.2fx of its quiet)\n",
 					policy, gen[policy], gen[policy]/gen[engine.CPUAuto], busy[policy], busy[policy]/gen[policy])
 			}
+			fmt.Printf("       Auto's gaps: quiet %d paused polling, %d put down to steal time; with a core taken %d paused, %d steal\n",
+				gaps[0][0], gaps[0][1], gaps[1][0], gaps[1][1])
 			if lb != "" {
 				lp, lg, err := llamaBench(lb, path, *threads, *promptN, *genN)
 				if err != nil {

@@ -63,12 +63,17 @@ func NewSpinningPool(threads int) *Pool { return newPool(threads, SpinBudget, ni
 // nothing else wants, the checks come a fraction of a microsecond apart; a
 // gap of more than PreemptionGap between two of them means the kernel gave
 // the core to another thread while this one only waited, which is the cost
-// of polling on a contended CPU. The pool then sleeps at once for a while
+// of polling on a contended CPU, or that the hypervisor held the virtual CPU
+// back (steal time), which a pause gives nobody. The pool asks the kernel's
+// run queue which (runQueue): when more tasks are runnable than the machine
+// has CPUs, or under a CPU quota, it sleeps at once for a while
 // (10 ms, doubling each time contention is seen again, up to a second) and
 // tries polling again after it; polls that run without a gap bring the
 // pause back down. This is the measure OpenMP runtimes and Go's own
 // scheduler take, per wait rather than by a fixed spin count.
-func NewAdaptivePool(threads int) *Pool { return newPool(threads, SpinBudget, &governor{}) }
+func NewAdaptivePool(threads int) *Pool {
+	return newPool(threads, SpinBudget, &governor{rq: newRunQueue()})
+}
 
 func newPool(threads int, spin time.Duration, auto *governor) *Pool {
 	n := runtime.GOMAXPROCS(0)
@@ -112,8 +117,7 @@ func (p *Pool) poll(done func() bool) {
 	for i := 0; !done(); i++ {
 		if i%64 == 63 {
 			now := nanotime()
-			if p.auto != nil && now-last > int64(PreemptionGap) {
-				p.auto.contended(now)
+			if p.auto != nil && now-last > int64(PreemptionGap) && p.auto.gap(now) {
 				return
 			}
 			if now-start > int64(p.spin) {
@@ -140,7 +144,35 @@ type governor struct {
 	until atomic.Int64 // nanotime before which threads do not poll
 	pause atomic.Int64 // how long the next contention stops polling
 	clean atomic.Int64 // polls without a gap since the last contention
+
+	// rq tells a core taken by another task from steal time; nil: every
+	// gap is contention.
+	rq *runQueue
+	// pauses and stolen count the gaps taken for contention and those
+	// put down to steal time (Contention).
+	pauses, stolen atomic.Int64
 }
+
+// gap records a poll that saw a gap at now, and says whether the poll
+// stops: when the gap was another task taking the core, polling pauses;
+// when it was steal time, the poll goes on.
+func (g *governor) gap(now int64) bool {
+	if !g.rq.contended(now) {
+		g.stolen.Add(1)
+		allStolen.Add(1)
+		return false
+	}
+	g.pauses.Add(1)
+	allPauses.Add(1)
+	g.contended(now)
+	return true
+}
+
+var allPauses, allStolen atomic.Int64
+
+// AdaptiveGaps is Contention summed over every adaptive pool of the process
+// since it started.
+func AdaptiveGaps() (pauses, stolen int64) { return allPauses.Load(), allStolen.Load() }
 
 const (
 	minPause = int64(10 * time.Millisecond)
@@ -169,6 +201,16 @@ func (g *governor) paid() {
 			g.pause.Store(max(pause/2, minPause))
 		}
 	}
+}
+
+// Contention counts an adaptive pool's gaps since it started: those it took
+// for another task on its core (each paused polling) and those it put down
+// to steal time, with nothing else runnable (polling went on).
+func (p *Pool) Contention() (pauses, stolen int64) {
+	if p.auto == nil {
+		return 0, 0
+	}
+	return p.auto.pauses.Load(), p.auto.stolen.Load()
 }
 
 // Paused reports whether an adaptive pool is sleeping at once because it saw
