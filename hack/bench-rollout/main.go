@@ -58,6 +58,7 @@ func main() {
 	steps := flag.String("steps", "1%,10%,50%,100%", "canary steps")
 	runs := flag.Int("runs", 1, "updates to time, each beside its own anchor; more than 1 prints the median and range")
 	profile := flag.String("cpuprofile", "", "write a 20 s CPU profile of the manager, taken from the start of the update, to this file (go tool pprof reads it)")
+	cmProfile := flag.String("cm-cpuprofile", "", "write a 20 s CPU profile of the kube-controller-manager, taken from the start of the first EdgeRollout update, to this file")
 	heapProfile := flag.String("heapprofile", "", "write the manager's heap profile taken when its resident memory was highest, from its start to the end of the first update (sampled every 5 s), to this file")
 	rollouts := flag.Int("rollouts", 1, "more than 1: that many EdgeRollouts of their own models, each over 3 of the sites (overlapping), updated at once, against one of them alone")
 	staging := flag.Bool("staging", false, "the rollout stages each revision ahead of the canary (one step ahead, as many downloads at once as maxUnavailable allows nodes down) and shares it between the nodes of a site; the stagers are simulated pods, so this measures the operator's staging work, not downloads")
@@ -68,13 +69,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench-rollout: --runs must be at least 1")
 		os.Exit(2)
 	}
-	if err := run(*nodes, *sites, *runs, *maxUnavailable, strings.Split(*steps, ","), *profile, *heapProfile, *restarts, *staging, *rollouts, *workers); err != nil {
+	if err := run(*nodes, *sites, *runs, *maxUnavailable, strings.Split(*steps, ","), *profile, *cmProfile, *heapProfile, *restarts, *staging, *rollouts, *workers); err != nil {
 		fmt.Fprintf(os.Stderr, "bench-rollout: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile, heapProfile string, restarts, staging bool, rollouts, workers int) error {
+func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile, cmProfile, heapProfile string, restarts, staging bool, rollouts, workers int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(20+20*runs+3*rollouts)*time.Minute)
 	defer cancel()
 	bin, err := localcluster.BinDir()
@@ -207,6 +208,17 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile,
 		sampled := sampleIdle(ctx, cl, "bench", first)
 		if profile != "" && i == 1 {
 			go cpuProfile(pprofAddr, profile)
+		}
+		if cmProfile != "" && i == 1 {
+			go func() {
+				b, err := c.ControllerManagerCPUProfile(ctx, 20*time.Second)
+				if err == nil {
+					err = os.WriteFile(cmProfile, b, 0o644)
+				}
+				if err != nil {
+					fmt.Fprintf(os.Stderr, "bench-rollout: controller-manager CPU profile: %v\n", err)
+				}
+			}()
 		}
 		digest := fmt.Appendf(nil, `{"spec":{"digest":"sha256:%064x"}}`, i+1)
 		if err := cl.Patch(ctx, m, client.RawPatch(types.MergePatchType, digest)); err != nil {

@@ -662,6 +662,17 @@ func (comp component) alive() bool {
 // admin (its delegated authorization allows system:masters): the
 // DaemonSet controller's work queues and stale-cache skips, for benchmarks.
 func (c *Cluster) ControllerManagerMetrics(ctx context.Context) ([]byte, error) {
+	return c.controllerManagerGet(ctx, "/metrics", 10*time.Second)
+}
+
+// ControllerManagerCPUProfile is a CPU profile of the controller-manager
+// over the next d (its /debug/pprof/profile, in pprof's format): where its
+// controllers spend their time while a benchmark runs.
+func (c *Cluster) ControllerManagerCPUProfile(ctx context.Context, d time.Duration) ([]byte, error) {
+	return c.controllerManagerGet(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds())), d+10*time.Second)
+}
+
+func (c *Cluster) controllerManagerGet(ctx context.Context, path string, timeout time.Duration) ([]byte, error) {
 	if c.state.ControllerManager == "" {
 		return nil, errors.New("the controller-manager's endpoint is not known (a cluster started by an older build)")
 	}
@@ -669,8 +680,8 @@ func (c *Cluster) ControllerManagerMetrics(ctx context.Context) ([]byte, error) 
 	if err != nil {
 		return nil, err
 	}
-	hc := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{TLSClientConfig: tc}}
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.state.ControllerManager+"/metrics", nil)
+	hc := &http.Client{Timeout: timeout, Transport: &http.Transport{TLSClientConfig: tc}}
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.state.ControllerManager+path, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -684,7 +695,7 @@ func (c *Cluster) ControllerManagerMetrics(ctx context.Context) ([]byte, error) 
 		return nil, err
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("controller-manager /metrics: %s: %.200s", resp.Status, body)
+		return nil, fmt.Errorf("controller-manager %s: %s: %.200s", path, resp.Status, body)
 	}
 	return body, nil
 }
