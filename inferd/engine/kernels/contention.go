@@ -17,8 +17,9 @@ import (
 // held the virtual CPU back, or an interrupt ran long (steal time: nobody
 // on this machine gains from a pause, and the pool loses the hand-over
 // polling buys). runQueue tells them apart by asking the kernel how many
-// tasks are runnable right now: more than the machine's CPUs, counting the
-// pool's own polling threads, means something waits for a core.
+// tasks are runnable right now. Those, and the pool's threads that sleep
+// for want of work (they would run with the next product), more than the
+// machine's CPUs: another task holds a core the pool needs.
 //
 // Under a CPU quota (a container's limit) a throttled thread leaves the run
 // queue, so the count cannot see it; there every gap counts as contention,
@@ -29,7 +30,7 @@ type runQueue struct {
 	read  func() ([]byte, error) // /proc/loadavg
 
 	checked atomic.Int64 // nanotime of the last read
-	busy    atomic.Bool  // what it said
+	running atomic.Int64 // what it said; 0: no reading
 }
 
 // runQueueRecheck is how long one reading of the run queue answers for:
@@ -44,24 +45,25 @@ func newRunQueue() *runQueue {
 	}
 }
 
-// contended says whether a gap seen at now was another task taking the
-// core. Without a way to tell (no /proc), it was.
-func (q *runQueue) contended(now int64) bool {
+// contended says whether a gap seen at now, while sleeping of the pool's
+// threads slept for want of work, was another task taking the core.
+// Without a way to tell (no /proc), it was.
+func (q *runQueue) contended(now int64, sleeping int) bool {
 	if q == nil || q.quota {
 		return true
 	}
-	if last := q.checked.Load(); last != 0 && now-last < runQueueRecheck {
-		return q.busy.Load()
-	}
-	busy := true
-	if b, err := q.read(); err == nil {
-		if running, ok := runnableTasks(b); ok {
-			busy = running > q.cpus
+	running := q.running.Load()
+	if last := q.checked.Load(); last == 0 || now-last >= runQueueRecheck {
+		running = 0
+		if b, err := q.read(); err == nil {
+			if n, ok := runnableTasks(b); ok {
+				running = int64(n)
+			}
 		}
+		q.running.Store(running)
+		q.checked.Store(now)
 	}
-	q.busy.Store(busy)
-	q.checked.Store(now)
-	return busy
+	return running == 0 || int(running)+sleeping > q.cpus
 }
 
 // runnableTasks is the running/total field of /proc/loadavg's text: the

@@ -23,44 +23,52 @@ func TestRunnableTasksReadsLoadavg(t *testing.T) {
 	}
 }
 
-// TestGovernorTellsStealFromContention: a gap with no more runnable tasks
-// than CPUs is steal time, and polling goes on; with more, polling pauses;
-// one reading answers for a millisecond; without a reading, or under a CPU
+// TestGovernorTellsStealFromContention: a gap while the runnable tasks and
+// the pool's sleeping threads are no more than the CPUs is steal time, and
+// polling goes on; with more, polling pauses (a core taken by another
+// process shows as one runnable task while a pool thread sleeps); one
+// reading answers for a millisecond; without a reading, or under a CPU
 // quota, a gap is contention.
 func TestGovernorTellsStealFromContention(t *testing.T) {
 	loadavg, reads := "0.50 0.40 0.30 2/100 123", 0
 	rq := &runQueue{cpus: 2, read: func() ([]byte, error) { reads++; return []byte(loadavg), nil }}
 	g := &governor{rq: rq}
 	now := int64(1e9)
-	if g.gap(now) {
-		t.Fatal("a gap with 2 runnable tasks on 2 CPUs paused polling")
+	// Both pool threads run (or one runs and one poller is this thread).
+	if g.gap(now, 0) {
+		t.Fatal("a gap with 2 runnable tasks on 2 CPUs, no pool thread asleep, paused polling")
 	}
 	if !g.polling(now) {
 		t.Fatal("after steal time the governor does not poll")
 	}
-	loadavg = "0.50 0.40 0.30 3/100 123"
-	if g.gap(now + runQueueRecheck - 1) {
-		t.Fatal("the run queue was read again within a millisecond")
+	// The same reading, now with a pool thread asleep: the second runnable
+	// task is not the pool's, and the sleeper would need its core.
+	if !g.gap(now+1, 1) {
+		t.Fatal("a gap with 2 runnable tasks and a sleeping pool thread on 2 CPUs did not pause polling")
 	}
-	if !g.gap(now + runQueueRecheck) {
-		t.Fatal("a gap with 3 runnable tasks on 2 CPUs did not pause polling")
-	}
-	if g.polling(now + runQueueRecheck) {
+	if g.polling(now + 1) {
 		t.Fatal("the governor polls after a contended gap")
 	}
-	if pauses, stolen := g.pauses.Load(), g.stolen.Load(); pauses != 1 || stolen != 2 || reads != 2 {
-		t.Fatalf("pauses %d, stolen %d, reads %d; want 1, 2, 2", pauses, stolen, reads)
+	loadavg = "0.50 0.40 0.30 1/100 123"
+	if !g.gap(now+runQueueRecheck-1, 1) {
+		t.Fatal("the run queue was read again within a millisecond")
+	}
+	if g.gap(now+runQueueRecheck, 1) {
+		t.Fatal("a gap with this thread alone runnable and one asleep on 2 CPUs paused polling")
+	}
+	if pauses, stolen := g.pauses.Load(), g.stolen.Load(); pauses != 2 || stolen != 2 || reads != 2 {
+		t.Fatalf("pauses %d, stolen %d, reads %d; want 2, 2, 2", pauses, stolen, reads)
 	}
 
 	failing := &governor{rq: &runQueue{cpus: 2, read: func() ([]byte, error) { return nil, errors.New("no /proc") }}}
-	if !failing.gap(now) {
+	if !failing.gap(now, 0) {
 		t.Fatal("without a reading of the run queue a gap did not pause polling")
 	}
 	quota := &governor{rq: &runQueue{cpus: 64, quota: true, read: func() ([]byte, error) { return []byte(loadavg), nil }}}
-	if !quota.gap(now) {
+	if !quota.gap(now, 0) {
 		t.Fatal("under a CPU quota a gap did not pause polling")
 	}
-	if !(&governor{}).gap(now) {
+	if !(&governor{}).gap(now, 0) {
 		t.Fatal("a governor without a run queue did not pause polling")
 	}
 }

@@ -24,8 +24,11 @@ type Pool struct {
 	workers int
 	spin    time.Duration // how long a waiting thread polls before it sleeps
 	auto    *governor     // for an adaptive pool: whether polling pays now
-	tasks   chan task
-	once    sync.Once
+	// sleeping counts an adaptive pool's threads blocked for want of work
+	// (they run again with the next product), for the governor.
+	sleeping atomic.Int32
+	tasks    chan task
+	once     sync.Once
 }
 
 type task struct {
@@ -92,7 +95,13 @@ func newPool(threads int, spin time.Duration, auto *governor) *Pool {
 				if p.spin > 0 {
 					p.poll(func() bool { return len(p.tasks) > 0 })
 				}
+				if p.auto != nil {
+					p.sleeping.Add(1)
+				}
 				t, ok := <-p.tasks
+				if p.auto != nil {
+					p.sleeping.Add(-1)
+				}
 				if !ok {
 					return
 				}
@@ -117,7 +126,7 @@ func (p *Pool) poll(done func() bool) {
 	for i := 0; !done(); i++ {
 		if i%64 == 63 {
 			now := nanotime()
-			if p.auto != nil && now-last > int64(PreemptionGap) && p.auto.gap(now) {
+			if p.auto != nil && now-last > int64(PreemptionGap) && p.auto.gap(now, int(p.sleeping.Load())) {
 				return
 			}
 			if now-start > int64(p.spin) {
@@ -156,8 +165,8 @@ type governor struct {
 // gap records a poll that saw a gap at now, and says whether the poll
 // stops: when the gap was another task taking the core, polling pauses;
 // when it was steal time, the poll goes on.
-func (g *governor) gap(now int64) bool {
-	if !g.rq.contended(now) {
+func (g *governor) gap(now int64, sleeping int) bool {
+	if !g.rq.contended(now, sleeping) {
 		g.stolen.Add(1)
 		allStolen.Add(1)
 		return false
@@ -264,6 +273,10 @@ func (p *Pool) Run(n, grain int, fn func(start, end int)) {
 	work(0, 0)
 	if p.spin > 0 {
 		p.poll(func() bool { return left.Load() == 0 })
+	}
+	if p.auto != nil {
+		p.sleeping.Add(1)
+		defer p.sleeping.Add(-1)
 	}
 	wg.Wait()
 }
