@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -105,10 +106,10 @@ func cpuQuota(proc, root string) bool {
 					}
 				}
 				if dir == root {
-					break
+					break // filepath.Dir of "/" is "/" itself
 				}
 			}
-		case hasController(parts[1], "cpu"):
+		case slices.Contains(strings.Split(parts[1], ","), "cpu"):
 			for _, dir := range []string{filepath.Join(root, parts[1], parts[2]), filepath.Join(root, "cpu")} {
 				if v, err := os.ReadFile(filepath.Join(dir, "cpu.cfs_quota_us")); err == nil {
 					if q, err := strconv.Atoi(strings.TrimSpace(string(v))); err == nil && q > 0 {
@@ -116,15 +117,6 @@ func cpuQuota(proc, root string) bool {
 					}
 				}
 			}
-		}
-	}
-	return false
-}
-
-func hasController(list, name string) bool {
-	for c := range strings.SplitSeq(list, ",") {
-		if c == name {
-			return true
 		}
 	}
 	return false

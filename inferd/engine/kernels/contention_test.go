@@ -33,6 +33,7 @@ func TestGovernorTellsStealFromContention(t *testing.T) {
 	loadavg, reads := "0.50 0.40 0.30 2/100 123", 0
 	rq := &runQueue{cpus: 2, read: func() ([]byte, error) { reads++; return []byte(loadavg), nil }}
 	g := &governor{rq: rq}
+	pauses0, stolen0 := AdaptiveGaps()
 	now := int64(1e9)
 	// Both pool threads run (or one runs and one poller is this thread).
 	if g.gap(now, 0) {
@@ -56,7 +57,8 @@ func TestGovernorTellsStealFromContention(t *testing.T) {
 	if g.gap(now+runQueueRecheck, 1) {
 		t.Fatal("a gap with this thread alone runnable and one asleep on 2 CPUs paused polling")
 	}
-	if pauses, stolen := g.pauses.Load(), g.stolen.Load(); pauses != 2 || stolen != 2 || reads != 2 {
+	pauses, stolen := AdaptiveGaps()
+	if pauses, stolen := pauses-pauses0, stolen-stolen0; pauses != 2 || stolen != 2 || reads != 2 {
 		t.Fatalf("pauses %d, stolen %d, reads %d; want 2, 2, 2", pauses, stolen, reads)
 	}
 

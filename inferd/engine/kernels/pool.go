@@ -68,11 +68,11 @@ func NewSpinningPool(threads int) *Pool { return newPool(threads, SpinBudget, ni
 // the core to another thread while this one only waited, which is the cost
 // of polling on a contended CPU, or that the hypervisor held the virtual CPU
 // back (steal time), which a pause gives nobody. The pool asks the kernel's
-// run queue which (runQueue): when more tasks are runnable than the machine
-// has CPUs, or under a CPU quota, it sleeps at once for a while
-// (10 ms, doubling each time contention is seen again, up to a second) and
-// tries polling again after it; polls that run without a gap bring the
-// pause back down. This is the measure OpenMP runtimes and Go's own
+// run queue which (runQueue): when the runnable tasks and the pool's
+// sleeping threads outnumber the CPUs, or under a CPU quota, it sleeps at
+// once for a while (10 ms, doubling each time contention is seen again, up
+// to a second) and tries polling again after it; polls that run without a
+// gap bring the pause back down. This is the measure OpenMP runtimes and Go's own
 // scheduler take, per wait rather than by a fixed spin count.
 func NewAdaptivePool(threads int) *Pool {
 	return newPool(threads, SpinBudget, &governor{rq: newRunQueue()})
@@ -157,9 +157,6 @@ type governor struct {
 	// rq tells a core taken by another task from steal time; nil: every
 	// gap is contention.
 	rq *runQueue
-	// pauses and stolen count the gaps taken for contention and those
-	// put down to steal time (Contention).
-	pauses, stolen atomic.Int64
 }
 
 // gap records a poll that saw a gap at now, and says whether the poll
@@ -167,11 +164,9 @@ type governor struct {
 // when it was steal time, the poll goes on.
 func (g *governor) gap(now int64, sleeping int) bool {
 	if !g.rq.contended(now, sleeping) {
-		g.stolen.Add(1)
 		allStolen.Add(1)
 		return false
 	}
-	g.pauses.Add(1)
 	allPauses.Add(1)
 	g.contended(now)
 	return true
@@ -179,8 +174,9 @@ func (g *governor) gap(now int64, sleeping int) bool {
 
 var allPauses, allStolen atomic.Int64
 
-// AdaptiveGaps is Contention summed over every adaptive pool of the process
-// since it started.
+// AdaptiveGaps counts the gaps that the adaptive pools of this process saw
+// since it started: those taken for another task on a core (each paused
+// polling) and those put down to steal time (polling went on).
 func AdaptiveGaps() (pauses, stolen int64) { return allPauses.Load(), allStolen.Load() }
 
 const (
@@ -210,16 +206,6 @@ func (g *governor) paid() {
 			g.pause.Store(max(pause/2, minPause))
 		}
 	}
-}
-
-// Contention counts an adaptive pool's gaps since it started: those it took
-// for another task on its core (each paused polling) and those it put down
-// to steal time, with nothing else runnable (polling went on).
-func (p *Pool) Contention() (pauses, stolen int64) {
-	if p.auto == nil {
-		return 0, 0
-	}
-	return p.auto.pauses.Load(), p.auto.stolen.Load()
 }
 
 // Paused reports whether an adaptive pool is sleeping at once because it saw
@@ -276,7 +262,9 @@ func (p *Pool) Run(n, grain int, fn func(start, end int)) {
 	}
 	if p.auto != nil {
 		p.sleeping.Add(1)
-		defer p.sleeping.Add(-1)
+		wg.Wait()
+		p.sleeping.Add(-1)
+		return
 	}
 	wg.Wait()
 }
