@@ -17,6 +17,7 @@ import (
 	"k8s.io/utils/ptr"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
@@ -264,6 +265,29 @@ func TestRolloutDaemonSetIsSecureAndOwned(t *testing.T) {
 		_ = env.Client.List(ctx, &nodes, client.MatchingLabels{slmopsv1alpha1.CohortLabel(ns, "stores"): rev})
 		return len(nodes.Items)
 	}).WithTimeout(20 * time.Second).Should(Equal(1))
+
+	// Each stage of those reconciles was timed, under its name (the
+	// reconcile that labelled the node may still be in its last stages).
+	g.Eventually(func(g Gomega) {
+		stages := map[string]uint64{}
+		families, err := metrics.Registry.Gather()
+		g.Expect(err).NotTo(HaveOccurred())
+		for _, f := range families {
+			if f.GetName() != "slmops_rollout_reconcile_stage_duration_seconds" {
+				continue
+			}
+			for _, m := range f.GetMetric() {
+				for _, l := range m.GetLabel() {
+					if l.GetName() == "stage" {
+						stages[l.GetValue()] += m.GetHistogram().GetSampleCount()
+					}
+				}
+			}
+		}
+		for _, st := range []string{"observe", "decide", "record", "PinCache", "EnsureDaemonSets", "ReconcileStagers", "ReconcilePeers", "PatchLabels", "PruneDaemonSets", "report"} {
+			g.Expect(stages).To(HaveKeyWithValue(st, BeNumerically(">", 0)), "stage %s timed", st)
+		}
+	}).WithTimeout(20 * time.Second).Should(Succeed())
 
 	// Deleting the rollout removes the label from the nodes (its finalizer).
 	g.Expect(env.Client.Delete(ctx, r)).To(Succeed())

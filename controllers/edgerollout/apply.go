@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/klog/v2"
@@ -59,7 +60,9 @@ type applyResult struct {
 func (r *Reconciler) apply(ctx context.Context, s *scope) applyResult {
 	var res applyResult
 	for _, ph := range r.phases() {
+		began := time.Now()
 		err := ph.run(ctx, s)
+		timeStage(ph.name, &began)
 		var p *problem
 		if errors.As(err, &p) {
 			if res.problemPhase == "" {

@@ -251,6 +251,7 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	}
 
 	// Observe.
+	stage := time.Now()
 	var model slmopsv1alpha1.SLMModel
 	if err := r.Get(ctx, types.NamespacedName{Namespace: ro.Namespace, Name: ro.Spec.ModelRef.Name}, &model); err != nil {
 		if !apierrors.IsNotFound(err) {
@@ -266,9 +267,11 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 	if err != nil {
 		return ctrl.Result{}, err
 	}
+	timeStage("observe", &stage)
 
 	// Decide.
 	s.plan = plan.Compute(s.obs.in)
+	timeStage("decide", &stage)
 
 	// Record the decision first: the status write fails on a conflict when
 	// this reconcile read a stale rollout from the cache, and then nothing
@@ -279,12 +282,16 @@ func (r *Reconciler) Reconcile(ctx context.Context, req ctrl.Request) (ctrl.Resu
 		}
 		return ctrl.Result{}, err
 	}
+	timeStage("record", &stage)
 
 	// Act, and report how it went in the Applied condition.
 	applied := r.apply(ctx, s)
-	if err := r.writeStatus(ctx, &ro, func(st *slmopsv1alpha1.EdgeRolloutStatus) {
+	stage = time.Now()
+	err = r.writeStatus(ctx, &ro, func(st *slmopsv1alpha1.EdgeRolloutStatus) {
 		meta.SetStatusCondition(&st.Conditions, appliedCondition(ro.Generation, applied, metav1.NewTime(r.Now())))
-	}); err != nil && applied.err == nil {
+	})
+	timeStage("report", &stage)
+	if err != nil && applied.err == nil {
 		return ctrl.Result{}, client.IgnoreNotFound(err)
 	}
 	if applied.err != nil {

@@ -3,6 +3,7 @@ package edgerollout
 import (
 	"regexp"
 	"strconv"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -42,6 +43,13 @@ var (
 		Help:    "Time of one EdgeRollout reconcile: observe, plan and act.",
 		Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 	})
+	// stageSeconds splits a reconcile into its stages, to see where the
+	// time between two decisions goes (the API writes, mostly).
+	stageSeconds = prometheus.NewHistogramVec(prometheus.HistogramOpts{
+		Name:    "slmops_rollout_reconcile_stage_duration_seconds",
+		Help:    "Time of one stage of an EdgeRollout reconcile. stage: observe, decide, record (the decided status and its Events), each phase of the act step (PinCache, EnsureDaemonSets, ReconcileStagers, ReconcilePeers, PatchLabels, PruneDaemonSets), report (the Applied condition).",
+		Buckets: prometheus.ExponentialBuckets(0.0005, 2, 16),
+	}, []string{"stage"})
 	siteNodesGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Name: "slmops_rollout_site_nodes",
 		Help: "Target nodes of an EdgeRollout per site (the value of spec.strategy.canary.topologyKey; \"(none)\" without one) by state, as status.sites counts them, for every site. state: target, ready (a Ready inferd pod of the node's revision on a reachable node), canary (in the canary cohort), failing (listed as failing).",
@@ -66,7 +74,7 @@ var (
 
 // collectors are every metric of the rollout controller.
 var collectors = []prometheus.Collector{phaseGauge, stepGauge, nodesGauge, siteNodesGauge, classNodesGauge, classDecodeGauge, classTTFTGauge,
-	promotions, rollbacks, reconcileSeconds, nodeWrites}
+	promotions, rollbacks, reconcileSeconds, stageSeconds, nodeWrites}
 
 func init() {
 	metrics.Registry.MustRegister(collectors...)
@@ -185,3 +193,11 @@ func MetricNames() []string {
 }
 
 var fqName = regexp.MustCompile(`fqName: "(slmops_[a-z0-9_]+)"`)
+
+// timeStage observes the time since *began under stage, and moves *began to
+// now for the next stage.
+func timeStage(stage string, began *time.Time) {
+	now := time.Now()
+	stageSeconds.WithLabelValues(stage).Observe(now.Sub(*began).Seconds())
+	*began = now
+}

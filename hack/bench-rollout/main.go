@@ -25,6 +25,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	goruntime "runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -192,17 +193,20 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile,
 		fmt.Printf("run %d of %d\n", i, runs)
 		mem.enter("plain updates")
 		dsBefore := scrapeDaemonSets(ctx, c)
+		cpuBefore := cpuUse(c, op.Process.Pid)
 		anchor, err := daemonSetUpdate(ctx, cl, nodes, mu, servingPod)
 		if err != nil {
 			return fmt.Errorf("anchor: %w", err)
 		}
 		dsAnchor := scrapeDaemonSets(ctx, c)
 		fmt.Printf("  %-52s %s\n", "  DaemonSet controller", dsAnchor.minus(dsBefore))
+		fmt.Printf("  %-52s %s\n", "  CPU used", cpuUse(c, op.Process.Pid).minus(cpuBefore, anchor))
 		before, err := scrape(metricsAddr)
 		if err != nil {
 			return err
 		}
 		first := r.Status.StableRevision
+		cpuBefore = cpuUse(c, op.Process.Pid)
 		began = time.Now()
 		mem.enter("EdgeRollout updates")
 		sampled := sampleIdle(ctx, cl, "bench", first)
@@ -255,11 +259,13 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile,
 			fmt.Fprintf(os.Stderr, "bench-rollout: switch breakdown: %v\n", err)
 		}
 		fmt.Printf("  %-52s %s\n", "  DaemonSet controller", scrapeDaemonSets(ctx, c).minus(dsAnchor))
+		fmt.Printf("  %-52s %s\n", "  CPU used", cpuUse(c, op.Process.Pid).minus(cpuBefore, update))
 		d := after.minus(before)
 		fmt.Printf("  %-52s %7.1f s   (no serving pod on its way: the operator's own latency)\n", "  of which idle", sample.idle.Seconds())
 		fmt.Printf("  %-52s %7.0f      (mean; the most at once %d, maxUnavailable %d)\n", "  nodes without a ready pod", sample.meanUnavailable, sample.maxUnavailable, budget)
 		fmt.Printf("  %-52s %7d      (%.1f ms mean wait in the queue, %.1f ms mean work; %d conflicts)\n", "  reconciles", int(d.reconciles),
 			1000*d.queueSeconds/max(d.reconciles, 1), 1000*d.workSeconds/max(d.reconciles, 1), int(d.conflicts))
+		fmt.Printf("  %-52s %s\n", "    of its work, mean ms per reconcile", d.stageMeans())
 		fmt.Printf("  %-52s %7.2f   (%d writes: node labels, DaemonSets, status, Events)\n", "  operator API writes per node", d.writes/float64(nodes), int(d.writes))
 		fmt.Printf("  %-52s %7.1f KiB (the largest seen during the update; the API server's limit is 1.5 MiB)\n", "  EdgeRollout object", float64(sample.maxObjectBytes)/1024)
 		if took, err := statusTimes(ctx, plugin, c.Kubeconfig, "bench", "fleet", 3); err == nil {
@@ -496,16 +502,38 @@ type counters struct {
 	// reconciles of EdgeRollouts, and the seconds they waited in the
 	// work queue and took.
 	reconciles, queueSeconds, workSeconds float64
+	// stages are the seconds spent in each stage of the reconciles
+	// (slmops_rollout_reconcile_stage_duration_seconds), by stage.
+	stages map[string]float64
 }
 
 func (c counters) minus(o counters) counters {
-	return counters{c.writes - o.writes, c.conflicts - o.conflicts, c.reconciles - o.reconciles,
-		c.queueSeconds - o.queueSeconds, c.workSeconds - o.workSeconds}
+	d := counters{c.writes - o.writes, c.conflicts - o.conflicts, c.reconciles - o.reconciles,
+		c.queueSeconds - o.queueSeconds, c.workSeconds - o.workSeconds, map[string]float64{}}
+	for k, v := range c.stages {
+		d.stages[k] = v - o.stages[k]
+	}
+	return d
+}
+
+// stageOrder is the order of a reconcile's stages.
+var stageOrder = []string{"observe", "decide", "record", "PinCache", "EnsureDaemonSets", "ReconcileStagers", "ReconcilePeers", "PatchLabels", "PruneDaemonSets", "report"}
+
+// stageMeans is the mean time of each stage per reconcile, in reconcile
+// order, those over 0.5 ms.
+func (c counters) stageMeans() string {
+	var parts []string
+	for _, st := range stageOrder {
+		if ms := 1000 * c.stages[st] / max(c.reconciles, 1); ms >= 0.5 {
+			parts = append(parts, fmt.Sprintf("%s %.1f", st, ms))
+		}
+	}
+	return strings.Join(parts, ", ")
 }
 
 // scrape reads the counters from the operator's metrics.
 func scrape(addr string) (counters, error) {
-	var c counters
+	c := counters{stages: map[string]float64{}}
 	resp, err := http.Get("http://" + addr + "/metrics")
 	if err != nil {
 		return c, err
@@ -525,6 +553,11 @@ func scrape(addr string) (counters, error) {
 			c.workSeconds += v
 		case strings.HasPrefix(line, "workqueue_work_duration_seconds_count{") && edgerollout:
 			c.reconciles += v
+		case strings.HasPrefix(line, "slmops_rollout_reconcile_stage_duration_seconds_sum{"):
+			if _, rest, ok := strings.Cut(line, `stage="`); ok {
+				stage, _, _ := strings.Cut(rest, `"`)
+				c.stages[stage] += v
+			}
 		}
 	})
 	return c, err
@@ -777,6 +810,41 @@ func podTimes(p *corev1.Pod) (scheduled, ready time.Time) {
 		}
 	}
 	return scheduled, ready
+}
+
+// cpuTimes is the CPU time used so far by each process of the cluster and
+// by the manager, in start order.
+type cpuTimes struct {
+	names   []string
+	seconds []float64
+}
+
+func cpuUse(c *localcluster.Cluster, manager int) cpuTimes {
+	var t cpuTimes
+	for _, p := range c.Processes() {
+		t.names, t.seconds = append(t.names, p.Name), append(t.seconds, localcluster.CPUSeconds(p.PID))
+	}
+	t.names, t.seconds = append(t.names, "manager"), append(t.seconds, localcluster.CPUSeconds(manager))
+	return t
+}
+
+// minus is the CPU each process used since o, over wall, with the total
+// against what the machine's CPUs could give in that time: near 100%, the
+// phase was bound by the machine's CPU, not by any one process.
+func (t cpuTimes) minus(o cpuTimes, wall time.Duration) string {
+	var b strings.Builder
+	var total float64
+	for i, name := range t.names {
+		if i >= len(o.seconds) || o.names[i] != name {
+			continue
+		}
+		d := t.seconds[i] - o.seconds[i]
+		total += d
+		fmt.Fprintf(&b, "%s %.1f s, ", name, d)
+	}
+	avail := wall.Seconds() * float64(goruntime.NumCPU())
+	fmt.Fprintf(&b, "total %.1f s of the %.1f s that %d CPUs give in %.1f s (%.0f%%)", total, avail, goruntime.NumCPU(), wall.Seconds(), 100*total/max(avail, 1e-9))
+	return b.String()
 }
 
 // cpuProfile saves a 20 s CPU profile of the manager at addr to path.

@@ -808,3 +808,30 @@ func MemoryBytes(pid int, field string) int64 {
 	}
 	return 0
 }
+
+// CPUSeconds is the CPU time (user and system) that a process has used so
+// far, from /proc/<pid>/stat; 0 when unknown. The kernel counts it in clock
+// ticks of 1/100 s (USER_HZ on Linux).
+func CPUSeconds(pid int) float64 {
+	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
+	if err != nil {
+		return 0
+	}
+	// The command name, in parentheses, may hold spaces: the fields that
+	// follow it are counted from its closing parenthesis.
+	i := strings.LastIndexByte(string(data), ')')
+	if i < 0 {
+		return 0
+	}
+	fields := strings.Fields(string(data[i+1:]))
+	// After the name: state (3rd field of stat), ..., utime (14th), stime (15th).
+	if len(fields) < 13 {
+		return 0
+	}
+	utime, err1 := strconv.ParseFloat(fields[11], 64)
+	stime, err2 := strconv.ParseFloat(fields[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return (utime + stime) / 100
+}

@@ -1,9 +1,11 @@
 package localcluster
 
 import (
+	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
@@ -79,5 +81,35 @@ func TestGOMAXPROCSAndCgroupFigures(t *testing.T) {
 		if got := cpuShares(tc.millis); got != tc.shares {
 			t.Errorf("cpuShares(%dm) = %d, want %d", tc.millis, got, tc.shares)
 		}
+	}
+}
+
+// TestCPUSecondsCountsWork: the CPU time read from /proc grows with work a
+// child does, and is 0 for a process that does not exist.
+func TestCPUSecondsCountsWork(t *testing.T) {
+	// A child that burns CPU for a while, then exits; its figure is read
+	// while it is still alive (a zombie keeps its /proc/<pid>/stat).
+	cmd := exec.Command("sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	first := CPUSeconds(cmd.Process.Pid)
+	var last float64
+	for range 200 {
+		time.Sleep(20 * time.Millisecond)
+		if s := CPUSeconds(cmd.Process.Pid); s > last {
+			last = s
+		}
+		if last >= first+0.1 {
+			break
+		}
+	}
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	if last < first+0.1 {
+		t.Errorf("a child burning CPU for seconds: CPUSeconds went from %.2f to %.2f, want at least 0.1 s more", first, last)
+	}
+	if s := CPUSeconds(1 << 30); s != 0 {
+		t.Errorf("CPUSeconds of a pid that does not exist = %v, want 0", s)
 	}
 }
