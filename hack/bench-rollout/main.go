@@ -45,6 +45,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	corev1client "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/utils/ptr"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
@@ -60,6 +61,7 @@ func main() {
 	runs := flag.Int("runs", 1, "updates to time, each beside its own anchor; more than 1 prints the median and range")
 	profile := flag.String("cpuprofile", "", "write a 20 s CPU profile of the manager, taken from the start of the update, to this file (go tool pprof reads it)")
 	cmProfile := flag.String("cm-cpuprofile", "", "write a 20 s CPU profile of the kube-controller-manager, taken from the start of the first EdgeRollout update, to this file")
+	apiProfile := flag.String("apiserver-cpuprofile", "", "write a 20 s CPU profile of the kube-apiserver, taken from the start of the first EdgeRollout update, to this file, and one from the start of the first plain update to this file with .plain added")
 	heapProfile := flag.String("heapprofile", "", "write the manager's heap profile taken when its resident memory was highest, from its start to the end of the first update (sampled every 5 s), to this file")
 	rollouts := flag.Int("rollouts", 1, "more than 1: that many EdgeRollouts of their own models, each over 3 of the sites (overlapping), updated at once, against one of them alone")
 	staging := flag.Bool("staging", false, "the rollout stages each revision ahead of the canary (one step ahead, as many downloads at once as maxUnavailable allows nodes down) and shares it between the nodes of a site; the stagers are simulated pods, so this measures the operator's staging work, not downloads")
@@ -70,13 +72,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench-rollout: --runs must be at least 1")
 		os.Exit(2)
 	}
-	if err := run(*nodes, *sites, *runs, *maxUnavailable, strings.Split(*steps, ","), *profile, *cmProfile, *heapProfile, *restarts, *staging, *rollouts, *workers); err != nil {
+	if err := run(*nodes, *sites, *runs, *maxUnavailable, strings.Split(*steps, ","), *profile, *cmProfile, *apiProfile, *heapProfile, *restarts, *staging, *rollouts, *workers); err != nil {
 		fmt.Fprintf(os.Stderr, "bench-rollout: %v\n", err)
 		os.Exit(1)
 	}
 }
 
-func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile, cmProfile, heapProfile string, restarts, staging bool, rollouts, workers int) error {
+func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile, cmProfile, apiProfile, heapProfile string, restarts, staging bool, rollouts, workers int) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(20+20*runs+3*rollouts)*time.Minute)
 	defer cancel()
 	bin, err := localcluster.BinDir()
@@ -99,7 +101,7 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile,
 	if rollouts == 1 {
 		perNode = 1
 	}
-	c, err := localcluster.Up(ctx, localcluster.Options{Dir: filepath.Join(dir, "cluster"), BinDir: bin, Nodes: nodes, Sites: sites, PodsPerNode: perNode})
+	c, err := localcluster.Up(ctx, localcluster.Options{Dir: filepath.Join(dir, "cluster"), BinDir: bin, Nodes: nodes, Sites: sites, PodsPerNode: perNode, Profiling: apiProfile != ""})
 	if err != nil {
 		return err
 	}
@@ -126,6 +128,15 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile,
 	if err := cl.Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "bench"}}); err != nil {
 		return err
 	}
+	// What the benchmark waits on and samples (the rollouts and DaemonSets
+	// of its namespace) it reads from watches, not by polling the API
+	// server: at 10 reads a second, the polling was a load of its own on the
+	// machine, and more of it in the EdgeRollout's updates than in the
+	// anchors'.
+	watched, err := watchBench(ctx, c, scheme)
+	if err != nil {
+		return err
+	}
 	logs, err := os.Create(filepath.Join(dir, "manager.log"))
 	if err != nil {
 		return err
@@ -148,7 +159,7 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile,
 	defer func() { _ = op.Process.Signal(syscall.SIGTERM); _, _ = op.Process.Wait() }()
 
 	if rollouts > 1 {
-		return manyRollouts(ctx, cl, c.Clientset.CoreV1(), rollouts, nodes, sites, mu, steps, metricsAddr, op.Process.Pid)
+		return manyRollouts(ctx, cl, watched, c.Clientset.CoreV1(), rollouts, nodes, sites, mu, steps, metricsAddr, op.Process.Pid)
 	}
 	mem := watchMemory(ctx, op.Process.Pid, "start")
 	var heapDone chan struct{}
@@ -172,7 +183,7 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile,
 	if err := cl.Create(ctx, r); err != nil {
 		return err
 	}
-	if _, err := waitCompleted(ctx, cl, r, ""); err != nil {
+	if _, err := waitCompleted(ctx, watched, r, ""); err != nil {
 		return fmt.Errorf("first revision: %w (manager log %s)", err, logs.Name())
 	}
 	fmt.Printf("  %-52s %7.1f s\n", "EdgeRollout, first revision on every node", time.Since(began).Seconds())
@@ -193,45 +204,42 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile,
 		fmt.Printf("run %d of %d\n", i, runs)
 		mem.enter("plain updates")
 		dsBefore := scrapeDaemonSets(ctx, c)
-		cpuBefore := cpuUse(c, op.Process.Pid)
-		anchor, err := daemonSetUpdate(ctx, cl, nodes, mu, servingPod)
+		cpu := func() cpuTimes { return cpuUse(c, op.Process.Pid) }
+		var onUpdate func()
+		if i == 1 && apiProfile != "" {
+			onUpdate = func() { profiles(ctx, c, "", apiProfile+".plain") }
+		}
+		anchor, anchorCPU, err := daemonSetUpdate(ctx, cl, watched, nodes, mu, servingPod, cpu, onUpdate)
 		if err != nil {
 			return fmt.Errorf("anchor: %w", err)
 		}
 		dsAnchor := scrapeDaemonSets(ctx, c)
 		fmt.Printf("  %-52s %s\n", "  DaemonSet controller", dsAnchor.minus(dsBefore))
-		fmt.Printf("  %-52s %s\n", "  CPU used", cpuUse(c, op.Process.Pid).minus(cpuBefore, anchor))
+		fmt.Printf("  %-52s %s\n", "  CPU used", anchorCPU)
 		before, err := scrape(metricsAddr)
 		if err != nil {
 			return err
 		}
 		first := r.Status.StableRevision
-		cpuBefore = cpuUse(c, op.Process.Pid)
+		cpuBefore := cpu()
 		began = time.Now()
 		mem.enter("EdgeRollout updates")
-		sampled := sampleIdle(ctx, cl, "bench", first)
+		sampled := sampleIdle(ctx, watched, "bench", first)
 		if profile != "" && i == 1 {
 			go cpuProfile(pprofAddr, profile)
 		}
-		if cmProfile != "" && i == 1 {
-			go func() {
-				b, err := c.ControllerManagerCPUProfile(ctx, 20*time.Second)
-				if err == nil {
-					err = os.WriteFile(cmProfile, b, 0o644)
-				}
-				if err != nil {
-					fmt.Fprintf(os.Stderr, "bench-rollout: controller-manager CPU profile: %v\n", err)
-				}
-			}()
+		if i == 1 {
+			profiles(ctx, c, cmProfile, apiProfile)
 		}
 		digest := fmt.Appendf(nil, `{"spec":{"digest":"sha256:%064x"}}`, i+1)
 		if err := cl.Patch(ctx, m, client.RawPatch(types.MergePatchType, digest)); err != nil {
 			return err
 		}
-		if _, err := waitCompleted(ctx, cl, r, first); err != nil {
+		if _, err := waitCompleted(ctx, watched, r, first); err != nil {
 			return fmt.Errorf("update %d: %w (manager log %s)", i, err, logs.Name())
 		}
 		update := time.Since(began)
+		cpuUsed := cpu().minus(cpuBefore, update)
 		if heapDone != nil && i == 1 {
 			close(heapDone)
 		}
@@ -259,7 +267,7 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile,
 			fmt.Fprintf(os.Stderr, "bench-rollout: switch breakdown: %v\n", err)
 		}
 		fmt.Printf("  %-52s %s\n", "  DaemonSet controller", scrapeDaemonSets(ctx, c).minus(dsAnchor))
-		fmt.Printf("  %-52s %s\n", "  CPU used", cpuUse(c, op.Process.Pid).minus(cpuBefore, update))
+		fmt.Printf("  %-52s %s\n", "  CPU used", cpuUsed)
 		d := after.minus(before)
 		fmt.Printf("  %-52s %7.1f s   (no serving pod on its way: the operator's own latency)\n", "  of which idle", sample.idle.Seconds())
 		fmt.Printf("  %-52s %7.0f      (mean; the most at once %d, maxUnavailable %d)\n", "  nodes without a ready pod", sample.meanUnavailable, sample.maxUnavailable, budget)
@@ -334,7 +342,7 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile,
 		}
 		fmt.Printf("  %-52s %7.1f s   (Lease after %.1f s)\n", "after a "+how+", first decision", decided.Seconds(), led.Seconds())
 	}
-	if _, err := waitCompleted(ctx, cl, r, first); err != nil {
+	if _, err := waitCompleted(ctx, watched, r, first); err != nil {
 		return fmt.Errorf("the update across restarts: %w (manager log %s)", err, logs.Name())
 	}
 	fmt.Println("  the update completed across both restarts")
@@ -409,8 +417,9 @@ func servingPodSpec(ctx context.Context, cl client.Client, ns string) (corev1.Po
 }
 
 // daemonSetUpdate creates a DaemonSet of pod on every node, waits until it
-// is ready, then times a RollingUpdate of its image.
-func daemonSetUpdate(ctx context.Context, cl client.Client, nodes int, mu intstr.IntOrString, pod corev1.PodSpec) (time.Duration, error) {
+// is ready, then times a RollingUpdate of its image, and says what CPU the
+// processes that cpu reads used during it.
+func daemonSetUpdate(ctx context.Context, cl client.Client, watched client.Reader, nodes int, mu intstr.IntOrString, pod corev1.PodSpec, cpu func() cpuTimes, onUpdate func()) (time.Duration, string, error) {
 	labels := map[string]string{"app": "anchor"}
 	pod = *pod.DeepCopy()
 	pod.Containers[0].Image = "registry.invalid/inferd:v1"
@@ -427,13 +436,14 @@ func daemonSetUpdate(ctx context.Context, cl client.Client, nodes int, mu intstr
 		},
 	}
 	if err := cl.Create(ctx, ds); err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	done := func(image string) wait.ConditionWithContextFunc {
 		return func(ctx context.Context) (bool, error) {
 			got := &appsv1.DaemonSet{}
-			if err := cl.Get(ctx, client.ObjectKeyFromObject(ds), got); err != nil {
-				return false, err
+			if err := watched.Get(ctx, client.ObjectKeyFromObject(ds), got); err != nil {
+				// Not in the watched cache yet, just after its creation.
+				return false, client.IgnoreNotFound(err)
 			}
 			s := got.Status
 			return got.Spec.Template.Spec.Containers[0].Image == image && s.ObservedGeneration == got.Generation &&
@@ -441,20 +451,25 @@ func daemonSetUpdate(ctx context.Context, cl client.Client, nodes int, mu intstr
 		}
 	}
 	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 10*time.Minute, true, done("registry.invalid/inferd:v1")); err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	if err := cl.Get(ctx, client.ObjectKeyFromObject(ds), ds); err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	ds.Spec.Template.Spec.Containers[0].Image = "registry.invalid/inferd:v2"
+	if onUpdate != nil {
+		onUpdate()
+	}
+	cpuBefore := cpu()
 	began := time.Now()
 	if err := cl.Update(ctx, ds); err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 20*time.Minute, true, done("registry.invalid/inferd:v2")); err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	took := time.Since(began)
+	used := cpu().minus(cpuBefore, took)
 	fmt.Printf("  %-52s %7.1f s   (anchor)\n", "plain DaemonSet RollingUpdate", took.Seconds())
 	var pods corev1.PodList
 	if err := cl.List(ctx, &pods, client.InNamespace(ds.Namespace), client.MatchingLabels(labels)); err == nil {
@@ -474,20 +489,21 @@ func daemonSetUpdate(ctx context.Context, cl client.Client, nodes int, mu intstr
 		}
 	}
 	if err := cl.Delete(ctx, ds, client.PropagationPolicy(metav1.DeletePropagationForeground)); err != nil {
-		return 0, err
+		return 0, "", err
 	}
 	// Gone, pods and all, before the update it anchors starts.
 	gone := func(ctx context.Context) (bool, error) {
 		err := cl.Get(ctx, client.ObjectKeyFromObject(ds), &appsv1.DaemonSet{})
 		return apierrors.IsNotFound(err), client.IgnoreNotFound(err)
 	}
-	return took, wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 10*time.Minute, true, gone)
+	return took, used, wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 10*time.Minute, true, gone)
 }
 
-func waitCompleted(ctx context.Context, cl client.Client, r *slmopsv1alpha1.EdgeRollout, notStable string) (*slmopsv1alpha1.EdgeRollout, error) {
+func waitCompleted(ctx context.Context, cl client.Reader, r *slmopsv1alpha1.EdgeRollout, notStable string) (*slmopsv1alpha1.EdgeRollout, error) {
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 20*time.Minute, true, func(ctx context.Context) (bool, error) {
 		if err := cl.Get(ctx, client.ObjectKeyFromObject(r), r); err != nil {
-			return false, err
+			// Not in the watched cache yet, just after its creation.
+			return false, client.IgnoreNotFound(err)
 		}
 		st := r.Status
 		return st.Phase == slmopsv1alpha1.PhaseCompleted && st.StableRevision != notStable && st.ObservedGeneration == r.Generation, nil
@@ -656,7 +672,7 @@ type sample struct {
 // rollout completes on a revision other than notStable: what is left of the
 // update when no pod is on its way is the operator's reaction and promotion
 // latency.
-func sampleIdle(ctx context.Context, cl client.Client, ns, notStable string) <-chan sample {
+func sampleIdle(ctx context.Context, cl client.Reader, ns, notStable string) <-chan sample {
 	out := make(chan sample, 1)
 	go func() {
 		var s sample
@@ -812,8 +828,50 @@ func podTimes(p *corev1.Pod) (scheduled, ready time.Time) {
 	return scheduled, ready
 }
 
-// cpuTimes is the CPU time used so far by each process of the cluster and
-// by the manager, in start order.
+// profiles starts 20 s CPU profiles of the controller-manager and of the
+// API server, to the files named (none for an empty name), in the
+// background.
+func profiles(ctx context.Context, c *localcluster.Cluster, cmProfile, apiProfile string) {
+	for _, pr := range []struct {
+		path, what string
+		take       func(context.Context, time.Duration) ([]byte, error)
+	}{{cmProfile, "controller-manager", c.ControllerManagerCPUProfile}, {apiProfile, "kube-apiserver", c.APIServerCPUProfile}} {
+		if pr.path == "" {
+			continue
+		}
+		go func() {
+			b, err := pr.take(ctx, 20*time.Second)
+			if err == nil {
+				err = os.WriteFile(pr.path, b, 0o644)
+			}
+			if err != nil {
+				fmt.Fprintf(os.Stderr, "bench-rollout: %s CPU profile: %v\n", pr.what, err)
+			}
+		}()
+	}
+}
+
+// watchBench is a cache of the EdgeRollouts and DaemonSets of the bench
+// namespace, kept by watches, for the benchmark's waits and samples.
+func watchBench(ctx context.Context, c *localcluster.Cluster, scheme *runtime.Scheme) (client.Reader, error) {
+	watched, err := cache.New(c.Config, cache.Options{Scheme: scheme, DefaultNamespaces: map[string]cache.Config{"bench": {}}})
+	if err != nil {
+		return nil, err
+	}
+	for _, o := range []client.Object{&slmopsv1alpha1.EdgeRollout{}, &appsv1.DaemonSet{}} {
+		if _, err := watched.GetInformer(ctx, o); err != nil {
+			return nil, err
+		}
+	}
+	go func() { _ = watched.Start(ctx) }()
+	if !watched.WaitForCacheSync(ctx) {
+		return nil, errors.New("the benchmark's watches did not sync")
+	}
+	return watched, nil
+}
+
+// cpuTimes is the CPU time used so far by each process of the cluster, by
+// the manager and by the benchmark itself, in start order.
 type cpuTimes struct {
 	names   []string
 	seconds []float64
@@ -825,6 +883,8 @@ func cpuUse(c *localcluster.Cluster, manager int) cpuTimes {
 		t.names, t.seconds = append(t.names, p.Name), append(t.seconds, localcluster.CPUSeconds(p.PID))
 	}
 	t.names, t.seconds = append(t.names, "manager"), append(t.seconds, localcluster.CPUSeconds(manager))
+	// This benchmark's own sampling and waiting.
+	t.names, t.seconds = append(t.names, "benchmark"), append(t.seconds, localcluster.CPUSeconds(os.Getpid()))
 	return t
 }
 
@@ -967,7 +1027,7 @@ func freeAddr() string {
 // manyRollouts times n EdgeRollouts, each of its own model over 3
 // consecutive sites of the fleet (so each node is in 3n/sites of them),
 // updated at once, against the update of the first alone in the same run.
-func manyRollouts(ctx context.Context, cl client.Client, core corev1client.CoreV1Interface, n, nodes, sites int,
+func manyRollouts(ctx context.Context, cl client.Client, watched client.Reader, core corev1client.CoreV1Interface, n, nodes, sites int,
 	mu intstr.IntOrString, steps []string, metricsAddr string, pid int) error {
 	fmt.Printf("%d concurrent rollouts, each over 3 of the %d sites\n", n, sites)
 	var rs []*slmopsv1alpha1.EdgeRollout
@@ -997,7 +1057,7 @@ func manyRollouts(ctx context.Context, cl client.Client, core corev1client.CoreV
 		errs := make(chan error, len(which))
 		for k, i := range which {
 			go func() {
-				_, err := waitCompleted(ctx, cl, rs[i], firsts[i])
+				_, err := waitCompleted(ctx, watched, rs[i], firsts[i])
 				times[k] = time.Since(began).Seconds()
 				errs <- err
 			}()
@@ -1019,7 +1079,7 @@ func manyRollouts(ctx context.Context, cl client.Client, core corev1client.CoreV
 		}
 	}
 	for i := range rs {
-		if _, err := waitCompleted(ctx, cl, rs[i], ""); err != nil {
+		if _, err := waitCompleted(ctx, watched, rs[i], ""); err != nil {
 			return fmt.Errorf("first revision of %s: %w", rs[i].Name, err)
 		}
 	}

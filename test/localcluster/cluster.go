@@ -65,6 +65,10 @@ type Options struct {
 	Detach bool
 	// Progress receives one line per step; nil discards it.
 	Progress io.Writer
+	// Profiling serves the API server's /debug/pprof to the admin, for a
+	// benchmark's CPU profile (APIServerCPUProfile); off otherwise, as on a
+	// hardened cluster.
+	Profiling bool
 }
 
 // Cluster is a running local control plane.
@@ -311,7 +315,7 @@ func (c *Cluster) start(ctx context.Context) error {
 		// the simulated cluster dials the in-cluster "kubernetes" Service.
 		"--endpoint-reconciler-type=none",
 		"--allow-privileged=true",
-		"--profiling=false",
+		fmt.Sprintf("--profiling=%t", o.Profiling),
 		// Room for 1,000 simulated kubelets and the controllers at once.
 		"--max-requests-inflight=1000",
 		"--max-mutating-requests-inflight=500",
@@ -670,6 +674,16 @@ func (c *Cluster) ControllerManagerMetrics(ctx context.Context) ([]byte, error) 
 // controllers spend their time while a benchmark runs.
 func (c *Cluster) ControllerManagerCPUProfile(ctx context.Context, d time.Duration) ([]byte, error) {
 	return c.controllerManagerGet(ctx, fmt.Sprintf("/debug/pprof/profile?seconds=%d", int(d.Seconds())), d+10*time.Second)
+}
+
+// APIServerCPUProfile is a CPU profile of the kube-apiserver over the next
+// d (its /debug/pprof/profile, read as the admin); the cluster must have
+// been started with Options.Profiling.
+func (c *Cluster) APIServerCPUProfile(ctx context.Context, d time.Duration) ([]byte, error) {
+	ctx, cancel := context.WithTimeout(ctx, d+10*time.Second)
+	defer cancel()
+	return c.Clientset.CoreV1().RESTClient().Get().AbsPath("/debug/pprof/profile").
+		Param("seconds", strconv.Itoa(int(d.Seconds()))).DoRaw(ctx)
 }
 
 func (c *Cluster) controllerManagerGet(ctx context.Context, path string, timeout time.Duration) ([]byte, error) {
