@@ -318,16 +318,25 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile,
 		}
 		began := time.Now()
 		var led time.Duration
+		var acquired time.Time
 		if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-			h, err := leaseHolder(ctx, cl)
+			h, at, err := leaseHolderSince(ctx, cl)
+			acquired = at
 			return err == nil && h != "" && h != holder, nil
 		}); err != nil {
 			return fmt.Errorf("restart %d: no new leader: %w", i+1, err)
 		}
 		led = time.Since(began)
 		var decided time.Duration
+		// The new process writes only once it leads: a write of the same
+		// user agent received before it acquired the Lease is the killed
+		// process's, still in the API server's socket buffers when it died.
+		since := began
+		if acquired.After(since) {
+			since = acquired
+		}
 		if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(context.Context) (bool, error) {
-			at, err := firstManagerWrite(c.AuditLog, began)
+			at, err := firstManagerWrite(c.AuditLog, since)
 			if err != nil || at.IsZero() {
 				return false, err
 			}
@@ -361,11 +370,22 @@ func waitStep(ctx context.Context, cl client.Client, r *slmopsv1alpha1.EdgeRollo
 
 // leaseHolder is the identity holding the manager's Lease in ns bench.
 func leaseHolder(ctx context.Context, cl client.Client) (string, error) {
+	holder, _, err := leaseHolderSince(ctx, cl)
+	return holder, err
+}
+
+// leaseHolderSince is the manager's Lease holder and when it acquired the
+// Lease.
+func leaseHolderSince(ctx context.Context, cl client.Client) (string, time.Time, error) {
 	var lease coordinationv1.Lease
 	if err := cl.Get(ctx, types.NamespacedName{Namespace: "bench", Name: "slmops-manager.slmops.dev"}, &lease); err != nil {
-		return "", client.IgnoreNotFound(err)
+		return "", time.Time{}, client.IgnoreNotFound(err)
 	}
-	return ptr.Deref(lease.Spec.HolderIdentity, ""), nil
+	var acquired time.Time
+	if at := lease.Spec.AcquireTime; at != nil {
+		acquired = at.Time
+	}
+	return ptr.Deref(lease.Spec.HolderIdentity, ""), acquired, nil
 }
 
 // firstManagerWrite is when the manager (by its user agent) first wrote a
