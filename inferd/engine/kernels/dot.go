@@ -615,15 +615,16 @@ func dotQ3_K(row []byte, a *Act) float32 {
 // sums32 is the activation's sum over 32 values from its 16-value sums.
 func sums32(bs []int16, j int) int32 { return int32(bs[2*j]) + int32(bs[2*j+1]) }
 
-// dotQ4_K sums as llama.cpp's x86 Q4_K matrix product
-// (ggml_gemm_q4_K_8x8_q8_K, which it uses for Q4_K on AVX2) does: one
-// integer per 64 values (two sub-blocks times their scales) scaled by d*xd
-// into one float sum, the mins of those 64 values times the activation's
-// sums scaled by dmin*xd into another, each a fused multiply-add after the
-// other, and the second sum subtracted from the first at the end.
+// dotQ4_K sums as the AVX2 row kernel (q4k_amd64.s) does, so that the two
+// agree to the bit: eight lanes, lane i holding, per super-block, the
+// integer sum of values 4i..4i+3 of each 32-value run times its sub-block
+// scale (exact), scaled by d*xd into the lane's float sum with one fused
+// multiply-add; lane l's mins sum holds sub-block l's min times the
+// activation's sum over it, scaled by dmin*xd. The lanes' differences are
+// added at the end, pairwise as the kernel adds them.
 func dotQ4_K(row []byte, a *Act) float32 {
 	xq, xd, xb := a.k256()
-	var sum, sumMins float32
+	var acc, accMins [8]float32
 	t := f16table
 	for b := range xd {
 		blk := row[b*BytesQ4_K : b*BytesQ4_K+BytesQ4_K]
@@ -633,24 +634,34 @@ func dotQ4_K(row []byte, a *Act) float32 {
 		q := blk[16:BytesQ4_K]
 		x := xq[b*QK_K : b*QK_K+QK_K]
 		bs := xb[b*QK_K/16 : b*QK_K/16+QK_K/16]
+		var lanes [8]int32
 		for j := range 4 { // 64 values: two sub-blocks share 32 bytes
-			s1, m1 := scaleMinK4(2*j, sc)
-			s2, m2 := scaleMinK4(2*j+1, sc)
+			s1, _ := scaleMinK4(2*j, sc)
+			s2, _ := scaleMinK4(2*j+1, sc)
 			qq := q[32*j : 32*j+32]
 			x1 := x[64*j : 64*j+32]
 			x2 := x[64*j+32 : 64*j+64]
-			var d1, d2 int32
-			for l := 0; l < 32; l += 2 {
-				v0, v1 := qq[l], qq[l+1]
-				d1 += int32(v0&0xF)*int32(x1[l]) + int32(v1&0xF)*int32(x1[l+1])
-				d2 += int32(v0>>4)*int32(x2[l]) + int32(v1>>4)*int32(x2[l+1])
+			for i := range lanes {
+				var lo, hi int32
+				for l := 4 * i; l < 4*i+4; l++ {
+					lo += int32(qq[l]&0xF) * int32(x1[l])
+					hi += int32(qq[l]>>4) * int32(x2[l])
+				}
+				lanes[i] += int32(s1)*lo + int32(s2)*hi
 			}
-			mins := int32(m1)*sums32(bs, 2*j) + int32(m2)*sums32(bs, 2*j+1)
-			sum = fma32(float32(int32(s1)*d1+int32(s2)*d2), d, sum)
-			sumMins = fma32(float32(mins), dmin, sumMins)
+		}
+		for i, v := range lanes {
+			acc[i] = fma32(float32(v), d, acc[i])
+			_, m := scaleMinK4(i, sc)
+			accMins[i] = fma32(float32(int32(m)*sums32(bs, i)), dmin, accMins[i])
 		}
 	}
-	return sum - sumMins
+	var v [8]float32
+	for i := range v {
+		v[i] = acc[i] - accMins[i]
+	}
+	v0, v1, v2, v3 := v[0]+v[4], v[1]+v[5], v[2]+v[6], v[3]+v[7]
+	return (v0 + v2) + (v1 + v3)
 }
 
 // fma32 is x*y+z rounded once to float32, as an FMA instruction computes

@@ -572,8 +572,8 @@ func TestFastAndFallbackPathsAgree(t *testing.T) {
 			t.Errorf("Q5_0 rows, %d blocks, fallback -> %s (-want +got):\n%s", blocks, Accelerated(), diff)
 		}
 	}
-	// Q4_K's kernel and fallback sum in the same order (llama.cpp's), so
-	// they agree to the bit.
+	// Q4_K's kernel and fallback sum in the same order (eight lanes, added
+	// at the end), so they agree to the bit.
 	for _, blocks := range []int{1, 2, 6} {
 		w := randomVector(r, blocks*QK_K, 0.05)
 		x := randomVector(r, blocks*QK_K, 1)

@@ -11,11 +11,11 @@
 // 16-value sums) give the mins terms; each 32 bytes of nibbles give two
 // sub-blocks (low and high nibbles) whose int8 products (VPMADDUBSW,
 // unsigned nibbles x signed activation) are multiplied by their scale
-// (VPMADDWD). The sums are those of llama.cpp's x86 Q4_K matrix product
-// (ggml_gemm_q4_K_8x8_q8_K, which llama.cpp uses for Q4_K on AVX2): one
-// integer per 64 values (two sub-blocks), scaled by d*xd into one float
-// sum and its mins by dmin*xd into another, one after another, and the
-// second subtracted from the first at the end.
+// (VPMADDWD). The scaled products of a super-block are summed as int32
+// (exactly), lane by lane; each lane is then scaled by d*xd into one float
+// accumulator, and the mins terms by dmin*xd into another, so that no
+// super-block waits on the one before it (no horizontal sums, no chain of
+// scalar multiply-adds); the lanes are added once per row.
 
 // func rowsQ4_KAVX2(w *byte, rowBytes int, nrows int, xq *int8, xd *float32, xb *int16, nsb int, out *float32)
 TEXT ·rowsQ4_KAVX2(SB), NOSPLIT, $32-64
@@ -77,17 +77,9 @@ q4kblock:
 	VMOVDQU (R9), Y0
 	VPMADDWD Y15, Y0, Y0
 	VPMULLD Y1, Y0, Y0
-	// The four 64-value mins terms, summed into X6 one after another.
-	VPHADDD Y0, Y0, Y0
-	VPERMQ $0x08, Y0, Y0
-	VCVTDQ2PS X0, X13
-	VFMADD231SS X3, X13, X6
-	VPSRLDQ $4, X13, X13
-	VFMADD231SS X3, X13, X6
-	VPSRLDQ $4, X13, X13
-	VFMADD231SS X3, X13, X6
-	VPSRLDQ $4, X13, X13
-	VFMADD231SS X3, X13, X6
+	// The mins terms, lane by lane, scaled by dmin*xd into Y6.
+	VCVTDQ2PS Y0, Y0
+	VFMADD231PS Y3, Y0, Y6
 	// The scales as int16, to the stack.
 	VMOVQ AX, X0
 	VPMOVZXBW X0, X0
@@ -136,27 +128,27 @@ q4kblock:
 	VPBROADCASTW 14(SP), Y10
 	VPMADDWD Y10, Y1, Y1
 	VPADDD Y1, Y0, Y12
-	// The four 64-value integer sums, lanes added, into X5.
-	VPHADDD Y8, Y5, Y5
-	VPHADDD Y12, Y11, Y11
-	VPHADDD Y11, Y5, Y5
-	VEXTRACTI128 $1, Y5, X8
-	VPADDD X8, X5, X5
-	VCVTDQ2PS X5, X5
-	VFMADD231SS X2, X5, X4
-	VPSRLDQ $4, X5, X5
-	VFMADD231SS X2, X5, X4
-	VPSRLDQ $4, X5, X5
-	VFMADD231SS X2, X5, X4
-	VPSRLDQ $4, X5, X5
-	VFMADD231SS X2, X5, X4
+	// The super-block's integer sums (exact: each already times its
+	// sub-block scale), lane by lane, scaled by d*xd into Y4.
+	VPADDD Y8, Y5, Y5
+	VPADDD Y12, Y11, Y11
+	VPADDD Y11, Y5, Y5
+	VCVTDQ2PS Y5, Y5
+	VFMADD231PS Y2, Y5, Y4
 	ADDQ $144, SI
 	ADDQ $256, DI
 	ADDQ $4, R8
 	ADDQ $32, R9
 	DECQ CX
 	JNE q4kblock
-	VSUBSS X6, X4, X4
+	// The row's sum: the lanes of Y4 - Y6, added.
+	VSUBPS Y6, Y4, Y4
+	VEXTRACTF128 $1, Y4, X5
+	VADDPS X5, X4, X4
+	VMOVHLPS X4, X4, X5
+	VADDPS X5, X4, X4
+	VMOVSHDUP X4, X5
+	VADDSS X5, X4, X4
 	MOVSS X4, (BX)
 	ADDQ $4, BX
 	ADDQ rowBytes+8(FP), R13
