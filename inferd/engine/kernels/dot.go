@@ -77,6 +77,81 @@ type Act struct {
 	KQ []int8
 	KD []float32
 	KB []int16
+
+	// gen counts the SetFormats calls, so that a copy made from this
+	// activation knows when it is stale.
+	gen uint64
+	// k4 is this activation's Q8_K copy and the next three's of a batch,
+	// interleaved per super-block for the four-token Q4_K kernel (k4Bytes
+	// per super-block), made by prepareDot4 from k4of at their k4gen.
+	k4    []byte
+	k4of  [4]*Act
+	k4gen [4]uint64
+}
+
+// k4Bytes is one super-block of Act.k4: four tokens' 256 int8 values,
+// their four float32 scales and their 16 int16 sums of 16 values each.
+const k4Bytes = 4*QK_K + 4*4 + 4*QK_K/16*2
+
+// k4For is the interleaved copy of a[0:4] that a[0] holds, nil when it is
+// not that of these four activations as they are now.
+func k4For(a []*Act) []byte {
+	x := a[0]
+	if len(a) < 4 || len(x.k4) == 0 {
+		return nil
+	}
+	for i := range 4 {
+		if x.k4of[i] != a[i] || x.k4gen[i] != a[i].gen {
+			return nil
+		}
+	}
+	return x.k4
+}
+
+// prepareDot4 makes, before a product of type t runs over acts in
+// parallel, the interleaved copies that its four-token kernel reads (only
+// Q4_K's has one), one per group of four activations, unless they are
+// current. It runs on one goroutine: the workers only read them.
+func prepareDot4(t gguf.TensorType, acts []*Act) {
+	if t != gguf.Q4_K || !hasDot4(t) {
+		return
+	}
+	for g := 0; g+4 <= len(acts); g += 4 {
+		a := acts[g : g+4]
+		if k4For(a) != nil {
+			continue
+		}
+		nsb := len(a[0].KD)
+		ok := nsb > 0
+		for _, x := range a {
+			ok = ok && len(x.KD) == nsb && len(x.KQ) == nsb*QK_K && len(x.KB) == nsb*QK_K/16
+		}
+		if !ok {
+			a[0].k4 = a[0].k4[:0]
+			continue
+		}
+		buf := a[0].k4
+		if cap(buf) < nsb*k4Bytes {
+			buf = make([]byte, nsb*k4Bytes)
+		}
+		buf = buf[:nsb*k4Bytes]
+		for b := range nsb {
+			blk := buf[b*k4Bytes : (b+1)*k4Bytes]
+			for t, x := range a {
+				q := x.KQ[b*QK_K : (b+1)*QK_K]
+				copy(blk[QK_K*t:QK_K*(t+1)], unsafe.Slice((*byte)(unsafe.Pointer(&q[0])), QK_K))
+				binary.LittleEndian.PutUint32(blk[4*QK_K+4*t:], math.Float32bits(x.KD[b]))
+				sums := blk[4*QK_K+16+t*QK_K/16*2:]
+				for i, v := range x.KB[b*QK_K/16 : (b+1)*QK_K/16] {
+					binary.LittleEndian.PutUint16(sums[2*i:], uint16(v))
+				}
+			}
+		}
+		a[0].k4 = buf
+		for i, x := range a {
+			a[0].k4of[i], a[0].k4gen[i] = x, x.gen
+		}
+	}
 }
 
 // quadBytes is the size of one block quad in Act.P4.
@@ -138,6 +213,7 @@ func (a *Act) Set(x []float32) { a.SetFormats(x, AllFormats) }
 // otherwise (no K-quant row has such a width). A copy left out is emptied,
 // so a product that needs it fails loudly instead of reading stale values.
 func (a *Act) SetFormats(x []float32, f Formats) {
+	a.gen++
 	a.F = x
 	if f&Blocks32 != 0 {
 		a.setBlocks32(x)
@@ -315,7 +391,9 @@ func (a *Act) setPairs() {
 }
 
 // hasDot4 reports whether the four-activation kernels take type t.
-func hasDot4(t gguf.TensorType) bool { return t == gguf.Q8_0 || t == gguf.Q4_0 }
+func hasDot4(t gguf.TensorType) bool {
+	return t == gguf.Q8_0 || t == gguf.Q4_0 || (t == gguf.Q4_K && useAVX2)
+}
 
 // Dot is the dot product of one weight row of type t (its raw bytes) with a.
 func Dot(t gguf.TensorType, row []byte, a *Act) float32 {

@@ -166,6 +166,9 @@ type dot4Func func(row []byte, a []*Act, out *[4]float32) bool
 // activations a, or nil. Its checks (CPU, type, even spacing) are done
 // once here, not once per row.
 func dot4Kernel(t gguf.TensorType, a []*Act) dot4Func {
+	if t == gguf.Q4_K {
+		return dot4Q4_K(a)
+	}
 	if !useRows || len(a) < 4 || len(a[0].D) == 0 {
 		return nil
 	}
@@ -200,6 +203,33 @@ func dot4Kernel(t gguf.TensorType, a []*Act) dot4Func {
 		}
 		x := a[0]
 		fn(&row[0], &x.Q[0], &x.D[0], xc(x), nb, qs, ds, &out[0])
+		return true
+	}
+}
+
+// dot4Q4_KAVX2 computes one Q4_K row against four activations interleaved
+// as Act.k4 (see q4k4_amd64.s).
+//
+//go:noescape
+func dot4Q4_KAVX2(row *byte, x *byte, nsb int, out *float32)
+
+// dot4Q4_K is the four-token Q4_K kernel bound to a group's interleaved
+// copy, or nil when prepareDot4 did not make it (or it is stale).
+func dot4Q4_K(a []*Act) dot4Func {
+	if !useRows || len(a) < 4 {
+		return nil
+	}
+	k4 := k4For(a)
+	if k4 == nil {
+		return nil
+	}
+	nsb := len(k4) / k4Bytes
+	need := nsb * BytesQ4_K
+	return func(row []byte, _ []*Act, out *[4]float32) bool {
+		if len(row) < need {
+			return false
+		}
+		dot4Q4_KAVX2(&row[0], &k4[0], nsb, &out[0])
 		return true
 	}
 }

@@ -626,7 +626,7 @@ func TestMatMulOverABatchEqualsOneByOne(t *testing.T) {
 	p := NewPool(2)
 	defer p.Close()
 	const rows, cols, T = 40, 256, 7
-	for _, typ := range allTypes { // Q8_0, Q4_0: four-token kernels; Q4_K: row kernels over tiles
+	for _, typ := range allTypes { // Q8_0, Q4_0, Q4_K: four-token kernels; the others: row kernels over tiles
 		w := randomVector(r, rows*cols, 0.05)
 		enc, _ := Quantize(nil, typ, w)
 		info, _ := RowInfo(typ, cols)
@@ -666,9 +666,64 @@ func TestMatMulOverABatchEqualsOneByOne(t *testing.T) {
 					if relErr(float64(got[i][j]), float64(want[i][j]), 0.1) > 1e-5 { // summation order differs
 						t.Fatalf("%s (vnni %v): token %d row %d: batch %v, one by one %v", typ, vnni, i, j, got[i][j], want[i][j])
 					}
+					// Q4_K's four-token kernel sums each token as its row
+					// kernel and the Go fallback do: to the bit.
+					if typ == gguf.Q4_K && got[i][j] != want[i][j] {
+						t.Fatalf("Q4_K: token %d row %d: batch %v, one by one %v", i, j, got[i][j], want[i][j])
+					}
 				}
 			}
 		}
+		if typ == gguf.Q4_K && useAVX2 && k4For(batch[:4]) == nil {
+			t.Fatal("Q4_K: the batch did not go through the four-token kernel (no interleaved copy)")
+		}
+	}
+}
+
+// TestTheFourTokenQ4_KCopyFollowsItsActivations: the interleaved copy that
+// the four-token Q4_K kernel reads is remade when an activation of its group
+// is set again, or the group is another, and never read stale.
+func TestTheFourTokenQ4_KCopyFollowsItsActivations(t *testing.T) {
+	if !useAVX2 {
+		skip.Because(t, "the four-token Q4_K kernel: none on this CPU (it is amd64 AVX2)", "an amd64 machine with AVX2")
+	}
+	r := rand.New(rand.NewPCG(30, 31))
+	p := NewPool(2)
+	defer p.Close()
+	const rows, cols = 9, 512
+	enc, _ := Quantize(nil, gguf.Q4_K, randomVector(r, rows*cols, 0.05))
+	info, _ := RowInfo(gguf.Q4_K, cols)
+	acts := make([]*Act, 5)
+	for i := range acts {
+		acts[i] = &Act{}
+		acts[i].Set(randomVector(r, cols, 1))
+	}
+	check := func(what string, group []*Act) {
+		t.Helper()
+		got := make([][]float32, len(group))
+		for i := range got {
+			got[i] = make([]float32, rows)
+		}
+		MatMul(p, info, enc, rows, group, got)
+		for i, a := range group {
+			for j := range rows {
+				if want := Dot(gguf.Q4_K, enc[j*info.RowBytes:(j+1)*info.RowBytes], a); got[i][j] != want {
+					t.Fatalf("%s: token %d row %d: %v, alone %v", what, i, j, got[i][j], want)
+				}
+			}
+		}
+	}
+	check("first", acts[:4])
+	acts[2].Set(randomVector(r, cols, 1))
+	if k4For(acts[:4]) != nil {
+		t.Fatal("an activation of the group was set again, yet its interleaved copy still counts as current")
+	}
+	check("one activation set again", acts[:4])
+	check("another group", acts[1:5])
+	// acts[0] keeps its copy of acts[0:4], unchanged since; acts[1:5] has its
+	// own, in acts[1].
+	if k4For(acts[:4]) == nil || k4For(acts[1:5]) == nil {
+		t.Fatal("two groups over the same activations: each should keep its own current copy")
 	}
 }
 

@@ -288,6 +288,7 @@ func MatMuls(p *Pool, jobs ...Job) {
 	total := 0
 	for _, j := range jobs {
 		total += j.Rows
+		prepareDot4(j.Type.Type, j.Acts)
 	}
 	p.Run(total, 16, func(start, end int) {
 		base := 0
@@ -307,14 +308,22 @@ func MatMuls(p *Pool, jobs ...Job) {
 // and used for all of them, which is what makes prompt processing faster
 // than token by token.
 func MatMul(p *Pool, typ TypeInfo, w []byte, rows int, acts []*Act, out [][]float32) {
+	prepareDot4(typ.Type, acts)
 	p.Run(rows, 16, func(start, end int) { matRows(typ, w, acts, out, start, end) })
 }
 
 // MatRows computes rows [start, end) of a product on the calling goroutine,
-// for callers that split the work themselves.
+// for callers that split the work themselves; they call Prepare first, once
+// for all the ranges.
 func MatRows(typ TypeInfo, w []byte, acts []*Act, out [][]float32, start, end int) {
 	matRows(typ, w, acts, out, start, end)
 }
+
+// Prepare readies acts for products of type typ over them through MatRows:
+// the layouts some batch kernels read (see prepareDot4), made once on the
+// calling goroutine rather than by every range. Without it, MatRows takes
+// a slower path, with the same results.
+func Prepare(typ TypeInfo, acts []*Act) { prepareDot4(typ.Type, acts) }
 
 // matRows computes rows [start, end) of a product.
 func matRows(typ TypeInfo, w []byte, acts []*Act, out [][]float32, start, end int) {
@@ -322,7 +331,17 @@ func matRows(typ TypeInfo, w []byte, acts []*Act, out [][]float32, start, end in
 	if len(acts) == 1 && rowsFast(typ.Type, w[start*rowBytes:end*rowBytes], rowBytes, acts[0], out[0][start:end]) {
 		return
 	}
-	if len(acts) > 1 && !hasDot4(typ.Type) && rowsFast(typ.Type, w[start*rowBytes:(start+1)*rowBytes], rowBytes, acts[0], out[0][start:start+1]) {
+	// The four-token kernels, bound once to each group of four
+	// activations (nil where a group cannot use them).
+	var batched []dot4Func
+	for t := 0; hasDot4(typ.Type) && t+4 <= len(acts); t += 4 {
+		k := dot4Kernel(typ.Type, acts[t:t+4])
+		if k == nil {
+			break
+		}
+		batched = append(batched, k)
+	}
+	if len(acts) > 1 && len(batched) == 0 && rowsFast(typ.Type, w[start*rowBytes:(start+1)*rowBytes], rowBytes, acts[0], out[0][start:start+1]) {
 		// No four-token kernel for this type, but a row kernel: run it per
 		// token over small tiles of rows, so a tile's weights stay in cache
 		// for all the tokens instead of coming from memory once per token.
@@ -334,16 +353,6 @@ func matRows(typ TypeInfo, w []byte, acts []*Act, out [][]float32, start, end in
 			}
 		}
 		return
-	}
-	// The four-token kernels, bound once to each group of four
-	// activations (nil where a group cannot use them).
-	var batched []dot4Func
-	for t := 0; t+4 <= len(acts); t += 4 {
-		k := dot4Kernel(typ.Type, acts[t:t+4])
-		if k == nil {
-			break
-		}
-		batched = append(batched, k)
 	}
 	// Tiles of rows: a tile's weights and one group's activations stay in
 	// the first-level cache while the group runs over the tile, instead of

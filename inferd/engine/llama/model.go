@@ -448,6 +448,8 @@ func (s *sequence) forward(ctx context.Context, tokens []int32) ([]float32, erro
 		// parallel pass: the exponentials run on every thread, beside
 		// the memory-bound products, instead of on one between passes.
 		acts := sc.acts[:T]
+		kernels.Prepare(ly.gate.TypeInfo, acts)
+		kernels.Prepare(ly.up.TypeInfo, acts)
 		md.pool.Run(cfg.FF, 32, func(lo, hi int) {
 			kernels.MatRows(ly.gate.TypeInfo, ly.gate.data, acts, sc.gate, lo, hi)
 			kernels.MatRows(ly.up.TypeInfo, ly.up.data, acts, sc.up, lo, hi)
