@@ -3,6 +3,9 @@
 # kernels are unrolled, which is easier to keep right as a generator than by
 # hand. Run `make kernels` after editing, then `go test ./inferd/engine/kernels`.
 import os
+import sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kasm import consts, hsum, Q4K_SCALES_MINS
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 def sub(j, t):
     # 32 bytes of nibbles: sub-block 2j (low nibbles), 2j+1 (high nibbles),
@@ -42,12 +45,7 @@ TEXT ·rowsQ4_KAVX2(SB), NOSPLIT, $32-64
 	MOVQ w+0(FP), R13
 	MOVQ nrows+16(FP), R12
 	MOVQ out+56(FP), BX
-	MOVL $0x00010001, AX
-	VMOVD AX, X15
-	VPBROADCASTD X15, Y15
-	MOVL $0x0f0f0f0f, AX
-	VMOVD AX, X14
-	VPBROADCASTD X14, Y14
+{consts()}
 	TESTQ R12, R12
 	JE q4kend
 q4krow:
@@ -68,29 +66,7 @@ q4kblock:
 	VCVTPH2PS X3, Y3
 	VMULPS Y7, Y3, Y3
 	// Unpack scales (AX: sc0-3, DX: sc4-7) and mins (R10: m0-3, R11: m4-7).
-	MOVL 4(SI), AX
-	MOVL 8(SI), R10
-	MOVL 12(SI), R11
-	MOVL AX, DX
-	SHRL $6, DX
-	ANDL $0x03030303, DX
-	SHLL $4, DX
-	ANDL $0x3f3f3f3f, AX
-	MOVL R11, R15
-	ANDL $0x0f0f0f0f, R15
-	ORL R15, DX
-	MOVL R10, R15
-	SHRL $6, R15
-	ANDL $0x03030303, R15
-	SHLL $4, R15
-	ANDL $0x3f3f3f3f, R10
-	SHRL $4, R11
-	ANDL $0x0f0f0f0f, R11
-	ORL R15, R11
-	SHLQ $32, DX
-	ORQ DX, AX
-	SHLQ $32, R11
-	ORQ R11, R10
+{Q4K_SCALES_MINS}
 	// The mins term: m_j times the activation's sum over sub-block j.
 	VMOVQ R10, X1
 	VPMOVZXBD X1, Y1
@@ -123,12 +99,7 @@ q4kblock:
 	JNE q4kblock
 	// The row's sum: the lanes of Y4 - Y6, added.
 	VSUBPS Y6, Y4, Y4
-	VEXTRACTF128 $1, Y4, X5
-	VADDPS X5, X4, X4
-	VMOVHLPS X4, X4, X5
-	VADDPS X5, X4, X4
-	VMOVSHDUP X4, X5
-	VADDSS X5, X4, X4
+{hsum(4, 5)}
 	MOVSS X4, (BX)
 	ADDQ $4, BX
 	ADDQ rowBytes+8(FP), R13

@@ -3,6 +3,9 @@
 # row against four activations (prompt processing). Run `make kernels` after
 # editing, then `go test ./inferd/engine/kernels`.
 import os
+import sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kasm import consts, hsum, Q4K_SCALES_MINS
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
 # The four activations' Q8_K copies interleaved per super-block (Act.k4):
@@ -49,16 +52,10 @@ def token(t):
 
 def store(t):
     acc, accm = f"Y{4+t}", f"Y{8+t}"
-    x = f"X{4+t}"
     return "\n".join([
         f"\tVSUBPS {accm}, {acc}, {acc}",
-        f"\tVEXTRACTF128 $1, {acc}, X0",
-        f"\tVADDPS X0, {x}, {x}",
-        f"\tVMOVHLPS {x}, {x}, X0",
-        f"\tVADDPS X0, {x}, {x}",
-        f"\tVMOVSHDUP {x}, X0",
-        f"\tVADDSS X0, {x}, {x}",
-        f"\tMOVSS {x}, {4*t}(BX)",
+        hsum(4+t, 0),
+        f"\tMOVSS X{4+t}, {4*t}(BX)",
     ])
 
 s = f"""#include "textflag.h"
@@ -79,12 +76,7 @@ TEXT ·dot4Q4_KAVX2(SB), NOSPLIT, $128-32
 	MOVQ x+8(FP), DI
 	MOVQ nsb+16(FP), CX
 	MOVQ out+24(FP), BX
-	MOVL $0x00010001, AX
-	VMOVD AX, X15
-	VPBROADCASTD X15, Y15
-	MOVL $0x0f0f0f0f, AX
-	VMOVD AX, X14
-	VPBROADCASTD X14, Y14
+{consts()}
 	VXORPS Y4, Y4, Y4
 	VXORPS Y5, Y5, Y5
 	VXORPS Y6, Y6, Y6
@@ -105,29 +97,7 @@ q4k4block:
 	VMOVUPS Y0, 96(SP)
 	// Unpack scales (AX: sc0-3, DX: sc4-7) and mins (R10: m0-3, R11: m4-7),
 	// as rowsQ4_KAVX2 does.
-	MOVL 4(SI), AX
-	MOVL 8(SI), R10
-	MOVL 12(SI), R11
-	MOVL AX, DX
-	SHRL $6, DX
-	ANDL $0x03030303, DX
-	SHLL $4, DX
-	ANDL $0x3f3f3f3f, AX
-	MOVL R11, R15
-	ANDL $0x0f0f0f0f, R15
-	ORL R15, DX
-	MOVL R10, R15
-	SHRL $6, R15
-	ANDL $0x03030303, R15
-	SHLL $4, R15
-	ANDL $0x3f3f3f3f, R10
-	SHRL $4, R11
-	ANDL $0x0f0f0f0f, R11
-	ORL R15, R11
-	SHLQ $32, DX
-	ORQ DX, AX
-	SHLQ $32, R11
-	ORQ R11, R10
+{Q4K_SCALES_MINS}
 	// The mins as int32 lanes and the scales as int16, to the stack.
 	VMOVQ R10, X1
 	VPMOVZXBD X1, Y1

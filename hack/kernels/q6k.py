@@ -3,6 +3,9 @@
 # kernels are unrolled, which is easier to keep right as a generator than by
 # hand. Run `make kernels` after editing, then `go test ./inferd/engine/kernels`.
 import os
+import sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kasm import hsum
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 # Q6_K rows against one activation's Q8_K copy, AVX2+FMA+F16C.
 def qk(k, half):
@@ -96,12 +99,7 @@ q6kblock:
 	ADDQ $32, R9
 	DECQ CX
 	JNE q6kblock
-	VEXTRACTF128 $1, Y4, X5
-	VADDPS X5, X4, X4
-	VMOVHLPS X4, X4, X5
-	VADDPS X5, X4, X4
-	VMOVSHDUP X4, X5
-	VADDSS X5, X4, X4
+{hsum(4, 5)}
 	MOVSS X4, (BX)
 	ADDQ $4, BX
 	ADDQ rowBytes+8(FP), R13
