@@ -4,6 +4,9 @@
 # easier to keep right as a generator than by hand. Run `make kernels`
 # after editing, then `go test ./inferd/engine/kernels`.
 import os
+import sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kasm import consts
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 def block(kind, vnni):
     s = ["\tVPBROADCASTW (SI), X3", "\tVCVTPH2PS X3, Y3"]
@@ -65,12 +68,7 @@ TEXT ·{name}(SB), NOSPLIT, $0-64
 	VXORPS X11, X11, X11
 	VXORPS X12, X12, X12
 	VXORPS X13, X13, X13
-	MOVL $0x00010001, AX
-	VMOVD AX, X15
-	VPBROADCASTD X15, Y15
-	MOVL $0x0f0f0f0f, AX
-	VMOVD AX, X14
-	VPBROADCASTD X14, Y14
+{consts()}
 	TESTQ CX, CX
 	JE {p}done
 {p}loop:

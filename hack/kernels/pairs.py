@@ -4,6 +4,9 @@
 # easier to keep right as a generator than by hand. Run `make kernels`
 # after editing, then `go test ./inferd/engine/kernels`.
 import os
+import sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kasm import consts, hsum
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 def pair(wo, po, vnni, acc):
     s = [f"\tVMOVDQU {wo+2}(SI), X0",
@@ -40,12 +43,7 @@ TEXT ·{name}(SB), NOSPLIT, $0-48
 	MOVQ nrows+16(FP), R9
 	MOVQ npairs+32(FP), R12
 	MOVQ out+40(FP), BX
-	MOVL $0x00010001, AX
-	VMOVD AX, X15
-	VPBROADCASTD X15, Y15
-	MOVL $0x0f0f0f0f, AX
-	VMOVD AX, X14
-	VPBROADCASTD X14, Y14
+{consts()}
 	TESTQ R9, R9
 	JE {p}end
 {p}row:
@@ -70,12 +68,7 @@ TEXT ·{name}(SB), NOSPLIT, $0-48
 {pair(0, 0, vnni, "Y4")}
 {p}sum:
 	VADDPS Y5, Y4, Y4
-	VEXTRACTF128 $1, Y4, X5
-	VADDPS X5, X4, X4
-	VMOVHLPS X4, X4, X5
-	VADDPS X5, X4, X4
-	VMOVSHDUP X4, X5
-	VADDSS X5, X4, X4
+{hsum(4, 5)}
 	MOVSS X4, (BX)
 	ADDQ $4, BX
 	ADDQ R10, R13

@@ -7,6 +7,9 @@
 # block after block. Run `make kernels` after editing, then
 # `go test ./inferd/engine/kernels`.
 import os
+import sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kasm import consts as kconsts
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
 def nibbles(addr):
@@ -18,8 +21,7 @@ def nibbles(addr):
 tree = ["\tVPHADDD Y6, Y5, Y5", "\tVPHADDD Y8, Y7, Y7", "\tVPHADDD Y7, Y5, Y5",
         "\tVEXTRACTI128 $1, Y5, X6", "\tVPADDD X6, X5, X5"]
 
-consts = ["\tMOVL $0x00010001, AX", "\tVMOVD AX, X15", "\tVPBROADCASTD X15, Y15",
-          "\tMOVL $0x0f0f0f0f, AX", "\tVMOVD AX, X14", "\tVPBROADCASTD X14, Y14"]
+consts = kconsts().split("\n")
 
 rows = ["\tVMOVDQU (DI), Y1"]
 rowaddr = ["(SI)", "(SI)(R10*1)", "(SI)(R10*2)", "(SI)(R14*1)"]

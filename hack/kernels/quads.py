@@ -4,6 +4,9 @@
 # (F, BW, VL, VNNI). Run `make kernels` after editing, then
 # `go test ./inferd/engine/kernels`.
 import os
+import sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kasm import hsum
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
 def quad(wo, po, acc):
@@ -82,12 +85,7 @@ TEXT ·{name}(SB), NOSPLIT, $0-48
 	VADDPS Z6, Z4, Z4
 	VEXTRACTF64X4 $1, Z4, Y5
 	VADDPS Y5, Y4, Y4
-	VEXTRACTF128 $1, Y4, X5
-	VADDPS X5, X4, X4
-	VMOVHLPS X4, X4, X5
-	VADDPS X5, X4, X4
-	VMOVSHDUP X4, X5
-	VADDSS X5, X4, X4
+{hsum(4, 5)}
 	MOVSS X4, (BX)
 	ADDQ $4, BX
 	ADDQ R10, R13

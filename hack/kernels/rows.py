@@ -4,6 +4,9 @@
 # easier to keep right as a generator than by hand. Run `make kernels`
 # after editing, then `go test ./inferd/engine/kernels`.
 import os
+import sys
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from kasm import consts as kconsts, hsum
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 def q8_block(off_w, vnni, acc):
     s = [f"\tVPBROADCASTW {off_w}(SI), X3",
@@ -44,8 +47,7 @@ def func(name, kind, vnni):
     bs = 34 if kind == "q8" else 18
     blk = q8_block if kind == "q8" else q4_block
     p = name
-    consts = ["\tMOVL $0x00010001, AX", "\tVMOVD AX, X15", "\tVPBROADCASTD X15, Y15",
-              "\tMOVL $0x0f0f0f0f, AX", "\tVMOVD AX, X14", "\tVPBROADCASTD X14, Y14"]
+    consts = kconsts().split("\n")
     # Q8_0 sums its blocks one after another into one accumulator, as
     # llama.cpp's Q8_0 products do (tinyBLAS and ggml_vec_dot_q8_0_q8_0),
     # so that both round the same partial sums; Q4_0 keeps two.
@@ -90,12 +92,7 @@ TEXT ·{name}(SB), NOSPLIT, $0-72
 {single}
 {p}sum:
 	VADDPS Y5, Y4, Y4
-	VEXTRACTF128 $1, Y4, X5
-	VADDPS X5, X4, X4
-	VMOVHLPS X4, X4, X5
-	VADDPS X5, X4, X4
-	VMOVSHDUP X4, X5
-	VADDSS X5, X4, X4
+{hsum(4, 5)}
 	VSUBSS X10, X4, X4
 	MOVSS X4, (BX)
 	ADDQ $4, BX
