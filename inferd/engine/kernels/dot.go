@@ -82,7 +82,7 @@ type Act struct {
 	// activation knows when it is stale.
 	gen uint64
 	// k4 is this activation's Q8_K copy and the next three's of a batch,
-	// interleaved per super-block for the four-token Q4_K kernel (k4Bytes
+	// interleaved per super-block for the four-token K-quant kernels (k4Bytes
 	// per super-block), made by prepareDot4 from k4of at their k4gen.
 	k4    []byte
 	k4of  [4]*Act
@@ -109,11 +109,11 @@ func k4For(a []*Act) []byte {
 }
 
 // prepareDot4 makes, before a product of type t runs over acts in
-// parallel, the interleaved copies that its four-token kernel reads (only
-// Q4_K's has one), one per group of four activations, unless they are
-// current. It runs on one goroutine: the workers only read them.
+// parallel, the interleaved copies that its four-token kernel reads (Q4_K's
+// and Q6_K's share them), one per group of four activations, unless they
+// are current. It runs on one goroutine: the workers only read them.
 func prepareDot4(t gguf.TensorType, acts []*Act) {
-	if t != gguf.Q4_K || !hasDot4(t) {
+	if (t != gguf.Q4_K && t != gguf.Q6_K) || !hasDot4(t) {
 		return
 	}
 	for g := 0; g+4 <= len(acts); g += 4 {
@@ -392,7 +392,7 @@ func (a *Act) setPairs() {
 
 // hasDot4 reports whether the four-activation kernels take type t.
 func hasDot4(t gguf.TensorType) bool {
-	return t == gguf.Q8_0 || t == gguf.Q4_0 || (t == gguf.Q4_K && useAVX2)
+	return t == gguf.Q8_0 || t == gguf.Q4_0 || ((t == gguf.Q4_K || t == gguf.Q6_K) && useAVX2)
 }
 
 // Dot is the dot product of one weight row of type t (its raw bytes) with a.

@@ -166,8 +166,8 @@ type dot4Func func(row []byte, a []*Act, out *[4]float32) bool
 // activations a, or nil. Its checks (CPU, type, even spacing) are done
 // once here, not once per row.
 func dot4Kernel(t gguf.TensorType, a []*Act) dot4Func {
-	if t == gguf.Q4_K {
-		return dot4Q4_K(a)
+	if t == gguf.Q4_K || t == gguf.Q6_K {
+		return dot4K(t, a)
 	}
 	if !useRows || len(a) < 4 || len(a[0].D) == 0 {
 		return nil
@@ -207,15 +207,19 @@ func dot4Kernel(t gguf.TensorType, a []*Act) dot4Func {
 	}
 }
 
-// dot4Q4_KAVX2 computes one Q4_K row against four activations interleaved
-// as Act.k4 (see q4k4_amd64.s).
+// dot4Q4_KAVX2 and dot4Q6_KAVX2 compute one Q4_K or Q6_K row against four
+// activations interleaved as Act.k4 (see q4k4_amd64.s, q6k4_amd64.s).
 //
 //go:noescape
 func dot4Q4_KAVX2(row *byte, x *byte, nsb int, out *float32)
 
-// dot4Q4_K is the four-token Q4_K kernel bound to a group's interleaved
-// copy, or nil when prepareDot4 did not make it (or it is stale).
-func dot4Q4_K(a []*Act) dot4Func {
+//go:noescape
+func dot4Q6_KAVX2(row *byte, x *byte, nsb int, out *float32)
+
+// dot4K is the four-token kernel of K-quant type t bound to a group's
+// interleaved copy, or nil when prepareDot4 did not make it (or it is
+// stale).
+func dot4K(t gguf.TensorType, a []*Act) dot4Func {
 	if !useRows || len(a) < 4 {
 		return nil
 	}
@@ -224,12 +228,15 @@ func dot4Q4_K(a []*Act) dot4Func {
 		return nil
 	}
 	nsb := len(k4) / k4Bytes
-	need := nsb * BytesQ4_K
+	fn, need := dot4Q4_KAVX2, nsb*BytesQ4_K
+	if t == gguf.Q6_K {
+		fn, need = dot4Q6_KAVX2, nsb*BytesQ6_K
+	}
 	return func(row []byte, _ []*Act, out *[4]float32) bool {
 		if len(row) < need {
 			return false
 		}
-		dot4Q4_KAVX2(&row[0], &k4[0], nsb, &out[0])
+		fn(&row[0], &k4[0], nsb, &out[0])
 		return true
 	}
 }

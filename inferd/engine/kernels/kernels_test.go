@@ -652,6 +652,13 @@ func TestMatMulOverABatchEqualsOneByOne(t *testing.T) {
 				MatMul(p, info, enc, rows, single[i:i+1], want[i:i+1])
 			}
 		})
+		// One at a time through the row kernels, for the kernels that sum
+		// as they do.
+		fast := make([][]float32, T)
+		for i := range T {
+			fast[i] = make([]float32, rows)
+			MatMul(p, info, enc, rows, single[i:i+1], fast[i:i+1])
+		}
 		for _, vnni := range []bool{true, false} { // VNNI (where the CPU has it), then AVX2
 			got := make([][]float32, T)
 			for i := range T {
@@ -671,59 +678,66 @@ func TestMatMulOverABatchEqualsOneByOne(t *testing.T) {
 					if typ == gguf.Q4_K && got[i][j] != want[i][j] {
 						t.Fatalf("Q4_K: token %d row %d: batch %v, one by one %v", i, j, got[i][j], want[i][j])
 					}
+					// Q6_K's sums each token as its row kernel does.
+					if typ == gguf.Q6_K && useAVX2 && got[i][j] != fast[i][j] {
+						t.Fatalf("Q6_K: token %d row %d: batch %v, its row kernel %v", i, j, got[i][j], fast[i][j])
+					}
 				}
 			}
 		}
-		if typ == gguf.Q4_K && useAVX2 && k4For(batch[:4]) == nil {
-			t.Fatal("Q4_K: the batch did not go through the four-token kernel (no interleaved copy)")
+		if (typ == gguf.Q4_K || typ == gguf.Q6_K) && useAVX2 && k4For(batch[:4]) == nil {
+			t.Fatalf("%s: the batch did not go through the four-token kernel (no interleaved copy)", typ)
 		}
 	}
 }
 
-// TestTheFourTokenQ4_KCopyFollowsItsActivations: the interleaved copy that
-// the four-token Q4_K kernel reads is remade when an activation of its group
-// is set again, or the group is another, and never read stale.
-func TestTheFourTokenQ4_KCopyFollowsItsActivations(t *testing.T) {
+// TestTheFourTokenKCopyFollowsItsActivations: the interleaved copy that
+// the four-token Q4_K and Q6_K kernels read is remade when an activation of
+// its group is set again, or the group is another, and never read stale;
+// and each token's result is what its row kernel gives, to the bit.
+func TestTheFourTokenKCopyFollowsItsActivations(t *testing.T) {
 	if !useAVX2 {
-		skip.Because(t, "the four-token Q4_K kernel: none on this CPU (it is amd64 AVX2)", "an amd64 machine with AVX2")
+		skip.Because(t, "the four-token Q4_K and Q6_K kernels: none on this CPU (they are amd64 AVX2)", "an amd64 machine with AVX2")
 	}
 	r := rand.New(rand.NewPCG(30, 31))
 	p := NewPool(2)
 	defer p.Close()
-	const rows, cols = 9, 512
-	enc, _ := Quantize(nil, gguf.Q4_K, randomVector(r, rows*cols, 0.05))
-	info, _ := RowInfo(gguf.Q4_K, cols)
-	acts := make([]*Act, 5)
-	for i := range acts {
-		acts[i] = &Act{}
-		acts[i].Set(randomVector(r, cols, 1))
-	}
-	check := func(what string, group []*Act) {
-		t.Helper()
-		got := make([][]float32, len(group))
-		for i := range got {
-			got[i] = make([]float32, rows)
+	for _, typ := range []gguf.TensorType{gguf.Q4_K, gguf.Q6_K} {
+		const rows, cols = 9, 1280 // five super-blocks
+		enc, _ := Quantize(nil, typ, randomVector(r, rows*cols, 0.05))
+		info, _ := RowInfo(typ, cols)
+		acts := make([]*Act, 5)
+		for i := range acts {
+			acts[i] = &Act{}
+			acts[i].Set(randomVector(r, cols, 1))
 		}
-		MatMul(p, info, enc, rows, group, got)
-		for i, a := range group {
-			for j := range rows {
-				if want := Dot(gguf.Q4_K, enc[j*info.RowBytes:(j+1)*info.RowBytes], a); got[i][j] != want {
-					t.Fatalf("%s: token %d row %d: %v, alone %v", what, i, j, got[i][j], want)
+		check := func(what string, group []*Act) {
+			t.Helper()
+			got := make([][]float32, len(group))
+			for i := range got {
+				got[i] = make([]float32, rows)
+			}
+			MatMul(p, info, enc, rows, group, got)
+			for i, a := range group {
+				for j := range rows {
+					if want := Dot(typ, enc[j*info.RowBytes:(j+1)*info.RowBytes], a); got[i][j] != want {
+						t.Fatalf("%s, %s: token %d row %d: %v, alone %v", typ, what, i, j, got[i][j], want)
+					}
 				}
 			}
 		}
-	}
-	check("first", acts[:4])
-	acts[2].Set(randomVector(r, cols, 1))
-	if k4For(acts[:4]) != nil {
-		t.Fatal("an activation of the group was set again, yet its interleaved copy still counts as current")
-	}
-	check("one activation set again", acts[:4])
-	check("another group", acts[1:5])
-	// acts[0] keeps its copy of acts[0:4], unchanged since; acts[1:5] has its
-	// own, in acts[1].
-	if k4For(acts[:4]) == nil || k4For(acts[1:5]) == nil {
-		t.Fatal("two groups over the same activations: each should keep its own current copy")
+		check("first", acts[:4])
+		acts[2].Set(randomVector(r, cols, 1))
+		if k4For(acts[:4]) != nil {
+			t.Fatal("an activation of the group was set again, yet its interleaved copy still counts as current")
+		}
+		check("one activation set again", acts[:4])
+		check("another group", acts[1:5])
+		// acts[0] keeps its copy of acts[0:4], unchanged since; acts[1:5] has
+		// its own, in acts[1].
+		if k4For(acts[:4]) == nil || k4For(acts[1:5]) == nil {
+			t.Fatal("two groups over the same activations: each should keep its own current copy")
+		}
 	}
 }
 
