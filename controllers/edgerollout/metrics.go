@@ -194,6 +194,17 @@ func MetricNames() []string {
 
 var fqName = regexp.MustCompile(`fqName: "(slmops_[a-z0-9_]+)"`)
 
+// ReconcileStages are the stage label values of
+// slmops_rollout_reconcile_stage_duration_seconds, in the order a reconcile
+// runs them: observe, decide, record, the act step's phases, report.
+func ReconcileStages() []string {
+	stages := []string{"observe", "decide", "record"}
+	for _, ph := range (&Reconciler{}).phases() {
+		stages = append(stages, ph.name)
+	}
+	return append(stages, "report")
+}
+
 // timeStage observes the time since *began under stage, and moves *began to
 // now for the next stage.
 func timeStage(stage string, began *time.Time) {

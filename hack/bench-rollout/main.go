@@ -49,6 +49,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	slmopsv1alpha1 "github.com/slmops/slmops/api/v1alpha1"
+	"github.com/slmops/slmops/controllers/edgerollout"
 	"github.com/slmops/slmops/test/localcluster"
 	"github.com/slmops/slmops/test/testenv"
 )
@@ -207,7 +208,7 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile,
 		cpu := func() cpuTimes { return cpuUse(c, op.Process.Pid) }
 		var onUpdate func()
 		if i == 1 && apiProfile != "" {
-			onUpdate = func() { profiles(ctx, c, "", apiProfile+".plain") }
+			onUpdate = func() { profiles(ctx, cpuProfiler{apiProfile + ".plain", "kube-apiserver", c.APIServerCPUProfile}) }
 		}
 		anchor, anchorCPU, err := daemonSetUpdate(ctx, cl, watched, nodes, mu, servingPod, cpu, onUpdate)
 		if err != nil {
@@ -225,11 +226,10 @@ func run(nodes, sites, runs int, maxUnavailable string, steps []string, profile,
 		began = time.Now()
 		mem.enter("EdgeRollout updates")
 		sampled := sampleIdle(ctx, watched, "bench", first)
-		if profile != "" && i == 1 {
-			go cpuProfile(pprofAddr, profile)
-		}
 		if i == 1 {
-			profiles(ctx, c, cmProfile, apiProfile)
+			profiles(ctx, cpuProfiler{profile, "manager", managerCPUProfile(pprofAddr)},
+				cpuProfiler{cmProfile, "controller-manager", c.ControllerManagerCPUProfile},
+				cpuProfiler{apiProfile, "kube-apiserver", c.APIServerCPUProfile})
 		}
 		digest := fmt.Appendf(nil, `{"spec":{"digest":"sha256:%064x"}}`, i+1)
 		if err := cl.Patch(ctx, m, client.RawPatch(types.MergePatchType, digest)); err != nil {
@@ -552,14 +552,11 @@ func (c counters) minus(o counters) counters {
 	return d
 }
 
-// stageOrder is the order of a reconcile's stages.
-var stageOrder = []string{"observe", "decide", "record", "PinCache", "EnsureDaemonSets", "ReconcileStagers", "ReconcilePeers", "PatchLabels", "PruneDaemonSets", "report"}
-
 // stageMeans is the mean time of each stage per reconcile, in reconcile
 // order, those over 0.5 ms.
 func (c counters) stageMeans() string {
 	var parts []string
-	for _, st := range stageOrder {
+	for _, st := range edgerollout.ReconcileStages() {
 		if ms := 1000 * c.stages[st] / max(c.reconciles, 1); ms >= 0.5 {
 			parts = append(parts, fmt.Sprintf("%s %.1f", st, ms))
 		}
@@ -848,14 +845,16 @@ func podTimes(p *corev1.Pod) (scheduled, ready time.Time) {
 	return scheduled, ready
 }
 
-// profiles starts 20 s CPU profiles of the controller-manager and of the
-// API server, to the files named (none for an empty name), in the
-// background.
-func profiles(ctx context.Context, c *localcluster.Cluster, cmProfile, apiProfile string) {
-	for _, pr := range []struct {
-		path, what string
-		take       func(context.Context, time.Duration) ([]byte, error)
-	}{{cmProfile, "controller-manager", c.ControllerManagerCPUProfile}, {apiProfile, "kube-apiserver", c.APIServerCPUProfile}} {
+// cpuProfiler takes a CPU profile of one process over the next d.
+type cpuProfiler struct {
+	path, what string
+	take       func(context.Context, time.Duration) ([]byte, error)
+}
+
+// profiles starts 20 s CPU profiles, to the files named (none for an empty
+// name), in the background.
+func profiles(ctx context.Context, ps ...cpuProfiler) {
+	for _, pr := range ps {
 		if pr.path == "" {
 			continue
 		}
@@ -927,22 +926,23 @@ func (t cpuTimes) minus(o cpuTimes, wall time.Duration) string {
 	return b.String()
 }
 
-// cpuProfile saves a 20 s CPU profile of the manager at addr to path.
-func cpuProfile(addr, path string) {
-	resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=20")
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "bench-rollout: CPU profile: %v\n", err)
-		return
-	}
-	defer resp.Body.Close()
-	f, err := os.Create(path)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "bench-rollout: CPU profile: %v\n", err)
-		return
-	}
-	defer f.Close()
-	if _, err := io.Copy(f, resp.Body); err != nil {
-		fmt.Fprintf(os.Stderr, "bench-rollout: CPU profile: %v\n", err)
+// managerCPUProfile is a CPU profile of the manager over the next d, from
+// its pprof endpoint at addr.
+func managerCPUProfile(addr string) func(context.Context, time.Duration) ([]byte, error) {
+	return func(ctx context.Context, d time.Duration) ([]byte, error) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", addr, int(d.Seconds())), nil)
+		if err != nil {
+			return nil, err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return nil, err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("manager profile: %s", resp.Status)
+		}
+		return io.ReadAll(resp.Body)
 	}
 }
 

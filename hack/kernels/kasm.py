@@ -4,6 +4,12 @@
 # Run `make kernels` after editing, then `go test ./inferd/engine/kernels`.
 import os
 
+# Act.k4, the four activations' Q8_K copies interleaved per super-block that
+# the four-token K-quant kernels read (k4Bytes in inferd/engine/kernels/dot.go):
+# at K4_XQ 4 x 256 int8 values, at K4_XD 4 float32 scales, at K4_XB 4 x 16
+# int16 sums of 16 values; K4_GROUP bytes in all.
+K4_XQ, K4_XD, K4_XB, K4_GROUP = 0, 1024, 1040, 1168
+
 def consts(ones="15", mask="14"):
     # Y<ones> = int16 ones (VPMADDWD pair sums), Y<mask> = 0x0F bytes.
     return "\n".join([

@@ -5,12 +5,10 @@
 import os
 import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kasm import write, consts, hsum, Q4K_SCALES_MINS
+from kasm import K4_GROUP, K4_XB, K4_XD, K4_XQ, write, consts, hsum, Q4K_SCALES_MINS
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
-# The four activations' Q8_K copies interleaved per super-block (Act.k4):
-# 4 x 256 int8 values, 4 float32 scales, 4 x 16 int16 sums of 16 values.
-XQ, XD, XB, GROUP = 0, 1024, 1040, 1168
+XQ, XD, XB, GROUP = K4_XQ, K4_XD, K4_XB, K4_GROUP
 
 def token(t):
     acc, accm = f"Y{4+t}", f"Y{8+t}"

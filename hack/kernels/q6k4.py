@@ -5,11 +5,10 @@
 import os
 import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from kasm import q6k_run, write, hsum
+from kasm import K4_GROUP, K4_XB, K4_XD, K4_XQ, q6k_run, write, hsum
 ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 
-# The four activations interleaved per super-block (Act.k4), as q4k4.py reads them.
-XQ, XD, XB, GROUP = 0, 1024, 1040, 1168
+XQ, XD, XB, GROUP = K4_XQ, K4_XD, K4_XB, K4_GROUP
 IACC = ["Y3", "Y4", "Y5", "Y6"]   # int32 sums of the super-block, per token
 FACC = ["Y7", "Y8", "Y9", "Y10"]  # float sums of the row, per token
 

@@ -647,12 +647,7 @@ func writeState(dir string, st state) error {
 // alive reports whether the pid still runs the recorded binary, so that Down
 // never signals an unrelated process that reused the pid.
 func (comp component) alive() bool {
-	stat, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(comp.PID), "stat"))
-	if err != nil {
-		return false
-	}
-	// The state follows the parenthesised command name: "pid (comm) S ...".
-	if i := strings.LastIndexByte(string(stat), ')'); i < 0 || i+2 >= len(stat) || stat[i+2] == 'Z' {
+	if f := procStat(comp.PID); len(f) == 0 || f[0] == "Z" {
 		return false
 	}
 	exe, err := os.Readlink(filepath.Join("/proc", strconv.Itoa(comp.PID), "exe"))
@@ -823,27 +818,40 @@ func MemoryBytes(pid int, field string) int64 {
 	return 0
 }
 
-// CPUSeconds is the CPU time (user and system) that a process has used so
-// far, from /proc/<pid>/stat; 0 when unknown. The kernel counts it in clock
-// ticks of 1/100 s (USER_HZ on Linux).
-func CPUSeconds(pid int) float64 {
+// procStat is the fields of /proc/<pid>/stat after the command name (the
+// state first), nil when the process does not exist.
+func procStat(pid int) []string {
 	data, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
 	if err != nil {
-		return 0
+		return nil
 	}
-	// The command name, in parentheses, may hold spaces: the fields that
-	// follow it are counted from its closing parenthesis.
-	i := strings.LastIndexByte(string(data), ')')
+	return statFields(string(data))
+}
+
+// statFields splits a /proc/<pid>/stat line after its command name, which
+// is in parentheses and may itself hold spaces and parentheses: the fields
+// are counted from the last closing one.
+func statFields(stat string) []string {
+	i := strings.LastIndexByte(stat, ')')
 	if i < 0 {
+		return nil
+	}
+	return strings.Fields(stat[i+1:])
+}
+
+// CPUSeconds is the CPU time (user and system) that a process has used so
+// far, from /proc/<pid>/stat; 0 when unknown.
+func CPUSeconds(pid int) float64 { return statCPUSeconds(procStat(pid)) }
+
+// statCPUSeconds reads utime and stime (the 14th and 15th fields of the
+// line, the 12th and 13th after the name) from statFields, in clock ticks
+// of 1/100 s (USER_HZ on Linux).
+func statCPUSeconds(f []string) float64 {
+	if len(f) < 13 {
 		return 0
 	}
-	fields := strings.Fields(string(data[i+1:]))
-	// After the name: state (3rd field of stat), ..., utime (14th), stime (15th).
-	if len(fields) < 13 {
-		return 0
-	}
-	utime, err1 := strconv.ParseFloat(fields[11], 64)
-	stime, err2 := strconv.ParseFloat(fields[12], 64)
+	utime, err1 := strconv.ParseFloat(f[11], 64)
+	stime, err2 := strconv.ParseFloat(f[12], 64)
 	if err1 != nil || err2 != nil {
 		return 0
 	}

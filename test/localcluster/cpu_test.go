@@ -84,32 +84,43 @@ func TestGOMAXPROCSAndCgroupFigures(t *testing.T) {
 	}
 }
 
-// TestCPUSecondsCountsWork: the CPU time read from /proc grows with work a
-// child does, and is 0 for a process that does not exist.
-func TestCPUSecondsCountsWork(t *testing.T) {
-	// A child that burns CPU for a while, then exits; its figure is read
-	// while it is still alive (a zombie keeps its /proc/<pid>/stat).
-	cmd := exec.Command("sh", "-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done")
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
+// TestStatFieldsAndCPUSeconds: a stat line is split after its command name
+// even when the name holds spaces and parentheses, utime and stime are
+// summed in ticks of 1/100 s, and a short or garbled line reads as 0.
+func TestStatFieldsAndCPUSeconds(t *testing.T) {
+	line := "4242 (kube (api) server) S 1 4242 4242 0 -1 4194560 9001 0 12 0 1234 567 0 0 20 0 9 0 100 1000 200 18446744073709551615\n"
+	f := statFields(line)
+	if len(f) == 0 || f[0] != "S" {
+		t.Fatalf("statFields(%q) = %q, want the state S first", line, f)
 	}
-	first := CPUSeconds(cmd.Process.Pid)
-	var last float64
-	for range 200 {
-		time.Sleep(20 * time.Millisecond)
-		if s := CPUSeconds(cmd.Process.Pid); s > last {
-			last = s
-		}
-		if last >= first+0.1 {
-			break
-		}
+	if got := statCPUSeconds(f); got != 18.01 {
+		t.Errorf("CPU seconds of utime 1234 and stime 567 ticks = %v, want 18.01", got)
 	}
-	_ = cmd.Process.Kill()
-	_ = cmd.Wait()
-	if last < first+0.1 {
-		t.Errorf("a child burning CPU for seconds: CPUSeconds went from %.2f to %.2f, want at least 0.1 s more", first, last)
+	for _, bad := range []string{"", "4242 no parenthesis", "4242 (x) S 1 2", "4242 (x) S 1 4242 4242 0 -1 4194560 9001 0 12 0 many 567 0"} {
+		if got := statCPUSeconds(statFields(bad)); got != 0 {
+			t.Errorf("CPU seconds of %q = %v, want 0", bad, got)
+		}
 	}
 	if s := CPUSeconds(1 << 30); s != 0 {
 		t.Errorf("CPUSeconds of a pid that does not exist = %v, want 0", s)
+	}
+}
+
+// TestCPUSecondsCountsWork: the CPU time read from /proc grows while a
+// child burns CPU (it runs until it is killed, so how fast the machine is
+// does not matter).
+func TestCPUSecondsCountsWork(t *testing.T) {
+	cmd := exec.Command("sh", "-c", "while :; do :; done")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	first := CPUSeconds(cmd.Process.Pid)
+	deadline := time.Now().Add(time.Minute)
+	for CPUSeconds(cmd.Process.Pid) < first+0.05 {
+		if time.Now().After(deadline) {
+			t.Fatalf("a child burning CPU for a minute: CPUSeconds stayed at %.2f (from %.2f)", CPUSeconds(cmd.Process.Pid), first)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }

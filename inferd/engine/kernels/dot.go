@@ -90,16 +90,17 @@ type Act struct {
 }
 
 // k4Bytes is one super-block of Act.k4: four tokens' 256 int8 values,
-// their four float32 scales and their 16 int16 sums of 16 values each.
+// their four float32 scales and their 16 int16 sums of 16 values each (the
+// kernels' generators read the same layout from hack/kernels/kasm.py).
 const k4Bytes = 4*QK_K + 4*4 + 4*QK_K/16*2
 
 // k4For is the interleaved copy of a[0:4] that a[0] holds, nil when it is
 // not that of these four activations as they are now.
 func k4For(a []*Act) []byte {
-	x := a[0]
-	if len(a) < 4 || len(x.k4) == 0 {
+	if len(a) < 4 || len(a[0].k4) == 0 {
 		return nil
 	}
+	x := a[0]
 	for i := range 4 {
 		if x.k4of[i] != a[i] || x.k4gen[i] != a[i].gen {
 			return nil
@@ -113,7 +114,7 @@ func k4For(a []*Act) []byte {
 // and Q6_K's share them), one per group of four activations, unless they
 // are current. It runs on one goroutine: the workers only read them.
 func prepareDot4(t gguf.TensorType, acts []*Act) {
-	if (t != gguf.Q4_K && t != gguf.Q6_K) || !hasDot4(t) {
+	if !readsK4(t) || !hasDot4(t) {
 		return
 	}
 	for g := 0; g+4 <= len(acts); g += 4 {
@@ -390,9 +391,13 @@ func (a *Act) setPairs() {
 	}
 }
 
+// readsK4 reports whether the four-token kernel of type t reads Act.k4
+// (the K-quants') rather than evenly spaced Q8_0 blocks.
+func readsK4(t gguf.TensorType) bool { return t == gguf.Q4_K || t == gguf.Q6_K }
+
 // hasDot4 reports whether the four-activation kernels take type t.
 func hasDot4(t gguf.TensorType) bool {
-	return t == gguf.Q8_0 || t == gguf.Q4_0 || ((t == gguf.Q4_K || t == gguf.Q6_K) && useAVX2)
+	return t == gguf.Q8_0 || t == gguf.Q4_0 || (readsK4(t) && useAVX2)
 }
 
 // Dot is the dot product of one weight row of type t (its raw bytes) with a.

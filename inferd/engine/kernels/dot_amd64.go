@@ -166,7 +166,7 @@ type dot4Func func(row []byte, a []*Act, out *[4]float32) bool
 // activations a, or nil. Its checks (CPU, type, even spacing) are done
 // once here, not once per row.
 func dot4Kernel(t gguf.TensorType, a []*Act) dot4Func {
-	if t == gguf.Q4_K || t == gguf.Q6_K {
+	if readsK4(t) {
 		return dot4K(t, a)
 	}
 	if !useRows || len(a) < 4 || len(a[0].D) == 0 {

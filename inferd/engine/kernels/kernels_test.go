@@ -685,7 +685,7 @@ func TestMatMulOverABatchEqualsOneByOne(t *testing.T) {
 				}
 			}
 		}
-		if (typ == gguf.Q4_K || typ == gguf.Q6_K) && useAVX2 && k4For(batch[:4]) == nil {
+		if readsK4(typ) && useAVX2 && k4For(batch[:4]) == nil {
 			t.Fatalf("%s: the batch did not go through the four-token kernel (no interleaved copy)", typ)
 		}
 	}
