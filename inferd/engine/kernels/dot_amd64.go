@@ -288,3 +288,29 @@ func setFast(on bool) func() {
 
 // hasFast reports whether this CPU runs any assembly kernels.
 func hasFast() bool { return useAVX2 }
+
+// expShiftedAVX2 and siluMulAVX2 compute ggml's vectorised e^x on eight
+// lanes at a time (see exp_amd64.s); n is a multiple of 8.
+//
+//go:noescape
+func expShiftedAVX2(x *float32, n int, shift float32)
+
+//go:noescape
+func siluMulAVX2(gate, up *float32, n int)
+
+func expShiftedFast(x []float32, shift float32) { expShiftedAVX2(&x[0], len(x), shift) }
+func siluMulFast(g, u []float32)                { siluMulAVX2(&g[0], &u[0], len(g)) }
+
+//go:noescape
+func scaledDotsF32AVX2(q, k *float32, stride int, n int, rows int, scale float32, out *float32)
+
+//go:noescape
+func axpyLanesF32AVX2(w *float32, alpha float32, x *float32, stride int, n int, rows int, acc *float32, lane int)
+
+func scaledDotsFast(q, rows []float32, stride int, scale float32, out []float32) {
+	scaledDotsF32AVX2(&q[0], &rows[0], stride, len(q), len(out), scale, &out[0])
+}
+
+func axpyLanesFast(w []float32, alpha float32, rows []float32, stride int, acc []float32, lane int) {
+	axpyLanesF32AVX2(&w[0], alpha, &rows[0], stride, len(acc)/AttnLanes, len(w), &acc[0], lane)
+}

@@ -64,3 +64,8 @@ func setFast(on bool) func() {
 
 // hasFast reports whether this CPU runs any assembly kernels.
 func hasFast() bool { return useNEON }
+
+func expShiftedFast([]float32, float32)                                { panic("unreachable") }
+func siluMulFast([]float32, []float32)                                 { panic("unreachable") }
+func scaledDotsFast([]float32, []float32, int, float32, []float32)     { panic("unreachable") }
+func axpyLanesFast([]float32, float32, []float32, int, []float32, int) { panic("unreachable") }

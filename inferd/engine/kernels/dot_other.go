@@ -25,3 +25,8 @@ func axpyF32Fast(alpha float32, x, y []float32)      { panic("unreachable") }
 
 func setFast(bool) func() { return func() {} }
 func hasFast() bool       { return false }
+
+func expShiftedFast([]float32, float32)                                { panic("unreachable") }
+func siluMulFast([]float32, []float32)                                 { panic("unreachable") }
+func scaledDotsFast([]float32, []float32, int, float32, []float32)     { panic("unreachable") }
+func axpyLanesFast([]float32, float32, []float32, int, []float32, int) { panic("unreachable") }

@@ -461,9 +461,7 @@ func (s *sequence) forward(ctx context.Context, tokens []int32) ([]float32, erro
 					}
 					continue
 				}
-				for i := range g {
-					g[i] = silu(g[i]) * u[i]
-				}
+				kernels.SiLUMul(g, u)
 			}
 		})
 		for t := range T {
@@ -601,7 +599,7 @@ func (s *sequence) attendOne(li int, ly *layer, cs []float32) {
 // value: llama.cpp's x86 softmax and its product with the values
 // (tinyBLAS) work on eight positions at a time, lane i taking the
 // positions 8k+i.
-const attnLanes = 8
+const attnLanes = kernels.AttnLanes
 
 // attendHead is head h's attention over the cached positions [lo, n):
 // softmax of the scaled query-key products, then the weighted sum of the
@@ -621,17 +619,12 @@ func (md *Model) attendHead(keys, values, q []float32, h, lo, n int, scratch, ou
 	kvh := h / (cfg.Heads / cfg.KVHeads)
 	scale := cfg.AttnScale
 	scores := scratch[:n-lo]
+	kernels.ScaledDotsF32(q, keys[lo*kvDim+kvh*hd:], kvDim, scale, scores)
 	maxS := float32(math.Inf(-1))
-	for i := range scores {
-		p := lo + i
-		k := keys[p*kvDim+kvh*hd : p*kvDim+(kvh+1)*hd]
-		d := kernels.DotF32(q, k) * scale
-		scores[i] = d
+	for _, d := range scores {
 		maxS = max(maxS, d)
 	}
-	for i := range scores {
-		scores[i] = kernels.Exp(scores[i] - maxS)
-	}
+	kernels.ExpShifted(scores, maxS)
 	var sum float64
 	for c := lo / attnLanes * attnLanes; c < n; c += attnLanes {
 		var lanes [attnLanes]float32
@@ -643,12 +636,7 @@ func (md *Model) attendHead(keys, values, q []float32, h, lo, n int, scratch, ou
 	inv := float32(1 / sum)
 	acc := scratch[n-lo : n-lo+attnLanes*hd]
 	clear(acc)
-	for i, w := range scores {
-		p := lo + i
-		vrow := values[p*kvDim+kvh*hd : p*kvDim+(kvh+1)*hd]
-		lane := p % attnLanes
-		kernels.AxpyF32(w*inv, vrow, acc[lane*hd:(lane+1)*hd])
-	}
+	kernels.AxpyLanesF32(scores, inv, values[lo*kvDim+kvh*hd:], kvDim, acc, lo%attnLanes)
 	for d := range out {
 		var lanes [attnLanes]float32
 		for l := range lanes {
@@ -734,8 +722,6 @@ func addTo(dst, x []float32) {
 		dst[i] += v
 	}
 }
-
-func silu(x float32) float32 { return x / (1 + kernels.Exp(-x)) }
 
 // gelu is GELU in the tanh form, as ggml computes it on CPUs: the input
 // rounded to F16 and the result looked up in a table of F16 values (which

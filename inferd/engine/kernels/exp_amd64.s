@@ -1,0 +1,250 @@
+#include "textflag.h"
+
+// ggml's vectorised e^x (ggml_v_expf, AVX2) over eight lanes, as Exp
+// computes each one but with float32 fused multiply-adds throughout, so
+// that softmax and SiLU round as llama.cpp's do on x86, eight values at a
+// time. The constants, eight copies each (AVX2 has no broadcast operand):
+// 0 the rounding shift 0x1.8p23, 32 log2(e), 64 and 96 ln 2 in two parts,
+// 128-256 the polynomial's p5..p1, 288 1.0, 320 the absolute-value mask,
+// 352 126, 384 192, 416 0x82000000, 448 0x7f000000, 480 the sign bit.
+DATA expc<>+0(SB)/4, $0x4b400000
+DATA expc<>+4(SB)/4, $0x4b400000
+DATA expc<>+8(SB)/4, $0x4b400000
+DATA expc<>+12(SB)/4, $0x4b400000
+DATA expc<>+16(SB)/4, $0x4b400000
+DATA expc<>+20(SB)/4, $0x4b400000
+DATA expc<>+24(SB)/4, $0x4b400000
+DATA expc<>+28(SB)/4, $0x4b400000
+DATA expc<>+32(SB)/4, $0x3fb8aa3b
+DATA expc<>+36(SB)/4, $0x3fb8aa3b
+DATA expc<>+40(SB)/4, $0x3fb8aa3b
+DATA expc<>+44(SB)/4, $0x3fb8aa3b
+DATA expc<>+48(SB)/4, $0x3fb8aa3b
+DATA expc<>+52(SB)/4, $0x3fb8aa3b
+DATA expc<>+56(SB)/4, $0x3fb8aa3b
+DATA expc<>+60(SB)/4, $0x3fb8aa3b
+DATA expc<>+64(SB)/4, $0x3f317200
+DATA expc<>+68(SB)/4, $0x3f317200
+DATA expc<>+72(SB)/4, $0x3f317200
+DATA expc<>+76(SB)/4, $0x3f317200
+DATA expc<>+80(SB)/4, $0x3f317200
+DATA expc<>+84(SB)/4, $0x3f317200
+DATA expc<>+88(SB)/4, $0x3f317200
+DATA expc<>+92(SB)/4, $0x3f317200
+DATA expc<>+96(SB)/4, $0x35bfbe8e
+DATA expc<>+100(SB)/4, $0x35bfbe8e
+DATA expc<>+104(SB)/4, $0x35bfbe8e
+DATA expc<>+108(SB)/4, $0x35bfbe8e
+DATA expc<>+112(SB)/4, $0x35bfbe8e
+DATA expc<>+116(SB)/4, $0x35bfbe8e
+DATA expc<>+120(SB)/4, $0x35bfbe8e
+DATA expc<>+124(SB)/4, $0x35bfbe8e
+DATA expc<>+128(SB)/4, $0x3c072010
+DATA expc<>+132(SB)/4, $0x3c072010
+DATA expc<>+136(SB)/4, $0x3c072010
+DATA expc<>+140(SB)/4, $0x3c072010
+DATA expc<>+144(SB)/4, $0x3c072010
+DATA expc<>+148(SB)/4, $0x3c072010
+DATA expc<>+152(SB)/4, $0x3c072010
+DATA expc<>+156(SB)/4, $0x3c072010
+DATA expc<>+160(SB)/4, $0x3d2b9f17
+DATA expc<>+164(SB)/4, $0x3d2b9f17
+DATA expc<>+168(SB)/4, $0x3d2b9f17
+DATA expc<>+172(SB)/4, $0x3d2b9f17
+DATA expc<>+176(SB)/4, $0x3d2b9f17
+DATA expc<>+180(SB)/4, $0x3d2b9f17
+DATA expc<>+184(SB)/4, $0x3d2b9f17
+DATA expc<>+188(SB)/4, $0x3d2b9f17
+DATA expc<>+192(SB)/4, $0x3e2aaf33
+DATA expc<>+196(SB)/4, $0x3e2aaf33
+DATA expc<>+200(SB)/4, $0x3e2aaf33
+DATA expc<>+204(SB)/4, $0x3e2aaf33
+DATA expc<>+208(SB)/4, $0x3e2aaf33
+DATA expc<>+212(SB)/4, $0x3e2aaf33
+DATA expc<>+216(SB)/4, $0x3e2aaf33
+DATA expc<>+220(SB)/4, $0x3e2aaf33
+DATA expc<>+224(SB)/4, $0x3efffedb
+DATA expc<>+228(SB)/4, $0x3efffedb
+DATA expc<>+232(SB)/4, $0x3efffedb
+DATA expc<>+236(SB)/4, $0x3efffedb
+DATA expc<>+240(SB)/4, $0x3efffedb
+DATA expc<>+244(SB)/4, $0x3efffedb
+DATA expc<>+248(SB)/4, $0x3efffedb
+DATA expc<>+252(SB)/4, $0x3efffedb
+DATA expc<>+256(SB)/4, $0x3f7ffff6
+DATA expc<>+260(SB)/4, $0x3f7ffff6
+DATA expc<>+264(SB)/4, $0x3f7ffff6
+DATA expc<>+268(SB)/4, $0x3f7ffff6
+DATA expc<>+272(SB)/4, $0x3f7ffff6
+DATA expc<>+276(SB)/4, $0x3f7ffff6
+DATA expc<>+280(SB)/4, $0x3f7ffff6
+DATA expc<>+284(SB)/4, $0x3f7ffff6
+DATA expc<>+288(SB)/4, $0x3f800000
+DATA expc<>+292(SB)/4, $0x3f800000
+DATA expc<>+296(SB)/4, $0x3f800000
+DATA expc<>+300(SB)/4, $0x3f800000
+DATA expc<>+304(SB)/4, $0x3f800000
+DATA expc<>+308(SB)/4, $0x3f800000
+DATA expc<>+312(SB)/4, $0x3f800000
+DATA expc<>+316(SB)/4, $0x3f800000
+DATA expc<>+320(SB)/4, $0x7fffffff
+DATA expc<>+324(SB)/4, $0x7fffffff
+DATA expc<>+328(SB)/4, $0x7fffffff
+DATA expc<>+332(SB)/4, $0x7fffffff
+DATA expc<>+336(SB)/4, $0x7fffffff
+DATA expc<>+340(SB)/4, $0x7fffffff
+DATA expc<>+344(SB)/4, $0x7fffffff
+DATA expc<>+348(SB)/4, $0x7fffffff
+DATA expc<>+352(SB)/4, $0x42fc0000
+DATA expc<>+356(SB)/4, $0x42fc0000
+DATA expc<>+360(SB)/4, $0x42fc0000
+DATA expc<>+364(SB)/4, $0x42fc0000
+DATA expc<>+368(SB)/4, $0x42fc0000
+DATA expc<>+372(SB)/4, $0x42fc0000
+DATA expc<>+376(SB)/4, $0x42fc0000
+DATA expc<>+380(SB)/4, $0x42fc0000
+DATA expc<>+384(SB)/4, $0x43400000
+DATA expc<>+388(SB)/4, $0x43400000
+DATA expc<>+392(SB)/4, $0x43400000
+DATA expc<>+396(SB)/4, $0x43400000
+DATA expc<>+400(SB)/4, $0x43400000
+DATA expc<>+404(SB)/4, $0x43400000
+DATA expc<>+408(SB)/4, $0x43400000
+DATA expc<>+412(SB)/4, $0x43400000
+DATA expc<>+416(SB)/4, $0x82000000
+DATA expc<>+420(SB)/4, $0x82000000
+DATA expc<>+424(SB)/4, $0x82000000
+DATA expc<>+428(SB)/4, $0x82000000
+DATA expc<>+432(SB)/4, $0x82000000
+DATA expc<>+436(SB)/4, $0x82000000
+DATA expc<>+440(SB)/4, $0x82000000
+DATA expc<>+444(SB)/4, $0x82000000
+DATA expc<>+448(SB)/4, $0x7f000000
+DATA expc<>+452(SB)/4, $0x7f000000
+DATA expc<>+456(SB)/4, $0x7f000000
+DATA expc<>+460(SB)/4, $0x7f000000
+DATA expc<>+464(SB)/4, $0x7f000000
+DATA expc<>+468(SB)/4, $0x7f000000
+DATA expc<>+472(SB)/4, $0x7f000000
+DATA expc<>+476(SB)/4, $0x7f000000
+DATA expc<>+480(SB)/4, $0x80000000
+DATA expc<>+484(SB)/4, $0x80000000
+DATA expc<>+488(SB)/4, $0x80000000
+DATA expc<>+492(SB)/4, $0x80000000
+DATA expc<>+496(SB)/4, $0x80000000
+DATA expc<>+500(SB)/4, $0x80000000
+DATA expc<>+504(SB)/4, $0x80000000
+DATA expc<>+508(SB)/4, $0x80000000
+GLOBL expc<>(SB), RODATA|NOPTR, $512
+
+// func expShiftedAVX2(x *float32, n int, shift float32)
+// x[i] = e^(x[i]-shift) for n (a multiple of 8) values.
+TEXT ·expShiftedAVX2(SB), NOSPLIT, $0-20
+	MOVQ x+0(FP), SI
+	MOVQ n+8(FP), CX
+	VBROADCASTSS shift+16(FP), Y12
+	SHRQ $3, CX
+	JEQ expdone
+exploop:
+	VMOVUPS (SI), Y0
+	VSUBPS Y12, Y0, Y0
+	VMOVUPS expc<>+0(SB), Y1
+	VFMADD231PS expc<>+32(SB), Y0, Y1
+	VSUBPS expc<>+0(SB), Y1, Y2
+	VFNMADD231PS expc<>+64(SB), Y2, Y0
+	VFNMADD231PS expc<>+96(SB), Y2, Y0
+	VPSLLD $23, Y1, Y1
+	VPADDD expc<>+288(SB), Y1, Y3
+	VMULPS Y0, Y0, Y4
+	VMOVUPS expc<>+160(SB), Y5
+	VFMADD231PS expc<>+128(SB), Y0, Y5
+	VMOVUPS expc<>+224(SB), Y6
+	VFMADD231PS expc<>+192(SB), Y0, Y6
+	VFMADD231PS Y4, Y5, Y6
+	VMULPS expc<>+256(SB), Y0, Y7
+	VFMADD231PS Y4, Y6, Y7
+	VANDPS expc<>+320(SB), Y2, Y9
+	VCMPPS $0x1e, expc<>+352(SB), Y9, Y10
+	VMOVMSKPS Y10, AX
+	VMOVAPS Y3, Y0
+	VFMADD231PS Y7, Y3, Y0
+	TESTL AX, AX
+	JEQ expstore
+	VXORPS Y11, Y11, Y11
+	VCMPPS $0x12, Y11, Y2, Y11
+	VANDPS expc<>+416(SB), Y11, Y11
+	VPADDD expc<>+448(SB), Y11, Y4
+	VPSUBD Y11, Y1, Y5
+	VMOVAPS Y5, Y6
+	VFMADD231PS Y7, Y5, Y6
+	VMULPS Y4, Y6, Y6
+	VBLENDVPS Y10, Y6, Y0, Y0
+	VCMPPS $0x1e, expc<>+384(SB), Y9, Y10
+	VMULPS Y4, Y4, Y6
+	VBLENDVPS Y10, Y6, Y0, Y0
+expstore:
+	VMOVUPS Y0, (SI)
+	ADDQ $32, SI
+	DECQ CX
+	JNE exploop
+expdone:
+	VZEROUPPER
+	RET
+
+// func siluMulAVX2(gate, up *float32, n int)
+// gate[i] = gate[i] / (1 + e^-gate[i]) * up[i] for n (a multiple of 8) values.
+TEXT ·siluMulAVX2(SB), NOSPLIT, $0-24
+	MOVQ gate+0(FP), SI
+	MOVQ up+8(FP), DI
+	MOVQ n+16(FP), CX
+	SHRQ $3, CX
+	JEQ siludone
+siluloop:
+	VMOVUPS (SI), Y12
+	VXORPS expc<>+480(SB), Y12, Y0
+	VMOVUPS expc<>+0(SB), Y1
+	VFMADD231PS expc<>+32(SB), Y0, Y1
+	VSUBPS expc<>+0(SB), Y1, Y2
+	VFNMADD231PS expc<>+64(SB), Y2, Y0
+	VFNMADD231PS expc<>+96(SB), Y2, Y0
+	VPSLLD $23, Y1, Y1
+	VPADDD expc<>+288(SB), Y1, Y3
+	VMULPS Y0, Y0, Y4
+	VMOVUPS expc<>+160(SB), Y5
+	VFMADD231PS expc<>+128(SB), Y0, Y5
+	VMOVUPS expc<>+224(SB), Y6
+	VFMADD231PS expc<>+192(SB), Y0, Y6
+	VFMADD231PS Y4, Y5, Y6
+	VMULPS expc<>+256(SB), Y0, Y7
+	VFMADD231PS Y4, Y6, Y7
+	VANDPS expc<>+320(SB), Y2, Y9
+	VCMPPS $0x1e, expc<>+352(SB), Y9, Y10
+	VMOVMSKPS Y10, AX
+	VMOVAPS Y3, Y0
+	VFMADD231PS Y7, Y3, Y0
+	TESTL AX, AX
+	JEQ silurest
+	VXORPS Y11, Y11, Y11
+	VCMPPS $0x12, Y11, Y2, Y11
+	VANDPS expc<>+416(SB), Y11, Y11
+	VPADDD expc<>+448(SB), Y11, Y4
+	VPSUBD Y11, Y1, Y5
+	VMOVAPS Y5, Y6
+	VFMADD231PS Y7, Y5, Y6
+	VMULPS Y4, Y6, Y6
+	VBLENDVPS Y10, Y6, Y0, Y0
+	VCMPPS $0x1e, expc<>+384(SB), Y9, Y10
+	VMULPS Y4, Y4, Y6
+	VBLENDVPS Y10, Y6, Y0, Y0
+silurest:
+	VADDPS expc<>+288(SB), Y0, Y0
+	VDIVPS Y0, Y12, Y12
+	VMULPS (DI), Y12, Y12
+	VMOVUPS Y12, (SI)
+	ADDQ $32, SI
+	ADDQ $32, DI
+	DECQ CX
+	JNE siluloop
+siludone:
+	VZEROUPPER
+	RET
