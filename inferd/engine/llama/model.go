@@ -408,7 +408,10 @@ func (s *sequence) forward(ctx context.Context, tokens []int32) ([]float32, erro
 		if !cfg.RopeLayer(li) {
 			rope = nil
 		}
-		if T == 1 {
+		if T == 1 && cfg.KVHeads%md.pool.Workers() == 0 {
+			// The KV groups split evenly over the threads. Otherwise (3
+			// groups on 2 threads) the path below, whose products split by
+			// rows and whose attention by head, keeps every thread busy.
 			s.attendOne(li, ly, rope[:min(len(rope), cfg.RopeDim)])
 		} else {
 			kernels.MatMuls(md.pool, ly.wq.job(sc.acts[:T], sc.q), ly.wk.job(sc.acts[:T], sc.kk), ly.wv.job(sc.acts[:T], sc.vv))
