@@ -255,25 +255,36 @@ func (a *Act) setBlocks32(x []float32) {
 	}
 	a.Q, a.D, a.Sum, a.S, a.C, a.N8 = a.Q[:n], a.D[:nb], a.Sum[:nb], a.S[:nb], a.C[:nb], a.N8[:nb]
 	t := f16table
+	fast := quantQ8Fast(x, nb, a.Q, a.S, a.Sum)
 	for b := range nb {
-		blk := x[b*QA : b*QA+QA : b*QA+QA]
-		var amax uint32
-		for _, v := range blk {
-			amax = max(amax, math.Float32bits(v)&0x7fffffff)
-		}
-		m := math.Float32frombits(amax)
-		d := m / 127
-		id := float32(0)
-		if m != 0 {
-			id = 127 / m
-		}
-		q := a.Q[b*QA : b*QA+QA : b*QA+QA]
+		var m float32
 		var sum int32
-		for i, v := range blk {
-			r := roundQ8(float32(v * id))
-			q[i] = int8(r)
-			sum += r
+		if fast {
+			// The kernel left each block's amax in S and its sum in Sum.
+			m, sum = a.S[b], a.Sum[b]
+		} else {
+			blk := x[b*QA : b*QA+QA : b*QA+QA]
+			var amax uint32
+			for _, v := range blk {
+				amax = max(amax, math.Float32bits(v)&0x7fffffff)
+			}
+			m = math.Float32frombits(amax)
+			id := float32(0)
+			if m != 0 {
+				id = 127 / m
+			}
+			q := a.Q[b*QA : b*QA+QA : b*QA+QA]
+			for i, v := range blk {
+				p := float32(v * id)
+				r := int32(math.MinInt32) // x86's conversion of NaN or infinity (a block of subnormals has id = +Inf)
+				if abs(p) < 0x1p22 {
+					r = roundQ8(p)
+				}
+				q[i] = int8(max(r, -128)) // and the packs saturate it to -128, as llama.cpp's quants are
+				sum += r                  // the sum wraps as VPADDD's does
+			}
 		}
+		d := m / 127
 		dh := t[F32ToF16(d)]
 		a.D[b], a.Sum[b], a.C[b], a.N8[b] = dh, sum, 8*float32(sum)*dh, -8*sum
 		a.S[b] = t[F32ToF16(d*float32(sum))]

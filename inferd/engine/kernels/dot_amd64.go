@@ -314,3 +314,18 @@ func scaledDotsFast(q, rows []float32, stride int, scale float32, out []float32)
 func axpyLanesFast(w []float32, alpha float32, rows []float32, stride int, acc []float32, lane int) {
 	axpyLanesF32AVX2(&w[0], alpha, &rows[0], stride, len(acc)/AttnLanes, len(w), &acc[0], lane)
 }
+
+//go:noescape
+func quantQ8_0AVX2(x *float32, nb int, q *int8, amax *uint32, sum *int32)
+
+// quantQ8Fast quantizes nb blocks of x into q as setBlocks32 does, leaving
+// each block's largest magnitude in amax and its sum in sum, when the CPU
+// allows.
+func quantQ8Fast(x []float32, nb int, q []int8, amax []float32, sum []int32) bool {
+	if !useAVX2 || nb == 0 {
+		return false
+	}
+	_, _, _, _ = x[nb*QA-1], q[nb*QA-1], amax[nb-1], sum[nb-1]
+	quantQ8_0AVX2(&x[0], nb, &q[0], (*uint32)(unsafe.Pointer(&amax[0])), &sum[0])
+	return true
+}

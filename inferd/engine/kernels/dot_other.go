@@ -30,3 +30,4 @@ func expShiftedFast([]float32, float32)                                { panic("
 func siluMulFast([]float32, []float32)                                 { panic("unreachable") }
 func scaledDotsFast([]float32, []float32, int, float32, []float32)     { panic("unreachable") }
 func axpyLanesFast([]float32, float32, []float32, int, []float32, int) { panic("unreachable") }
+func quantQ8Fast([]float32, int, []int8, []float32, []int32) bool      { return false }

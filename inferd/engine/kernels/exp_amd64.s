@@ -248,3 +248,103 @@ silurest:
 siludone:
 	VZEROUPPER
 	RET
+
+// Constants of quantQ8_0AVX2: the absolute-value mask (eight copies),
+// 127.0, and the dword order that undoes the packs' lane interleaving.
+DATA q8c<>+0(SB)/4, $0x7fffffff
+DATA q8c<>+4(SB)/4, $0x7fffffff
+DATA q8c<>+8(SB)/4, $0x7fffffff
+DATA q8c<>+12(SB)/4, $0x7fffffff
+DATA q8c<>+16(SB)/4, $0x7fffffff
+DATA q8c<>+20(SB)/4, $0x7fffffff
+DATA q8c<>+24(SB)/4, $0x7fffffff
+DATA q8c<>+28(SB)/4, $0x7fffffff
+DATA q8c<>+32(SB)/4, $0x42fe0000
+DATA q8c<>+36(SB)/4, $0
+DATA q8c<>+40(SB)/4, $0
+DATA q8c<>+44(SB)/4, $0
+DATA q8c<>+48(SB)/4, $0
+DATA q8c<>+52(SB)/4, $0
+DATA q8c<>+56(SB)/4, $0
+DATA q8c<>+60(SB)/4, $0
+DATA q8c<>+64(SB)/4, $0
+DATA q8c<>+68(SB)/4, $4
+DATA q8c<>+72(SB)/4, $1
+DATA q8c<>+76(SB)/4, $5
+DATA q8c<>+80(SB)/4, $2
+DATA q8c<>+84(SB)/4, $6
+DATA q8c<>+88(SB)/4, $3
+DATA q8c<>+92(SB)/4, $7
+GLOBL q8c<>(SB), RODATA|NOPTR, $96
+
+// func quantQ8_0AVX2(x *float32, nb int, q *int8, amax *uint32, sum *int32)
+// Per block of 32 values, as setBlocks32's loop: amax the largest |x| (its
+// bits), the values times 127/amax (0 when amax is 0) rounded to nearest
+// even into q, and sum their sum.
+TEXT ·quantQ8_0AVX2(SB), NOSPLIT, $0-40
+	MOVQ x+0(FP), SI
+	MOVQ nb+8(FP), CX
+	MOVQ q+16(FP), DI
+	MOVQ amax+24(FP), R8
+	MOVQ sum+32(FP), R9
+	VMOVDQU q8c<>+0(SB), Y15
+	VMOVDQU q8c<>+64(SB), Y14
+	TESTQ CX, CX
+	JE q8done
+q8loop:
+	VMOVUPS (SI), Y0
+	VMOVUPS 32(SI), Y1
+	VMOVUPS 64(SI), Y2
+	VMOVUPS 96(SI), Y3
+	VPAND Y15, Y0, Y4
+	VPAND Y15, Y1, Y5
+	VPAND Y15, Y2, Y6
+	VPAND Y15, Y3, Y7
+	VPMAXUD Y5, Y4, Y4
+	VPMAXUD Y7, Y6, Y6
+	VPMAXUD Y6, Y4, Y4
+	VEXTRACTI128 $1, Y4, X5
+	VPMAXUD X5, X4, X4
+	VPSHUFD $0x4e, X4, X5
+	VPMAXUD X5, X4, X4
+	VPSHUFD $0xb1, X4, X5
+	VPMAXUD X5, X4, X4
+	VMOVD X4, (R8)
+	VMOVSS q8c<>+32(SB), X6
+	VDIVSS X4, X6, X6
+	VXORPS X7, X7, X7
+	VCMPSS $4, X7, X4, X7
+	VANDPS X7, X6, X6
+	VBROADCASTSS X6, Y6
+	VMULPS Y6, Y0, Y0
+	VMULPS Y6, Y1, Y1
+	VMULPS Y6, Y2, Y2
+	VMULPS Y6, Y3, Y3
+	VCVTPS2DQ Y0, Y0
+	VCVTPS2DQ Y1, Y1
+	VCVTPS2DQ Y2, Y2
+	VCVTPS2DQ Y3, Y3
+	VPADDD Y1, Y0, Y8
+	VPADDD Y3, Y2, Y9
+	VPADDD Y9, Y8, Y8
+	VEXTRACTI128 $1, Y8, X9
+	VPADDD X9, X8, X8
+	VPSHUFD $0x4e, X8, X9
+	VPADDD X9, X8, X8
+	VPSHUFD $0xb1, X8, X9
+	VPADDD X9, X8, X8
+	VMOVD X8, (R9)
+	VPACKSSDW Y1, Y0, Y0
+	VPACKSSDW Y3, Y2, Y2
+	VPACKSSWB Y2, Y0, Y0
+	VPERMD Y0, Y14, Y0
+	VMOVDQU Y0, (DI)
+	ADDQ $128, SI
+	ADDQ $32, DI
+	ADDQ $4, R8
+	ADDQ $4, R9
+	DECQ CX
+	JNE q8loop
+q8done:
+	VZEROUPPER
+	RET

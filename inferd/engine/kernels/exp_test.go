@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/big"
 	"math/rand/v2"
+	"slices"
 	"testing"
 )
 
@@ -126,4 +127,50 @@ func TestSiLUMulIsGgmlsSwiGLU(t *testing.T) {
 		}
 	}
 	SiLUMul(nil, nil) // no values: nothing to do, no panic
+}
+
+// TestQ8ActivationKernelEqualsTheLoop: the Q8_0/Q8_1 quantization of an
+// activation (quants, scales, sums and the products' precomputed terms)
+// is the same with the AVX2 kernel as with the Go loop, on random blocks,
+// a block of zeros, a block with one huge value, blocks of tiny values and
+// values that scale to exact halves (rounded to even).
+func TestQ8ActivationKernelEqualsTheLoop(t *testing.T) {
+	if !useAVX2 {
+		t.Log("no AVX2 here: both are the Go loop")
+	}
+	r := rand.New(rand.NewPCG(9, 9))
+	x := make([]float32, 64*QA)
+	for i := range x {
+		x[i] = float32(r.NormFloat64() * 3)
+	}
+	for i := range QA {
+		x[QA+i] = 0                       // block 1: zeros
+		x[2*QA+i] = float32(i) * 1e-3     // block 2: small
+		x[3*QA+i] = float32(i-16) + 0.5   // block 3: halves (amax 16.5 ... scaled)
+		x[4*QA+i] = 1e-40 * float32(i+1)  // block 4: subnormal
+		x[5*QA+i] = float32(127-2*i) / 2  // block 5: amax 63.5: 127/amax = 2, so v*id are odd integers
+		x[6*QA+i] = float32(2*i-31) / 254 // block 6: amax 31/254 ... ties at .5 after scaling
+	}
+	x[7*QA+5] = 3e38 // block 7: one huge value
+	var fast, slow Act
+	fast.SetFormats(x, Blocks32)
+	restore := setFast(false)
+	slow.SetFormats(x, Blocks32)
+	restore()
+	for _, c := range []struct {
+		name string
+		eq   bool
+	}{
+		{"Q", slices.Equal(fast.Q, slow.Q)}, {"D", slices.Equal(fast.D, slow.D)}, {"Sum", slices.Equal(fast.Sum, slow.Sum)},
+		{"S", slices.Equal(fast.S, slow.S)}, {"C", slices.Equal(fast.C, slow.C)}, {"N8", slices.Equal(fast.N8, slow.N8)},
+	} {
+		if !c.eq {
+			t.Errorf("%s differs between the kernel and the loop", c.name)
+		}
+	}
+	for b := range 8 {
+		if !slices.Equal(fast.Q[b*QA:(b+1)*QA], slow.Q[b*QA:(b+1)*QA]) {
+			t.Errorf("block %d: kernel %v, loop %v", b, fast.Q[b*QA:(b+1)*QA], slow.Q[b*QA:(b+1)*QA])
+		}
+	}
 }
