@@ -242,12 +242,6 @@ func dot4K(t gguf.TensorType, a []*Act) dot4Func {
 }
 
 //go:noescape
-func dotF32AVX2(a, b *float32, n int) float32
-
-//go:noescape
-func axpyF32AVX2(alpha float32, x, y *float32, n int)
-
-//go:noescape
 func dotF32RowAVX2(a, b *float32, n int) float32
 
 //go:noescape
@@ -263,7 +257,13 @@ func dotF16Row(row []byte, x []float32) (float32, bool) {
 	return dotF16RowAVX2((*uint16)(unsafe.Pointer(&row[0])), &x[0], len(x)), true
 }
 
-func dotF32Fast(a, b []float32) float32 { return dotF32AVX2(&a[0], &b[0], len(a)) }
+// dotF32Fast and axpyF32Fast are the attention kernels over one row (a
+// product by 1 and a weight of 1 are exact).
+func dotF32Fast(a, b []float32) float32 {
+	var out float32
+	scaledDotsF32AVX2(&a[0], &b[0], 0, len(a), 1, 1, &out)
+	return out
+}
 
 // dotF32Row is an F32 weight row's product, summed as llama.cpp's tinyBLAS
 // sums it on AVX2 (one eight-lane accumulator), when the CPU and the length
@@ -276,7 +276,10 @@ func dotF32Row(w, x []float32) (float32, bool) {
 	return dotF32RowAVX2(&w[0], &x[0], len(x)), true
 }
 
-func axpyF32Fast(alpha float32, x, y []float32) { axpyF32AVX2(alpha, &x[0], &y[0], len(x)) }
+func axpyF32Fast(alpha float32, x, y []float32) {
+	one := float32(1)
+	axpyLanesF32AVX2(&one, alpha, &x[0], 0, len(x), 1, &y[0], 0)
+}
 
 // setFast turns the assembly kernels on (as the CPU allows) or off, and
 // returns what restores them; for tests that compare paths.

@@ -137,6 +137,44 @@ DATA expc<>+504(SB)/4, $0x80000000
 DATA expc<>+508(SB)/4, $0x80000000
 GLOBL expc<>(SB), RODATA|NOPTR, $512
 
+// EXP8 sets Y0 to e^Y0 on eight lanes (ggml_v_expf); it clobbers Y1-Y7,
+// Y9-Y11 and AX, and jumps to done as soon as Y0 holds the result.
+#define EXP8(done) \
+	VMOVUPS expc<>+0(SB), Y1; \
+	VFMADD231PS expc<>+32(SB), Y0, Y1; \
+	VSUBPS expc<>+0(SB), Y1, Y2; \
+	VFNMADD231PS expc<>+64(SB), Y2, Y0; \
+	VFNMADD231PS expc<>+96(SB), Y2, Y0; \
+	VPSLLD $23, Y1, Y1; \
+	VPADDD expc<>+288(SB), Y1, Y3; \
+	VMULPS Y0, Y0, Y4; \
+	VMOVUPS expc<>+160(SB), Y5; \
+	VFMADD231PS expc<>+128(SB), Y0, Y5; \
+	VMOVUPS expc<>+224(SB), Y6; \
+	VFMADD231PS expc<>+192(SB), Y0, Y6; \
+	VFMADD231PS Y4, Y5, Y6; \
+	VMULPS expc<>+256(SB), Y0, Y7; \
+	VFMADD231PS Y4, Y6, Y7; \
+	VANDPS expc<>+320(SB), Y2, Y9; \
+	VCMPPS $0x1e, expc<>+352(SB), Y9, Y10; \
+	VMOVMSKPS Y10, AX; \
+	VMOVAPS Y3, Y0; \
+	VFMADD231PS Y7, Y3, Y0; \
+	TESTL AX, AX; \
+	JEQ done; \
+	VXORPS Y11, Y11, Y11; \
+	VCMPPS $0x12, Y11, Y2, Y11; \
+	VANDPS expc<>+416(SB), Y11, Y11; \
+	VPADDD expc<>+448(SB), Y11, Y4; \
+	VPSUBD Y11, Y1, Y5; \
+	VMOVAPS Y5, Y6; \
+	VFMADD231PS Y7, Y5, Y6; \
+	VMULPS Y4, Y6, Y6; \
+	VBLENDVPS Y10, Y6, Y0, Y0; \
+	VCMPPS $0x1e, expc<>+384(SB), Y9, Y10; \
+	VMULPS Y4, Y4, Y6; \
+	VBLENDVPS Y10, Y6, Y0, Y0
+
 // func expShiftedAVX2(x *float32, n int, shift float32)
 // x[i] = e^(x[i]-shift) for n (a multiple of 8) values.
 TEXT ·expShiftedAVX2(SB), NOSPLIT, $0-20
@@ -148,40 +186,7 @@ TEXT ·expShiftedAVX2(SB), NOSPLIT, $0-20
 exploop:
 	VMOVUPS (SI), Y0
 	VSUBPS Y12, Y0, Y0
-	VMOVUPS expc<>+0(SB), Y1
-	VFMADD231PS expc<>+32(SB), Y0, Y1
-	VSUBPS expc<>+0(SB), Y1, Y2
-	VFNMADD231PS expc<>+64(SB), Y2, Y0
-	VFNMADD231PS expc<>+96(SB), Y2, Y0
-	VPSLLD $23, Y1, Y1
-	VPADDD expc<>+288(SB), Y1, Y3
-	VMULPS Y0, Y0, Y4
-	VMOVUPS expc<>+160(SB), Y5
-	VFMADD231PS expc<>+128(SB), Y0, Y5
-	VMOVUPS expc<>+224(SB), Y6
-	VFMADD231PS expc<>+192(SB), Y0, Y6
-	VFMADD231PS Y4, Y5, Y6
-	VMULPS expc<>+256(SB), Y0, Y7
-	VFMADD231PS Y4, Y6, Y7
-	VANDPS expc<>+320(SB), Y2, Y9
-	VCMPPS $0x1e, expc<>+352(SB), Y9, Y10
-	VMOVMSKPS Y10, AX
-	VMOVAPS Y3, Y0
-	VFMADD231PS Y7, Y3, Y0
-	TESTL AX, AX
-	JEQ expstore
-	VXORPS Y11, Y11, Y11
-	VCMPPS $0x12, Y11, Y2, Y11
-	VANDPS expc<>+416(SB), Y11, Y11
-	VPADDD expc<>+448(SB), Y11, Y4
-	VPSUBD Y11, Y1, Y5
-	VMOVAPS Y5, Y6
-	VFMADD231PS Y7, Y5, Y6
-	VMULPS Y4, Y6, Y6
-	VBLENDVPS Y10, Y6, Y0, Y0
-	VCMPPS $0x1e, expc<>+384(SB), Y9, Y10
-	VMULPS Y4, Y4, Y6
-	VBLENDVPS Y10, Y6, Y0, Y0
+	EXP8(expstore)
 expstore:
 	VMOVUPS Y0, (SI)
 	ADDQ $32, SI
@@ -202,40 +207,7 @@ TEXT ·siluMulAVX2(SB), NOSPLIT, $0-24
 siluloop:
 	VMOVUPS (SI), Y12
 	VXORPS expc<>+480(SB), Y12, Y0
-	VMOVUPS expc<>+0(SB), Y1
-	VFMADD231PS expc<>+32(SB), Y0, Y1
-	VSUBPS expc<>+0(SB), Y1, Y2
-	VFNMADD231PS expc<>+64(SB), Y2, Y0
-	VFNMADD231PS expc<>+96(SB), Y2, Y0
-	VPSLLD $23, Y1, Y1
-	VPADDD expc<>+288(SB), Y1, Y3
-	VMULPS Y0, Y0, Y4
-	VMOVUPS expc<>+160(SB), Y5
-	VFMADD231PS expc<>+128(SB), Y0, Y5
-	VMOVUPS expc<>+224(SB), Y6
-	VFMADD231PS expc<>+192(SB), Y0, Y6
-	VFMADD231PS Y4, Y5, Y6
-	VMULPS expc<>+256(SB), Y0, Y7
-	VFMADD231PS Y4, Y6, Y7
-	VANDPS expc<>+320(SB), Y2, Y9
-	VCMPPS $0x1e, expc<>+352(SB), Y9, Y10
-	VMOVMSKPS Y10, AX
-	VMOVAPS Y3, Y0
-	VFMADD231PS Y7, Y3, Y0
-	TESTL AX, AX
-	JEQ silurest
-	VXORPS Y11, Y11, Y11
-	VCMPPS $0x12, Y11, Y2, Y11
-	VANDPS expc<>+416(SB), Y11, Y11
-	VPADDD expc<>+448(SB), Y11, Y4
-	VPSUBD Y11, Y1, Y5
-	VMOVAPS Y5, Y6
-	VFMADD231PS Y7, Y5, Y6
-	VMULPS Y4, Y6, Y6
-	VBLENDVPS Y10, Y6, Y0, Y0
-	VCMPPS $0x1e, expc<>+384(SB), Y9, Y10
-	VMULPS Y4, Y4, Y6
-	VBLENDVPS Y10, Y6, Y0, Y0
+	EXP8(silurest)
 silurest:
 	VADDPS expc<>+288(SB), Y0, Y0
 	VDIVPS Y0, Y12, Y12
